@@ -1,0 +1,107 @@
+//! `/__sim/...`: the control API tests and demos use to inspect the request
+//! log, change limits, move time, and edit records as a person would in
+//! Salesforce. Not part of the Salesforce surface; never counted.
+
+use super::errors::{json, ApiError};
+use crate::org::Undo;
+use crate::sim::Sim;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn object_body(body: &Bytes) -> Result<Map<String, Json>, ApiError> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body).map_err(ApiError::bad_json)? {
+        Json::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_json("expected a JSON object")),
+    }
+}
+
+pub async fn dispatch(State(sim): State<Arc<Sim>>, Path(rest): Path<String>, method: Method, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    control(&sim, method.as_str(), &segments, &params, &body).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn settings(sim: &Sim) -> Json {
+    serde_json::json!({"daily_limit": sim.usage.lock().daily_limit, "token_lifetime_secs": sim.token_lifetime().num_seconds()})
+}
+
+fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, String>, body: &Bytes) -> Result<Response, ApiError> {
+    let ok = |v: Json| Ok(json(StatusCode::OK, &v));
+    match (method, segments) {
+        ("GET", ["requests"]) => {
+            let since = params.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
+            ok(serde_json::json!({"requests": sim.log.lock().since(since)}))
+        }
+        ("DELETE", ["requests"]) => {
+            sim.log.lock().clear();
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ("GET", ["usage"]) => {
+            let now = sim.clock.now();
+            let mut usage = sim.usage.lock();
+            let used = usage.used(now);
+            ok(serde_json::json!({
+                "api_requests_used": used,
+                "daily_limit": usage.daily_limit,
+                "remaining": usage.daily_limit.saturating_sub(used),
+                "requests_seen": usage.requests_seen,
+            }))
+        }
+        ("GET", ["settings"]) => ok(settings(sim)),
+        ("PATCH", ["settings"]) => {
+            let changes = object_body(body)?;
+            for key in changes.keys() {
+                if !matches!(key.as_str(), "daily_limit" | "token_lifetime_secs") {
+                    return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", format!("unknown setting '{key}'")));
+                }
+            }
+            if let Some(limit) = changes.get("daily_limit") {
+                sim.usage.lock().daily_limit = limit.as_u64().ok_or_else(|| ApiError::bad_json("daily_limit must be a whole number"))?;
+            }
+            if let Some(secs) = changes.get("token_lifetime_secs") {
+                sim.set_token_lifetime(secs.as_i64().filter(|s| *s > 0).ok_or_else(|| ApiError::bad_json("token_lifetime_secs must be positive"))?);
+            }
+            ok(settings(sim))
+        }
+        ("GET", ["time"]) => ok(serde_json::json!({"now": crate::value::format_datetime(&sim.clock.now())})),
+        ("POST", ["time", "advance"]) => {
+            let seconds = object_body(body)?.get("seconds").and_then(Json::as_i64).ok_or_else(|| ApiError::bad_json("seconds is required"))?;
+            sim.clock.advance(chrono::Duration::seconds(seconds));
+            ok(serde_json::json!({"now": crate::value::format_datetime(&sim.clock.now())}))
+        }
+        ("POST", ["reset"]) => {
+            sim.reset().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "RESET_FAILED", e))?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ("POST", ["tokens", "expire"]) => {
+            sim.auth.lock().expire_all();
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (_, ["records", object, rest @ ..]) => record_edit(sim, method, object, rest, params, body),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Edits made as the admin user through Salesforce's UI would make them.
+fn record_edit(sim: &Sim, method: &str, object: &str, rest: &[&str], params: &HashMap<String, String>, body: &Bytes) -> Result<Response, ApiError> {
+    let mut org = sim.org.write();
+    let index = org.object(object).ok_or_else(ApiError::not_found)?;
+    let author = sim.author(&org.admin_user_id.clone());
+    let id = match (method, rest) {
+        ("POST", []) => org.create(index, &object_body(body)?, &author, &mut Undo::default())?,
+        ("PATCH", [id]) => org.update(index, id, &object_body(body)?, &author, &mut Undo::default())?,
+        ("DELETE", [id]) if params.get("hard").is_some_and(|h| h == "true") => org.hard_delete(index, id, &author)?,
+        ("DELETE", [id]) => org.delete(index, id, &author, &mut Undo::default())?,
+        ("POST", [id, "undelete"]) => org.undelete(index, id, &author)?,
+        _ => return Err(ApiError::not_found()),
+    };
+    Ok(json(StatusCode::OK, &serde_json::json!({"id": id})))
+}

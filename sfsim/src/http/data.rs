@@ -1,0 +1,446 @@
+//! `/services/data/vNN.N/...`: authentication, API usage, and the resources
+//! other than sObject Collections.
+
+use super::errors::{json, ApiError};
+use super::oauth::bearer;
+use super::LogInfo;
+use crate::cursors::Cursor;
+use crate::org::{Org, Record, Undo};
+use crate::render::{all_fields, record_url, RecordList, RecordView};
+use crate::schema::{FieldType, ObjectDef};
+use crate::sim::{Sim, NEWEST_API_VERSION, OLDEST_API_VERSION};
+use crate::soql::exec;
+use crate::soql::plan::{self, Node, Projection};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const MAX_PAGE_SIZE: usize = 2_000;
+pub const MIN_PAGE_SIZE: usize = 200;
+/// Pages hold at most this many records when two or more long text areas are selected.
+pub const LONG_TEXT_PAGE_SIZE: usize = 200;
+/// Upsert answers 200 rather than 204 for an update from this version on.
+const UPSERT_200_SINCE: f64 = 46.0;
+
+pub async fn versions(State(sim): State<Arc<Sim>>) -> Response {
+    let _ = sim;
+    let list: Vec<Json> = (OLDEST_API_VERSION..=NEWEST_API_VERSION)
+        .map(|v| serde_json::json!({"label": format!("Release {v}"), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0")}))
+        .collect();
+    json(StatusCode::OK, &list)
+}
+
+/// One authenticated data API request.
+pub struct ApiRequest<'a> {
+    pub sim: &'a Sim,
+    pub version: &'a str,
+    pub method: Method,
+    pub headers: &'a HeaderMap,
+    pub params: HashMap<String, String>,
+    pub body: &'a Bytes,
+    pub user: &'a str,
+    pub info: LogInfo,
+}
+
+impl ApiRequest<'_> {
+    pub fn json_body(&self) -> Result<Json, ApiError> {
+        serde_json::from_slice(self.body).map_err(ApiError::bad_json)
+    }
+
+    pub fn object_body(&self) -> Result<Map<String, Json>, ApiError> {
+        match self.json_body()? {
+            Json::Object(map) => Ok(map),
+            _ => Err(ApiError::bad_json("Cannot deserialize instance of SObject from START_ARRAY value")),
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+pub async fn dispatch(
+    State(sim): State<Arc<Sim>>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let version = match segments.first().and_then(|v| v.strip_prefix('v')) {
+        Some(v) if Sim::supported_version(v) => v.to_string(),
+        _ => return ApiError::not_found().into_response(),
+    };
+    let now = sim.clock.now();
+    let user = bearer(&headers).and_then(|t| sim.auth.lock().user_of(t, now).map(str::to_string));
+    let Some(user) = user else {
+        let mut r = ApiError::invalid_session().into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        return r;
+    };
+    let counted = sim.usage.lock().take(now);
+    let params = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let mut req = ApiRequest {
+        sim: &sim,
+        version: &version,
+        method,
+        headers: &headers,
+        params,
+        body: &body,
+        user: &user,
+        info: LogInfo { counted, ..LogInfo::default() },
+    };
+    let mut response = if counted {
+        route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response)
+    } else {
+        ApiError::limit_exceeded().into_response()
+    };
+    let usage = sim.usage.lock().header(now);
+    response.headers_mut().insert("Sforce-Limit-Info", HeaderValue::from_str(&usage).expect("ascii header"));
+    response.extensions_mut().insert(req.info);
+    response
+}
+
+fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> {
+    let method = req.method.as_str().to_string();
+    let allow = |allowed: &str| Err(ApiError::method_not_allowed(&method, allowed));
+    match segments {
+        [] => match method.as_str() {
+            "GET" => Ok(resources(req)),
+            _ => allow("GET"),
+        },
+        ["limits"] => match method.as_str() {
+            "GET" => Ok(limits(req)),
+            _ => allow("GET"),
+        },
+        [kind @ ("query" | "queryAll")] => match method.as_str() {
+            "GET" => query(req, *kind == "queryAll"),
+            _ => allow("GET"),
+        },
+        ["query" | "queryAll", locator] => match method.as_str() {
+            "GET" => query_more(req, locator),
+            _ => allow("GET"),
+        },
+        ["sobjects"] => match method.as_str() {
+            "GET" => Ok(describe_global(req)),
+            _ => allow("GET"),
+        },
+        ["sobjects", object] => match method.as_str() {
+            "GET" => sobject_info(req, object),
+            "POST" => create(req, object),
+            _ => allow("GET, HEAD, POST"),
+        },
+        ["sobjects", object, "describe"] => match method.as_str() {
+            "GET" => describe(req, object),
+            _ => allow("GET, HEAD"),
+        },
+        ["sobjects", object, id] => match method.as_str() {
+            "GET" => read_record(req, object, id),
+            "PATCH" => update(req, object, id),
+            "DELETE" => delete(req, object, id),
+            _ => allow("GET, PATCH, DELETE"),
+        },
+        ["sobjects", object, field, value] => by_field(req, object, field, value),
+        ["composite", "sobjects", rest @ ..] => super::collections::route(req, rest),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn resources(req: &ApiRequest) -> Response {
+    let base = format!("/services/data/v{}", req.version);
+    let names = ["sobjects", "query", "queryAll", "limits", "composite"];
+    let map: Map<String, Json> = names.iter().map(|n| (n.to_string(), Json::String(format!("{base}/{n}")))).collect();
+    json(StatusCode::OK, &map)
+}
+
+fn limits(req: &ApiRequest) -> Response {
+    let now = req.sim.clock.now();
+    let mut usage = req.sim.usage.lock();
+    let used = usage.used(now);
+    let max = usage.daily_limit;
+    let fixed = |max: u64| serde_json::json!({"Max": max, "Remaining": max});
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "ConcurrentAsyncGetReportInstances": fixed(200),
+            "DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)},
+            "DailyAsyncApexExecutions": fixed(250_000),
+            "DailyBulkApiBatches": fixed(15_000),
+            "DailyBulkV2QueryJobs": fixed(10_000),
+            "DataStorageMB": fixed(1_024),
+            "FileStorageMB": fixed(1_024),
+        }),
+    )
+}
+
+fn object_def(org: &Org, name: &str) -> Result<(usize, Arc<ObjectDef>), ApiError> {
+    let object = org.object(name).ok_or_else(ApiError::not_found)?;
+    Ok((object, org.def(object).clone()))
+}
+
+fn describe_global(req: &ApiRequest) -> Response {
+    let org = req.sim.org.read();
+    let sobjects: Vec<Json> = org.objects.iter().map(|o| o.def.sobject_summary(req.version)).collect();
+    json(StatusCode::OK, &serde_json::json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}))
+}
+
+fn sobject_info(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
+    let org = req.sim.org.read();
+    let (_, def) = object_def(&org, name)?;
+    Ok(json(StatusCode::OK, &serde_json::json!({"objectDescribe": def.sobject_summary(req.version), "recentItems": []})))
+}
+
+fn describe(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
+    let org = req.sim.org.read();
+    let (_, def) = object_def(&org, name)?;
+    let since = req
+        .headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok());
+    if since.is_some_and(|s| org.schema_changed_at.timestamp() <= s.timestamp()) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let mut response = json(StatusCode::OK, &def.describe(req.version));
+    let modified = org.schema_changed_at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    response.headers_mut().insert(header::LAST_MODIFIED, HeaderValue::from_str(&modified).expect("ascii date"));
+    Ok(response)
+}
+
+fn page_size(req: &ApiRequest, long_text_fields: usize) -> usize {
+    let hint = req
+        .headers
+        .get("Sforce-Query-Options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(MAX_PAGE_SIZE)
+        .clamp(MIN_PAGE_SIZE, MAX_PAGE_SIZE);
+    if long_text_fields >= 2 { hint.min(LONG_TEXT_PAGE_SIZE) } else { hint }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<'a> {
+    total_size: usize,
+    done: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_records_url: Option<String>,
+    records: RecordList<'a>,
+}
+
+fn page(req: &mut ApiRequest, org: &Org, cursor: &Cursor, locator: Option<&str>, start: usize) -> Response {
+    let rows = &cursor.rows;
+    let end = (start + cursor.page_size).min(rows.len());
+    let next_records_url = locator.filter(|_| end < rows.len()).map(|id| format!("/services/data/v{}/query/{id}-{end}", req.version));
+    req.info.records = Some(end - start);
+    let body = Page {
+        total_size: rows.len(),
+        done: next_records_url.is_none(),
+        next_records_url,
+        records: RecordList { org, def: org.def(cursor.object), records: &rows[start..end], nodes: &cursor.nodes, version: req.version },
+    };
+    json(StatusCode::OK, &body)
+}
+
+fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiError> {
+    let soql = req
+        .param("q")
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified"))?;
+    req.info.soql = Some(soql.clone());
+    let org = req.sim.org.read();
+    let plan = plan::plan(&org, &soql)?;
+    let rows = exec::run(&org, &plan, include_deleted);
+    let nodes = match plan.projection {
+        Projection::Count => {
+            req.info.records = Some(0);
+            return Ok(json(StatusCode::OK, &serde_json::json!({"totalSize": rows.len(), "done": true, "records": []})));
+        }
+        Projection::Fields(nodes) => Arc::new(nodes),
+    };
+    let page_size = page_size(req, plan.long_text_fields);
+    let rows = Arc::new(rows);
+    let cursor = Cursor::new(plan.object, nodes, rows, page_size, soql);
+    let locator = (cursor.rows.len() > page_size).then(|| req.sim.cursors.lock().open(&cursor, req.sim.clock.now()));
+    Ok(page(req, &org, &cursor, locator.as_deref(), 0))
+}
+
+fn query_more(req: &mut ApiRequest, locator: &str) -> Result<Response, ApiError> {
+    let now = req.sim.clock.now();
+    let (cursor, start) = req
+        .sim
+        .cursors
+        .lock()
+        .resolve(locator, now)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator"))?;
+    req.info.soql = Some(cursor.soql.clone());
+    let id = locator.rsplit_once('-').map(|(id, _)| id.to_string());
+    let org = req.sim.org.read();
+    Ok(page(req, &org, &cursor, id.as_deref(), start))
+}
+
+fn created(req: &ApiRequest, object: &str, id: &str) -> Response {
+    let mut r = json(StatusCode::CREATED, &serde_json::json!({"id": id, "success": true, "errors": []}));
+    if let Ok(v) = HeaderValue::from_str(&record_url(req.version, object, id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn create(req: &mut ApiRequest, name: &str) -> Result<Response, ApiError> {
+    let body = req.object_body()?;
+    let mut org = req.sim.org.write();
+    let (object, def) = object_def(&org, name)?;
+    let id = org.create(object, &body, &req.sim.author(req.user), &mut Undo::default())?;
+    Ok(created(req, &def.name, &id))
+}
+
+/// The fields named in a `fields=` parameter, or all of them.
+fn requested_fields(def: &ObjectDef, fields: Option<&str>) -> Result<Vec<Node>, ApiError> {
+    let Some(list) = fields else { return Ok(all_fields(def)) };
+    list.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|name| {
+            def.field_index(name).map(|index| Node::Field { name: def.fields[index].name.clone(), index }).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", format!("No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", def.name))
+            })
+        })
+        .collect()
+}
+
+fn record_response(req: &ApiRequest, org: &Org, def: &ObjectDef, rec: &Record) -> Result<Response, ApiError> {
+    let nodes = requested_fields(def, req.param("fields"))?;
+    Ok(json(StatusCode::OK, &RecordView { org, def, rec, nodes: &nodes, version: req.version, by_name: false }))
+}
+
+fn live<'o>(org: &'o Org, object: usize, id: &str) -> Result<&'o Arc<Record>, ApiError> {
+    org.record(object, id).filter(|r| !r.is_deleted(org.def(object))).ok_or_else(ApiError::not_found)
+}
+
+fn read_record(req: &ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
+    let org = req.sim.org.read();
+    let (object, def) = object_def(&org, name)?;
+    let rec = live(&org, object, id)?;
+    record_response(req, &org, &def, rec)
+}
+
+fn update(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
+    let body = req.object_body()?;
+    let mut org = req.sim.org.write();
+    let (object, _) = object_def(&org, name)?;
+    org.update(object, id, &body, &req.sim.author(req.user), &mut Undo::default())?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn delete(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
+    let mut org = req.sim.org.write();
+    let (object, _) = object_def(&org, name)?;
+    org.delete(object, id, &req.sim.author(req.user), &mut Undo::default())?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `/sobjects/{Obj}/{ExternalIdField}/{value}` and `/sobjects/{Obj}/{id}/{Base64Field}`.
+fn by_field(req: &mut ApiRequest, name: &str, field: &str, value: &str) -> Result<Response, ApiError> {
+    let blob_field = {
+        let org = req.sim.org.read();
+        let (_, def) = object_def(&org, name)?;
+        match def.field(value) {
+            Some(f) if f.ftype == FieldType::Base64 && def.field(field).is_none() => Some(f.name.clone()),
+            _ => None,
+        }
+    };
+    if let Some(blob_field) = blob_field {
+        return blob(req, name, field, &blob_field);
+    }
+    let (object, def, field_index) = {
+        let org = req.sim.org.read();
+        let (object, def) = object_def(&org, name)?;
+        let index = def.field_index(field).filter(|i| def.fields[*i].external_id || *i == def.system.id).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Provided external ID field does not exist or is not accessible: {field}"))
+        })?;
+        (object, def, index)
+    };
+    let key_value = crate::value::Value::text(value);
+    let matches = |org: &Org| -> Vec<String> {
+        if field_index == def.system.id {
+            live(org, object, value).map(|r| vec![r.id().to_string()]).unwrap_or_default()
+        } else {
+            org.objects[object].find(field_index, &key_value)
+        }
+    };
+    let multiple = |ids: &[String]| -> Response {
+        let urls: Vec<String> = ids.iter().map(|id| record_url(req.version, &def.name, id)).collect();
+        json(StatusCode::MULTIPLE_CHOICES, &urls)
+    };
+    match req.method.as_str() {
+        "GET" => {
+            let org = req.sim.org.read();
+            match matches(&org).as_slice() {
+                [] => Err(ApiError::not_found()),
+                [one] => record_response(req, &org, &def, live(&org, object, one)?),
+                many => Ok(multiple(many)),
+            }
+        }
+        "DELETE" => {
+            let mut org = req.sim.org.write();
+            match matches(&org).as_slice() {
+                [] => Err(ApiError::not_found()),
+                [one] => {
+                    org.delete(object, &one.clone(), &req.sim.author(req.user), &mut Undo::default())?;
+                    Ok(StatusCode::NO_CONTENT.into_response())
+                }
+                many => Ok(multiple(many)),
+            }
+        }
+        "PATCH" => {
+            let mut body = req.object_body()?;
+            let mut org = req.sim.org.write();
+            let author = req.sim.author(req.user);
+            match matches(&org).as_slice() {
+                [] if field_index == def.system.id => Err(ApiError::not_found()),
+                [] => {
+                    body.insert(def.fields[field_index].name.clone(), Json::String(value.to_string()));
+                    let id = org.create(object, &body, &author, &mut Undo::default())?;
+                    let mut r = created(req, &def.name, &id);
+                    *r.body_mut() = axum::body::Body::from(serde_json::json!({"id": id, "success": true, "errors": [], "created": true}).to_string());
+                    Ok(r)
+                }
+                [one] => {
+                    let id = org.update(object, &one.clone(), &body, &author, &mut Undo::default())?;
+                    if req.version.parse::<f64>().is_ok_and(|v| v >= UPSERT_200_SINCE) {
+                        Ok(json(StatusCode::OK, &serde_json::json!({"id": id, "success": true, "errors": [], "created": false})))
+                    } else {
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                }
+                many => Ok(multiple(many)),
+            }
+        }
+        other => Err(ApiError::method_not_allowed(other, "GET, PATCH, DELETE")),
+    }
+}
+
+fn blob(req: &ApiRequest, name: &str, id: &str, field: &str) -> Result<Response, ApiError> {
+    if req.method != Method::GET {
+        return Err(ApiError::method_not_allowed(req.method.as_str(), "GET"));
+    }
+    let org = req.sim.org.read();
+    let (object, def) = object_def(&org, name)?;
+    let rec = live(&org, object, id)?;
+    let index = def.field_index(field).expect("checked by the caller");
+    let bytes = rec
+        .get(index)
+        .as_str()
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .ok_or_else(ApiError::not_found)?;
+    Ok(([(header::CONTENT_TYPE, "application/octetstream")], bytes).into_response())
+}

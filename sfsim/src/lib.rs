@@ -1,0 +1,21 @@
+//! sfsim: a local Salesforce for tests, benchmarks and demos. It speaks
+//! OAuth 2.0, the REST data API (query, describe, sObjects, sObject
+//! Collections) with a real SOQL engine, counts API usage, and has a control
+//! API under `/__sim/`.
+
+pub mod auth;
+pub mod clock;
+pub mod cursors;
+pub mod http;
+pub mod ids;
+pub mod org;
+pub mod render;
+pub mod request_log;
+pub mod schema;
+pub mod seed;
+pub mod server;
+pub mod sim;
+pub mod soql;
+pub mod tls;
+pub mod usage;
+pub mod value;

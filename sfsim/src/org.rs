@@ -1,0 +1,690 @@
+//! The org's data: records of every object, held in memory, with the writes
+//! Salesforce allows and the checks it makes on them.
+
+use crate::ids;
+use crate::schema::{FieldDef, FieldType, Formula, ObjectDef, Schema};
+use crate::value::{self, Value};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub values: Vec<Value>,
+}
+
+static NULL: Value = Value::Null;
+
+impl Record {
+    /// A field's stored value; fields added after the record was written read as null.
+    pub fn get(&self, field: usize) -> &Value {
+        self.values.get(field).unwrap_or(&NULL)
+    }
+
+    pub fn id(&self) -> &str {
+        self.values[0].as_str().expect("every record has an Id")
+    }
+
+    pub fn is_deleted(&self, def: &ObjectDef) -> bool {
+        matches!(self.get(def.system.is_deleted), Value::Bool(true))
+    }
+}
+
+/// One record error, as Salesforce reports it: `errorCode` in single-record
+/// responses, `statusCode` in collection results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordError {
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl RecordError {
+    pub fn new(code: &'static str, message: impl Into<String>, fields: Vec<String>) -> Self {
+        RecordError { code, message: message.into(), fields }
+    }
+
+    /// Whether the single-record REST endpoints answer this error with 404 rather than 400.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.code, "NOT_FOUND" | "ENTITY_IS_DELETED")
+    }
+}
+
+pub struct DeletedRecord {
+    pub id: String,
+    pub object: String,
+    pub deleted_date: DateTime<Utc>,
+}
+
+/// Who writes and when; the system fields are set from it.
+#[derive(Clone)]
+pub struct Author {
+    pub user_id: String,
+    pub now: DateTime<Utc>,
+}
+
+enum UndoEntry {
+    Put { object: usize, id: Box<str>, previous: Option<Arc<Record>> },
+    DeletedLog(usize),
+}
+
+/// What a group of writes changed, so an allOrNone request can take it back.
+#[derive(Default)]
+pub struct Undo(Vec<UndoEntry>);
+
+pub struct ObjectData {
+    pub def: Arc<ObjectDef>,
+    pub records: BTreeMap<Box<str>, Arc<Record>>,
+    next_seq: u64,
+    next_auto_number: u64,
+    /// Live records by the lower-cased value of each unique, external-id or
+    /// duplicate-rule field.
+    lookup: HashMap<usize, HashMap<String, Vec<Box<str>>>>,
+}
+
+impl ObjectData {
+    fn new(def: Arc<ObjectDef>) -> Self {
+        let mut indexed: Vec<usize> =
+            (0..def.fields.len()).filter(|i| def.fields[*i].unique || def.fields[*i].external_id).collect();
+        if let Some(rule) = &def.duplicate_rule {
+            indexed.extend(rule.fields.iter().filter_map(|f| def.field_index(f)));
+        }
+        ObjectData {
+            lookup: indexed.into_iter().map(|i| (i, HashMap::new())).collect(),
+            def,
+            records: BTreeMap::new(),
+            next_seq: 1,
+            next_auto_number: 1,
+        }
+    }
+
+    fn lookup_key(v: &Value) -> Option<String> {
+        match v {
+            Value::Null => None,
+            Value::Text(s) => Some(s.to_lowercase()),
+            other => Some(format!("{other:?}")),
+        }
+    }
+
+    fn index(&mut self, rec: &Record, add: bool) {
+        if rec.is_deleted(&self.def) {
+            return;
+        }
+        for (field, map) in self.lookup.iter_mut() {
+            let Some(key) = Self::lookup_key(rec.get(*field)) else { continue };
+            let ids = map.entry(key.clone()).or_default();
+            if add {
+                ids.push(rec.id().into());
+            } else {
+                ids.retain(|i| &**i != rec.id());
+                if ids.is_empty() {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Live records whose indexed field equals `value`, ignoring case.
+    pub fn find(&self, field: usize, value: &Value) -> Vec<String> {
+        let Some(key) = Self::lookup_key(value) else { return vec![] };
+        match self.lookup.get(&field) {
+            Some(map) => map.get(&key).map(|ids| ids.iter().map(|i| i.to_string()).collect()).unwrap_or_default(),
+            None => self
+                .records
+                .values()
+                .filter(|r| !r.is_deleted(&self.def) && Self::lookup_key(r.get(field)).as_deref() == Some(key.as_str()))
+                .map(|r| r.id().to_string())
+                .collect(),
+        }
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.records.values().filter(|r| !r.is_deleted(&self.def)).count()
+    }
+}
+
+pub struct Org {
+    pub org_id: String,
+    pub admin_user_id: String,
+    pub objects: Vec<ObjectData>,
+    by_name: HashMap<String, usize>,
+    by_prefix: HashMap<String, usize>,
+    pub deleted_log: Vec<DeletedRecord>,
+    pub schema_changed_at: DateTime<Utc>,
+}
+
+fn not_found() -> RecordError {
+    RecordError::new("NOT_FOUND", "The requested resource does not exist", vec![])
+}
+
+impl Org {
+    pub fn new(schema: Schema, now: DateTime<Utc>) -> Org {
+        let objects: Vec<ObjectData> = schema.objects.into_iter().map(ObjectData::new).collect();
+        let by_name = objects.iter().enumerate().map(|(i, o)| (o.def.name.to_ascii_lowercase(), i)).collect();
+        let by_prefix = objects.iter().enumerate().map(|(i, o)| (o.def.key_prefix.clone(), i)).collect();
+        Org {
+            org_id: schema.org_id,
+            admin_user_id: String::new(),
+            objects,
+            by_name,
+            by_prefix,
+            deleted_log: Vec::new(),
+            schema_changed_at: now,
+        }
+    }
+
+    pub fn object(&self, name: &str) -> Option<usize> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    pub fn def(&self, object: usize) -> &Arc<ObjectDef> {
+        &self.objects[object].def
+    }
+
+    pub fn object_of_id(&self, id: &str) -> Option<usize> {
+        self.by_prefix.get(ids::key_prefix(id)).copied()
+    }
+
+    /// The record with this id (15 or 18 characters), deleted or not.
+    pub fn record(&self, object: usize, id: &str) -> Option<&Arc<Record>> {
+        let id = ids::canonical(id)?;
+        self.objects[object].records.get(id.as_str())
+    }
+
+    pub fn record_by_id(&self, id: &str) -> Option<(usize, &Arc<Record>)> {
+        let object = self.object_of_id(id)?;
+        self.record(object, id).map(|r| (object, r))
+    }
+
+    pub fn add_field(&mut self, object: usize, field: FieldDef, now: DateTime<Utc>) {
+        let data = &mut self.objects[object];
+        let mut def = (*data.def).clone();
+        def.add_field(field);
+        data.def = Arc::new(def);
+        self.schema_changed_at = now;
+    }
+
+    /// A field's value as Salesforce shows it: stored, or computed for formula
+    /// and compound fields.
+    pub fn read(&self, def: &ObjectDef, rec: &Record, field: usize) -> Value {
+        let f = &def.fields[field];
+        let by_name = |name: &str| def.field_index(name).map(|i| rec.get(i).clone()).unwrap_or(Value::Null);
+        if let Some(formula) = f.formula {
+            return match formula {
+                Formula::FullName => {
+                    let parts: Vec<String> = [by_name("FirstName"), by_name("LastName")]
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect();
+                    if parts.is_empty() { Value::Null } else { Value::text(parts.join(" ")) }
+                }
+                Formula::ExpectedRevenue => match (by_name("Amount").as_f64(), by_name("Probability").as_f64()) {
+                    (Some(a), Some(p)) => Value::Number((a * p).round() / 100.0),
+                    _ => Value::Null,
+                },
+                Formula::InvoiceTotal => match by_name("Amount__c").as_f64() {
+                    Some(a) => {
+                        let rate = by_name("Tax_Rate__c").as_f64().unwrap_or(0.0);
+                        Value::Number((a * (100.0 + rate)).round() / 100.0)
+                    }
+                    None => Value::Null,
+                },
+            };
+        }
+        if f.ftype.is_compound() {
+            return compound_value(def, rec, f);
+        }
+        rec.get(field).clone()
+    }
+
+    fn put(&mut self, object: usize, id: &str, new: Option<Arc<Record>>, undo: &mut Undo) {
+        let data = &mut self.objects[object];
+        let previous = match &new {
+            Some(rec) => data.records.insert(id.into(), rec.clone()),
+            None => data.records.remove(id),
+        };
+        if let Some(old) = &previous {
+            data.index(old, false);
+        }
+        if let Some(rec) = &new {
+            data.index(rec, true);
+        }
+        undo.0.push(UndoEntry::Put { object, id: id.into(), previous });
+    }
+
+    pub fn rollback(&mut self, undo: Undo) {
+        let mut scratch = Undo::default();
+        for entry in undo.0.into_iter().rev() {
+            match entry {
+                UndoEntry::Put { object, id, previous } => self.put(object, &id, previous, &mut scratch),
+                UndoEntry::DeletedLog(len) => self.deleted_log.truncate(len),
+            }
+        }
+    }
+
+    /// Converts and checks the fields of a create or update body.
+    fn parse_fields(&self, def: &ObjectDef, body: &Map<String, Json>, creating: bool) -> Result<Vec<(usize, Value)>, RecordError> {
+        let mut out = Vec::with_capacity(body.len());
+        let mut read_only = Vec::new();
+        for (key, json) in body {
+            if key == "attributes" {
+                continue;
+            }
+            let Some(index) = def.field_index(key) else {
+                return Err(RecordError::new(
+                    "INVALID_FIELD",
+                    format!("No such column '{key}' on sobject of type {}", def.name),
+                    vec![],
+                ));
+            };
+            let field = &def.fields[index];
+            if index == def.system.id {
+                if creating {
+                    return Err(RecordError::new("INVALID_FIELD", "cannot specify Id in an insert call", vec![]));
+                }
+                continue;
+            }
+            if !(if creating { field.createable } else { field.updateable }) {
+                read_only.push(field.name.clone());
+                continue;
+            }
+            let value = value::from_json(field, json).map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?;
+            self.check_value(field, &value)?;
+            out.push((index, value));
+        }
+        if !read_only.is_empty() {
+            return Err(RecordError::new(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!(
+                    "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                    read_only.join(", ")
+                ),
+                read_only,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn check_value(&self, field: &FieldDef, value: &Value) -> Result<(), RecordError> {
+        let Value::Text(text) = value else { return Ok(()) };
+        let fields = vec![field.name.clone()];
+        if field.ftype == FieldType::Reference {
+            let bad_type = || RecordError::new("MALFORMED_ID", format!("{}: id value of incorrect type: {text}", field.label), fields.clone());
+            let id = ids::canonical(text).ok_or_else(bad_type)?;
+            let (object, rec) = self
+                .record_by_id(&id)
+                .ok_or_else(|| RecordError::new("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", vec![]))?;
+            if !field.reference_to.iter().any(|t| *t == self.def(object).name) {
+                return Err(RecordError::new(
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    format!("{}: id value of incorrect type: {text}", field.label),
+                    fields,
+                ));
+            }
+            if rec.is_deleted(self.def(object)) {
+                return Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted", fields));
+            }
+            return Ok(());
+        }
+        if field.ftype != FieldType::Base64 && text.chars().count() > field.length as usize {
+            return Err(RecordError::new(
+                "STRING_TOO_LONG",
+                format!("{}: data value too large: {text} (max length={})", field.label, field.length),
+                fields,
+            ));
+        }
+        if field.ftype == FieldType::Email && !looks_like_email(text) {
+            return Err(RecordError::new("INVALID_EMAIL_ADDRESS", format!("{}: invalid email address: {text}", field.label), fields));
+        }
+        if field.restricted_picklist {
+            let values: Vec<&str> =
+                if field.ftype == FieldType::Multipicklist { text.split(';').collect() } else { vec![&**text] };
+            if let Some(bad) = values.iter().find(|v| !field.picklist_values.iter().any(|p| p == *v)) {
+                return Err(RecordError::new(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    format!("{}: bad value for restricted picklist field: {bad}", field.label),
+                    fields,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rules that look at the whole record: required fields, validation
+    /// rules, unique fields and the duplicate rule.
+    fn check_record(&self, object: usize, rec: &Record) -> Result<(), RecordError> {
+        let data = &self.objects[object];
+        let def = &data.def;
+        let missing: Vec<String> = def
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !f.nillable && f.createable && rec.get(*i).is_null())
+            .map(|(_, f)| f.name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(RecordError::new(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                missing,
+            ));
+        }
+        for rule in &def.validation_rules {
+            let Some(i) = def.field_index(&rule.field) else { continue };
+            if rec.get(i).as_f64().is_some_and(|v| v < rule.min) {
+                return Err(RecordError::new("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message.clone(), vec![rule.field.clone()]));
+            }
+        }
+        let others = |field: usize| -> Vec<String> {
+            data.find(field, rec.get(field)).into_iter().filter(|id| id != rec.id()).collect()
+        };
+        for (i, f) in def.fields.iter().enumerate() {
+            if f.unique {
+                if let Some(other) = others(i).first() {
+                    return Err(RecordError::new(
+                        "DUPLICATE_VALUE",
+                        format!("duplicate value found: {} duplicates value on record with id: {other}", f.name),
+                        vec![],
+                    ));
+                }
+            }
+        }
+        if let Some(rule) = &def.duplicate_rule {
+            let first = rule.fields.first().and_then(|f| def.field_index(f));
+            if let Some(i) = first {
+                if !others(i).is_empty() {
+                    return Err(RecordError::new(
+                        "DUPLICATES_DETECTED",
+                        "You're creating a duplicate record. We recommend you use an existing record instead.",
+                        vec![],
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn create(&mut self, object: usize, body: &Map<String, Json>, author: &Author, undo: &mut Undo) -> Result<String, RecordError> {
+        let def = self.def(object).clone();
+        let parsed = self.parse_fields(&def, body, true)?;
+        let mut values = vec![Value::Null; def.fields.len()];
+        for (i, f) in def.fields.iter().enumerate() {
+            if f.ftype == FieldType::Boolean {
+                values[i] = Value::Bool(false);
+            } else if let (Some(d), true) = (&f.default_value, f.ftype == FieldType::Picklist) {
+                values[i] = Value::text(d.clone());
+            }
+        }
+        for (i, v) in parsed {
+            values[i] = v;
+        }
+        let data = &mut self.objects[object];
+        let id = ids::generate(&def.key_prefix, data.next_seq);
+        data.next_seq += 1;
+        for (i, f) in def.fields.iter().enumerate() {
+            if let Some(format) = &f.auto_number {
+                values[i] = Value::text(format_auto_number(format, data.next_auto_number));
+            }
+        }
+        if def.fields.iter().any(|f| f.auto_number.is_some()) {
+            data.next_auto_number += 1;
+        }
+        let s = def.system;
+        values[s.id] = Value::text(id.clone());
+        if let Some(owner) = s.owner_id {
+            if values[owner].is_null() {
+                values[owner] = Value::text(author.user_id.clone());
+            }
+        }
+        for i in [s.created_by_id, s.last_modified_by_id] {
+            values[i] = Value::text(author.user_id.clone());
+        }
+        for i in [s.created_date, s.last_modified_date, s.system_modstamp] {
+            values[i] = Value::DateTime(author.now);
+        }
+        let rec = Record { values };
+        self.check_record(object, &rec)?;
+        self.put(object, &id, Some(Arc::new(rec)), undo);
+        Ok(id)
+    }
+
+    fn live_record(&self, object: usize, id: &str) -> Result<Arc<Record>, RecordError> {
+        let rec = self.record(object, id).ok_or_else(not_found)?;
+        if rec.is_deleted(self.def(object)) {
+            return Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]));
+        }
+        Ok(rec.clone())
+    }
+
+    fn touched(def: &ObjectDef, mut rec: Record, author: &Author) -> Record {
+        let s = def.system;
+        rec.values.resize(def.fields.len(), Value::Null);
+        rec.values[s.last_modified_by_id] = Value::text(author.user_id.clone());
+        rec.values[s.last_modified_date] = Value::DateTime(author.now);
+        rec.values[s.system_modstamp] = Value::DateTime(author.now);
+        rec
+    }
+
+    pub fn update(&mut self, object: usize, id: &str, body: &Map<String, Json>, author: &Author, undo: &mut Undo) -> Result<String, RecordError> {
+        let def = self.def(object).clone();
+        let current = self.live_record(object, id)?;
+        let parsed = self.parse_fields(&def, body, false)?;
+        let mut rec = Self::touched(&def, (*current).clone(), author);
+        for (i, v) in parsed {
+            rec.values[i] = v;
+        }
+        self.check_record(object, &rec)?;
+        let id = rec.id().to_string();
+        self.put(object, &id, Some(Arc::new(rec)), undo);
+        Ok(id)
+    }
+
+    /// Moves a record to the recycle bin.
+    pub fn delete(&mut self, object: usize, id: &str, author: &Author, undo: &mut Undo) -> Result<String, RecordError> {
+        let def = self.def(object).clone();
+        let current = self.live_record(object, id)?;
+        let mut rec = Self::touched(&def, (*current).clone(), author);
+        rec.values[def.system.is_deleted] = Value::Bool(true);
+        let id = rec.id().to_string();
+        undo.0.push(UndoEntry::DeletedLog(self.deleted_log.len()));
+        self.deleted_log.push(DeletedRecord { id: id.clone(), object: def.name.clone(), deleted_date: author.now });
+        self.put(object, &id, Some(Arc::new(rec)), undo);
+        Ok(id)
+    }
+
+    pub fn undelete(&mut self, object: usize, id: &str, author: &Author) -> Result<String, RecordError> {
+        let def = self.def(object).clone();
+        let current = self.record(object, id).ok_or_else(not_found)?.clone();
+        if !current.is_deleted(&def) {
+            return Err(RecordError::new("UNDELETE_FAILED", "Entity is not in the recycle bin", vec![]));
+        }
+        let mut rec = Self::touched(&def, (*current).clone(), author);
+        rec.values[def.system.is_deleted] = Value::Bool(false);
+        self.check_record(object, &rec)?;
+        let id = rec.id().to_string();
+        self.deleted_log.retain(|d| d.id != id);
+        self.put(object, &id, Some(Arc::new(rec)), &mut Undo::default());
+        Ok(id)
+    }
+
+    /// Removes a record for good, as emptying the recycle bin does.
+    pub fn hard_delete(&mut self, object: usize, id: &str, author: &Author) -> Result<String, RecordError> {
+        let current = self.record(object, id).ok_or_else(not_found)?.clone();
+        let id = current.id().to_string();
+        if !self.deleted_log.iter().any(|d| d.id == id) {
+            let name = self.def(object).name.clone();
+            self.deleted_log.push(DeletedRecord { id: id.clone(), object: name, deleted_date: author.now });
+        }
+        self.put(object, &id, None, &mut Undo::default());
+        Ok(id)
+    }
+
+    /// Inserts a generated record as it is, without the checks a write makes.
+    /// An empty `author` makes the record its own author (the first user).
+    pub fn insert_seeded(&mut self, object: usize, mut values: Vec<Value>, created: DateTime<Utc>, author: &str) -> String {
+        let def = self.def(object).clone();
+        let data = &mut self.objects[object];
+        let id = ids::generate(&def.key_prefix, data.next_seq);
+        data.next_seq += 1;
+        values.resize(def.fields.len(), Value::Null);
+        for (i, f) in def.fields.iter().enumerate() {
+            if let Some(format) = &f.auto_number {
+                values[i] = Value::text(format_auto_number(format, data.next_auto_number));
+            } else if f.ftype == FieldType::Boolean && values[i].is_null() {
+                values[i] = Value::Bool(false);
+            }
+        }
+        if def.fields.iter().any(|f| f.auto_number.is_some()) {
+            data.next_auto_number += 1;
+        }
+        let s = def.system;
+        values[s.id] = Value::text(id.clone());
+        let author = if author.is_empty() { id.as_str() } else { author };
+        for i in [Some(s.created_by_id), Some(s.last_modified_by_id), s.owner_id].into_iter().flatten() {
+            if values[i].is_null() {
+                values[i] = Value::text(author);
+            }
+        }
+        for i in [s.created_date, s.last_modified_date, s.system_modstamp] {
+            values[i] = Value::DateTime(created);
+        }
+        let rec = Record { values };
+        data.index(&rec, true);
+        data.records.insert(id.clone().into(), Arc::new(rec));
+        id
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !s.contains(' '),
+        None => false,
+    }
+}
+
+/// `INV-{000000}` with 42 gives `INV-000042`.
+fn format_auto_number(format: &str, n: u64) -> String {
+    match (format.find('{'), format.find('}')) {
+        (Some(open), Some(close)) if close > open => {
+            let width = close - open - 1;
+            format!("{}{:0width$}{}", &format[..open], n, &format[close + 1..], width = width)
+        }
+        _ => format!("{format}{n}"),
+    }
+}
+
+fn compound_value(def: &ObjectDef, rec: &Record, f: &FieldDef) -> Value {
+    let components = def.components_of(&f.name);
+    if components.iter().all(|i| rec.get(*i).is_null()) {
+        return Value::Null;
+    }
+    let mut obj = Map::new();
+    if f.ftype == FieldType::Address {
+        for key in ["city", "country", "countryCode", "geocodeAccuracy", "latitude", "longitude", "postalCode", "state", "stateCode", "street"] {
+            obj.insert(key.into(), Json::Null);
+        }
+    }
+    let prefix = f.name.trim_end_matches("Address").trim_end_matches("__c");
+    for i in components {
+        let name = def.fields[i].name.trim_start_matches(prefix).trim_start_matches("__").trim_end_matches("__s");
+        let mut key: Vec<char> = name.chars().collect();
+        if let Some(c) = key.first_mut() {
+            *c = c.to_ascii_lowercase();
+        }
+        obj.insert(key.into_iter().collect(), value::to_json(rec.get(i)));
+    }
+    Value::Compound(Box::new(Json::Object(obj)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> (Org, Author) {
+        let now = Utc::now();
+        let mut org = Org::new(Schema::builtin(), now);
+        let user = org.object("User").unwrap();
+        let admin = org.insert_seeded(
+            user,
+            vec![],
+            now,
+            "005000000000000AAA",
+        );
+        (org, Author { user_id: admin, now })
+    }
+
+    fn body(v: Json) -> Map<String, Json> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn create_sets_system_fields_and_defaults() {
+        let (mut org, author) = org();
+        let contact = org.object("contact").unwrap();
+        let id = org.create(contact, &body(serde_json::json!({"LastName": "Ng", "firstname": "Ada"})), &author, &mut Undo::default()).unwrap();
+        let def = org.def(contact).clone();
+        let rec = org.record(contact, &id).unwrap().clone();
+        assert_eq!(rec.get(def.field_index("SystemModstamp").unwrap()), &Value::DateTime(author.now));
+        assert_eq!(rec.get(def.field_index("HasOptedOutOfEmail").unwrap()), &Value::Bool(false));
+        assert_eq!(org.read(&def, &rec, def.field_index("Name").unwrap()), Value::text("Ada Ng"));
+    }
+
+    #[test]
+    fn writes_are_checked_like_salesforce() {
+        let (mut org, author) = org();
+        let contact = org.object("Contact").unwrap();
+        let mut undo = Undo::default();
+        let cases = [
+            (serde_json::json!({"FirstName": "A"}), "REQUIRED_FIELD_MISSING"),
+            (serde_json::json!({"LastName": "A", "Foo__c": 1}), "INVALID_FIELD"),
+            (serde_json::json!({"LastName": "A", "Name": "x"}), "INVALID_FIELD_FOR_INSERT_UPDATE"),
+            (serde_json::json!({"LastName": "A", "Birthdate": "01/02/2024"}), "JSON_PARSER_ERROR"),
+            (serde_json::json!({"LastName": "A", "Email": "nope"}), "INVALID_EMAIL_ADDRESS"),
+            (serde_json::json!({"LastName": "A", "Level__c": "Quaternary"}), "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+            (serde_json::json!({"LastName": "A", "AccountId": "001xyz"}), "MALFORMED_ID"),
+            (serde_json::json!({"LastName": "x".repeat(81)}), "STRING_TOO_LONG"),
+            (serde_json::json!({"Id": "003000000000001", "LastName": "A"}), "INVALID_FIELD"),
+        ];
+        for (b, code) in cases {
+            let err = org.create(contact, &body(b.clone()), &author, &mut undo).unwrap_err();
+            assert_eq!(err.code, code, "{b}");
+        }
+    }
+
+    #[test]
+    fn unique_and_duplicate_rules_block_second_record() {
+        let (mut org, author) = org();
+        let contact = org.object("Contact").unwrap();
+        let mut undo = Undo::default();
+        org.create(contact, &body(serde_json::json!({"LastName": "A", "User_Id__c": "u1", "Email": "a@x.io"})), &author, &mut undo).unwrap();
+        let dup_key = org.create(contact, &body(serde_json::json!({"LastName": "B", "User_Id__c": "U1"})), &author, &mut undo).unwrap_err();
+        assert_eq!(dup_key.code, "DUPLICATE_VALUE");
+        let dup_email = org.create(contact, &body(serde_json::json!({"LastName": "B", "Email": "A@X.io"})), &author, &mut undo).unwrap_err();
+        assert_eq!(dup_email.code, "DUPLICATES_DETECTED");
+    }
+
+    #[test]
+    fn rollback_restores_every_change() {
+        let (mut org, author) = org();
+        let account = org.object("Account").unwrap();
+        let id = org.create(account, &body(serde_json::json!({"Name": "Keep"})), &author, &mut Undo::default()).unwrap();
+        let mut undo = Undo::default();
+        org.create(account, &body(serde_json::json!({"Name": "Gone"})), &author, &mut undo).unwrap();
+        org.update(account, &id, &body(serde_json::json!({"Name": "Changed"})), &author, &mut undo).unwrap();
+        org.delete(account, &id, &author, &mut undo).unwrap();
+        org.rollback(undo);
+        let def = org.def(account).clone();
+        assert_eq!(org.objects[account].records.len(), 1);
+        let rec = org.record(account, &id).unwrap();
+        assert_eq!(rec.get(def.field_index("Name").unwrap()), &Value::text("Keep"));
+        assert!(!rec.is_deleted(&def));
+        assert!(org.deleted_log.is_empty());
+    }
+
+    #[test]
+    fn auto_numbers_are_zero_padded() {
+        assert_eq!(format_auto_number("INV-{000000}", 42), "INV-000042");
+        assert_eq!(format_auto_number("{00000000}", 7), "00000007");
+    }
+}

@@ -1,0 +1,97 @@
+//! One simulated org and everything it serves: data, tokens, usage, cursors
+//! and the request log.
+
+use crate::auth::Auth;
+use crate::clock::Clock;
+use crate::cursors::Cursors;
+use crate::org::{Author, Org};
+use crate::request_log::RequestLog;
+use crate::schema::Schema;
+use crate::seed;
+use crate::usage::Usage;
+use chrono::Duration;
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub const DEFAULT_DAILY_LIMIT: u64 = 15_000;
+pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 7_200;
+pub const OLDEST_API_VERSION: u32 = 20;
+pub const NEWEST_API_VERSION: u32 = 64;
+
+#[derive(Clone)]
+pub struct Config {
+    pub seed: String,
+    /// Record counts per object, overriding the seed's.
+    pub records: BTreeMap<String, usize>,
+    pub daily_limit: u64,
+    pub token_lifetime_secs: i64,
+    pub base_url: String,
+}
+
+pub struct Sim {
+    pub config: Config,
+    pub org: RwLock<Org>,
+    pub clock: Clock,
+    pub auth: Mutex<Auth>,
+    pub usage: Mutex<Usage>,
+    pub cursors: Mutex<Cursors>,
+    pub log: Mutex<RequestLog>,
+    token_lifetime_secs: AtomicI64,
+}
+
+fn build_org(config: &Config, clock: &Clock) -> Result<Org, String> {
+    let mut counts = seed::plan(&config.seed)?;
+    counts.extend(config.records.iter().map(|(k, v)| (k.clone(), *v)));
+    let mut org = Org::new(Schema::builtin(), clock.now());
+    seed::populate(&mut org, &counts)?;
+    Ok(org)
+}
+
+impl Sim {
+    pub fn new(config: Config) -> Result<Sim, String> {
+        let clock = Clock::default();
+        let org = build_org(&config, &clock)?;
+        Ok(Sim {
+            auth: Mutex::new(Auth::new(&org.admin_user_id)),
+            usage: Mutex::new(Usage::new(config.daily_limit)),
+            token_lifetime_secs: AtomicI64::new(config.token_lifetime_secs),
+            org: RwLock::new(org),
+            clock,
+            cursors: Mutex::new(Cursors::default()),
+            log: Mutex::new(RequestLog::default()),
+            config,
+        })
+    }
+
+    /// Back to the seeded data with a fresh usage count and an empty log.
+    /// Issued tokens stay valid, so connected clients carry on.
+    pub fn reset(&self) -> Result<(), String> {
+        let org = build_org(&self.config, &self.clock)?;
+        *self.org.write() = org;
+        *self.cursors.lock() = Cursors::default();
+        let limit = self.usage.lock().daily_limit;
+        *self.usage.lock() = Usage::new(limit);
+        self.log.lock().clear();
+        Ok(())
+    }
+
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::seconds(self.token_lifetime_secs.load(Ordering::Relaxed))
+    }
+
+    pub fn set_token_lifetime(&self, secs: i64) {
+        self.token_lifetime_secs.store(secs, Ordering::Relaxed);
+    }
+
+    pub fn author(&self, user_id: &str) -> Author {
+        Author { user_id: user_id.to_string(), now: self.clock.now() }
+    }
+
+    pub fn supported_version(v: &str) -> bool {
+        match v.split_once('.') {
+            Some((major, "0")) => major.parse::<u32>().is_ok_and(|m| (OLDEST_API_VERSION..=NEWEST_API_VERSION).contains(&m)),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Checks a parsed statement against the org's schema and turns it into a
+//! plan: resolved field paths, typed operands and the shape of the output.
+
+use super::ast::*;
+use super::error::SoqlError;
+use super::lexer::decode_string;
+use crate::ids;
+use crate::org::Org;
+use crate::schema::{FieldDef, FieldType, ObjectDef};
+use crate::value::{parse_date, parse_datetime, parse_time};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use std::sync::Arc;
+
+pub const MAX_STATEMENT_CHARS: usize = 100_000;
+pub const MAX_LITERAL_CHARS: usize = 4_000;
+pub const MAX_OFFSET: u64 = 2_000;
+
+/// A field reached from the queried object through zero or more lookups.
+#[derive(Debug, Clone)]
+pub struct FieldPath {
+    /// Reference fields followed, each on the object the previous one reached.
+    pub hops: Vec<usize>,
+    /// The object the final field is typed against.
+    pub object: usize,
+    pub field: usize,
+    /// Whether a polymorphic lookup is on the way, so the final field must be
+    /// found by name on whatever object the record turns out to be.
+    pub by_name: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Field { name: String, index: usize },
+    Parent { relationship: String, reference: usize, object: usize, children: Vec<Node> },
+}
+
+#[derive(Debug, Clone)]
+pub enum Projection {
+    Count,
+    Fields(Vec<Node>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Null,
+    Bool(bool),
+    Number(f64),
+    /// Lower-cased: Salesforce compares text case-insensitively.
+    Text(String),
+    Id(String),
+    Date(NaiveDate),
+    DateTime(DateTime<Utc>),
+    Time(NaiveTime),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LikeTok {
+    AnyRun,
+    AnyChar,
+    Char(char),
+}
+
+#[derive(Debug, Clone)]
+pub enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    Cmp { path: FieldPath, op: CmpOp, operand: Operand, multi: bool },
+    In { path: FieldPath, negated: bool, operands: Vec<Operand>, multi: bool },
+    Like { path: FieldPath, pattern: Vec<LikeTok> },
+    Includes { path: FieldPath, excludes: bool, sets: Vec<Vec<String>> },
+}
+
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub path: FieldPath,
+    pub descending: bool,
+    pub nulls_last: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub object: usize,
+    pub def: Arc<ObjectDef>,
+    pub projection: Projection,
+    pub filter: Option<Filter>,
+    pub order: Vec<SortKey>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+    /// Long text areas selected; two or more cap a page at 200 records.
+    pub long_text_fields: usize,
+}
+
+struct Planner<'a> {
+    org: &'a Org,
+    soql: &'a str,
+    object: usize,
+}
+
+fn invalid_field(soql: &str, at: usize, name: &str, entity: &str) -> SoqlError {
+    SoqlError::at(
+        "INVALID_FIELD",
+        soql,
+        at,
+        format!("No such column '{name}' on entity '{entity}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."),
+    )
+}
+
+impl<'a> Planner<'a> {
+    fn def(&self, object: usize) -> &'a Arc<ObjectDef> {
+        self.org.def(object)
+    }
+
+    fn resolve(&self, path: &Path) -> Result<FieldPath, SoqlError> {
+        let root = self.def(self.object);
+        let mut parts: &[String] = &path.parts;
+        if parts.len() > 1 && parts[0].eq_ignore_ascii_case(&root.name) && root.relationship_field(&parts[0]).is_none() {
+            parts = &parts[1..];
+        }
+        let mut object = self.object;
+        let mut hops = Vec::new();
+        let mut by_name = false;
+        for rel in &parts[..parts.len() - 1] {
+            let def = self.def(object);
+            let reference = def.relationship_field(rel).ok_or_else(|| {
+                SoqlError::at(
+                    "INVALID_FIELD",
+                    self.soql,
+                    path.at,
+                    format!("Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."),
+                )
+            })?;
+            let targets = &def.fields[reference].reference_to;
+            by_name |= targets.len() > 1;
+            object = targets.first().and_then(|t| self.org.object(t)).ok_or_else(|| invalid_field(self.soql, path.at, rel, &def.name))?;
+            hops.push(reference);
+        }
+        let last = parts.last().expect("a path has a part");
+        let def = self.def(object);
+        let field = def.field_index(last).ok_or_else(|| invalid_field(self.soql, path.at, last, &def.name))?;
+        Ok(FieldPath { hops, object, field, by_name })
+    }
+
+    fn field_def(&self, path: &FieldPath) -> &'a FieldDef {
+        &self.def(path.object).fields[path.field]
+    }
+
+    fn add_node(&self, nodes: &mut Vec<Node>, path: &FieldPath, depth: usize, display: &Path) -> Result<(), SoqlError> {
+        if depth == path.hops.len() {
+            let f = self.field_def(path);
+            if nodes.iter().any(|n| matches!(n, Node::Field { name, .. } if name.eq_ignore_ascii_case(&f.name))) {
+                return Err(SoqlError::malformed(self.soql, display.at, format!("duplicate field selected: {}", display.dotted())));
+            }
+            nodes.push(Node::Field { name: f.name.clone(), index: path.field });
+            return Ok(());
+        }
+        let owner = if depth == 0 { self.object } else { self.parent_object(path, depth - 1) };
+        let reference = path.hops[depth];
+        let ref_field = &self.def(owner).fields[reference];
+        let relationship = ref_field.relationship_name.clone().unwrap_or_default();
+        let position = nodes.iter().position(|n| matches!(n, Node::Parent { reference: r, .. } if *r == reference));
+        let index = match position {
+            Some(i) => i,
+            None => {
+                let object = self.parent_object(path, depth);
+                nodes.push(Node::Parent { relationship, reference, object, children: vec![] });
+                nodes.len() - 1
+            }
+        };
+        let Node::Parent { children, .. } = &mut nodes[index] else { unreachable!("a parent node was just found or made") };
+        self.add_node(children, path, depth + 1, display)
+    }
+
+    /// The object reached after following hops `0..=depth`.
+    fn parent_object(&self, path: &FieldPath, depth: usize) -> usize {
+        let mut object = self.object;
+        for hop in &path.hops[..=depth] {
+            let target = &self.def(object).fields[*hop].reference_to[0];
+            object = self.org.object(target).expect("resolved before");
+        }
+        object
+    }
+
+    fn type_error(&self, f: &FieldDef, at: usize) -> SoqlError {
+        let (kind, quoted) = match f.ftype {
+            FieldType::Boolean => ("boolean", false),
+            FieldType::Int | FieldType::Long => ("integer", false),
+            FieldType::Double | FieldType::Currency | FieldType::Percent => ("double", false),
+            FieldType::Date => ("date", false),
+            FieldType::Datetime => ("dateTime", false),
+            FieldType::Time => ("time", false),
+            _ => ("string", true),
+        };
+        let quoting = if quoted { "should be enclosed in quotes" } else { "should not be enclosed in quotes" };
+        SoqlError::at(
+            "INVALID_FIELD",
+            self.soql,
+            at,
+            format!("value of filter criterion for field '{}' must be of type {kind} and {quoting}", f.name),
+        )
+    }
+
+    fn string_literal(&self, raw: &str, at: usize, like: bool) -> Result<String, SoqlError> {
+        let s = decode_string(raw, like).map_err(|m| SoqlError::malformed(self.soql, at, m))?;
+        if s.chars().count() > MAX_LITERAL_CHARS {
+            return Err(SoqlError::malformed(self.soql, at, format!("String literal exceeds the maximum length of {MAX_LITERAL_CHARS} characters")));
+        }
+        Ok(s)
+    }
+
+    fn operand(&self, f: &FieldDef, lit: &Literal, at: usize) -> Result<Operand, SoqlError> {
+        let wrong = || self.type_error(f, at);
+        Ok(match (lit, f.ftype) {
+            (Literal::Null, FieldType::Boolean) => Operand::Bool(false),
+            (Literal::Null, _) => Operand::Null,
+            (Literal::Str(raw), FieldType::Id | FieldType::Reference) => {
+                let s = self.string_literal(raw, at, false)?;
+                match ids::canonical(&s) {
+                    Some(id) => Operand::Id(id),
+                    None => {
+                        return Err(SoqlError::at("INVALID_QUERY_FILTER_OPERATOR", self.soql, at, format!("invalid ID field: {s}")))
+                    }
+                }
+            }
+            (Literal::Str(raw), t) if t.is_textual() => Operand::Text(self.string_literal(raw, at, false)?.to_lowercase()),
+            (Literal::Bool(b), FieldType::Boolean) => Operand::Bool(*b),
+            (Literal::Number(n), t) if t.is_numeric() => Operand::Number(n.parse().map_err(|_| wrong())?),
+            (Literal::Date(d), FieldType::Date) => Operand::Date(parse_date(d).ok_or_else(wrong)?),
+            (Literal::DateTime(d), FieldType::Datetime) => Operand::DateTime(parse_datetime(d).ok_or_else(wrong)?),
+            (Literal::Time(t), FieldType::Time) => Operand::Time(parse_time(t).ok_or_else(wrong)?),
+            _ => return Err(wrong()),
+        })
+    }
+
+    fn bad_operator(&self, f: &FieldDef, at: usize) -> SoqlError {
+        let kind = match f.ftype {
+            FieldType::Id | FieldType::Reference => "id",
+            t => t.name(),
+        };
+        SoqlError::at("INVALID_QUERY_FILTER_OPERATOR", self.soql, at, format!("invalid operator on {kind} field"))
+    }
+
+    fn filterable(&self, path: &Path) -> Result<(FieldPath, &'a FieldDef), SoqlError> {
+        let resolved = self.resolve(path)?;
+        let f = self.field_def(&resolved);
+        if !f.filterable {
+            return Err(SoqlError::at("INVALID_FIELD", self.soql, path.at, format!("field '{}' can not be filtered in a query call", f.name)));
+        }
+        Ok((resolved, f))
+    }
+
+    fn filter(&self, cond: &Cond) -> Result<Filter, SoqlError> {
+        Ok(match cond {
+            Cond::And(parts) => Filter::And(parts.iter().map(|c| self.filter(c)).collect::<Result<_, _>>()?),
+            Cond::Or(parts) => Filter::Or(parts.iter().map(|c| self.filter(c)).collect::<Result<_, _>>()?),
+            Cond::Not(inner) => Filter::Not(Box::new(self.filter(inner)?)),
+            Cond::Cmp { path, op: CmpOp::Like, value, value_at } => {
+                let (resolved, f) = self.filterable(path)?;
+                let text_like = f.ftype.is_textual() && !matches!(f.ftype, FieldType::Id | FieldType::Reference | FieldType::Multipicklist);
+                if !text_like {
+                    return Err(self.bad_operator(f, path.at));
+                }
+                let Literal::Str(raw) = value else { return Err(self.type_error(f, *value_at)) };
+                let pattern = self.string_literal(raw, *value_at, true)?;
+                Filter::Like { path: resolved, pattern: like_pattern(&pattern) }
+            }
+            Cond::Cmp { path, op, value, value_at } => {
+                let (resolved, f) = self.filterable(path)?;
+                let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+                if ordering && matches!(f.ftype, FieldType::Boolean | FieldType::Multipicklist) {
+                    return Err(self.bad_operator(f, path.at));
+                }
+                let operand = self.operand(f, value, *value_at)?;
+                Filter::Cmp { path: resolved, op: *op, operand, multi: f.ftype == FieldType::Multipicklist }
+            }
+            Cond::In { path, negated, values } => {
+                let (resolved, f) = self.filterable(path)?;
+                if f.ftype == FieldType::Multipicklist {
+                    return Err(self.bad_operator(f, path.at));
+                }
+                let operands = values.iter().map(|(l, at)| self.operand(f, l, *at)).collect::<Result<_, _>>()?;
+                Filter::In { path: resolved, negated: *negated, operands, multi: false }
+            }
+            Cond::Includes { path, excludes, values } => {
+                let (resolved, f) = self.filterable(path)?;
+                if f.ftype != FieldType::Multipicklist {
+                    return Err(SoqlError::at(
+                        "INVALID_QUERY_FILTER_OPERATOR",
+                        self.soql,
+                        path.at,
+                        "includes or excludes operator only valid on multipicklist field",
+                    ));
+                }
+                let mut sets = Vec::new();
+                for (lit, at) in values {
+                    let Literal::Str(raw) = lit else { return Err(self.type_error(f, *at)) };
+                    sets.push(split_multipicklist(&self.string_literal(raw, *at, false)?));
+                }
+                Filter::Includes { path: resolved, excludes: *excludes, sets }
+            }
+        })
+    }
+
+    fn fields_expansion(&self, kind: FieldsKind) -> Vec<Path> {
+        self.def(self.object)
+            .fields
+            .iter()
+            .filter(|f| match kind {
+                FieldsKind::All => true,
+                FieldsKind::Standard => !f.custom,
+                FieldsKind::Custom => f.custom,
+            })
+            .map(|f| Path { parts: vec![f.name.clone()], at: 0 })
+            .collect()
+    }
+}
+
+/// `'a;b'` means a and b, in any order, ignoring case.
+pub fn split_multipicklist(s: &str) -> Vec<String> {
+    let mut parts: Vec<String> = s.split(';').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
+fn like_pattern(p: &str) -> Vec<LikeTok> {
+    let mut out = Vec::new();
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '%' => LikeTok::AnyRun,
+            '_' => LikeTok::AnyChar,
+            '\\' => LikeTok::Char(chars.next().unwrap_or('\\')),
+            c => LikeTok::Char(c),
+        });
+    }
+    for t in out.iter_mut() {
+        if let LikeTok::Char(c) = t {
+            *c = c.to_lowercase().next().unwrap_or(*c);
+        }
+    }
+    out
+}
+
+pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
+    if soql.chars().count() > MAX_STATEMENT_CHARS {
+        return Err(SoqlError::plain(
+            "MALFORMED_QUERY",
+            format!("SOQL statements cannot be longer than {MAX_STATEMENT_CHARS} characters."),
+        ));
+    }
+    let q = super::parser::parse(soql)?;
+    let object = org.object(&q.from).ok_or_else(|| {
+        SoqlError::at(
+            "INVALID_TYPE",
+            soql,
+            q.from_at,
+            format!("sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", q.from),
+        )
+    })?;
+    let planner = Planner { org, soql, object };
+    let def = org.def(object).clone();
+
+    let is_count = q.select.iter().any(|s| matches!(s, SelectItem::Count { .. }));
+    let mut long_text_fields = 0;
+    let projection = if is_count {
+        if q.select.len() > 1 {
+            let at = q.select.iter().find_map(|s| match s {
+                SelectItem::Count { at } => Some(*at),
+                _ => None,
+            });
+            return Err(SoqlError::malformed(soql, at.unwrap_or(0), "COUNT() must be the only element in the SELECT list."));
+        }
+        Projection::Count
+    } else {
+        let mut nodes = Vec::new();
+        for item in &q.select {
+            let paths = match item {
+                SelectItem::Field(p) => vec![p.clone()],
+                SelectItem::Fields { kind, at } => {
+                    if *kind != FieldsKind::Standard && q.limit.is_none_or(|l| l > 200) {
+                        return Err(SoqlError::malformed(soql, *at, "The SOQL FIELDS function must have a LIMIT of at most 200"));
+                    }
+                    planner.fields_expansion(*kind).into_iter().map(|mut p| { p.at = *at; p }).collect()
+                }
+                SelectItem::Count { .. } => unreachable!("COUNT() handled above"),
+            };
+            for p in paths {
+                let resolved = planner.resolve(&p)?;
+                if planner.field_def(&resolved).is_long_text() {
+                    long_text_fields += 1;
+                }
+                planner.add_node(&mut nodes, &resolved, 0, &p)?;
+            }
+        }
+        Projection::Fields(nodes)
+    };
+
+    let filter = q.filter.as_ref().map(|c| planner.filter(c)).transpose()?;
+    let mut order = Vec::new();
+    for item in &q.order_by {
+        let path = planner.resolve(&item.path)?;
+        let f = planner.field_def(&path);
+        if !f.sortable {
+            return Err(SoqlError::at("INVALID_FIELD", soql, item.path.at, format!("field '{}' can not be sorted in a query call", f.name)));
+        }
+        order.push(SortKey { path, descending: item.descending, nulls_last: item.nulls_last });
+    }
+    let offset = match q.offset {
+        Some((n, at)) if n > MAX_OFFSET => {
+            return Err(SoqlError::at("NUMBER_OUTSIDE_VALID_RANGE", soql, at, format!("Maximum SOQL offset allowed is {MAX_OFFSET}")))
+        }
+        Some((n, _)) => n,
+        None => 0,
+    };
+    Ok(Plan { object, def, projection, filter, order, limit: q.limit, offset, long_text_fields })
+}

@@ -1,0 +1,185 @@
+//! Field values as the simulator stores them, and their JSON wire forms.
+
+use crate::schema::{FieldDef, FieldType};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde_json::Value as Json;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Number(f64),
+    Text(Box<str>),
+    Date(NaiveDate),
+    DateTime(DateTime<Utc>),
+    Time(NaiveTime),
+    /// Compound fields (address, location), computed when read.
+    Compound(Box<Json>),
+}
+
+impl Value {
+    pub fn text(s: impl Into<String>) -> Value {
+        Value::Text(s.into().into_boxed_str())
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+pub fn format_datetime(dt: &DateTime<Utc>) -> String {
+    dt.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
+pub fn format_time(t: &NaiveTime) -> String {
+    t.format("%H:%M:%S%.3fZ").to_string()
+}
+
+/// The JSON form Salesforce uses in query results and record reads.
+pub fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Number(n) => serde_json::Number::from_f64(*n).map(Json::Number).unwrap_or(Json::Null),
+        Value::Text(s) => Json::String(s.to_string()),
+        Value::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
+        Value::DateTime(dt) => Json::String(format_datetime(dt)),
+        Value::Time(t) => Json::String(format_time(t)),
+        Value::Compound(j) => (**j).clone(),
+    }
+}
+
+/// Datetimes as Salesforce accepts them on writes: `yyyy-MM-ddTHH:mm:ss[.SSS]` followed by
+/// `Z`, `+HH:MM` or `+HHMM`.
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
+            return Some(dt.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    if s.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+pub fn parse_time(s: &str) -> Option<NaiveTime> {
+    let t = s.strip_suffix('Z').unwrap_or(s);
+    NaiveTime::parse_from_str(t, "%H:%M:%S%.f").ok().or_else(|| NaiveTime::parse_from_str(t, "%H:%M").ok())
+}
+
+/// Why a JSON value cannot be stored in a field; becomes a `JSON_PARSER_ERROR`.
+pub struct ConversionError(pub String);
+
+fn type_error(field: &FieldDef, json: &Json) -> ConversionError {
+    let (token, shown) = match json {
+        Json::String(s) => ("VALUE_STRING", s.clone()),
+        Json::Number(n) => (if n.is_f64() { "VALUE_NUMBER_FLOAT" } else { "VALUE_NUMBER_INT" }, n.to_string()),
+        Json::Bool(b) => (if *b { "VALUE_TRUE" } else { "VALUE_FALSE" }, b.to_string()),
+        Json::Array(_) => ("START_ARRAY", "[".into()),
+        Json::Object(_) => ("START_OBJECT", "{".into()),
+        Json::Null => ("VALUE_NULL", "null".into()),
+    };
+    let target = match field.ftype {
+        FieldType::Boolean => "boolean",
+        FieldType::Int => "int",
+        FieldType::Long => "long",
+        FieldType::Double | FieldType::Currency | FieldType::Percent => "double",
+        FieldType::Date => "date",
+        FieldType::Datetime => "datetime",
+        FieldType::Time => "time",
+        _ => "string",
+    };
+    ConversionError(format!(
+        "Cannot deserialize instance of {target} from {token} value {shown} or request may be missing a required field"
+    ))
+}
+
+/// Converts a JSON value from a write request into the field's stored form.
+/// Reference ids come back in their canonical 18-character form.
+pub fn from_json(field: &FieldDef, json: &Json) -> Result<Value, ConversionError> {
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    let err = || type_error(field, json);
+    let text = || match json {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let number = || match json {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        _ => None,
+    };
+    Ok(match field.ftype {
+        FieldType::Boolean => match json {
+            Json::Bool(b) => Value::Bool(*b),
+            Json::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
+            Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
+            _ => return Err(err()),
+        },
+        FieldType::Int | FieldType::Long => {
+            let n = number().ok_or_else(err)?;
+            if n.fract() != 0.0 {
+                return Err(err());
+            }
+            Value::Int(n as i64)
+        }
+        FieldType::Double | FieldType::Currency | FieldType::Percent => {
+            let n = number().ok_or_else(err)?;
+            let factor = 10f64.powi(field.scale as i32);
+            Value::Number(if field.scale > 0 || field.precision > 0 { (n * factor).round() / factor } else { n })
+        }
+        FieldType::Date => Value::Date(json.as_str().and_then(parse_date).ok_or_else(err)?),
+        FieldType::Datetime => Value::DateTime(json.as_str().and_then(parse_datetime).ok_or_else(err)?),
+        FieldType::Time => Value::Time(json.as_str().and_then(parse_time).ok_or_else(err)?),
+        FieldType::Address | FieldType::Location => return Err(err()),
+        _ => Value::text(text().ok_or_else(err)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_use_salesforce_wire_form() {
+        let dt = parse_datetime("2024-02-06T20:48:32.5+01:00").unwrap();
+        assert_eq!(format_datetime(&dt), "2024-02-06T19:48:32.500+0000");
+        assert_eq!(parse_datetime("2024-02-06T20:48:32.000+0000"), Some(dt - chrono::Duration::milliseconds(500) + chrono::Duration::hours(1)));
+        assert!(parse_datetime("2024-02-06").is_none());
+    }
+
+    #[test]
+    fn times_and_dates_parse_strictly() {
+        assert_eq!(format_time(&parse_time("09:30:00.000Z").unwrap()), "09:30:00.000Z");
+        assert!(parse_date("2024-2-6").is_none());
+        assert!(parse_date("2024-02-30").is_none());
+    }
+}
