@@ -1,0 +1,202 @@
+//! The options each catalog object accepts, and their checks. Plain Rust, so
+//! the rules are unit-tested without PostgreSQL.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionScope {
+    Wrapper,
+    Server,
+    UserMapping,
+    Table,
+    Column,
+}
+
+impl OptionScope {
+    fn allowed(self) -> &'static [&'static str] {
+        match self {
+            OptionScope::Wrapper => &[],
+            OptionScope::Server => &["login_url", "instance_url", "api_version", "batch_size", "request_timeout_ms"],
+            OptionScope::UserMapping => &[
+                "grant_type",
+                "client_id",
+                "client_secret",
+                "username",
+                "password",
+                "security_token",
+                "refresh_token",
+                "private_key",
+                "access_token",
+            ],
+            OptionScope::Table => &["object", "rowid_column", "upsert_key"],
+            OptionScope::Column => &["field"],
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            OptionScope::Wrapper => "foreign-data wrapper",
+            OptionScope::Server => "server",
+            OptionScope::UserMapping => "user mapping",
+            OptionScope::Table => "foreign table",
+            OptionScope::Column => "foreign table column",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct OptionError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn error(message: String, hint: Option<String>) -> OptionError {
+    OptionError { message, hint }
+}
+
+pub const GRANT_TYPES: &[&str] = &["password", "refresh_token", "client_credentials", "jwt_bearer", "access_token"];
+
+/// The user-mapping fields each grant type needs.
+fn grant_requires(grant: &str) -> &'static [&'static str] {
+    match grant {
+        "password" => &["client_id", "client_secret", "username", "password"],
+        "refresh_token" => &["client_id", "refresh_token"],
+        "client_credentials" => &["client_id", "client_secret"],
+        "jwt_bearer" => &["client_id", "username", "private_key"],
+        _ => &["access_token"],
+    }
+}
+
+/// Whether a URL may be used: https anywhere, plain http only to loopback,
+/// so credentials never cross a network in clear text.
+pub fn check_url(option: &str, value: &str) -> Result<(), OptionError> {
+    let bad = |why: &str| error(format!("invalid value for option \"{option}\": {why}"), None);
+    let (scheme, rest) = value.split_once("://").ok_or_else(|| bad("expected an http(s) URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority) {
+        h if h.starts_with('[') => h.split(']').next().unwrap_or("").trim_start_matches('['),
+        h => h.split(':').next().unwrap_or(""),
+    };
+    if host.is_empty() {
+        return Err(bad("the URL has no host"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        "http" => Err(error(
+            format!("invalid value for option \"{option}\": plain http is only allowed to loopback addresses"),
+            Some("Use https:// so credentials and data are encrypted in transit.".into()),
+        )),
+        _ => Err(bad("expected an http(s) URL")),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn check_integer(option: &str, value: &str, min: u64, max: u64) -> Result<(), OptionError> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        _ => Err(error(format!("invalid value for option \"{option}\": expected a whole number from {min} to {max}"), None)),
+    }
+}
+
+/// Checks one catalog object's options as a whole: names, values, and the
+/// fields a user mapping's grant needs.
+pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), OptionError> {
+    let allowed = scope.allowed();
+    for (name, value) in options {
+        if !allowed.contains(&name.as_str()) {
+            let hint = if allowed.is_empty() {
+                format!("The {} takes no options.", scope.noun())
+            } else {
+                format!("Valid options for a {} are: {}.", scope.noun(), allowed.join(", "))
+            };
+            return Err(error(format!("invalid option \"{name}\" for a salesforce {}", scope.noun()), Some(hint)));
+        }
+        match name.as_str() {
+            "login_url" | "instance_url" => check_url(name, value)?,
+            "api_version" if !is_api_version(value) => {
+                return Err(error(format!("invalid value for option \"api_version\": expected a version such as 62.0, got \"{value}\""), None))
+            }
+            "batch_size" => check_integer(name, value, 200, 2000)?,
+            "request_timeout_ms" => check_integer(name, value, 1, 3_600_000)?,
+            "grant_type" if !GRANT_TYPES.contains(&value.as_str()) => {
+                return Err(error(
+                    format!("invalid value for option \"grant_type\": \"{value}\""),
+                    Some(format!("Valid grant types are: {}.", GRANT_TYPES.join(", "))),
+                ))
+            }
+            _ => {}
+        }
+    }
+    if scope == OptionScope::UserMapping {
+        let get = |k: &str| options.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let grant = get("grant_type").ok_or_else(|| {
+            error("a salesforce user mapping needs option \"grant_type\"".into(), Some(format!("Valid grant types are: {}.", GRANT_TYPES.join(", "))))
+        })?;
+        let missing: Vec<&str> = grant_requires(grant).iter().copied().filter(|k| get(k).is_none_or(str::is_empty)).collect();
+        if !missing.is_empty() {
+            return Err(error(format!("grant_type \"{grant}\" needs user mapping option(s): {}", missing.join(", ")), None));
+        }
+    }
+    Ok(())
+}
+
+fn is_api_version(v: &str) -> bool {
+    match v.split_once('.') {
+        Some((major, minor)) => !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()) && minor == "0",
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn unknown_options_are_named() {
+        let e = validate(OptionScope::Server, &opts(&[("login_url", "https://login.salesforce.com"), ("logon_url", "x")])).unwrap_err();
+        assert_eq!(e.message, "invalid option \"logon_url\" for a salesforce server");
+        assert!(e.hint.unwrap().contains("login_url"));
+        assert!(validate(OptionScope::Column, &opts(&[("field", "Email")])).is_ok());
+        assert!(validate(OptionScope::Wrapper, &opts(&[("x", "y")])).is_err());
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in ["https://login.salesforce.com", "http://127.0.0.1:7777", "http://localhost/x", "http://[::1]:80", "http://127.1.2.3"] {
+            assert!(check_url("login_url", ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://login.salesforce.com", "http://10.0.0.1", "http://127.0.0.1.evil.example", "ftp://x", "login.salesforce.com", "http://user@evil.example"] {
+            assert!(check_url("login_url", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked() {
+        assert!(validate(OptionScope::Server, &opts(&[("batch_size", "100")])).is_err());
+        assert!(validate(OptionScope::Server, &opts(&[("batch_size", "2000"), ("api_version", "62.0")])).is_ok());
+        assert!(validate(OptionScope::Server, &opts(&[("api_version", "v62")])).is_err());
+    }
+
+    #[test]
+    fn grants_need_their_fields() {
+        let e = validate(OptionScope::UserMapping, &opts(&[("grant_type", "password"), ("client_id", "c")])).unwrap_err();
+        assert_eq!(e.message, "grant_type \"password\" needs user mapping option(s): client_secret, username, password");
+        assert!(validate(OptionScope::UserMapping, &opts(&[("grant_type", "access_token"), ("access_token", "t")])).is_ok());
+        assert!(validate(OptionScope::UserMapping, &opts(&[("client_id", "c")])).is_err());
+        assert!(validate(OptionScope::UserMapping, &opts(&[("grant_type", "magic")])).is_err());
+    }
+}
