@@ -202,6 +202,21 @@ fn order_by_directions_and_nulls() {
 }
 
 #[test]
+fn ids_sort_by_exact_value_not_ignoring_case() {
+    let mut org = Org::new(Schema::builtin(), Utc::now());
+    let mut counts = seed::plan("empty").unwrap();
+    counts.insert("Lead".into(), 3000);
+    seed::populate(&mut org, &counts).unwrap();
+    let plan = plan::plan(&org, "SELECT Id FROM Lead ORDER BY Id DESC").unwrap();
+    let ids: Vec<String> = exec::run(&org, &plan, false).iter().map(|r| r.id().to_string()).collect();
+    let mut expected = ids.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(ids, expected);
+    assert!(ids.iter().any(|i| i.chars().any(|c| c.is_ascii_lowercase() && c != 'g')), "ids of mixed case are compared");
+}
+
+#[test]
 fn unsortable_and_unfilterable_fields_are_refused() {
     let f = Fixture::new();
     let e = f.error("SELECT Id FROM Contact ORDER BY Languages__c");

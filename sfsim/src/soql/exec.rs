@@ -143,9 +143,10 @@ enum SortValue {
     Other(String),
 }
 
-fn sort_value(v: Value) -> SortValue {
+fn sort_value(v: Value, exact: bool) -> SortValue {
     match v {
         Value::Null => SortValue::Null,
+        Value::Text(s) if exact => SortValue::Text(s.into()),
         Value::Text(s) => SortValue::Text(s.to_lowercase()),
         Value::Int(_) | Value::Number(_) => SortValue::Number(v.as_f64().unwrap_or(0.0)),
         Value::Bool(b) => SortValue::Number(if b { 1.0 } else { 0.0 }),
@@ -169,7 +170,7 @@ pub fn run(org: &Org, plan: &Plan, include_deleted: bool) -> Vec<Arc<Record>> {
     if !plan.order.is_empty() {
         let mut keyed: Vec<(Vec<SortValue>, Arc<Record>)> = rows
             .into_iter()
-            .map(|r| (plan.order.iter().map(|k| sort_value(path_value(org, def, &r, &k.path))).collect(), r))
+            .map(|r| (plan.order.iter().map(|k| sort_value(path_value(org, def, &r, &k.path), k.exact)).collect(), r))
             .collect();
         keyed.sort_by(|(a, _), (b, _)| {
             for (i, key) in plan.order.iter().enumerate() {

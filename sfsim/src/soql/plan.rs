@@ -76,6 +76,8 @@ pub struct SortKey {
     pub path: FieldPath,
     pub descending: bool,
     pub nulls_last: bool,
+    /// Ids sort by their exact value; other text ignores case.
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -404,7 +406,8 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
         if !f.sortable {
             return Err(SoqlError::at("INVALID_FIELD", soql, item.path.at, format!("field '{}' can not be sorted in a query call", f.name)));
         }
-        order.push(SortKey { path, descending: item.descending, nulls_last: item.nulls_last });
+        let exact = matches!(f.ftype, FieldType::Id | FieldType::Reference);
+        order.push(SortKey { path, descending: item.descending, nulls_last: item.nulls_last, exact });
     }
     let offset = match q.offset {
         Some((n, at)) if n > MAX_OFFSET => {
