@@ -12,7 +12,6 @@ use supabase_wrappers::prelude::*;
 #[wrappers_fdw(
     version = "0.1.0",
     author = "pg_salesforce developers",
-    website = "https://github.com/pg-salesforce/pg_salesforce",
     error_type = "SalesforceFdwError"
 )]
 pub struct SalesforceFdw;

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The demo: pg_salesforce against the bundled Salesforce simulator, end to end.
+# Builds and installs the extension, starts sfsim with the demo org and a
+# PostgreSQL cluster, and shows them working together. Pass --keep to leave
+# both running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/lib.sh
+
+echo "== building and installing pg_salesforce"
+quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
+cargo build --release -q -p sfsim
+
+DEMO_DIR=${DEMO_DIR:-/tmp/pg_salesforce-demo}
+start_sfsim target/release/sfsim --seed demo
+start_cluster "$DEMO_DIR"
+if [ "${1:-}" != "--keep" ]; then trap 'stop_cluster "$DEMO_DIR"; stop_sfsim' EXIT; fi
+echo "== sfsim serves the demo org at $SFSIM_URL; PostgreSQL listens in $PGHOST on port $PGPORT"
+
+echo "== the simulator, as any Salesforce client sees it"
+token=$(curl -s "$SFSIM_URL/services/oauth2/token" -d grant_type=password -d client_id=sfsim-client-id \
+  -d client_secret=sfsim-client-secret -d username=admin@sfsim.example -d password=sfsim-passwordSFSIMTOKEN |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+for soql in "SELECT COUNT() FROM Contact" "SELECT Name, Industry, BillingCity FROM Account ORDER BY AnnualRevenue DESC NULLS LAST LIMIT 3"; do
+  echo "SOQL> $soql"
+  curl -s -G "$SFSIM_URL/services/data/v62.0/query" -H "Authorization: Bearer $token" --data-urlencode "q=$soql" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print("  totalSize:", r["totalSize"]); [print("  ", {k: v for k, v in x.items() if k != "attributes"}) for x in r["records"]]'
+done
+
+echo "== the extension"
+sql <<SQL
+CREATE EXTENSION pg_salesforce;
+\dx pg_salesforce
+SELECT * FROM salesforce.salesforce_fdw_meta();
+CREATE SERVER demo_org FOREIGN DATA WRAPPER salesforce
+  OPTIONS (login_url '$SFSIM_URL', api_version '62.0');
+CREATE USER MAPPING FOR CURRENT_USER SERVER demo_org
+  OPTIONS (grant_type 'password', client_id 'sfsim-client-id', client_secret 'sfsim-client-secret',
+           username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+SELECT srvname, srvoptions FROM pg_foreign_server WHERE srvname = 'demo_org';
+SQL
+echo "== the validator refuses plain http to anything but loopback:"
+sql -c "CREATE SERVER leaky FOREIGN DATA WRAPPER salesforce OPTIONS (login_url 'http://login.salesforce.com')" 2>&1 | sed 's/^/  /' || true
+echo "== demo finished"

@@ -1,0 +1,49 @@
+# Helpers shared by the demo and the end-to-end tests: a throwaway
+# PostgreSQL cluster and an sfsim, both on this machine only.
+# shellcheck shell=bash
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+as_postgres() { if [ "$(id -u)" = 0 ]; then sudo -u postgres "$@"; else "$@"; fi; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_cluster DIR [postgresql.conf lines...]: initdb and start a cluster
+# listening only on a Unix socket in DIR. Sets PGHOST and PGPORT.
+start_cluster() {
+  local dir=$1; shift
+  rm -rf "$dir"
+  install -d -o postgres -g postgres "$dir"
+  as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
+  printf '%s\n' "listen_addresses = ''" "unix_socket_directories = '$dir'" "$@" | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+  export PGHOST=$dir PGPORT
+  PGPORT=$(free_port)
+  as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $PGPORT" -l "$dir/server.log" -w start >/dev/null
+}
+
+stop_cluster() {
+  as_postgres "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+sql() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres -d "${PGDATABASE:-postgres}" "$@"; }
+
+# quietly RUN...: runs a command, showing its output only if it fails.
+quietly() {
+  local log; log=$(mktemp)
+  if "$@" >"$log" 2>&1; then rm -f "$log"; else cat "$log" >&2; rm -f "$log"; return 1; fi
+}
+
+# start_sfsim BINARY [args...]: starts sfsim on a free loopback port. Sets SFSIM_URL and SFSIM_PID.
+start_sfsim() {
+  local binary=$1; shift
+  local out; out=$(mktemp)
+  "$binary" --listen 127.0.0.1:0 "$@" >"$out" 2>&1 &
+  SFSIM_PID=$!
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
+  SFSIM_URL=$(head -n 1 "$out")
+  rm -f "$out"
+  case "$SFSIM_URL" in http*) ;; *) echo "sfsim did not start: $SFSIM_URL" >&2; return 1 ;; esac
+  export SFSIM_URL SFSIM_PID
+}
+
+stop_sfsim() { [ -n "${SFSIM_PID:-}" ] && kill "$SFSIM_PID" 2>/dev/null; wait "$SFSIM_PID" 2>/dev/null || true; }

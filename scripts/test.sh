@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: unit and API tests of sfsim, the extension's unit tests and
+# #[pg_test]s, the third-party client tests, and the end-to-end scripts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== sfsim: unit, SOQL rule and HTTP API tests"
+cargo test -p sfsim
+cargo build -q -p sfsim
+export SFSIM_BIN=$PWD/target/debug/sfsim
+
+echo "== pg_salesforce: unit tests and #[pg_test]s"
+PGRX_TEST_DIR=${PGRX_TEST_DIR:-/tmp/pg_salesforce-pgrx-test}
+install -d -o postgres -g postgres "$PGRX_TEST_DIR"
+cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/pgdata"
+
+echo "== simple-salesforce against sfsim"
+python3 -m pytest -q sfsim/clients/python
+
+echo "== jsforce against sfsim"
+(cd sfsim/clients/node && node --test)
+
+echo "== end-to-end"
+bash tests/e2e/run.sh
