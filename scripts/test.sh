@@ -12,6 +12,7 @@ export SFSIM_BIN=$PWD/target/debug/sfsim
 
 echo "== pg_salesforce: unit tests and #[pg_test]s"
 PGRX_TEST_DIR=${PGRX_TEST_DIR:-/tmp/pg_salesforce-pgrx-test}
+rm -rf "$PGRX_TEST_DIR"
 install -d -o postgres -g postgres "$PGRX_TEST_DIR"
 cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/pgdata"
 
