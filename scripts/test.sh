@@ -10,11 +10,17 @@ cargo test -p sfsim
 cargo build -q -p sfsim
 export SFSIM_BIN=$PWD/target/debug/sfsim
 
-echo "== pg_salesforce: unit tests and #[pg_test]s"
+echo "== pg_salesforce: unit tests and #[pg_test]s against sfsim"
+source scripts/lib.sh
+start_sfsim "$SFSIM_BIN" --seed demo --daily-limit 1000000
+trap stop_sfsim EXIT
 PGRX_TEST_DIR=${PGRX_TEST_DIR:-/tmp/pg_salesforce-pgrx-test}
 rm -rf "$PGRX_TEST_DIR"
 install -d -o postgres -g postgres "$PGRX_TEST_DIR"
-cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/pgdata"
+# One at a time: the tests read sfsim's shared request log.
+RUST_TEST_THREADS=1 cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/pgdata"
+stop_sfsim
+trap - EXIT
 
 echo "== simple-salesforce against sfsim"
 python3 -m pytest -q sfsim/clients/python

@@ -1,6 +1,18 @@
-//! The `salesforce` foreign data wrapper.
+//! The `salesforce` foreign data wrapper. supabase-wrappers provides the
+//! handler, validator and IMPORT plumbing; the scan routines are our own
+//! (installed by `fdw_routine_hook`), so pushdown is decided at plan time
+//! and plans survive caching.
 
+mod connection;
+mod convert;
 mod error;
+mod executor;
+mod import;
+mod pg;
+mod planner;
+mod pushdown;
+mod table;
+mod values;
 
 pub use error::SalesforceFdwError;
 
@@ -9,12 +21,10 @@ use pgrx::pg_sys::{BuiltinOid, Oid};
 use std::collections::HashMap;
 use supabase_wrappers::prelude::*;
 
-#[wrappers_fdw(
-    version = "0.1.0",
-    author = "pg_salesforce developers",
-    error_type = "SalesforceFdwError"
-)]
-pub struct SalesforceFdw;
+#[wrappers_fdw(version = "0.1.0", author = "pg_salesforce developers", error_type = "SalesforceFdwError")]
+pub struct SalesforceFdw {
+    server: Oid,
+}
 
 fn scope_of(catalog: Oid) -> Option<OptionScope> {
     [
@@ -29,28 +39,47 @@ fn scope_of(catalog: Oid) -> Option<OptionScope> {
     .map(|(_, scope)| scope)
 }
 
+const SCANS_USE_OWN_ROUTINES: &str = "salesforce scans run through the routines fdw_routine_hook installs";
+
 impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
-    fn new(_server: ForeignServer) -> Result<Self, SalesforceFdwError> {
-        Ok(SalesforceFdw)
+    fn new(server: ForeignServer) -> Result<Self, SalesforceFdwError> {
+        Ok(SalesforceFdw { server: server.server_oid })
     }
 
-    fn begin_scan(
-        &mut self,
-        _quals: &[Qual],
-        _columns: &[Column],
-        _sorts: &[Sort],
-        _limit: &Option<Limit>,
-        _options: &HashMap<String, String>,
-    ) -> Result<(), SalesforceFdwError> {
-        Err(SalesforceFdwError::NotYetSupported("reading a foreign table"))
+    fn begin_scan(&mut self, _: &[Qual], _: &[Column], _: &[Sort], _: &Option<Limit>, _: &HashMap<String, String>) -> Result<(), SalesforceFdwError> {
+        unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
     fn iter_scan(&mut self, _row: &mut Row) -> Result<Option<()>, SalesforceFdwError> {
-        Ok(None)
+        unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
     fn end_scan(&mut self) -> Result<(), SalesforceFdwError> {
-        Ok(())
+        unreachable!("{SCANS_USE_OWN_ROUTINES}")
+    }
+
+    fn import_foreign_schema(&mut self, stmt: ImportForeignSchemaStmt) -> Result<Vec<String>, SalesforceFdwError> {
+        import::statements(self.server, &stmt)
+    }
+
+    fn fdw_routine_hook(routine: &mut supabase_wrappers::FdwRoutine<pgrx::AllocatedByRust>) {
+        routine.GetForeignRelSize = Some(planner::get_foreign_rel_size);
+        routine.GetForeignPaths = Some(planner::get_foreign_paths);
+        routine.GetForeignPlan = Some(planner::get_foreign_plan);
+        routine.GetForeignUpperPaths = None;
+        routine.BeginForeignScan = Some(executor::begin_foreign_scan);
+        routine.IterateForeignScan = Some(executor::iterate_foreign_scan);
+        routine.ReScanForeignScan = Some(executor::re_scan_foreign_scan);
+        routine.EndForeignScan = Some(executor::end_foreign_scan);
+        routine.ExplainForeignScan = Some(executor::explain_foreign_scan);
+        // Writes arrive with the write path; until then PostgreSQL refuses them itself.
+        routine.AddForeignUpdateTargets = None;
+        routine.PlanForeignModify = None;
+        routine.BeginForeignModify = None;
+        routine.ExecForeignInsert = None;
+        routine.ExecForeignUpdate = None;
+        routine.ExecForeignDelete = None;
+        routine.EndForeignModify = None;
     }
 
     fn validator(options: Vec<Option<String>>, catalog: Option<Oid>) -> Result<(), SalesforceFdwError> {

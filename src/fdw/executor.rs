@@ -1,0 +1,216 @@
+//! Running a foreign scan: pages are fetched as the executor pulls rows,
+//! one page in memory at a time, and each value is read by its column's
+//! type input function in a per-row memory context.
+
+use super::connection;
+use super::convert::{to_pg_text, PgKind};
+use super::error::SalesforceFdwError;
+use super::pg::{list_items, pg_string};
+use super::planner::{param_literals, scan_plan, OrReport, ScanPlan};
+use crate::soql::Soql;
+use pgrx::pg_sys::{self, Oid};
+use pgrx::{pg_guard, PgMemoryContexts};
+use serde_json::{Map, Value as Json};
+
+struct ColumnReader {
+    index: usize,
+    name: String,
+    field: String,
+    kind: PgKind,
+    input: pg_sys::FmgrInfo,
+    io_param: Oid,
+    typmod: i32,
+}
+
+struct Scan {
+    plan: ScanPlan,
+    params: Vec<*mut pg_sys::ExprState>,
+    readers: Vec<ColumnReader>,
+    row_context: pg_sys::MemoryContext,
+    /// The statement sent for the current scan; None before the first row
+    /// is asked for, or when the parameters prove nothing matches.
+    sent: Option<Option<String>>,
+    page: Vec<Map<String, Json>>,
+    position: usize,
+    next_page: Option<String>,
+    /// The first page held the whole result, so a rescan can replay it.
+    single_page: bool,
+}
+
+fn kind_of(type_oid: Oid) -> PgKind {
+    match type_oid {
+        pg_sys::BOOLOID => PgKind::Bool,
+        pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => PgKind::Integer,
+        pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => PgKind::Float,
+        pg_sys::NUMERICOID => PgKind::Numeric,
+        pg_sys::DATEOID => PgKind::Date,
+        pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => PgKind::Timestamp,
+        pg_sys::TIMEOID => PgKind::Time,
+        pg_sys::JSONOID | pg_sys::JSONBOID => PgKind::Json,
+        t if unsafe { pg_sys::get_element_type(t) } != pg_sys::InvalidOid => PgKind::TextArray,
+        _ => PgKind::Text,
+    }
+}
+
+unsafe fn scan_of<'a>(node: *mut pg_sys::ForeignScanState) -> &'a mut Scan {
+    &mut *((*node).fdw_state as *mut Scan)
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, eflags: i32) {
+    let plan_node = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
+    let plan = scan_plan(plan_node);
+    let estate = (*node).ss.ps.state;
+    let mut query_context = PgMemoryContexts::For((*estate).es_query_cxt);
+    let explain_only = eflags as u32 & pg_sys::EXEC_FLAG_EXPLAIN_ONLY != 0;
+    let mut readers = Vec::new();
+    let mut params = Vec::new();
+    let mut row_context = std::ptr::null_mut();
+    if !explain_only {
+        let desc = (*(*node).ss.ss_currentRelation).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        for column in &plan.columns {
+            let attr = &attrs[column.attno as usize - 1];
+            let (mut input_fn, mut io_param) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+            pg_sys::getTypeInputInfo(attr.atttypid, &mut input_fn, &mut io_param);
+            let mut input = pg_sys::FmgrInfo::default();
+            pg_sys::fmgr_info_cxt(input_fn, &mut input, (*estate).es_query_cxt);
+            readers.push(ColumnReader {
+                index: column.attno as usize - 1,
+                name: pgrx::name_data_to_str(&attr.attname).to_string(),
+                field: column.field.clone(),
+                kind: kind_of(attr.atttypid),
+                input,
+                io_param,
+                typmod: attr.atttypmod,
+            });
+        }
+        let exprs = pg_sys::ExecInitExprList((*plan_node).fdw_exprs, node as *mut pg_sys::PlanState);
+        params = list_items::<pg_sys::ExprState>(exprs);
+        row_context = pg_sys::AllocSetContextCreateInternal(
+            (*estate).es_query_cxt,
+            c"salesforce scan row".as_ptr(),
+            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+        );
+    }
+    let scan = Scan { plan, params, readers, row_context, sent: None, page: Vec::new(), position: 0, next_page: None, single_page: false };
+    // Dropped with the query's memory, so an error mid-scan frees it too.
+    (*node).fdw_state = query_context.leak_and_drop_on_delete(scan) as *mut std::ffi::c_void;
+}
+
+/// The statement for the current parameter values, or None when they match nothing.
+unsafe fn bound_statement(node: *mut pg_sys::ForeignScanState, scan: &Scan) -> Option<Soql> {
+    let econtext = (*node).ss.ps.ps_ExprContext;
+    let values: Vec<(pg_sys::Datum, bool)> = scan
+        .params
+        .iter()
+        .map(|state| {
+            let mut is_null = false;
+            let eval = (**state).evalfunc.expect("an initialized expression");
+            (eval(*state, econtext, &mut is_null), is_null)
+        })
+        .collect();
+    scan.plan.soql.bind(&param_literals(&scan.plan, &values))
+}
+
+fn fetch(scan: &mut Scan, next: Option<String>) -> Result<(), SalesforceFdwError> {
+    let (server, user) = (Oid::from(scan.plan.server), Oid::from(scan.plan.user));
+    let page = connection::with_session(server, user, |session| match &next {
+        Some(url) => session.next_page(url),
+        None => session.query(scan.sent.as_ref().and_then(|s| s.as_deref()).unwrap_or_default(), false),
+    })?;
+    scan.single_page = next.is_none() && page.done;
+    scan.page = page.records;
+    scan.position = 0;
+    scan.next_page = if page.done { None } else { page.next_records_url };
+    Ok(())
+}
+
+unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<(), SalesforceFdwError> {
+    let statement = bound_statement(node, scan).map(|s| s.render());
+    scan.sent = Some(statement.clone());
+    scan.page.clear();
+    scan.position = 0;
+    scan.next_page = None;
+    scan.single_page = true;
+    match statement {
+        Some(_) => fetch(scan, None),
+        None => Ok(()),
+    }
+}
+
+unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot, record: &Map<String, Json>) -> Result<(), SalesforceFdwError> {
+    pg_sys::MemoryContextReset(scan.row_context);
+    let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+    let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+    let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
+    nulls.fill(true);
+    PgMemoryContexts::For(scan.row_context).switch_to(|_| {
+        for r in &scan.readers {
+            let value = record.get(&r.field).unwrap_or(&Json::Null);
+            let text = to_pg_text(value, r.kind).map_err(|message| SalesforceFdwError::Conversion { column: r.name.clone(), message })?;
+            if let Some(text) = text {
+                let mut input = r.input;
+                values[r.index] = pg_sys::InputFunctionCall(&mut input, pg_string(&text), r.io_param, r.typmod);
+                nulls[r.index] = false;
+            }
+        }
+        Ok::<(), SalesforceFdwError>(())
+    })?;
+    pg_sys::ExecStoreVirtualTuple(slot);
+    Ok(())
+}
+
+unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<(), SalesforceFdwError> {
+    if scan.sent.is_none() {
+        start(node, scan)?;
+    }
+    loop {
+        if let Some(record) = scan.page.get(scan.position) {
+            scan.position += 1;
+            return store_row(scan, slot, record);
+        }
+        match scan.next_page.take() {
+            Some(url) => fetch(scan, Some(url))?,
+            None => return Ok(()),
+        }
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignScanState) -> *mut pg_sys::TupleTableSlot {
+    let scan = scan_of(node);
+    let slot = (*node).ss.ss_ScanTupleSlot;
+    if let Some(clear) = (*(*slot).tts_ops).clear {
+        clear(slot);
+    }
+    next_row(node, scan, slot).or_report();
+    slot
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn re_scan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
+    let scan = scan_of(node);
+    let statement = bound_statement(node, scan).map(|s| s.render());
+    if scan.single_page && scan.sent.as_ref() == Some(&statement) {
+        // Same statement, every row already here: rewind instead of asking again.
+        scan.position = 0;
+    } else {
+        scan.sent = None;
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
+    // The state itself goes with the query's memory context; release the page now.
+    let scan = scan_of(node);
+    scan.page = Vec::new();
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignScanState, es: *mut pg_sys::ExplainState) {
+    let scan = scan_of(node);
+    pg_sys::ExplainPropertyText(c"Salesforce Query".as_ptr(), pg_string(&scan.plan.soql.render()), es);
+}

@@ -1,0 +1,136 @@
+//! IMPORT FOREIGN SCHEMA: one foreign table per queryable object, typed
+//! through the shared type map.
+
+use super::connection;
+use super::error::SalesforceFdwError;
+use crate::naming::{quote_ident, quote_literal, snake_case};
+use crate::options::OptionError;
+use crate::salesforce::describe::ObjectDescribe;
+use crate::typemap::pg_type;
+use pgrx::pg_sys::{self, Oid};
+use std::collections::HashSet;
+use supabase_wrappers::prelude::{ImportForeignSchemaStmt, ImportSchemaType};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Naming {
+    Snake,
+    Api,
+}
+
+impl Naming {
+    fn local(self, api_name: &str) -> String {
+        match self {
+            Naming::Snake => snake_case(api_name),
+            Naming::Api => api_name.to_string(),
+        }
+    }
+}
+
+fn naming(stmt: &ImportForeignSchemaStmt) -> Result<Naming, SalesforceFdwError> {
+    for key in stmt.options.keys() {
+        if key != "naming" {
+            return Err(OptionError { message: format!("invalid IMPORT FOREIGN SCHEMA option \"{key}\""), hint: Some("The only option is naming ('snake' or 'api').".into()) }.into());
+        }
+    }
+    match stmt.options.get("naming").map(String::as_str) {
+        None | Some("snake") => Ok(Naming::Snake),
+        Some("api") => Ok(Naming::Api),
+        Some(other) => Err(OptionError { message: format!("invalid value for option \"naming\": \"{other}\""), hint: Some("Use 'snake' or 'api'.".into()) }.into()),
+    }
+}
+
+/// `CREATE FOREIGN TABLE` for one object.
+fn create_table(schema: &str, server: &str, table: &str, object: &ObjectDescribe, naming: Naming) -> String {
+    let mut used = HashSet::new();
+    let mut id_column = String::new();
+    let columns: Vec<String> = object
+        .fields
+        .iter()
+        .map(|f| {
+            let mut name = naming.local(&f.name);
+            if !used.insert(name.clone()) {
+                // Two fields with the same snake_case name: the later keeps its API name.
+                name = f.name.clone();
+                used.insert(name.clone());
+            }
+            if f.field_type == "id" {
+                id_column = name.clone();
+            }
+            format!("  {} {} OPTIONS (field {})", quote_ident(&name), pg_type(&f.field_type).sql(), quote_literal(&f.name))
+        })
+        .collect();
+    format!(
+        "CREATE FOREIGN TABLE {}.{} (\n{}\n) SERVER {} OPTIONS (object {}, rowid_column {})",
+        quote_ident(schema),
+        quote_ident(table),
+        columns.join(",\n"),
+        quote_ident(server),
+        quote_literal(&object.name),
+        quote_literal(&id_column)
+    )
+}
+
+pub fn statements(server: Oid, stmt: &ImportForeignSchemaStmt) -> Result<Vec<String>, SalesforceFdwError> {
+    if !stmt.remote_schema.eq_ignore_ascii_case("salesforce") {
+        return Err(SalesforceFdwError::mapping(
+            format!("Salesforce has no schema \"{}\"", stmt.remote_schema),
+            "Salesforce has one schema: IMPORT FOREIGN SCHEMA salesforce FROM SERVER ... INTO ...",
+        ));
+    }
+    let naming = naming(stmt)?;
+    let user = unsafe { pg_sys::GetUserId() };
+    let global = connection::with_session(server, user, |s| s.describe_global())?;
+    let listed: HashSet<&str> = stmt.table_list.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for summary in global.sobjects.iter().filter(|o| o.queryable) {
+        let table = naming.local(&summary.name);
+        let wanted = match stmt.list_type {
+            ImportSchemaType::FdwImportSchemaAll => true,
+            ImportSchemaType::FdwImportSchemaLimitTo => listed.contains(table.as_str()),
+            ImportSchemaType::FdwImportSchemaExcept => !listed.contains(table.as_str()),
+        };
+        if wanted {
+            let object = connection::describe(server, user, &summary.name)?;
+            out.push(create_table(&stmt.local_schema, &stmt.server_name, &table, &object, naming));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::describe::FieldDescribe;
+
+    fn field(name: &str, t: &str) -> FieldDescribe {
+        FieldDescribe {
+            name: name.into(),
+            field_type: t.into(),
+            filterable: true,
+            sortable: true,
+        }
+    }
+
+    #[test]
+    fn tables_are_typed_and_named() {
+        let object = ObjectDescribe {
+            name: "Invoice__c".into(),
+            fields: vec![field("Id", "id"), field("Amount__c", "currency"), field("Paid_At__c", "datetime"), field("Languages__c", "multipicklist"), field("Order", "string")],
+        };
+        assert_eq!(
+            create_table("crm", "org", "invoice__c", &object, Naming::Snake),
+            "CREATE FOREIGN TABLE crm.invoice__c (\n  id text OPTIONS (field 'Id'),\n  amount__c numeric OPTIONS (field 'Amount__c'),\n  paid_at__c timestamp with time zone OPTIONS (field 'Paid_At__c'),\n  languages__c text[] OPTIONS (field 'Languages__c'),\n  \"order\" text OPTIONS (field 'Order')\n) SERVER org OPTIONS (object 'Invoice__c', rowid_column 'id')"
+        );
+        let api = create_table("Crm", "org", "Invoice__c", &object, Naming::Api);
+        assert!(api.starts_with("CREATE FOREIGN TABLE \"Crm\".\"Invoice__c\" (\n  \"Id\" text"));
+        assert!(api.ends_with("rowid_column 'Id')"));
+    }
+
+    #[test]
+    fn colliding_snake_names_keep_the_api_name() {
+        let object = ObjectDescribe { name: "X__c".into(), fields: vec![field("Id", "id"), field("FooBar__c", "string"), field("Foo_Bar__c", "string")] };
+        let sql = create_table("s", "o", "x__c", &object, Naming::Snake);
+        assert!(sql.contains("foo_bar__c text OPTIONS (field 'FooBar__c')"));
+        assert!(sql.contains("\"Foo_Bar__c\" text OPTIONS (field 'Foo_Bar__c')"));
+    }
+}

@@ -1,0 +1,52 @@
+//! Small helpers over PostgreSQL's C structures.
+
+use pgrx::pg_sys;
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+
+/// The pointers in a PostgreSQL List.
+///
+/// # Safety
+/// `list` is null or a valid pointer List.
+pub unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).ptr_value as *mut T).collect()
+}
+
+/// Appends to a PostgreSQL List (null is the empty list).
+///
+/// # Safety
+/// `list` is null or a valid pointer List; allocates in the current memory context.
+pub unsafe fn list_append<T>(list: *mut pg_sys::List, item: *mut T) -> *mut pg_sys::List {
+    pg_sys::lappend(list, item as *mut c_void)
+}
+
+/// # Safety
+/// `s` is null or a NUL-terminated string.
+pub unsafe fn text_of(s: *const std::ffi::c_char) -> String {
+    if s.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(s).to_string_lossy().into_owned()
+    }
+}
+
+/// A palloc'd copy of a Rust string, for PostgreSQL to keep.
+pub fn pg_string(s: &str) -> *mut std::ffi::c_char {
+    let c = CString::new(s.replace('\0', "")).expect("NULs removed");
+    unsafe { pg_sys::pstrdup(c.as_ptr()) }
+}
+
+/// Options given as a List of DefElem, by name.
+///
+/// # Safety
+/// `options` is null or a valid List of DefElem.
+pub unsafe fn options_of(options: *mut pg_sys::List) -> HashMap<String, String> {
+    list_items::<pg_sys::DefElem>(options).into_iter().map(|d| (text_of((*d).defname), text_of(pg_sys::defGetString(d)))).collect()
+}
+
+pub fn relation_name(relid: pg_sys::Oid) -> String {
+    unsafe { text_of(pg_sys::get_rel_name(relid)) }
+}

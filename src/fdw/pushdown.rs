@@ -1,0 +1,279 @@
+//! What may be pushed to Salesforce, decided apart from how SOQL is printed.
+//!
+//! A pushed condition must never drop a row PostgreSQL would keep. It is
+//! *exact* when Salesforce keeps precisely the rows PostgreSQL would; other
+//! pushed conditions stay as local filters too. Text is never exact:
+//! Salesforce compares it ignoring case, and `!=` keeps nulls in SOQL.
+
+use crate::soql::{CompareOp, Condition, Literal, Operand, OrderKey};
+use chrono::Timelike;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PgOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Like,
+    ILike,
+}
+
+impl PgOp {
+    /// The operator for a built-in PostgreSQL operator name.
+    pub fn from_name(name: &str) -> Option<PgOp> {
+        Some(match name {
+            "=" => PgOp::Eq,
+            "<>" => PgOp::Ne,
+            "<" => PgOp::Lt,
+            "<=" => PgOp::Le,
+            ">" => PgOp::Gt,
+            ">=" => PgOp::Ge,
+            "~~" => PgOp::Like,
+            "~~*" => PgOp::ILike,
+            _ => return None,
+        })
+    }
+
+    /// The operator with its operands swapped: `5 < x` is `x > 5`.
+    pub fn commuted(self) -> Option<PgOp> {
+        Some(match self {
+            PgOp::Lt => PgOp::Gt,
+            PgOp::Le => PgOp::Ge,
+            PgOp::Gt => PgOp::Lt,
+            PgOp::Ge => PgOp::Le,
+            PgOp::Like | PgOp::ILike => return None,
+            same => same,
+        })
+    }
+
+    fn compare(self) -> Option<CompareOp> {
+        Some(match self {
+            PgOp::Eq => CompareOp::Eq,
+            PgOp::Ne => CompareOp::Ne,
+            PgOp::Lt => CompareOp::Lt,
+            PgOp::Le => CompareOp::Le,
+            PgOp::Gt => CompareOp::Gt,
+            PgOp::Ge => CompareOp::Ge,
+            PgOp::Like | PgOp::ILike => return None,
+        })
+    }
+}
+
+/// What the plan knows of the field behind a column.
+pub struct FieldFacts<'a> {
+    pub api_name: &'a str,
+    pub salesforce_type: &'a str,
+    pub filterable: bool,
+    pub sortable: bool,
+}
+
+/// The kind of value a constant or parameter holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueFamily {
+    Text,
+    Number,
+    Bool,
+    Date,
+    DateTime,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pushed {
+    pub condition: Condition,
+    pub exact: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Text,
+    Id,
+    Number,
+    Bool,
+    Date,
+    DateTime,
+    Unpushable,
+}
+
+fn family(salesforce_type: &str) -> Family {
+    match salesforce_type {
+        "id" | "reference" => Family::Id,
+        "string" | "picklist" | "combobox" | "email" | "phone" | "url" | "textarea" => Family::Text,
+        "int" | "long" | "double" | "currency" | "percent" => Family::Number,
+        "boolean" => Family::Bool,
+        "date" => Family::Date,
+        "datetime" => Family::DateTime,
+        _ => Family::Unpushable,
+    }
+}
+
+fn accepts(field: Family, value: ValueFamily) -> bool {
+    matches!(
+        (field, value),
+        (Family::Text | Family::Id, ValueFamily::Text)
+            | (Family::Number, ValueFamily::Number)
+            | (Family::Bool, ValueFamily::Bool)
+            | (Family::Date, ValueFamily::Date)
+            | (Family::DateTime, ValueFamily::DateTime)
+    )
+}
+
+fn has_fraction(value: &Operand) -> Option<bool> {
+    match value {
+        Operand::Literal(Literal::DateTime(t)) => Some(t.nanosecond() != 0),
+        Operand::Literal(_) => Some(false),
+        Operand::Param(_) => None,
+    }
+}
+
+/// `column op value`, with the column on the left.
+pub fn comparison(f: &FieldFacts, op: PgOp, value: Operand, value_family: ValueFamily) -> Option<Pushed> {
+    let fam = family(f.salesforce_type);
+    if !f.filterable || !accepts(fam, value_family) {
+        return None;
+    }
+    let field = f.api_name.to_string();
+    if matches!(op, PgOp::Like | PgOp::ILike) {
+        if fam != Family::Text {
+            return None;
+        }
+        if let Operand::Literal(Literal::Text(p)) = &value {
+            crate::soql::like_pattern(p)?;
+        }
+        return Some(Pushed { condition: Condition::Like { field, pattern: value }, exact: false });
+    }
+    let exact = match (fam, op) {
+        (Family::Text | Family::Id, PgOp::Eq | PgOp::Ne) => false,
+        (Family::Text | Family::Id, _) => return None,
+        (Family::Bool, PgOp::Eq | PgOp::Ne) => true,
+        (Family::Bool, _) => return None,
+        (Family::DateTime, PgOp::Eq | PgOp::Ne) => match has_fraction(&value) {
+            // Salesforce datetime literals have whole seconds.
+            Some(false) => op == PgOp::Eq,
+            _ => return None,
+        },
+        (Family::DateTime, _) => has_fraction(&value) == Some(false),
+        (_, PgOp::Ne) => false,
+        _ => true,
+    };
+    Some(Pushed { condition: Condition::Compare { field, op: op.compare()?, value }, exact })
+}
+
+/// `column = ANY(array)` (IN) or `column <> ALL(array)` (NOT IN).
+pub fn in_list(f: &FieldFacts, negated: bool, values: Operand, element_family: ValueFamily) -> Option<Pushed> {
+    let fam = family(f.salesforce_type);
+    if !f.filterable || !accepts(fam, element_family) || fam == Family::DateTime {
+        return None;
+    }
+    let exact = !negated && matches!(fam, Family::Number | Family::Bool | Family::Date);
+    Some(Pushed { condition: Condition::In { field: f.api_name.to_string(), negated, values }, exact })
+}
+
+/// `column IS [NOT] NULL`. Salesforce booleans are never null, and
+/// `= null` on one means false, so those stay local.
+pub fn null_test(f: &FieldFacts, negated: bool) -> Option<Pushed> {
+    let fam = family(f.salesforce_type);
+    if !f.filterable || matches!(fam, Family::Bool | Family::Unpushable) {
+        return None;
+    }
+    Some(Pushed { condition: Condition::IsNull { field: f.api_name.to_string(), negated }, exact: true })
+}
+
+/// A boolean column used as a condition: `WHERE active` or `WHERE NOT active`.
+pub fn boolean_test(f: &FieldFacts, value: bool) -> Option<Pushed> {
+    comparison(f, PgOp::Eq, Operand::Literal(Literal::Bool(value)), ValueFamily::Bool)
+}
+
+/// An ORDER BY key Salesforce sorts exactly as PostgreSQL does. Text is not:
+/// Salesforce ignores case and PostgreSQL follows the column's collation.
+pub fn sort_key(f: &FieldFacts, descending: bool, nulls_first: bool) -> Option<OrderKey> {
+    let exact_order = matches!(family(f.salesforce_type), Family::Number | Family::Date | Family::DateTime);
+    (f.sortable && exact_order).then(|| OrderKey { field: f.api_name.to_string(), descending, nulls_first })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn field<'a>(name: &'a str, t: &'a str) -> FieldFacts<'a> {
+        FieldFacts { api_name: name, salesforce_type: t, filterable: true, sortable: true }
+    }
+
+    fn text(s: &str) -> Operand {
+        Operand::Literal(Literal::Text(s.into()))
+    }
+
+    fn num(n: &str) -> Operand {
+        Operand::Literal(Literal::Number(n.into()))
+    }
+
+    #[test]
+    fn text_is_pushed_but_never_exact() {
+        let p = comparison(&field("Email", "email"), PgOp::Eq, text("a@b.c"), ValueFamily::Text).unwrap();
+        assert!(!p.exact);
+        assert!(comparison(&field("Email", "email"), PgOp::Lt, text("m"), ValueFamily::Text).is_none(), "text order differs");
+        assert!(!comparison(&field("Name", "string"), PgOp::Like, text("A%"), ValueFamily::Text).unwrap().exact);
+        assert!(comparison(&field("Id", "id"), PgOp::Like, text("003%"), ValueFamily::Text).is_none());
+        assert!(comparison(&field("Name", "string"), PgOp::Like, text(r"bad\"), ValueFamily::Text).is_none());
+    }
+
+    #[test]
+    fn numbers_and_dates_are_exact_except_not_equal() {
+        assert!(comparison(&field("Amount", "currency"), PgOp::Ge, num("10.5"), ValueFamily::Number).unwrap().exact);
+        assert!(!comparison(&field("Amount", "currency"), PgOp::Ne, num("1"), ValueFamily::Number).unwrap().exact, "SOQL != keeps nulls");
+        assert!(comparison(&field("Amount", "currency"), PgOp::Eq, text("1"), ValueFamily::Text).is_none(), "types must agree");
+        assert!(comparison(&field("Birthdate", "date"), PgOp::Lt, Operand::Param(0), ValueFamily::Date).unwrap().exact);
+    }
+
+    #[test]
+    fn datetimes_with_fractions_are_widened_or_kept_local() {
+        let whole = Operand::Literal(Literal::DateTime(chrono::Utc.with_ymd_and_hms(2024, 1, 1, 10, 0, 0).unwrap()));
+        let frac = Operand::Literal(Literal::DateTime(chrono::Utc.timestamp_millis_opt(1_704_103_200_500).unwrap()));
+        let f = field("CreatedDate", "datetime");
+        assert!(comparison(&f, PgOp::Eq, whole.clone(), ValueFamily::DateTime).unwrap().exact);
+        assert!(comparison(&f, PgOp::Eq, frac.clone(), ValueFamily::DateTime).is_none());
+        assert!(!comparison(&f, PgOp::Gt, frac, ValueFamily::DateTime).unwrap().exact);
+        assert!(!comparison(&f, PgOp::Gt, Operand::Param(0), ValueFamily::DateTime).unwrap().exact);
+        assert!(comparison(&f, PgOp::Ne, Operand::Param(0), ValueFamily::DateTime).is_none());
+    }
+
+    #[test]
+    fn unfilterable_fields_are_never_pushed() {
+        let mut f = field("Description", "textarea");
+        f.filterable = false;
+        assert!(comparison(&f, PgOp::Eq, text("x"), ValueFamily::Text).is_none());
+        assert!(null_test(&f, false).is_none());
+        assert!(in_list(&f, false, Operand::Param(0), ValueFamily::Text).is_none());
+    }
+
+    #[test]
+    fn in_lists_nulls_and_booleans() {
+        assert!(in_list(&field("NumberOfEmployees", "int"), false, Operand::Param(0), ValueFamily::Number).unwrap().exact);
+        assert!(!in_list(&field("NumberOfEmployees", "int"), true, Operand::Param(0), ValueFamily::Number).unwrap().exact);
+        assert!(!in_list(&field("Level__c", "picklist"), false, Operand::Param(0), ValueFamily::Text).unwrap().exact);
+        assert!(null_test(&field("Email", "email"), true).unwrap().exact);
+        assert!(null_test(&field("HasOptedOutOfEmail", "boolean"), false).is_none());
+        assert!(boolean_test(&field("HasOptedOutOfEmail", "boolean"), false).unwrap().exact);
+        assert!(comparison(&field("Languages__c", "multipicklist"), PgOp::Eq, text("x"), ValueFamily::Text).is_none());
+    }
+
+    #[test]
+    fn only_exactly_ordered_types_sort_remotely() {
+        assert!(sort_key(&field("Amount", "currency"), true, false).is_some());
+        assert!(sort_key(&field("CreatedDate", "datetime"), false, true).is_some());
+        assert!(sort_key(&field("LastName", "string"), false, true).is_none());
+        let mut unsortable = field("Amount", "currency");
+        unsortable.sortable = false;
+        assert!(sort_key(&unsortable, false, true).is_none());
+    }
+
+    #[test]
+    fn commuting() {
+        assert_eq!(PgOp::from_name("<").unwrap().commuted(), Some(PgOp::Gt));
+        assert_eq!(PgOp::from_name("~~").unwrap().commuted(), None);
+        assert_eq!(PgOp::from_name("<@"), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! Local names for Salesforce API names: `Contact` → `contact`,
+//! `MailingPostalCode` → `mailing_postal_code`, `User_Id__c` → `user_id__c`.
+
+/// snake_case of an API name. Underscores are kept as they are, so custom
+/// suffixes (`__c`, `__s`) stay recognisable.
+pub fn snake_case(api_name: &str) -> String {
+    let chars: Vec<char> = api_name.chars().collect();
+    let mut out = String::with_capacity(api_name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_is_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let starts_word = prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_is_lower);
+            if starts_word && prev != '_' {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// Double-quotes an identifier for SQL when it needs it.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain && !is_reserved(name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// SQL keywords that cannot be column or table names unquoted.
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "all" | "analyse" | "analyze" | "and" | "any" | "array" | "as" | "asc" | "case" | "cast" | "check" | "collate" | "column"
+            | "constraint" | "create" | "current_date" | "current_time" | "current_timestamp" | "current_user" | "default"
+            | "desc" | "distinct" | "do" | "else" | "end" | "except" | "false" | "fetch" | "for" | "foreign" | "from" | "grant"
+            | "group" | "having" | "in" | "initially" | "intersect" | "into" | "leading" | "limit" | "not" | "null" | "offset"
+            | "on" | "only" | "or" | "order" | "placing" | "primary" | "references" | "returning" | "select" | "some" | "table"
+            | "then" | "to" | "trailing" | "true" | "union" | "unique" | "user" | "using" | "when" | "where" | "window" | "with"
+    )
+}
+
+/// SQL string literal.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_names_become_snake_case() {
+        for (api, local) in [
+            ("Contact", "contact"),
+            ("Invoice__c", "invoice__c"),
+            ("User_Id__c", "user_id__c"),
+            ("MailingPostalCode", "mailing_postal_code"),
+            ("SystemModstamp", "system_modstamp"),
+            ("CreatedById", "created_by_id"),
+            ("IsDeleted", "is_deleted"),
+            ("HTMLBody", "html_body"),
+            ("Address2__c", "address2__c"),
+            ("Delivery_Location__Latitude__s", "delivery_location__latitude__s"),
+            ("Id", "id"),
+        ] {
+            assert_eq!(snake_case(api), local, "{api}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_when_needed() {
+        assert_eq!(quote_ident("last_name"), "last_name");
+        assert_eq!(quote_ident("LastName"), "\"LastName\"");
+        assert_eq!(quote_ident("order"), "\"order\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
+    }
+}

@@ -1,0 +1,90 @@
+//! `#[pg_test]`s: the extension inside PostgreSQL against a running sfsim
+//! (`SFSIM_URL`, started by scripts/test.sh). Pushdown claims are checked
+//! against the SOQL sfsim logged, never against our own code.
+
+use crate::salesforce::http;
+use pgrx::prelude::*;
+use serde_json::Value;
+
+fn never() -> bool {
+    false
+}
+
+/// The running sfsim's URL (scripts/test.sh starts one and passes it in).
+pub fn sim() -> String {
+    Spi::get_one::<String>("SELECT current_setting('sfsim.url', true)")
+        .ok()
+        .flatten()
+        .filter(|u| !u.is_empty())
+        .expect("no sfsim: run the tests through scripts/test.sh, or set SFSIM_URL for cargo pgrx test")
+}
+
+pub fn control(method: &str, path: &str, body: Option<Value>) -> Value {
+    let client = http::client(std::time::Duration::from_secs(10)).unwrap();
+    let url = format!("{}/__sim/{path}", sim());
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let answer = http::send(
+        || {
+            let r = client.request(method.clone(), &url);
+            match &body {
+                Some(b) => r.header("Content-Type", "application/json").body(b.to_string()),
+                None => r,
+            }
+        },
+        never,
+    )
+    .unwrap();
+    serde_json::from_slice(&answer.body).unwrap_or(Value::Null)
+}
+
+/// The newest request log sequence number, to read only what follows.
+pub fn mark() -> u64 {
+    control("GET", "requests", None)["requests"].as_array().unwrap().last().map_or(0, |r| r["seq"].as_u64().unwrap())
+}
+
+/// Requests logged after `since`.
+pub fn requests_since(since: u64) -> Vec<Value> {
+    control("GET", &format!("requests?since={since}"), None)["requests"].as_array().unwrap().clone()
+}
+
+/// The SOQL of the queries (first pages) logged after `since`.
+pub fn soql_since(since: u64) -> Vec<String> {
+    requests_since(since)
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/query"))
+        .map(|r| r["soql"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A server and a password-grant user mapping for the current user.
+pub fn create_server(name: &str, options: &str) {
+    let extra = if options.is_empty() { String::new() } else { format!(", {options}") };
+    Spi::run(&format!("CREATE SERVER {name} FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '{}'{extra})", sim())).unwrap();
+    Spi::run(&format!(
+        "CREATE USER MAPPING FOR CURRENT_USER SERVER {name} OPTIONS (grant_type 'password', client_id 'sfsim-client-id', \
+         client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN')"
+    ))
+    .unwrap();
+}
+
+/// A server with the demo org's Contact, Account and Invoice__c imported into schema `name`.
+pub fn import_demo(name: &str, options: &str) {
+    create_server(name, options);
+    Spi::run(&format!("CREATE SCHEMA {name}")).unwrap();
+    Spi::run(&format!("IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact, account, invoice__c) FROM SERVER {name} INTO {name}")).unwrap();
+}
+
+pub fn count(sql: &str) -> i64 {
+    Spi::get_one::<i64>(&format!("SELECT count(*) FROM ({sql}) q")).unwrap().unwrap()
+}
+
+pub fn explain(sql: &str) -> String {
+    Spi::connect(|client| {
+        client
+            .select(&format!("EXPLAIN (VERBOSE) {sql}"), None, &[])
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}

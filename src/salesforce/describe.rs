@@ -1,0 +1,40 @@
+//! Describe results: what objects the org has and what their fields allow.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct GlobalDescribe {
+    pub sobjects: Vec<ObjectSummary>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ObjectSummary {
+    pub name: String,
+    #[serde(default)]
+    pub queryable: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ObjectDescribe {
+    pub name: String,
+    pub fields: Vec<FieldDescribe>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDescribe {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: String,
+    #[serde(default)]
+    pub filterable: bool,
+    #[serde(default)]
+    pub sortable: bool,
+}
+
+impl ObjectDescribe {
+    /// A field by API name, ignoring case as Salesforce does.
+    pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}

@@ -1,0 +1,10 @@
+//! Speaking to Salesforce: login, the HTTP client, and the REST calls the
+//! extension makes. Plain Rust: tested against sfsim without PostgreSQL.
+
+pub mod auth;
+pub mod describe;
+pub mod error;
+pub mod http;
+pub mod session;
+
+pub use error::SalesforceError;

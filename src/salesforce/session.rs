@@ -1,0 +1,220 @@
+//! A logged-in connection to one org for one user mapping: it reuses its
+//! token, logs in again once when Salesforce says the session expired, and
+//! makes the REST calls the extension needs.
+
+use super::auth::{self, Grant, Token};
+use super::describe::{GlobalDescribe, ObjectDescribe};
+use super::error::SalesforceError;
+use super::http::{self, Answer, Interrupted};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Where and how to connect: server options plus the user mapping's grant.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    pub login_url: String,
+    pub instance_url: Option<String>,
+    pub api_version: String,
+    pub batch_size: u32,
+    pub timeout: Duration,
+    pub grant: Grant,
+}
+
+pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+pub const DEFAULT_API_VERSION: &str = "62.0";
+pub const DEFAULT_BATCH_SIZE: u32 = 2000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One page of a query's answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryPage {
+    pub total_size: u64,
+    pub done: bool,
+    pub next_records_url: Option<String>,
+    pub records: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+pub struct Session {
+    config: ConnectionConfig,
+    client: reqwest::Client,
+    token: Option<Token>,
+    interrupted: Interrupted,
+    /// The last `Sforce-Limit-Info` seen: `api-usage=USED/MAX`.
+    pub last_limit_info: Option<String>,
+    /// API requests this session made (logins excluded).
+    pub requests_made: u64,
+}
+
+impl Session {
+    pub fn new(config: ConnectionConfig, interrupted: Interrupted) -> Result<Session, SalesforceError> {
+        let client = http::client(config.timeout)?;
+        Ok(Session { config, client, token: None, interrupted, last_limit_info: None, requests_made: 0 })
+    }
+
+    fn token(&mut self) -> Result<Token, SalesforceError> {
+        if let Some(t) = &self.token {
+            return Ok(t.clone());
+        }
+        let t = auth::login(&self.client, &self.config.login_url, self.config.instance_url.as_deref(), &self.config.grant, self.interrupted)?;
+        self.token = Some(t.clone());
+        Ok(t)
+    }
+
+    /// GETs a path under the instance (`/services/data/...`), logging in
+    /// again once if the session has expired.
+    fn get(&mut self, path_and_query: &str, query_options: Option<&str>) -> Result<Answer, SalesforceError> {
+        let mut relogged = false;
+        loop {
+            let token = self.token()?;
+            let url = format!("{}{}", token.instance_url, path_and_query);
+            let client = &self.client;
+            let make = || {
+                let r = client.get(&url).bearer_auth(&token.access_token).header("Accept", "application/json");
+                match query_options {
+                    Some(o) => r.header("Sforce-Query-Options", o),
+                    None => r,
+                }
+            };
+            self.requests_made += 1;
+            match http::send(make, self.interrupted) {
+                Err(e) if e.is_invalid_session() && !relogged && !matches!(self.config.grant, Grant::AccessToken { .. }) => {
+                    self.token = None;
+                    relogged = true;
+                }
+                Err(e) => return Err(e),
+                Ok(answer) => {
+                    if answer.limit_info.is_some() {
+                        self.last_limit_info = answer.limit_info.clone();
+                    }
+                    return Ok(answer);
+                }
+            }
+        }
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&mut self, path_and_query: &str, query_options: Option<&str>) -> Result<T, SalesforceError> {
+        let answer = self.get(path_and_query, query_options)?;
+        serde_json::from_slice(&answer.body).map_err(|e| SalesforceError::BadResponse(format!("{path_and_query}: {e}")))
+    }
+
+    fn data_path(&self, rest: &str) -> String {
+        format!("/services/data/v{}/{rest}", self.config.api_version)
+    }
+
+    pub fn describe_global(&mut self) -> Result<GlobalDescribe, SalesforceError> {
+        let path = self.data_path("sobjects");
+        self.get_json(&path, None)
+    }
+
+    pub fn describe(&mut self, object: &str) -> Result<ObjectDescribe, SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}/describe"));
+        self.get_json(&path, None)
+    }
+
+    /// The query resource's URL for a statement, as sent.
+    pub fn query_path(&self, soql: &str, include_deleted: bool) -> String {
+        let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        self.data_path(&format!("{}?q={encoded}", if include_deleted { "queryAll" } else { "query" }))
+    }
+
+    /// The first page of a query.
+    pub fn query(&mut self, soql: &str, include_deleted: bool) -> Result<QueryPage, SalesforceError> {
+        let path = self.query_path(soql, include_deleted);
+        let options = format!("batchSize={}", self.config.batch_size);
+        self.get_json(&path, Some(&options))
+    }
+
+    /// The page a `nextRecordsUrl` names.
+    pub fn next_page(&mut self, next_records_url: &str) -> Result<QueryPage, SalesforceError> {
+        self.get_json(next_records_url, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfsim::server::{spawn, Options};
+
+    fn never_interrupted() -> bool {
+        false
+    }
+
+    fn config(base: &str, grant: Grant) -> ConnectionConfig {
+        ConnectionConfig {
+            login_url: base.to_string(),
+            instance_url: None,
+            api_version: DEFAULT_API_VERSION.into(),
+            batch_size: 200,
+            timeout: Duration::from_secs(10),
+            grant,
+        }
+    }
+
+    fn password() -> Grant {
+        Grant::Password {
+            client_id: "sfsim-client-id".into(),
+            client_secret: "sfsim-client-secret".into(),
+            username: "admin@sfsim.example".into(),
+            password: "sfsim-passwordSFSIMTOKEN".into(),
+        }
+    }
+
+    #[test]
+    fn every_grant_logs_in() {
+        let sim = spawn(Options::demo()).unwrap();
+        let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sfsim/fixtures/jwt/private.pem")).unwrap();
+        let grants = [
+            password(),
+            Grant::RefreshToken { client_id: "sfsim-client-id".into(), client_secret: None, refresh_token: sfsim::auth::DEMO_REFRESH_TOKEN.into() },
+            Grant::ClientCredentials { client_id: "sfsim-client-id".into(), client_secret: "sfsim-client-secret".into() },
+            Grant::JwtBearer { client_id: "sfsim-client-id".into(), username: "admin@sfsim.example".into(), private_key: key },
+        ];
+        for grant in grants {
+            let mut s = Session::new(config(&sim.base_url, grant.clone()), never_interrupted).unwrap();
+            let page = s.query("SELECT COUNT() FROM Account", false).unwrap_or_else(|e| panic!("{grant:?}: {e}"));
+            assert_eq!(page.total_size, 40);
+        }
+    }
+
+    #[test]
+    fn wrong_password_is_a_login_error() {
+        let sim = spawn(Options::demo()).unwrap();
+        let mut grant = password();
+        if let Grant::Password { password, .. } = &mut grant {
+            *password = "nope".into();
+        }
+        let mut s = Session::new(config(&sim.base_url, grant), never_interrupted).unwrap();
+        let e = s.describe_global().unwrap_err();
+        assert_eq!(e, SalesforceError::Login { error: "invalid_grant".into(), description: "authentication failure".into() });
+    }
+
+    #[test]
+    fn an_expired_session_logs_in_again_once() {
+        let sim = spawn(Options::demo()).unwrap();
+        let mut s = Session::new(config(&sim.base_url, password()), never_interrupted).unwrap();
+        s.describe("Contact").unwrap();
+        sim.sim.auth.lock().expire_all();
+        assert_eq!(s.describe("Contact").unwrap().name, "Contact");
+        let logins = sim.sim.log.lock().since(0).iter().filter(|r| r.path == "/services/oauth2/token").count();
+        assert_eq!(logins, 2);
+        assert!(s.last_limit_info.as_deref().is_some_and(|l| l.starts_with("api-usage=")));
+    }
+
+    #[test]
+    fn pages_follow_next_records_url() {
+        let sim = spawn(Options::demo()).unwrap();
+        let mut s = Session::new(config(&sim.base_url, password()), never_interrupted).unwrap();
+        let first = s.query("SELECT Id FROM Contact", false).unwrap();
+        assert_eq!((first.total_size, first.records.len(), first.done), (400, 200, false));
+        let second = s.next_page(first.next_records_url.as_deref().unwrap()).unwrap();
+        assert!(second.done);
+    }
+
+    #[test]
+    fn unreachable_org_is_a_network_error_after_retries() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = Session::new(config(&format!("http://127.0.0.1:{port}"), password()), never_interrupted).unwrap();
+        assert!(matches!(s.describe_global(), Err(SalesforceError::Network(_))));
+    }
+}

@@ -1,0 +1,227 @@
+//! A SOQL query as a structure, printed only once parameters are bound.
+
+use super::literal::{like_pattern, Literal};
+use chrono::Timelike;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CompareOp {
+    fn soql(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "=",
+            CompareOp::Ne => "!=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+        }
+    }
+}
+
+/// A value known when planning, or the n-th parameter, known when executing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Operand {
+    Literal(Literal),
+    Param(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Condition {
+    Compare { field: String, op: CompareOp, value: Operand },
+    /// `value` is a `Literal::List` once bound.
+    In { field: String, negated: bool, values: Operand },
+    /// A PostgreSQL LIKE pattern, translated when printed.
+    Like { field: String, pattern: Operand },
+    IsNull { field: String, negated: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderKey {
+    pub field: String,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Soql {
+    pub object: String,
+    /// Ignored when `count` is set.
+    pub fields: Vec<String>,
+    pub count: bool,
+    pub conditions: Vec<Condition>,
+    pub order_by: Vec<OrderKey>,
+    pub limit: Option<u64>,
+}
+
+/// Why a bound condition means no row can match, so no request is needed.
+fn matches_nothing(value: &Literal) -> bool {
+    matches!(value, Literal::Null) || matches!(value, Literal::List(items) if items.is_empty())
+}
+
+impl Soql {
+    /// Replaces parameters with their values. A value of None (one SOQL
+    /// cannot express) drops its condition, which only widens the result.
+    /// Returns None when the values make the query match nothing (a null
+    /// comparison, an empty IN list).
+    pub fn bind(&self, params: &[Option<Literal>]) -> Option<Soql> {
+        let mut bound = self.clone();
+        bound.conditions.clear();
+        for c in &self.conditions {
+            let mut c = c.clone();
+            let negated_in = matches!(c, Condition::In { negated: true, .. });
+            let slot = match &mut c {
+                Condition::Compare { value, .. } | Condition::Like { pattern: value, .. } | Condition::In { values: value, .. } => value,
+                Condition::IsNull { .. } => {
+                    bound.conditions.push(c);
+                    continue;
+                }
+            };
+            let value = match slot {
+                Operand::Literal(l) => l.clone(),
+                Operand::Param(i) => match params.get(*i).cloned().flatten() {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            if matches_nothing(&value) {
+                if negated_in && value != Literal::Null {
+                    // NOT IN an empty list holds for every row.
+                    continue;
+                }
+                return None;
+            }
+            *slot = Operand::Literal(value);
+            bound.conditions.push(c);
+        }
+        Some(bound)
+    }
+
+    fn condition_text(c: &Condition) -> String {
+        let lit = |o: &Operand| match o {
+            Operand::Literal(l) => l.render(),
+            Operand::Param(i) => format!("${}", i + 1),
+        };
+        match c {
+            Condition::Compare { field, op: op @ (CompareOp::Lt | CompareOp::Le), value: Operand::Literal(Literal::DateTime(t)) }
+                if t.nanosecond() != 0 =>
+            {
+                // SOQL datetimes have whole seconds: round up, so the range only widens.
+                let up = Literal::DateTime(*t + chrono::Duration::seconds(1));
+                format!("{field} {} {}", op.soql(), up.render())
+            }
+            Condition::Compare { field, op, value } => format!("{field} {} {}", op.soql(), lit(value)),
+            Condition::In { field, negated, values } => format!("{field} {}IN {}", if *negated { "NOT " } else { "" }, lit(values)),
+            Condition::Like { field, pattern } => match pattern {
+                Operand::Literal(Literal::Text(p)) => format!("{field} LIKE {}", like_pattern(p).unwrap_or_else(|| "''".into())),
+                other => format!("{field} LIKE {}", lit(other)),
+            },
+            Condition::IsNull { field, negated } => format!("{field} {} null", if *negated { "!=" } else { "=" }),
+        }
+    }
+
+    /// The statement text. Unbound parameters print as `$1`, `$2`, … (for EXPLAIN).
+    pub fn render(&self) -> String {
+        let mut s = String::from("SELECT ");
+        if self.count {
+            s.push_str("COUNT()");
+        } else {
+            s.push_str(&self.fields.join(", "));
+        }
+        s.push_str(" FROM ");
+        s.push_str(&self.object);
+        if !self.conditions.is_empty() {
+            s.push_str(" WHERE ");
+            s.push_str(&self.conditions.iter().map(Soql::condition_text).collect::<Vec<_>>().join(" AND "));
+        }
+        if !self.order_by.is_empty() {
+            let keys: Vec<String> = self
+                .order_by
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} {} NULLS {}",
+                        k.field,
+                        if k.descending { "DESC" } else { "ASC" },
+                        if k.nulls_first { "FIRST" } else { "LAST" }
+                    )
+                })
+                .collect();
+            s.push_str(" ORDER BY ");
+            s.push_str(&keys.join(", "));
+        }
+        if let Some(n) = self.limit {
+            s.push_str(&format!(" LIMIT {n}"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Operand {
+        Operand::Literal(Literal::Text(s.into()))
+    }
+
+    fn contact() -> Soql {
+        Soql { object: "Contact".into(), fields: vec!["Id".into(), "Email".into()], count: false, conditions: vec![], order_by: vec![], limit: None }
+    }
+
+    #[test]
+    fn prints_every_clause() {
+        let mut q = contact();
+        q.conditions = vec![
+            Condition::Compare { field: "LastName".into(), op: CompareOp::Ne, value: text("O'Brien") },
+            Condition::In { field: "Level__c".into(), negated: true, values: Operand::Literal(Literal::List(vec![Literal::Text("A".into())])) },
+            Condition::Like { field: "Email".into(), pattern: text(r"%\_x@%") },
+            Condition::IsNull { field: "Phone".into(), negated: false },
+        ];
+        q.order_by = vec![OrderKey { field: "CreatedDate".into(), descending: true, nulls_first: false }];
+        q.limit = Some(5);
+        assert_eq!(
+            q.render(),
+            r"SELECT Id, Email FROM Contact WHERE LastName != 'O\'Brien' AND Level__c NOT IN ('A') AND Email LIKE '%\_x@%' AND Phone = null ORDER BY CreatedDate DESC NULLS LAST LIMIT 5"
+        );
+        q.count = true;
+        assert!(q.render().starts_with("SELECT COUNT() FROM Contact WHERE"));
+    }
+
+    #[test]
+    fn fractional_datetimes_widen_the_range() {
+        use chrono::TimeZone;
+        let t = chrono::Utc.timestamp_millis_opt(1_704_103_200_500).unwrap();
+        let cond = |op| Condition::Compare { field: "CreatedDate".into(), op, value: Operand::Literal(Literal::DateTime(t)) };
+        let mut q = contact();
+        q.conditions = vec![cond(CompareOp::Lt), cond(CompareOp::Ge)];
+        assert_eq!(
+            q.render(),
+            "SELECT Id, Email FROM Contact WHERE CreatedDate < 2024-01-01T10:00:01Z AND CreatedDate >= 2024-01-01T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn binding_fills_parameters_or_proves_nothing_matches() {
+        let mut q = contact();
+        q.conditions = vec![Condition::Compare { field: "AccountId".into(), op: CompareOp::Eq, value: Operand::Param(0) }];
+        assert_eq!(q.render(), "SELECT Id, Email FROM Contact WHERE AccountId = $1");
+        let bound = q.bind(&[Some(Literal::Text("001".into()))]).unwrap();
+        assert_eq!(bound.render(), "SELECT Id, Email FROM Contact WHERE AccountId = '001'");
+        assert_eq!(q.bind(&[Some(Literal::Null)]), None, "= NULL matches nothing");
+        assert_eq!(q.bind(&[None]).unwrap().render(), "SELECT Id, Email FROM Contact", "an inexpressible value drops its condition");
+        let mut q = contact();
+        q.conditions = vec![Condition::In { field: "Id".into(), negated: false, values: Operand::Param(0) }];
+        assert_eq!(q.bind(&[Some(Literal::List(vec![]))]), None, "IN () matches nothing");
+        q.conditions = vec![Condition::In { field: "Id".into(), negated: true, values: Operand::Param(0) }];
+        assert_eq!(q.bind(&[Some(Literal::List(vec![]))]).unwrap().render(), "SELECT Id, Email FROM Contact");
+    }
+}

@@ -1,0 +1,93 @@
+//! The one mapping from Salesforce field types to PostgreSQL types, used by
+//! IMPORT FOREIGN SCHEMA and by the sync engine's local tables alike.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PgType {
+    Text,
+    Boolean,
+    Integer,
+    Bigint,
+    DoublePrecision,
+    Numeric,
+    Date,
+    Timestamptz,
+    Time,
+    TextArray,
+    Jsonb,
+}
+
+impl PgType {
+    pub fn sql(self) -> &'static str {
+        match self {
+            PgType::Text => "text",
+            PgType::Boolean => "boolean",
+            PgType::Integer => "integer",
+            PgType::Bigint => "bigint",
+            PgType::DoublePrecision => "double precision",
+            PgType::Numeric => "numeric",
+            PgType::Date => "date",
+            PgType::Timestamptz => "timestamp with time zone",
+            PgType::Time => "time without time zone",
+            PgType::TextArray => "text[]",
+            PgType::Jsonb => "jsonb",
+        }
+    }
+}
+
+/// The PostgreSQL type for a Salesforce field type (describe's `type`).
+/// Types not in the table, such as `datacategorygroupreference`, read as text.
+pub fn pg_type(salesforce_type: &str) -> PgType {
+    match salesforce_type {
+        "boolean" => PgType::Boolean,
+        "int" => PgType::Integer,
+        "long" => PgType::Bigint,
+        "double" => PgType::DoublePrecision,
+        "currency" | "percent" => PgType::Numeric,
+        "date" => PgType::Date,
+        "datetime" => PgType::Timestamptz,
+        "time" => PgType::Time,
+        "multipicklist" => PgType::TextArray,
+        "address" | "location" | "anyType" | "complexvalue" => PgType::Jsonb,
+        _ => PgType::Text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_table() {
+        let table = [
+            ("id", PgType::Text),
+            ("reference", PgType::Text),
+            ("string", PgType::Text),
+            ("picklist", PgType::Text),
+            ("combobox", PgType::Text),
+            ("email", PgType::Text),
+            ("phone", PgType::Text),
+            ("url", PgType::Text),
+            ("textarea", PgType::Text),
+            ("encryptedstring", PgType::Text),
+            ("boolean", PgType::Boolean),
+            ("int", PgType::Integer),
+            ("long", PgType::Bigint),
+            ("double", PgType::DoublePrecision),
+            ("currency", PgType::Numeric),
+            ("percent", PgType::Numeric),
+            ("date", PgType::Date),
+            ("datetime", PgType::Timestamptz),
+            ("time", PgType::Time),
+            ("multipicklist", PgType::TextArray),
+            ("address", PgType::Jsonb),
+            ("location", PgType::Jsonb),
+            ("anyType", PgType::Jsonb),
+            ("complexvalue", PgType::Jsonb),
+            ("base64", PgType::Text),
+            ("datacategorygroupreference", PgType::Text),
+        ];
+        for (sf, pg) in table {
+            assert_eq!(pg_type(sf), pg, "{sf}");
+        }
+    }
+}
