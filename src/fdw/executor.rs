@@ -35,6 +35,8 @@ struct Scan {
     next_page: Option<String>,
     /// The first page held the whole result, so a rescan can replay it.
     single_page: bool,
+    /// For `SELECT COUNT()`: the count, until the one row holding it is returned.
+    count: Option<i64>,
 }
 
 fn kind_of(type_oid: Oid) -> PgKind {
@@ -67,8 +69,9 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
     let mut params = Vec::new();
     let mut row_context = std::ptr::null_mut();
     if !explain_only {
-        let desc = (*(*node).ss.ss_currentRelation).rd_att;
-        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        // An aggregate scan (count) reads no relation and has no columns.
+        let relation = (*node).ss.ss_currentRelation;
+        let attrs = if relation.is_null() { &[][..] } else { (*(*relation).rd_att).attrs.as_slice((*(*relation).rd_att).natts as usize) };
         for column in &plan.columns {
             let attr = &attrs[column.attno as usize - 1];
             let (mut input_fn, mut io_param) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
@@ -95,7 +98,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
     }
-    let scan = Scan { plan, params, readers, row_context, sent: None, page: Vec::new(), position: 0, next_page: None, single_page: false };
+    let scan = Scan { plan, params, readers, row_context, sent: None, page: Vec::new(), position: 0, next_page: None, single_page: false, count: None };
     // Dropped with the query's memory, so an error mid-scan frees it too.
     (*node).fdw_state = query_context.leak_and_drop_on_delete(scan) as *mut std::ffi::c_void;
 }
@@ -121,6 +124,10 @@ fn fetch(scan: &mut Scan, next: Option<String>) -> Result<(), SalesforceFdwError
         Some(url) => session.next_page(url),
         None => session.query(scan.sent.as_ref().and_then(|s| s.as_deref()).unwrap_or_default(), false),
     })?;
+    if scan.plan.soql.count {
+        scan.count = Some(page.total_size as i64);
+        return Ok(());
+    }
     scan.single_page = next.is_none() && page.done;
     scan.page = page.records;
     scan.position = 0;
@@ -163,9 +170,24 @@ unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot, record: &Map
     Ok(())
 }
 
+/// Fills every column of the aggregate scan's one row with the count.
+unsafe fn store_count(slot: *mut pg_sys::TupleTableSlot, count: i64) {
+    let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+    std::slice::from_raw_parts_mut((*slot).tts_values, natts).fill(pg_sys::Datum::from(count));
+    std::slice::from_raw_parts_mut((*slot).tts_isnull, natts).fill(false);
+    pg_sys::ExecStoreVirtualTuple(slot);
+}
+
 unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<(), SalesforceFdwError> {
     if scan.sent.is_none() {
         start(node, scan)?;
+        if scan.plan.soql.count {
+            store_count(slot, scan.count.take().unwrap_or(0));
+            return Ok(());
+        }
+    }
+    if scan.plan.soql.count {
+        return Ok(());
     }
     loop {
         if let Some(record) = scan.page.get(scan.position) {
@@ -194,7 +216,7 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
 pub unsafe extern "C-unwind" fn re_scan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
     let scan = scan_of(node);
     let statement = bound_statement(node, scan).map(|s| s.render());
-    if scan.single_page && scan.sent.as_ref() == Some(&statement) {
+    if scan.single_page && !scan.plan.soql.count && scan.sent.as_ref() == Some(&statement) {
         // Same statement, every row already here: rewind instead of asking again.
         scan.position = 0;
     } else {

@@ -66,7 +66,7 @@ impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
         routine.GetForeignRelSize = Some(planner::get_foreign_rel_size);
         routine.GetForeignPaths = Some(planner::get_foreign_paths);
         routine.GetForeignPlan = Some(planner::get_foreign_plan);
-        routine.GetForeignUpperPaths = None;
+        routine.GetForeignUpperPaths = Some(planner::get_foreign_upper_paths);
         routine.BeginForeignScan = Some(executor::begin_foreign_scan);
         routine.IterateForeignScan = Some(executor::iterate_foreign_scan);
         routine.ReScanForeignScan = Some(executor::re_scan_foreign_scan);

@@ -207,6 +207,83 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(root: *mut pg_sys::PlannerI
     (*baserel).fdw_private = state as *mut std::ffi::c_void;
 }
 
+/// The relation's conditions when every one is pushed exactly and needs no
+/// parameter: then Salesforce alone decides which rows qualify.
+unsafe fn exact_conditions(root: *mut pg_sys::PlannerInfo, rel: *mut pg_sys::RelOptInfo, table: &Table) -> Option<Vec<Condition>> {
+    list_items::<pg_sys::RestrictInfo>((*rel).baserestrictinfo)
+        .into_iter()
+        .map(|rinfo| match classify(root, (*rel).relid, table, (*rinfo).clause as *mut pg_sys::Node) {
+            Some(Classified { pushed, param: None }) if pushed.exact && !(*rinfo).pseudoconstant => Some(pushed.condition),
+            _ => None,
+        })
+        .collect()
+}
+
+unsafe fn is_count_star(node: *mut pg_sys::Node) -> bool {
+    if !pgrx::is_a(node, pg_sys::NodeTag::T_Aggref) {
+        return false;
+    }
+    let agg = node as *mut pg_sys::Aggref;
+    (*agg).aggfnoid.to_u32() == pg_sys::F_COUNT_
+        && (*agg).aggstar
+        && (*agg).aggfilter.is_null()
+        && (*agg).aggdistinct.is_null()
+        && (*agg).aggorder.is_null()
+        && (*agg).agglevelsup == 0
+}
+
+/// `SELECT count(*) FROM t WHERE <exact conditions>` becomes one
+/// `SELECT COUNT()` request that transfers no rows.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
+    root: *mut pg_sys::PlannerInfo,
+    stage: pg_sys::UpperRelationKind::Type,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    _extra: *mut std::ffi::c_void,
+) {
+    // A relation PostgreSQL proved empty (WHERE x = NULL) was never sized: no state.
+    if stage != pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG
+        || (*input_rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
+        || (*input_rel).fdw_private.is_null()
+        || !(*output_rel).fdw_private.is_null()
+    {
+        return;
+    }
+    let parse = (*root).parse;
+    if !(*parse).groupClause.is_null() || !(*parse).groupingSets.is_null() || (*root).hasHavingQual {
+        return;
+    }
+    let exprs = list_items::<pg_sys::Node>((*(*output_rel).reltarget).exprs);
+    if exprs.is_empty() || !exprs.iter().all(|e| is_count_star(*e)) {
+        return;
+    }
+    if exact_conditions(root, input_rel, &rel_state(input_rel).table).is_none() {
+        return;
+    }
+    (*output_rel).fdw_private = input_rel as *mut std::ffi::c_void;
+    let path = pg_sys::create_foreign_upper_path(root, output_rel, (*output_rel).reltarget, 1.0, REQUEST_COST, REQUEST_COST, null_mut(), null_mut(), null_mut());
+    pg_sys::add_path(output_rel, path as *mut pg_sys::Path);
+}
+
+unsafe fn count_plan(root: *mut pg_sys::PlannerInfo, upper: *mut pg_sys::RelOptInfo, tlist: *mut pg_sys::List, outer_plan: *mut pg_sys::Plan) -> *mut pg_sys::ForeignScan {
+    let input = (*upper).fdw_private as *mut pg_sys::RelOptInfo;
+    let table = &rel_state(input).table;
+    let conditions = exact_conditions(root, input, table).expect("checked when the path was made");
+    let soql = Soql { object: table.object.clone(), fields: vec![], count: true, conditions, order_by: vec![], limit: None };
+    let plan = ScanPlan { server: table.server.to_u32(), user: table.user.to_u32(), soql, param_types: vec![], columns: vec![] };
+    let mut scan_tlist = null_mut();
+    for (i, expr) in list_items::<pg_sys::Expr>((*(*upper).reltarget).exprs).into_iter().enumerate() {
+        scan_tlist = list_append(scan_tlist, pg_sys::makeTargetEntry(expr, (i + 1) as i16, null_mut(), false));
+    }
+    pg_sys::make_foreignscan(tlist, null_mut(), 0, null_mut(), plan_to_private(&plan), scan_tlist, null_mut(), outer_plan)
+}
+
+fn plan_to_private(plan: &ScanPlan) -> *mut pg_sys::List {
+    let json = serde_json::to_string(plan).expect("a plan serializes");
+    unsafe { list_append(null_mut(), pg_sys::makeString(pg_string(&json))) }
+}
+
 fn scan_cost(rows: f64) -> (f64, f64) {
     let pages = (rows / PAGE_ROWS).ceil().max(1.0);
     (REQUEST_COST, REQUEST_COST * pages + rows * ROW_COST)
@@ -267,6 +344,9 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     scan_clauses: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
+    if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
+        return count_plan(root, baserel, tlist, outer_plan);
+    }
     let table = &rel_state(baserel).table;
     let relid = (*baserel).relid;
     let mut soql = Soql { object: table.object.clone(), fields: vec![], count: false, conditions: vec![], order_by: vec![], limit: None };
@@ -316,9 +396,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         columns.push(ScanColumn { attno, field });
     }
     let plan = ScanPlan { server: table.server.to_u32(), user: table.user.to_u32(), soql, param_types, columns };
-    let json = serde_json::to_string(&plan).expect("a plan serializes");
-    let private = list_append(null_mut(), pg_sys::makeString(pg_string(&json)));
-    pg_sys::make_foreignscan(tlist, local, relid, fdw_exprs, private, null_mut(), null_mut(), outer_plan)
+    pg_sys::make_foreignscan(tlist, local, relid, fdw_exprs, plan_to_private(&plan), null_mut(), null_mut(), outer_plan)
 }
 
 /// The plan a ForeignScan node carries.

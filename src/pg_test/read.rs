@@ -294,3 +294,23 @@ fn salesforce_errors_become_clear_postgres_errors() {
     control("PATCH", "settings", Some(serde_json::json!({"daily_limit": 1_000_000})));
     assert!(e.starts_with("Salesforce REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded. HINT: The org's daily API request limit"), "{e}");
 }
+
+#[pg_test]
+fn count_star_is_one_count_request_when_conditions_are_exact() {
+    import_demo("cnt", "");
+    let before = mark();
+    let n = Spi::get_one::<i64>("SELECT count(*) FROM cnt.contact WHERE lifetime_value__c >= 100 AND birthdate IS NOT NULL").unwrap().unwrap();
+    let sent = requests_since(before);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["soql"], "SELECT COUNT() FROM Contact WHERE Lifetime_Value__c >= 100 AND Birthdate != null");
+    assert_eq!(sent[0]["records"], 0, "no rows transferred");
+    assert_eq!(n, count(&unpushed("cnt.contact", "lifetime_value__c >= 100 AND birthdate IS NOT NULL")));
+    assert!(explain("SELECT count(*) FROM cnt.contact").contains("Salesforce Query: SELECT COUNT() FROM Contact"));
+
+    let before = mark();
+    let n = Spi::get_one::<i64>("SELECT count(*) FROM cnt.contact WHERE last_name = 'TURING'").unwrap().unwrap();
+    assert_eq!(n, 0, "an inexact condition is rechecked, so rows are fetched and counted here");
+    assert!(soql_since(before)[0].starts_with("SELECT Id, LastName FROM Contact WHERE"));
+    let grouped = count("SELECT level__c, count(*) FROM cnt.contact GROUP BY level__c");
+    assert!(grouped >= 3);
+}
