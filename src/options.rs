@@ -28,7 +28,7 @@ impl OptionScope {
                 "private_key",
                 "access_token",
             ],
-            OptionScope::Table => &["object", "rowid_column", "upsert_key"],
+            OptionScope::Table => &["object", "rowid_column", "upsert_key", "estimated_rows"],
             OptionScope::Column => &["field"],
         }
     }
@@ -128,6 +128,7 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
             }
             "batch_size" => check_integer(name, value, 200, 2000)?,
             "request_timeout_ms" => check_integer(name, value, 1, 3_600_000)?,
+            "estimated_rows" => check_integer(name, value, 0, u64::MAX)?,
             "grant_type" if !GRANT_TYPES.contains(&value.as_str()) => {
                 return Err(error(
                     format!("invalid value for option \"grant_type\": \"{value}\""),
@@ -189,6 +190,8 @@ mod tests {
         assert!(validate(OptionScope::Server, &opts(&[("batch_size", "100")])).is_err());
         assert!(validate(OptionScope::Server, &opts(&[("batch_size", "2000"), ("api_version", "62.0")])).is_ok());
         assert!(validate(OptionScope::Server, &opts(&[("api_version", "v62")])).is_err());
+        assert!(validate(OptionScope::Table, &opts(&[("estimated_rows", "1000000")])).is_ok());
+        assert!(validate(OptionScope::Table, &opts(&[("estimated_rows", "many")])).is_err());
     }
 
     #[test]

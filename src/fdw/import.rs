@@ -39,8 +39,8 @@ fn naming(stmt: &ImportForeignSchemaStmt) -> Result<Naming, SalesforceFdwError> 
     }
 }
 
-/// `CREATE FOREIGN TABLE` for one object.
-fn create_table(schema: &str, server: &str, table: &str, object: &ObjectDescribe, naming: Naming) -> String {
+/// `CREATE FOREIGN TABLE` for one object; `rows` (its record count) guides the planner.
+fn create_table(schema: &str, server: &str, table: &str, object: &ObjectDescribe, naming: Naming, rows: Option<u64>) -> String {
     let mut used = HashSet::new();
     let mut id_column = String::new();
     let columns: Vec<String> = object
@@ -59,8 +59,9 @@ fn create_table(schema: &str, server: &str, table: &str, object: &ObjectDescribe
             format!("  {} {} OPTIONS (field {})", quote_ident(&name), pg_type(&f.field_type).sql(), quote_literal(&f.name))
         })
         .collect();
+    let estimate = rows.map(|n| format!(", estimated_rows '{n}'")).unwrap_or_default();
     format!(
-        "CREATE FOREIGN TABLE {}.{} (\n{}\n) SERVER {} OPTIONS (object {}, rowid_column {})",
+        "CREATE FOREIGN TABLE {}.{} (\n{}\n) SERVER {} OPTIONS (object {}, rowid_column {}{estimate})",
         quote_ident(schema),
         quote_ident(table),
         columns.join(",\n"),
@@ -91,7 +92,9 @@ pub fn statements(server: Oid, stmt: &ImportForeignSchemaStmt) -> Result<Vec<Str
         };
         if wanted {
             let object = connection::describe(server, user, &summary.name)?;
-            out.push(create_table(&stmt.local_schema, &stmt.server_name, &table, &object, naming));
+            // One COUNT() per object; an object too large to count in time gets no estimate.
+            let rows = connection::with_session(server, user, |s| s.query(&format!("SELECT COUNT() FROM {}", object.name), false)).ok().map(|p| p.total_size);
+            out.push(create_table(&stmt.local_schema, &stmt.server_name, &table, &object, naming, rows));
         }
     }
     Ok(out)
@@ -118,10 +121,10 @@ mod tests {
             fields: vec![field("Id", "id"), field("Amount__c", "currency"), field("Paid_At__c", "datetime"), field("Languages__c", "multipicklist"), field("Order", "string")],
         };
         assert_eq!(
-            create_table("crm", "org", "invoice__c", &object, Naming::Snake),
-            "CREATE FOREIGN TABLE crm.invoice__c (\n  id text OPTIONS (field 'Id'),\n  amount__c numeric OPTIONS (field 'Amount__c'),\n  paid_at__c timestamp with time zone OPTIONS (field 'Paid_At__c'),\n  languages__c text[] OPTIONS (field 'Languages__c'),\n  \"order\" text OPTIONS (field 'Order')\n) SERVER org OPTIONS (object 'Invoice__c', rowid_column 'id')"
+            create_table("crm", "org", "invoice__c", &object, Naming::Snake, Some(150)),
+            "CREATE FOREIGN TABLE crm.invoice__c (\n  id text OPTIONS (field 'Id'),\n  amount__c numeric OPTIONS (field 'Amount__c'),\n  paid_at__c timestamp with time zone OPTIONS (field 'Paid_At__c'),\n  languages__c text[] OPTIONS (field 'Languages__c'),\n  \"order\" text OPTIONS (field 'Order')\n) SERVER org OPTIONS (object 'Invoice__c', rowid_column 'id', estimated_rows '150')"
         );
-        let api = create_table("Crm", "org", "Invoice__c", &object, Naming::Api);
+        let api = create_table("Crm", "org", "Invoice__c", &object, Naming::Api, None);
         assert!(api.starts_with("CREATE FOREIGN TABLE \"Crm\".\"Invoice__c\" (\n  \"Id\" text"));
         assert!(api.ends_with("rowid_column 'Id')"));
     }
@@ -129,7 +132,7 @@ mod tests {
     #[test]
     fn colliding_snake_names_keep_the_api_name() {
         let object = ObjectDescribe { name: "X__c".into(), fields: vec![field("Id", "id"), field("FooBar__c", "string"), field("Foo_Bar__c", "string")] };
-        let sql = create_table("s", "o", "x__c", &object, Naming::Snake);
+        let sql = create_table("s", "o", "x__c", &object, Naming::Snake, None);
         assert!(sql.contains("foo_bar__c text OPTIONS (field 'FooBar__c')"));
         assert!(sql.contains("\"Foo_Bar__c\" text OPTIONS (field 'Foo_Bar__c')"));
     }

@@ -17,7 +17,7 @@ use pgrx::{pg_guard, PgMemoryContexts};
 use serde::{Deserialize, Serialize};
 use std::ptr::null_mut;
 
-/// Rows assumed for a table never analyzed.
+/// Rows assumed for a table without an `estimated_rows` option.
 const DEFAULT_ROWS: f64 = 1000.0;
 /// A round trip to Salesforce, in planner cost units.
 const REQUEST_COST: f64 = 100.0;
@@ -201,7 +201,7 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(root: *mut pg_sys::PlannerI
     let table = Table::load(relid, user).or_report();
     let selectivity =
         pg_sys::clauselist_selectivity(root, (*baserel).baserestrictinfo, 0, pg_sys::JoinType::JOIN_INNER, null_mut());
-    let tuples = if (*baserel).tuples > 0.0 { (*baserel).tuples } else { DEFAULT_ROWS };
+    let tuples = table.estimated_rows.unwrap_or(DEFAULT_ROWS);
     (*baserel).rows = (tuples * selectivity).round().max(1.0);
     let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(RelState { table });
     (*baserel).fdw_private = state as *mut std::ffi::c_void;
@@ -300,6 +300,55 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(root: *mut pg_sys::PlannerInfo
         // Sorting remotely costs Salesforce a little; sorting locally costs us more.
         let sorted = pg_sys::create_foreignscan_path(root, baserel, null_mut(), rows, startup, total * 1.05, (*root).query_pathkeys, null_mut(), null_mut(), null_mut());
         pg_sys::add_path(baserel, sorted as *mut pg_sys::Path);
+    }
+    add_parameterized_paths(root, baserel, &state.table);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn member_is_column(
+    _root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    _ec: *mut pg_sys::EquivalenceClass,
+    em: *mut pg_sys::EquivalenceMember,
+    attno: *mut std::ffi::c_void,
+) -> bool {
+    column_of((*em).em_expr as *mut pg_sys::Node, (*rel).relid) == Some(*(attno as *const i16))
+}
+
+/// Parameterized paths for the inner side of a nested loop: an id or
+/// reference column equal to another relation's value is sent per outer row
+/// (`WHERE AccountId = $1`), instead of reading the whole object.
+unsafe fn add_parameterized_paths(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, table: &Table) {
+    let relid = (*baserel).relid;
+    let mut join_clauses = Vec::new();
+    for column in &table.columns {
+        let is_key = column.field.as_ref().is_some_and(|f| f.filterable && matches!(f.field_type.as_str(), "id" | "reference"));
+        if is_key {
+            let mut attno = column.attno;
+            let implied = pg_sys::generate_implied_equalities_for_column(
+                root,
+                baserel,
+                Some(member_is_column),
+                &mut attno as *mut i16 as *mut std::ffi::c_void,
+                (*baserel).lateral_referencers,
+            );
+            join_clauses.extend(list_items::<pg_sys::RestrictInfo>(implied));
+        }
+    }
+    let mut made: Vec<*mut pg_sys::Bitmapset> = Vec::new();
+    for rinfo in join_clauses {
+        if classify(root, relid, table, (*rinfo).clause as *mut pg_sys::Node).is_none() {
+            continue;
+        }
+        let required = pg_sys::bms_del_member(pg_sys::bms_union((*rinfo).clause_relids, (*baserel).lateral_relids), relid as i32);
+        if pg_sys::bms_is_empty(required) || made.iter().any(|m| pg_sys::bms_equal(*m, required)) {
+            continue;
+        }
+        made.push(required);
+        let rows = (*pg_sys::get_baserel_parampathinfo(root, baserel, required)).ppi_rows;
+        let (startup, total) = scan_cost(rows);
+        let path = pg_sys::create_foreignscan_path(root, baserel, null_mut(), rows, startup, total, null_mut(), required, null_mut(), null_mut());
+        pg_sys::add_path(baserel, path as *mut pg_sys::Path);
     }
 }
 

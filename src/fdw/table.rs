@@ -22,6 +22,8 @@ pub struct Table {
     pub user: Oid,
     pub object: String,
     pub columns: Vec<Column>,
+    /// The `estimated_rows` option: how many records the object holds.
+    pub estimated_rows: Option<f64>,
 }
 
 /// The field a column reads: its `field` option, else the field whose API
@@ -54,7 +56,8 @@ impl Table {
             let field = field_for(&describe, &name, column_options.get("field"))?;
             columns.push(Column { attno: attr.attnum, name, field });
         }
-        Ok(Table { relid, server, user, object: describe.name.clone(), columns })
+        let estimated_rows = options.get("estimated_rows").and_then(|n| n.parse().ok());
+        Ok(Table { relid, server, user, object: describe.name.clone(), columns, estimated_rows })
     }
 
     pub fn column(&self, attno: i16) -> Option<&Column> {

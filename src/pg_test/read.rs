@@ -49,7 +49,7 @@ fn import_creates_typed_tables_for_standard_and_custom_objects() {
     let options = Spi::get_one::<String>("SELECT array_to_string(attfdwoptions, ',') FROM pg_attribute WHERE attrelid = 'imp.contact'::regclass AND attname = 'user_id__c'");
     assert_eq!(options, Ok(Some("field=User_Id__c".into())));
     let table_options = Spi::get_one::<String>("SELECT array_to_string(ftoptions, ',') FROM pg_foreign_table WHERE ftrelid = 'imp.invoice__c'::regclass");
-    assert_eq!(table_options, Ok(Some("object=Invoice__c,rowid_column=id".into())));
+    assert_eq!(table_options, Ok(Some("object=Invoice__c,rowid_column=id,estimated_rows=150".into())));
     assert_eq!(count("SELECT * FROM imp.invoice__c"), 150);
 }
 
@@ -313,4 +313,23 @@ fn count_star_is_one_count_request_when_conditions_are_exact() {
     assert!(soql_since(before)[0].starts_with("SELECT Id, LastName FROM Contact WHERE"));
     let grouped = count("SELECT level__c, count(*) FROM cnt.contact GROUP BY level__c");
     assert!(grouped >= 3);
+}
+
+#[pg_test]
+fn a_nested_loop_sends_the_join_key_per_outer_row() {
+    import_demo("nl", "");
+    Spi::run("CREATE TABLE signups (account_id text)").unwrap();
+    Spi::run("INSERT INTO signups SELECT id FROM nl.account WHERE name IN ('Acme Corp', 'Globex Corp', 'Initech Corp')").unwrap();
+    Spi::run("ANALYZE signups").unwrap();
+    // At a million contacts, three requests beat reading them all.
+    Spi::run("ALTER FOREIGN TABLE nl.contact OPTIONS (SET estimated_rows '1000000')").unwrap();
+    let join = "SELECT c.id FROM signups s JOIN nl.contact c ON c.account_id = s.account_id";
+    assert!(explain(join).contains("Salesforce Query: SELECT Id, AccountId FROM Contact WHERE AccountId = $1"), "{}", explain(join));
+    let before = mark();
+    let joined = count(join);
+    let sent = soql_since(before);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent.iter().all(|s| s.starts_with("SELECT Id, AccountId FROM Contact WHERE AccountId = '001")), "{sent:?}");
+    assert!(joined > 0);
+    assert_eq!(joined, count("SELECT c.id FROM signups s JOIN (SELECT * FROM nl.contact OFFSET 0) c ON c.account_id = s.account_id"));
 }
