@@ -382,6 +382,19 @@ fn control_edits_bump_system_modstamp_and_reset_restores() {
 }
 
 #[test]
+fn fields_added_at_run_time_appear_in_describe_and_queries() {
+    let org = Org::demo();
+    let added = org.control(reqwest::Method::POST, "objects/Lead/fields", json!([{"name": "Score__c", "type": "double", "precision": 5, "scale": 1}]));
+    assert!(added["fields"].as_u64().unwrap() > 10);
+    let d: Value = org.get(&format!("{V}/sobjects/Lead/describe")).json().unwrap();
+    assert!(d["fields"].as_array().unwrap().iter().any(|f| f["name"] == "Score__c" && f["custom"] == true));
+    let rows = org.query("SELECT Id, Score__c FROM Lead LIMIT 1");
+    assert_eq!(rows["records"][0]["Score__c"], Value::Null);
+    let r = org.http.post(org.url("/__sim/objects/Lead/fields")).json(&json!([{"name": "score__c", "type": "string"}])).send().unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
 fn tls_serves_https_with_the_printed_certificate() {
     let dir = std::env::temp_dir().join(format!("sfsim-tls-test-{}", std::process::id()));
     let server = spawn(Options { tls_dir: Some(dir), ..Options::demo() }).unwrap();

@@ -7,6 +7,8 @@ use super::convert::{to_pg_text, PgKind};
 use super::error::SalesforceFdwError;
 use super::pg::{list_items, pg_string};
 use super::planner::{param_literals, scan_plan, OrReport, ScanPlan};
+use crate::salesforce::session::Session;
+use crate::salesforce::SalesforceError;
 use crate::soql::Soql;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{pg_guard, PgMemoryContexts};
@@ -22,19 +24,31 @@ struct ColumnReader {
     typmod: i32,
 }
 
-struct Scan {
-    plan: ScanPlan,
-    params: Vec<*mut pg_sys::ExprState>,
-    readers: Vec<ColumnReader>,
-    row_context: pg_sys::MemoryContext,
-    /// The statement sent for the current scan; None before the first row
-    /// is asked for, or when the parameters prove nothing matches.
-    sent: Option<Option<String>>,
+/// One statement's pages. A wide object's fields are read by several
+/// statements in lockstep; otherwise there is one stream.
+struct Stream {
     page: Vec<Map<String, Json>>,
     position: usize,
     next_page: Option<String>,
     /// The first page held the whole result, so a rescan can replay it.
     single_page: bool,
+}
+
+impl Stream {
+    fn exhausted(&self) -> bool {
+        self.position >= self.page.len() && self.next_page.is_none()
+    }
+}
+
+struct Scan {
+    plan: ScanPlan,
+    params: Vec<*mut pg_sys::ExprState>,
+    readers: Vec<ColumnReader>,
+    row_context: pg_sys::MemoryContext,
+    /// The statement for the current scan; None before the first row is
+    /// asked for, Some(None) when the parameters prove nothing matches.
+    sent: Option<Option<String>>,
+    streams: Vec<Stream>,
     /// For `SELECT COUNT()`: the count, until the one row holding it is returned.
     count: Option<i64>,
 }
@@ -98,7 +112,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
     }
-    let scan = Scan { plan, params, readers, row_context, sent: None, page: Vec::new(), position: 0, next_page: None, single_page: false, count: None };
+    let scan = Scan { plan, params, readers, row_context, sent: None, streams: Vec::new(), count: None };
     // Dropped with the query's memory, so an error mid-scan frees it too.
     (*node).fdw_state = query_context.leak_and_drop_on_delete(scan) as *mut std::ffi::c_void;
 }
@@ -118,37 +132,44 @@ unsafe fn bound_statement(node: *mut pg_sys::ForeignScanState, scan: &Scan) -> O
     scan.plan.soql.bind(&param_literals(&scan.plan, &values))
 }
 
-fn fetch(scan: &mut Scan, next: Option<String>) -> Result<(), SalesforceFdwError> {
-    let (server, user) = (Oid::from(scan.plan.server), Oid::from(scan.plan.user));
-    let page = connection::with_session(server, user, |session| match &next {
-        Some(url) => session.next_page(url),
-        None => session.query(scan.sent.as_ref().and_then(|s| s.as_deref()).unwrap_or_default(), false),
-    })?;
-    if scan.plan.soql.count {
-        scan.count = Some(page.total_size as i64);
-        return Ok(());
-    }
-    scan.single_page = next.is_none() && page.done;
-    scan.page = page.records;
-    scan.position = 0;
-    scan.next_page = if page.done { None } else { page.next_records_url };
-    Ok(())
+fn session<T>(scan: &Scan, f: impl FnOnce(&mut Session) -> Result<T, SalesforceError>) -> Result<T, SalesforceFdwError> {
+    connection::with_session(Oid::from(scan.plan.server), Oid::from(scan.plan.user), f)
+}
+
+fn first_page(session: &mut Session, soql: &str) -> Result<Stream, SalesforceError> {
+    let page = session.query(soql, false)?;
+    Ok(Stream { single_page: page.done, next_page: if page.done { None } else { page.next_records_url }, page: page.records, position: 0 })
 }
 
 unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<(), SalesforceFdwError> {
-    let statement = bound_statement(node, scan).map(|s| s.render());
-    scan.sent = Some(statement.clone());
-    scan.page.clear();
-    scan.position = 0;
-    scan.next_page = None;
-    scan.single_page = true;
-    match statement {
-        Some(_) => fetch(scan, None),
-        None => Ok(()),
-    }
+    let bound = bound_statement(node, scan);
+    scan.sent = Some(bound.as_ref().map(Soql::render));
+    scan.streams.clear();
+    let Some(bound) = bound else { return Ok(()) };
+    let streams = session(scan, |s| {
+        let room = s.query_path_room()?;
+        let parts = bound.split_to_fit(|text| s.query_path_len(text) <= room).ok_or_else(|| SalesforceError::Api {
+            status: 414,
+            code: "URI_TOO_LONG".into(),
+            message: "the query is too long for Salesforce even with its fields read in parts".into(),
+        })?;
+        if bound.count {
+            return Ok((Some(s.query(&parts[0].render(), false)?.total_size as i64), vec![]));
+        }
+        let streams = parts.iter().map(|p| first_page(s, &p.render())).collect::<Result<Vec<_>, _>>()?;
+        Ok((None, streams))
+    })?;
+    scan.count = streams.0;
+    scan.streams = streams.1;
+    Ok(())
 }
 
-unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot, record: &Map<String, Json>) -> Result<(), SalesforceFdwError> {
+/// Stores the current record of every stream as one row.
+unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<(), SalesforceFdwError> {
+    let records: Vec<&Map<String, Json>> = scan.streams.iter().map(|s| &s.page[s.position]).collect();
+    if records.iter().any(|r| r.get("Id") != records[0].get("Id")) {
+        return Err(changed_while_reading());
+    }
     pg_sys::MemoryContextReset(scan.row_context);
     let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
     let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
@@ -156,7 +177,7 @@ unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot, record: &Map
     nulls.fill(true);
     PgMemoryContexts::For(scan.row_context).switch_to(|_| {
         for r in &scan.readers {
-            let value = record.get(&r.field).unwrap_or(&Json::Null);
+            let value = records.iter().find_map(|rec| rec.get(&r.field)).unwrap_or(&Json::Null);
             let text = to_pg_text(value, r.kind).map_err(|message| SalesforceFdwError::Conversion { column: r.name.clone(), message })?;
             if let Some(text) = text {
                 let mut input = r.input;
@@ -178,6 +199,13 @@ unsafe fn store_count(slot: *mut pg_sys::TupleTableSlot, count: i64) {
     pg_sys::ExecStoreVirtualTuple(slot);
 }
 
+fn changed_while_reading() -> SalesforceFdwError {
+    SalesforceFdwError::salesforce(
+        SalesforceError::BadResponse("records changed while a wide object's fields were read in parts; run the query again".into()),
+        vec![],
+    )
+}
+
 unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<(), SalesforceFdwError> {
     if scan.sent.is_none() {
         start(node, scan)?;
@@ -186,19 +214,31 @@ unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *
             return Ok(());
         }
     }
-    if scan.plan.soql.count {
+    if scan.streams.is_empty() {
         return Ok(());
     }
-    loop {
-        if let Some(record) = scan.page.get(scan.position) {
-            scan.position += 1;
-            return store_row(scan, slot, record);
-        }
-        match scan.next_page.take() {
-            Some(url) => fetch(scan, Some(url))?,
-            None => return Ok(()),
+    for i in 0..scan.streams.len() {
+        let stream = &scan.streams[i];
+        if stream.position >= stream.page.len() {
+            if let Some(url) = stream.next_page.clone() {
+                let page = session(scan, |s| s.next_page(&url))?;
+                let stream = &mut scan.streams[i];
+                stream.next_page = if page.done { None } else { page.next_records_url };
+                stream.page = page.records;
+                stream.position = 0;
+            }
         }
     }
+    let exhausted = scan.streams.iter().filter(|s| s.exhausted() || s.position >= s.page.len()).count();
+    if exhausted == scan.streams.len() {
+        return Ok(());
+    }
+    if exhausted > 0 {
+        return Err(changed_while_reading());
+    }
+    store_row(scan, slot)?;
+    scan.streams.iter_mut().for_each(|s| s.position += 1);
+    Ok(())
 }
 
 #[pg_guard]
@@ -216,9 +256,10 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
 pub unsafe extern "C-unwind" fn re_scan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
     let scan = scan_of(node);
     let statement = bound_statement(node, scan).map(|s| s.render());
-    if scan.single_page && !scan.plan.soql.count && scan.sent.as_ref() == Some(&statement) {
+    let replayable = !scan.streams.is_empty() && scan.streams.iter().all(|s| s.single_page);
+    if replayable && scan.sent.as_ref() == Some(&statement) {
         // Same statement, every row already here: rewind instead of asking again.
-        scan.position = 0;
+        scan.streams.iter_mut().for_each(|s| s.position = 0);
     } else {
         scan.sent = None;
     }
@@ -226,9 +267,8 @@ pub unsafe extern "C-unwind" fn re_scan_foreign_scan(node: *mut pg_sys::ForeignS
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
-    // The state itself goes with the query's memory context; release the page now.
-    let scan = scan_of(node);
-    scan.page = Vec::new();
+    // The state itself goes with the query's memory context; release the pages now.
+    scan_of(node).streams = Vec::new();
 }
 
 #[pg_guard]

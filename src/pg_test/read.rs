@@ -333,3 +333,31 @@ fn a_nested_loop_sends_the_join_key_per_outer_row() {
     assert!(joined > 0);
     assert_eq!(joined, count("SELECT c.id FROM signups s JOIN (SELECT * FROM nl.contact OFFSET 0) c ON c.account_id = s.account_id"));
 }
+
+#[pg_test]
+fn a_wide_object_is_read_in_field_groups_stitched_by_id() {
+    let fields: Vec<serde_json::Value> = (0..600)
+        .map(|i| serde_json::json!({"name": format!("Quarterly_Revenue_Forecast_Region_{i:03}__c"), "type": "string", "length": 40}))
+        .collect();
+    control("POST", "objects/Document/fields", Some(serde_json::Value::Array(fields)));
+    create_server("wide", "");
+    Spi::run("CREATE SCHEMA wide").unwrap();
+    Spi::run("IMPORT FOREIGN SCHEMA salesforce LIMIT TO (document) FROM SERVER wide INTO wide").unwrap();
+    let id = Spi::get_one::<String>("SELECT id FROM wide.document WHERE name = 'Price list 2'").unwrap().unwrap();
+    control("PATCH", &format!("records/Document/{id}"), Some(serde_json::json!({"Quarterly_Revenue_Forecast_Region_599__c": "last one"})));
+    let before = mark();
+    let rows = Spi::get_one::<String>(
+        "SELECT string_agg(d.name || '=' || coalesce(d.quarterly_revenue_forecast_region_599__c, '-') || ':' || (length(d::text) > 600), ',' ORDER BY d.name)
+         FROM wide.document d",
+    )
+    .unwrap();
+    assert_eq!(rows, Some("Price list 1=-:true,Price list 2=last one:true,Price list 3=-:true".to_string()));
+    let requests = requests_since(before);
+    assert!(requests.len() >= 2, "the fields were read by several statements");
+    for r in &requests {
+        assert_eq!(r["status"], 200);
+        assert!(r["soql"].as_str().unwrap().ends_with("FROM Document ORDER BY Id ASC NULLS LAST"), "{}", r["soql"]);
+        let uri_len = r["path"].as_str().unwrap().len() + r["query"].as_str().unwrap_or("").len();
+        assert!(uri_len < 15_000, "{uri_len}");
+    }
+}

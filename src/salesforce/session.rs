@@ -24,6 +24,8 @@ pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 pub const DEFAULT_API_VERSION: &str = "62.0";
 pub const DEFAULT_BATCH_SIZE: u32 = 2000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Query URLs are kept this short, leaving room for the headers.
+pub const MAX_QUERY_URL_BYTES: usize = 15_000;
 
 /// One page of a query's answer.
 #[derive(Debug, Deserialize)]
@@ -112,8 +114,18 @@ impl Session {
         self.get_json(&path, None)
     }
 
+    /// Bytes a query's path may take: Salesforce accepts a URI plus headers
+    /// of at most 16,384 bytes, and the instance's address comes first.
+    pub fn query_path_room(&mut self) -> Result<usize, SalesforceError> {
+        Ok(MAX_QUERY_URL_BYTES.saturating_sub(self.token()?.instance_url.len()))
+    }
+
+    pub fn query_path_len(&self, soql: &str) -> usize {
+        self.query_path(soql, false).len()
+    }
+
     /// The query resource's URL for a statement, as sent.
-    pub fn query_path(&self, soql: &str, include_deleted: bool) -> String {
+    fn query_path(&self, soql: &str, include_deleted: bool) -> String {
         let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
         self.data_path(&format!("{}?q={encoded}", if include_deleted { "queryAll" } else { "query" }))
     }

@@ -128,6 +128,39 @@ impl Soql {
         }
     }
 
+    /// Statements that each `fits`, together selecting every field: the
+    /// fields split into groups, each group with Id and the same conditions,
+    /// order (Id last, so every group returns rows in one order) and limit.
+    /// None when even Id alone with the conditions does not fit.
+    pub fn split_to_fit(&self, fits: impl Fn(&str) -> bool) -> Option<Vec<Soql>> {
+        if fits(&self.render()) {
+            return Some(vec![self.clone()]);
+        }
+        let mut base = self.clone();
+        base.fields = vec!["Id".to_string()];
+        if !base.order_by.iter().any(|k| k.field.eq_ignore_ascii_case("Id")) {
+            base.order_by.push(OrderKey { field: "Id".into(), descending: false, nulls_first: false });
+        }
+        if !fits(&base.render()) {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut current = base.clone();
+        for field in self.fields.iter().filter(|f| !f.eq_ignore_ascii_case("Id")) {
+            current.fields.push(field.clone());
+            if !fits(&current.render()) {
+                current.fields.pop();
+                if current.fields.len() == 1 {
+                    return None;
+                }
+                parts.push(std::mem::replace(&mut current, base.clone()));
+                current.fields.push(field.clone());
+            }
+        }
+        parts.push(current);
+        Some(parts)
+    }
+
     /// The statement text. Unbound parameters print as `$1`, `$2`, … (for EXPLAIN).
     pub fn render(&self) -> String {
         let mut s = String::from("SELECT ");
@@ -194,6 +227,22 @@ mod tests {
         );
         q.count = true;
         assert!(q.render().starts_with("SELECT COUNT() FROM Contact WHERE"));
+    }
+
+    #[test]
+    fn wide_field_lists_split_into_groups_ordered_alike() {
+        let mut q = contact();
+        q.fields = std::iter::once("Id".to_string()).chain((0..30).map(|i| format!("Field_{i:02}__c"))).collect();
+        q.conditions = vec![Condition::IsNull { field: "Email".into(), negated: true }];
+        q.limit = Some(10);
+        let parts = q.split_to_fit(|s| s.len() <= 200).unwrap();
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.render().len() <= 200 && p.fields[0] == "Id" && p.limit == Some(10)));
+        assert!(parts.iter().all(|p| p.render().ends_with("WHERE Email != null ORDER BY Id ASC NULLS LAST LIMIT 10")));
+        let all: Vec<String> = parts.iter().flat_map(|p| p.fields[1..].to_vec()).collect();
+        assert_eq!(all, q.fields[1..].to_vec(), "every field once, in order");
+        assert_eq!(q.split_to_fit(|s| s.len() <= 10_000).unwrap().len(), 1);
+        assert_eq!(q.split_to_fit(|s| s.len() <= 40), None, "the conditions alone do not fit");
     }
 
     #[test]

@@ -85,9 +85,27 @@ fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, 
             sim.auth.lock().expire_all();
             Ok(StatusCode::NO_CONTENT.into_response())
         }
+        ("POST", ["objects", object, "fields"]) => add_fields(sim, object, body),
         (_, ["records", object, rest @ ..]) => record_edit(sim, method, object, rest, params, body),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// Adds fields to an object, as an admin would in Setup; existing records read them as null.
+fn add_fields(sim: &Sim, object: &str, body: &Bytes) -> Result<Response, ApiError> {
+    let specs: Vec<crate::schema::FieldSpec> = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    let mut org = sim.org.write();
+    let index = org.object(object).ok_or_else(ApiError::not_found)?;
+    for spec in &specs {
+        if org.def(index).field(&spec.name).is_some() {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "DUPLICATE_DEVELOPER_NAME", format!("field {} already exists", spec.name)));
+        }
+    }
+    let now = sim.clock.now();
+    for spec in specs {
+        org.add_field(index, spec.into_def(), now);
+    }
+    Ok(json(StatusCode::OK, &serde_json::json!({"fields": org.def(index).fields.len()})))
 }
 
 /// Edits made as the admin user through Salesforce's UI would make them.
