@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Prints figures for full scans of N Contacts through the foreign table:
+# rows per second, API requests per 10,000 rows, and the backend's peak memory.
+# Usage: bench/read_scan.sh [N ...]   (default: 100000 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+sizes=("${@:-100000}")
+[ $# -gt 0 ] || sizes=(100000 1000000)
+
+quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
+cargo build --release -q -p sfsim
+dir=/tmp/pg_salesforce-bench
+start_cluster "$dir" "shared_buffers = '128MB'"
+trap 'stop_cluster "$dir"; stop_sfsim' EXIT
+# Query requests (first pages and nextRecordsUrl pages) in sfsim's log.
+query_requests() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; print(sum("/query" in r["path"] for r in json.load(sys.stdin)["requests"]))'; }
+
+printf '%-10s %12s %10s %16s %14s\n' rows seconds rows/s requests/10k peak_MiB
+for n in "${sizes[@]}"; do
+  start_sfsim target/release/sfsim --seed empty --records "Contact=$n" --daily-limit 1000000000
+  sql -q <<SQL
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS pg_salesforce CASCADE;
+DROP SCHEMA IF EXISTS bench CASCADE;
+CREATE EXTENSION pg_salesforce;
+CREATE SERVER bench_org FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
+CREATE USER MAPPING FOR postgres SERVER bench_org OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
+  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+CREATE SCHEMA bench;
+IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact) FROM SERVER bench_org INTO bench;
+SQL
+  before=$(query_requests)
+  # One session: the scan, then the backend's own peak resident memory.
+  out=$(sql -tA -F' ' <<'SQL'
+\set QUIET on
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT count(*), max(email), max(first_name), max(last_name), max(phone), max(title), max(account_id),
+       max(birthdate), max(lifetime_value__c), max(system_modstamp) FROM bench.contact \g /dev/null
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 2),
+       (SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmHWM:\s+(\d+)'))[1]::bigint / 1024);
+SQL
+)
+  after=$(query_requests)
+  read -r secs peak <<<"$out"
+  requests=$((after - before))
+  python3 -c "n=$n; s=$secs; r=$requests; print(f'{n:<10} {s:>12} {n/s:>10.0f} {r*10000/n:>16.1f} {$peak:>14}')"
+  stop_sfsim
+done
