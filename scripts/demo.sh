@@ -39,7 +39,25 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER demo_org
   OPTIONS (grant_type 'password', client_id 'sfsim-client-id', client_secret 'sfsim-client-secret',
            username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
 SELECT srvname, srvoptions FROM pg_foreign_server WHERE srvname = 'demo_org';
+CREATE SCHEMA crm;
+IMPORT FOREIGN SCHEMA salesforce LIMIT TO (account, contact, opportunity, invoice__c) FROM SERVER demo_org INTO crm;
 SQL
+echo "== the imported tables"
+sql -c "SELECT foreign_table_name AS table, (SELECT count(*) FROM information_schema.columns c WHERE c.table_schema = 'crm' AND c.table_name = t.foreign_table_name) AS columns FROM information_schema.foreign_tables t WHERE foreign_table_schema = 'crm' ORDER BY 1"
+run() {
+  echo "SQL> $1"
+  sql -c "$1"
+}
+curl -s -X DELETE "$SFSIM_URL/__sim/requests" >/dev/null
+run "SELECT count(*) FROM crm.contact WHERE has_opted_out_of_email"
+run "SELECT a.name, count(*) AS open_invoices, sum(i.total__c) AS total
+       FROM crm.invoice__c i JOIN crm.account a ON a.id = i.account__c
+      WHERE NOT i.paid__c GROUP BY a.name ORDER BY total DESC LIMIT 5"
+run "SELECT first_name, last_name, email, languages__c FROM crm.contact
+      WHERE 'Japanese' = ANY(languages__c) AND birthdate < '1970-01-01' ORDER BY last_name LIMIT 5"
+run "EXPLAIN (COSTS OFF) SELECT name, amount FROM crm.opportunity WHERE amount >= 150000 AND stage_name <> 'Closed Lost' ORDER BY amount DESC LIMIT 3"
+echo "== what reached Salesforce (sfsim's request log)"
+curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; [print("  ", r["method"], r["soql"] or r["path"]) for r in json.load(sys.stdin)["requests"] if "/oauth2/" not in r["path"]]'
 echo "== the validator refuses plain http to anything but loopback:"
 sql -c "CREATE SERVER leaky FOREIGN DATA WRAPPER salesforce OPTIONS (login_url 'http://login.salesforce.com')" 2>&1 | sed 's/^/  /' || true
 echo "== demo finished"
