@@ -361,3 +361,35 @@ fn a_wide_object_is_read_in_field_groups_stitched_by_id() {
         assert!(uri_len < 15_000, "{uri_len}");
     }
 }
+
+#[pg_test]
+fn caches_last_until_alter_server_or_user_mapping() {
+    create_server("cache", "");
+    Spi::run("CREATE FOREIGN TABLE cache_account (id text, name text) SERVER cache OPTIONS (object 'Account')").unwrap();
+    let describes = |since| requests_since(since).iter().filter(|r| r["path"].as_str().unwrap().ends_with("/describe")).count();
+    let logins = |since| requests_since(since).iter().filter(|r| r["path"] == "/services/oauth2/token").count();
+    let before = mark();
+    count("SELECT * FROM cache_account");
+    count("SELECT * FROM cache_account WHERE name = 'x'");
+    assert_eq!((describes(before), logins(before)), (1, 1), "one describe and one login serve both queries");
+    let before = mark();
+    Spi::run("ALTER SERVER cache OPTIONS (ADD batch_size '500')").unwrap();
+    count("SELECT * FROM cache_account");
+    assert_eq!((describes(before), logins(before)), (1, 1), "ALTER SERVER drops both caches");
+    Spi::run("ALTER USER MAPPING FOR CURRENT_USER SERVER cache OPTIONS (SET password 'now-wrong')").unwrap();
+    let e = error_of(|| {
+        count("SELECT * FROM cache_account");
+    });
+    assert!(e.starts_with("Salesforce login failed"), "ALTER USER MAPPING forces a new login: {e}");
+}
+
+#[pg_test]
+fn import_except_leaves_out_the_named_objects() {
+    create_server("except_org", "");
+    Spi::run("CREATE SCHEMA except_schema").unwrap();
+    Spi::run("IMPORT FOREIGN SCHEMA salesforce EXCEPT (contact, lead, task, \"case\", document) FROM SERVER except_org INTO except_schema").unwrap();
+    let tables = Spi::get_one::<String>(
+        "SELECT string_agg(foreign_table_name::text, ',' ORDER BY foreign_table_name) FROM information_schema.foreign_tables WHERE foreign_table_schema = 'except_schema'",
+    );
+    assert_eq!(tables, Ok(Some("account,invoice__c,opportunity,user".into())));
+}
