@@ -8,56 +8,34 @@
 use crate::soql::{CompareOp, Condition, Literal, Operand, OrderKey};
 use chrono::Timelike;
 
+/// A built-in PostgreSQL operator Salesforce has an equivalent for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PgOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
+    Compare(CompareOp),
+    /// `~~` (LIKE) and `~~*` (ILIKE): SOQL's LIKE ignores case anyway.
     Like,
-    ILike,
 }
 
 impl PgOp {
-    /// The operator for a built-in PostgreSQL operator name.
     pub fn from_name(name: &str) -> Option<PgOp> {
         Some(match name {
-            "=" => PgOp::Eq,
-            "<>" => PgOp::Ne,
-            "<" => PgOp::Lt,
-            "<=" => PgOp::Le,
-            ">" => PgOp::Gt,
-            ">=" => PgOp::Ge,
-            "~~" => PgOp::Like,
-            "~~*" => PgOp::ILike,
+            "=" => PgOp::Compare(CompareOp::Eq),
+            "<>" => PgOp::Compare(CompareOp::Ne),
+            "<" => PgOp::Compare(CompareOp::Lt),
+            "<=" => PgOp::Compare(CompareOp::Le),
+            ">" => PgOp::Compare(CompareOp::Gt),
+            ">=" => PgOp::Compare(CompareOp::Ge),
+            "~~" | "~~*" => PgOp::Like,
             _ => return None,
         })
     }
 
-    /// The operator with its operands swapped: `5 < x` is `x > 5`.
+    /// The operator with its operands swapped; LIKE cannot be.
     pub fn commuted(self) -> Option<PgOp> {
-        Some(match self {
-            PgOp::Lt => PgOp::Gt,
-            PgOp::Le => PgOp::Ge,
-            PgOp::Gt => PgOp::Lt,
-            PgOp::Ge => PgOp::Le,
-            PgOp::Like | PgOp::ILike => return None,
-            same => same,
-        })
-    }
-
-    fn compare(self) -> Option<CompareOp> {
-        Some(match self {
-            PgOp::Eq => CompareOp::Eq,
-            PgOp::Ne => CompareOp::Ne,
-            PgOp::Lt => CompareOp::Lt,
-            PgOp::Le => CompareOp::Le,
-            PgOp::Gt => CompareOp::Gt,
-            PgOp::Ge => CompareOp::Ge,
-            PgOp::Like | PgOp::ILike => return None,
-        })
+        match self {
+            PgOp::Compare(op) => Some(PgOp::Compare(op.commuted())),
+            PgOp::Like => None,
+        }
     }
 }
 
@@ -135,30 +113,33 @@ pub fn comparison(f: &FieldFacts, op: PgOp, value: Operand, value_family: ValueF
         return None;
     }
     let field = f.api_name.to_string();
-    if matches!(op, PgOp::Like | PgOp::ILike) {
-        if fam != Family::Text {
+    let op = match op {
+        PgOp::Compare(op) => op,
+        PgOp::Like => {
+            if fam != Family::Text {
             return None;
         }
-        if let Operand::Literal(Literal::Text(p)) = &value {
-            crate::soql::like_pattern(p)?;
+            if let Operand::Literal(Literal::Text(p)) = &value {
+                crate::soql::like_pattern(p)?;
+            }
+            return Some(Pushed { condition: Condition::Like { field, pattern: value }, exact: false });
         }
-        return Some(Pushed { condition: Condition::Like { field, pattern: value }, exact: false });
-    }
-    let exact = match (fam, op) {
-        (Family::Text | Family::Id, PgOp::Eq | PgOp::Ne) => false,
-        (Family::Text | Family::Id, _) => return None,
-        (Family::Bool, PgOp::Eq | PgOp::Ne) => true,
-        (Family::Bool, _) => return None,
-        (Family::DateTime, PgOp::Eq | PgOp::Ne) => match has_fraction(&value) {
+    };
+    let equality = matches!(op, CompareOp::Eq | CompareOp::Ne);
+    let exact = match fam {
+        Family::Text | Family::Id if equality => false,
+        Family::Text | Family::Id => return None,
+        Family::Bool if equality => true,
+        Family::Bool => return None,
+        Family::DateTime if equality => match has_fraction(&value) {
             // Salesforce datetime literals have whole seconds.
-            Some(false) => op == PgOp::Eq,
+            Some(false) => op == CompareOp::Eq,
             _ => return None,
         },
-        (Family::DateTime, _) => has_fraction(&value) == Some(false),
-        (_, PgOp::Ne) => false,
-        _ => true,
+        Family::DateTime => has_fraction(&value) == Some(false),
+        _ => op != CompareOp::Ne,
     };
-    Some(Pushed { condition: Condition::Compare { field, op: op.compare()?, value }, exact })
+    Some(Pushed { condition: Condition::Compare { field, op, value }, exact })
 }
 
 /// `column = ANY(array)` (IN) or `column <> ALL(array)` (NOT IN).
@@ -183,7 +164,7 @@ pub fn null_test(f: &FieldFacts, negated: bool) -> Option<Pushed> {
 
 /// A boolean column used as a condition: `WHERE active` or `WHERE NOT active`.
 pub fn boolean_test(f: &FieldFacts, value: bool) -> Option<Pushed> {
-    comparison(f, PgOp::Eq, Operand::Literal(Literal::Bool(value)), ValueFamily::Bool)
+    comparison(f, PgOp::Compare(CompareOp::Eq), Operand::Literal(Literal::Bool(value)), ValueFamily::Bool)
 }
 
 /// An ORDER BY key Salesforce sorts exactly as PostgreSQL does. Text is not:
@@ -212,9 +193,9 @@ mod tests {
 
     #[test]
     fn text_is_pushed_but_never_exact() {
-        let p = comparison(&field("Email", "email"), PgOp::Eq, text("a@b.c"), ValueFamily::Text).unwrap();
+        let p = comparison(&field("Email", "email"), PgOp::Compare(CompareOp::Eq), text("a@b.c"), ValueFamily::Text).unwrap();
         assert!(!p.exact);
-        assert!(comparison(&field("Email", "email"), PgOp::Lt, text("m"), ValueFamily::Text).is_none(), "text order differs");
+        assert!(comparison(&field("Email", "email"), PgOp::Compare(CompareOp::Lt), text("m"), ValueFamily::Text).is_none(), "text order differs");
         assert!(!comparison(&field("Name", "string"), PgOp::Like, text("A%"), ValueFamily::Text).unwrap().exact);
         assert!(comparison(&field("Id", "id"), PgOp::Like, text("003%"), ValueFamily::Text).is_none());
         assert!(comparison(&field("Name", "string"), PgOp::Like, text(r"bad\"), ValueFamily::Text).is_none());
@@ -222,10 +203,10 @@ mod tests {
 
     #[test]
     fn numbers_and_dates_are_exact_except_not_equal() {
-        assert!(comparison(&field("Amount", "currency"), PgOp::Ge, num("10.5"), ValueFamily::Number).unwrap().exact);
-        assert!(!comparison(&field("Amount", "currency"), PgOp::Ne, num("1"), ValueFamily::Number).unwrap().exact, "SOQL != keeps nulls");
-        assert!(comparison(&field("Amount", "currency"), PgOp::Eq, text("1"), ValueFamily::Text).is_none(), "types must agree");
-        assert!(comparison(&field("Birthdate", "date"), PgOp::Lt, Operand::Param(0), ValueFamily::Date).unwrap().exact);
+        assert!(comparison(&field("Amount", "currency"), PgOp::Compare(CompareOp::Ge), num("10.5"), ValueFamily::Number).unwrap().exact);
+        assert!(!comparison(&field("Amount", "currency"), PgOp::Compare(CompareOp::Ne), num("1"), ValueFamily::Number).unwrap().exact, "SOQL != keeps nulls");
+        assert!(comparison(&field("Amount", "currency"), PgOp::Compare(CompareOp::Eq), text("1"), ValueFamily::Text).is_none(), "types must agree");
+        assert!(comparison(&field("Birthdate", "date"), PgOp::Compare(CompareOp::Lt), Operand::Param(0), ValueFamily::Date).unwrap().exact);
     }
 
     #[test]
@@ -233,18 +214,18 @@ mod tests {
         let whole = Operand::Literal(Literal::DateTime(chrono::Utc.with_ymd_and_hms(2024, 1, 1, 10, 0, 0).unwrap()));
         let frac = Operand::Literal(Literal::DateTime(chrono::Utc.timestamp_millis_opt(1_704_103_200_500).unwrap()));
         let f = field("CreatedDate", "datetime");
-        assert!(comparison(&f, PgOp::Eq, whole.clone(), ValueFamily::DateTime).unwrap().exact);
-        assert!(comparison(&f, PgOp::Eq, frac.clone(), ValueFamily::DateTime).is_none());
-        assert!(!comparison(&f, PgOp::Gt, frac, ValueFamily::DateTime).unwrap().exact);
-        assert!(!comparison(&f, PgOp::Gt, Operand::Param(0), ValueFamily::DateTime).unwrap().exact);
-        assert!(comparison(&f, PgOp::Ne, Operand::Param(0), ValueFamily::DateTime).is_none());
+        assert!(comparison(&f, PgOp::Compare(CompareOp::Eq), whole.clone(), ValueFamily::DateTime).unwrap().exact);
+        assert!(comparison(&f, PgOp::Compare(CompareOp::Eq), frac.clone(), ValueFamily::DateTime).is_none());
+        assert!(!comparison(&f, PgOp::Compare(CompareOp::Gt), frac, ValueFamily::DateTime).unwrap().exact);
+        assert!(!comparison(&f, PgOp::Compare(CompareOp::Gt), Operand::Param(0), ValueFamily::DateTime).unwrap().exact);
+        assert!(comparison(&f, PgOp::Compare(CompareOp::Ne), Operand::Param(0), ValueFamily::DateTime).is_none());
     }
 
     #[test]
     fn unfilterable_fields_are_never_pushed() {
         let mut f = field("Description", "textarea");
         f.filterable = false;
-        assert!(comparison(&f, PgOp::Eq, text("x"), ValueFamily::Text).is_none());
+        assert!(comparison(&f, PgOp::Compare(CompareOp::Eq), text("x"), ValueFamily::Text).is_none());
         assert!(null_test(&f, false).is_none());
         assert!(in_list(&f, false, Operand::Param(0), ValueFamily::Text).is_none());
     }
@@ -257,7 +238,7 @@ mod tests {
         assert!(null_test(&field("Email", "email"), true).unwrap().exact);
         assert!(null_test(&field("HasOptedOutOfEmail", "boolean"), false).is_none());
         assert!(boolean_test(&field("HasOptedOutOfEmail", "boolean"), false).unwrap().exact);
-        assert!(comparison(&field("Languages__c", "multipicklist"), PgOp::Eq, text("x"), ValueFamily::Text).is_none());
+        assert!(comparison(&field("Languages__c", "multipicklist"), PgOp::Compare(CompareOp::Eq), text("x"), ValueFamily::Text).is_none());
     }
 
     #[test]
@@ -272,8 +253,8 @@ mod tests {
 
     #[test]
     fn commuting() {
-        assert_eq!(PgOp::from_name("<").unwrap().commuted(), Some(PgOp::Gt));
-        assert_eq!(PgOp::from_name("~~").unwrap().commuted(), None);
+        assert_eq!(PgOp::from_name("<").unwrap().commuted(), Some(PgOp::Compare(CompareOp::Gt)));
+        assert_eq!(PgOp::from_name("~~*").unwrap().commuted(), None);
         assert_eq!(PgOp::from_name("<@"), None);
     }
 }

@@ -7,10 +7,11 @@ fn unpushed(table: &str, condition: &str) -> String {
     format!("SELECT * FROM (SELECT * FROM {table} OFFSET 0) all_rows WHERE {condition}")
 }
 
-/// The message and hint of the error `f` raises.
-fn error_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
-    PgTryBuilder::new(|| {
-        f();
+/// The message and hint of the error a query raises.
+fn query_error(sql: &str) -> String {
+    let sql = sql.to_string();
+    PgTryBuilder::new(move || {
+        count(&sql);
         String::from("no error")
     })
     .catch_others(|e| match e {
@@ -210,9 +211,7 @@ fn hand_written_tables_match_columns_to_fields() {
     .unwrap();
     assert_eq!(count("SELECT 1 FROM hand_contacts WHERE lastname IS NOT NULL AND \"EMAIL\" LIKE '%@%' AND first_name IS NOT NULL AND value >= 0"), 400);
     Spi::run("CREATE FOREIGN TABLE hand_bad (id text, x text OPTIONS (field 'Nope__c')) SERVER hand OPTIONS (object 'Contact')").unwrap();
-    let e = error_of(|| {
-        count("SELECT * FROM hand_bad");
-    });
+    let e = query_error("SELECT * FROM hand_bad");
     assert!(e.contains("field \"Nope__c\" of column \"x\" does not exist on Salesforce object Contact"), "{e}");
 }
 
@@ -272,25 +271,19 @@ fn salesforce_errors_become_clear_postgres_errors() {
     )
     .unwrap();
     Spi::run("CREATE FOREIGN TABLE bad_login_account (id text) SERVER bad_login OPTIONS (object 'Account')").unwrap();
-    let e = error_of(|| {
-        count("SELECT * FROM bad_login_account");
-    });
+    let e = query_error("SELECT * FROM bad_login_account");
     assert!(e.starts_with("Salesforce login failed: invalid_grant: authentication failure HINT: Check the credentials"), "{e}");
     assert!(!e.contains("wrong-secret-value"));
 
     create_server("no_object", "");
     Spi::run("CREATE FOREIGN TABLE no_object_t (id text) SERVER no_object OPTIONS (object 'Nope__c')").unwrap();
-    let e = error_of(|| {
-        count("SELECT * FROM no_object_t");
-    });
+    let e = query_error("SELECT * FROM no_object_t");
     assert!(e.contains("Salesforce NOT_FOUND") && e.contains("HINT: Check the foreign table's object option"), "{e}");
 
     import_demo("limited", "");
     let used = control("GET", "usage", None)["api_requests_used"].as_u64().unwrap();
     control("PATCH", "settings", Some(serde_json::json!({"daily_limit": used})));
-    let e = error_of(|| {
-        count("SELECT * FROM limited.account");
-    });
+    let e = query_error("SELECT * FROM limited.account");
     control("PATCH", "settings", Some(serde_json::json!({"daily_limit": 1_000_000})));
     assert!(e.starts_with("Salesforce REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded. HINT: The org's daily API request limit"), "{e}");
 }
@@ -377,9 +370,7 @@ fn caches_last_until_alter_server_or_user_mapping() {
     count("SELECT * FROM cache_account");
     assert_eq!((describes(before), logins(before)), (1, 1), "ALTER SERVER drops both caches");
     Spi::run("ALTER USER MAPPING FOR CURRENT_USER SERVER cache OPTIONS (SET password 'now-wrong')").unwrap();
-    let e = error_of(|| {
-        count("SELECT * FROM cache_account");
-    });
+    let e = query_error("SELECT * FROM cache_account");
     assert!(e.starts_with("Salesforce login failed"), "ALTER USER MAPPING forces a new login: {e}");
 }
 
