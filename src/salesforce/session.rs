@@ -223,6 +223,47 @@ mod tests {
         assert!(second.done);
     }
 
+    /// A server that answers each connection with the next canned response.
+    fn scripted_server(answers: Vec<String>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    fn answer(status: &str, body: &str) -> String {
+        format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    }
+
+    fn with_token(base: &str) -> ConnectionConfig {
+        let mut c = config(base, Grant::AccessToken { access_token: "t".into() });
+        c.instance_url = Some(base.to_string());
+        c
+    }
+
+    #[test]
+    fn server_unavailable_is_retried_until_it_answers() {
+        let unavailable = answer("503 Service Unavailable", "");
+        let base = scripted_server(vec![unavailable.clone(), unavailable, answer("200 OK", r#"{"totalSize":7,"done":true,"records":[]}"#)]);
+        let mut s = Session::new(with_token(&base), never_interrupted).unwrap();
+        assert_eq!(s.query("SELECT COUNT() FROM Account", false).unwrap().total_size, 7);
+    }
+
+    #[test]
+    fn a_malformed_answer_is_an_error_not_a_crash() {
+        let base = scripted_server(vec![answer("200 OK", r#"{"records"#)]);
+        let mut s = Session::new(with_token(&base), never_interrupted).unwrap();
+        assert!(matches!(s.query("SELECT Id FROM Account", false), Err(SalesforceError::BadResponse(_))));
+    }
+
     #[test]
     fn unreachable_org_is_a_network_error_after_retries() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
