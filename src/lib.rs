@@ -3,11 +3,18 @@
 use pgrx::prelude::*;
 
 mod fdw;
+mod gucs;
 mod naming;
 mod options;
 mod salesforce;
 mod soql;
 mod typemap;
+mod write;
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
 
 pgrx::pg_module_magic!();
 
@@ -34,6 +41,7 @@ mod tests {
 
     include!("pg_test/extension.rs");
     include!("pg_test/read.rs");
+    include!("pg_test/write.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -89,6 +89,16 @@ pub fn with_session<T>(server: Oid, user: Oid, f: impl FnOnce(&mut Session) -> R
     })
 }
 
+/// Runs `f` with an existing session, reading no catalog: for use while a
+/// transaction aborts. None when there is no such session.
+pub fn with_cached_session<T>(server: u32, user: u32, f: impl FnOnce(&mut Session) -> Result<T, SalesforceError>) -> Option<Result<T, SalesforceError>> {
+    SESSIONS.with(|cell| {
+        let mut sessions = cell.try_borrow_mut().ok()?;
+        let cached = sessions.get_mut(&(server, user))?;
+        Some(f(&mut cached.session))
+    })
+}
+
 /// The describe of an object, from the cache while the server is unchanged.
 pub fn describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescribe>, SalesforceFdwError> {
     let server_print = fingerprint(&server_options(server));

@@ -13,6 +13,8 @@ pub enum SalesforceFdwError {
     Salesforce { error: SalesforceError, secrets: Vec<String> },
     /// A foreign table that does not match its Salesforce object.
     Mapping { message: String, hint: String },
+    /// Salesforce refused a record of a write.
+    Rejected(crate::write::chunk::Rejection),
     /// A value Salesforce sent that the column's type cannot hold.
     Conversion { column: String, message: String },
 }
@@ -50,7 +52,7 @@ fn hint_for(error: &SalesforceError) -> Option<&'static str> {
             _ => return None,
         },
         SalesforceError::Login { .. } => "Check the credentials in the user mapping and the server's login_url.",
-        SalesforceError::Network(_) => "Check the server's login_url and instance_url, and that Salesforce can be reached.",
+        SalesforceError::Network(_) | SalesforceError::ConnectFailed(_) => "Check the server's login_url and instance_url, and that Salesforce can be reached.",
         _ => return None,
     })
 }
@@ -71,7 +73,9 @@ impl From<SalesforceFdwError> for ErrorReport {
                     pgrx::check_for_interrupts!();
                 }
                 let code = match &error {
-                    SalesforceError::Login { .. } | SalesforceError::Network(_) => PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
+                    SalesforceError::Login { .. } | SalesforceError::Network(_) | SalesforceError::ConnectFailed(_) => {
+                        PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
+                    }
                     SalesforceError::Config(_) => PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
                     SalesforceError::Cancelled => PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
                     _ => PgSqlErrorCode::ERRCODE_FDW_ERROR,
@@ -84,6 +88,27 @@ impl From<SalesforceFdwError> for ErrorReport {
             }
             SalesforceFdwError::Mapping { message, hint } => {
                 ErrorReport::new(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, message, "").set_hint(hint)
+            }
+            SalesforceFdwError::Rejected(r) => {
+                let code = match r.error.status_code.as_str() {
+                    "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+                    "REQUIRED_FIELD_MISSING" => PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+                    "FIELD_CUSTOM_VALIDATION_EXCEPTION" => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+                    "INVALID_CROSS_REFERENCE_KEY" | "FIELD_INTEGRITY_EXCEPTION" | "ENTITY_IS_DELETED" => PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                    "STRING_TOO_LONG" => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+                    _ => PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                };
+                let which = if r.which.is_empty() { String::new() } else { format!(" ({})", r.which) };
+                let report = ErrorReport::new(
+                    code,
+                    format!("Salesforce rejected row {} of the {}{which}: {}: {}", r.row, r.statement, r.error.status_code, r.error.message),
+                    "",
+                );
+                if r.error.fields.is_empty() {
+                    report
+                } else {
+                    report.set_detail(format!("Fields: {}", r.error.fields.join(", ")))
+                }
             }
             SalesforceFdwError::Conversion { column, message } => ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE_DESCRIPTORS,

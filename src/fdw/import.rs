@@ -111,6 +111,9 @@ mod tests {
             field_type: t.into(),
             filterable: true,
             sortable: true,
+            createable: true,
+            updateable: true,
+            external_id: false,
         }
     }
 

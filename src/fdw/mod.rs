@@ -3,16 +3,17 @@
 //! (installed by `fdw_routine_hook`), so pushdown is decided at plan time
 //! and plans survive caching.
 
-mod connection;
+pub(crate) mod connection;
 mod convert;
 mod error;
 mod executor;
 mod import;
-mod pg;
+mod modify;
+pub(crate) mod pg;
 mod planner;
 mod pushdown;
 mod table;
-mod values;
+pub(crate) mod values;
 
 pub use error::SalesforceFdwError;
 
@@ -72,14 +73,15 @@ impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
         routine.ReScanForeignScan = Some(executor::re_scan_foreign_scan);
         routine.EndForeignScan = Some(executor::end_foreign_scan);
         routine.ExplainForeignScan = Some(executor::explain_foreign_scan);
-        // Writes arrive with the write path; until then PostgreSQL refuses them itself.
-        routine.AddForeignUpdateTargets = None;
-        routine.PlanForeignModify = None;
-        routine.BeginForeignModify = None;
-        routine.ExecForeignInsert = None;
-        routine.ExecForeignUpdate = None;
-        routine.ExecForeignDelete = None;
-        routine.EndForeignModify = None;
+        routine.AddForeignUpdateTargets = Some(modify::add_foreign_update_targets);
+        routine.PlanForeignModify = Some(modify::plan_foreign_modify);
+        routine.BeginForeignModify = Some(modify::begin_foreign_modify);
+        routine.GetForeignModifyBatchSize = Some(modify::get_foreign_modify_batch_size);
+        routine.ExecForeignInsert = Some(modify::exec_foreign_insert);
+        routine.ExecForeignBatchInsert = Some(modify::exec_foreign_batch_insert);
+        routine.ExecForeignUpdate = Some(modify::exec_foreign_update);
+        routine.ExecForeignDelete = Some(modify::exec_foreign_delete);
+        routine.EndForeignModify = Some(modify::end_foreign_modify);
     }
 
     fn validator(options: Vec<Option<String>>, catalog: Option<Oid>) -> Result<(), SalesforceFdwError> {

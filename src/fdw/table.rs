@@ -60,6 +60,11 @@ impl Table {
         Ok(Table { relid, server, user, object: describe.name.clone(), columns, estimated_rows })
     }
 
+    /// A field of the object by API name, whether or not a column reads it.
+    pub fn describe_field(&self, name: &str) -> Option<&FieldDescribe> {
+        self.columns.iter().filter_map(|c| c.field.as_ref()).find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
     pub fn column(&self, attno: i16) -> Option<&Column> {
         self.columns.iter().find(|c| c.attno == attno)
     }

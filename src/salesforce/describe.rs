@@ -30,6 +30,12 @@ pub struct FieldDescribe {
     pub filterable: bool,
     #[serde(default)]
     pub sortable: bool,
+    #[serde(default)]
+    pub createable: bool,
+    #[serde(default)]
+    pub updateable: bool,
+    #[serde(default)]
+    pub external_id: bool,
 }
 
 impl ObjectDescribe {

@@ -9,7 +9,9 @@ pub enum SalesforceError {
     Api { status: u16, code: String, message: String },
     /// The token endpoint refused the credentials.
     Login { error: String, description: String },
-    /// No answer after the retries: refused, reset, timed out.
+    /// No connection could be made: the request never left.
+    ConnectFailed(String),
+    /// The connection failed after the request may have been sent.
     Network(String),
     /// An answer that is not what the API documents.
     BadResponse(String),
@@ -23,7 +25,7 @@ impl SalesforceError {
     /// Worth trying again after a pause.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SalesforceError::Network(_) => true,
+            SalesforceError::ConnectFailed(_) | SalesforceError::Network(_) => true,
             SalesforceError::Api { status, code, .. } => *status >= 500 || code == "UNABLE_TO_LOCK_ROW",
             _ => false,
         }
@@ -46,7 +48,7 @@ impl fmt::Display for SalesforceError {
         match self {
             SalesforceError::Api { code, message, .. } => write!(f, "Salesforce {code}: {}", message.trim()),
             SalesforceError::Login { error, description } => write!(f, "Salesforce login failed: {error}: {description}"),
-            SalesforceError::Network(m) => write!(f, "cannot reach Salesforce: {m}"),
+            SalesforceError::ConnectFailed(m) | SalesforceError::Network(m) => write!(f, "cannot reach Salesforce: {m}"),
             SalesforceError::BadResponse(m) => write!(f, "unexpected answer from Salesforce: {m}"),
             SalesforceError::Cancelled => write!(f, "canceling statement while waiting for Salesforce"),
             SalesforceError::Config(m) => write!(f, "{m}"),

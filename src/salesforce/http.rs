@@ -71,7 +71,13 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
 }
 
 async fn send_once(request: reqwest::RequestBuilder) -> Result<Answer, SalesforceError> {
-    let response = request.send().await.map_err(|e| SalesforceError::Network(describe_transport_error(&e)))?;
+    let response = request.send().await.map_err(|e| {
+        if e.is_connect() {
+            SalesforceError::ConnectFailed(describe_transport_error(&e))
+        } else {
+            SalesforceError::Network(describe_transport_error(&e))
+        }
+    })?;
     let status = response.status().as_u16();
     let limit_info = response.headers().get("Sforce-Limit-Info").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = response.bytes().await.map_err(|e| SalesforceError::Network(describe_transport_error(&e)))?.to_vec();
@@ -82,12 +88,27 @@ async fn send_once(request: reqwest::RequestBuilder) -> Result<Answer, Salesforc
     }
 }
 
+/// Whether a request may be sent twice without harm.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reads, updates, upserts, deletes.
+    Safe,
+    /// Creates: retried only when Salesforce surely did not act (no
+    /// connection, or a 5xx answer), never after a connection broke mid-way.
+    OnlyIfUnsent,
+}
+
 /// Sends the request `make` builds, retrying network failures, 5xx answers and
 /// UNABLE_TO_LOCK_ROW with exponential backoff and jitter.
 pub fn send(make: impl Fn() -> reqwest::RequestBuilder, interrupted: Interrupted) -> Result<Answer, SalesforceError> {
+    send_repeating(make, Repeat::Safe, interrupted)
+}
+
+pub fn send_repeating(make: impl Fn() -> reqwest::RequestBuilder, repeat: Repeat, interrupted: Interrupted) -> Result<Answer, SalesforceError> {
     let mut attempt = 0;
     loop {
         match wait(send_once(make()), interrupted)? {
+            Err(SalesforceError::Network(m)) if repeat == Repeat::OnlyIfUnsent => return Err(SalesforceError::Network(m)),
             Err(e) if e.is_retryable() && attempt < MAX_RETRIES => {
                 let backoff = FIRST_BACKOFF_MS << attempt;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);

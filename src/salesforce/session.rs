@@ -5,7 +5,7 @@
 use super::auth::{self, Grant, Token};
 use super::describe::{GlobalDescribe, ObjectDescribe};
 use super::error::SalesforceError;
-use super::http::{self, Answer, Interrupted};
+use super::http::{self, Answer, Interrupted, Repeat};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -37,6 +37,25 @@ pub struct QueryPage {
     pub records: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// One record's outcome in an sObject Collections answer.
+#[derive(Debug, Deserialize)]
+pub struct RecordResult {
+    pub id: Option<String>,
+    pub success: bool,
+    #[serde(default)]
+    pub errors: Vec<RecordError>,
+    pub created: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordError {
+    pub status_code: String,
+    pub message: String,
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
 pub struct Session {
     config: ConnectionConfig,
     client: reqwest::Client,
@@ -54,6 +73,18 @@ impl Session {
         Ok(Session { config, client, token: None, interrupted, last_limit_info: None, requests_made: 0 })
     }
 
+    /// Runs `f` with cancellation ignored, for work that must finish (undoing
+    /// writes while a transaction aborts, perhaps because of a cancel).
+    pub fn uninterruptible<T>(&mut self, f: impl FnOnce(&mut Session) -> T) -> T {
+        fn never() -> bool {
+            false
+        }
+        let saved = std::mem::replace(&mut self.interrupted, never);
+        let out = f(self);
+        self.interrupted = saved;
+        out
+    }
+
     fn token(&mut self) -> Result<Token, SalesforceError> {
         if let Some(t) = &self.token {
             return Ok(t.clone());
@@ -63,23 +94,26 @@ impl Session {
         Ok(t)
     }
 
-    /// GETs a path under the instance (`/services/data/...`), logging in
-    /// again once if the session has expired.
-    fn get(&mut self, path_and_query: &str, query_options: Option<&str>) -> Result<Answer, SalesforceError> {
+    /// Sends a request to a path under the instance (`/services/data/...`),
+    /// logging in again once if the session has expired.
+    fn request(&mut self, method: reqwest::Method, path_and_query: &str, body: Option<&serde_json::Value>, header: Option<(&str, &str)>, repeat: Repeat) -> Result<Answer, SalesforceError> {
         let mut relogged = false;
         loop {
             let token = self.token()?;
             let url = format!("{}{}", token.instance_url, path_and_query);
             let client = &self.client;
             let make = || {
-                let r = client.get(&url).bearer_auth(&token.access_token).header("Accept", "application/json");
-                match query_options {
-                    Some(o) => r.header("Sforce-Query-Options", o),
+                let mut r = client.request(method.clone(), &url).bearer_auth(&token.access_token).header("Accept", "application/json");
+                if let Some((name, value)) = header {
+                    r = r.header(name, value);
+                }
+                match body {
+                    Some(b) => r.header("Content-Type", "application/json").body(b.to_string()),
                     None => r,
                 }
             };
             self.requests_made += 1;
-            match http::send(make, self.interrupted) {
+            match http::send_repeating(make, repeat, self.interrupted) {
                 Err(e) if e.is_invalid_session() && !relogged && !matches!(self.config.grant, Grant::AccessToken { .. }) => {
                     self.token = None;
                     relogged = true;
@@ -95,9 +129,13 @@ impl Session {
         }
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&mut self, path_and_query: &str, query_options: Option<&str>) -> Result<T, SalesforceError> {
-        let answer = self.get(path_and_query, query_options)?;
-        serde_json::from_slice(&answer.body).map_err(|e| SalesforceError::BadResponse(format!("{path_and_query}: {e}")))
+    fn json<T: serde::de::DeserializeOwned>(&mut self, method: reqwest::Method, path: &str, body: Option<&serde_json::Value>, header: Option<(&str, &str)>, repeat: Repeat) -> Result<T, SalesforceError> {
+        let answer = self.request(method, path, body, header, repeat)?;
+        serde_json::from_slice(&answer.body).map_err(|e| SalesforceError::BadResponse(format!("{}: {e}", path.split('?').next().unwrap_or(path))))
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&mut self, path: &str, header: Option<(&str, &str)>) -> Result<T, SalesforceError> {
+        self.json(reqwest::Method::GET, path, None, header, Repeat::Safe)
     }
 
     fn data_path(&self, rest: &str) -> String {
@@ -134,12 +172,46 @@ impl Session {
     pub fn query(&mut self, soql: &str, include_deleted: bool) -> Result<QueryPage, SalesforceError> {
         let path = self.query_path(soql, include_deleted);
         let options = format!("batchSize={}", self.config.batch_size);
-        self.get_json(&path, Some(&options))
+        self.get_json(&path, Some(("Sforce-Query-Options", &options)))
     }
 
     /// The page a `nextRecordsUrl` names.
     pub fn next_page(&mut self, next_records_url: &str) -> Result<QueryPage, SalesforceError> {
         self.get_json(next_records_url, None)
+    }
+
+    fn collection(&mut self, method: reqwest::Method, path: &str, records: Vec<serde_json::Value>, repeat: Repeat) -> Result<Vec<RecordResult>, SalesforceError> {
+        let body = serde_json::json!({"allOrNone": true, "records": records});
+        let path = self.data_path(path);
+        self.json(method, &path, Some(&body), None, repeat)
+    }
+
+    /// Creates up to 200 records in one sObject Collections call, all or none.
+    pub fn create(&mut self, records: Vec<serde_json::Value>) -> Result<Vec<RecordResult>, SalesforceError> {
+        self.collection(reqwest::Method::POST, "composite/sobjects", records, Repeat::OnlyIfUnsent)
+    }
+
+    /// Updates up to 200 records (each with its `id`), all or none.
+    pub fn update(&mut self, records: Vec<serde_json::Value>) -> Result<Vec<RecordResult>, SalesforceError> {
+        self.collection(reqwest::Method::PATCH, "composite/sobjects", records, Repeat::Safe)
+    }
+
+    /// Creates or updates up to 200 records by an external id field, all or none.
+    pub fn upsert(&mut self, object: &str, key_field: &str, records: Vec<serde_json::Value>) -> Result<Vec<RecordResult>, SalesforceError> {
+        self.collection(reqwest::Method::PATCH, &format!("composite/sobjects/{object}/{key_field}"), records, Repeat::Safe)
+    }
+
+    /// Deletes up to 200 records, all or none.
+    pub fn delete(&mut self, ids: &[String]) -> Result<Vec<RecordResult>, SalesforceError> {
+        let path = self.data_path(&format!("composite/sobjects?ids={}&allOrNone=true", ids.join(",")));
+        self.json(reqwest::Method::DELETE, &path, None, None, Repeat::Safe)
+    }
+
+    /// Up to 200 records' fields by id; None for an id that is not there.
+    pub fn retrieve(&mut self, object: &str, ids: &[String], fields: &[String]) -> Result<Vec<Option<serde_json::Map<String, serde_json::Value>>>, SalesforceError> {
+        let path = self.data_path(&format!("composite/sobjects/{object}"));
+        let body = serde_json::json!({"ids": ids, "fields": fields});
+        self.json(reqwest::Method::POST, &path, Some(&body), None, Repeat::Safe)
     }
 }
 
@@ -268,6 +340,6 @@ mod tests {
     fn unreachable_org_is_a_network_error_after_retries() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut s = Session::new(config(&format!("http://127.0.0.1:{port}"), password()), never_interrupted).unwrap();
-        assert!(matches!(s.describe_global(), Err(SalesforceError::Network(_))));
+        assert!(matches!(s.describe_global(), Err(SalesforceError::ConnectFailed(_))));
     }
 }

@@ -1,0 +1,388 @@
+//! INSERT, UPDATE and DELETE on Salesforce tables. Planning checks every
+//! assigned column is one Salesforce lets this statement set; execution
+//! batches rows 200 to a call (see `write`).
+
+use super::connection;
+use super::error::SalesforceFdwError;
+use super::pg::{list_append, list_items, options_of, pg_string, relation_name, text_of};
+use super::planner::OrReport;
+use super::table::Table;
+use crate::gucs::{WriteMode, WRITE_MODE};
+use crate::write::chunk::CHUNK;
+use crate::write::convert::to_json;
+use crate::write::journal::{Done, Op, Queued, Target};
+use crate::write::transaction;
+use pgrx::pg_sys::{self, Oid};
+use pgrx::{pg_guard, IntoDatum, PgMemoryContexts, PgRelation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use std::ptr::null_mut;
+
+/// The junk column carrying each updated or deleted row's record Id.
+const ROW_ID: &std::ffi::CStr = c"salesforce_id";
+
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Insert,
+    Update,
+    Delete,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct WriteColumn {
+    attno: i16,
+    name: String,
+    field: String,
+    type_oid: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct ModifyPlan {
+    server: u32,
+    user: u32,
+    object: String,
+    table: String,
+    kind: Kind,
+    columns: Vec<WriteColumn>,
+    upsert_key: Option<String>,
+    id_attno: Option<i16>,
+    /// The statement has RETURNING: each inserted row is sent on its own so
+    /// its new Id can be returned.
+    returning: bool,
+}
+
+struct ModifyState {
+    plan: ModifyPlan,
+    mode: WriteMode,
+    /// The `salesforce_id` junk attribute in the subplan's output.
+    row_id: i16,
+    rows: usize,
+    pending: Vec<Queued>,
+}
+
+impl ModifyPlan {
+    fn statement(&self) -> String {
+        match self.kind {
+            Kind::Insert => format!("INSERT into {}", self.table),
+            Kind::Update => format!("UPDATE of {}", self.table),
+            Kind::Delete => format!("DELETE from {}", self.table),
+        }
+    }
+
+    fn target(&self) -> Target {
+        Target { server: self.server, user: self.user, object: self.object.clone() }
+    }
+}
+
+/// The attribute holding the record Id: the `rowid_column` option, else the
+/// column whose field (or name) is Id.
+fn id_attno(relid: Oid) -> Option<i16> {
+    let rel = unsafe { PgRelation::open(relid) };
+    let table_options = unsafe { options_of((*pg_sys::GetForeignTable(relid)).options) };
+    let attrs: Vec<_> = rel.tuple_desc().iter().filter(|a| !a.is_dropped()).map(|a| (a.attnum, a.name().to_string())).collect();
+    if let Some(name) = table_options.get("rowid_column") {
+        return attrs.iter().find(|(_, n)| n == name).map(|(a, _)| *a);
+    }
+    attrs.iter().find_map(|(attno, name)| {
+        let field = unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, *attno)) }.get("field").cloned();
+        field.as_deref().unwrap_or(name).eq_ignore_ascii_case("id").then_some(*attno)
+    })
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn add_foreign_update_targets(
+    root: *mut pg_sys::PlannerInfo,
+    rtindex: pg_sys::Index,
+    _target_rte: *mut pg_sys::RangeTblEntry,
+    target_relation: pg_sys::Relation,
+) {
+    let relid = (*target_relation).rd_id;
+    let attno = id_attno(relid)
+        .ok_or_else(|| {
+            SalesforceFdwError::mapping(
+                format!("foreign table \"{}\" has no column for the record Id", relation_name(relid)),
+                "Add one, such as: id text OPTIONS (field 'Id'), or set the table's rowid_column option.",
+            )
+        })
+        .or_report();
+    let var = pg_sys::makeVar(rtindex as i32, attno, pg_sys::TEXTOID, -1, pg_sys::DEFAULT_COLLATION_OID, 0);
+    pg_sys::add_row_identity_var(root, var, rtindex, ROW_ID.as_ptr());
+}
+
+unsafe fn attnos(set: *mut pg_sys::Bitmapset) -> Vec<i16> {
+    let mut out = Vec::new();
+    let mut m = -1;
+    loop {
+        m = pg_sys::bms_next_member(set, m);
+        if m < 0 {
+            return out;
+        }
+        let attno = m + pg_sys::FirstLowInvalidHeapAttributeNumber;
+        if attno > 0 {
+            out.push(attno as i16);
+        }
+    }
+}
+
+fn plan_modify(rte: *mut pg_sys::RangeTblEntry, kind: Kind, returning: bool) -> Result<ModifyPlan, SalesforceFdwError> {
+    let relid = unsafe { (*rte).relid };
+    let user = connection::effective_user(unsafe { (*rte).checkAsUser });
+    let table = Table::load(relid, user)?;
+    let table_name = relation_name(relid);
+    let rel = unsafe { PgRelation::open(relid) };
+    let type_of = |attno: i16| rel.tuple_desc().iter().find(|a| a.attnum == attno).map(|a| a.atttypid.to_u32()).unwrap_or(0);
+    let assigned = unsafe {
+        match kind {
+            Kind::Insert => attnos((*rte).insertedCols),
+            Kind::Update => attnos((*rte).updatedCols),
+            Kind::Delete => vec![],
+        }
+    };
+    let mut columns = Vec::new();
+    for attno in assigned {
+        let field = table.field_of(attno)?;
+        let name = table.column(attno).map(|c| c.name.clone()).unwrap_or_default();
+        let allowed = if kind == Kind::Insert { field.createable } else { field.updateable };
+        if !allowed {
+            let verb = if kind == Kind::Insert { "INSERT" } else { "UPDATE" };
+            return Err(SalesforceFdwError::mapping(
+                format!("cannot {verb} column \"{name}\" of foreign table \"{table_name}\": Salesforce field {} is read-only here", field.name),
+                format!("Leave \"{name}\" out of the {verb}; Salesforce sets it."),
+            ));
+        }
+        columns.push(WriteColumn { attno, name, field: field.name.clone(), type_oid: type_of(attno) });
+    }
+    let table_options = unsafe { options_of((*pg_sys::GetForeignTable(relid)).options) };
+    let upsert_key = match (kind, table_options.get("upsert_key")) {
+        (Kind::Insert, Some(key)) => {
+            let column = columns.iter().find(|c| c.name == *key || c.field.eq_ignore_ascii_case(key)).ok_or_else(|| {
+                SalesforceFdwError::mapping(format!("an INSERT into \"{table_name}\" must set its upsert_key column \"{key}\""), "Give the key a value in every row.")
+            })?;
+            let external = table.describe_field(&column.field).is_some_and(|f| f.external_id);
+            if !external {
+                return Err(SalesforceFdwError::mapping(
+                    format!("upsert_key \"{key}\" of \"{table_name}\" is not an external id field in Salesforce"),
+                    "Choose a field whose describe says externalId, such as a unique integration key.",
+                ));
+            }
+            Some(column.field.clone())
+        }
+        _ => None,
+    };
+    Ok(ModifyPlan {
+        server: table.server.to_u32(),
+        user: user.to_u32(),
+        object: table.object.clone(),
+        table: table_name,
+        kind,
+        columns,
+        upsert_key,
+        id_attno: id_attno(relid),
+        returning,
+    })
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn plan_foreign_modify(
+    root: *mut pg_sys::PlannerInfo,
+    plan: *mut pg_sys::ModifyTable,
+    result_relation: pg_sys::Index,
+    _subplan_index: i32,
+) -> *mut pg_sys::List {
+    let rte = *(*root).simple_rte_array.add(result_relation as usize);
+    let kind = match (*plan).operation {
+        pg_sys::CmdType::CMD_INSERT => Kind::Insert,
+        pg_sys::CmdType::CMD_UPDATE => Kind::Update,
+        _ => Kind::Delete,
+    };
+    let modify = plan_modify(rte, kind, !(*plan).returningLists.is_null()).or_report();
+    let json = serde_json::to_string(&modify).expect("a plan serializes");
+    list_append(null_mut(), pg_sys::makeString(pg_string(&json)))
+}
+
+unsafe fn state_of<'a>(rinfo: *mut pg_sys::ResultRelInfo) -> Option<&'a mut ModifyState> {
+    ((*rinfo).ri_FdwState as *mut ModifyState).as_mut()
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn begin_foreign_modify(
+    mtstate: *mut pg_sys::ModifyTableState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    fdw_private: *mut pg_sys::List,
+    _subplan_index: i32,
+    eflags: i32,
+) {
+    if eflags as u32 & pg_sys::EXEC_FLAG_EXPLAIN_ONLY != 0 {
+        return;
+    }
+    let item = list_items::<pg_sys::String>(fdw_private)[0];
+    let plan: ModifyPlan = serde_json::from_str(&text_of((*item).sval)).expect("a plan made by plan_foreign_modify");
+    let mode = WRITE_MODE.get();
+    if mode == WriteMode::Commit && plan.returning && plan.kind == Kind::Insert {
+        Err(SalesforceFdwError::mapping(
+            "INSERT ... RETURNING needs salesforce.write_mode = statement",
+            "In commit mode Salesforce assigns the new Ids only at COMMIT.",
+        ))
+        .or_report()
+    }
+    let row_id = if plan.kind == Kind::Insert {
+        0
+    } else {
+        let subplan = (*(*mtstate).ps.lefttree).plan;
+        pg_sys::ExecFindJunkAttributeInTlist((*subplan).targetlist, ROW_ID.as_ptr())
+    };
+    let state = ModifyState { plan, mode, row_id, rows: 0, pending: Vec::new() };
+    let estate = (*mtstate).ps.state;
+    (*rinfo).ri_FdwState = PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(state) as *mut std::ffi::c_void;
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_modify_batch_size(rinfo: *mut pg_sys::ResultRelInfo) -> i32 {
+    // RETURNING and AFTER ROW triggers need each row back as it is inserted.
+    let after_row_triggers = !(*rinfo).ri_TrigDesc.is_null() && (*(*rinfo).ri_TrigDesc).trig_insert_after_row;
+    if (*rinfo).ri_projectReturning.is_null() && !after_row_triggers {
+        CHUNK as i32
+    } else {
+        1
+    }
+}
+
+/// Makes the first `n` attributes of a slot readable (PostgreSQL's inline slot_getsomeattrs).
+unsafe fn deform(slot: *mut pg_sys::TupleTableSlot, n: i32) {
+    if ((*slot).tts_nvalid as i32) < n {
+        pg_sys::slot_getsomeattrs_int(slot, n);
+    }
+}
+
+/// The values of the statement's columns in a slot, as a record to send.
+unsafe fn record_of(plan: &ModifyPlan, slot: *mut pg_sys::TupleTableSlot) -> Result<Map<String, Json>, SalesforceFdwError> {
+    deform(slot, (*(*slot).tts_tupleDescriptor).natts);
+    let mut record = Map::new();
+    for c in &plan.columns {
+        let i = c.attno as usize - 1;
+        let value = to_json(*(*slot).tts_values.add(i), *(*slot).tts_isnull.add(i), Oid::from(c.type_oid))
+            .map_err(|message| SalesforceFdwError::Conversion { column: c.name.clone(), message })?;
+        record.insert(c.field.clone(), value);
+    }
+    Ok(record)
+}
+
+unsafe fn row_id(state: &ModifyState, plan_slot: *mut pg_sys::TupleTableSlot) -> Result<String, SalesforceFdwError> {
+    deform(plan_slot, state.row_id as i32);
+    let i = state.row_id as usize - 1;
+    if state.row_id <= 0 || *(*plan_slot).tts_isnull.add(i) {
+        return Err(SalesforceFdwError::mapping(format!("a row of the {} has no record Id", state.plan.statement()), "Make sure the Id column is read from Salesforce."));
+    }
+    let datum = *(*plan_slot).tts_values.add(i);
+    Ok(<String as pgrx::FromDatum>::from_datum(datum, false).unwrap_or_default())
+}
+
+/// Sends or queues one row's write, per the write mode.
+fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>, SalesforceFdwError> {
+    state.rows += 1;
+    let q = Queued { target: state.plan.target(), op, row: state.rows, statement: state.plan.statement() };
+    match state.mode {
+        WriteMode::Commit => {
+            transaction::queue(q);
+            Ok(vec![])
+        }
+        WriteMode::Statement => {
+            state.pending.push(q);
+            if state.pending.len() >= CHUNK || state.plan.kind == Kind::Insert && state.plan.returning {
+                flush(state)
+            } else {
+                Ok(vec![])
+            }
+        }
+    }
+}
+
+fn flush(state: &mut ModifyState) -> Result<Vec<Done>, SalesforceFdwError> {
+    if state.pending.is_empty() {
+        return Ok(vec![]);
+    }
+    transaction::apply(std::mem::take(&mut state.pending))
+}
+
+fn insert_op(plan: &ModifyPlan, record: Map<String, Json>) -> Op {
+    match &plan.upsert_key {
+        Some(key_field) => Op::Upsert { key_field: key_field.clone(), record },
+        None => Op::Create { record },
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn exec_foreign_insert(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    _plan_slot: *mut pg_sys::TupleTableSlot,
+) -> *mut pg_sys::TupleTableSlot {
+    let state = state_of(rinfo).expect("begun");
+    let record = record_of(&state.plan, slot).or_report();
+    let done = submit(state, insert_op(&state.plan, record)).or_report();
+    if let (Some(Done::Created { id, .. } | Done::Updated { id, .. }), Some(attno)) = (done.last(), state.plan.id_attno) {
+        // RETURNING sees the Id Salesforce assigned.
+        let i = attno as usize - 1;
+        *(*slot).tts_values.add(i) = id.clone().into_datum().expect("text");
+        *(*slot).tts_isnull.add(i) = false;
+    }
+    slot
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    slots: *mut *mut pg_sys::TupleTableSlot,
+    _plan_slots: *mut *mut pg_sys::TupleTableSlot,
+    num_slots: *mut i32,
+) -> *mut *mut pg_sys::TupleTableSlot {
+    let state = state_of(rinfo).expect("begun");
+    for i in 0..*num_slots as usize {
+        let record = record_of(&state.plan, *slots.add(i)).or_report();
+        let op = insert_op(&state.plan, record);
+        state.rows += 1;
+        state.pending.push(Queued { target: state.plan.target(), op, row: state.rows, statement: state.plan.statement() });
+    }
+    if state.mode == WriteMode::Commit {
+        std::mem::take(&mut state.pending).into_iter().for_each(transaction::queue);
+    } else {
+        flush(state).or_report();
+    }
+    slots
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn exec_foreign_update(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    plan_slot: *mut pg_sys::TupleTableSlot,
+) -> *mut pg_sys::TupleTableSlot {
+    let state = state_of(rinfo).expect("begun");
+    let id = row_id(state, plan_slot).or_report();
+    let fields = record_of(&state.plan, slot).or_report();
+    submit(state, Op::Update { id, fields }).or_report();
+    slot
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn exec_foreign_delete(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    plan_slot: *mut pg_sys::TupleTableSlot,
+) -> *mut pg_sys::TupleTableSlot {
+    let state = state_of(rinfo).expect("begun");
+    let id = row_id(state, plan_slot).or_report();
+    submit(state, Op::Delete { id }).or_report();
+    slot
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn end_foreign_modify(_estate: *mut pg_sys::EState, rinfo: *mut pg_sys::ResultRelInfo) {
+    if let Some(state) = state_of(rinfo) {
+        flush(state).or_report();
+    }
+}

@@ -1,0 +1,225 @@
+//! Sending writes in sObject Collections calls of up to 200 records, all or
+//! none, and turning a rejection into a message that names the row.
+
+use super::journal::{Done, Op, Queued, Target};
+use crate::salesforce::session::{RecordError, RecordResult, Session};
+use crate::salesforce::SalesforceError;
+use crate::soql::Literal;
+use serde_json::{Map, Value as Json};
+
+/// Records per sObject Collections call.
+pub const CHUNK: usize = 200;
+
+/// Salesforce refused a record, so the whole chunk was rolled back.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub statement: String,
+    pub row: usize,
+    /// `Id 003...`, `User_Id__c 'u-1'` or a few of the values sent.
+    pub which: String,
+    pub error: RecordError,
+}
+
+#[derive(Debug)]
+pub enum ChunkError {
+    Rejected(Rejection),
+    Salesforce(SalesforceError),
+}
+
+impl From<SalesforceError> for ChunkError {
+    fn from(e: SalesforceError) -> Self {
+        ChunkError::Salesforce(e)
+    }
+}
+
+/// Splits writes into runs Salesforce takes in one call: same target and
+/// kind of write, at most 200 each, order kept.
+pub fn runs(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
+    let kind = |q: &Queued| match &q.op {
+        Op::Create { .. } => "create".to_string(),
+        Op::Upsert { key_field, .. } => format!("upsert {key_field}"),
+        Op::Update { .. } => "update".to_string(),
+        Op::Delete { .. } => "delete".to_string(),
+    };
+    let mut out: Vec<Vec<Queued>> = Vec::new();
+    for q in queued {
+        match out.last_mut() {
+            Some(run) if run.len() < CHUNK && run[0].target == q.target && kind(&run[0]) == kind(&q) => run.push(q),
+            _ => out.push(vec![q]),
+        }
+    }
+    out
+}
+
+fn describe_row(q: &Queued) -> String {
+    let show = |v: &Json| match v {
+        Json::String(s) => format!("'{s}'"),
+        other => other.to_string(),
+    };
+    match &q.op {
+        Op::Update { id, .. } | Op::Delete { id } => format!("Id {id}"),
+        Op::Upsert { key_field, record } => format!("{key_field} {}", record.get(key_field).map(show).unwrap_or_default()),
+        Op::Create { record } => record
+            .iter()
+            .filter(|(k, v)| *k != "attributes" && !v.is_null())
+            .take(3)
+            .map(|(k, v)| format!("{k} {}", show(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn check(results: &[RecordResult], run: &[Queued]) -> Result<(), ChunkError> {
+    if results.len() != run.len() {
+        return Err(SalesforceError::BadResponse(format!("{} results for {} records", results.len(), run.len())).into());
+    }
+    let failed = results.iter().enumerate().filter(|(_, r)| !r.success);
+    // The record at fault, not the innocent ones rolled back with it.
+    let culprit = failed.clone().find(|(_, r)| r.errors.iter().all(|e| e.status_code != "ALL_OR_NONE_OPERATION_ROLLED_BACK")).or(failed.clone().next());
+    match culprit {
+        None => Ok(()),
+        Some((i, r)) => Err(ChunkError::Rejected(Rejection {
+            statement: run[i].statement.clone(),
+            row: run[i].row,
+            which: describe_row(&run[i]),
+            error: r.errors.first().cloned().unwrap_or(RecordError { status_code: "UNKNOWN_EXCEPTION".into(), message: "rejected without a reason".into(), fields: vec![] }),
+        })),
+    }
+}
+
+fn with_type(object: &str, mut record: Map<String, Json>) -> Json {
+    record.insert("attributes".into(), serde_json::json!({"type": object}));
+    Json::Object(record)
+}
+
+/// The current values of `fields` for records found by `key_field`.
+fn prior_by_key(session: &mut Session, object: &str, key_field: &str, keys: &[String], fields: &[String]) -> Result<Vec<Map<String, Json>>, SalesforceError> {
+    let list = Literal::List(keys.iter().map(|k| Literal::Text(k.clone())).collect()).render();
+    let mut select = vec!["Id".to_string(), key_field.to_string()];
+    select.extend(fields.iter().filter(|f| !f.eq_ignore_ascii_case(key_field)).cloned());
+    let page = session.query(&format!("SELECT {} FROM {object} WHERE {key_field} IN {list}", select.join(", ")), false)?;
+    Ok(page.records)
+}
+
+fn field_names(run: &[Queued]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for q in run {
+        if let Op::Update { fields: m, .. } | Op::Upsert { record: m, .. } = &q.op {
+            for k in m.keys().filter(|k| *k != "attributes") {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+fn prior_of(record: &Map<String, Json>, fields: &[String]) -> Map<String, Json> {
+    fields.iter().map(|f| (f.clone(), record.get(f).cloned().unwrap_or(Json::Null))).collect()
+}
+
+/// Sends one run (see `runs`) and returns what Salesforce applied. Values an
+/// update is about to change are read first, so an abort can restore them.
+pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkError> {
+    let target: &Target = &run[0].target;
+    let object = &target.object;
+    let done = |f: &dyn Fn(usize) -> Done| (0..run.len()).map(f).collect::<Vec<_>>();
+    match &run[0].op {
+        Op::Create { .. } => {
+            let records = run.iter().map(|q| match &q.op {
+                Op::Create { record } => with_type(object, record.clone()),
+                _ => unreachable!("a run holds one kind of write"),
+            });
+            let results = session.create(records.collect())?;
+            check(&results, run)?;
+            Ok(done(&|i| Done::Created { target: target.clone(), id: results[i].id.clone().unwrap_or_default() }))
+        }
+        Op::Update { .. } => {
+            let ids: Vec<String> = run.iter().map(|q| if let Op::Update { id, .. } = &q.op { id.clone() } else { unreachable!() }).collect();
+            let fields = field_names(run);
+            let before = session.retrieve(object, &ids, &fields)?;
+            let records = run.iter().map(|q| match &q.op {
+                Op::Update { id, fields } => {
+                    let mut r = fields.clone();
+                    r.insert("id".into(), Json::String(id.clone()));
+                    with_type(object, r)
+                }
+                _ => unreachable!("a run holds one kind of write"),
+            });
+            let results = session.update(records.collect())?;
+            check(&results, run)?;
+            Ok(done(&|i| Done::Updated {
+                target: target.clone(),
+                id: ids[i].clone(),
+                prior: before.get(i).cloned().flatten().map(|r| prior_of(&r, &fields)).unwrap_or_default(),
+            }))
+        }
+        Op::Upsert { key_field, .. } => {
+            let fields = field_names(run);
+            let keys: Vec<String> = run
+                .iter()
+                .filter_map(|q| if let Op::Upsert { record, .. } = &q.op { record.get(key_field).and_then(Json::as_str).map(str::to_string) } else { None })
+                .collect();
+            let existing = prior_by_key(session, object, key_field, &keys, &fields)?;
+            let records = run.iter().map(|q| match &q.op {
+                Op::Upsert { record, .. } => with_type(object, record.clone()),
+                _ => unreachable!("a run holds one kind of write"),
+            });
+            let results = session.upsert(object, key_field, records.collect())?;
+            check(&results, run)?;
+            Ok(done(&|i| {
+                let id = results[i].id.clone().unwrap_or_default();
+                match (results[i].created, existing.iter().find(|r| r.get("Id").and_then(Json::as_str) == Some(id.as_str()))) {
+                    (Some(false), Some(prior)) => Done::Updated { target: target.clone(), id, prior: prior_of(prior, &fields) },
+                    _ => Done::Created { target: target.clone(), id },
+                }
+            }))
+        }
+        Op::Delete { .. } => {
+            let ids: Vec<String> = run.iter().map(|q| if let Op::Delete { id } = &q.op { id.clone() } else { unreachable!() }).collect();
+            let results = session.delete(&ids)?;
+            check(&results, run)?;
+            Ok(done(&|i| Done::Deleted { target: target.clone(), id: ids[i].clone() }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn q(object: &str, op: Op, row: usize) -> Queued {
+        Queued { target: Target { server: 1, user: 1, object: object.into() }, op, row, statement: "INSERT into contact".into() }
+    }
+
+    fn create(row: usize) -> Queued {
+        q("Contact", Op::Create { record: json!({"LastName": format!("L{row}")}).as_object().unwrap().clone() }, row)
+    }
+
+    #[test]
+    fn runs_split_by_target_kind_and_size() {
+        let mut queued: Vec<Queued> = (1..=450).map(create).collect();
+        queued.push(q("Contact", Op::Delete { id: "003".into() }, 1));
+        queued.push(q("Lead", Op::Delete { id: "00Q".into() }, 1));
+        let sizes: Vec<usize> = runs(queued).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![200, 200, 50, 1, 1]);
+    }
+
+    #[test]
+    fn the_rejected_row_is_the_culprit_not_the_rolled_back_ones() {
+        let run = vec![create(1), create(2)];
+        let results: Vec<RecordResult> = serde_json::from_value(json!([
+            {"success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "rolled back"}]},
+            {"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": ["LastName"]}]}
+        ]))
+        .unwrap();
+        match check(&results, &run) {
+            Err(ChunkError::Rejected(r)) => {
+                assert_eq!((r.row, r.error.status_code.as_str(), r.which.as_str()), (2, "REQUIRED_FIELD_MISSING", "LastName 'L2'"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Ties Salesforce writes to the PostgreSQL transaction.
+//!
+//! statement mode: each run of writes is sent as its statement executes and
+//! journaled; if the transaction or a savepoint rolls back, created records
+//! are deleted and updated fields restored. commit mode: writes are queued
+//! and sent just before COMMIT; a rejection makes COMMIT fail, and what was
+//! already sent is compensated as above.
+
+use super::chunk::{self, ChunkError};
+use super::journal::{compensation, Done, Journal, Queued, Target};
+use crate::fdw::connection;
+use crate::fdw::SalesforceFdwError;
+use pgrx::pg_sys::{self, panic::ErrorReport, Oid};
+use pgrx::{register_subxact_callback, register_xact_callback, PgLogLevel, PgSubXactCallbackEvent, PgXactCallbackEvent};
+use std::cell::{Cell, RefCell};
+
+thread_local! {
+    static JOURNAL: RefCell<Journal> = RefCell::new(Journal::default());
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn subxact() -> u32 {
+    unsafe { pg_sys::GetCurrentSubTransactionId() }
+}
+
+fn end_of_transaction() {
+    JOURNAL.with(|j| j.borrow_mut().clear());
+    REGISTERED.set(false);
+}
+
+/// Registers this transaction's callbacks the first time it writes.
+fn ensure_callbacks() {
+    if REGISTERED.replace(true) {
+        return;
+    }
+    register_xact_callback(PgXactCallbackEvent::PreCommit, send_queued_or_fail);
+    register_xact_callback(PgXactCallbackEvent::Commit, end_of_transaction);
+    register_xact_callback(PgXactCallbackEvent::Abort, || {
+        let done = JOURNAL.with(|j| j.borrow_mut().take_done());
+        compensate(done, "transaction");
+        end_of_transaction();
+    });
+    register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |sub, _parent| {
+        let done = JOURNAL.with(|j| j.borrow_mut().subxact_aborted(sub));
+        compensate(done, "savepoint");
+    });
+    register_subxact_callback(PgSubXactCallbackEvent::CommitSub, |sub, parent| {
+        JOURNAL.with(|j| j.borrow_mut().subxact_committed(sub, parent));
+    });
+}
+
+fn chunk_error(e: ChunkError) -> SalesforceFdwError {
+    match e {
+        ChunkError::Rejected(r) => SalesforceFdwError::Rejected(r),
+        ChunkError::Salesforce(e) => SalesforceFdwError::salesforce(e, vec![]),
+    }
+}
+
+/// Sends writes now (statement mode) and journals them. Returns what
+/// Salesforce applied, in order.
+pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>, SalesforceFdwError> {
+    ensure_callbacks();
+    let mut all = Vec::new();
+    for run in chunk::runs(queued) {
+        let t: &Target = &run[0].target;
+        let done = connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| Ok(chunk::send(s, &run)))?.map_err(chunk_error)?;
+        let sub = subxact();
+        JOURNAL.with(|j| done.iter().for_each(|d| j.borrow_mut().record(sub, d.clone())));
+        all.extend(done);
+    }
+    Ok(all)
+}
+
+/// Queues a write for COMMIT (commit mode).
+pub fn queue(q: Queued) {
+    ensure_callbacks();
+    let sub = subxact();
+    JOURNAL.with(|j| j.borrow_mut().queue(sub, q));
+}
+
+/// At pre-commit: sends the queue; any failure fails the COMMIT.
+fn send_queued_or_fail() {
+    let queued = JOURNAL.with(|j| j.borrow_mut().take_queued());
+    if queued.is_empty() {
+        return;
+    }
+    if let Err(e) = apply(queued) {
+        ErrorReport::from(e).report(PgLogLevel::ERROR);
+    }
+}
+
+fn undo(done: Vec<Done>) -> Vec<String> {
+    let plan = compensation(done);
+    let mut problems = Vec::new();
+    let mut run = |t: &Target, what: &str, ids: Vec<String>, call: &dyn Fn(&mut crate::salesforce::session::Session) -> Result<Vec<crate::salesforce::session::RecordResult>, crate::salesforce::SalesforceError>| {
+        match connection::with_cached_session(t.server, t.user, |s| s.uninterruptible(call)) {
+            Some(Ok(results)) => {
+                for (id, r) in ids.iter().zip(&results) {
+                    if !r.success {
+                        let why = r.errors.first().map(|e| format!("{}: {}", e.status_code, e.message)).unwrap_or_default();
+                        problems.push(format!("{what} {} {id}: {why}", t.object));
+                    }
+                }
+            }
+            Some(Err(e)) => problems.push(format!("{what} {} {}: {e}", t.object, ids.join(", "))),
+            None => problems.push(format!("{what} {} {}: no connection to Salesforce", t.object, ids.join(", "))),
+        }
+    };
+    for (t, ids) in plan.deletes {
+        for part in ids.chunks(chunk::CHUNK) {
+            run(&t, "could not delete created", part.to_vec(), &|s| s.delete(part));
+        }
+    }
+    for (t, records) in plan.restores {
+        for part in records.chunks(chunk::CHUNK) {
+            let ids = part.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect();
+            let object = t.object.clone();
+            let with_types: Vec<serde_json::Value> = part
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.insert("attributes".into(), serde_json::json!({"type": object}));
+                    serde_json::Value::Object(r)
+                })
+                .collect();
+            run(&t, "could not restore updated", ids, &|s| s.update(with_types.clone()));
+        }
+    }
+    if !plan.lost.is_empty() {
+        let ids: Vec<String> = plan.lost.iter().map(|(t, id)| format!("{} {id}", t.object)).collect();
+        problems.push(format!(
+            "records deleted in Salesforce cannot be restored through its API and stay in its Recycle Bin: {}",
+            ids.join(", ")
+        ));
+    }
+    problems
+}
+
+/// Takes back what Salesforce applied, as far as its API allows. Runs while
+/// PostgreSQL aborts: it reads no catalog, raises no error, and reports
+/// what it could not undo as WARNINGs.
+fn compensate(done: Vec<Done>, scope: &str) {
+    if done.is_empty() {
+        return;
+    }
+    let count = done.len();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done))) {
+        Ok(problems) if problems.is_empty() => {
+            pgrx::notice!("pg_salesforce: the {scope} rolled back; {count} write(s) in Salesforce were undone");
+        }
+        Ok(problems) => {
+            for p in problems {
+                pgrx::warning!("pg_salesforce: the {scope} rolled back, but {p}");
+            }
+        }
+        Err(_) => pgrx::warning!("pg_salesforce: the {scope} rolled back; undoing its Salesforce writes failed unexpectedly"),
+    }
+}
