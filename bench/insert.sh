@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prints figures for inserting N rows into a Salesforce table: API requests
+# and rows per second, in each write mode. Usage: bench/insert.sh [N ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+sizes=("$@")
+[ $# -gt 0 ] || sizes=(1000 10000)
+
+quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
+cargo build --release -q -p sfsim
+dir=/tmp/pg_salesforce-bench-insert
+start_cluster "$dir"
+start_sfsim target/release/sfsim --seed empty --daily-limit 1000000000
+trap 'stop_cluster "$dir"; stop_sfsim' EXIT
+sql -q <<SQL
+CREATE EXTENSION pg_salesforce;
+CREATE SERVER org FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
+CREATE USER MAPPING FOR postgres SERVER org OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
+  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+CREATE SCHEMA sf;
+IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact) FROM SERVER org INTO sf;
+SQL
+writes() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; print(sum(r["method"] != "GET" and "/composite/" in r["path"] for r in json.load(sys.stdin)["requests"]))'; }
+
+printf '%-8s %-10s %10s %12s %10s\n' rows mode seconds requests rows/s
+for mode in statement commit; do
+  for n in "${sizes[@]}"; do
+    before=$(writes)
+    secs=$(sql -tA <<SQL
+SET salesforce.write_mode = '$mode';
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+INSERT INTO sf.contact (first_name, last_name, email, user_id__c, lifetime_value__c, birthdate)
+  SELECT 'Bench', 'Row ' || i, 'bench-$mode-$n-' || i || '@example.net', 'bench-$mode-$n-' || i, i * 1.5, date '1980-01-01' + i % 9000
+  FROM generate_series(1, $n) i;
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 2);
+SQL
+)
+    requests=$(( $(writes) - before ))
+    python3 -c "n=$n; s=$secs; print(f'{n:<8} {\"$mode\":<10} {s:>10} {$requests:>12} {n/s:>10.0f}')"
+  done
+done
