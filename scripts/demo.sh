@@ -56,8 +56,23 @@ run "SELECT a.name, count(*) AS open_invoices, sum(i.total__c) AS total
 run "SELECT first_name, last_name, email, languages__c FROM crm.contact
       WHERE 'Japanese' = ANY(languages__c) AND birthdate < '1970-01-01' ORDER BY last_name LIMIT 5"
 run "EXPLAIN (COSTS OFF) SELECT name, amount FROM crm.opportunity WHERE amount >= 150000 AND stage_name <> 'Closed Lost' ORDER BY amount DESC LIMIT 3"
+echo "== the signup: a user row and its Salesforce Contact, together or not at all"
+sql -q -c "CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, first_name text, last_name text)"
+run "BEGIN;
+     WITH u AS (INSERT INTO users (email, first_name, last_name) VALUES ('grace@example.net', 'Grace', 'Hopper') RETURNING *)
+     INSERT INTO crm.contact (first_name, last_name, email, user_id__c) SELECT first_name, last_name, email, id::text FROM u RETURNING id, user_id__c;
+     COMMIT;"
+taken=$(sql -tA -c "SELECT email FROM crm.contact WHERE email LIKE 'ada.%' ORDER BY email LIMIT 1")
+echo "SQL> a second signup whose email Salesforce's duplicate rule already knows ($taken)"
+sql -v ON_ERROR_STOP=0 2>&1 <<SQL | sed 's/^/   /'
+BEGIN;
+INSERT INTO users (email, first_name, last_name) VALUES ('$taken', 'Ada', 'Again');
+INSERT INTO crm.contact (first_name, last_name, email) VALUES ('Ada', 'Again', '$taken');
+COMMIT;
+SQL
+run "SELECT u.email, c.id AS salesforce_contact FROM users u LEFT JOIN crm.contact c ON c.user_id__c = u.id::text"
 echo "== what reached Salesforce (sfsim's request log)"
-curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; [print("  ", r["method"], r["soql"] or r["path"]) for r in json.load(sys.stdin)["requests"] if "/oauth2/" not in r["path"]]'
+curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; [print("  ", r["method"], r["soql"] or r["path"], "(%d records)" % len(r["body"]["records"]) if r["body"] and "records" in r["body"] else "") for r in json.load(sys.stdin)["requests"] if "/oauth2/" not in r["path"]]'
 echo "== the validator refuses plain http to anything but loopback:"
 sql -c "CREATE SERVER leaky FOREIGN DATA WRAPPER salesforce OPTIONS (login_url 'http://login.salesforce.com')" 2>&1 | sed 's/^/  /' || true
 echo "== demo finished"
