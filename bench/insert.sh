@@ -13,14 +13,7 @@ dir=/tmp/pg_salesforce-bench-insert
 start_cluster "$dir"
 start_sfsim target/release/sfsim --seed empty --daily-limit 1000000000
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
-sql -q <<SQL
-CREATE EXTENSION pg_salesforce;
-CREATE SERVER org FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE USER MAPPING FOR postgres SERVER org OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
-CREATE SCHEMA sf;
-IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact) FROM SERVER org INTO sf;
-SQL
+setup_org sf contact
 writes() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; print(sum(r["method"] != "GET" and "/composite/" in r["path"] for r in json.load(sys.stdin)["requests"]))'; }
 
 printf '%-8s %-10s %10s %12s %10s\n' rows mode seconds requests rows/s

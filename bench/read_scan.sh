@@ -19,17 +19,8 @@ query_requests() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json
 printf '%-10s %12s %10s %16s %14s\n' rows seconds rows/s requests/10k peak_MiB
 for n in "${sizes[@]}"; do
   start_sfsim target/release/sfsim --seed empty --records "Contact=$n" --daily-limit 1000000000
-  sql -q <<SQL
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS pg_salesforce CASCADE;
-DROP SCHEMA IF EXISTS bench CASCADE;
-CREATE EXTENSION pg_salesforce;
-CREATE SERVER bench_org FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE USER MAPPING FOR postgres SERVER bench_org OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
-CREATE SCHEMA bench;
-IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact) FROM SERVER bench_org INTO bench;
-SQL
+  sql -q -c "SET client_min_messages = warning" -c "DROP EXTENSION IF EXISTS pg_salesforce CASCADE" -c "DROP SCHEMA IF EXISTS bench CASCADE"
+  setup_org bench contact
   before=$(query_requests)
   # One session: the scan, then the backend's own peak resident memory.
   out=$(sql -tA -F' ' <<'SQL'

@@ -46,4 +46,19 @@ start_sfsim() {
   export SFSIM_URL SFSIM_PID
 }
 
+# setup_org SCHEMA OBJECTS: the extension, server `org` for the running sfsim
+# with the demo org's credentials, and OBJECTS (such as "contact, account")
+# imported into SCHEMA.
+setup_org() {
+  sql -q <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_salesforce;
+CREATE SERVER org FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
+CREATE USER MAPPING FOR postgres SERVER org OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
+  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+CREATE SCHEMA $1;
+IMPORT FOREIGN SCHEMA salesforce LIMIT TO ($2) FROM SERVER org INTO $1;
+SQL
+}
+
 stop_sfsim() { [ -n "${SFSIM_PID:-}" ] && kill "$SFSIM_PID" 2>/dev/null; wait "$SFSIM_PID" 2>/dev/null || true; }

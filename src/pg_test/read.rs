@@ -9,17 +9,8 @@ fn unpushed(table: &str, condition: &str) -> String {
 
 /// The message and hint of the error a query raises.
 fn query_error(sql: &str) -> String {
-    let sql = sql.to_string();
-    PgTryBuilder::new(move || {
-        count(&sql);
-        String::from("no error")
-    })
-    .catch_others(|e| match e {
-        pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-            format!("{} HINT: {}", r.message(), r.hint().unwrap_or_default())
-        }
-    })
-    .execute()
+    let e = sql_error(sql);
+    format!("{} HINT: {}", e.message, e.hint)
 }
 
 fn column_type(table: &str, column: &str) -> String {

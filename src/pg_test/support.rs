@@ -80,6 +80,32 @@ pub fn count(sql: &str) -> i64 {
     Spi::get_one::<i64>(&format!("SELECT count(*) FROM (SELECT 1 FROM ({sql}) q OFFSET 0) fenced")).unwrap().unwrap()
 }
 
+/// What a failing statement reported.
+pub struct Caught {
+    pub message: String,
+    pub code: String,
+    pub detail: String,
+    pub hint: String,
+}
+
+/// Runs a statement expected to fail and returns its error.
+pub fn sql_error(sql: &str) -> Caught {
+    let sql = sql.to_string();
+    PgTryBuilder::new(move || {
+        Spi::run(&sql).unwrap();
+        Caught { message: "no error".into(), code: String::new(), detail: String::new(), hint: String::new() }
+    })
+    .catch_others(|e| match e {
+        pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Caught {
+            message: r.message().to_string(),
+            code: format!("{:?}", r.sql_error_code()),
+            detail: r.detail().unwrap_or_default().to_string(),
+            hint: r.hint().unwrap_or_default().to_string(),
+        },
+    })
+    .execute()
+}
+
 pub fn explain(sql: &str) -> String {
     Spi::connect(|client| {
         client

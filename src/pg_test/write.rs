@@ -73,32 +73,15 @@ fn read_only_columns_fail_before_any_request() {
         ("UPDATE w4.invoice__c SET total__c = 1", "total__c"),
     ] {
         let before = mark();
-        let sql = sql.to_string();
-        let e = PgTryBuilder::new(move || {
-            Spi::run(&sql).unwrap();
-            String::new()
-        })
-        .catch_others(|e| match e {
-            pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
-        })
-        .execute();
+        let e = sql_error(sql).message;
         assert!(e.contains(&format!("column \"{column}\"")) && e.contains("is read-only"), "{e}");
         assert!(writes_since(before).is_empty(), "no write reached Salesforce");
     }
 }
 
 fn write_error(sql: &str) -> (String, String, String) {
-    let sql = sql.to_string();
-    PgTryBuilder::new(move || {
-        Spi::run(&sql).unwrap();
-        (String::from("no error"), String::new(), String::new())
-    })
-    .catch_others(|e| match e {
-        pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-            (r.message().to_string(), format!("{:?}", r.sql_error_code()), r.detail().unwrap_or_default().to_string())
-        }
-    })
-    .execute()
+    let e = sql_error(sql);
+    (e.message, e.code, e.detail)
 }
 
 #[pg_test]

@@ -19,15 +19,8 @@ in_salesforce() {
 }
 psql_out() { sql -v ON_ERROR_STOP=0 "$@" 2>&1; }
 
-sql -q <<SQL
-CREATE EXTENSION pg_salesforce;
-CREATE SERVER org FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE USER MAPPING FOR postgres SERVER org OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
-CREATE SCHEMA sf;
-IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact) FROM SERVER org INTO sf;
-CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, first_name text, last_name text);
-SQL
+setup_org sf contact
+sql -q -c "CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, first_name text, last_name text)"
 seeded=$(sql -tA -c "SELECT id FROM sf.contact ORDER BY id LIMIT 1")
 old_title=$(in_salesforce "SELECT Title FROM Contact WHERE Id = '$seeded'" Title)
 
