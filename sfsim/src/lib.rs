@@ -6,10 +6,12 @@
 pub mod auth;
 pub mod clock;
 pub mod cursors;
+pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod org;
 pub mod render;
+pub mod replication;
 pub mod request_log;
 pub mod schema;
 pub mod seed;

@@ -4,6 +4,7 @@
 use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::cursors::Cursors;
+use crate::faults::Faults;
 use crate::org::{Author, Org};
 use crate::request_log::RequestLog;
 use crate::schema::Schema;
@@ -37,6 +38,7 @@ pub struct Sim {
     pub usage: Mutex<Usage>,
     pub cursors: Mutex<Cursors>,
     pub log: Mutex<RequestLog>,
+    pub faults: Mutex<Faults>,
     token_lifetime_secs: AtomicI64,
 }
 
@@ -60,6 +62,7 @@ impl Sim {
             clock,
             cursors: Mutex::new(Cursors::default()),
             log: Mutex::new(RequestLog::default()),
+            faults: Mutex::new(Faults::default()),
             config,
         })
     }

@@ -394,6 +394,75 @@ fn fields_added_at_run_time_appear_in_describe_and_queries() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
+fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+#[test]
+fn get_updated_and_get_deleted_cover_their_windows() {
+    let org = Org::demo();
+    let now: chrono::DateTime<chrono::Utc> = chrono::Utc::now();
+    let start = now - chrono::Duration::hours(1);
+    let made = org.control(reqwest::Method::POST, "records/Lead", json!({"LastName": "Fresh", "Company": "Co"}))["id"].as_str().unwrap().to_string();
+    // The current minute is not covered until it is over.
+    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 120}));
+    let updated: Value = org
+        .http
+        .get(org.url(&format!("{V}/sobjects/Lead/updated/")))
+        .query(&[("start", iso(start)), ("end", iso(now + chrono::Duration::hours(1)))])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(updated["ids"], json!([made]), "only the record changed in the window");
+    assert!(updated["latestDateCovered"].as_str().unwrap().ends_with(":00.000+0000"), "whole minutes");
+    org.control(reqwest::Method::DELETE, &format!("records/Lead/{made}?hard=true"), Value::Null);
+    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 120}));
+    let get_deleted = |start: chrono::DateTime<chrono::Utc>, token: &str| -> Value {
+        org.http
+            .get(org.url(&format!("{V}/sobjects/Lead/deleted/")))
+            .query(&[("start", iso(start)), ("end", iso(chrono::Utc::now() + chrono::Duration::days(30)))])
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let deleted = get_deleted(start, &org.token);
+    assert_eq!(deleted["deletedRecords"][0]["id"], made.as_str());
+    assert!(deleted["earliestDateAvailable"].as_str().unwrap() < iso(start).as_str());
+    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 16 * 86_400}));
+    let token = Org::login(&org.http, &org.server.base_url, &password_form())["access_token"].as_str().unwrap().to_string();
+    let later = get_deleted(start, &token);
+    assert_eq!(later["deletedRecords"], json!([]), "deletions older than 15 days are gone");
+    assert!(later["earliestDateAvailable"].as_str().unwrap() > iso(start).as_str(), "so the window no longer covers the start");
+    let r = org.http.get(org.url(&format!("{V}/sobjects/Lead/updated/"))).query(&[("start", iso(now - chrono::Duration::days(20))), ("end", iso(now))]).bearer_auth(&token).send().unwrap();
+    assert_eq!(error_code(r), (StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE".into()), "getUpdated reaches back 30 days at most");
+}
+
+#[test]
+fn faults_refuse_lock_and_cut_off_requests_as_configured() {
+    let org = Org::demo();
+    org.control(reqwest::Method::PATCH, "faults", json!({"server_unavailable": 1.0}));
+    assert_eq!(error_code(org.get(&format!("{V}/limits"))), (StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE".into()));
+    org.control(reqwest::Method::PATCH, "faults", json!({"unable_to_lock_row": 1.0}));
+    assert_eq!(org.get(&format!("{V}/limits")).status(), StatusCode::OK, "reads are never locked out");
+    let r = org.send(reqwest::Method::POST, &format!("{V}/sobjects/Lead"), json!({"LastName": "L", "Company": "C"}));
+    assert_eq!(error_code(r), (StatusCode::BAD_REQUEST, "UNABLE_TO_LOCK_ROW".into()));
+    org.control(reqwest::Method::PATCH, "faults", json!({"drop_connection": 1.0}));
+    let cut = org.http.get(org.url(&format!("{V}/query"))).query(&[("q", "SELECT Id FROM Contact")]).bearer_auth(&org.token).send().and_then(|r| r.bytes());
+    assert!(cut.is_err(), "the answer is cut off");
+    let status = org.control(reqwest::Method::PATCH, "faults", json!({}));
+    assert_eq!(status["rates"]["drop_connection"], 0.0);
+    assert_eq!(org.get(&format!("{V}/limits")).status(), StatusCode::OK);
+    let late = org.control(reqwest::Method::POST, "faults/late_commit", json!({"object": "Lead", "age_seconds": 600, "fields": {"LastName": "Late", "Company": "C"}}));
+    let row = org.query(&format!("SELECT SystemModstamp FROM Lead WHERE Id = '{}'", late["id"].as_str().unwrap()));
+    assert_eq!(row["records"][0]["SystemModstamp"], late["systemModstamp"]);
+    let newest = org.query("SELECT SystemModstamp FROM Lead ORDER BY SystemModstamp DESC LIMIT 1");
+    assert!(newest["records"][0]["SystemModstamp"].as_str() >= late["systemModstamp"].as_str());
+}
+
 #[test]
 fn tls_serves_https_with_the_printed_certificate() {
     let dir = std::env::temp_dir().join(format!("sfsim-tls-test-{}", std::process::id()));

@@ -375,3 +375,14 @@ fn import_except_leaves_out_the_named_objects() {
     );
     assert_eq!(tables, Ok(Some("account,invoice__c,opportunity,user".into())));
 }
+
+#[pg_test]
+fn reads_survive_unavailable_servers_and_dropped_connections() {
+    import_demo("flaky", "batch_size '200'");
+    control("PATCH", "faults", Some(serde_json::json!({"server_unavailable": 0.2, "drop_connection": 0.1, "seed": 3})));
+    let got = count("SELECT id, email FROM flaky.contact");
+    let injected = control("GET", "faults", None)["injected"].as_u64().unwrap();
+    control("PATCH", "faults", Some(serde_json::json!({})));
+    assert_eq!(got, 400);
+    assert!(injected > 0, "faults were injected, and retried");
+}

@@ -134,3 +134,18 @@ fn a_rolled_back_savepoint_undoes_its_writes() {
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM w7.contact WHERE last_name = 'Ephemeral'").unwrap(), Some(0), "the created record was deleted");
     assert_eq!(one(&format!("SELECT title FROM w7.contact WHERE id = '{id}'")), Some("Before".into()), "the update was undone");
 }
+
+#[pg_test]
+fn a_create_whose_answer_is_lost_is_not_sent_twice() {
+    import_demo("lost", "");
+    control("PATCH", "faults", Some(serde_json::json!({"drop_connection": 1.0})));
+    let before = mark();
+    let e = sql_error("INSERT INTO lost.contact (last_name, user_id__c) VALUES ('Lost', 'lost-answer')");
+    control("PATCH", "faults", Some(serde_json::json!({})));
+    assert!(e.message.starts_with("cannot reach Salesforce"), "{}", e.message);
+    let posts = writes_since(before).iter().filter(|(m, _, _)| m == "POST").count();
+    // Salesforce did create it; the id never reached us, so the abort cannot delete it.
+    let id = one("SELECT id FROM lost.contact WHERE user_id__c = 'lost-answer'").expect("created once");
+    control("DELETE", &format!("records/Contact/{id}?hard=true"), None);
+    assert_eq!(posts, 1, "a create is never retried once Salesforce may have applied it");
+}

@@ -29,6 +29,26 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, Path(rest): Path<String>, met
     control(&sim, method.as_str(), &segments, &params, &body).unwrap_or_else(IntoResponse::into_response)
 }
 
+fn faults(sim: &Sim) -> Json {
+    let f = sim.faults.lock();
+    serde_json::json!({"rates": f.rates, "injected": f.injected})
+}
+
+/// A record whose change commits late: it becomes visible now with a
+/// SystemModstamp `age_seconds` in the past, behind records already seen.
+fn late_commit(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
+    let request = object_body(body)?;
+    let object = request.get("object").and_then(Json::as_str).ok_or_else(|| ApiError::bad_json("object is required"))?;
+    let age = request.get("age_seconds").and_then(Json::as_i64).ok_or_else(|| ApiError::bad_json("age_seconds is required"))?;
+    let fields = request.get("fields").and_then(Json::as_object).cloned().unwrap_or_default();
+    let mut org = sim.org.write();
+    let index = org.object(object).ok_or_else(ApiError::not_found)?;
+    let mut author = sim.author(&org.admin_user_id.clone());
+    author.now -= chrono::Duration::seconds(age);
+    let id = org.create(index, &fields, &author, &mut Undo::default())?;
+    Ok(json(StatusCode::OK, &serde_json::json!({"id": id, "systemModstamp": crate::value::format_datetime(&author.now)})))
+}
+
 fn settings(sim: &Sim) -> Json {
     serde_json::json!({"daily_limit": sim.usage.lock().daily_limit, "token_lifetime_secs": sim.token_lifetime().num_seconds()})
 }
@@ -86,6 +106,13 @@ fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, 
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         ("POST", ["objects", object, "fields"]) => add_fields(sim, object, body),
+        ("GET", ["faults"]) => ok(faults(sim)),
+        ("PATCH", ["faults"]) => {
+            let rates: crate::faults::FaultRates = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+            *sim.faults.lock() = crate::faults::Faults::new(rates);
+            ok(faults(sim))
+        }
+        ("POST", ["faults", "late_commit"]) => late_commit(sim, body),
         (_, ["records", object, rest @ ..]) => record_edit(sim, method, object, rest, params, body),
         _ => Err(ApiError::not_found()),
     }

@@ -5,6 +5,7 @@ use super::errors::{json, ApiError};
 use super::oauth::bearer;
 use super::LogInfo;
 use crate::cursors::Cursor;
+use crate::faults::Fault;
 use crate::org::{Org, Record, Undo};
 use crate::render::{all_fields, record_url, RecordList, RecordView};
 use crate::schema::{FieldType, ObjectDef};
@@ -85,6 +86,13 @@ pub async fn dispatch(
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         return r;
     };
+    let fault = sim.faults.lock().draw(method != Method::GET);
+    if fault == Some(Fault::ServerUnavailable) {
+        let info = LogInfo::default();
+        let mut r = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", "Server unavailable").into_response();
+        r.extensions_mut().insert(info);
+        return r;
+    }
     let counted = sim.usage.lock().take(now);
     let params = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let mut req = ApiRequest {
@@ -97,15 +105,30 @@ pub async fn dispatch(
         user: &user,
         info: LogInfo { counted, ..LogInfo::default() },
     };
-    let mut response = if counted {
-        route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response)
-    } else {
+    let mut response = if !counted {
         ApiError::limit_exceeded().into_response()
+    } else if fault == Some(Fault::UnableToLockRow) {
+        ApiError::new(StatusCode::BAD_REQUEST, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records").into_response()
+    } else {
+        route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response)
     };
+    if fault == Some(Fault::DropConnection) {
+        response = cut_off(response).await;
+    }
     let usage = sim.usage.lock().header(now);
     response.headers_mut().insert("Sforce-Limit-Info", HeaderValue::from_str(&usage).expect("ascii header"));
     response.extensions_mut().insert(req.info);
     response
+}
+
+/// The same answer, its body broken off halfway, as a dropped connection does.
+async fn cut_off(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: connection dropped"))];
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from_stream(futures_util::stream::iter(chunks)))
 }
 
 fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> {
@@ -136,6 +159,10 @@ fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> 
             "GET" => sobject_info(req, object),
             "POST" => create(req, object),
             _ => allow("GET, HEAD, POST"),
+        },
+        ["sobjects", object, kind @ ("updated" | "deleted")] => match method.as_str() {
+            "GET" => replication(req, object, kind),
+            _ => allow("GET"),
         },
         ["sobjects", object, "describe"] => match method.as_str() {
             "GET" => describe(req, object),
@@ -212,6 +239,29 @@ fn describe(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
     let modified = org.schema_changed_at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     response.headers_mut().insert(header::LAST_MODIFIED, HeaderValue::from_str(&modified).expect("ascii date"));
     Ok(response)
+}
+
+fn replication(req: &ApiRequest, name: &str, kind: &str) -> Result<Response, ApiError> {
+    let date = |key: &str| {
+        req.param(key)
+            .and_then(crate::value::parse_datetime)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", format!("{key} must be an ISO 8601 date and time")))
+    };
+    let (start, end) = (date("start")?, date("end")?);
+    let now = req.sim.clock.now();
+    let org = req.sim.org.read();
+    let (object, _) = object_def(&org, name)?;
+    let fmt = crate::value::format_datetime;
+    if kind == "updated" {
+        let (ids, latest) = crate::replication::updated(&org, object, start, end, now)?;
+        return Ok(json(StatusCode::OK, &serde_json::json!({"ids": ids, "latestDateCovered": fmt(&latest)})));
+    }
+    let d = crate::replication::deleted(&org, object, start, end, now)?;
+    let records: Vec<Json> = d.records.iter().map(|(id, at)| serde_json::json!({"id": id, "deletedDate": fmt(at)})).collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"deletedRecords": records, "earliestDateAvailable": fmt(&d.earliest_date_available), "latestDateCovered": fmt(&d.latest_date_covered)}),
+    ))
 }
 
 fn page_size(req: &ApiRequest, long_text_fields: usize) -> usize {
