@@ -103,16 +103,28 @@ fn prior_by_key(session: &mut Session, object: &str, key_field: &str, keys: &[St
 
 fn field_names(run: &[Queued]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for q in run {
-        if let Op::Update { fields: m, .. } | Op::Upsert { record: m, .. } = &q.op {
-            for k in m.keys().filter(|k| *k != "attributes") {
-                if !names.contains(k) {
-                    names.push(k.clone());
-                }
-            }
+    for k in run.iter().filter_map(|q| q.op.fields()).flat_map(|m| m.keys()) {
+        if k != "attributes" && !names.contains(k) {
+            names.push(k.clone());
         }
     }
     names
+}
+
+fn ids(run: &[Queued]) -> Vec<String> {
+    run.iter().filter_map(|q| q.op.id()).map(str::to_string).collect()
+}
+
+fn records(object: &str, run: &[Queued], with_id: bool) -> Vec<Json> {
+    run.iter()
+        .map(|q| {
+            let mut r = q.op.fields().cloned().unwrap_or_default();
+            if let (true, Some(id)) = (with_id, q.op.id()) {
+                r.insert("id".into(), Json::String(id.to_string()));
+            }
+            with_type(object, r)
+        })
+        .collect()
 }
 
 fn prior_of(record: &Map<String, Json>, fields: &[String]) -> Map<String, Json> {
@@ -127,27 +139,15 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
     let done = |f: &dyn Fn(usize) -> Done| (0..run.len()).map(f).collect::<Vec<_>>();
     match &run[0].op {
         Op::Create { .. } => {
-            let records = run.iter().map(|q| match &q.op {
-                Op::Create { record } => with_type(object, record.clone()),
-                _ => unreachable!("a run holds one kind of write"),
-            });
-            let results = session.create(records.collect())?;
+            let results = session.create(records(object, run, false))?;
             check(&results, run)?;
             Ok(done(&|i| Done::Created { target: target.clone(), id: results[i].id.clone().unwrap_or_default() }))
         }
         Op::Update { .. } => {
-            let ids: Vec<String> = run.iter().map(|q| if let Op::Update { id, .. } = &q.op { id.clone() } else { unreachable!() }).collect();
+            let ids = ids(run);
             let fields = field_names(run);
             let before = session.retrieve(object, &ids, &fields)?;
-            let records = run.iter().map(|q| match &q.op {
-                Op::Update { id, fields } => {
-                    let mut r = fields.clone();
-                    r.insert("id".into(), Json::String(id.clone()));
-                    with_type(object, r)
-                }
-                _ => unreachable!("a run holds one kind of write"),
-            });
-            let results = session.update(records.collect())?;
+            let results = session.update(records(object, run, true))?;
             check(&results, run)?;
             Ok(done(&|i| Done::Updated {
                 target: target.clone(),
@@ -157,16 +157,9 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
         }
         Op::Upsert { key_field, .. } => {
             let fields = field_names(run);
-            let keys: Vec<String> = run
-                .iter()
-                .filter_map(|q| if let Op::Upsert { record, .. } = &q.op { record.get(key_field).and_then(Json::as_str).map(str::to_string) } else { None })
-                .collect();
+            let keys: Vec<String> = run.iter().filter_map(|q| q.op.fields()?.get(key_field)?.as_str().map(str::to_string)).collect();
             let existing = prior_by_key(session, object, key_field, &keys, &fields)?;
-            let records = run.iter().map(|q| match &q.op {
-                Op::Upsert { record, .. } => with_type(object, record.clone()),
-                _ => unreachable!("a run holds one kind of write"),
-            });
-            let results = session.upsert(object, key_field, records.collect())?;
+            let results = session.upsert(object, key_field, records(object, run, false))?;
             check(&results, run)?;
             Ok(done(&|i| {
                 let id = results[i].id.clone().unwrap_or_default();
@@ -177,7 +170,7 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
             }))
         }
         Op::Delete { .. } => {
-            let ids: Vec<String> = run.iter().map(|q| if let Op::Delete { id } = &q.op { id.clone() } else { unreachable!() }).collect();
+            let ids = ids(run);
             let results = session.delete(&ids)?;
             check(&results, run)?;
             Ok(done(&|i| Done::Deleted { target: target.clone(), id: ids[i].clone() }))

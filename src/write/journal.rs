@@ -20,6 +20,25 @@ pub enum Op {
     Delete { id: String },
 }
 
+impl Op {
+    /// The record Id an update or delete names.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Op::Update { id, .. } | Op::Delete { id } => Some(id),
+            Op::Create { .. } | Op::Upsert { .. } => None,
+        }
+    }
+
+    /// The field values a create, upsert or update sends.
+    pub fn fields(&self) -> Option<&Map<String, Json>> {
+        match self {
+            Op::Create { record } | Op::Upsert { record, .. } => Some(record),
+            Op::Update { fields, .. } => Some(fields),
+            Op::Delete { .. } => None,
+        }
+    }
+}
+
 /// A write waiting to be sent, with where it came from for error messages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Queued {
