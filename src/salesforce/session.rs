@@ -63,14 +63,12 @@ pub struct Session {
     interrupted: Interrupted,
     /// The last `Sforce-Limit-Info` seen: `api-usage=USED/MAX`.
     pub last_limit_info: Option<String>,
-    /// API requests this session made (logins excluded).
-    pub requests_made: u64,
 }
 
 impl Session {
     pub fn new(config: ConnectionConfig, interrupted: Interrupted) -> Result<Session, SalesforceError> {
         let client = http::client(config.timeout)?;
-        Ok(Session { config, client, token: None, interrupted, last_limit_info: None, requests_made: 0 })
+        Ok(Session { config, client, token: None, interrupted, last_limit_info: None })
     }
 
     /// Runs `f` with cancellation ignored, for work that must finish (undoing
@@ -112,7 +110,6 @@ impl Session {
                     None => r,
                 }
             };
-            self.requests_made += 1;
             match http::send_repeating(make, repeat, self.interrupted) {
                 Err(e) if e.is_invalid_session() && !relogged && !matches!(self.config.grant, Grant::AccessToken { .. }) => {
                     self.token = None;
