@@ -34,12 +34,6 @@ struct Stream {
     single_page: bool,
 }
 
-impl Stream {
-    fn exhausted(&self) -> bool {
-        self.position >= self.page.len() && self.next_page.is_none()
-    }
-}
-
 struct Scan {
     plan: ScanPlan,
     params: Vec<*mut pg_sys::ExprState>,
@@ -229,7 +223,8 @@ unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *
             }
         }
     }
-    let exhausted = scan.streams.iter().filter(|s| s.exhausted() || s.position >= s.page.len()).count();
+    // Any next page was fetched above, so a used-up page means a finished stream.
+    let exhausted = scan.streams.iter().filter(|s| s.position >= s.page.len()).count();
     if exhausted == scan.streams.len() {
         return Ok(());
     }

@@ -1,7 +1,6 @@
 //! PostgreSQL values as Salesforce expects them in writes: datetimes in UTC,
 //! dates, numbers, text[] joined with `;` into a multipicklist, jsonb as JSON.
 
-use crate::fdw::values::scalar;
 use crate::soql::Literal;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::{FromDatum, JsonB};
@@ -46,7 +45,6 @@ pub unsafe fn to_json(datum: Datum, is_null: bool, type_oid: Oid) -> Result<Json
         }
         _ => {
             let lit = crate::fdw::values::literal(datum, false, type_oid)
-                .or_else(|| scalar(datum, type_oid))
                 .ok_or_else(|| format!("values of type {} cannot be sent to Salesforce", type_name(type_oid)))?;
             from_literal(lit)
         }
