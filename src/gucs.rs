@@ -1,6 +1,7 @@
 //! The extension's settings.
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use std::ffi::CString;
 
 /// When writes to Salesforce happen.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -14,6 +15,17 @@ pub enum WriteMode {
 }
 
 pub static WRITE_MODE: GucSetting<WriteMode> = GucSetting::<WriteMode>::new(WriteMode::Statement);
+pub static SYNC_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
+pub static SYNC_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+pub fn sync_database() -> String {
+    SYNC_DATABASE
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postgres".into())
+}
 
 pub fn init() {
     GucRegistry::define_enum_guc(
@@ -22,6 +34,32 @@ pub fn init() {
         c"statement: when each statement runs, undone as far as possible if the transaction aborts; commit: queued and sent just before COMMIT.",
         &WRITE_MODE,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"salesforce.sync_database",
+        c"The database whose syncs the sync worker runs.",
+        c"Read when the worker starts; the worker needs pg_salesforce in shared_preload_libraries.",
+        &SYNC_DATABASE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.sync_naptime",
+        c"Seconds the sync worker sleeps between looks for due syncs.",
+        c"",
+        &SYNC_NAPTIME,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"salesforce.sync_enabled",
+        c"Whether the sync worker runs due syncs.",
+        c"Off pauses the worker; salesforce.sync_now() still works.",
+        &SYNC_ENABLED,
+        GucContext::Sighup,
         GucFlags::default(),
     );
 }

@@ -8,12 +8,16 @@ mod naming;
 mod options;
 mod salesforce;
 mod soql;
+mod sync;
 mod typemap;
 mod write;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        sync::worker::register();
+    }
 }
 
 pgrx::pg_module_magic!();
@@ -42,6 +46,7 @@ mod tests {
     include!("pg_test/extension.rs");
     include!("pg_test/read.rs");
     include!("pg_test/write.rs");
+    include!("pg_test/sync.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -10,7 +10,9 @@ pub fn snake_case(api_name: &str) -> String {
         if c.is_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_is_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let starts_word = prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_is_lower);
+            let starts_word = prev.is_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_uppercase() && next_is_lower);
             if starts_word && prev != '_' {
                 out.push('_');
             }
@@ -20,10 +22,43 @@ pub fn snake_case(api_name: &str) -> String {
     out
 }
 
+/// Gives fields distinct local column names: snake_case, except that a
+/// field whose snake_case name is taken keeps its API name.
+#[derive(Default)]
+pub struct ColumnNamer {
+    used: std::collections::HashSet<String>,
+}
+
+impl ColumnNamer {
+    pub fn with_taken(taken: impl IntoIterator<Item = String>) -> ColumnNamer {
+        ColumnNamer {
+            used: taken.into_iter().collect(),
+        }
+    }
+
+    pub fn name(&mut self, api_name: &str, snake: bool) -> String {
+        let mut name = if snake {
+            snake_case(api_name)
+        } else {
+            api_name.to_string()
+        };
+        if !self.used.insert(name.clone()) {
+            name = api_name.to_string();
+            self.used.insert(name.clone());
+        }
+        name
+    }
+}
+
 /// Double-quotes an identifier for SQL when it needs it.
 pub fn quote_ident(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if plain && !is_reserved(name) {
         name.to_string()
     } else {
@@ -35,12 +70,72 @@ pub fn quote_ident(name: &str) -> String {
 fn is_reserved(name: &str) -> bool {
     matches!(
         name,
-        "all" | "analyse" | "analyze" | "and" | "any" | "array" | "as" | "asc" | "case" | "cast" | "check" | "collate" | "column"
-            | "constraint" | "create" | "current_date" | "current_time" | "current_timestamp" | "current_user" | "default"
-            | "desc" | "distinct" | "do" | "else" | "end" | "except" | "false" | "fetch" | "for" | "foreign" | "from" | "grant"
-            | "group" | "having" | "in" | "initially" | "intersect" | "into" | "leading" | "limit" | "not" | "null" | "offset"
-            | "on" | "only" | "or" | "order" | "placing" | "primary" | "references" | "returning" | "select" | "some" | "table"
-            | "then" | "to" | "trailing" | "true" | "union" | "unique" | "user" | "using" | "when" | "where" | "window" | "with"
+        "all"
+            | "analyse"
+            | "analyze"
+            | "and"
+            | "any"
+            | "array"
+            | "as"
+            | "asc"
+            | "case"
+            | "cast"
+            | "check"
+            | "collate"
+            | "column"
+            | "constraint"
+            | "create"
+            | "current_date"
+            | "current_time"
+            | "current_timestamp"
+            | "current_user"
+            | "default"
+            | "desc"
+            | "distinct"
+            | "do"
+            | "else"
+            | "end"
+            | "except"
+            | "false"
+            | "fetch"
+            | "for"
+            | "foreign"
+            | "from"
+            | "grant"
+            | "group"
+            | "having"
+            | "in"
+            | "initially"
+            | "intersect"
+            | "into"
+            | "leading"
+            | "limit"
+            | "not"
+            | "null"
+            | "offset"
+            | "on"
+            | "only"
+            | "or"
+            | "order"
+            | "placing"
+            | "primary"
+            | "references"
+            | "returning"
+            | "select"
+            | "some"
+            | "table"
+            | "then"
+            | "to"
+            | "trailing"
+            | "true"
+            | "union"
+            | "unique"
+            | "user"
+            | "using"
+            | "when"
+            | "where"
+            | "window"
+            | "with"
     )
 }
 
@@ -65,7 +160,10 @@ mod tests {
             ("IsDeleted", "is_deleted"),
             ("HTMLBody", "html_body"),
             ("Address2__c", "address2__c"),
-            ("Delivery_Location__Latitude__s", "delivery_location__latitude__s"),
+            (
+                "Delivery_Location__Latitude__s",
+                "delivery_location__latitude__s",
+            ),
             ("Id", "id"),
         ] {
             assert_eq!(snake_case(api), local, "{api}");

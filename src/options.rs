@@ -16,7 +16,15 @@ impl OptionScope {
     fn allowed(self) -> &'static [&'static str] {
         match self {
             OptionScope::Wrapper => &[],
-            OptionScope::Server => &["login_url", "instance_url", "api_version", "batch_size", "request_timeout_ms"],
+            OptionScope::Server => &[
+                "login_url",
+                "instance_url",
+                "api_version",
+                "batch_size",
+                "request_timeout_ms",
+                "max_requests_per_day",
+                "budget_reserve_percent",
+            ],
             OptionScope::UserMapping => &[
                 "grant_type",
                 "client_id",
@@ -60,7 +68,13 @@ fn error(message: String, hint: Option<String>) -> OptionError {
     OptionError { message, hint }
 }
 
-pub const GRANT_TYPES: &[&str] = &["password", "refresh_token", "client_credentials", "jwt_bearer", "access_token"];
+pub const GRANT_TYPES: &[&str] = &[
+    "password",
+    "refresh_token",
+    "client_credentials",
+    "jwt_bearer",
+    "access_token",
+];
 
 /// The user-mapping fields each grant type needs.
 fn grant_requires(grant: &str) -> &'static [&'static str] {
@@ -76,10 +90,21 @@ fn grant_requires(grant: &str) -> &'static [&'static str] {
 /// Whether a URL may be used: https anywhere, plain http only to loopback,
 /// so credentials never cross a network in clear text.
 pub fn check_url(option: &str, value: &str) -> Result<(), OptionError> {
-    let bad = |why: &str| error(format!("invalid value for option \"{option}\": {why}"), None);
-    let (scheme, rest) = value.split_once("://").ok_or_else(|| bad("expected an http(s) URL"))?;
+    let bad = |why: &str| {
+        error(
+            format!("invalid value for option \"{option}\": {why}"),
+            None,
+        )
+    };
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or_else(|| bad("expected an http(s) URL"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority) {
+    let host = match authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority)
+    {
         h if h.starts_with('[') => h.split(']').next().unwrap_or("").trim_start_matches('['),
         h => h.split(':').next().unwrap_or(""),
     };
@@ -98,7 +123,10 @@ pub fn check_url(option: &str, value: &str) -> Result<(), OptionError> {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_integer(option: &str, value: &str, min: u64, max: u64) -> Result<(), OptionError> {
@@ -117,9 +145,19 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
             let hint = if allowed.is_empty() {
                 format!("The {} takes no options.", scope.noun())
             } else {
-                format!("Valid options for a {} are: {}.", scope.noun(), allowed.join(", "))
+                format!(
+                    "Valid options for a {} are: {}.",
+                    scope.noun(),
+                    allowed.join(", ")
+                )
             };
-            return Err(error(format!("invalid option \"{name}\" for a salesforce {}", scope.noun()), Some(hint)));
+            return Err(error(
+                format!(
+                    "invalid option \"{name}\" for a salesforce {}",
+                    scope.noun()
+                ),
+                Some(hint),
+            ));
         }
         match name.as_str() {
             "login_url" | "instance_url" => check_url(name, value)?,
@@ -129,6 +167,8 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
             "batch_size" => check_integer(name, value, 200, 2000)?,
             "request_timeout_ms" => check_integer(name, value, 1, 3_600_000)?,
             "estimated_rows" => check_integer(name, value, 0, u64::MAX)?,
+            "max_requests_per_day" => check_integer(name, value, 1, 1_000_000_000)?,
+            "budget_reserve_percent" => check_integer(name, value, 0, 99)?,
             "grant_type" if !GRANT_TYPES.contains(&value.as_str()) => {
                 return Err(error(
                     format!("invalid value for option \"grant_type\": \"{value}\""),
@@ -139,13 +179,34 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
         }
     }
     if scope == OptionScope::UserMapping {
-        let get = |k: &str| options.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            options
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         let grant = get("grant_type").ok_or_else(|| {
-            error("a salesforce user mapping needs option \"grant_type\"".into(), Some(format!("Valid grant types are: {}.", GRANT_TYPES.join(", "))))
+            error(
+                "a salesforce user mapping needs option \"grant_type\"".into(),
+                Some(format!(
+                    "Valid grant types are: {}.",
+                    GRANT_TYPES.join(", ")
+                )),
+            )
         })?;
-        let missing: Vec<&str> = grant_requires(grant).iter().copied().filter(|k| get(k).is_none_or(str::is_empty)).collect();
+        let missing: Vec<&str> = grant_requires(grant)
+            .iter()
+            .copied()
+            .filter(|k| get(k).is_none_or(str::is_empty))
+            .collect();
         if !missing.is_empty() {
-            return Err(error(format!("grant_type \"{grant}\" needs user mapping option(s): {}", missing.join(", ")), None));
+            return Err(error(
+                format!(
+                    "grant_type \"{grant}\" needs user mapping option(s): {}",
+                    missing.join(", ")
+                ),
+                None,
+            ));
         }
     }
     Ok(())
@@ -153,7 +214,9 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
 
 fn is_api_version(v: &str) -> bool {
     match v.split_once('.') {
-        Some((major, minor)) => !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()) && minor == "0",
+        Some((major, minor)) => {
+            !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()) && minor == "0"
+        }
         None => false,
     }
 }
@@ -163,13 +226,26 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn unknown_options_are_named() {
-        let e = validate(OptionScope::Server, &opts(&[("login_url", "https://login.salesforce.com"), ("logon_url", "x")])).unwrap_err();
-        assert_eq!(e.message, "invalid option \"logon_url\" for a salesforce server");
+        let e = validate(
+            OptionScope::Server,
+            &opts(&[
+                ("login_url", "https://login.salesforce.com"),
+                ("logon_url", "x"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid option \"logon_url\" for a salesforce server"
+        );
         assert!(e.hint.unwrap().contains("login_url"));
         assert!(validate(OptionScope::Column, &opts(&[("field", "Email")])).is_ok());
         assert!(validate(OptionScope::Wrapper, &opts(&[("x", "y")])).is_err());
@@ -177,10 +253,23 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in ["https://login.salesforce.com", "http://127.0.0.1:7777", "http://localhost/x", "http://[::1]:80", "http://127.1.2.3"] {
+        for ok in [
+            "https://login.salesforce.com",
+            "http://127.0.0.1:7777",
+            "http://localhost/x",
+            "http://[::1]:80",
+            "http://127.1.2.3",
+        ] {
             assert!(check_url("login_url", ok).is_ok(), "{ok}");
         }
-        for bad in ["http://login.salesforce.com", "http://10.0.0.1", "http://127.0.0.1.evil.example", "ftp://x", "login.salesforce.com", "http://user@evil.example"] {
+        for bad in [
+            "http://login.salesforce.com",
+            "http://10.0.0.1",
+            "http://127.0.0.1.evil.example",
+            "ftp://x",
+            "login.salesforce.com",
+            "http://user@evil.example",
+        ] {
             assert!(check_url("login_url", bad).is_err(), "{bad}");
         }
     }
@@ -188,17 +277,43 @@ mod tests {
     #[test]
     fn values_are_checked() {
         assert!(validate(OptionScope::Server, &opts(&[("batch_size", "100")])).is_err());
-        assert!(validate(OptionScope::Server, &opts(&[("batch_size", "2000"), ("api_version", "62.0")])).is_ok());
+        assert!(validate(
+            OptionScope::Server,
+            &opts(&[("batch_size", "2000"), ("api_version", "62.0")])
+        )
+        .is_ok());
         assert!(validate(OptionScope::Server, &opts(&[("api_version", "v62")])).is_err());
+        assert!(validate(
+            OptionScope::Server,
+            &opts(&[
+                ("max_requests_per_day", "28800"),
+                ("budget_reserve_percent", "20")
+            ])
+        )
+        .is_ok());
+        assert!(validate(OptionScope::Server, &opts(&[("max_requests_per_day", "0")])).is_err());
+        assert!(validate(
+            OptionScope::Server,
+            &opts(&[("budget_reserve_percent", "100")])
+        )
+        .is_err());
         assert!(validate(OptionScope::Table, &opts(&[("estimated_rows", "1000000")])).is_ok());
         assert!(validate(OptionScope::Table, &opts(&[("estimated_rows", "many")])).is_err());
     }
 
     #[test]
     fn grants_need_their_fields() {
-        let e = validate(OptionScope::UserMapping, &opts(&[("grant_type", "password"), ("client_id", "c")])).unwrap_err();
+        let e = validate(
+            OptionScope::UserMapping,
+            &opts(&[("grant_type", "password"), ("client_id", "c")]),
+        )
+        .unwrap_err();
         assert_eq!(e.message, "grant_type \"password\" needs user mapping option(s): client_secret, username, password");
-        assert!(validate(OptionScope::UserMapping, &opts(&[("grant_type", "access_token"), ("access_token", "t")])).is_ok());
+        assert!(validate(
+            OptionScope::UserMapping,
+            &opts(&[("grant_type", "access_token"), ("access_token", "t")])
+        )
+        .is_ok());
         assert!(validate(OptionScope::UserMapping, &opts(&[("client_id", "c")])).is_err());
         assert!(validate(OptionScope::UserMapping, &opts(&[("grant_type", "magic")])).is_err());
     }

@@ -23,8 +23,16 @@ fn main() {
     let base_url = match args.as_slice() {
         [flag, url] if flag == "--url" => url.clone(),
         other => {
-            let n = other.first().and_then(|a| a.replace('_', "").parse().ok()).unwrap_or(1_000_000usize);
-            let server = spawn(Options { records: vec![("Contact".into(), n)], daily_limit: u64::MAX, ..Options::demo() }).expect("sfsim starts");
+            let n = other
+                .first()
+                .and_then(|a| a.replace('_', "").parse().ok())
+                .unwrap_or(1_000_000usize);
+            let server = spawn(Options {
+                records: vec![("Contact".into(), n)],
+                daily_limit: u64::MAX,
+                ..Options::demo()
+            })
+            .expect("sfsim starts");
             let url = server.base_url.clone();
             in_process = Some(server);
             url
@@ -43,14 +51,22 @@ fn main() {
         .send()
         .and_then(|r| r.json())
         .expect("a token");
-    let token = token["access_token"].as_str().expect("access_token").to_string();
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
     let soql = "SELECT Id, FirstName, LastName, Email, Phone, Title, AccountId, Birthdate, LastModifiedDate, SystemModstamp FROM Contact";
     let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
     let started = Instant::now();
     let mut url = format!("{base_url}/services/data/v62.0/query?q={encoded}");
     let (mut records, mut pages, mut bytes) = (0usize, 0usize, 0usize);
     loop {
-        let body = http.get(&url).bearer_auth(&token).send().and_then(|r| r.bytes()).expect("a page");
+        let body = http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .and_then(|r| r.bytes())
+            .expect("a page");
         bytes += body.len();
         let page: Page = serde_json::from_slice(&body).expect("a query page");
         records += page.records.len();

@@ -16,7 +16,10 @@ pub const DEMO_REFRESH_TOKEN: &str = "5Aep861sfsim.demo.refresh.token";
 pub const JWT_PUBLIC_KEY_PEM: &str = include_str!("../fixtures/jwt/public.pem");
 pub const JWT_MAX_LIFETIME_SECS: i64 = 180;
 /// Login hosts a JWT's `aud` may name, besides the simulator's own URL.
-const LOGIN_HOSTS: &[&str] = &["https://login.salesforce.com", "https://test.salesforce.com"];
+const LOGIN_HOSTS: &[&str] = &[
+    "https://login.salesforce.com",
+    "https://test.salesforce.com",
+];
 
 #[derive(Debug, PartialEq)]
 pub struct OAuthError {
@@ -60,26 +63,42 @@ pub struct Auth {
 impl Auth {
     pub fn new(admin_user_id: &str) -> Auth {
         let mut auth = Auth::default();
-        auth.refresh.insert(DEMO_REFRESH_TOKEN.into(), admin_user_id.into());
+        auth.refresh
+            .insert(DEMO_REFRESH_TOKEN.into(), admin_user_id.into());
         auth
     }
 
     /// Handles `POST /services/oauth2/token`. `basic` is the client id and
     /// secret from an HTTP Basic header, when one was sent.
-    pub fn grant(&mut self, form: &HashMap<String, String>, basic: Option<(String, String)>, ctx: &GrantContext) -> Result<Issued, OAuthError> {
+    pub fn grant(
+        &mut self,
+        form: &HashMap<String, String>,
+        basic: Option<(String, String)>,
+        ctx: &GrantContext,
+    ) -> Result<Issued, OAuthError> {
         let field = |k: &str| form.get(k).map(String::as_str);
         let (client_id, client_secret) = match basic {
             Some((id, secret)) => (Some(id), Some(secret)),
-            None => (field("client_id").map(str::to_string), field("client_secret").map(str::to_string)),
+            None => (
+                field("client_id").map(str::to_string),
+                field("client_secret").map(str::to_string),
+            ),
         };
         let grant_type = field("grant_type").unwrap_or("");
         let check_client = |require_secret: bool| -> Result<(), OAuthError> {
             if client_id.as_deref() != Some(CLIENT_ID) {
-                return Err(oauth_error("invalid_client_id", "client identifier invalid"));
+                return Err(oauth_error(
+                    "invalid_client_id",
+                    "client identifier invalid",
+                ));
             }
             match client_secret.as_deref() {
-                Some(s) if s != CLIENT_SECRET => Err(oauth_error("invalid_client", "invalid client credentials")),
-                None if require_secret => Err(oauth_error("invalid_client", "invalid client credentials")),
+                Some(s) if s != CLIENT_SECRET => {
+                    Err(oauth_error("invalid_client", "invalid client credentials"))
+                }
+                None if require_secret => {
+                    Err(oauth_error("invalid_client", "invalid client credentials"))
+                }
                 _ => Ok(()),
             }
         };
@@ -87,7 +106,9 @@ impl Auth {
             "password" => {
                 check_client(true)?;
                 let expected = format!("{PASSWORD}{SECURITY_TOKEN}");
-                if field("username") != Some(ctx.admin_username) || field("password") != Some(expected.as_str()) {
+                if field("username") != Some(ctx.admin_username)
+                    || field("password") != Some(expected.as_str())
+                {
                     return Err(oauth_error("invalid_grant", "authentication failure"));
                 }
                 (ctx.admin_user_id.to_string(), None, None)
@@ -104,20 +125,45 @@ impl Auth {
                 (ctx.admin_user_id.to_string(), None, Some("api"))
             }
             "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-                let assertion = field("assertion").ok_or_else(|| oauth_error("invalid_request", "assertion required"))?;
+                let assertion = field("assertion")
+                    .ok_or_else(|| oauth_error("invalid_request", "assertion required"))?;
                 verify_jwt(assertion, ctx)?;
                 (ctx.admin_user_id.to_string(), None, Some("api"))
             }
-            _ => return Err(oauth_error("unsupported_grant_type", "grant type not supported")),
+            _ => {
+                return Err(oauth_error(
+                    "unsupported_grant_type",
+                    "grant type not supported",
+                ))
+            }
         };
-        let access_token = format!("{}!{}", &ctx.org_id[..15], Alphanumeric.sample_string(&mut rand::rng(), 96));
-        self.access.insert(access_token.clone(), AccessToken { user_id: user_id.clone(), expires_at: ctx.now + ctx.lifetime });
-        Ok(Issued { access_token, refresh_token, user_id, issued_at: ctx.now, scope })
+        let access_token = format!(
+            "{}!{}",
+            &ctx.org_id[..15],
+            Alphanumeric.sample_string(&mut rand::rng(), 96)
+        );
+        self.access.insert(
+            access_token.clone(),
+            AccessToken {
+                user_id: user_id.clone(),
+                expires_at: ctx.now + ctx.lifetime,
+            },
+        );
+        Ok(Issued {
+            access_token,
+            refresh_token,
+            user_id,
+            issued_at: ctx.now,
+            scope,
+        })
     }
 
     /// The user behind a live access token.
     pub fn user_of(&self, token: &str, now: DateTime<Utc>) -> Option<&str> {
-        self.access.get(token).filter(|t| t.expires_at > now).map(|t| t.user_id.as_str())
+        self.access
+            .get(token)
+            .filter(|t| t.expires_at > now)
+            .map(|t| t.user_id.as_str())
     }
 
     pub fn revoke(&mut self, token: &str) -> bool {
@@ -142,25 +188,36 @@ pub fn response_signature(id_url: &str, issued_at_ms: &str) -> String {
 fn verify_jwt(assertion: &str, ctx: &GrantContext) -> Result<(), OAuthError> {
     use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
     let invalid = || oauth_error("invalid_grant", "invalid assertion");
-    let key = DecodingKey::from_rsa_pem(JWT_PUBLIC_KEY_PEM.as_bytes()).expect("the bundled public key is valid");
+    let key = DecodingKey::from_rsa_pem(JWT_PUBLIC_KEY_PEM.as_bytes())
+        .expect("the bundled public key is valid");
     // Claims are checked below against the simulator's clock, which tests can move.
     let mut validation = Validation::new(Algorithm::RS256);
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = decode::<serde_json::Value>(assertion, &key, &validation).map_err(|_| invalid())?.claims;
+    let claims = decode::<serde_json::Value>(assertion, &key, &validation)
+        .map_err(|_| invalid())?
+        .claims;
     if claims["iss"].as_str() != Some(CLIENT_ID) {
-        return Err(oauth_error("invalid_client_id", "client identifier invalid"));
+        return Err(oauth_error(
+            "invalid_client_id",
+            "client identifier invalid",
+        ));
     }
     let audience_ok = match &claims["aud"] {
-        serde_json::Value::String(a) => a.trim_end_matches('/') == ctx.own_url || LOGIN_HOSTS.contains(&a.trim_end_matches('/')),
+        serde_json::Value::String(a) => {
+            a.trim_end_matches('/') == ctx.own_url || LOGIN_HOSTS.contains(&a.trim_end_matches('/'))
+        }
         _ => false,
     };
     if !audience_ok {
         return Err(oauth_error("invalid_grant", "audience is invalid"));
     }
     if claims["sub"].as_str() != Some(ctx.admin_username) {
-        return Err(oauth_error("invalid_grant", "user hasn't approved this consumer"));
+        return Err(oauth_error(
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ));
     }
     let exp = match &claims["exp"] {
         serde_json::Value::Number(n) => n.as_i64(),
@@ -191,39 +248,98 @@ mod tests {
     }
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn password_grant_needs_password_and_token() {
         let mut auth = Auth::new("0055g00000000001AAA");
         let now = Utc::now();
-        let good = form(&[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET), ("username", "admin@sfsim.example"), ("password", "sfsim-passwordSFSIMTOKEN")]);
+        let good = form(&[
+            ("grant_type", "password"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("username", "admin@sfsim.example"),
+            ("password", "sfsim-passwordSFSIMTOKEN"),
+        ]);
         let issued = auth.grant(&good, None, &ctx(now)).unwrap();
         assert!(issued.refresh_token.is_none());
-        assert_eq!(auth.user_of(&issued.access_token, now), Some("0055g00000000001AAA"));
-        assert_eq!(auth.user_of(&issued.access_token, now + Duration::hours(3)), None, "tokens expire");
+        assert_eq!(
+            auth.user_of(&issued.access_token, now),
+            Some("0055g00000000001AAA")
+        );
+        assert_eq!(
+            auth.user_of(&issued.access_token, now + Duration::hours(3)),
+            None,
+            "tokens expire"
+        );
         let mut bad = good.clone();
         bad.insert("password".into(), PASSWORD.into());
-        assert_eq!(auth.grant(&bad, None, &ctx(now)).err().unwrap().error, "invalid_grant");
+        assert_eq!(
+            auth.grant(&bad, None, &ctx(now)).err().unwrap().error,
+            "invalid_grant"
+        );
         let mut bad_client = good;
         bad_client.insert("client_id".into(), "nope".into());
-        assert_eq!(auth.grant(&bad_client, None, &ctx(now)).err().unwrap().error, "invalid_client_id");
+        assert_eq!(
+            auth.grant(&bad_client, None, &ctx(now))
+                .err()
+                .unwrap()
+                .error,
+            "invalid_client_id"
+        );
     }
 
     #[test]
     fn refresh_and_client_credentials() {
         let mut auth = Auth::new("0055g00000000001AAA");
         let now = Utc::now();
-        let refreshed = auth.grant(&form(&[("grant_type", "refresh_token"), ("client_id", CLIENT_ID), ("refresh_token", DEMO_REFRESH_TOKEN)]), None, &ctx(now));
+        let refreshed = auth.grant(
+            &form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("refresh_token", DEMO_REFRESH_TOKEN),
+            ]),
+            None,
+            &ctx(now),
+        );
         assert!(refreshed.is_ok());
-        let unknown = auth.grant(&form(&[("grant_type", "refresh_token"), ("client_id", CLIENT_ID), ("refresh_token", "x")]), None, &ctx(now));
+        let unknown = auth.grant(
+            &form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("refresh_token", "x"),
+            ]),
+            None,
+            &ctx(now),
+        );
         assert_eq!(unknown.err().unwrap().error, "invalid_grant");
-        let basic = auth.grant(&form(&[("grant_type", "client_credentials")]), Some((CLIENT_ID.into(), CLIENT_SECRET.into())), &ctx(now));
+        let basic = auth.grant(
+            &form(&[("grant_type", "client_credentials")]),
+            Some((CLIENT_ID.into(), CLIENT_SECRET.into())),
+            &ctx(now),
+        );
         assert!(basic.is_ok());
-        let wrong = auth.grant(&form(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", "x")]), None, &ctx(now));
+        let wrong = auth.grant(
+            &form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", "x"),
+            ]),
+            None,
+            &ctx(now),
+        );
         assert_eq!(wrong.err().unwrap().error, "invalid_client");
-        assert_eq!(auth.grant(&form(&[("grant_type", "implicit")]), None, &ctx(now)).err().unwrap().error, "unsupported_grant_type");
+        assert_eq!(
+            auth.grant(&form(&[("grant_type", "implicit")]), None, &ctx(now))
+                .err()
+                .unwrap()
+                .error,
+            "unsupported_grant_type"
+        );
     }
 
     #[test]
@@ -231,26 +347,52 @@ mod tests {
         use jsonwebtoken::{encode, EncodingKey, Header};
         let key = EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwt/private.pem")).unwrap();
         let now = Utc::now();
-        let sign = |claims: serde_json::Value| encode(&Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap();
+        let sign = |claims: serde_json::Value| {
+            encode(&Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap()
+        };
         let mut auth = Auth::new("0055g00000000001AAA");
-        let grant = |auth: &mut Auth, jwt: String| auth.grant(&form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &jwt)]), None, &ctx(now));
+        let grant = |auth: &mut Auth, jwt: String| {
+            auth.grant(
+                &form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &jwt),
+                ]),
+                None,
+                &ctx(now),
+            )
+        };
         let exp = now.timestamp() + 120;
         let good = serde_json::json!({"iss": CLIENT_ID, "sub": "admin@sfsim.example", "aud": "https://login.salesforce.com", "exp": exp});
         assert!(grant(&mut auth, sign(good.clone())).is_ok());
         let mut as_string = good.clone();
         as_string["exp"] = serde_json::json!(exp.to_string());
-        assert!(grant(&mut auth, sign(as_string)).is_ok(), "exp may be a numeric string");
+        assert!(
+            grant(&mut auth, sign(as_string)).is_ok(),
+            "exp may be a numeric string"
+        );
         let mut expired = good.clone();
         expired["exp"] = serde_json::json!(now.timestamp() - 1);
-        assert_eq!(grant(&mut auth, sign(expired)).err().unwrap().error, "invalid_grant");
+        assert_eq!(
+            grant(&mut auth, sign(expired)).err().unwrap().error,
+            "invalid_grant"
+        );
         let mut far = good.clone();
         far["exp"] = serde_json::json!(now.timestamp() + 3600);
-        assert_eq!(grant(&mut auth, sign(far)).err().unwrap().error, "invalid_grant");
+        assert_eq!(
+            grant(&mut auth, sign(far)).err().unwrap().error,
+            "invalid_grant"
+        );
         let mut wrong_aud = good.clone();
         wrong_aud["aud"] = serde_json::json!("https://example.com");
-        assert_eq!(grant(&mut auth, sign(wrong_aud)).err().unwrap().description, "audience is invalid");
+        assert_eq!(
+            grant(&mut auth, sign(wrong_aud)).err().unwrap().description,
+            "audience is invalid"
+        );
         let mut tampered = sign(good);
         tampered.pop();
-        assert_eq!(grant(&mut auth, tampered).err().unwrap().description, "invalid assertion");
+        assert_eq!(
+            grant(&mut auth, tampered).err().unwrap().description,
+            "invalid assertion"
+        );
     }
 }

@@ -24,8 +24,20 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn new(object: usize, nodes: Arc<Vec<Node>>, rows: Arc<Vec<Arc<Record>>>, page_size: usize, soql: String) -> Cursor {
-        Cursor { object, nodes, rows, page_size, soql }
+    pub fn new(
+        object: usize,
+        nodes: Arc<Vec<Node>>,
+        rows: Arc<Vec<Arc<Record>>>,
+        page_size: usize,
+        soql: String,
+    ) -> Cursor {
+        Cursor {
+            object,
+            nodes,
+            rows,
+            page_size,
+            soql,
+        }
     }
 }
 
@@ -44,15 +56,28 @@ pub struct Cursors {
 impl Cursors {
     /// Keeps a cursor for later pages and returns its locator id.
     pub fn open(&mut self, cursor: &Cursor, now: DateTime<Utc>) -> String {
-        self.open.retain(|_, c| now - c.opened < Duration::days(LIFETIME_DAYS));
+        self.open
+            .retain(|_, c| now - c.opened < Duration::days(LIFETIME_DAYS));
         if self.open.len() >= MAX_OPEN {
-            if let Some(oldest) = self.open.iter().min_by_key(|(_, c)| c.seq).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, c)| c.seq)
+                .map(|(k, _)| k.clone())
+            {
                 self.open.remove(&oldest);
             }
         }
         self.next_seq += 1;
         let id = ids::generate("01g", self.next_seq);
-        self.open.insert(id.clone(), OpenCursor { cursor: cursor.clone(), opened: now, seq: self.next_seq });
+        self.open.insert(
+            id.clone(),
+            OpenCursor {
+                cursor: cursor.clone(),
+                opened: now,
+                seq: self.next_seq,
+            },
+        );
         id
     }
 
@@ -62,6 +87,7 @@ impl Cursors {
         let (id, start) = locator.rsplit_once('-')?;
         let start: usize = start.parse().ok()?;
         let open = self.open.get(id)?;
-        (now - open.opened < Duration::days(LIFETIME_DAYS) && start < open.cursor.rows.len()).then(|| (open.cursor.clone(), start))
+        (now - open.opened < Duration::days(LIFETIME_DAYS) && start < open.cursor.rows.len())
+            .then(|| (open.cursor.clone(), start))
     }
 }

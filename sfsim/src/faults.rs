@@ -42,7 +42,11 @@ impl Default for Faults {
 
 impl Faults {
     pub fn new(rates: FaultRates) -> Faults {
-        Faults { rng: StdRng::seed_from_u64(rates.seed), rates, injected: 0 }
+        Faults {
+            rng: StdRng::seed_from_u64(rates.seed),
+            rates,
+            injected: 0,
+        }
     }
 
     /// The fault for the next data API request, if any.
@@ -72,14 +76,37 @@ mod tests {
 
     #[test]
     fn draws_repeat_for_a_seed_and_follow_the_rates() {
-        let rates = FaultRates { server_unavailable: 0.2, drop_connection: 0.1, seed: 7, ..Default::default() };
-        let a: Vec<_> = { let mut f = Faults::new(rates.clone()); (0..1000).map(|_| f.draw(false)).collect() };
-        let b: Vec<_> = { let mut f = Faults::new(rates); (0..1000).map(|_| f.draw(false)).collect() };
+        let rates = FaultRates {
+            server_unavailable: 0.2,
+            drop_connection: 0.1,
+            seed: 7,
+            ..Default::default()
+        };
+        let a: Vec<_> = {
+            let mut f = Faults::new(rates.clone());
+            (0..1000).map(|_| f.draw(false)).collect()
+        };
+        let b: Vec<_> = {
+            let mut f = Faults::new(rates);
+            (0..1000).map(|_| f.draw(false)).collect()
+        };
         assert_eq!(a, b);
-        let unavailable = a.iter().filter(|f| **f == Some(Fault::ServerUnavailable)).count();
-        let dropped = a.iter().filter(|f| **f == Some(Fault::DropConnection)).count();
-        assert!((150..250).contains(&unavailable) && (60..140).contains(&dropped), "{unavailable} {dropped}");
-        assert!(a.iter().all(|f| *f != Some(Fault::UnableToLockRow)), "reads never get lock errors");
+        let unavailable = a
+            .iter()
+            .filter(|f| **f == Some(Fault::ServerUnavailable))
+            .count();
+        let dropped = a
+            .iter()
+            .filter(|f| **f == Some(Fault::DropConnection))
+            .count();
+        assert!(
+            (150..250).contains(&unavailable) && (60..140).contains(&dropped),
+            "{unavailable} {dropped}"
+        );
+        assert!(
+            a.iter().all(|f| *f != Some(Fault::UnableToLockRow)),
+            "reads never get lock errors"
+        );
         assert_eq!(Faults::default().draw(true), None);
     }
 }

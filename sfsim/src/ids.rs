@@ -30,10 +30,16 @@ pub fn canonical(id: &str) -> Option<String> {
     let mut head: Vec<u8> = bytes[..15].to_vec();
     if bytes.len() == 18 {
         for (chunk_no, s) in bytes[15..].iter().enumerate() {
-            let bits = SUFFIX_ALPHABET.iter().position(|a| a == &s.to_ascii_uppercase())?;
+            let bits = SUFFIX_ALPHABET
+                .iter()
+                .position(|a| a == &s.to_ascii_uppercase())?;
             for i in 0..5 {
                 let c = &mut head[chunk_no * 5 + i];
-                *c = if bits & (1 << i) != 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+                *c = if bits & (1 << i) != 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                };
             }
         }
     }
@@ -84,11 +90,16 @@ mod tests {
 
     #[test]
     fn generated_ids_sort_in_creation_order() {
-        let ids: Vec<String> = [1u64, 61, 62, 3843, 1_000_000].iter().map(|n| generate("001", *n)).collect();
+        let ids: Vec<String> = [1u64, 61, 62, 3843, 1_000_000]
+            .iter()
+            .map(|n| generate("001", *n))
+            .collect();
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);
-        assert!(ids.iter().all(|i| i.len() == 18 && i.starts_with("0015g00")));
+        assert!(ids
+            .iter()
+            .all(|i| i.len() == 18 && i.starts_with("0015g00")));
     }
 
     #[test]

@@ -32,15 +32,24 @@ struct Cli {
 }
 
 fn parse_count(s: &str) -> Result<(String, usize), String> {
-    let (object, n) = s.split_once('=').ok_or_else(|| format!("expected OBJECT=COUNT, got '{s}'"))?;
-    let n = n.replace('_', "").parse::<usize>().map_err(|_| format!("'{n}' is not a record count"))?;
+    let (object, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected OBJECT=COUNT, got '{s}'"))?;
+    let n = n
+        .replace('_', "")
+        .parse::<usize>()
+        .map_err(|_| format!("'{n}' is not a record count"))?;
     Ok((object.to_string(), n))
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    let tls_dir = cli.tls.then(|| cli.tls_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("sfsim-{}", std::process::id()))));
+    let tls_dir = cli.tls.then(|| {
+        cli.tls_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("sfsim-{}", std::process::id())))
+    });
     let options = Options {
         listen: cli.listen,
         seed: cli.seed,
@@ -56,14 +65,31 @@ async fn main() {
             let _ = writeln!(out, "tls-cert: {}", cert.display());
         }
         let org = sim.org.read();
-        let _ = writeln!(out, "org: {} ({} records)", org.org_id, org.objects.iter().map(|o| o.records.len()).sum::<usize>());
-        let _ = writeln!(out, "client_id: {}  client_secret: {}", sfsim::auth::CLIENT_ID, sfsim::auth::CLIENT_SECRET);
-        let _ = writeln!(out, "username: {}  password: {}  security token: {}", sfsim::seed::ADMIN_USERNAME, sfsim::auth::PASSWORD, sfsim::auth::SECURITY_TOKEN);
+        let _ = writeln!(
+            out,
+            "org: {} ({} records)",
+            org.org_id,
+            org.objects.iter().map(|o| o.records.len()).sum::<usize>()
+        );
+        let _ = writeln!(
+            out,
+            "client_id: {}  client_secret: {}",
+            sfsim::auth::CLIENT_ID,
+            sfsim::auth::CLIENT_SECRET
+        );
+        let _ = writeln!(
+            out,
+            "username: {}  password: {}  security token: {}",
+            sfsim::seed::ADMIN_USERNAME,
+            sfsim::auth::PASSWORD,
+            sfsim::auth::SECURITY_TOKEN
+        );
         let _ = writeln!(out, "refresh_token: {}", sfsim::auth::DEMO_REFRESH_TOKEN);
         let _ = out.flush();
     };
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},

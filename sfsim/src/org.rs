@@ -42,7 +42,11 @@ pub struct RecordError {
 
 impl RecordError {
     pub fn new(code: &'static str, message: impl Into<String>, fields: Vec<String>) -> Self {
-        RecordError { code, message: message.into(), fields }
+        RecordError {
+            code,
+            message: message.into(),
+            fields,
+        }
     }
 
     /// Whether the single-record REST endpoints answer this error with 404 rather than 400.
@@ -65,7 +69,11 @@ pub struct Author {
 }
 
 enum UndoEntry {
-    Put { object: usize, id: Box<str>, previous: Option<Arc<Record>> },
+    Put {
+        object: usize,
+        id: Box<str>,
+        previous: Option<Arc<Record>>,
+    },
     DeletedLog(usize),
 }
 
@@ -85,8 +93,9 @@ pub struct ObjectData {
 
 impl ObjectData {
     fn new(def: Arc<ObjectDef>) -> Self {
-        let mut indexed: Vec<usize> =
-            (0..def.fields.len()).filter(|i| def.fields[*i].unique || def.fields[*i].external_id).collect();
+        let mut indexed: Vec<usize> = (0..def.fields.len())
+            .filter(|i| def.fields[*i].unique || def.fields[*i].external_id)
+            .collect();
         if let Some(rule) = &def.duplicate_rule {
             indexed.extend(rule.fields.iter().filter_map(|f| def.field_index(f)));
         }
@@ -112,7 +121,9 @@ impl ObjectData {
             return;
         }
         for (field, map) in self.lookup.iter_mut() {
-            let Some(key) = Self::lookup_key(rec.get(*field)) else { continue };
+            let Some(key) = Self::lookup_key(rec.get(*field)) else {
+                continue;
+            };
             let ids = map.entry(key.clone()).or_default();
             if add {
                 ids.push(rec.id().into());
@@ -127,20 +138,31 @@ impl ObjectData {
 
     /// Live records whose indexed field equals `value`, ignoring case.
     pub fn find(&self, field: usize, value: &Value) -> Vec<String> {
-        let Some(key) = Self::lookup_key(value) else { return vec![] };
+        let Some(key) = Self::lookup_key(value) else {
+            return vec![];
+        };
         match self.lookup.get(&field) {
-            Some(map) => map.get(&key).map(|ids| ids.iter().map(|i| i.to_string()).collect()).unwrap_or_default(),
+            Some(map) => map
+                .get(&key)
+                .map(|ids| ids.iter().map(|i| i.to_string()).collect())
+                .unwrap_or_default(),
             None => self
                 .records
                 .values()
-                .filter(|r| !r.is_deleted(&self.def) && Self::lookup_key(r.get(field)).as_deref() == Some(key.as_str()))
+                .filter(|r| {
+                    !r.is_deleted(&self.def)
+                        && Self::lookup_key(r.get(field)).as_deref() == Some(key.as_str())
+                })
                 .map(|r| r.id().to_string())
                 .collect(),
         }
     }
 
     pub fn live_count(&self) -> usize {
-        self.records.values().filter(|r| !r.is_deleted(&self.def)).count()
+        self.records
+            .values()
+            .filter(|r| !r.is_deleted(&self.def))
+            .count()
     }
 }
 
@@ -161,8 +183,16 @@ fn not_found() -> RecordError {
 impl Org {
     pub fn new(schema: Schema, now: DateTime<Utc>) -> Org {
         let objects: Vec<ObjectData> = schema.objects.into_iter().map(ObjectData::new).collect();
-        let by_name = objects.iter().enumerate().map(|(i, o)| (o.def.name.to_ascii_lowercase(), i)).collect();
-        let by_prefix = objects.iter().enumerate().map(|(i, o)| (o.def.key_prefix.clone(), i)).collect();
+        let by_name = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.def.name.to_ascii_lowercase(), i))
+            .collect();
+        let by_prefix = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.def.key_prefix.clone(), i))
+            .collect();
         Org {
             org_id: schema.org_id,
             admin_user_id: String::new(),
@@ -209,7 +239,11 @@ impl Org {
     /// and compound fields.
     pub fn read(&self, def: &ObjectDef, rec: &Record, field: usize) -> Value {
         let f = &def.fields[field];
-        let by_name = |name: &str| def.field_index(name).map(|i| rec.get(i).clone()).unwrap_or(Value::Null);
+        let by_name = |name: &str| {
+            def.field_index(name)
+                .map(|i| rec.get(i).clone())
+                .unwrap_or(Value::Null)
+        };
         if let Some(formula) = f.formula {
             return match formula {
                 Formula::FullName => {
@@ -217,12 +251,18 @@ impl Org {
                         .iter()
                         .filter_map(|v| v.as_str().map(str::to_string))
                         .collect();
-                    if parts.is_empty() { Value::Null } else { Value::text(parts.join(" ")) }
+                    if parts.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::text(parts.join(" "))
+                    }
                 }
-                Formula::ExpectedRevenue => match (by_name("Amount").as_f64(), by_name("Probability").as_f64()) {
-                    (Some(a), Some(p)) => Value::Number((a * p).round() / 100.0),
-                    _ => Value::Null,
-                },
+                Formula::ExpectedRevenue => {
+                    match (by_name("Amount").as_f64(), by_name("Probability").as_f64()) {
+                        (Some(a), Some(p)) => Value::Number((a * p).round() / 100.0),
+                        _ => Value::Null,
+                    }
+                }
                 Formula::InvoiceTotal => match by_name("Amount__c").as_f64() {
                     Some(a) => {
                         let rate = by_name("Tax_Rate__c").as_f64().unwrap_or(0.0);
@@ -250,21 +290,34 @@ impl Org {
         if let Some(rec) = &new {
             data.index(rec, true);
         }
-        undo.0.push(UndoEntry::Put { object, id: id.into(), previous });
+        undo.0.push(UndoEntry::Put {
+            object,
+            id: id.into(),
+            previous,
+        });
     }
 
     pub fn rollback(&mut self, undo: Undo) {
         let mut scratch = Undo::default();
         for entry in undo.0.into_iter().rev() {
             match entry {
-                UndoEntry::Put { object, id, previous } => self.put(object, &id, previous, &mut scratch),
+                UndoEntry::Put {
+                    object,
+                    id,
+                    previous,
+                } => self.put(object, &id, previous, &mut scratch),
                 UndoEntry::DeletedLog(len) => self.deleted_log.truncate(len),
             }
         }
     }
 
     /// Converts and checks the fields of a create or update body.
-    fn parse_fields(&self, def: &ObjectDef, body: &Map<String, Json>, creating: bool) -> Result<Vec<(usize, Value)>, RecordError> {
+    fn parse_fields(
+        &self,
+        def: &ObjectDef,
+        body: &Map<String, Json>,
+        creating: bool,
+    ) -> Result<Vec<(usize, Value)>, RecordError> {
         let mut out = Vec::with_capacity(body.len());
         let mut read_only = Vec::new();
         for (key, json) in body {
@@ -281,15 +334,24 @@ impl Org {
             let field = &def.fields[index];
             if index == def.system.id {
                 if creating {
-                    return Err(RecordError::new("INVALID_FIELD", "cannot specify Id in an insert call", vec![]));
+                    return Err(RecordError::new(
+                        "INVALID_FIELD",
+                        "cannot specify Id in an insert call",
+                        vec![],
+                    ));
                 }
                 continue;
             }
-            if !(if creating { field.createable } else { field.updateable }) {
+            if !(if creating {
+                field.createable
+            } else {
+                field.updateable
+            }) {
                 read_only.push(field.name.clone());
                 continue;
             }
-            let value = value::from_json(field, json).map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?;
+            let value = value::from_json(field, json)
+                .map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?;
             self.check_value(field, &value)?;
             out.push((index, value));
         }
@@ -307,15 +369,31 @@ impl Org {
     }
 
     fn check_value(&self, field: &FieldDef, value: &Value) -> Result<(), RecordError> {
-        let Value::Text(text) = value else { return Ok(()) };
+        let Value::Text(text) = value else {
+            return Ok(());
+        };
         let fields = vec![field.name.clone()];
         if field.ftype == FieldType::Reference {
-            let bad_type = || RecordError::new("MALFORMED_ID", format!("{}: id value of incorrect type: {text}", field.label), fields.clone());
+            let bad_type = || {
+                RecordError::new(
+                    "MALFORMED_ID",
+                    format!("{}: id value of incorrect type: {text}", field.label),
+                    fields.clone(),
+                )
+            };
             let id = ids::canonical(text).ok_or_else(bad_type)?;
-            let (object, rec) = self
-                .record_by_id(&id)
-                .ok_or_else(|| RecordError::new("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", vec![]))?;
-            if !field.reference_to.iter().any(|t| *t == self.def(object).name) {
+            let (object, rec) = self.record_by_id(&id).ok_or_else(|| {
+                RecordError::new(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    "invalid cross reference id",
+                    vec![],
+                )
+            })?;
+            if !field
+                .reference_to
+                .iter()
+                .any(|t| *t == self.def(object).name)
+            {
                 return Err(RecordError::new(
                     "FIELD_INTEGRITY_EXCEPTION",
                     format!("{}: id value of incorrect type: {text}", field.label),
@@ -323,27 +401,47 @@ impl Org {
                 ));
             }
             if rec.is_deleted(self.def(object)) {
-                return Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted", fields));
+                return Err(RecordError::new(
+                    "ENTITY_IS_DELETED",
+                    "entity is deleted",
+                    fields,
+                ));
             }
             return Ok(());
         }
         if field.ftype != FieldType::Base64 && text.chars().count() > field.length as usize {
             return Err(RecordError::new(
                 "STRING_TOO_LONG",
-                format!("{}: data value too large: {text} (max length={})", field.label, field.length),
+                format!(
+                    "{}: data value too large: {text} (max length={})",
+                    field.label, field.length
+                ),
                 fields,
             ));
         }
         if field.ftype == FieldType::Email && !looks_like_email(text) {
-            return Err(RecordError::new("INVALID_EMAIL_ADDRESS", format!("{}: invalid email address: {text}", field.label), fields));
+            return Err(RecordError::new(
+                "INVALID_EMAIL_ADDRESS",
+                format!("{}: invalid email address: {text}", field.label),
+                fields,
+            ));
         }
         if field.restricted_picklist {
-            let values: Vec<&str> =
-                if field.ftype == FieldType::Multipicklist { text.split(';').collect() } else { vec![&**text] };
-            if let Some(bad) = values.iter().find(|v| !field.picklist_values.iter().any(|p| p == *v)) {
+            let values: Vec<&str> = if field.ftype == FieldType::Multipicklist {
+                text.split(';').collect()
+            } else {
+                vec![&**text]
+            };
+            if let Some(bad) = values
+                .iter()
+                .find(|v| !field.picklist_values.iter().any(|p| p == *v))
+            {
                 return Err(RecordError::new(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                    format!("{}: bad value for restricted picklist field: {bad}", field.label),
+                    format!(
+                        "{}: bad value for restricted picklist field: {bad}",
+                        field.label
+                    ),
                     fields,
                 ));
             }
@@ -371,20 +469,32 @@ impl Org {
             ));
         }
         for rule in &def.validation_rules {
-            let Some(i) = def.field_index(&rule.field) else { continue };
+            let Some(i) = def.field_index(&rule.field) else {
+                continue;
+            };
             if rec.get(i).as_f64().is_some_and(|v| v < rule.min) {
-                return Err(RecordError::new("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message.clone(), vec![rule.field.clone()]));
+                return Err(RecordError::new(
+                    "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                    rule.message.clone(),
+                    vec![rule.field.clone()],
+                ));
             }
         }
         let others = |field: usize| -> Vec<String> {
-            data.find(field, rec.get(field)).into_iter().filter(|id| id != rec.id()).collect()
+            data.find(field, rec.get(field))
+                .into_iter()
+                .filter(|id| id != rec.id())
+                .collect()
         };
         for (i, f) in def.fields.iter().enumerate() {
             if f.unique {
                 if let Some(other) = others(i).first() {
                     return Err(RecordError::new(
                         "DUPLICATE_VALUE",
-                        format!("duplicate value found: {} duplicates value on record with id: {other}", f.name),
+                        format!(
+                            "duplicate value found: {} duplicates value on record with id: {other}",
+                            f.name
+                        ),
                         vec![],
                     ));
                 }
@@ -405,7 +515,13 @@ impl Org {
         Ok(())
     }
 
-    pub fn create(&mut self, object: usize, body: &Map<String, Json>, author: &Author, undo: &mut Undo) -> Result<String, RecordError> {
+    pub fn create(
+        &mut self,
+        object: usize,
+        body: &Map<String, Json>,
+        author: &Author,
+        undo: &mut Undo,
+    ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
         let parsed = self.parse_fields(&def, body, true)?;
         let mut values = vec![Value::Null; def.fields.len()];
@@ -452,7 +568,11 @@ impl Org {
     fn live_record(&self, object: usize, id: &str) -> Result<Arc<Record>, RecordError> {
         let rec = self.record(object, id).ok_or_else(not_found)?;
         if rec.is_deleted(self.def(object)) {
-            return Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]));
+            return Err(RecordError::new(
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
+                vec![],
+            ));
         }
         Ok(rec.clone())
     }
@@ -466,7 +586,14 @@ impl Org {
         rec
     }
 
-    pub fn update(&mut self, object: usize, id: &str, body: &Map<String, Json>, author: &Author, undo: &mut Undo) -> Result<String, RecordError> {
+    pub fn update(
+        &mut self,
+        object: usize,
+        id: &str,
+        body: &Map<String, Json>,
+        author: &Author,
+        undo: &mut Undo,
+    ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
         let current = self.live_record(object, id)?;
         let parsed = self.parse_fields(&def, body, false)?;
@@ -481,23 +608,42 @@ impl Org {
     }
 
     /// Moves a record to the recycle bin.
-    pub fn delete(&mut self, object: usize, id: &str, author: &Author, undo: &mut Undo) -> Result<String, RecordError> {
+    pub fn delete(
+        &mut self,
+        object: usize,
+        id: &str,
+        author: &Author,
+        undo: &mut Undo,
+    ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
         let current = self.live_record(object, id)?;
         let mut rec = Self::touched(&def, (*current).clone(), author);
         rec.values[def.system.is_deleted] = Value::Bool(true);
         let id = rec.id().to_string();
         undo.0.push(UndoEntry::DeletedLog(self.deleted_log.len()));
-        self.deleted_log.push(DeletedRecord { id: id.clone(), object: def.name.clone(), deleted_date: author.now });
+        self.deleted_log.push(DeletedRecord {
+            id: id.clone(),
+            object: def.name.clone(),
+            deleted_date: author.now,
+        });
         self.put(object, &id, Some(Arc::new(rec)), undo);
         Ok(id)
     }
 
-    pub fn undelete(&mut self, object: usize, id: &str, author: &Author) -> Result<String, RecordError> {
+    pub fn undelete(
+        &mut self,
+        object: usize,
+        id: &str,
+        author: &Author,
+    ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
         let current = self.record(object, id).ok_or_else(not_found)?.clone();
         if !current.is_deleted(&def) {
-            return Err(RecordError::new("UNDELETE_FAILED", "Entity is not in the recycle bin", vec![]));
+            return Err(RecordError::new(
+                "UNDELETE_FAILED",
+                "Entity is not in the recycle bin",
+                vec![],
+            ));
         }
         let mut rec = Self::touched(&def, (*current).clone(), author);
         rec.values[def.system.is_deleted] = Value::Bool(false);
@@ -509,12 +655,21 @@ impl Org {
     }
 
     /// Removes a record for good, as emptying the recycle bin does.
-    pub fn hard_delete(&mut self, object: usize, id: &str, author: &Author) -> Result<String, RecordError> {
+    pub fn hard_delete(
+        &mut self,
+        object: usize,
+        id: &str,
+        author: &Author,
+    ) -> Result<String, RecordError> {
         let current = self.record(object, id).ok_or_else(not_found)?.clone();
         let id = current.id().to_string();
         if !self.deleted_log.iter().any(|d| d.id == id) {
             let name = self.def(object).name.clone();
-            self.deleted_log.push(DeletedRecord { id: id.clone(), object: name, deleted_date: author.now });
+            self.deleted_log.push(DeletedRecord {
+                id: id.clone(),
+                object: name,
+                deleted_date: author.now,
+            });
         }
         self.put(object, &id, None, &mut Undo::default());
         Ok(id)
@@ -522,7 +677,13 @@ impl Org {
 
     /// Inserts a generated record as it is, without the checks a write makes.
     /// An empty `author` makes the record its own author (the first user).
-    pub fn insert_seeded(&mut self, object: usize, mut values: Vec<Value>, created: DateTime<Utc>, author: &str) -> String {
+    pub fn insert_seeded(
+        &mut self,
+        object: usize,
+        mut values: Vec<Value>,
+        created: DateTime<Utc>,
+        author: &str,
+    ) -> String {
         let def = self.def(object).clone();
         let data = &mut self.objects[object];
         let id = ids::generate(&def.key_prefix, data.next_seq);
@@ -540,8 +701,19 @@ impl Org {
         }
         let s = def.system;
         values[s.id] = Value::text(id.clone());
-        let author = if author.is_empty() { id.as_str() } else { author };
-        for i in [Some(s.created_by_id), Some(s.last_modified_by_id), s.owner_id].into_iter().flatten() {
+        let author = if author.is_empty() {
+            id.as_str()
+        } else {
+            author
+        };
+        for i in [
+            Some(s.created_by_id),
+            Some(s.last_modified_by_id),
+            s.owner_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if values[i].is_null() {
                 values[i] = Value::text(author);
             }
@@ -558,7 +730,13 @@ impl Org {
 
 fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !s.contains(' '),
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.contains(' ')
+        }
         None => false,
     }
 }
@@ -568,7 +746,13 @@ fn format_auto_number(format: &str, n: u64) -> String {
     match (format.find('{'), format.find('}')) {
         (Some(open), Some(close)) if close > open => {
             let width = close - open - 1;
-            format!("{}{:0width$}{}", &format[..open], n, &format[close + 1..], width = width)
+            format!(
+                "{}{:0width$}{}",
+                &format[..open],
+                n,
+                &format[close + 1..],
+                width = width
+            )
         }
         _ => format!("{format}{n}"),
     }
@@ -581,13 +765,28 @@ fn compound_value(def: &ObjectDef, rec: &Record, f: &FieldDef) -> Value {
     }
     let mut obj = Map::new();
     if f.ftype == FieldType::Address {
-        for key in ["city", "country", "countryCode", "geocodeAccuracy", "latitude", "longitude", "postalCode", "state", "stateCode", "street"] {
+        for key in [
+            "city",
+            "country",
+            "countryCode",
+            "geocodeAccuracy",
+            "latitude",
+            "longitude",
+            "postalCode",
+            "state",
+            "stateCode",
+            "street",
+        ] {
             obj.insert(key.into(), Json::Null);
         }
     }
     let prefix = f.name.trim_end_matches("Address").trim_end_matches("__c");
     for i in components {
-        let name = def.fields[i].name.trim_start_matches(prefix).trim_start_matches("__").trim_end_matches("__s");
+        let name = def.fields[i]
+            .name
+            .trim_start_matches(prefix)
+            .trim_start_matches("__")
+            .trim_end_matches("__s");
         let mut key: Vec<char> = name.chars().collect();
         if let Some(c) = key.first_mut() {
             *c = c.to_ascii_lowercase();
@@ -605,13 +804,14 @@ mod tests {
         let now = Utc::now();
         let mut org = Org::new(Schema::builtin(), now);
         let user = org.object("User").unwrap();
-        let admin = org.insert_seeded(
-            user,
-            vec![],
-            now,
-            "005000000000000AAA",
-        );
-        (org, Author { user_id: admin, now })
+        let admin = org.insert_seeded(user, vec![], now, "005000000000000AAA");
+        (
+            org,
+            Author {
+                user_id: admin,
+                now,
+            },
+        )
     }
 
     fn body(v: Json) -> Map<String, Json> {
@@ -622,12 +822,28 @@ mod tests {
     fn create_sets_system_fields_and_defaults() {
         let (mut org, author) = org();
         let contact = org.object("contact").unwrap();
-        let id = org.create(contact, &body(serde_json::json!({"LastName": "Ng", "firstname": "Ada"})), &author, &mut Undo::default()).unwrap();
+        let id = org
+            .create(
+                contact,
+                &body(serde_json::json!({"LastName": "Ng", "firstname": "Ada"})),
+                &author,
+                &mut Undo::default(),
+            )
+            .unwrap();
         let def = org.def(contact).clone();
         let rec = org.record(contact, &id).unwrap().clone();
-        assert_eq!(rec.get(def.field_index("SystemModstamp").unwrap()), &Value::DateTime(author.now));
-        assert_eq!(rec.get(def.field_index("HasOptedOutOfEmail").unwrap()), &Value::Bool(false));
-        assert_eq!(org.read(&def, &rec, def.field_index("Name").unwrap()), Value::text("Ada Ng"));
+        assert_eq!(
+            rec.get(def.field_index("SystemModstamp").unwrap()),
+            &Value::DateTime(author.now)
+        );
+        assert_eq!(
+            rec.get(def.field_index("HasOptedOutOfEmail").unwrap()),
+            &Value::Bool(false)
+        );
+        assert_eq!(
+            org.read(&def, &rec, def.field_index("Name").unwrap()),
+            Value::text("Ada Ng")
+        );
     }
 
     #[test]
@@ -636,18 +852,47 @@ mod tests {
         let contact = org.object("Contact").unwrap();
         let mut undo = Undo::default();
         let cases = [
-            (serde_json::json!({"FirstName": "A"}), "REQUIRED_FIELD_MISSING"),
-            (serde_json::json!({"LastName": "A", "Foo__c": 1}), "INVALID_FIELD"),
-            (serde_json::json!({"LastName": "A", "Name": "x"}), "INVALID_FIELD_FOR_INSERT_UPDATE"),
-            (serde_json::json!({"LastName": "A", "Birthdate": "01/02/2024"}), "JSON_PARSER_ERROR"),
-            (serde_json::json!({"LastName": "A", "Email": "nope"}), "INVALID_EMAIL_ADDRESS"),
-            (serde_json::json!({"LastName": "A", "Level__c": "Quaternary"}), "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
-            (serde_json::json!({"LastName": "A", "AccountId": "001xyz"}), "MALFORMED_ID"),
-            (serde_json::json!({"LastName": "x".repeat(81)}), "STRING_TOO_LONG"),
-            (serde_json::json!({"Id": "003000000000001", "LastName": "A"}), "INVALID_FIELD"),
+            (
+                serde_json::json!({"FirstName": "A"}),
+                "REQUIRED_FIELD_MISSING",
+            ),
+            (
+                serde_json::json!({"LastName": "A", "Foo__c": 1}),
+                "INVALID_FIELD",
+            ),
+            (
+                serde_json::json!({"LastName": "A", "Name": "x"}),
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+            ),
+            (
+                serde_json::json!({"LastName": "A", "Birthdate": "01/02/2024"}),
+                "JSON_PARSER_ERROR",
+            ),
+            (
+                serde_json::json!({"LastName": "A", "Email": "nope"}),
+                "INVALID_EMAIL_ADDRESS",
+            ),
+            (
+                serde_json::json!({"LastName": "A", "Level__c": "Quaternary"}),
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            ),
+            (
+                serde_json::json!({"LastName": "A", "AccountId": "001xyz"}),
+                "MALFORMED_ID",
+            ),
+            (
+                serde_json::json!({"LastName": "x".repeat(81)}),
+                "STRING_TOO_LONG",
+            ),
+            (
+                serde_json::json!({"Id": "003000000000001", "LastName": "A"}),
+                "INVALID_FIELD",
+            ),
         ];
         for (b, code) in cases {
-            let err = org.create(contact, &body(b.clone()), &author, &mut undo).unwrap_err();
+            let err = org
+                .create(contact, &body(b.clone()), &author, &mut undo)
+                .unwrap_err();
             assert_eq!(err.code, code, "{b}");
         }
     }
@@ -657,10 +902,30 @@ mod tests {
         let (mut org, author) = org();
         let contact = org.object("Contact").unwrap();
         let mut undo = Undo::default();
-        org.create(contact, &body(serde_json::json!({"LastName": "A", "User_Id__c": "u1", "Email": "a@x.io"})), &author, &mut undo).unwrap();
-        let dup_key = org.create(contact, &body(serde_json::json!({"LastName": "B", "User_Id__c": "U1"})), &author, &mut undo).unwrap_err();
+        org.create(
+            contact,
+            &body(serde_json::json!({"LastName": "A", "User_Id__c": "u1", "Email": "a@x.io"})),
+            &author,
+            &mut undo,
+        )
+        .unwrap();
+        let dup_key = org
+            .create(
+                contact,
+                &body(serde_json::json!({"LastName": "B", "User_Id__c": "U1"})),
+                &author,
+                &mut undo,
+            )
+            .unwrap_err();
         assert_eq!(dup_key.code, "DUPLICATE_VALUE");
-        let dup_email = org.create(contact, &body(serde_json::json!({"LastName": "B", "Email": "A@X.io"})), &author, &mut undo).unwrap_err();
+        let dup_email = org
+            .create(
+                contact,
+                &body(serde_json::json!({"LastName": "B", "Email": "A@X.io"})),
+                &author,
+                &mut undo,
+            )
+            .unwrap_err();
         assert_eq!(dup_email.code, "DUPLICATES_DETECTED");
     }
 
@@ -668,16 +933,39 @@ mod tests {
     fn rollback_restores_every_change() {
         let (mut org, author) = org();
         let account = org.object("Account").unwrap();
-        let id = org.create(account, &body(serde_json::json!({"Name": "Keep"})), &author, &mut Undo::default()).unwrap();
+        let id = org
+            .create(
+                account,
+                &body(serde_json::json!({"Name": "Keep"})),
+                &author,
+                &mut Undo::default(),
+            )
+            .unwrap();
         let mut undo = Undo::default();
-        org.create(account, &body(serde_json::json!({"Name": "Gone"})), &author, &mut undo).unwrap();
-        org.update(account, &id, &body(serde_json::json!({"Name": "Changed"})), &author, &mut undo).unwrap();
+        org.create(
+            account,
+            &body(serde_json::json!({"Name": "Gone"})),
+            &author,
+            &mut undo,
+        )
+        .unwrap();
+        org.update(
+            account,
+            &id,
+            &body(serde_json::json!({"Name": "Changed"})),
+            &author,
+            &mut undo,
+        )
+        .unwrap();
         org.delete(account, &id, &author, &mut undo).unwrap();
         org.rollback(undo);
         let def = org.def(account).clone();
         assert_eq!(org.objects[account].records.len(), 1);
         let rec = org.record(account, &id).unwrap();
-        assert_eq!(rec.get(def.field_index("Name").unwrap()), &Value::text("Keep"));
+        assert_eq!(
+            rec.get(def.field_index("Name").unwrap()),
+            &Value::text("Keep")
+        );
         assert!(!rec.is_deleted(&def));
         assert!(org.deleted_log.is_empty());
     }

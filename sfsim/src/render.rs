@@ -40,7 +40,14 @@ struct Attributes<'a> {
 
 /// All fields of an object, for record reads that name no fields.
 pub fn all_fields(def: &ObjectDef) -> Vec<Node> {
-    def.fields.iter().enumerate().map(|(index, f)| Node::Field { name: f.name.clone(), index }).collect()
+    def.fields
+        .iter()
+        .enumerate()
+        .map(|(index, f)| Node::Field {
+            name: f.name.clone(),
+            index,
+        })
+        .collect()
 }
 
 pub struct RecordView<'a> {
@@ -57,11 +64,21 @@ impl Serialize for RecordView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         let id = self.rec.id();
-        map.serialize_entry("attributes", &Attributes { object: &self.def.name, url: record_url(self.version, &self.def.name, id) })?;
+        map.serialize_entry(
+            "attributes",
+            &Attributes {
+                object: &self.def.name,
+                url: record_url(self.version, &self.def.name, id),
+            },
+        )?;
         for node in self.nodes {
             match node {
                 Node::Field { name, index } => {
-                    let index = if self.by_name { self.def.field_index(name) } else { Some(*index) };
+                    let index = if self.by_name {
+                        self.def.field_index(name)
+                    } else {
+                        Some(*index)
+                    };
                     let Some(index) = index else {
                         map.serialize_entry(name, &())?;
                         continue;
@@ -69,13 +86,29 @@ impl Serialize for RecordView<'_> {
                     let field = &self.def.fields[index];
                     let value = self.org.read(self.def, self.rec, index);
                     if field.ftype == FieldType::Base64 && !value.is_null() {
-                        map.serialize_entry(&field.name, &format!("{}/{}", record_url(self.version, &self.def.name, id), field.name))?;
+                        map.serialize_entry(
+                            &field.name,
+                            &format!(
+                                "{}/{}",
+                                record_url(self.version, &self.def.name, id),
+                                field.name
+                            ),
+                        )?;
                     } else {
                         map.serialize_entry(&field.name, &Wire(&value))?;
                     }
                 }
-                Node::Parent { relationship, reference, object, children } => {
-                    let parent = self.rec.get(*reference).as_str().and_then(|pid| self.org.record_by_id(pid));
+                Node::Parent {
+                    relationship,
+                    reference,
+                    object,
+                    children,
+                } => {
+                    let parent = self
+                        .rec
+                        .get(*reference)
+                        .as_str()
+                        .and_then(|pid| self.org.record_by_id(pid));
                     match parent {
                         Some((parent_object, parent)) => {
                             let def = self.org.def(parent_object);
@@ -111,7 +144,14 @@ impl Serialize for RecordList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.records.len()))?;
         for rec in self.records {
-            seq.serialize_element(&RecordView { org: self.org, def: self.def, rec, nodes: self.nodes, version: self.version, by_name: false })?;
+            seq.serialize_element(&RecordView {
+                org: self.org,
+                def: self.def,
+                rec,
+                nodes: self.nodes,
+                version: self.version,
+                by_name: false,
+            })?;
         }
         seq.end()
     }

@@ -13,19 +13,38 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::minutes(1)).unwrap_or(t)
 }
 
-fn window(start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>, days: i64) -> Result<(DateTime<Utc>, DateTime<Utc>), RecordError> {
+fn window(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+    days: i64,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), RecordError> {
     let (start, end) = (minute(start), minute(end.min(now)));
     if end < start {
-        return Err(RecordError::new("INVALID_REPLICATION_DATE", "end date must be after start date", vec![]));
+        return Err(RecordError::new(
+            "INVALID_REPLICATION_DATE",
+            "end date must be after start date",
+            vec![],
+        ));
     }
     if start < now - Duration::days(days) {
-        return Err(RecordError::new("INVALID_REPLICATION_DATE", format!("start date cannot be more than {days} days ago"), vec![]));
+        return Err(RecordError::new(
+            "INVALID_REPLICATION_DATE",
+            format!("start date cannot be more than {days} days ago"),
+            vec![],
+        ));
     }
     Ok((start, end))
 }
 
 /// Ids of live records whose SystemModstamp falls in [start, end), and the latest date covered.
-pub fn updated(org: &Org, object: usize, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> Result<(Vec<String>, DateTime<Utc>), RecordError> {
+pub fn updated(
+    org: &Org,
+    object: usize,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<String>, DateTime<Utc>), RecordError> {
     let (start, end) = window(start, end, now, UPDATED_DAYS)?;
     let def = org.def(object);
     let stamp = def.system.system_modstamp;
@@ -33,11 +52,17 @@ pub fn updated(org: &Org, object: usize, start: DateTime<Utc>, end: DateTime<Utc
         .records
         .values()
         .filter(|r| !r.is_deleted(def))
-        .filter(|r| matches!(r.get(stamp), crate::value::Value::DateTime(t) if *t >= start && *t < end))
+        .filter(
+            |r| matches!(r.get(stamp), crate::value::Value::DateTime(t) if *t >= start && *t < end),
+        )
         .map(|r| r.id().to_string())
         .collect();
     if ids.len() > MAX_IDS {
-        return Err(RecordError::new("EXCEEDED_ID_LIMIT", format!("more than {MAX_IDS} ids; use a smaller window"), vec![]));
+        return Err(RecordError::new(
+            "EXCEEDED_ID_LIMIT",
+            format!("more than {MAX_IDS} ids; use a smaller window"),
+            vec![],
+        ));
     }
     Ok((ids, end))
 }
@@ -50,18 +75,34 @@ pub struct Deleted {
 
 /// Records deleted in [start, end). Deletions older than 15 days are gone
 /// for good; `earliest_date_available` says from when the list is complete.
-pub fn deleted(org: &Org, object: usize, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> Result<Deleted, RecordError> {
+pub fn deleted(
+    org: &Org,
+    object: usize,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Deleted, RecordError> {
     let earliest = minute(now - Duration::days(DELETED_DAYS));
     let (start, end) = (minute(start), minute(end.min(now)));
     if end < start {
-        return Err(RecordError::new("INVALID_REPLICATION_DATE", "end date must be after start date", vec![]));
+        return Err(RecordError::new(
+            "INVALID_REPLICATION_DATE",
+            "end date must be after start date",
+            vec![],
+        ));
     }
     let name = &org.def(object).name;
     let records = org
         .deleted_log
         .iter()
-        .filter(|d| &d.object == name && d.deleted_date >= start.max(earliest) && d.deleted_date < end)
+        .filter(|d| {
+            &d.object == name && d.deleted_date >= start.max(earliest) && d.deleted_date < end
+        })
         .map(|d| (d.id.clone(), d.deleted_date))
         .collect();
-    Ok(Deleted { records, earliest_date_available: earliest, latest_date_covered: end })
+    Ok(Deleted {
+        records,
+        earliest_date_available: earliest,
+        latest_date_covered: end,
+    })
 }

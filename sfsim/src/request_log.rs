@@ -42,7 +42,11 @@ impl RequestLog {
     }
 
     pub fn since(&self, seq: u64) -> Vec<LoggedRequest> {
-        self.entries.iter().filter(|e| e.seq > seq).cloned().collect()
+        self.entries
+            .iter()
+            .filter(|e| e.seq > seq)
+            .cloned()
+            .collect()
     }
 
     pub fn clear(&mut self) {

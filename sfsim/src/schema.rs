@@ -82,7 +82,14 @@ impl FieldType {
     }
 
     pub fn is_numeric(self) -> bool {
-        matches!(self, FieldType::Int | FieldType::Long | FieldType::Double | FieldType::Currency | FieldType::Percent)
+        matches!(
+            self,
+            FieldType::Int
+                | FieldType::Long
+                | FieldType::Double
+                | FieldType::Currency
+                | FieldType::Percent
+        )
     }
 
     pub fn is_compound(self) -> bool {
@@ -267,7 +274,9 @@ impl ObjectDef {
 
     /// The reference field behind a relationship name such as `Account` or `Account__r`.
     pub fn relationship_field(&self, relationship: &str) -> Option<usize> {
-        self.relationship_index.get(&relationship.to_ascii_lowercase()).copied()
+        self.relationship_index
+            .get(&relationship.to_ascii_lowercase())
+            .copied()
     }
 
     /// The component fields of a compound field, in declaration order.
@@ -283,12 +292,21 @@ impl ObjectDef {
     }
 
     fn reindex(&mut self) {
-        self.field_index = self.fields.iter().enumerate().map(|(i, f)| (f.name.to_ascii_lowercase(), i)).collect();
+        self.field_index = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
         self.relationship_index = self
             .fields
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| f.relationship_name.as_ref().map(|r| (r.to_ascii_lowercase(), i)))
+            .filter_map(|(i, f)| {
+                f.relationship_name
+                    .as_ref()
+                    .map(|r| (r.to_ascii_lowercase(), i))
+            })
             .collect();
     }
 
@@ -434,10 +452,17 @@ fn label_from_api_name(name: &str) -> String {
 impl FieldSpec {
     pub fn into_def(self) -> FieldDef {
         let ftype = self.ftype.unwrap_or(FieldType::String);
-        let custom = self.custom.unwrap_or_else(|| self.name.ends_with("__c") || self.name.ends_with("__s"));
-        let computed = self.formula.is_some() || self.calculated || self.auto_number.is_some() || ftype.is_compound();
+        let custom = self
+            .custom
+            .unwrap_or_else(|| self.name.ends_with("__c") || self.name.ends_with("__s"));
+        let computed = self.formula.is_some()
+            || self.calculated
+            || self.auto_number.is_some()
+            || ftype.is_compound();
         let long_text = ftype == FieldType::Textarea && self.length > 255;
-        let unfilterable = long_text || matches!(ftype, FieldType::Base64 | FieldType::Encryptedstring) || ftype.is_compound();
+        let unfilterable = long_text
+            || matches!(ftype, FieldType::Base64 | FieldType::Encryptedstring)
+            || ftype.is_compound();
         let unsortable = unfilterable || ftype == FieldType::Multipicklist;
         let boolean = ftype == FieldType::Boolean;
         let defaulted = boolean || self.default.is_some() || self.auto_number.is_some();
@@ -447,7 +472,9 @@ impl FieldSpec {
             _ => 0,
         };
         FieldDef {
-            label: self.label.unwrap_or_else(|| label_from_api_name(&self.name)),
+            label: self
+                .label
+                .unwrap_or_else(|| label_from_api_name(&self.name)),
             ftype,
             length,
             precision: self.precision,
@@ -458,7 +485,14 @@ impl FieldSpec {
             updateable: !computed,
             filterable: !unfilterable,
             sortable: !unsortable,
-            groupable: !unsortable && !matches!(ftype, FieldType::Double | FieldType::Currency | FieldType::Percent | FieldType::Datetime),
+            groupable: !unsortable
+                && !matches!(
+                    ftype,
+                    FieldType::Double
+                        | FieldType::Currency
+                        | FieldType::Percent
+                        | FieldType::Datetime
+                ),
             custom,
             external_id: self.external_id,
             id_lookup: self.id_lookup || self.external_id || ftype == FieldType::Id,
@@ -472,7 +506,9 @@ impl FieldSpec {
             relationship_name: self.relationship_name,
             picklist_values: self.values,
             restricted_picklist: self.restricted,
-            default_value: self.default.or_else(|| boolean.then(|| "false".to_string())),
+            default_value: self
+                .default
+                .or_else(|| boolean.then(|| "false".to_string())),
             compound_field_name: self.compound,
             name: self.name,
         }
@@ -480,7 +516,13 @@ impl FieldSpec {
 }
 
 fn system_field(name: &str, ftype: FieldType) -> FieldDef {
-    let mut f = FieldSpec { name: name.into(), ftype: Some(ftype), custom: Some(false), ..Default::default() }.into_def();
+    let mut f = FieldSpec {
+        name: name.into(),
+        ftype: Some(ftype),
+        custom: Some(false),
+        ..Default::default()
+    }
+    .into_def();
     f.createable = false;
     f.updateable = false;
     f.nillable = false;
@@ -496,7 +538,10 @@ fn user_reference(name: &str, relationship: &str) -> FieldDef {
 }
 
 fn build_object(spec: ObjectSpec) -> ObjectDef {
-    let mut fields = vec![system_field("Id", FieldType::Id), system_field("IsDeleted", FieldType::Boolean)];
+    let mut fields = vec![
+        system_field("Id", FieldType::Id),
+        system_field("IsDeleted", FieldType::Boolean),
+    ];
     let owner_id = spec.owned.then(|| {
         let mut owner = user_reference("OwnerId", "Owner");
         owner.createable = true;
@@ -545,11 +590,19 @@ pub struct Schema {
 impl Schema {
     pub fn from_json(text: &str) -> Result<Schema, String> {
         let file: OrgFile = serde_json::from_str(text).map_err(|e| format!("org schema: {e}"))?;
-        Ok(Schema { org_id: file.org_id, objects: file.objects.into_iter().map(|o| Arc::new(build_object(o))).collect() })
+        Ok(Schema {
+            org_id: file.org_id,
+            objects: file
+                .objects
+                .into_iter()
+                .map(|o| Arc::new(build_object(o)))
+                .collect(),
+        })
     }
 
     pub fn builtin() -> Schema {
-        Schema::from_json(include_str!("../data/org.json")).expect("the bundled org schema is valid")
+        Schema::from_json(include_str!("../data/org.json"))
+            .expect("the bundled org schema is valid")
     }
 }
 
@@ -569,27 +622,58 @@ mod tests {
         let schema = Schema::builtin();
         let contact = schema.objects.iter().find(|o| o.name == "Contact").unwrap();
         let description = contact.field("description").unwrap();
-        assert!(!description.filterable && !description.sortable, "long text areas are not filterable");
+        assert!(
+            !description.filterable && !description.sortable,
+            "long text areas are not filterable"
+        );
         let languages = contact.field("Languages__c").unwrap();
         assert!(languages.filterable && !languages.sortable);
         let modstamp = contact.field("SystemModstamp").unwrap();
         assert!(!modstamp.createable && !modstamp.updateable && !modstamp.nillable);
         assert!(contact.field("LastName").unwrap().is_required_on_create());
-        assert!(!contact.field("HasOptedOutOfEmail").unwrap().is_required_on_create());
+        assert!(!contact
+            .field("HasOptedOutOfEmail")
+            .unwrap()
+            .is_required_on_create());
         assert!(!contact.field("Name").unwrap().createable);
         let user_id = contact.field("User_Id__c").unwrap();
         assert!(user_id.external_id && user_id.unique && user_id.id_lookup && user_id.custom);
-        assert_eq!(contact.relationship_field("account"), contact.field_index("AccountId"));
+        assert_eq!(
+            contact.relationship_field("account"),
+            contact.field_index("AccountId")
+        );
     }
 
     #[test]
     fn every_reference_field_type_is_in_the_org() {
         let schema = Schema::builtin();
-        let types: std::collections::HashSet<&str> =
-            schema.objects.iter().flat_map(|o| o.fields.iter().map(|f| f.ftype.name())).collect();
+        let types: std::collections::HashSet<&str> = schema
+            .objects
+            .iter()
+            .flat_map(|o| o.fields.iter().map(|f| f.ftype.name()))
+            .collect();
         for t in [
-            "id", "reference", "string", "textarea", "picklist", "multipicklist", "email", "phone", "url", "boolean", "int",
-            "double", "currency", "percent", "date", "datetime", "time", "address", "location", "base64", "combobox",
+            "id",
+            "reference",
+            "string",
+            "textarea",
+            "picklist",
+            "multipicklist",
+            "email",
+            "phone",
+            "url",
+            "boolean",
+            "int",
+            "double",
+            "currency",
+            "percent",
+            "date",
+            "datetime",
+            "time",
+            "address",
+            "location",
+            "base64",
+            "combobox",
             "encryptedstring",
         ] {
             assert!(types.contains(t), "no field of type {t}");

@@ -28,7 +28,17 @@ pub fn plan(seed: &str) -> Result<BTreeMap<String, usize>, String> {
 }
 
 /// The order objects are generated in, so lookups can point at earlier ones.
-const GENERATION_ORDER: &[&str] = &["User", "Account", "Contact", "Lead", "Opportunity", "Case", "Task", "Invoice__c", "Document"];
+const GENERATION_ORDER: &[&str] = &[
+    "User",
+    "Account",
+    "Contact",
+    "Lead",
+    "Opportunity",
+    "Case",
+    "Task",
+    "Invoice__c",
+    "Document",
+];
 
 struct Rng(u64);
 
@@ -54,10 +64,92 @@ impl Rng {
     }
 }
 
-const FIRST: &[&str] = &["Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger", "Radia", "Tim", "Hedy", "John", "Katherine", "Niklaus", "Sophie", "Yukihiro", "Anita", "Guido", "Joan", "Bjarne", "Lynn", "Donald"];
-const LAST: &[&str] = &["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Lamarr", "McCarthy", "Johnson", "Wirth", "Wilson", "Matsumoto", "Borg", "van Rossum", "Clarke", "Stroustrup", "Conway", "Knuth", "O'Neil", "Müller"];
-const COMPANY: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Wonka", "Hooli", "Vandelay", "Soylent", "Cyberdyne", "Tyrell", "Aperture", "Oscorp", "Massive Dynamic", "Pied Piper", "Prestige", "Monarch", "Duff", "Gekko"];
-const SUFFIX: &[&str] = &["Corp", "Inc", "Ltd", "GmbH", "Labs", "Group", "Holdings", "Industries"];
+const FIRST: &[&str] = &[
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Niklaus",
+    "Sophie",
+    "Yukihiro",
+    "Anita",
+    "Guido",
+    "Joan",
+    "Bjarne",
+    "Lynn",
+    "Donald",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "McCarthy",
+    "Johnson",
+    "Wirth",
+    "Wilson",
+    "Matsumoto",
+    "Borg",
+    "van Rossum",
+    "Clarke",
+    "Stroustrup",
+    "Conway",
+    "Knuth",
+    "O'Neil",
+    "Müller",
+];
+const COMPANY: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Cyberdyne",
+    "Tyrell",
+    "Aperture",
+    "Oscorp",
+    "Massive Dynamic",
+    "Pied Piper",
+    "Prestige",
+    "Monarch",
+    "Duff",
+    "Gekko",
+];
+const SUFFIX: &[&str] = &[
+    "Corp",
+    "Inc",
+    "Ltd",
+    "GmbH",
+    "Labs",
+    "Group",
+    "Holdings",
+    "Industries",
+];
 const CITIES: &[(&str, &str, &str, f64, f64)] = &[
     ("San Francisco", "CA", "USA", 37.7749, -122.4194),
     ("New York", "NY", "USA", 40.7128, -74.0060),
@@ -68,9 +160,31 @@ const CITIES: &[(&str, &str, &str, f64, f64)] = &[
     ("Tokyo", "", "Japan", 35.6762, 139.6503),
     ("São Paulo", "SP", "Brazil", -23.5505, -46.6333),
 ];
-const TITLES: &[&str] = &["CEO", "CTO", "VP Engineering", "Head of Data", "Procurement Manager", "Software Engineer", "Finance Director", "Office Manager"];
-const LANGUAGES: &[&str] = &["English", "French", "German", "Spanish", "Japanese", "Portuguese"];
-const LEAD_SOURCES: &[&str] = &["Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"];
+const TITLES: &[&str] = &[
+    "CEO",
+    "CTO",
+    "VP Engineering",
+    "Head of Data",
+    "Procurement Manager",
+    "Software Engineer",
+    "Finance Director",
+    "Office Manager",
+];
+const LANGUAGES: &[&str] = &[
+    "English",
+    "French",
+    "German",
+    "Spanish",
+    "Japanese",
+    "Portuguese",
+];
+const LEAD_SOURCES: &[&str] = &[
+    "Web",
+    "Phone Inquiry",
+    "Partner Referral",
+    "Purchased List",
+    "Other",
+];
 
 /// Sets fields by name, resolving each name once per object.
 struct Builder<'a> {
@@ -81,12 +195,19 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(def: &'a crate::schema::ObjectDef) -> Self {
-        Builder { def, cache: HashMap::new(), values: Vec::new() }
+        Builder {
+            def,
+            cache: HashMap::new(),
+            values: Vec::new(),
+        }
     }
 
     fn set(&mut self, name: &'static str, v: Value) {
         let def = self.def;
-        let i = *self.cache.entry(name).or_insert_with(|| def.field_index(name).unwrap_or_else(|| panic!("seed field {name}")));
+        let i = *self.cache.entry(name).or_insert_with(|| {
+            def.field_index(name)
+                .unwrap_or_else(|| panic!("seed field {name}"))
+        });
         if self.values.len() <= i {
             self.values.resize(i + 1, Value::Null);
         }
@@ -103,11 +224,14 @@ impl<'a> Builder<'a> {
 }
 
 fn base_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 fn date(rng: &mut Rng, from_year: i32, span_days: usize) -> NaiveDate {
-    NaiveDate::from_ymd_opt(from_year, 1, 1).expect("valid") + Duration::days(rng.below(span_days) as i64)
+    NaiveDate::from_ymd_opt(from_year, 1, 1).expect("valid")
+        + Duration::days(rng.below(span_days) as i64)
 }
 
 fn money(rng: &mut Rng, max: usize) -> Value {
@@ -126,8 +250,14 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
     // The first user is written before any user exists; it becomes its own creator.
     let admin_placeholder = String::new();
     for &name in GENERATION_ORDER {
-        let n = counts.get(name).copied().unwrap_or(0).max(usize::from(name == "User"));
-        let object = org.object(name).expect("generated objects are in the schema");
+        let n = counts
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+            .max(usize::from(name == "User"));
+        let object = org
+            .object(name)
+            .expect("generated objects are in the schema");
         let def = org.def(object).clone();
         let mut b = Builder::new(&def);
         let mut ids = Vec::with_capacity(n);
@@ -140,12 +270,24 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
             let city = CITIES[rng.below(CITIES.len())];
             match name {
                 "User" => {
-                    let (username, first, last) = if i == 0 { (ADMIN_USERNAME.to_string(), "Ada", "Admin") } else { (format!("user{i}@sfsim.example"), first, last) };
+                    let (username, first, last) = if i == 0 {
+                        (ADMIN_USERNAME.to_string(), "Ada", "Admin")
+                    } else {
+                        (format!("user{i}@sfsim.example"), first, last)
+                    };
                     b.text("Username", username.clone());
                     b.text("FirstName", first);
                     b.text("LastName", last);
                     b.text("Email", username);
-                    b.text("Alias", format!("{}{}", &first[..1], &last.chars().take(4).collect::<String>()).to_lowercase());
+                    b.text(
+                        "Alias",
+                        format!(
+                            "{}{}",
+                            &first[..1],
+                            &last.chars().take(4).collect::<String>()
+                        )
+                        .to_lowercase(),
+                    );
                     b.set("IsActive", Value::Bool(true));
                     b.text("TimeZoneSidKey", "Europe/London");
                 }
@@ -153,17 +295,58 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                     let company = COMPANY[i % COMPANY.len()];
                     let suffix = SUFFIX[(i / COMPANY.len()) % SUFFIX.len()];
                     let round = i / (COMPANY.len() * SUFFIX.len());
-                    b.text("Name", if round == 0 { format!("{company} {suffix}") } else { format!("{company} {suffix} {round}") });
-                    b.text("Type", rng.pick(&["Prospect", "Customer - Direct", "Customer - Channel", "Technology Partner"]));
-                    b.text("Industry", rng.pick(&["Banking", "Biotechnology", "Energy", "Healthcare", "Manufacturing", "Retail", "Technology"]));
+                    b.text(
+                        "Name",
+                        if round == 0 {
+                            format!("{company} {suffix}")
+                        } else {
+                            format!("{company} {suffix} {round}")
+                        },
+                    );
+                    b.text(
+                        "Type",
+                        rng.pick(&[
+                            "Prospect",
+                            "Customer - Direct",
+                            "Customer - Channel",
+                            "Technology Partner",
+                        ]),
+                    );
+                    b.text(
+                        "Industry",
+                        rng.pick(&[
+                            "Banking",
+                            "Biotechnology",
+                            "Energy",
+                            "Healthcare",
+                            "Manufacturing",
+                            "Retail",
+                            "Technology",
+                        ]),
+                    );
                     if rng.chance(70) {
                         b.text("Rating", rng.pick(&["Hot", "Warm", "Cold"]));
                     }
-                    b.set("AnnualRevenue", Value::Number((rng.below(500) * 100_000) as f64));
-                    b.set("NumberOfEmployees", Value::Int(10 + rng.below(20_000) as i64));
+                    b.set(
+                        "AnnualRevenue",
+                        Value::Number((rng.below(500) * 100_000) as f64),
+                    );
+                    b.set(
+                        "NumberOfEmployees",
+                        Value::Int(10 + rng.below(20_000) as i64),
+                    );
                     b.text("Phone", format!("+1 415 555 {:04}", rng.below(10_000)));
-                    b.text("Website", format!("https://www.{}.example", company.to_lowercase().replace(' ', "")));
-                    b.text("BillingStreet", format!("{} Market Street", 1 + rng.below(999)));
+                    b.text(
+                        "Website",
+                        format!(
+                            "https://www.{}.example",
+                            company.to_lowercase().replace(' ', "")
+                        ),
+                    );
+                    b.text(
+                        "BillingStreet",
+                        format!("{} Market Street", 1 + rng.below(999)),
+                    );
                     b.text("BillingCity", city.0);
                     if !city.1.is_empty() {
                         b.text("BillingState", city.1);
@@ -176,13 +359,26 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                         b.text("Description", format!("{company} is a long-standing account.\nRenewal discussed quarterly."));
                     }
                     // Every tenth pair shares a legacy number, as after a merge of two old systems.
-                    b.text("Legacy_Number__c", format!("L-{:05}", if i % 10 == 1 { i - 1 } else { i }));
-                    b.set("Customer_Since__c", Value::Date(date(&mut rng, 2015, 3_000)));
+                    b.text(
+                        "Legacy_Number__c",
+                        format!("L-{:05}", if i % 10 == 1 { i - 1 } else { i }),
+                    );
+                    b.set(
+                        "Customer_Since__c",
+                        Value::Date(date(&mut rng, 2015, 3_000)),
+                    );
                 }
                 "Contact" => {
                     b.text("FirstName", first);
                     b.text("LastName", last);
-                    b.text("Email", format!("{}.{}{i}@example.com", first.to_lowercase(), last.to_lowercase().replace([' ', '\''], "")));
+                    b.text(
+                        "Email",
+                        format!(
+                            "{}.{}{i}@example.com",
+                            first.to_lowercase(),
+                            last.to_lowercase().replace([' ', '\''], "")
+                        ),
+                    );
                     b.text("Phone", format!("+1 212 555 {:04}", rng.below(10_000)));
                     b.text("Title", rng.pick(TITLES));
                     if rng.chance(60) {
@@ -198,30 +394,76 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                     if i % 2 == 0 {
                         b.text("User_Id__c", format!("u-{i:07}"));
                     }
-                    let langs: Vec<&str> = LANGUAGES.iter().copied().filter(|_| rng.chance(25)).collect();
+                    let langs: Vec<&str> = LANGUAGES
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.chance(25))
+                        .collect();
                     if !langs.is_empty() {
                         b.text("Languages__c", langs.join(";"));
                     }
                     b.text("Level__c", rng.pick(&["Primary", "Secondary", "Tertiary"]));
                     if rng.chance(30) {
-                        b.set("Preferred_Call_Time__c", Value::Time(NaiveTime::from_hms_opt(8 + rng.below(10) as u32, 30 * rng.below(2) as u32, 0).expect("valid")));
+                        b.set(
+                            "Preferred_Call_Time__c",
+                            Value::Time(
+                                NaiveTime::from_hms_opt(
+                                    8 + rng.below(10) as u32,
+                                    30 * rng.below(2) as u32,
+                                    0,
+                                )
+                                .expect("valid"),
+                            ),
+                        );
                     }
                     b.set("Lifetime_Value__c", money(&mut rng, 50_000));
                 }
                 "Lead" => {
                     b.text("FirstName", first);
                     b.text("LastName", last);
-                    b.text("Company", format!("{} {}", rng.pick(COMPANY), rng.pick(SUFFIX)));
-                    b.text("Email", format!("{}.{}.lead{i}@example.org", first.to_lowercase(), last.to_lowercase().replace([' ', '\''], "")));
-                    b.text("Status", rng.pick(&["Open - Not Contacted", "Working - Contacted", "Closed - Not Converted"]));
+                    b.text(
+                        "Company",
+                        format!("{} {}", rng.pick(COMPANY), rng.pick(SUFFIX)),
+                    );
+                    b.text(
+                        "Email",
+                        format!(
+                            "{}.{}.lead{i}@example.org",
+                            first.to_lowercase(),
+                            last.to_lowercase().replace([' ', '\''], "")
+                        ),
+                    );
+                    b.text(
+                        "Status",
+                        rng.pick(&[
+                            "Open - Not Contacted",
+                            "Working - Contacted",
+                            "Closed - Not Converted",
+                        ]),
+                    );
                     b.text("LeadSource", rng.pick(LEAD_SOURCES));
                     b.text("Rating", rng.pick(&["Hot", "Warm", "Cold"]));
                     b.set("NumberOfEmployees", Value::Int(1 + rng.below(5_000) as i64));
                 }
                 "Opportunity" => {
-                    let stages = [("Prospecting", 10), ("Qualification", 20), ("Needs Analysis", 30), ("Proposal/Price Quote", 60), ("Negotiation/Review", 80), ("Closed Won", 100), ("Closed Lost", 0)];
+                    let stages = [
+                        ("Prospecting", 10),
+                        ("Qualification", 20),
+                        ("Needs Analysis", 30),
+                        ("Proposal/Price Quote", 60),
+                        ("Negotiation/Review", 80),
+                        ("Closed Won", 100),
+                        ("Closed Lost", 0),
+                    ];
                     let (stage, probability) = stages[rng.below(stages.len())];
-                    b.text("Name", format!("{} - {}", rng.pick(COMPANY), rng.pick(&["Platform", "Renewal", "Expansion", "Pilot"])));
+                    b.text(
+                        "Name",
+                        format!(
+                            "{} - {}",
+                            rng.pick(COMPANY),
+                            rng.pick(&["Platform", "Renewal", "Expansion", "Pilot"])
+                        ),
+                    );
                     if !accounts.is_empty() {
                         b.text("AccountId", accounts[rng.below(accounts.len())].clone());
                     }
@@ -229,7 +471,10 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                     b.set("Probability", Value::Number(probability as f64));
                     b.set("Amount", Value::Number((rng.below(200) * 1_000) as f64));
                     b.set("CloseDate", Value::Date(date(&mut rng, 2026, 365)));
-                    b.text("Type", rng.pick(&["Existing Customer - Upgrade", "New Customer"]));
+                    b.text(
+                        "Type",
+                        rng.pick(&["Existing Customer - Upgrade", "New Customer"]),
+                    );
                 }
                 "Case" => {
                     if !accounts.is_empty() {
@@ -238,17 +483,31 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                     if !contacts.is_empty() {
                         b.text("ContactId", contacts[rng.below(contacts.len())].clone());
                     }
-                    b.text("Subject", rng.pick(&["Cannot log in", "Invoice question", "Feature request", "Data export fails"]));
+                    b.text(
+                        "Subject",
+                        rng.pick(&[
+                            "Cannot log in",
+                            "Invoice question",
+                            "Feature request",
+                            "Data export fails",
+                        ]),
+                    );
                     let status = rng.pick(&["New", "Working", "Escalated", "Closed"]);
                     b.text("Status", status);
                     b.text("Priority", rng.pick(&["High", "Medium", "Low"]));
                     b.text("Origin", rng.pick(&["Phone", "Email", "Web"]));
                     if status == "Closed" {
-                        b.set("ClosedDate", Value::DateTime(created + Duration::hours(1 + rng.below(72) as i64)));
+                        b.set(
+                            "ClosedDate",
+                            Value::DateTime(created + Duration::hours(1 + rng.below(72) as i64)),
+                        );
                     }
                 }
                 "Task" => {
-                    b.text("Subject", rng.pick(&["Call", "Send Letter", "Send Quote", "Follow up on renewal"]));
+                    b.text(
+                        "Subject",
+                        rng.pick(&["Call", "Send Letter", "Send Quote", "Follow up on renewal"]),
+                    );
                     if !contacts.is_empty() {
                         b.text("WhoId", contacts[rng.below(contacts.len())].clone());
                     }
@@ -256,12 +515,18 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                         b.text("WhatId", accounts[rng.below(accounts.len())].clone());
                     }
                     b.set("ActivityDate", Value::Date(date(&mut rng, 2026, 365)));
-                    b.text("Status", rng.pick(&["Not Started", "In Progress", "Completed"]));
+                    b.text(
+                        "Status",
+                        rng.pick(&["Not Started", "In Progress", "Completed"]),
+                    );
                     b.text("Priority", rng.pick(&["High", "Normal", "Low"]));
                     let reminder = rng.chance(30);
                     b.set("IsReminderSet", Value::Bool(reminder));
                     if reminder {
-                        b.set("ReminderDateTime", Value::DateTime(created + Duration::days(2)));
+                        b.set(
+                            "ReminderDateTime",
+                            Value::DateTime(created + Duration::days(2)),
+                        );
                     }
                     b.set("CallDurationInSeconds", Value::Int(rng.below(3_600) as i64));
                 }
@@ -270,14 +535,27 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                         b.text("Account__c", accounts[rng.below(accounts.len())].clone());
                     }
                     b.set("Amount__c", money(&mut rng, 20_000));
-                    b.set("Tax_Rate__c", Value::Number([0.0, 7.5, 19.0, 20.0][rng.below(4)]));
+                    b.set(
+                        "Tax_Rate__c",
+                        Value::Number([0.0, 7.5, 19.0, 20.0][rng.below(4)]),
+                    );
                     b.set("Issued_On__c", Value::Date(date(&mut rng, 2025, 365)));
                     let paid = rng.chance(60);
                     b.set("Paid__c", Value::Bool(paid));
                     if paid {
-                        b.set("Paid_At__c", Value::DateTime(created + Duration::days(1 + rng.below(40) as i64)));
+                        b.set(
+                            "Paid_At__c",
+                            Value::DateTime(created + Duration::days(1 + rng.below(40) as i64)),
+                        );
                     }
-                    b.text("Status__c", if paid { "Paid" } else { rng.pick(&["Draft", "Sent"]) });
+                    b.text(
+                        "Status__c",
+                        if paid {
+                            "Paid"
+                        } else {
+                            rng.pick(&["Draft", "Sent"])
+                        },
+                    );
                     if rng.chance(30) {
                         b.text("Notes__c", "Net 30");
                     }
@@ -289,11 +567,19 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                     b.text("Name", format!("Price list {}", i + 1));
                     b.text("ContentType", "text/plain");
                     b.text("Keywords", "pricing");
-                    b.text("Body", base64::engine::general_purpose::STANDARD.encode(format!("Price list {} — effective 2026\n", i + 1)));
+                    b.text(
+                        "Body",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("Price list {} — effective 2026\n", i + 1)),
+                    );
                 }
                 _ => unreachable!("every generated object has a generator"),
             }
-            let author = made.get("User").and_then(|u| u.first()).unwrap_or(&admin_placeholder).clone();
+            let author = made
+                .get("User")
+                .and_then(|u| u.first())
+                .unwrap_or(&admin_placeholder)
+                .clone();
             let id = org.insert_seeded(object, b.take(), created, &author);
             if name == "User" && i == 0 {
                 org.admin_user_id = id.clone();
@@ -321,8 +607,16 @@ mod tests {
         let a = build("demo");
         let b = build("demo");
         for (x, y) in a.objects.iter().zip(&b.objects) {
-            let xs: Vec<_> = x.records.values().map(|r| format!("{:?}", r.values)).collect();
-            let ys: Vec<_> = y.records.values().map(|r| format!("{:?}", r.values)).collect();
+            let xs: Vec<_> = x
+                .records
+                .values()
+                .map(|r| format!("{:?}", r.values))
+                .collect();
+            let ys: Vec<_> = y
+                .records
+                .values()
+                .map(|r| format!("{:?}", r.values))
+                .collect();
             assert_eq!(xs, ys, "{}", x.def.name);
         }
     }

@@ -57,7 +57,9 @@ pub async fn run(
     ready: impl FnOnce(&str, Option<&PathBuf>, &Arc<Sim>),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (tls, cert_path) = match &options.tls_dir {
         Some(dir) => {
@@ -86,7 +88,11 @@ pub fn spawn(options: Options) -> Result<Running, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let failed = ready_tx.clone();
     let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
         let result = runtime.block_on(run(
             options,
             |url, cert, sim| {
@@ -101,5 +107,11 @@ pub fn spawn(options: Options) -> Result<Running, String> {
         }
     });
     let (base_url, cert_path, sim) = ready_rx.recv().map_err(|e| e.to_string())??;
-    Ok(Running { base_url, cert_path, sim, stop: Some(stop_tx), thread: Some(thread) })
+    Ok(Running {
+        base_url,
+        cert_path,
+        sim,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }

@@ -88,12 +88,17 @@ impl Sim {
     }
 
     pub fn author(&self, user_id: &str) -> Author {
-        Author { user_id: user_id.to_string(), now: self.clock.now() }
+        Author {
+            user_id: user_id.to_string(),
+            now: self.clock.now(),
+        }
     }
 
     pub fn supported_version(v: &str) -> bool {
         match v.split_once('.') {
-            Some((major, "0")) => major.parse::<u32>().is_ok_and(|m| (OLDEST_API_VERSION..=NEWEST_API_VERSION).contains(&m)),
+            Some((major, "0")) => major
+                .parse::<u32>()
+                .is_ok_and(|m| (OLDEST_API_VERSION..=NEWEST_API_VERSION).contains(&m)),
             _ => false,
         }
     }

@@ -9,12 +9,16 @@ use tokio_rustls::TlsAcceptor;
 /// Makes a certificate for localhost and 127.0.0.1, writes its PEM into
 /// `dir` for clients to trust, and returns an acceptor serving it.
 pub fn self_signed(dir: &Path) -> Result<(TlsAcceptor, PathBuf), String> {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .map_err(|e| format!("cannot make a certificate: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let pem_path = dir.join("sfsim-cert.pem");
-    std::fs::write(&pem_path, certified.cert.pem()).map_err(|e| format!("cannot write {}: {e}", pem_path.display()))?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+    std::fs::write(&pem_path, certified.cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", pem_path.display()))?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

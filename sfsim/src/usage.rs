@@ -16,7 +16,12 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(daily_limit: u64) -> Usage {
-        Usage { daily_limit, minutes: VecDeque::new(), used: 0, requests_seen: 0 }
+        Usage {
+            daily_limit,
+            minutes: VecDeque::new(),
+            used: 0,
+            requests_seen: 0,
+        }
     }
 
     fn forget_before(&mut self, now: DateTime<Utc>) {
@@ -70,7 +75,10 @@ mod tests {
         assert!(!u.take(t0), "third request is over the limit");
         assert_eq!(u.header(t0), "api-usage=2/2");
         assert!(!u.take(t0 + Duration::hours(23)));
-        assert!(u.take(t0 + Duration::hours(24) + Duration::minutes(1)), "budget returns after 24 hours");
+        assert!(
+            u.take(t0 + Duration::hours(24) + Duration::minutes(1)),
+            "budget returns after 24 hours"
+        );
         assert_eq!(u.requests_seen, 5);
     }
 }

@@ -57,7 +57,9 @@ pub fn to_json(v: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => Json::from(*i),
-        Value::Number(n) => serde_json::Number::from_f64(*n).map(Json::Number).unwrap_or(Json::Null),
+        Value::Number(n) => serde_json::Number::from_f64(*n)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
         Value::Text(s) => Json::String(s.to_string()),
         Value::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
         Value::DateTime(dt) => Json::String(format_datetime(dt)),
@@ -89,7 +91,9 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 
 pub fn parse_time(s: &str) -> Option<NaiveTime> {
     let t = s.strip_suffix('Z').unwrap_or(s);
-    NaiveTime::parse_from_str(t, "%H:%M:%S%.f").ok().or_else(|| NaiveTime::parse_from_str(t, "%H:%M").ok())
+    NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
+        .ok()
+        .or_else(|| NaiveTime::parse_from_str(t, "%H:%M").ok())
 }
 
 /// Why a JSON value cannot be stored in a field; becomes a `JSON_PARSER_ERROR`.
@@ -98,7 +102,14 @@ pub struct ConversionError(pub String);
 fn type_error(field: &FieldDef, json: &Json) -> ConversionError {
     let (token, shown) = match json {
         Json::String(s) => ("VALUE_STRING", s.clone()),
-        Json::Number(n) => (if n.is_f64() { "VALUE_NUMBER_FLOAT" } else { "VALUE_NUMBER_INT" }, n.to_string()),
+        Json::Number(n) => (
+            if n.is_f64() {
+                "VALUE_NUMBER_FLOAT"
+            } else {
+                "VALUE_NUMBER_INT"
+            },
+            n.to_string(),
+        ),
         Json::Bool(b) => (if *b { "VALUE_TRUE" } else { "VALUE_FALSE" }, b.to_string()),
         Json::Array(_) => ("START_ARRAY", "[".into()),
         Json::Object(_) => ("START_OBJECT", "{".into()),
@@ -154,10 +165,16 @@ pub fn from_json(field: &FieldDef, json: &Json) -> Result<Value, ConversionError
         FieldType::Double | FieldType::Currency | FieldType::Percent => {
             let n = number().ok_or_else(err)?;
             let factor = 10f64.powi(field.scale as i32);
-            Value::Number(if field.scale > 0 || field.precision > 0 { (n * factor).round() / factor } else { n })
+            Value::Number(if field.scale > 0 || field.precision > 0 {
+                (n * factor).round() / factor
+            } else {
+                n
+            })
         }
         FieldType::Date => Value::Date(json.as_str().and_then(parse_date).ok_or_else(err)?),
-        FieldType::Datetime => Value::DateTime(json.as_str().and_then(parse_datetime).ok_or_else(err)?),
+        FieldType::Datetime => {
+            Value::DateTime(json.as_str().and_then(parse_datetime).ok_or_else(err)?)
+        }
         FieldType::Time => Value::Time(json.as_str().and_then(parse_time).ok_or_else(err)?),
         FieldType::Address | FieldType::Location => return Err(err()),
         _ => Value::text(text().ok_or_else(err)?),
@@ -172,13 +189,19 @@ mod tests {
     fn datetimes_use_salesforce_wire_form() {
         let dt = parse_datetime("2024-02-06T20:48:32.5+01:00").unwrap();
         assert_eq!(format_datetime(&dt), "2024-02-06T19:48:32.500+0000");
-        assert_eq!(parse_datetime("2024-02-06T20:48:32.000+0000"), Some(dt - chrono::Duration::milliseconds(500) + chrono::Duration::hours(1)));
+        assert_eq!(
+            parse_datetime("2024-02-06T20:48:32.000+0000"),
+            Some(dt - chrono::Duration::milliseconds(500) + chrono::Duration::hours(1))
+        );
         assert!(parse_datetime("2024-02-06").is_none());
     }
 
     #[test]
     fn times_and_dates_parse_strictly() {
-        assert_eq!(format_time(&parse_time("09:30:00.000Z").unwrap()), "09:30:00.000Z");
+        assert_eq!(
+            format_time(&parse_time("09:30:00.000Z").unwrap()),
+            "09:30:00.000Z"
+        );
         assert!(parse_date("2024-2-6").is_none());
         assert!(parse_date("2024-02-30").is_none());
     }

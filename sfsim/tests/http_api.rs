@@ -27,8 +27,15 @@ impl Org {
     fn start(options: Options) -> Org {
         let server = spawn(options).expect("sfsim starts");
         let http = Client::new();
-        let token = Org::login(&http, &server.base_url, &password_form())["access_token"].as_str().unwrap().to_string();
-        Org { server, http, token }
+        let token = Org::login(&http, &server.base_url, &password_form())["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Org {
+            server,
+            http,
+            token,
+        }
     }
 
     fn demo() -> Org {
@@ -36,7 +43,12 @@ impl Org {
     }
 
     fn login(http: &Client, base: &str, form: &[(&str, &str)]) -> Value {
-        http.post(format!("{base}/services/oauth2/token")).form(form).send().unwrap().json().unwrap()
+        http.post(format!("{base}/services/oauth2/token"))
+            .form(form)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
     }
 
     fn url(&self, path: &str) -> String {
@@ -44,46 +56,100 @@ impl Org {
     }
 
     fn get(&self, path: &str) -> Response {
-        self.http.get(self.url(path)).bearer_auth(&self.token).send().unwrap()
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
     }
 
     fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Response {
-        self.http.request(method, self.url(path)).bearer_auth(&self.token).json(&body).send().unwrap()
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .unwrap()
     }
 
     fn query(&self, soql: &str) -> Value {
-        let r = self.http.get(self.url(&format!("{V}/query"))).query(&[("q", soql)]).bearer_auth(&self.token).send().unwrap();
+        let r = self
+            .http
+            .get(self.url(&format!("{V}/query")))
+            .query(&[("q", soql)])
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{soql}");
         r.json().unwrap()
     }
 
     fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self.http.request(method, self.url(&format!("/__sim/{path}"))).json(&body).send().unwrap();
+        let r = self
+            .http
+            .request(method, self.url(&format!("/__sim/{path}")))
+            .json(&body)
+            .send()
+            .unwrap();
         assert!(r.status().is_success(), "control {path}: {}", r.status());
         r.json().unwrap_or(Value::Null)
     }
 
     fn requests(&self) -> Vec<Value> {
-        self.control(reqwest::Method::GET, "requests", Value::Null)["requests"].as_array().unwrap().clone()
+        self.control(reqwest::Method::GET, "requests", Value::Null)["requests"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 }
 
 fn error_code(r: Response) -> (StatusCode, String) {
     let status = r.status();
     let body: Value = r.json().unwrap();
-    (status, body[0]["errorCode"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        body[0]["errorCode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 #[test]
 fn versions_need_no_token_and_data_needs_one() {
     let org = Org::demo();
-    let versions: Value = org.http.get(org.url("/services/data/")).send().unwrap().json().unwrap();
-    assert!(versions.as_array().unwrap().iter().any(|v| v["version"] == "62.0" && v["url"] == "/services/data/v62.0"));
-    let r = org.http.get(org.url(&format!("{V}/limits"))).send().unwrap();
-    assert_eq!(error_code(r), (StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID".into()));
-    let r = org.http.get(org.url(&format!("{V}/limits"))).bearer_auth("00D!forged").send().unwrap();
+    let versions: Value = org
+        .http
+        .get(org.url("/services/data/"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["version"] == "62.0" && v["url"] == "/services/data/v62.0"));
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/limits")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        error_code(r),
+        (StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID".into())
+    );
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/limits")))
+        .bearer_auth("00D!forged")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(error_code(org.get("/services/data/v99.0/limits")), (StatusCode::NOT_FOUND, "NOT_FOUND".into()));
+    assert_eq!(
+        error_code(org.get("/services/data/v99.0/limits")),
+        (StatusCode::NOT_FOUND, "NOT_FOUND".into())
+    );
 }
 
 #[test]
@@ -92,11 +158,24 @@ fn token_response_has_salesforce_fields() {
     let t = Org::login(&org.http, &org.server.base_url, &password_form());
     assert_eq!(t["instance_url"], org.server.base_url.as_str());
     assert_eq!(t["token_type"], "Bearer");
-    assert!(t["id"].as_str().unwrap().starts_with(&format!("{}/id/00D", org.server.base_url)));
+    assert!(t["id"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/id/00D", org.server.base_url)));
     assert!(t["issued_at"].as_str().unwrap().parse::<i64>().is_ok());
-    assert!(t.get("refresh_token").is_none(), "the password grant returns no refresh token");
+    assert!(
+        t.get("refresh_token").is_none(),
+        "the password grant returns no refresh token"
+    );
     assert!(!t["signature"].as_str().unwrap().is_empty());
-    let identity: Value = org.http.get(t["id"].as_str().unwrap()).bearer_auth(t["access_token"].as_str().unwrap()).send().unwrap().json().unwrap();
+    let identity: Value = org
+        .http
+        .get(t["id"].as_str().unwrap())
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(identity["username"], "admin@sfsim.example");
 }
 
@@ -105,9 +184,17 @@ fn wrong_credentials_give_invalid_grant() {
     let org = Org::demo();
     let mut form = password_form();
     form[4] = ("password", "sfsim-password");
-    let r = org.http.post(org.url("/services/oauth2/token")).form(&form).send().unwrap();
+    let r = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .form(&form)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(r.json::<Value>().unwrap(), json!({"error": "invalid_grant", "error_description": "authentication failure"}));
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!({"error": "invalid_grant", "error_description": "authentication failure"})
+    );
 }
 
 #[test]
@@ -115,7 +202,15 @@ fn every_grant_type_issues_a_working_token() {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     let org = Org::demo();
     let base = org.server.base_url.clone();
-    let refresh = Org::login(&org.http, &base, &[("grant_type", "refresh_token"), ("client_id", "sfsim-client-id"), ("refresh_token", sfsim::auth::DEMO_REFRESH_TOKEN)]);
+    let refresh = Org::login(
+        &org.http,
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "sfsim-client-id"),
+            ("refresh_token", sfsim::auth::DEMO_REFRESH_TOKEN),
+        ],
+    );
     let basic = org
         .http
         .post(org.url("/services/oauth2/token"))
@@ -128,10 +223,22 @@ fn every_grant_type_issues_a_working_token() {
     let key = EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwt/private.pem")).unwrap();
     let claims = json!({"iss": "sfsim-client-id", "sub": "admin@sfsim.example", "aud": base, "exp": chrono::Utc::now().timestamp() + 120});
     let jwt = encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
-    let bearer = Org::login(&org.http, &base, &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &jwt)]);
+    let bearer = Org::login(
+        &org.http,
+        &base,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", &jwt),
+        ],
+    );
     for t in [refresh, basic, bearer] {
         let token = t["access_token"].as_str().unwrap_or_else(|| panic!("{t}"));
-        let r = org.http.get(org.url(&format!("{V}/limits"))).bearer_auth(token).send().unwrap();
+        let r = org
+            .http
+            .get(org.url(&format!("{V}/limits")))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
 }
@@ -140,34 +247,76 @@ fn every_grant_type_issues_a_working_token() {
 fn tokens_expire_and_revoke() {
     let org = Org::demo();
     assert_eq!(org.get(&format!("{V}/limits")).status(), StatusCode::OK);
-    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 7201}));
-    assert_eq!(error_code(org.get(&format!("{V}/limits"))), (StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID".into()));
-    let fresh = Org::login(&org.http, &org.server.base_url, &password_form())["access_token"].as_str().unwrap().to_string();
-    let r = org.http.post(org.url("/services/oauth2/revoke")).form(&[("token", fresh.as_str())]).send().unwrap();
+    org.control(
+        reqwest::Method::POST,
+        "time/advance",
+        json!({"seconds": 7201}),
+    );
+    assert_eq!(
+        error_code(org.get(&format!("{V}/limits"))),
+        (StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID".into())
+    );
+    let fresh = Org::login(&org.http, &org.server.base_url, &password_form())["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = org
+        .http
+        .post(org.url("/services/oauth2/revoke"))
+        .form(&[("token", fresh.as_str())])
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = org.http.get(org.url(&format!("{V}/limits"))).bearer_auth(&fresh).send().unwrap();
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/limits")))
+        .bearer_auth(&fresh)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[test]
 fn usage_is_counted_reported_and_enforced() {
-    let org = Org::start(Options { daily_limit: 5, ..Options::demo() });
+    let org = Org::start(Options {
+        daily_limit: 5,
+        ..Options::demo()
+    });
     for n in 1..=4 {
         let r = org.get(&format!("{V}/sobjects"));
-        assert_eq!(r.headers()["sforce-limit-info"], format!("api-usage={n}/5").as_str());
+        assert_eq!(
+            r.headers()["sforce-limit-info"],
+            format!("api-usage={n}/5").as_str()
+        );
     }
     let limits: Value = org.get(&format!("{V}/limits")).json().unwrap();
-    assert_eq!(limits["DailyApiRequests"], json!({"Max": 5, "Remaining": 0}));
+    assert_eq!(
+        limits["DailyApiRequests"],
+        json!({"Max": 5, "Remaining": 0})
+    );
     let r = org.get(&format!("{V}/sobjects"));
     assert_eq!(r.headers()["sforce-limit-info"], "api-usage=5/5");
-    assert_eq!(error_code(r), (StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED".into()));
+    assert_eq!(
+        error_code(r),
+        (StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED".into())
+    );
     let log = org.requests();
     assert_eq!(log.iter().filter(|e| e["counted"] == true).count(), 5);
     assert_eq!(log.last().unwrap()["counted"], false);
-    org.control(reqwest::Method::PATCH, "settings", json!({"daily_limit": 10}));
+    org.control(
+        reqwest::Method::PATCH,
+        "settings",
+        json!({"daily_limit": 10}),
+    );
     assert_eq!(org.get(&format!("{V}/sobjects")).status(), StatusCode::OK);
     let usage = org.control(reqwest::Method::GET, "usage", Value::Null);
-    assert_eq!((usage["api_requests_used"].as_u64(), usage["remaining"].as_u64()), (Some(6), Some(4)));
+    assert_eq!(
+        (
+            usage["api_requests_used"].as_u64(),
+            usage["remaining"].as_u64()
+        ),
+        (Some(6), Some(4))
+    );
 }
 
 #[test]
@@ -175,105 +324,335 @@ fn describe_reports_field_flags_and_supports_if_modified_since() {
     let org = Org::demo();
     let global: Value = org.get(&format!("{V}/sobjects")).json().unwrap();
     assert_eq!(global["maxBatchSize"], 200);
-    let invoice = global["sobjects"].as_array().unwrap().iter().find(|o| o["name"] == "Invoice__c").unwrap().clone();
-    assert_eq!((invoice["custom"].as_bool(), invoice["keyPrefix"].as_str()), (Some(true), Some("a01")));
+    let invoice = global["sobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Invoice__c")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (invoice["custom"].as_bool(), invoice["keyPrefix"].as_str()),
+        (Some(true), Some("a01"))
+    );
     let r = org.get(&format!("{V}/sobjects/Contact/describe"));
     let last_modified = r.headers()["last-modified"].to_str().unwrap().to_string();
     let d: Value = r.json().unwrap();
-    let field = |n: &str| d["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).unwrap().clone();
+    let field = |n: &str| {
+        d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(field("User_Id__c")["externalId"], true);
     assert_eq!(field("Description")["filterable"], false);
     assert_eq!(field("SystemModstamp")["createable"], false);
     assert_eq!(field("AccountId")["referenceTo"], json!(["Account"]));
     assert_eq!(field("MailingCity")["compoundFieldName"], "MailingAddress");
-    let r = org.http.get(org.url(&format!("{V}/sobjects/Contact/describe"))).bearer_auth(&org.token).header("If-Modified-Since", last_modified).send().unwrap();
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/sobjects/Contact/describe")))
+        .bearer_auth(&org.token)
+        .header("If-Modified-Since", last_modified)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    assert_eq!(error_code(org.get(&format!("{V}/sobjects/Nope/describe"))).0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error_code(org.get(&format!("{V}/sobjects/Nope/describe"))).0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
 fn sobject_create_read_update_delete() {
     let org = Org::demo();
-    let r = org.send(reqwest::Method::POST, &format!("{V}/sobjects/Contact/"), json!({"LastName": "Tester", "Email": "t@example.net", "Birthdate": "1999-12-31"}));
+    let r = org.send(
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Contact/"),
+        json!({"LastName": "Tester", "Email": "t@example.net", "Birthdate": "1999-12-31"}),
+    );
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: Value = r.json().unwrap();
-    assert_eq!((created["success"].as_bool(), created["errors"].clone()), (Some(true), json!([])));
+    assert_eq!(
+        (created["success"].as_bool(), created["errors"].clone()),
+        (Some(true), json!([]))
+    );
     let id = created["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("003") && id.len() == 18);
-    let rec: Value = org.get(&format!("{V}/sobjects/Contact/{id}?fields=LastName,Birthdate,SystemModstamp")).json().unwrap();
+    let rec: Value = org
+        .get(&format!(
+            "{V}/sobjects/Contact/{id}?fields=LastName,Birthdate,SystemModstamp"
+        ))
+        .json()
+        .unwrap();
     assert_eq!(rec["Birthdate"], "1999-12-31");
     assert!(rec["SystemModstamp"].as_str().unwrap().ends_with("+0000"));
-    assert_eq!(rec["attributes"]["url"], format!("{V}/sobjects/Contact/{id}"));
-    assert_eq!(org.send(reqwest::Method::PATCH, &format!("{V}/sobjects/Contact/{id}"), json!({"Email": null})).status(), StatusCode::NO_CONTENT);
-    let rec: Value = org.get(&format!("{V}/sobjects/Contact/{}", &id[..15])).json().unwrap();
+    assert_eq!(
+        rec["attributes"]["url"],
+        format!("{V}/sobjects/Contact/{id}")
+    );
+    assert_eq!(
+        org.send(
+            reqwest::Method::PATCH,
+            &format!("{V}/sobjects/Contact/{id}"),
+            json!({"Email": null})
+        )
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    let rec: Value = org
+        .get(&format!("{V}/sobjects/Contact/{}", &id[..15]))
+        .json()
+        .unwrap();
     assert_eq!(rec["Email"], Value::Null);
-    let r = org.send(reqwest::Method::POST, &format!("{V}/sobjects/Contact"), json!({"FirstName": "NoLast"}));
+    let r = org.send(
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Contact"),
+        json!({"FirstName": "NoLast"}),
+    );
     let body: Value = r.json().unwrap();
-    assert_eq!(body, json!([{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["LastName"]}]));
-    assert_eq!(error_code(org.send(reqwest::Method::POST, &format!("{V}/sobjects/Contact"), json!({"Id": id, "LastName": "x"}))).1, "INVALID_FIELD");
-    assert_eq!(org.send(reqwest::Method::DELETE, &format!("{V}/sobjects/Contact/{id}"), Value::Null).status(), StatusCode::NO_CONTENT);
-    assert_eq!(error_code(org.send(reqwest::Method::DELETE, &format!("{V}/sobjects/Contact/{id}"), Value::Null)), (StatusCode::NOT_FOUND, "ENTITY_IS_DELETED".into()));
-    assert_eq!(org.get(&format!("{V}/sobjects/Contact/{id}")).status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        body,
+        json!([{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["LastName"]}])
+    );
+    assert_eq!(
+        error_code(org.send(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Contact"),
+            json!({"Id": id, "LastName": "x"})
+        ))
+        .1,
+        "INVALID_FIELD"
+    );
+    assert_eq!(
+        org.send(
+            reqwest::Method::DELETE,
+            &format!("{V}/sobjects/Contact/{id}"),
+            Value::Null
+        )
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        error_code(org.send(
+            reqwest::Method::DELETE,
+            &format!("{V}/sobjects/Contact/{id}"),
+            Value::Null
+        )),
+        (StatusCode::NOT_FOUND, "ENTITY_IS_DELETED".into())
+    );
+    assert_eq!(
+        org.get(&format!("{V}/sobjects/Contact/{id}")).status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
 fn upsert_by_external_id_answers_201_200_and_300() {
     let org = Org::demo();
-    let r = org.send(reqwest::Method::PATCH, &format!("{V}/sobjects/Contact/User_Id__c/new-user-1"), json!({"LastName": "Upserted"}));
+    let r = org.send(
+        reqwest::Method::PATCH,
+        &format!("{V}/sobjects/Contact/User_Id__c/new-user-1"),
+        json!({"LastName": "Upserted"}),
+    );
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: Value = r.json().unwrap();
     assert_eq!(created["created"], true);
-    let r = org.send(reqwest::Method::PATCH, &format!("{V}/sobjects/Contact/User_Id__c/new-user-1"), json!({"Title": "Again"}));
+    let r = org.send(
+        reqwest::Method::PATCH,
+        &format!("{V}/sobjects/Contact/User_Id__c/new-user-1"),
+        json!({"Title": "Again"}),
+    );
     assert_eq!(r.status(), StatusCode::OK);
     let updated: Value = r.json().unwrap();
-    assert_eq!((updated["created"].as_bool(), updated["id"].clone()), (Some(false), created["id"].clone()));
-    let r = org.send(reqwest::Method::PATCH, "/services/data/v45.0/sobjects/Contact/User_Id__c/new-user-1", json!({"Title": "Old"}));
-    assert_eq!(r.status(), StatusCode::NO_CONTENT, "before v46 an update answers 204");
-    let r = org.send(reqwest::Method::PATCH, &format!("{V}/sobjects/Account/Legacy_Number__c/L-00000"), json!({"Rating": "Hot"}));
+    assert_eq!(
+        (updated["created"].as_bool(), updated["id"].clone()),
+        (Some(false), created["id"].clone())
+    );
+    let r = org.send(
+        reqwest::Method::PATCH,
+        "/services/data/v45.0/sobjects/Contact/User_Id__c/new-user-1",
+        json!({"Title": "Old"}),
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::NO_CONTENT,
+        "before v46 an update answers 204"
+    );
+    let r = org.send(
+        reqwest::Method::PATCH,
+        &format!("{V}/sobjects/Account/Legacy_Number__c/L-00000"),
+        json!({"Rating": "Hot"}),
+    );
     assert_eq!(r.status(), StatusCode::MULTIPLE_CHOICES);
     assert_eq!(r.json::<Value>().unwrap().as_array().unwrap().len(), 2);
-    let byext: Value = org.get(&format!("{V}/sobjects/Contact/User_Id__c/new-user-1")).json().unwrap();
+    let byext: Value = org
+        .get(&format!("{V}/sobjects/Contact/User_Id__c/new-user-1"))
+        .json()
+        .unwrap();
     assert_eq!(byext["Title"], "Old");
 }
 
 #[test]
 fn collections_report_per_record_results_in_order() {
     let org = Org::demo();
-    let records = |n: usize| -> Vec<Value> { (0..n).map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("Bulk {i}")})).collect() };
+    let records = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("Bulk {i}")}))
+            .collect()
+    };
     let mut batch = records(3);
     batch[1] = json!({"attributes": {"type": "Contact"}, "FirstName": "Missing last name"});
-    let results: Value = org.send(reqwest::Method::POST, &format!("{V}/composite/sobjects"), json!({"allOrNone": false, "records": batch})).json().unwrap();
+    let results: Value = org
+        .send(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects"),
+            json!({"allOrNone": false, "records": batch}),
+        )
+        .json()
+        .unwrap();
     assert_eq!(results[0]["success"], true);
-    assert_eq!(results[1], json!({"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": ["LastName"]}]}));
+    assert_eq!(
+        results[1],
+        json!({"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": ["LastName"]}]})
+    );
     assert_eq!(results[2]["success"], true);
 
-    let before = org.query("SELECT COUNT() FROM Contact")["totalSize"].as_u64().unwrap();
-    let results: Value = org.send(reqwest::Method::POST, &format!("{V}/composite/sobjects"), json!({"allOrNone": true, "records": batch})).json().unwrap();
-    assert_eq!(results[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK");
-    assert_eq!(results[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
-    assert_eq!(org.query("SELECT COUNT() FROM Contact")["totalSize"].as_u64().unwrap(), before, "allOrNone wrote nothing");
+    let before = org.query("SELECT COUNT() FROM Contact")["totalSize"]
+        .as_u64()
+        .unwrap();
+    let results: Value = org
+        .send(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects"),
+            json!({"allOrNone": true, "records": batch}),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(
+        results[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    assert_eq!(
+        org.query("SELECT COUNT() FROM Contact")["totalSize"]
+            .as_u64()
+            .unwrap(),
+        before,
+        "allOrNone wrote nothing"
+    );
 
-    let made: Value = org.send(reqwest::Method::POST, &format!("{V}/composite/sobjects"), json!({"allOrNone": true, "records": records(200)})).json().unwrap();
-    let ids: Vec<String> = made.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let made: Value = org
+        .send(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects"),
+            json!({"allOrNone": true, "records": records(200)}),
+        )
+        .json()
+        .unwrap();
+    let ids: Vec<String> = made
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
     let log = org.requests();
     assert_eq!(log.last().unwrap()["records"], 200);
     let counted_before = log.iter().filter(|e| e["counted"] == true).count();
-    let updates: Vec<Value> = ids[..2].iter().map(|id| json!({"attributes": {"type": "Contact"}, "id": id, "Title": "Updated"})).collect();
-    let updated: Value = org.send(reqwest::Method::PATCH, &format!("{V}/composite/sobjects"), json!({"records": updates})).json().unwrap();
-    assert_eq!(updated.as_array().unwrap().iter().filter(|r| r["success"] == true).count(), 2);
-    let got: Value = org.get(&format!("{V}/composite/sobjects/Contact?ids={},{}&fields=Id,Title", ids[0], ids[1])).json().unwrap();
-    assert_eq!((got[0]["Title"].as_str(), got[1]["Title"].as_str()), (Some("Updated"), Some("Updated")));
-    let got: Value = org.send(reqwest::Method::POST, &format!("{V}/composite/sobjects/Contact"), json!({"ids": [ids[2]], "fields": ["LastName"]})).json().unwrap();
+    let updates: Vec<Value> = ids[..2]
+        .iter()
+        .map(|id| json!({"attributes": {"type": "Contact"}, "id": id, "Title": "Updated"}))
+        .collect();
+    let updated: Value = org
+        .send(
+            reqwest::Method::PATCH,
+            &format!("{V}/composite/sobjects"),
+            json!({"records": updates}),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(
+        updated
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["success"] == true)
+            .count(),
+        2
+    );
+    let got: Value = org
+        .get(&format!(
+            "{V}/composite/sobjects/Contact?ids={},{}&fields=Id,Title",
+            ids[0], ids[1]
+        ))
+        .json()
+        .unwrap();
+    assert_eq!(
+        (got[0]["Title"].as_str(), got[1]["Title"].as_str()),
+        (Some("Updated"), Some("Updated"))
+    );
+    let got: Value = org
+        .send(
+            reqwest::Method::POST,
+            &format!("{V}/composite/sobjects/Contact"),
+            json!({"ids": [ids[2]], "fields": ["LastName"]}),
+        )
+        .json()
+        .unwrap();
     assert_eq!(got[0]["LastName"], "Bulk 2");
-    let deleted: Value = org.send(reqwest::Method::DELETE, &format!("{V}/composite/sobjects?ids={},{}&allOrNone=true", ids[0], ids[1]), Value::Null).json().unwrap();
+    let deleted: Value = org
+        .send(
+            reqwest::Method::DELETE,
+            &format!(
+                "{V}/composite/sobjects?ids={},{}&allOrNone=true",
+                ids[0], ids[1]
+            ),
+            Value::Null,
+        )
+        .json()
+        .unwrap();
     assert_eq!(deleted.as_array().unwrap().len(), 2);
     let upserts = json!({"records": [{"attributes": {"type": "Contact"}, "User_Id__c": "bulk-u1", "LastName": "U1"}, {"attributes": {"type": "Contact"}, "User_Id__c": "u-0000000", "LastName": "Seeded"}]});
-    let upserted: Value = org.send(reqwest::Method::PATCH, &format!("{V}/composite/sobjects/Contact/User_Id__c"), upserts).json().unwrap();
-    assert_eq!((upserted[0]["created"].as_bool(), upserted[1]["created"].as_bool()), (Some(true), Some(false)));
-    let counted_after = org.requests().iter().filter(|e| e["counted"] == true).count();
-    assert_eq!(counted_after - counted_before, 5, "each collections call is one API request");
-    let r = org.send(reqwest::Method::POST, &format!("{V}/composite/sobjects"), json!({"records": records(201)}));
-    assert_eq!(error_code(r), (StatusCode::BAD_REQUEST, "EXCEEDED_ID_LIMIT".into()));
+    let upserted: Value = org
+        .send(
+            reqwest::Method::PATCH,
+            &format!("{V}/composite/sobjects/Contact/User_Id__c"),
+            upserts,
+        )
+        .json()
+        .unwrap();
+    assert_eq!(
+        (
+            upserted[0]["created"].as_bool(),
+            upserted[1]["created"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let counted_after = org
+        .requests()
+        .iter()
+        .filter(|e| e["counted"] == true)
+        .count();
+    assert_eq!(
+        counted_after - counted_before,
+        5,
+        "each collections call is one API request"
+    );
+    let r = org.send(
+        reqwest::Method::POST,
+        &format!("{V}/composite/sobjects"),
+        json!({"records": records(201)}),
+    );
+    assert_eq!(
+        error_code(r),
+        (StatusCode::BAD_REQUEST, "EXCEEDED_ID_LIMIT".into())
+    );
 }
 
 #[test]
@@ -289,58 +668,137 @@ fn query_pages_through_next_records_url() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!((first["totalSize"].as_u64(), first["done"].as_bool()), (Some(400), Some(false)));
-    assert_eq!(first["records"].as_array().unwrap().len(), 200, "batchSize below 200 is raised to 200");
+    assert_eq!(
+        (first["totalSize"].as_u64(), first["done"].as_bool()),
+        (Some(400), Some(false))
+    );
+    assert_eq!(
+        first["records"].as_array().unwrap().len(),
+        200,
+        "batchSize below 200 is raised to 200"
+    );
     let next = first["nextRecordsUrl"].as_str().unwrap().to_string();
     assert!(next.starts_with(&format!("{V}/query/01g")) && next.ends_with("-200"));
     let second: Value = org.get(&next).json().unwrap();
-    assert_eq!((second["done"].as_bool(), second.get("nextRecordsUrl")), (Some(true), None));
+    assert_eq!(
+        (second["done"].as_bool(), second.get("nextRecordsUrl")),
+        (Some(true), None)
+    );
     assert_eq!(second["records"].as_array().unwrap().len(), 200);
     assert_ne!(first["records"][0]["Id"], second["records"][0]["Id"]);
     let log = org.requests();
-    assert_eq!(log[log.len() - 1]["soql"], "SELECT Id, Name FROM Contact ORDER BY Id", "a page logs its cursor's SOQL");
+    assert_eq!(
+        log[log.len() - 1]["soql"],
+        "SELECT Id, Name FROM Contact ORDER BY Id",
+        "a page logs its cursor's SOQL"
+    );
     let (status, code) = error_code(org.get(&format!("{V}/query/01g5g0000000zzzAAA-2000")));
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR")
+    );
     let one_long = org.query("SELECT Id, Description FROM Contact");
     assert_eq!(one_long["records"].as_array().unwrap().len(), 400);
     let two_long = org.query("SELECT Id, Description, Bio__c FROM Contact");
-    assert_eq!(two_long["records"].as_array().unwrap().len(), 200, "two long text areas cap a page at 200");
+    assert_eq!(
+        two_long["records"].as_array().unwrap().len(),
+        200,
+        "two long text areas cap a page at 200"
+    );
 }
 
 #[test]
 fn query_all_sees_deleted_records() {
     let org = Org::demo();
-    let id = org.query("SELECT Id FROM Lead LIMIT 1")["records"][0]["Id"].as_str().unwrap().to_string();
-    org.control(reqwest::Method::DELETE, &format!("records/Lead/{id}"), Value::Null);
+    let id = org.query("SELECT Id FROM Lead LIMIT 1")["records"][0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    org.control(
+        reqwest::Method::DELETE,
+        &format!("records/Lead/{id}"),
+        Value::Null,
+    );
     let soql = format!("SELECT Id, IsDeleted FROM Lead WHERE Id = '{id}'");
     assert_eq!(org.query(&soql)["totalSize"], 0);
-    let all: Value = org.http.get(org.url(&format!("{V}/queryAll"))).query(&[("q", soql.as_str())]).bearer_auth(&org.token).send().unwrap().json().unwrap();
+    let all: Value = org
+        .http
+        .get(org.url(&format!("{V}/queryAll")))
+        .query(&[("q", soql.as_str())])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(all["records"][0]["IsDeleted"], true);
-    org.control(reqwest::Method::POST, &format!("records/Lead/{id}/undelete"), Value::Null);
+    org.control(
+        reqwest::Method::POST,
+        &format!("records/Lead/{id}/undelete"),
+        Value::Null,
+    );
     assert_eq!(org.query(&soql)["totalSize"], 1);
-    org.control(reqwest::Method::DELETE, &format!("records/Lead/{id}?hard=true"), Value::Null);
-    let all: Value = org.http.get(org.url(&format!("{V}/queryAll"))).query(&[("q", soql.as_str())]).bearer_auth(&org.token).send().unwrap().json().unwrap();
-    assert_eq!(all["totalSize"], 0, "a hard delete leaves nothing for queryAll");
+    org.control(
+        reqwest::Method::DELETE,
+        &format!("records/Lead/{id}?hard=true"),
+        Value::Null,
+    );
+    let all: Value = org
+        .http
+        .get(org.url(&format!("{V}/queryAll")))
+        .query(&[("q", soql.as_str())])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        all["totalSize"], 0,
+        "a hard delete leaves nothing for queryAll"
+    );
 }
 
 #[test]
 fn over_long_uris_and_headers_are_refused() {
     let org = Org::demo();
-    let soql = format!("SELECT Id FROM Contact WHERE LastName IN ({})", vec!["'abcdefgh'"; 2000].join(","));
-    let r = org.http.get(org.url(&format!("{V}/query"))).query(&[("q", soql)]).bearer_auth(&org.token).send().unwrap();
+    let soql = format!(
+        "SELECT Id FROM Contact WHERE LastName IN ({})",
+        vec!["'abcdefgh'"; 2000].join(",")
+    );
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/query")))
+        .query(&[("q", soql)])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::URI_TOO_LONG);
-    let r = org.http.get(org.url(&format!("{V}/limits"))).bearer_auth(&org.token).header("X-Padding", "p".repeat(16_400)).send().unwrap();
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/limits")))
+        .bearer_auth(&org.token)
+        .header("X-Padding", "p".repeat(16_400))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
 }
 
 #[test]
 fn soql_errors_keep_salesforce_shape() {
     let org = Org::demo();
-    let r = org.http.get(org.url(&format!("{V}/query"))).query(&[("q", "SELECT Id FROM Contact WHERE Nope = 1")]).bearer_auth(&org.token).send().unwrap();
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/query")))
+        .query(&[("q", "SELECT Id FROM Contact WHERE Nope = 1")])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().unwrap();
     assert_eq!(body[0]["errorCode"], "INVALID_FIELD");
-    assert!(body[0]["message"].as_str().unwrap().contains("ERROR at Row:1:Column:30"));
+    assert!(body[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ERROR at Row:1:Column:30"));
     assert!(body[0].get("fields").is_none());
 }
 
@@ -360,8 +818,18 @@ fn request_log_records_decoded_soql_and_clears() {
     org.query("SELECT Id FROM Account WHERE Name = 'Acme Corp'");
     let log = org.requests();
     let last = log.last().unwrap();
-    assert_eq!(last["soql"], "SELECT Id FROM Account WHERE Name = 'Acme Corp'");
-    assert_eq!((last["status"].as_u64(), last["counted"].as_bool(), last["method"].as_str()), (Some(200), Some(true), Some("GET")));
+    assert_eq!(
+        last["soql"],
+        "SELECT Id FROM Account WHERE Name = 'Acme Corp'"
+    );
+    assert_eq!(
+        (
+            last["status"].as_u64(),
+            last["counted"].as_bool(),
+            last["method"].as_str()
+        ),
+        (Some(200), Some(true), Some("GET"))
+    );
     let r = org.http.delete(org.url("/__sim/requests")).send().unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(org.requests().is_empty());
@@ -370,27 +838,52 @@ fn request_log_records_decoded_soql_and_clears() {
 #[test]
 fn control_edits_bump_system_modstamp_and_reset_restores() {
     let org = Org::demo();
-    let rec = org.query("SELECT Id, SystemModstamp FROM Account ORDER BY Id LIMIT 1")["records"][0].clone();
+    let rec = org.query("SELECT Id, SystemModstamp FROM Account ORDER BY Id LIMIT 1")["records"][0]
+        .clone();
     let id = rec["Id"].as_str().unwrap();
-    org.control(reqwest::Method::PATCH, &format!("records/Account/{id}"), json!({"Name": "Renamed"}));
-    let after = org.query(&format!("SELECT Name, SystemModstamp FROM Account WHERE Id = '{id}'"))["records"][0].clone();
+    org.control(
+        reqwest::Method::PATCH,
+        &format!("records/Account/{id}"),
+        json!({"Name": "Renamed"}),
+    );
+    let after = org.query(&format!(
+        "SELECT Name, SystemModstamp FROM Account WHERE Id = '{id}'"
+    ))["records"][0]
+        .clone();
     assert_eq!(after["Name"], "Renamed");
     assert!(after["SystemModstamp"].as_str().unwrap() > rec["SystemModstamp"].as_str().unwrap());
     org.control(reqwest::Method::POST, "reset", Value::Null);
-    let restored = org.query(&format!("SELECT Name FROM Account WHERE Id = '{id}'"))["records"][0].clone();
+    let restored =
+        org.query(&format!("SELECT Name FROM Account WHERE Id = '{id}'"))["records"][0].clone();
     assert_ne!(restored["Name"], "Renamed");
 }
 
 #[test]
 fn fields_added_at_run_time_appear_in_describe_and_queries() {
     let org = Org::demo();
-    let added = org.control(reqwest::Method::POST, "objects/Lead/fields", json!([{"name": "Score__c", "type": "double", "precision": 5, "scale": 1}]));
+    let added = org.control(
+        reqwest::Method::POST,
+        "objects/Lead/fields",
+        json!([{"name": "Score__c", "type": "double", "precision": 5, "scale": 1}]),
+    );
     assert!(added["fields"].as_u64().unwrap() > 10);
-    let d: Value = org.get(&format!("{V}/sobjects/Lead/describe")).json().unwrap();
-    assert!(d["fields"].as_array().unwrap().iter().any(|f| f["name"] == "Score__c" && f["custom"] == true));
+    let d: Value = org
+        .get(&format!("{V}/sobjects/Lead/describe"))
+        .json()
+        .unwrap();
+    assert!(d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "Score__c" && f["custom"] == true));
     let rows = org.query("SELECT Id, Score__c FROM Lead LIMIT 1");
     assert_eq!(rows["records"][0]["Score__c"], Value::Null);
-    let r = org.http.post(org.url("/__sim/objects/Lead/fields")).json(&json!([{"name": "score__c", "type": "string"}])).send().unwrap();
+    let r = org
+        .http
+        .post(org.url("/__sim/objects/Lead/fields"))
+        .json(&json!([{"name": "score__c", "type": "string"}]))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -403,26 +896,61 @@ fn get_updated_and_get_deleted_cover_their_windows() {
     let org = Org::demo();
     let now: chrono::DateTime<chrono::Utc> = chrono::Utc::now();
     let start = now - chrono::Duration::hours(1);
-    let made = org.control(reqwest::Method::POST, "records/Lead", json!({"LastName": "Fresh", "Company": "Co"}))["id"].as_str().unwrap().to_string();
+    let made = org.control(
+        reqwest::Method::POST,
+        "records/Lead",
+        json!({"LastName": "Fresh", "Company": "Co"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The current minute is not covered until it is over.
-    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 120}));
+    org.control(
+        reqwest::Method::POST,
+        "time/advance",
+        json!({"seconds": 120}),
+    );
     let updated: Value = org
         .http
         .get(org.url(&format!("{V}/sobjects/Lead/updated/")))
-        .query(&[("start", iso(start)), ("end", iso(now + chrono::Duration::hours(1)))])
+        .query(&[
+            ("start", iso(start)),
+            ("end", iso(now + chrono::Duration::hours(1))),
+        ])
         .bearer_auth(&org.token)
         .send()
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(updated["ids"], json!([made]), "only the record changed in the window");
-    assert!(updated["latestDateCovered"].as_str().unwrap().ends_with(":00.000+0000"), "whole minutes");
-    org.control(reqwest::Method::DELETE, &format!("records/Lead/{made}?hard=true"), Value::Null);
-    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 120}));
+    assert_eq!(
+        updated["ids"],
+        json!([made]),
+        "only the record changed in the window"
+    );
+    assert!(
+        updated["latestDateCovered"]
+            .as_str()
+            .unwrap()
+            .ends_with(":00.000+0000"),
+        "whole minutes"
+    );
+    org.control(
+        reqwest::Method::DELETE,
+        &format!("records/Lead/{made}?hard=true"),
+        Value::Null,
+    );
+    org.control(
+        reqwest::Method::POST,
+        "time/advance",
+        json!({"seconds": 120}),
+    );
     let get_deleted = |start: chrono::DateTime<chrono::Utc>, token: &str| -> Value {
         org.http
             .get(org.url(&format!("{V}/sobjects/Lead/deleted/")))
-            .query(&[("start", iso(start)), ("end", iso(chrono::Utc::now() + chrono::Duration::days(30)))])
+            .query(&[
+                ("start", iso(start)),
+                ("end", iso(chrono::Utc::now() + chrono::Duration::days(30))),
+            ])
             .bearer_auth(token)
             .send()
             .unwrap()
@@ -432,32 +960,94 @@ fn get_updated_and_get_deleted_cover_their_windows() {
     let deleted = get_deleted(start, &org.token);
     assert_eq!(deleted["deletedRecords"][0]["id"], made.as_str());
     assert!(deleted["earliestDateAvailable"].as_str().unwrap() < iso(start).as_str());
-    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 16 * 86_400}));
-    let token = Org::login(&org.http, &org.server.base_url, &password_form())["access_token"].as_str().unwrap().to_string();
+    org.control(
+        reqwest::Method::POST,
+        "time/advance",
+        json!({"seconds": 16 * 86_400}),
+    );
+    let token = Org::login(&org.http, &org.server.base_url, &password_form())["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let later = get_deleted(start, &token);
-    assert_eq!(later["deletedRecords"], json!([]), "deletions older than 15 days are gone");
-    assert!(later["earliestDateAvailable"].as_str().unwrap() > iso(start).as_str(), "so the window no longer covers the start");
-    let r = org.http.get(org.url(&format!("{V}/sobjects/Lead/updated/"))).query(&[("start", iso(now - chrono::Duration::days(20))), ("end", iso(now))]).bearer_auth(&token).send().unwrap();
-    assert_eq!(error_code(r), (StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE".into()), "getUpdated reaches back 30 days at most");
+    assert_eq!(
+        later["deletedRecords"],
+        json!([]),
+        "deletions older than 15 days are gone"
+    );
+    assert!(
+        later["earliestDateAvailable"].as_str().unwrap() > iso(start).as_str(),
+        "so the window no longer covers the start"
+    );
+    let r = org
+        .http
+        .get(org.url(&format!("{V}/sobjects/Lead/updated/")))
+        .query(&[
+            ("start", iso(now - chrono::Duration::days(20))),
+            ("end", iso(now)),
+        ])
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(
+        error_code(r),
+        (StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE".into()),
+        "getUpdated reaches back 30 days at most"
+    );
 }
 
 #[test]
 fn faults_refuse_lock_and_cut_off_requests_as_configured() {
     let org = Org::demo();
-    org.control(reqwest::Method::PATCH, "faults", json!({"server_unavailable": 1.0}));
-    assert_eq!(error_code(org.get(&format!("{V}/limits"))), (StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE".into()));
-    org.control(reqwest::Method::PATCH, "faults", json!({"unable_to_lock_row": 1.0}));
-    assert_eq!(org.get(&format!("{V}/limits")).status(), StatusCode::OK, "reads are never locked out");
-    let r = org.send(reqwest::Method::POST, &format!("{V}/sobjects/Lead"), json!({"LastName": "L", "Company": "C"}));
-    assert_eq!(error_code(r), (StatusCode::BAD_REQUEST, "UNABLE_TO_LOCK_ROW".into()));
-    org.control(reqwest::Method::PATCH, "faults", json!({"drop_connection": 1.0}));
-    let cut = org.http.get(org.url(&format!("{V}/query"))).query(&[("q", "SELECT Id FROM Contact")]).bearer_auth(&org.token).send().and_then(|r| r.bytes());
+    org.control(
+        reqwest::Method::PATCH,
+        "faults",
+        json!({"server_unavailable": 1.0}),
+    );
+    assert_eq!(
+        error_code(org.get(&format!("{V}/limits"))),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE".into())
+    );
+    org.control(
+        reqwest::Method::PATCH,
+        "faults",
+        json!({"unable_to_lock_row": 1.0}),
+    );
+    assert_eq!(
+        org.get(&format!("{V}/limits")).status(),
+        StatusCode::OK,
+        "reads are never locked out"
+    );
+    let r = org.send(
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Lead"),
+        json!({"LastName": "L", "Company": "C"}),
+    );
+    assert_eq!(
+        error_code(r),
+        (StatusCode::BAD_REQUEST, "UNABLE_TO_LOCK_ROW".into())
+    );
+    org.control(
+        reqwest::Method::PATCH,
+        "faults",
+        json!({"drop_connection": 1.0}),
+    );
+    let cut = org
+        .http
+        .get(org.url(&format!("{V}/query")))
+        .query(&[("q", "SELECT Id FROM Contact")])
+        .bearer_auth(&org.token)
+        .send()
+        .and_then(|r| r.bytes());
     assert!(cut.is_err(), "the answer is cut off");
     let status = org.control(reqwest::Method::PATCH, "faults", json!({}));
     assert_eq!(status["rates"]["drop_connection"], 0.0);
     assert_eq!(org.get(&format!("{V}/limits")).status(), StatusCode::OK);
     let late = org.control(reqwest::Method::POST, "faults/late_commit", json!({"object": "Lead", "age_seconds": 600, "fields": {"LastName": "Late", "Company": "C"}}));
-    let row = org.query(&format!("SELECT SystemModstamp FROM Lead WHERE Id = '{}'", late["id"].as_str().unwrap()));
+    let row = org.query(&format!(
+        "SELECT SystemModstamp FROM Lead WHERE Id = '{}'",
+        late["id"].as_str().unwrap()
+    ));
     assert_eq!(row["records"][0]["SystemModstamp"], late["systemModstamp"]);
     let newest = org.query("SELECT SystemModstamp FROM Lead ORDER BY SystemModstamp DESC LIMIT 1");
     assert!(newest["records"][0]["SystemModstamp"].as_str() >= late["systemModstamp"].as_str());
@@ -466,10 +1056,17 @@ fn faults_refuse_lock_and_cut_off_requests_as_configured() {
 #[test]
 fn tls_serves_https_with_the_printed_certificate() {
     let dir = std::env::temp_dir().join(format!("sfsim-tls-test-{}", std::process::id()));
-    let server = spawn(Options { tls_dir: Some(dir), ..Options::demo() }).unwrap();
+    let server = spawn(Options {
+        tls_dir: Some(dir),
+        ..Options::demo()
+    })
+    .unwrap();
     assert!(server.base_url.starts_with("https://127.0.0.1:"));
     let pem = std::fs::read(server.cert_path.as_ref().unwrap()).unwrap();
-    let http = Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
+    let http = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
     let token = Org::login(&http, &server.base_url, &password_form());
     assert!(token["access_token"].is_string());
 }

@@ -35,7 +35,10 @@ fn number_text(v: &Json, integer: bool) -> Option<String> {
 fn timestamp_text(s: &str) -> String {
     let t = s.replacen('T', " ", 1);
     match t.len().checked_sub(5).map(|i| t.split_at(i)) {
-        Some((head, zone)) if (zone.starts_with('+') || zone.starts_with('-')) && zone[1..].bytes().all(|b| b.is_ascii_digit()) => {
+        Some((head, zone))
+            if (zone.starts_with('+') || zone.starts_with('-'))
+                && zone[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
             format!("{head}{}:{}", &zone[..3], &zone[3..])
         }
         _ => t,
@@ -44,7 +47,9 @@ fn timestamp_text(s: &str) -> String {
 
 /// `a;b` (a multipicklist) → `{"a","b"}`.
 fn array_text<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let quoted: Vec<String> = items.map(|i| format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    let quoted: Vec<String> = items
+        .map(|i| format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
     format!("{{{}}}", quoted.join(","))
 }
 
@@ -69,10 +74,20 @@ pub fn to_pg_text(v: &Json, kind: PgKind) -> Result<Option<String>, String> {
         PgKind::Float | PgKind::Numeric => number_text(v, false).ok_or_else(mismatch)?,
         PgKind::Date => v.as_str().ok_or_else(mismatch)?.to_string(),
         PgKind::Timestamp => timestamp_text(v.as_str().ok_or_else(mismatch)?),
-        PgKind::Time => v.as_str().ok_or_else(mismatch)?.trim_end_matches('Z').to_string(),
+        PgKind::Time => v
+            .as_str()
+            .ok_or_else(mismatch)?
+            .trim_end_matches('Z')
+            .to_string(),
         PgKind::TextArray => match v {
             Json::String(s) => array_text(s.split(';').filter(|p| !p.is_empty())),
-            Json::Array(items) => array_text(items.iter().map(|i| i.as_str().ok_or_else(mismatch)).collect::<Result<Vec<_>, _>>()?.into_iter()),
+            Json::Array(items) => array_text(
+                items
+                    .iter()
+                    .map(|i| i.as_str().ok_or_else(mismatch))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter(),
+            ),
             _ => return Err(mismatch()),
         },
     };
@@ -92,14 +107,32 @@ mod tests {
     fn each_kind() {
         assert_eq!(t(json!(null), PgKind::Text), None);
         assert_eq!(t(json!("x"), PgKind::Text), Some("x".into()));
-        assert_eq!(t(json!({"city": "Paris"}), PgKind::Json), Some(r#"{"city":"Paris"}"#.into()));
+        assert_eq!(
+            t(json!({"city": "Paris"}), PgKind::Json),
+            Some(r#"{"city":"Paris"}"#.into())
+        );
         assert_eq!(t(json!(true), PgKind::Bool), Some("true".into()));
         assert_eq!(t(json!(12.0), PgKind::Integer), Some("12".into()));
-        assert_eq!(t(json!(1500000.5), PgKind::Numeric), Some("1500000.5".into()));
-        assert_eq!(t(json!("2024-02-06"), PgKind::Date), Some("2024-02-06".into()));
-        assert_eq!(t(json!("2024-02-06T20:48:32.000+0000"), PgKind::Timestamp), Some("2024-02-06 20:48:32.000+00:00".into()));
-        assert_eq!(t(json!("09:30:00.000Z"), PgKind::Time), Some("09:30:00.000".into()));
-        assert_eq!(t(json!("English;Fr\"ench"), PgKind::TextArray), Some(r#"{"English","Fr\"ench"}"#.into()));
+        assert_eq!(
+            t(json!(1500000.5), PgKind::Numeric),
+            Some("1500000.5".into())
+        );
+        assert_eq!(
+            t(json!("2024-02-06"), PgKind::Date),
+            Some("2024-02-06".into())
+        );
+        assert_eq!(
+            t(json!("2024-02-06T20:48:32.000+0000"), PgKind::Timestamp),
+            Some("2024-02-06 20:48:32.000+00:00".into())
+        );
+        assert_eq!(
+            t(json!("09:30:00.000Z"), PgKind::Time),
+            Some("09:30:00.000".into())
+        );
+        assert_eq!(
+            t(json!("English;Fr\"ench"), PgKind::TextArray),
+            Some(r#"{"English","Fr\"ench"}"#.into())
+        );
     }
 
     #[test]

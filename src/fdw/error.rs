@@ -10,13 +10,22 @@ use pgrx::PgSqlErrorCode;
 pub enum SalesforceFdwError {
     InvalidOption(OptionError),
     /// An error from Salesforce; `secrets` are scrubbed from what is reported.
-    Salesforce { error: SalesforceError, secrets: Vec<String> },
+    Salesforce {
+        error: SalesforceError,
+        secrets: Vec<String>,
+    },
     /// A foreign table that does not match its Salesforce object.
-    Mapping { message: String, hint: String },
+    Mapping {
+        message: String,
+        hint: String,
+    },
     /// Salesforce refused a record of a write.
     Rejected(crate::write::chunk::Rejection),
     /// A value Salesforce sent that the column's type cannot hold.
-    Conversion { column: String, message: String },
+    Conversion {
+        column: String,
+        message: String,
+    },
 }
 
 const SCRUBBED: &str = "********";
@@ -27,7 +36,10 @@ impl SalesforceFdwError {
     }
 
     pub fn mapping(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        SalesforceFdwError::Mapping { message: message.into(), hint: hint.into() }
+        SalesforceFdwError::Mapping {
+            message: message.into(),
+            hint: hint.into(),
+        }
     }
 }
 
@@ -38,7 +50,10 @@ impl From<OptionError> for SalesforceFdwError {
 }
 
 fn scrub(text: &str, secrets: &[String]) -> String {
-    secrets.iter().filter(|s| s.len() >= 4).fold(text.to_string(), |t, s| t.replace(s.as_str(), SCRUBBED))
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_string(), |t, s| t.replace(s.as_str(), SCRUBBED))
 }
 
 fn hint_for(error: &SalesforceError) -> Option<&'static str> {
@@ -61,7 +76,11 @@ impl From<SalesforceFdwError> for ErrorReport {
     fn from(e: SalesforceFdwError) -> ErrorReport {
         match e {
             SalesforceFdwError::InvalidOption(e) => {
-                let report = ErrorReport::new(PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME, e.message, "");
+                let report = ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
+                    e.message,
+                    "",
+                );
                 match e.hint {
                     Some(hint) => report.set_hint(hint),
                     None => report,
@@ -73,7 +92,9 @@ impl From<SalesforceFdwError> for ErrorReport {
                     pgrx::check_for_interrupts!();
                 }
                 let code = match &error {
-                    SalesforceError::Login { .. } | SalesforceError::Network(_) | SalesforceError::ConnectFailed(_) => {
+                    SalesforceError::Login { .. }
+                    | SalesforceError::Network(_)
+                    | SalesforceError::ConnectFailed(_) => {
                         PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
                     }
                     SalesforceError::Config(_) => PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
@@ -86,22 +107,36 @@ impl From<SalesforceFdwError> for ErrorReport {
                     None => report,
                 }
             }
-            SalesforceFdwError::Mapping { message, hint } => {
-                ErrorReport::new(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, message, "").set_hint(hint)
-            }
+            SalesforceFdwError::Mapping { message, hint } => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND,
+                message,
+                "",
+            )
+            .set_hint(hint),
             SalesforceFdwError::Rejected(r) => {
                 let code = match r.error.status_code.as_str() {
-                    "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+                    "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" => {
+                        PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION
+                    }
                     "REQUIRED_FIELD_MISSING" => PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
                     "FIELD_CUSTOM_VALIDATION_EXCEPTION" => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
-                    "INVALID_CROSS_REFERENCE_KEY" | "FIELD_INTEGRITY_EXCEPTION" | "ENTITY_IS_DELETED" => PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                    "INVALID_CROSS_REFERENCE_KEY"
+                    | "FIELD_INTEGRITY_EXCEPTION"
+                    | "ENTITY_IS_DELETED" => PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
                     "STRING_TOO_LONG" => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
                     _ => PgSqlErrorCode::ERRCODE_FDW_ERROR,
                 };
-                let which = if r.which.is_empty() { String::new() } else { format!(" ({})", r.which) };
+                let which = if r.which.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.which)
+                };
                 let report = ErrorReport::new(
                     code,
-                    format!("Salesforce rejected row {} of the {}{which}: {}: {}", r.row, r.statement, r.error.status_code, r.error.message),
+                    format!(
+                        "Salesforce rejected row {} of the {}{which}: {}: {}",
+                        r.row, r.statement, r.error.status_code, r.error.message
+                    ),
                     "",
                 );
                 if r.error.fields.is_empty() {
@@ -125,7 +160,17 @@ mod tests {
 
     #[test]
     fn secrets_never_reach_the_message() {
-        let e = SalesforceError::Api { status: 400, code: "X".into(), message: "echo sfsim-passwordSFSIMTOKEN back".into() };
-        assert_eq!(scrub(&e.to_string(), &["sfsim-passwordSFSIMTOKEN".into(), "ab".into()]), "Salesforce X: echo ******** back");
+        let e = SalesforceError::Api {
+            status: 400,
+            code: "X".into(),
+            message: "echo sfsim-passwordSFSIMTOKEN back".into(),
+        };
+        assert_eq!(
+            scrub(
+                &e.to_string(),
+                &["sfsim-passwordSFSIMTOKEN".into(), "ab".into()]
+            ),
+            "Salesforce X: echo ******** back"
+        );
     }
 }

@@ -67,7 +67,10 @@ unsafe fn scan_of<'a>(node: *mut pg_sys::ForeignScanState) -> &'a mut Scan {
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, eflags: i32) {
+pub unsafe extern "C-unwind" fn begin_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    eflags: i32,
+) {
     let plan_node = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
     let plan = scan_plan(plan_node);
     let estate = (*node).ss.ps.state;
@@ -79,7 +82,13 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
     if !explain_only {
         // An aggregate scan (count) reads no relation and has no columns.
         let relation = (*node).ss.ss_currentRelation;
-        let attrs = if relation.is_null() { &[][..] } else { (*(*relation).rd_att).attrs.as_slice((*(*relation).rd_att).natts as usize) };
+        let attrs = if relation.is_null() {
+            &[][..]
+        } else {
+            (*(*relation).rd_att)
+                .attrs
+                .as_slice((*(*relation).rd_att).natts as usize)
+        };
         for column in &plan.columns {
             let attr = &attrs[column.attno as usize - 1];
             let (mut input_fn, mut io_param) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
@@ -96,7 +105,8 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
                 typmod: attr.atttypmod,
             });
         }
-        let exprs = pg_sys::ExecInitExprList((*plan_node).fdw_exprs, node as *mut pg_sys::PlanState);
+        let exprs =
+            pg_sys::ExecInitExprList((*plan_node).fdw_exprs, node as *mut pg_sys::PlanState);
         params = list_items::<pg_sys::ExprState>(exprs);
         row_context = pg_sys::AllocSetContextCreateInternal(
             (*estate).es_query_cxt,
@@ -106,7 +116,15 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
     }
-    let scan = Scan { plan, params, readers, row_context, sent: None, streams: Vec::new(), count: None };
+    let scan = Scan {
+        plan,
+        params,
+        readers,
+        row_context,
+        sent: None,
+        streams: Vec::new(),
+        count: None,
+    };
     // Dropped with the query's memory, so an error mid-scan frees it too.
     (*node).fdw_state = query_context.leak_and_drop_on_delete(scan) as *mut std::ffi::c_void;
 }
@@ -126,31 +144,55 @@ unsafe fn bound_statement(node: *mut pg_sys::ForeignScanState, scan: &Scan) -> O
     scan.plan.soql.bind(&param_literals(&scan.plan, &values))
 }
 
-fn session<T>(scan: &Scan, f: impl FnOnce(&mut Session) -> Result<T, SalesforceError>) -> Result<T, SalesforceFdwError> {
+fn session<T>(
+    scan: &Scan,
+    f: impl FnOnce(&mut Session) -> Result<T, SalesforceError>,
+) -> Result<T, SalesforceFdwError> {
     connection::with_session(Oid::from(scan.plan.server), Oid::from(scan.plan.user), f)
 }
 
 fn first_page(session: &mut Session, soql: &str) -> Result<Stream, SalesforceError> {
     let page = session.query(soql, false)?;
-    Ok(Stream { single_page: page.done, next_page: if page.done { None } else { page.next_records_url }, page: page.records, position: 0 })
+    Ok(Stream {
+        single_page: page.done,
+        next_page: if page.done {
+            None
+        } else {
+            page.next_records_url
+        },
+        page: page.records,
+        position: 0,
+    })
 }
 
-unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<(), SalesforceFdwError> {
+unsafe fn start(
+    node: *mut pg_sys::ForeignScanState,
+    scan: &mut Scan,
+) -> Result<(), SalesforceFdwError> {
     let bound = bound_statement(node, scan);
     scan.sent = Some(bound.as_ref().map(Soql::render));
     scan.streams.clear();
     let Some(bound) = bound else { return Ok(()) };
     let streams = session(scan, |s| {
         let room = s.query_path_room()?;
-        let parts = bound.split_to_fit(|text| s.query_path_len(text) <= room).ok_or_else(|| SalesforceError::Api {
-            status: 414,
-            code: "URI_TOO_LONG".into(),
-            message: "the query is too long for Salesforce even with its fields read in parts".into(),
-        })?;
+        let parts = bound
+            .split_to_fit(|text| s.query_path_len(text) <= room)
+            .ok_or_else(|| SalesforceError::Api {
+                status: 414,
+                code: "URI_TOO_LONG".into(),
+                message: "the query is too long for Salesforce even with its fields read in parts"
+                    .into(),
+            })?;
         if bound.count {
-            return Ok((Some(s.query(&parts[0].render(), false)?.total_size as i64), vec![]));
+            return Ok((
+                Some(s.query(&parts[0].render(), false)?.total_size as i64),
+                vec![],
+            ));
         }
-        let streams = parts.iter().map(|p| first_page(s, &p.render())).collect::<Result<Vec<_>, _>>()?;
+        let streams = parts
+            .iter()
+            .map(|p| first_page(s, &p.render()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((None, streams))
     })?;
     scan.count = streams.0;
@@ -159,8 +201,12 @@ unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<
 }
 
 /// Stores the current record of every stream as one row.
-unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<(), SalesforceFdwError> {
-    let records: Vec<&Map<String, Json>> = scan.streams.iter().map(|s| &s.page[s.position]).collect();
+unsafe fn store_row(
+    scan: &Scan,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> Result<(), SalesforceFdwError> {
+    let records: Vec<&Map<String, Json>> =
+        scan.streams.iter().map(|s| &s.page[s.position]).collect();
     if records.iter().any(|r| r.get("Id") != records[0].get("Id")) {
         return Err(changed_while_reading());
     }
@@ -171,11 +217,19 @@ unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<()
     nulls.fill(true);
     PgMemoryContexts::For(scan.row_context).switch_to(|_| {
         for r in &scan.readers {
-            let value = records.iter().find_map(|rec| rec.get(&r.field)).unwrap_or(&Json::Null);
-            let text = to_pg_text(value, r.kind).map_err(|message| SalesforceFdwError::Conversion { column: r.name.clone(), message })?;
+            let value = records
+                .iter()
+                .find_map(|rec| rec.get(&r.field))
+                .unwrap_or(&Json::Null);
+            let text =
+                to_pg_text(value, r.kind).map_err(|message| SalesforceFdwError::Conversion {
+                    column: r.name.clone(),
+                    message,
+                })?;
             if let Some(text) = text {
                 let mut input = r.input;
-                values[r.index] = pg_sys::InputFunctionCall(&mut input, pg_string(&text), r.io_param, r.typmod);
+                values[r.index] =
+                    pg_sys::InputFunctionCall(&mut input, pg_string(&text), r.io_param, r.typmod);
                 nulls[r.index] = false;
             }
         }
@@ -195,12 +249,19 @@ unsafe fn store_count(slot: *mut pg_sys::TupleTableSlot, count: i64) {
 
 fn changed_while_reading() -> SalesforceFdwError {
     SalesforceFdwError::salesforce(
-        SalesforceError::BadResponse("records changed while a wide object's fields were read in parts; run the query again".into()),
+        SalesforceError::BadResponse(
+            "records changed while a wide object's fields were read in parts; run the query again"
+                .into(),
+        ),
         vec![],
     )
 }
 
-unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<(), SalesforceFdwError> {
+unsafe fn next_row(
+    node: *mut pg_sys::ForeignScanState,
+    scan: &mut Scan,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> Result<(), SalesforceFdwError> {
     if scan.sent.is_none() {
         start(node, scan)?;
         if scan.plan.soql.count {
@@ -217,14 +278,22 @@ unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *
             if let Some(url) = stream.next_page.clone() {
                 let page = session(scan, |s| s.next_page(&url))?;
                 let stream = &mut scan.streams[i];
-                stream.next_page = if page.done { None } else { page.next_records_url };
+                stream.next_page = if page.done {
+                    None
+                } else {
+                    page.next_records_url
+                };
                 stream.page = page.records;
                 stream.position = 0;
             }
         }
     }
     // Any next page was fetched above, so a used-up page means a finished stream.
-    let exhausted = scan.streams.iter().filter(|s| s.position >= s.page.len()).count();
+    let exhausted = scan
+        .streams
+        .iter()
+        .filter(|s| s.position >= s.page.len())
+        .count();
     if exhausted == scan.streams.len() {
         return Ok(());
     }
@@ -237,7 +306,9 @@ unsafe fn next_row(node: *mut pg_sys::ForeignScanState, scan: &mut Scan, slot: *
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignScanState) -> *mut pg_sys::TupleTableSlot {
+pub unsafe extern "C-unwind" fn iterate_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+) -> *mut pg_sys::TupleTableSlot {
     let scan = scan_of(node);
     let slot = (*node).ss.ss_ScanTupleSlot;
     if let Some(clear) = (*(*slot).tts_ops).clear {
@@ -267,7 +338,14 @@ pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanS
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignScanState, es: *mut pg_sys::ExplainState) {
+pub unsafe extern "C-unwind" fn explain_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    es: *mut pg_sys::ExplainState,
+) {
     let scan = scan_of(node);
-    pg_sys::ExplainPropertyText(c"Salesforce Query".as_ptr(), pg_string(&scan.plan.soql.render()), es);
+    pg_sys::ExplainPropertyText(
+        c"Salesforce Query".as_ptr(),
+        pg_string(&scan.plan.soql.render()),
+        es,
+    );
 }

@@ -3,7 +3,7 @@
 
 use super::connection;
 use super::error::SalesforceFdwError;
-use crate::naming::{quote_ident, quote_literal, snake_case};
+use crate::naming::{quote_ident, quote_literal, snake_case, ColumnNamer};
 use crate::options::OptionError;
 use crate::salesforce::describe::ObjectDescribe;
 use crate::typemap::pg_type;
@@ -29,37 +29,54 @@ impl Naming {
 fn naming(stmt: &ImportForeignSchemaStmt) -> Result<Naming, SalesforceFdwError> {
     for key in stmt.options.keys() {
         if key != "naming" {
-            return Err(OptionError { message: format!("invalid IMPORT FOREIGN SCHEMA option \"{key}\""), hint: Some("The only option is naming ('snake' or 'api').".into()) }.into());
+            return Err(OptionError {
+                message: format!("invalid IMPORT FOREIGN SCHEMA option \"{key}\""),
+                hint: Some("The only option is naming ('snake' or 'api').".into()),
+            }
+            .into());
         }
     }
     match stmt.options.get("naming").map(String::as_str) {
         None | Some("snake") => Ok(Naming::Snake),
         Some("api") => Ok(Naming::Api),
-        Some(other) => Err(OptionError { message: format!("invalid value for option \"naming\": \"{other}\""), hint: Some("Use 'snake' or 'api'.".into()) }.into()),
+        Some(other) => Err(OptionError {
+            message: format!("invalid value for option \"naming\": \"{other}\""),
+            hint: Some("Use 'snake' or 'api'.".into()),
+        }
+        .into()),
     }
 }
 
 /// `CREATE FOREIGN TABLE` for one object; `rows` (its record count) guides the planner.
-fn create_table(schema: &str, server: &str, table: &str, object: &ObjectDescribe, naming: Naming, rows: Option<u64>) -> String {
-    let mut used = HashSet::new();
+fn create_table(
+    schema: &str,
+    server: &str,
+    table: &str,
+    object: &ObjectDescribe,
+    naming: Naming,
+    rows: Option<u64>,
+) -> String {
+    let mut namer = ColumnNamer::default();
     let mut id_column = String::new();
     let columns: Vec<String> = object
         .fields
         .iter()
         .map(|f| {
-            let mut name = naming.local(&f.name);
-            if !used.insert(name.clone()) {
-                // Two fields with the same snake_case name: the later keeps its API name.
-                name = f.name.clone();
-                used.insert(name.clone());
-            }
+            let name = namer.name(&f.name, naming == Naming::Snake);
             if f.field_type == "id" {
                 id_column = name.clone();
             }
-            format!("  {} {} OPTIONS (field {})", quote_ident(&name), pg_type(&f.field_type).sql(), quote_literal(&f.name))
+            format!(
+                "  {} {} OPTIONS (field {})",
+                quote_ident(&name),
+                pg_type(&f.field_type).sql(),
+                quote_literal(&f.name)
+            )
         })
         .collect();
-    let estimate = rows.map(|n| format!(", estimated_rows '{n}'")).unwrap_or_default();
+    let estimate = rows
+        .map(|n| format!(", estimated_rows '{n}'"))
+        .unwrap_or_default();
     format!(
         "CREATE FOREIGN TABLE {}.{} (\n{}\n) SERVER {} OPTIONS (object {}, rowid_column {}{estimate})",
         quote_ident(schema),
@@ -71,7 +88,10 @@ fn create_table(schema: &str, server: &str, table: &str, object: &ObjectDescribe
     )
 }
 
-pub fn statements(server: Oid, stmt: &ImportForeignSchemaStmt) -> Result<Vec<String>, SalesforceFdwError> {
+pub fn statements(
+    server: Oid,
+    stmt: &ImportForeignSchemaStmt,
+) -> Result<Vec<String>, SalesforceFdwError> {
     if !stmt.remote_schema.eq_ignore_ascii_case("salesforce") {
         return Err(SalesforceFdwError::mapping(
             format!("Salesforce has no schema \"{}\"", stmt.remote_schema),
@@ -93,8 +113,19 @@ pub fn statements(server: Oid, stmt: &ImportForeignSchemaStmt) -> Result<Vec<Str
         if wanted {
             let object = connection::describe(server, user, &summary.name)?;
             // One COUNT() per object; an object too large to count in time gets no estimate.
-            let rows = connection::with_session(server, user, |s| s.query(&format!("SELECT COUNT() FROM {}", object.name), false)).ok().map(|p| p.total_size);
-            out.push(create_table(&stmt.local_schema, &stmt.server_name, &table, &object, naming, rows));
+            let rows = connection::with_session(server, user, |s| {
+                s.query(&format!("SELECT COUNT() FROM {}", object.name), false)
+            })
+            .ok()
+            .map(|p| p.total_size);
+            out.push(create_table(
+                &stmt.local_schema,
+                &stmt.server_name,
+                &table,
+                &object,
+                naming,
+                rows,
+            ));
         }
     }
     Ok(out)
@@ -121,7 +152,13 @@ mod tests {
     fn tables_are_typed_and_named() {
         let object = ObjectDescribe {
             name: "Invoice__c".into(),
-            fields: vec![field("Id", "id"), field("Amount__c", "currency"), field("Paid_At__c", "datetime"), field("Languages__c", "multipicklist"), field("Order", "string")],
+            fields: vec![
+                field("Id", "id"),
+                field("Amount__c", "currency"),
+                field("Paid_At__c", "datetime"),
+                field("Languages__c", "multipicklist"),
+                field("Order", "string"),
+            ],
         };
         assert_eq!(
             create_table("crm", "org", "invoice__c", &object, Naming::Snake, Some(150)),
@@ -134,7 +171,14 @@ mod tests {
 
     #[test]
     fn colliding_snake_names_keep_the_api_name() {
-        let object = ObjectDescribe { name: "X__c".into(), fields: vec![field("Id", "id"), field("FooBar__c", "string"), field("Foo_Bar__c", "string")] };
+        let object = ObjectDescribe {
+            name: "X__c".into(),
+            fields: vec![
+                field("Id", "id"),
+                field("FooBar__c", "string"),
+                field("Foo_Bar__c", "string"),
+            ],
+        };
         let sql = create_table("s", "o", "x__c", &object, Naming::Snake, None);
         assert!(sql.contains("foo_bar__c text OPTIONS (field 'FooBar__c')"));
         assert!(sql.contains("\"Foo_Bar__c\" text OPTIONS (field 'Foo_Bar__c')"));

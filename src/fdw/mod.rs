@@ -4,7 +4,7 @@
 //! and plans survive caching.
 
 pub(crate) mod connection;
-mod convert;
+pub(crate) mod convert;
 mod error;
 mod executor;
 mod import;
@@ -22,14 +22,21 @@ use pgrx::pg_sys::{BuiltinOid, Oid};
 use std::collections::HashMap;
 use supabase_wrappers::prelude::*;
 
-#[wrappers_fdw(version = "0.1.0", author = "pg_salesforce developers", error_type = "SalesforceFdwError")]
+#[wrappers_fdw(
+    version = "0.1.0",
+    author = "pg_salesforce developers",
+    error_type = "SalesforceFdwError"
+)]
 pub struct SalesforceFdw {
     server: Oid,
 }
 
 fn scope_of(catalog: Oid) -> Option<OptionScope> {
     [
-        (BuiltinOid::ForeignDataWrapperRelationId, OptionScope::Wrapper),
+        (
+            BuiltinOid::ForeignDataWrapperRelationId,
+            OptionScope::Wrapper,
+        ),
         (BuiltinOid::ForeignServerRelationId, OptionScope::Server),
         (BuiltinOid::UserMappingRelationId, OptionScope::UserMapping),
         (BuiltinOid::ForeignTableRelationId, OptionScope::Table),
@@ -40,14 +47,24 @@ fn scope_of(catalog: Oid) -> Option<OptionScope> {
     .map(|(_, scope)| scope)
 }
 
-const SCANS_USE_OWN_ROUTINES: &str = "salesforce scans run through the routines fdw_routine_hook installs";
+const SCANS_USE_OWN_ROUTINES: &str =
+    "salesforce scans run through the routines fdw_routine_hook installs";
 
 impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
     fn new(server: ForeignServer) -> Result<Self, SalesforceFdwError> {
-        Ok(SalesforceFdw { server: server.server_oid })
+        Ok(SalesforceFdw {
+            server: server.server_oid,
+        })
     }
 
-    fn begin_scan(&mut self, _: &[Qual], _: &[Column], _: &[Sort], _: &Option<Limit>, _: &HashMap<String, String>) -> Result<(), SalesforceFdwError> {
+    fn begin_scan(
+        &mut self,
+        _: &[Qual],
+        _: &[Column],
+        _: &[Sort],
+        _: &Option<Limit>,
+        _: &HashMap<String, String>,
+    ) -> Result<(), SalesforceFdwError> {
         unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
@@ -59,7 +76,10 @@ impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
         unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
-    fn import_foreign_schema(&mut self, stmt: ImportForeignSchemaStmt) -> Result<Vec<String>, SalesforceFdwError> {
+    fn import_foreign_schema(
+        &mut self,
+        stmt: ImportForeignSchemaStmt,
+    ) -> Result<Vec<String>, SalesforceFdwError> {
         import::statements(self.server, &stmt)
     }
 
@@ -84,8 +104,13 @@ impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
         routine.EndForeignModify = Some(modify::end_foreign_modify);
     }
 
-    fn validator(options: Vec<Option<String>>, catalog: Option<Oid>) -> Result<(), SalesforceFdwError> {
-        let Some(scope) = catalog.and_then(scope_of) else { return Ok(()) };
+    fn validator(
+        options: Vec<Option<String>>,
+        catalog: Option<Oid>,
+    ) -> Result<(), SalesforceFdwError> {
+        let Some(scope) = catalog.and_then(scope_of) else {
+            return Ok(());
+        };
         let pairs: Vec<(String, String)> = options
             .into_iter()
             .flatten()

@@ -70,7 +70,11 @@ impl ModifyPlan {
     }
 
     fn target(&self) -> Target {
-        Target { server: self.server, user: self.user, object: self.object.clone() }
+        Target {
+            server: self.server,
+            user: self.user,
+            object: self.object.clone(),
+        }
     }
 }
 
@@ -79,13 +83,24 @@ impl ModifyPlan {
 fn id_attno(relid: Oid) -> Option<i16> {
     let rel = unsafe { PgRelation::open(relid) };
     let table_options = unsafe { options_of((*pg_sys::GetForeignTable(relid)).options) };
-    let attrs: Vec<_> = rel.tuple_desc().iter().filter(|a| !a.is_dropped()).map(|a| (a.attnum, a.name().to_string())).collect();
+    let attrs: Vec<_> = rel
+        .tuple_desc()
+        .iter()
+        .filter(|a| !a.is_dropped())
+        .map(|a| (a.attnum, a.name().to_string()))
+        .collect();
     if let Some(name) = table_options.get("rowid_column") {
         return attrs.iter().find(|(_, n)| n == name).map(|(a, _)| *a);
     }
     attrs.iter().find_map(|(attno, name)| {
-        let field = unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, *attno)) }.get("field").cloned();
-        field.as_deref().unwrap_or(name).eq_ignore_ascii_case("id").then_some(*attno)
+        let field = unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, *attno)) }
+            .get("field")
+            .cloned();
+        field
+            .as_deref()
+            .unwrap_or(name)
+            .eq_ignore_ascii_case("id")
+            .then_some(*attno)
     })
 }
 
@@ -105,7 +120,14 @@ pub unsafe extern "C-unwind" fn add_foreign_update_targets(
             )
         })
         .or_report();
-    let var = pg_sys::makeVar(rtindex as i32, attno, pg_sys::TEXTOID, -1, pg_sys::DEFAULT_COLLATION_OID, 0);
+    let var = pg_sys::makeVar(
+        rtindex as i32,
+        attno,
+        pg_sys::TEXTOID,
+        -1,
+        pg_sys::DEFAULT_COLLATION_OID,
+        0,
+    );
     pg_sys::add_row_identity_var(root, var, rtindex, ROW_ID.as_ptr());
 }
 
@@ -124,13 +146,23 @@ unsafe fn attnos(set: *mut pg_sys::Bitmapset) -> Vec<i16> {
     }
 }
 
-fn plan_modify(rte: *mut pg_sys::RangeTblEntry, kind: Kind, returning: bool) -> Result<ModifyPlan, SalesforceFdwError> {
+fn plan_modify(
+    rte: *mut pg_sys::RangeTblEntry,
+    kind: Kind,
+    returning: bool,
+) -> Result<ModifyPlan, SalesforceFdwError> {
     let relid = unsafe { (*rte).relid };
     let user = connection::effective_user(unsafe { (*rte).checkAsUser });
     let table = Table::load(relid, user)?;
     let table_name = relation_name(relid);
     let rel = unsafe { PgRelation::open(relid) };
-    let type_of = |attno: i16| rel.tuple_desc().iter().find(|a| a.attnum == attno).map(|a| a.atttypid.to_u32()).unwrap_or(0);
+    let type_of = |attno: i16| {
+        rel.tuple_desc()
+            .iter()
+            .find(|a| a.attnum == attno)
+            .map(|a| a.atttypid.to_u32())
+            .unwrap_or(0)
+    };
     let assigned = unsafe {
         match kind {
             Kind::Insert => attnos((*rte).insertedCols),
@@ -141,16 +173,32 @@ fn plan_modify(rte: *mut pg_sys::RangeTblEntry, kind: Kind, returning: bool) -> 
     let mut columns = Vec::new();
     for attno in assigned {
         let field = table.field_of(attno)?;
-        let name = table.column(attno).map(|c| c.name.clone()).unwrap_or_default();
-        let allowed = if kind == Kind::Insert { field.createable } else { field.updateable };
+        let name = table
+            .column(attno)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let allowed = if kind == Kind::Insert {
+            field.createable
+        } else {
+            field.updateable
+        };
         if !allowed {
-            let verb = if kind == Kind::Insert { "INSERT" } else { "UPDATE" };
+            let verb = if kind == Kind::Insert {
+                "INSERT"
+            } else {
+                "UPDATE"
+            };
             return Err(SalesforceFdwError::mapping(
                 format!("cannot {verb} column \"{name}\" of foreign table \"{table_name}\": Salesforce field {} is read-only here", field.name),
                 format!("Leave \"{name}\" out of the {verb}; Salesforce sets it."),
             ));
         }
-        columns.push(WriteColumn { attno, name, field: field.name.clone(), type_oid: type_of(attno) });
+        columns.push(WriteColumn {
+            attno,
+            name,
+            field: field.name.clone(),
+            type_oid: type_of(attno),
+        });
     }
     let table_options = unsafe { options_of((*pg_sys::GetForeignTable(relid)).options) };
     let upsert_key = match (kind, table_options.get("upsert_key")) {
@@ -158,7 +206,9 @@ fn plan_modify(rte: *mut pg_sys::RangeTblEntry, kind: Kind, returning: bool) -> 
             let column = columns.iter().find(|c| c.name == *key || c.field.eq_ignore_ascii_case(key)).ok_or_else(|| {
                 SalesforceFdwError::mapping(format!("an INSERT into \"{table_name}\" must set its upsert_key column \"{key}\""), "Give the key a value in every row.")
             })?;
-            let external = table.describe_field(&column.field).is_some_and(|f| f.external_id);
+            let external = table
+                .describe_field(&column.field)
+                .is_some_and(|f| f.external_id);
             if !external {
                 return Err(SalesforceFdwError::mapping(
                     format!("upsert_key \"{key}\" of \"{table_name}\" is not an external id field in Salesforce"),
@@ -216,7 +266,8 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         return;
     }
     let item = list_items::<pg_sys::String>(fdw_private)[0];
-    let plan: ModifyPlan = serde_json::from_str(&text_of((*item).sval)).expect("a plan made by plan_foreign_modify");
+    let plan: ModifyPlan =
+        serde_json::from_str(&text_of((*item).sval)).expect("a plan made by plan_foreign_modify");
     let mode = WRITE_MODE.get();
     if mode == WriteMode::Commit && plan.returning && plan.kind == Kind::Insert {
         Err(SalesforceFdwError::mapping(
@@ -231,15 +282,25 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         let subplan = (*(*mtstate).ps.lefttree).plan;
         pg_sys::ExecFindJunkAttributeInTlist((*subplan).targetlist, ROW_ID.as_ptr())
     };
-    let state = ModifyState { plan, mode, row_id, rows: 0, pending: Vec::new() };
+    let state = ModifyState {
+        plan,
+        mode,
+        row_id,
+        rows: 0,
+        pending: Vec::new(),
+    };
     let estate = (*mtstate).ps.state;
-    (*rinfo).ri_FdwState = PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(state) as *mut std::ffi::c_void;
+    (*rinfo).ri_FdwState = PgMemoryContexts::For((*estate).es_query_cxt)
+        .leak_and_drop_on_delete(state) as *mut std::ffi::c_void;
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn get_foreign_modify_batch_size(rinfo: *mut pg_sys::ResultRelInfo) -> i32 {
+pub unsafe extern "C-unwind" fn get_foreign_modify_batch_size(
+    rinfo: *mut pg_sys::ResultRelInfo,
+) -> i32 {
     // RETURNING and AFTER ROW triggers need each row back as it is inserted.
-    let after_row_triggers = !(*rinfo).ri_TrigDesc.is_null() && (*(*rinfo).ri_TrigDesc).trig_insert_after_row;
+    let after_row_triggers =
+        !(*rinfo).ri_TrigDesc.is_null() && (*(*rinfo).ri_TrigDesc).trig_insert_after_row;
     if (*rinfo).ri_projectReturning.is_null() && !after_row_triggers {
         CHUNK as i32
     } else {
@@ -255,23 +316,39 @@ unsafe fn deform(slot: *mut pg_sys::TupleTableSlot, n: i32) {
 }
 
 /// The values of the statement's columns in a slot, as a record to send.
-unsafe fn record_of(plan: &ModifyPlan, slot: *mut pg_sys::TupleTableSlot) -> Result<Map<String, Json>, SalesforceFdwError> {
+unsafe fn record_of(
+    plan: &ModifyPlan,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> Result<Map<String, Json>, SalesforceFdwError> {
     deform(slot, (*(*slot).tts_tupleDescriptor).natts);
     let mut record = Map::new();
     for c in &plan.columns {
         let i = c.attno as usize - 1;
-        let value = to_json(*(*slot).tts_values.add(i), *(*slot).tts_isnull.add(i), Oid::from(c.type_oid))
-            .map_err(|message| SalesforceFdwError::Conversion { column: c.name.clone(), message })?;
+        let value = to_json(
+            *(*slot).tts_values.add(i),
+            *(*slot).tts_isnull.add(i),
+            Oid::from(c.type_oid),
+        )
+        .map_err(|message| SalesforceFdwError::Conversion {
+            column: c.name.clone(),
+            message,
+        })?;
         record.insert(c.field.clone(), value);
     }
     Ok(record)
 }
 
-unsafe fn row_id(state: &ModifyState, plan_slot: *mut pg_sys::TupleTableSlot) -> Result<String, SalesforceFdwError> {
+unsafe fn row_id(
+    state: &ModifyState,
+    plan_slot: *mut pg_sys::TupleTableSlot,
+) -> Result<String, SalesforceFdwError> {
     deform(plan_slot, state.row_id as i32);
     let i = state.row_id as usize - 1;
     if state.row_id <= 0 || *(*plan_slot).tts_isnull.add(i) {
-        return Err(SalesforceFdwError::mapping(format!("a row of the {} has no record Id", state.plan.statement()), "Make sure the Id column is read from Salesforce."));
+        return Err(SalesforceFdwError::mapping(
+            format!("a row of the {} has no record Id", state.plan.statement()),
+            "Make sure the Id column is read from Salesforce.",
+        ));
     }
     let datum = *(*plan_slot).tts_values.add(i);
     Ok(<String as pgrx::FromDatum>::from_datum(datum, false).unwrap_or_default())
@@ -280,7 +357,12 @@ unsafe fn row_id(state: &ModifyState, plan_slot: *mut pg_sys::TupleTableSlot) ->
 /// Sends or queues one row's write, per the write mode.
 fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>, SalesforceFdwError> {
     state.rows += 1;
-    let q = Queued { target: state.plan.target(), op, row: state.rows, statement: state.plan.statement() };
+    let q = Queued {
+        target: state.plan.target(),
+        op,
+        row: state.rows,
+        statement: state.plan.statement(),
+    };
     match state.mode {
         WriteMode::Commit => {
             transaction::queue(q);
@@ -288,7 +370,9 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>, SalesforceFdwErr
         }
         WriteMode::Statement => {
             state.pending.push(q);
-            if state.pending.len() >= CHUNK || state.plan.kind == Kind::Insert && state.plan.returning {
+            if state.pending.len() >= CHUNK
+                || state.plan.kind == Kind::Insert && state.plan.returning
+            {
                 flush(state)
             } else {
                 Ok(vec![])
@@ -306,7 +390,10 @@ fn flush(state: &mut ModifyState) -> Result<Vec<Done>, SalesforceFdwError> {
 
 fn insert_op(plan: &ModifyPlan, record: Map<String, Json>) -> Op {
     match &plan.upsert_key {
-        Some(key_field) => Op::Upsert { key_field: key_field.clone(), record },
+        Some(key_field) => Op::Upsert {
+            key_field: key_field.clone(),
+            record,
+        },
         None => Op::Create { record },
     }
 }
@@ -321,7 +408,9 @@ pub unsafe extern "C-unwind" fn exec_foreign_insert(
     let state = state_of(rinfo).expect("begun");
     let record = record_of(&state.plan, slot).or_report();
     let done = submit(state, insert_op(&state.plan, record)).or_report();
-    if let (Some(Done::Created { id, .. } | Done::Updated { id, .. }), Some(attno)) = (done.last(), state.plan.id_attno) {
+    if let (Some(Done::Created { id, .. } | Done::Updated { id, .. }), Some(attno)) =
+        (done.last(), state.plan.id_attno)
+    {
         // RETURNING sees the Id Salesforce assigned.
         let i = attno as usize - 1;
         *(*slot).tts_values.add(i) = id.clone().into_datum().expect("text");
@@ -343,10 +432,17 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
         let record = record_of(&state.plan, *slots.add(i)).or_report();
         let op = insert_op(&state.plan, record);
         state.rows += 1;
-        state.pending.push(Queued { target: state.plan.target(), op, row: state.rows, statement: state.plan.statement() });
+        state.pending.push(Queued {
+            target: state.plan.target(),
+            op,
+            row: state.rows,
+            statement: state.plan.statement(),
+        });
     }
     if state.mode == WriteMode::Commit {
-        std::mem::take(&mut state.pending).into_iter().for_each(transaction::queue);
+        std::mem::take(&mut state.pending)
+            .into_iter()
+            .for_each(transaction::queue);
     } else {
         flush(state).or_report();
     }
@@ -381,7 +477,10 @@ pub unsafe extern "C-unwind" fn exec_foreign_delete(
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn end_foreign_modify(_estate: *mut pg_sys::EState, rinfo: *mut pg_sys::ResultRelInfo) {
+pub unsafe extern "C-unwind" fn end_foreign_modify(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+) {
     if let Some(state) = state_of(rinfo) {
         flush(state).or_report();
     }

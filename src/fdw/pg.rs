@@ -12,7 +12,9 @@ pub unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
     if list.is_null() {
         return Vec::new();
     }
-    (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).ptr_value as *mut T).collect()
+    (0..(*list).length as usize)
+        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
+        .collect()
 }
 
 /// Appends to a PostgreSQL List (null is the empty list).
@@ -44,7 +46,10 @@ pub fn pg_string(s: &str) -> *mut std::ffi::c_char {
 /// # Safety
 /// `options` is null or a valid List of DefElem.
 pub unsafe fn options_of(options: *mut pg_sys::List) -> HashMap<String, String> {
-    list_items::<pg_sys::DefElem>(options).into_iter().map(|d| (text_of((*d).defname), text_of(pg_sys::defGetString(d)))).collect()
+    list_items::<pg_sys::DefElem>(options)
+        .into_iter()
+        .map(|d| (text_of((*d).defname), text_of(pg_sys::defGetString(d))))
+        .collect()
 }
 
 pub fn relation_name(relid: pg_sys::Oid) -> String {

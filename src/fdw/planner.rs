@@ -61,7 +61,12 @@ unsafe fn rel_state<'a>(baserel: *mut pg_sys::RelOptInfo) -> &'a RelState {
 
 fn facts(table: &Table, attno: i16) -> Option<FieldFacts<'_>> {
     let f = table.column(attno)?.field.as_ref()?;
-    Some(FieldFacts { api_name: &f.name, salesforce_type: &f.field_type, filterable: f.filterable, sortable: f.sortable })
+    Some(FieldFacts {
+        api_name: &f.name,
+        salesforce_type: &f.field_type,
+        filterable: f.filterable,
+        sortable: f.sortable,
+    })
 }
 
 /// The attribute number of a plain column of the scanned relation.
@@ -74,20 +79,33 @@ unsafe fn column_of(node: *mut pg_sys::Node, relid: u32) -> Option<i16> {
         return None;
     }
     let var = node as *mut pg_sys::Var;
-    ((*var).varno as u32 == relid && (*var).varlevelsup == 0 && (*var).varattno > 0).then(|| (*var).varattno)
+    ((*var).varno as u32 == relid && (*var).varlevelsup == 0 && (*var).varattno > 0)
+        .then(|| (*var).varattno)
 }
 
 /// Whether an expression can be evaluated before the scan: it reads nothing
 /// of the scanned relation and is not volatile.
-unsafe fn is_outside_value(root: *mut pg_sys::PlannerInfo, node: *mut pg_sys::Node, relid: u32) -> bool {
-    !pg_sys::bms_is_member(relid as i32, pg_sys::pull_varnos(root, node)) && !pg_sys::contain_volatile_functions(node)
+unsafe fn is_outside_value(
+    root: *mut pg_sys::PlannerInfo,
+    node: *mut pg_sys::Node,
+    relid: u32,
+) -> bool {
+    !pg_sys::bms_is_member(relid as i32, pg_sys::pull_varnos(root, node))
+        && !pg_sys::contain_volatile_functions(node)
 }
 
 /// A comparison value: a constant becomes a literal now; anything else a
 /// parameter evaluated at execution.
-unsafe fn operand(node: *mut pg_sys::Node, element: bool) -> Option<(Operand, ValueFamily, Option<*mut pg_sys::Node>)> {
+unsafe fn operand(
+    node: *mut pg_sys::Node,
+    element: bool,
+) -> Option<(Operand, ValueFamily, Option<*mut pg_sys::Node>)> {
     let type_oid = pg_sys::exprType(node);
-    let value_type = if element { pg_sys::get_element_type(type_oid) } else { type_oid };
+    let value_type = if element {
+        pg_sys::get_element_type(type_oid)
+    } else {
+        type_oid
+    };
     let fam = values::family(value_type);
     if pgrx::is_a(node, pg_sys::NodeTag::T_Const) {
         let c = node as *mut pg_sys::Const;
@@ -106,11 +124,19 @@ struct Classified {
     param: Option<*mut pg_sys::Node>,
 }
 
-unsafe fn classify(root: *mut pg_sys::PlannerInfo, relid: u32, table: &Table, clause: *mut pg_sys::Node) -> Option<Classified> {
+unsafe fn classify(
+    root: *mut pg_sys::PlannerInfo,
+    relid: u32,
+    table: &Table,
+    clause: *mut pg_sys::Node,
+) -> Option<Classified> {
     let with = |pushed: Pushed, param: Option<*mut pg_sys::Node>| {
         // A parameter's value is unknown when planning; keep it checked locally.
         let exact = pushed.exact && param.is_none();
-        Classified { pushed: Pushed { exact, ..pushed }, param }
+        Classified {
+            pushed: Pushed { exact, ..pushed },
+            param,
+        }
     };
     if pgrx::is_a(clause, pg_sys::NodeTag::T_OpExpr) {
         let op = clause as *mut pg_sys::OpExpr;
@@ -131,7 +157,8 @@ unsafe fn classify(root: *mut pg_sys::PlannerInfo, relid: u32, table: &Table, cl
             return None;
         }
         let (value, fam, param) = operand(other, false)?;
-        return pushdown::comparison(&facts(table, attno)?, pg_op, value, fam).map(|p| with(p, param));
+        return pushdown::comparison(&facts(table, attno)?, pg_op, value, fam)
+            .map(|p| with(p, param));
     }
     if pgrx::is_a(clause, pg_sys::NodeTag::T_ScalarArrayOpExpr) {
         let op = clause as *mut pg_sys::ScalarArrayOpExpr;
@@ -139,7 +166,10 @@ unsafe fn classify(root: *mut pg_sys::PlannerInfo, relid: u32, table: &Table, cl
         if args.len() != 2 || (*op).opno.to_u32() >= pg_sys::FirstNormalObjectId {
             return None;
         }
-        let negated = match (text_of(pg_sys::get_opname((*op).opno)).as_str(), (*op).useOr) {
+        let negated = match (
+            text_of(pg_sys::get_opname((*op).opno)).as_str(),
+            (*op).useOr,
+        ) {
             ("=", true) => false,
             ("<>", false) => true,
             _ => return None,
@@ -149,7 +179,8 @@ unsafe fn classify(root: *mut pg_sys::PlannerInfo, relid: u32, table: &Table, cl
             return None;
         }
         let (values, fam, param) = operand(args[1], true)?;
-        return pushdown::in_list(&facts(table, attno)?, negated, values, fam).map(|p| with(p, param));
+        return pushdown::in_list(&facts(table, attno)?, negated, values, fam)
+            .map(|p| with(p, param));
     }
     if pgrx::is_a(clause, pg_sys::NodeTag::T_NullTest) {
         let test = clause as *mut pg_sys::NullTest;
@@ -172,7 +203,11 @@ unsafe fn classify(root: *mut pg_sys::PlannerInfo, relid: u32, table: &Table, cl
 }
 
 /// ORDER BY keys for the query's requested order, if Salesforce can produce it exactly.
-unsafe fn remote_order(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, table: &Table) -> Option<Vec<OrderKey>> {
+unsafe fn remote_order(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    table: &Table,
+) -> Option<Vec<OrderKey>> {
     let pathkeys = list_items::<pg_sys::PathKey>((*root).query_pathkeys);
     if pathkeys.is_empty() {
         return None;
@@ -189,18 +224,31 @@ unsafe fn remote_order(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::Rel
             .find(|em| pg_sys::bms_equal((**em).em_relids, (*baserel).relids))?;
         let attno = column_of((*member).em_expr as *mut pg_sys::Node, relid)?;
         let descending = (*pk).pk_strategy as u32 == pg_sys::BTGreaterStrategyNumber;
-        keys.push(pushdown::sort_key(&facts(table, attno)?, descending, (*pk).pk_nulls_first)?);
+        keys.push(pushdown::sort_key(
+            &facts(table, attno)?,
+            descending,
+            (*pk).pk_nulls_first,
+        )?);
     }
     Some(keys)
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn get_foreign_rel_size(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, relid: Oid) {
+pub unsafe extern "C-unwind" fn get_foreign_rel_size(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    relid: Oid,
+) {
     let rte = *(*root).simple_rte_array.add((*baserel).relid as usize);
     let user = connection::effective_user((*rte).checkAsUser);
     let table = Table::load(relid, user).or_report();
-    let selectivity =
-        pg_sys::clauselist_selectivity(root, (*baserel).baserestrictinfo, 0, pg_sys::JoinType::JOIN_INNER, null_mut());
+    let selectivity = pg_sys::clauselist_selectivity(
+        root,
+        (*baserel).baserestrictinfo,
+        0,
+        pg_sys::JoinType::JOIN_INNER,
+        null_mut(),
+    );
     let tuples = table.estimated_rows.unwrap_or(DEFAULT_ROWS);
     (*baserel).rows = (tuples * selectivity).round().max(1.0);
     let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(RelState { table });
@@ -209,12 +257,26 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(root: *mut pg_sys::PlannerI
 
 /// The relation's conditions when every one is pushed exactly and needs no
 /// parameter: then Salesforce alone decides which rows qualify.
-unsafe fn exact_conditions(root: *mut pg_sys::PlannerInfo, rel: *mut pg_sys::RelOptInfo, table: &Table) -> Option<Vec<Condition>> {
+unsafe fn exact_conditions(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    table: &Table,
+) -> Option<Vec<Condition>> {
     list_items::<pg_sys::RestrictInfo>((*rel).baserestrictinfo)
         .into_iter()
-        .map(|rinfo| match classify(root, (*rel).relid, table, (*rinfo).clause as *mut pg_sys::Node) {
-            Some(Classified { pushed, param: None }) if pushed.exact && !(*rinfo).pseudoconstant => Some(pushed.condition),
-            _ => None,
+        .map(|rinfo| {
+            match classify(
+                root,
+                (*rel).relid,
+                table,
+                (*rinfo).clause as *mut pg_sys::Node,
+            ) {
+                Some(Classified {
+                    pushed,
+                    param: None,
+                }) if pushed.exact && !(*rinfo).pseudoconstant => Some(pushed.condition),
+                _ => None,
+            }
         })
         .collect()
 }
@@ -251,7 +313,8 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
         return;
     }
     let parse = (*root).parse;
-    if !(*parse).groupClause.is_null() || !(*parse).groupingSets.is_null() || (*root).hasHavingQual {
+    if !(*parse).groupClause.is_null() || !(*parse).groupingSets.is_null() || (*root).hasHavingQual
+    {
         return;
     }
     let exprs = list_items::<pg_sys::Node>((*(*output_rel).reltarget).exprs);
@@ -262,21 +325,64 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
         return;
     }
     (*output_rel).fdw_private = input_rel as *mut std::ffi::c_void;
-    let path = pg_sys::create_foreign_upper_path(root, output_rel, (*output_rel).reltarget, 1.0, REQUEST_COST, REQUEST_COST, null_mut(), null_mut(), null_mut());
+    let path = pg_sys::create_foreign_upper_path(
+        root,
+        output_rel,
+        (*output_rel).reltarget,
+        1.0,
+        REQUEST_COST,
+        REQUEST_COST,
+        null_mut(),
+        null_mut(),
+        null_mut(),
+    );
     pg_sys::add_path(output_rel, path as *mut pg_sys::Path);
 }
 
-unsafe fn count_plan(root: *mut pg_sys::PlannerInfo, upper: *mut pg_sys::RelOptInfo, tlist: *mut pg_sys::List, outer_plan: *mut pg_sys::Plan) -> *mut pg_sys::ForeignScan {
+unsafe fn count_plan(
+    root: *mut pg_sys::PlannerInfo,
+    upper: *mut pg_sys::RelOptInfo,
+    tlist: *mut pg_sys::List,
+    outer_plan: *mut pg_sys::Plan,
+) -> *mut pg_sys::ForeignScan {
     let input = (*upper).fdw_private as *mut pg_sys::RelOptInfo;
     let table = &rel_state(input).table;
     let conditions = exact_conditions(root, input, table).expect("checked when the path was made");
-    let soql = Soql { object: table.object.clone(), fields: vec![], count: true, conditions, order_by: vec![], limit: None };
-    let plan = ScanPlan { server: table.server.to_u32(), user: table.user.to_u32(), soql, param_types: vec![], columns: vec![] };
+    let soql = Soql {
+        object: table.object.clone(),
+        fields: vec![],
+        count: true,
+        conditions,
+        order_by: vec![],
+        limit: None,
+    };
+    let plan = ScanPlan {
+        server: table.server.to_u32(),
+        user: table.user.to_u32(),
+        soql,
+        param_types: vec![],
+        columns: vec![],
+    };
     let mut scan_tlist = null_mut();
-    for (i, expr) in list_items::<pg_sys::Expr>((*(*upper).reltarget).exprs).into_iter().enumerate() {
-        scan_tlist = list_append(scan_tlist, pg_sys::makeTargetEntry(expr, (i + 1) as i16, null_mut(), false));
+    for (i, expr) in list_items::<pg_sys::Expr>((*(*upper).reltarget).exprs)
+        .into_iter()
+        .enumerate()
+    {
+        scan_tlist = list_append(
+            scan_tlist,
+            pg_sys::makeTargetEntry(expr, (i + 1) as i16, null_mut(), false),
+        );
     }
-    pg_sys::make_foreignscan(tlist, null_mut(), 0, null_mut(), plan_to_private(&plan), scan_tlist, null_mut(), outer_plan)
+    pg_sys::make_foreignscan(
+        tlist,
+        null_mut(),
+        0,
+        null_mut(),
+        plan_to_private(&plan),
+        scan_tlist,
+        null_mut(),
+        outer_plan,
+    )
 }
 
 fn plan_to_private(plan: &ScanPlan) -> *mut pg_sys::List {
@@ -290,15 +396,41 @@ fn scan_cost(rows: f64) -> (f64, f64) {
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn get_foreign_paths(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, _relid: Oid) {
+pub unsafe extern "C-unwind" fn get_foreign_paths(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    _relid: Oid,
+) {
     let state = rel_state(baserel);
     let rows = (*baserel).rows;
     let (startup, total) = scan_cost(rows);
-    let unsorted = pg_sys::create_foreignscan_path(root, baserel, null_mut(), rows, startup, total, null_mut(), null_mut(), null_mut(), null_mut());
+    let unsorted = pg_sys::create_foreignscan_path(
+        root,
+        baserel,
+        null_mut(),
+        rows,
+        startup,
+        total,
+        null_mut(),
+        null_mut(),
+        null_mut(),
+        null_mut(),
+    );
     pg_sys::add_path(baserel, unsorted as *mut pg_sys::Path);
     if remote_order(root, baserel, &state.table).is_some() {
         // Sorting remotely costs Salesforce a little; sorting locally costs us more.
-        let sorted = pg_sys::create_foreignscan_path(root, baserel, null_mut(), rows, startup, total * 1.05, (*root).query_pathkeys, null_mut(), null_mut(), null_mut());
+        let sorted = pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            null_mut(),
+            rows,
+            startup,
+            total * 1.05,
+            (*root).query_pathkeys,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+        );
         pg_sys::add_path(baserel, sorted as *mut pg_sys::Path);
     }
     add_parameterized_paths(root, baserel, &state.table);
@@ -318,11 +450,18 @@ unsafe extern "C-unwind" fn member_is_column(
 /// Parameterized paths for the inner side of a nested loop: an id or
 /// reference column equal to another relation's value is sent per outer row
 /// (`WHERE AccountId = $1`), instead of reading the whole object.
-unsafe fn add_parameterized_paths(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, table: &Table) {
+unsafe fn add_parameterized_paths(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    table: &Table,
+) {
     let relid = (*baserel).relid;
     let mut join_clauses = Vec::new();
     for column in &table.columns {
-        let is_key = column.field.as_ref().is_some_and(|f| f.filterable && matches!(f.field_type.as_str(), "id" | "reference"));
+        let is_key = column
+            .field
+            .as_ref()
+            .is_some_and(|f| f.filterable && matches!(f.field_type.as_str(), "id" | "reference"));
         if is_key {
             let mut attno = column.attno;
             let implied = pg_sys::generate_implied_equalities_for_column(
@@ -340,32 +479,54 @@ unsafe fn add_parameterized_paths(root: *mut pg_sys::PlannerInfo, baserel: *mut 
         if classify(root, relid, table, (*rinfo).clause as *mut pg_sys::Node).is_none() {
             continue;
         }
-        let required = pg_sys::bms_del_member(pg_sys::bms_union((*rinfo).clause_relids, (*baserel).lateral_relids), relid as i32);
+        let required = pg_sys::bms_del_member(
+            pg_sys::bms_union((*rinfo).clause_relids, (*baserel).lateral_relids),
+            relid as i32,
+        );
         if pg_sys::bms_is_empty(required) || made.iter().any(|m| pg_sys::bms_equal(*m, required)) {
             continue;
         }
         made.push(required);
         let rows = (*pg_sys::get_baserel_parampathinfo(root, baserel, required)).ppi_rows;
         let (startup, total) = scan_cost(rows);
-        let path = pg_sys::create_foreignscan_path(root, baserel, null_mut(), rows, startup, total, null_mut(), required, null_mut(), null_mut());
+        let path = pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            null_mut(),
+            rows,
+            startup,
+            total,
+            null_mut(),
+            required,
+            null_mut(),
+            null_mut(),
+        );
         pg_sys::add_path(baserel, path as *mut pg_sys::Path);
     }
 }
 
 fn set_param(condition: &mut Condition, index: usize) {
     match condition {
-        Condition::Compare { value, .. } | Condition::Like { pattern: value, .. } | Condition::In { values: value, .. } => {
-            *value = Operand::Param(index)
-        }
+        Condition::Compare { value, .. }
+        | Condition::Like { pattern: value, .. }
+        | Condition::In { values: value, .. } => *value = Operand::Param(index),
         Condition::IsNull { .. } => {}
     }
 }
 
 /// Attribute numbers the scan must return: those in the target list and in local conditions.
-unsafe fn needed_columns(baserel: *mut pg_sys::RelOptInfo, local: *mut pg_sys::List, table: &Table) -> Vec<i16> {
+unsafe fn needed_columns(
+    baserel: *mut pg_sys::RelOptInfo,
+    local: *mut pg_sys::List,
+    table: &Table,
+) -> Vec<i16> {
     let relid = (*baserel).relid;
     let mut attrs: *mut pg_sys::Bitmapset = null_mut();
-    pg_sys::pull_varattnos((*(*baserel).reltarget).exprs as *mut pg_sys::Node, relid, &mut attrs);
+    pg_sys::pull_varattnos(
+        (*(*baserel).reltarget).exprs as *mut pg_sys::Node,
+        relid,
+        &mut attrs,
+    );
     pg_sys::pull_varattnos(local as *mut pg_sys::Node, relid, &mut attrs);
     let mut out = Vec::new();
     let mut member = -1;
@@ -398,8 +559,16 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     }
     let table = &rel_state(baserel).table;
     let relid = (*baserel).relid;
-    let mut soql = Soql { object: table.object.clone(), fields: vec![], count: false, conditions: vec![], order_by: vec![], limit: None };
-    let (mut fdw_exprs, mut local): (*mut pg_sys::List, *mut pg_sys::List) = (null_mut(), null_mut());
+    let mut soql = Soql {
+        object: table.object.clone(),
+        fields: vec![],
+        count: false,
+        conditions: vec![],
+        order_by: vec![],
+        limit: None,
+    };
+    let (mut fdw_exprs, mut local): (*mut pg_sys::List, *mut pg_sys::List) =
+        (null_mut(), null_mut());
     let mut param_types = Vec::new();
     let mut all_exact = true;
     for rinfo in list_items::<pg_sys::RestrictInfo>(scan_clauses) {
@@ -431,7 +600,8 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         soql.order_by = remote_order(root, baserel, table).unwrap_or_default();
     }
     let in_requested_order = (*root).query_pathkeys.is_null() || sorted;
-    let only_relation = pg_sys::bms_membership((*root).all_baserels) == pg_sys::BMS_Membership::BMS_SINGLETON;
+    let only_relation =
+        pg_sys::bms_membership((*root).all_baserels) == pg_sys::BMS_Membership::BMS_SINGLETON;
     if all_exact && in_requested_order && only_relation && (*root).limit_tuples >= 1.0 {
         soql.limit = Some((*root).limit_tuples as u64);
     }
@@ -444,8 +614,23 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         }
         columns.push(ScanColumn { attno, field });
     }
-    let plan = ScanPlan { server: table.server.to_u32(), user: table.user.to_u32(), soql, param_types, columns };
-    pg_sys::make_foreignscan(tlist, local, relid, fdw_exprs, plan_to_private(&plan), null_mut(), null_mut(), outer_plan)
+    let plan = ScanPlan {
+        server: table.server.to_u32(),
+        user: table.user.to_u32(),
+        soql,
+        param_types,
+        columns,
+    };
+    pg_sys::make_foreignscan(
+        tlist,
+        local,
+        relid,
+        fdw_exprs,
+        plan_to_private(&plan),
+        null_mut(),
+        null_mut(),
+        outer_plan,
+    )
 }
 
 /// The plan a ForeignScan node carries.
@@ -461,6 +646,13 @@ pub unsafe fn scan_plan(plan: *mut pg_sys::ForeignScan) -> ScanPlan {
 ///
 /// # Safety
 /// `values` are valid datums of the plan's parameter types.
-pub unsafe fn param_literals(plan: &ScanPlan, values: &[(pg_sys::Datum, bool)]) -> Vec<Option<Literal>> {
-    plan.param_types.iter().zip(values).map(|(t, (d, null))| values::literal(*d, *null, Oid::from(*t))).collect()
+pub unsafe fn param_literals(
+    plan: &ScanPlan,
+    values: &[(pg_sys::Datum, bool)],
+) -> Vec<Option<Literal>> {
+    plan.param_types
+        .iter()
+        .zip(values)
+        .map(|(t, (d, null))| values::literal(*d, *null, Oid::from(*t)))
+        .collect()
 }

@@ -107,7 +107,12 @@ fn has_fraction(value: &Operand) -> Option<bool> {
 }
 
 /// `column op value`, with the column on the left.
-pub fn comparison(f: &FieldFacts, op: PgOp, value: Operand, value_family: ValueFamily) -> Option<Pushed> {
+pub fn comparison(
+    f: &FieldFacts,
+    op: PgOp,
+    value: Operand,
+    value_family: ValueFamily,
+) -> Option<Pushed> {
     let fam = family(f.salesforce_type);
     if !f.filterable || !accepts(fam, value_family) {
         return None;
@@ -117,12 +122,18 @@ pub fn comparison(f: &FieldFacts, op: PgOp, value: Operand, value_family: ValueF
         PgOp::Compare(op) => op,
         PgOp::Like => {
             if fam != Family::Text {
-            return None;
-        }
+                return None;
+            }
             if let Operand::Literal(Literal::Text(p)) = &value {
                 crate::soql::like_pattern(p)?;
             }
-            return Some(Pushed { condition: Condition::Like { field, pattern: value }, exact: false });
+            return Some(Pushed {
+                condition: Condition::Like {
+                    field,
+                    pattern: value,
+                },
+                exact: false,
+            });
         }
     };
     let equality = matches!(op, CompareOp::Eq | CompareOp::Ne);
@@ -139,17 +150,32 @@ pub fn comparison(f: &FieldFacts, op: PgOp, value: Operand, value_family: ValueF
         Family::DateTime => has_fraction(&value) == Some(false),
         _ => op != CompareOp::Ne,
     };
-    Some(Pushed { condition: Condition::Compare { field, op, value }, exact })
+    Some(Pushed {
+        condition: Condition::Compare { field, op, value },
+        exact,
+    })
 }
 
 /// `column = ANY(array)` (IN) or `column <> ALL(array)` (NOT IN).
-pub fn in_list(f: &FieldFacts, negated: bool, values: Operand, element_family: ValueFamily) -> Option<Pushed> {
+pub fn in_list(
+    f: &FieldFacts,
+    negated: bool,
+    values: Operand,
+    element_family: ValueFamily,
+) -> Option<Pushed> {
     let fam = family(f.salesforce_type);
     if !f.filterable || !accepts(fam, element_family) || fam == Family::DateTime {
         return None;
     }
     let exact = !negated && matches!(fam, Family::Number | Family::Bool | Family::Date);
-    Some(Pushed { condition: Condition::In { field: f.api_name.to_string(), negated, values }, exact })
+    Some(Pushed {
+        condition: Condition::In {
+            field: f.api_name.to_string(),
+            negated,
+            values,
+        },
+        exact,
+    })
 }
 
 /// `column IS [NOT] NULL`. Salesforce booleans are never null, and
@@ -159,19 +185,37 @@ pub fn null_test(f: &FieldFacts, negated: bool) -> Option<Pushed> {
     if !f.filterable || matches!(fam, Family::Bool | Family::Unpushable) {
         return None;
     }
-    Some(Pushed { condition: Condition::IsNull { field: f.api_name.to_string(), negated }, exact: true })
+    Some(Pushed {
+        condition: Condition::IsNull {
+            field: f.api_name.to_string(),
+            negated,
+        },
+        exact: true,
+    })
 }
 
 /// A boolean column used as a condition: `WHERE active` or `WHERE NOT active`.
 pub fn boolean_test(f: &FieldFacts, value: bool) -> Option<Pushed> {
-    comparison(f, PgOp::Compare(CompareOp::Eq), Operand::Literal(Literal::Bool(value)), ValueFamily::Bool)
+    comparison(
+        f,
+        PgOp::Compare(CompareOp::Eq),
+        Operand::Literal(Literal::Bool(value)),
+        ValueFamily::Bool,
+    )
 }
 
 /// An ORDER BY key Salesforce sorts exactly as PostgreSQL does. Text is not:
 /// Salesforce ignores case and PostgreSQL follows the column's collation.
 pub fn sort_key(f: &FieldFacts, descending: bool, nulls_first: bool) -> Option<OrderKey> {
-    let exact_order = matches!(family(f.salesforce_type), Family::Number | Family::Date | Family::DateTime);
-    (f.sortable && exact_order).then(|| OrderKey { field: f.api_name.to_string(), descending, nulls_first })
+    let exact_order = matches!(
+        family(f.salesforce_type),
+        Family::Number | Family::Date | Family::DateTime
+    );
+    (f.sortable && exact_order).then(|| OrderKey {
+        field: f.api_name.to_string(),
+        descending,
+        nulls_first,
+    })
 }
 
 #[cfg(test)]
@@ -180,7 +224,12 @@ mod tests {
     use chrono::TimeZone;
 
     fn field<'a>(name: &'a str, t: &'a str) -> FieldFacts<'a> {
-        FieldFacts { api_name: name, salesforce_type: t, filterable: true, sortable: true }
+        FieldFacts {
+            api_name: name,
+            salesforce_type: t,
+            filterable: true,
+            sortable: true,
+        }
     }
 
     fn text(s: &str) -> Operand {
@@ -193,52 +242,211 @@ mod tests {
 
     #[test]
     fn text_is_pushed_but_never_exact() {
-        let p = comparison(&field("Email", "email"), PgOp::Compare(CompareOp::Eq), text("a@b.c"), ValueFamily::Text).unwrap();
+        let p = comparison(
+            &field("Email", "email"),
+            PgOp::Compare(CompareOp::Eq),
+            text("a@b.c"),
+            ValueFamily::Text,
+        )
+        .unwrap();
         assert!(!p.exact);
-        assert!(comparison(&field("Email", "email"), PgOp::Compare(CompareOp::Lt), text("m"), ValueFamily::Text).is_none(), "text order differs");
-        assert!(!comparison(&field("Name", "string"), PgOp::Like, text("A%"), ValueFamily::Text).unwrap().exact);
-        assert!(comparison(&field("Id", "id"), PgOp::Like, text("003%"), ValueFamily::Text).is_none());
-        assert!(comparison(&field("Name", "string"), PgOp::Like, text(r"bad\"), ValueFamily::Text).is_none());
+        assert!(
+            comparison(
+                &field("Email", "email"),
+                PgOp::Compare(CompareOp::Lt),
+                text("m"),
+                ValueFamily::Text
+            )
+            .is_none(),
+            "text order differs"
+        );
+        assert!(
+            !comparison(
+                &field("Name", "string"),
+                PgOp::Like,
+                text("A%"),
+                ValueFamily::Text
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(comparison(
+            &field("Id", "id"),
+            PgOp::Like,
+            text("003%"),
+            ValueFamily::Text
+        )
+        .is_none());
+        assert!(comparison(
+            &field("Name", "string"),
+            PgOp::Like,
+            text(r"bad\"),
+            ValueFamily::Text
+        )
+        .is_none());
     }
 
     #[test]
     fn numbers_and_dates_are_exact_except_not_equal() {
-        assert!(comparison(&field("Amount", "currency"), PgOp::Compare(CompareOp::Ge), num("10.5"), ValueFamily::Number).unwrap().exact);
-        assert!(!comparison(&field("Amount", "currency"), PgOp::Compare(CompareOp::Ne), num("1"), ValueFamily::Number).unwrap().exact, "SOQL != keeps nulls");
-        assert!(comparison(&field("Amount", "currency"), PgOp::Compare(CompareOp::Eq), text("1"), ValueFamily::Text).is_none(), "types must agree");
-        assert!(comparison(&field("Birthdate", "date"), PgOp::Compare(CompareOp::Lt), Operand::Param(0), ValueFamily::Date).unwrap().exact);
+        assert!(
+            comparison(
+                &field("Amount", "currency"),
+                PgOp::Compare(CompareOp::Ge),
+                num("10.5"),
+                ValueFamily::Number
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(
+            !comparison(
+                &field("Amount", "currency"),
+                PgOp::Compare(CompareOp::Ne),
+                num("1"),
+                ValueFamily::Number
+            )
+            .unwrap()
+            .exact,
+            "SOQL != keeps nulls"
+        );
+        assert!(
+            comparison(
+                &field("Amount", "currency"),
+                PgOp::Compare(CompareOp::Eq),
+                text("1"),
+                ValueFamily::Text
+            )
+            .is_none(),
+            "types must agree"
+        );
+        assert!(
+            comparison(
+                &field("Birthdate", "date"),
+                PgOp::Compare(CompareOp::Lt),
+                Operand::Param(0),
+                ValueFamily::Date
+            )
+            .unwrap()
+            .exact
+        );
     }
 
     #[test]
     fn datetimes_with_fractions_are_widened_or_kept_local() {
-        let whole = Operand::Literal(Literal::DateTime(chrono::Utc.with_ymd_and_hms(2024, 1, 1, 10, 0, 0).unwrap()));
-        let frac = Operand::Literal(Literal::DateTime(chrono::Utc.timestamp_millis_opt(1_704_103_200_500).unwrap()));
+        let whole = Operand::Literal(Literal::DateTime(
+            chrono::Utc.with_ymd_and_hms(2024, 1, 1, 10, 0, 0).unwrap(),
+        ));
+        let frac = Operand::Literal(Literal::DateTime(
+            chrono::Utc.timestamp_millis_opt(1_704_103_200_500).unwrap(),
+        ));
         let f = field("CreatedDate", "datetime");
-        assert!(comparison(&f, PgOp::Compare(CompareOp::Eq), whole.clone(), ValueFamily::DateTime).unwrap().exact);
-        assert!(comparison(&f, PgOp::Compare(CompareOp::Eq), frac.clone(), ValueFamily::DateTime).is_none());
-        assert!(!comparison(&f, PgOp::Compare(CompareOp::Gt), frac, ValueFamily::DateTime).unwrap().exact);
-        assert!(!comparison(&f, PgOp::Compare(CompareOp::Gt), Operand::Param(0), ValueFamily::DateTime).unwrap().exact);
-        assert!(comparison(&f, PgOp::Compare(CompareOp::Ne), Operand::Param(0), ValueFamily::DateTime).is_none());
+        assert!(
+            comparison(
+                &f,
+                PgOp::Compare(CompareOp::Eq),
+                whole.clone(),
+                ValueFamily::DateTime
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(comparison(
+            &f,
+            PgOp::Compare(CompareOp::Eq),
+            frac.clone(),
+            ValueFamily::DateTime
+        )
+        .is_none());
+        assert!(
+            !comparison(
+                &f,
+                PgOp::Compare(CompareOp::Gt),
+                frac,
+                ValueFamily::DateTime
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(
+            !comparison(
+                &f,
+                PgOp::Compare(CompareOp::Gt),
+                Operand::Param(0),
+                ValueFamily::DateTime
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(comparison(
+            &f,
+            PgOp::Compare(CompareOp::Ne),
+            Operand::Param(0),
+            ValueFamily::DateTime
+        )
+        .is_none());
     }
 
     #[test]
     fn unfilterable_fields_are_never_pushed() {
         let mut f = field("Description", "textarea");
         f.filterable = false;
-        assert!(comparison(&f, PgOp::Compare(CompareOp::Eq), text("x"), ValueFamily::Text).is_none());
+        assert!(comparison(
+            &f,
+            PgOp::Compare(CompareOp::Eq),
+            text("x"),
+            ValueFamily::Text
+        )
+        .is_none());
         assert!(null_test(&f, false).is_none());
         assert!(in_list(&f, false, Operand::Param(0), ValueFamily::Text).is_none());
     }
 
     #[test]
     fn in_lists_nulls_and_booleans() {
-        assert!(in_list(&field("NumberOfEmployees", "int"), false, Operand::Param(0), ValueFamily::Number).unwrap().exact);
-        assert!(!in_list(&field("NumberOfEmployees", "int"), true, Operand::Param(0), ValueFamily::Number).unwrap().exact);
-        assert!(!in_list(&field("Level__c", "picklist"), false, Operand::Param(0), ValueFamily::Text).unwrap().exact);
+        assert!(
+            in_list(
+                &field("NumberOfEmployees", "int"),
+                false,
+                Operand::Param(0),
+                ValueFamily::Number
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(
+            !in_list(
+                &field("NumberOfEmployees", "int"),
+                true,
+                Operand::Param(0),
+                ValueFamily::Number
+            )
+            .unwrap()
+            .exact
+        );
+        assert!(
+            !in_list(
+                &field("Level__c", "picklist"),
+                false,
+                Operand::Param(0),
+                ValueFamily::Text
+            )
+            .unwrap()
+            .exact
+        );
         assert!(null_test(&field("Email", "email"), true).unwrap().exact);
         assert!(null_test(&field("HasOptedOutOfEmail", "boolean"), false).is_none());
-        assert!(boolean_test(&field("HasOptedOutOfEmail", "boolean"), false).unwrap().exact);
-        assert!(comparison(&field("Languages__c", "multipicklist"), PgOp::Compare(CompareOp::Eq), text("x"), ValueFamily::Text).is_none());
+        assert!(
+            boolean_test(&field("HasOptedOutOfEmail", "boolean"), false)
+                .unwrap()
+                .exact
+        );
+        assert!(comparison(
+            &field("Languages__c", "multipicklist"),
+            PgOp::Compare(CompareOp::Eq),
+            text("x"),
+            ValueFamily::Text
+        )
+        .is_none());
     }
 
     #[test]
@@ -253,7 +461,10 @@ mod tests {
 
     #[test]
     fn commuting() {
-        assert_eq!(PgOp::from_name("<").unwrap().commuted(), Some(PgOp::Compare(CompareOp::Gt)));
+        assert_eq!(
+            PgOp::from_name("<").unwrap().commuted(),
+            Some(PgOp::Compare(CompareOp::Gt))
+        );
         assert_eq!(PgOp::from_name("~~*").unwrap().commuted(), None);
         assert_eq!(PgOp::from_name("<@"), None);
     }

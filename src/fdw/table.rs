@@ -28,7 +28,11 @@ pub struct Table {
 
 /// The field a column reads: its `field` option, else the field whose API
 /// name matches the column's name ignoring case, else whose snake_case does.
-fn field_for(describe: &ObjectDescribe, column: &str, option: Option<&String>) -> Result<Option<FieldDescribe>, SalesforceFdwError> {
+fn field_for(
+    describe: &ObjectDescribe,
+    column: &str,
+    option: Option<&String>,
+) -> Result<Option<FieldDescribe>, SalesforceFdwError> {
     if let Some(name) = option {
         return describe.field(name).cloned().map(Some).ok_or_else(|| {
             SalesforceFdwError::mapping(
@@ -37,7 +41,15 @@ fn field_for(describe: &ObjectDescribe, column: &str, option: Option<&String>) -
             )
         });
     }
-    Ok(describe.field(column).or_else(|| describe.fields.iter().find(|f| snake_case(&f.name) == column)).cloned())
+    Ok(describe
+        .field(column)
+        .or_else(|| {
+            describe
+                .fields
+                .iter()
+                .find(|f| snake_case(&f.name) == column)
+        })
+        .cloned())
 }
 
 impl Table {
@@ -46,23 +58,41 @@ impl Table {
             let ft = pg_sys::GetForeignTable(relid);
             ((*ft).serverid, options_of((*ft).options))
         };
-        let object = options.get("object").cloned().unwrap_or_else(|| relation_name(relid));
+        let object = options
+            .get("object")
+            .cloned()
+            .unwrap_or_else(|| relation_name(relid));
         let describe = connection::describe(server, user, &object)?;
         let rel = unsafe { PgRelation::open(relid) };
         let mut columns = Vec::new();
         for attr in rel.tuple_desc().iter().filter(|a| !a.is_dropped()) {
-            let column_options = unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, attr.attnum)) };
+            let column_options =
+                unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, attr.attnum)) };
             let name = attr.name().to_string();
             let field = field_for(&describe, &name, column_options.get("field"))?;
-            columns.push(Column { attno: attr.attnum, name, field });
+            columns.push(Column {
+                attno: attr.attnum,
+                name,
+                field,
+            });
         }
         let estimated_rows = options.get("estimated_rows").and_then(|n| n.parse().ok());
-        Ok(Table { relid, server, user, object: describe.name.clone(), columns, estimated_rows })
+        Ok(Table {
+            relid,
+            server,
+            user,
+            object: describe.name.clone(),
+            columns,
+            estimated_rows,
+        })
     }
 
     /// A field of the object by API name, whether or not a column reads it.
     pub fn describe_field(&self, name: &str) -> Option<&FieldDescribe> {
-        self.columns.iter().filter_map(|c| c.field.as_ref()).find(|f| f.name.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .filter_map(|c| c.field.as_ref())
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub fn column(&self, attno: i16) -> Option<&Column> {
@@ -71,7 +101,9 @@ impl Table {
 
     /// The field behind a column the query uses.
     pub fn field_of(&self, attno: i16) -> Result<&FieldDescribe, SalesforceFdwError> {
-        let column = self.column(attno).ok_or_else(|| SalesforceFdwError::mapping(format!("no column {attno}"), ""))?;
+        let column = self
+            .column(attno)
+            .ok_or_else(|| SalesforceFdwError::mapping(format!("no column {attno}"), ""))?;
         column.field.as_ref().ok_or_else(|| {
             SalesforceFdwError::mapping(
                 format!("column \"{}\" of foreign table \"{}\" matches no field of Salesforce object {}", column.name, relation_name(self.relid), self.object),

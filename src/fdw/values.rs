@@ -15,9 +15,12 @@ fn pg_epoch() -> NaiveDate {
 pub fn family(type_oid: Oid) -> ValueFamily {
     match type_oid {
         pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::NAMEOID => ValueFamily::Text,
-        pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::NUMERICOID | pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => {
-            ValueFamily::Number
-        }
+        pg_sys::INT2OID
+        | pg_sys::INT4OID
+        | pg_sys::INT8OID
+        | pg_sys::NUMERICOID
+        | pg_sys::FLOAT4OID
+        | pg_sys::FLOAT8OID => ValueFamily::Number,
         pg_sys::BOOLOID => ValueFamily::Bool,
         pg_sys::DATEOID => ValueFamily::Date,
         pg_sys::TIMESTAMPTZOID => ValueFamily::DateTime,
@@ -36,7 +39,9 @@ fn finite_number(text: String) -> Option<Literal> {
 /// `datum` is a valid datum of type `type_oid`.
 pub unsafe fn scalar(datum: Datum, type_oid: Oid) -> Option<Literal> {
     Some(match type_oid {
-        pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::NAMEOID => Literal::Text(String::from_datum(datum, false)?),
+        pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::NAMEOID => {
+            Literal::Text(String::from_datum(datum, false)?)
+        }
         pg_sys::INT2OID => Literal::Number(i16::from_datum(datum, false)?.to_string()),
         pg_sys::INT4OID => Literal::Number(i32::from_datum(datum, false)?.to_string()),
         pg_sys::INT8OID => Literal::Number(i64::from_datum(datum, false)?.to_string()),
@@ -76,7 +81,16 @@ pub unsafe fn literal(datum: Datum, is_null: bool, type_oid: Oid) -> Option<Lite
     let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
     pg_sys::get_typlenbyvalalign(element_type, &mut len, &mut byval, &mut align);
     let (mut elements, mut nulls, mut count) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
-    pg_sys::deconstruct_array(array, element_type, len as i32, byval, align, &mut elements, &mut nulls, &mut count);
+    pg_sys::deconstruct_array(
+        array,
+        element_type,
+        len as i32,
+        byval,
+        align,
+        &mut elements,
+        &mut nulls,
+        &mut count,
+    );
     let mut items = Vec::with_capacity(count as usize);
     for i in 0..count as usize {
         if !*nulls.add(i) {

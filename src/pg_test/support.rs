@@ -16,7 +16,9 @@ pub fn sim() -> String {
         .ok()
         .flatten()
         .filter(|u| !u.is_empty())
-        .expect("no sfsim: run the tests through scripts/test.sh, or set SFSIM_URL for cargo pgrx test")
+        .expect(
+            "no sfsim: run the tests through scripts/test.sh, or set SFSIM_URL for cargo pgrx test",
+        )
 }
 
 pub fn control(method: &str, path: &str, body: Option<Value>) -> Value {
@@ -27,7 +29,9 @@ pub fn control(method: &str, path: &str, body: Option<Value>) -> Value {
         || {
             let r = client.request(method.clone(), &url);
             match &body {
-                Some(b) => r.header("Content-Type", "application/json").body(b.to_string()),
+                Some(b) => r
+                    .header("Content-Type", "application/json")
+                    .body(b.to_string()),
                 None => r,
             }
         },
@@ -39,12 +43,19 @@ pub fn control(method: &str, path: &str, body: Option<Value>) -> Value {
 
 /// The newest request log sequence number, to read only what follows.
 pub fn mark() -> u64 {
-    control("GET", "requests", None)["requests"].as_array().unwrap().last().map_or(0, |r| r["seq"].as_u64().unwrap())
+    control("GET", "requests", None)["requests"]
+        .as_array()
+        .unwrap()
+        .last()
+        .map_or(0, |r| r["seq"].as_u64().unwrap())
 }
 
 /// Requests logged after `since`.
 pub fn requests_since(since: u64) -> Vec<Value> {
-    control("GET", &format!("requests?since={since}"), None)["requests"].as_array().unwrap().clone()
+    control("GET", &format!("requests?since={since}"), None)["requests"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The SOQL of the queries (first pages) logged after `since`.
@@ -58,8 +69,16 @@ pub fn soql_since(since: u64) -> Vec<String> {
 
 /// A server and a password-grant user mapping for the current user.
 pub fn create_server(name: &str, options: &str) {
-    let extra = if options.is_empty() { String::new() } else { format!(", {options}") };
-    Spi::run(&format!("CREATE SERVER {name} FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '{}'{extra})", sim())).unwrap();
+    let extra = if options.is_empty() {
+        String::new()
+    } else {
+        format!(", {options}")
+    };
+    Spi::run(&format!(
+        "CREATE SERVER {name} FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '{}'{extra})",
+        sim()
+    ))
+    .unwrap();
     Spi::run(&format!(
         "CREATE USER MAPPING FOR CURRENT_USER SERVER {name} OPTIONS (grant_type 'password', client_id 'sfsim-client-id', \
          client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN')"
@@ -77,7 +96,11 @@ pub fn import_demo(name: &str, options: &str) {
 /// How many rows a query returns, fetched row by row: OFFSET 0 keeps the
 /// count from being pushed down as `SELECT COUNT()`.
 pub fn count(sql: &str) -> i64 {
-    Spi::get_one::<i64>(&format!("SELECT count(*) FROM (SELECT 1 FROM ({sql}) q OFFSET 0) fenced")).unwrap().unwrap()
+    Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM (SELECT 1 FROM ({sql}) q OFFSET 0) fenced"
+    ))
+    .unwrap()
+    .unwrap()
 }
 
 /// What a failing statement reported.
@@ -93,10 +116,17 @@ pub fn sql_error(sql: &str) -> Caught {
     let sql = sql.to_string();
     PgTryBuilder::new(move || {
         Spi::run(&sql).unwrap();
-        Caught { message: "no error".into(), code: String::new(), detail: String::new(), hint: String::new() }
+        Caught {
+            message: "no error".into(),
+            code: String::new(),
+            detail: String::new(),
+            hint: String::new(),
+        }
     })
     .catch_others(|e| match e {
-        pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Caught {
+        pg_sys::panic::CaughtError::PostgresError(r)
+        | pg_sys::panic::CaughtError::ErrorReport(r)
+        | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Caught {
             message: r.message().to_string(),
             code: format!("{:?}", r.sql_error_code()),
             detail: r.detail().unwrap_or_default().to_string(),

@@ -41,6 +41,8 @@ pub struct FieldDescribe {
 impl ObjectDescribe {
     /// A field by API name, ignoring case as Salesforce does.
     pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }

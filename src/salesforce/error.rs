@@ -6,7 +6,11 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SalesforceError {
     /// An error answer from the API, with Salesforce's errorCode.
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// The token endpoint refused the credentials.
     Login { error: String, description: String },
     /// No connection could be made: the request never left.
@@ -26,7 +30,9 @@ impl SalesforceError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SalesforceError::ConnectFailed(_) | SalesforceError::Network(_) => true,
-            SalesforceError::Api { status, code, .. } => *status >= 500 || code == "UNABLE_TO_LOCK_ROW",
+            SalesforceError::Api { status, code, .. } => {
+                *status >= 500 || code == "UNABLE_TO_LOCK_ROW"
+            }
             _ => false,
         }
     }
@@ -46,11 +52,19 @@ impl SalesforceError {
 impl fmt::Display for SalesforceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SalesforceError::Api { code, message, .. } => write!(f, "Salesforce {code}: {}", message.trim()),
-            SalesforceError::Login { error, description } => write!(f, "Salesforce login failed: {error}: {description}"),
-            SalesforceError::ConnectFailed(m) | SalesforceError::Network(m) => write!(f, "cannot reach Salesforce: {m}"),
+            SalesforceError::Api { code, message, .. } => {
+                write!(f, "Salesforce {code}: {}", message.trim())
+            }
+            SalesforceError::Login { error, description } => {
+                write!(f, "Salesforce login failed: {error}: {description}")
+            }
+            SalesforceError::ConnectFailed(m) | SalesforceError::Network(m) => {
+                write!(f, "cannot reach Salesforce: {m}")
+            }
             SalesforceError::BadResponse(m) => write!(f, "unexpected answer from Salesforce: {m}"),
-            SalesforceError::Cancelled => write!(f, "canceling statement while waiting for Salesforce"),
+            SalesforceError::Cancelled => {
+                write!(f, "canceling statement while waiting for Salesforce")
+            }
             SalesforceError::Config(m) => write!(f, "{m}"),
         }
     }
@@ -84,11 +98,18 @@ fn excerpt(body: &[u8]) -> String {
 pub fn from_response(status: u16, body: &[u8]) -> SalesforceError {
     if let Ok(errors) = serde_json::from_slice::<Vec<ApiErrorBody>>(body) {
         if let Some(first) = errors.into_iter().next() {
-            return SalesforceError::Api { status, code: first.error_code, message: first.message };
+            return SalesforceError::Api {
+                status,
+                code: first.error_code,
+                message: first.message,
+            };
         }
     }
     if let Ok(e) = serde_json::from_slice::<LoginErrorBody>(body) {
-        return SalesforceError::Login { error: e.error, description: e.error_description };
+        return SalesforceError::Login {
+            error: e.error,
+            description: e.error_description,
+        };
     }
     let code = match status {
         503 => "SERVER_UNAVAILABLE",
@@ -97,7 +118,11 @@ pub fn from_response(status: u16, body: &[u8]) -> SalesforceError {
         431 => "REQUEST_HEADER_FIELDS_TOO_LARGE",
         _ => "HTTP_ERROR",
     };
-    SalesforceError::Api { status, code: code.into(), message: format!("HTTP {status}: {}", excerpt(body)) }
+    SalesforceError::Api {
+        status,
+        code: code.into(),
+        message: format!("HTTP {status}: {}", excerpt(body)),
+    }
 }
 
 #[cfg(test)]
@@ -106,15 +131,32 @@ mod tests {
 
     #[test]
     fn parses_each_error_shape() {
-        let api = from_response(400, br#"[{"message":"No such column","errorCode":"INVALID_FIELD"}]"#);
+        let api = from_response(
+            400,
+            br#"[{"message":"No such column","errorCode":"INVALID_FIELD"}]"#,
+        );
         assert_eq!(api.api_code(), Some("INVALID_FIELD"));
         assert!(!api.is_retryable());
-        let login = from_response(400, br#"{"error":"invalid_grant","error_description":"authentication failure"}"#);
-        assert_eq!(login.to_string(), "Salesforce login failed: invalid_grant: authentication failure");
+        let login = from_response(
+            400,
+            br#"{"error":"invalid_grant","error_description":"authentication failure"}"#,
+        );
+        assert_eq!(
+            login.to_string(),
+            "Salesforce login failed: invalid_grant: authentication failure"
+        );
         let html = from_response(503, b"<html>down</html>");
         assert!(html.is_retryable());
         assert_eq!(html.api_code(), Some("SERVER_UNAVAILABLE"));
-        assert!(from_response(401, br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#).is_invalid_session());
-        assert!(from_response(400, br#"[{"message":"x","errorCode":"UNABLE_TO_LOCK_ROW"}]"#).is_retryable());
+        assert!(from_response(
+            401,
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#
+        )
+        .is_invalid_session());
+        assert!(from_response(
+            400,
+            br#"[{"message":"x","errorCode":"UNABLE_TO_LOCK_ROW"}]"#
+        )
+        .is_retryable());
     }
 }

@@ -13,7 +13,10 @@ const FIRST_BACKOFF_MS: u64 = 250;
 const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 
 static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 });
 
 /// Whether the caller wants to stop waiting (PostgreSQL's interrupt flag in a backend).
@@ -46,6 +49,8 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, SalesforceError> {
 /// A successful answer: status, headers we use, and the body.
 pub struct Answer {
     pub limit_info: Option<String>,
+    /// Salesforce's clock, from the `Date` header.
+    pub server_time: Option<chrono::DateTime<chrono::Utc>>,
     pub body: Vec<u8>,
 }
 
@@ -67,7 +72,11 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
         cause = s.to_string();
         source = s.source();
     }
-    if cause.is_empty() { kind.to_string() } else { format!("{kind}: {cause}") }
+    if cause.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
 }
 
 async fn send_once(request: reqwest::RequestBuilder) -> Result<Answer, SalesforceError> {
@@ -79,10 +88,28 @@ async fn send_once(request: reqwest::RequestBuilder) -> Result<Answer, Salesforc
         }
     })?;
     let status = response.status().as_u16();
-    let limit_info = response.headers().get("Sforce-Limit-Info").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = response.bytes().await.map_err(|e| SalesforceError::Network(describe_transport_error(&e)))?.to_vec();
+    let limit_info = response
+        .headers()
+        .get("Sforce-Limit-Info")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let server_time = response
+        .headers()
+        .get("Date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| SalesforceError::Network(describe_transport_error(&e)))?
+        .to_vec();
     if (200..300).contains(&status) || status == 300 || status == 304 {
-        Ok(Answer { limit_info, body })
+        Ok(Answer {
+            limit_info,
+            server_time,
+            body,
+        })
     } else {
         Err(from_response(status, &body))
     }
@@ -100,19 +127,31 @@ pub enum Repeat {
 
 /// Sends the request `make` builds, retrying network failures, 5xx answers and
 /// UNABLE_TO_LOCK_ROW with exponential backoff and jitter.
-pub fn send(make: impl Fn() -> reqwest::RequestBuilder, interrupted: Interrupted) -> Result<Answer, SalesforceError> {
+pub fn send(
+    make: impl Fn() -> reqwest::RequestBuilder,
+    interrupted: Interrupted,
+) -> Result<Answer, SalesforceError> {
     send_repeating(make, Repeat::Safe, interrupted)
 }
 
-pub fn send_repeating(make: impl Fn() -> reqwest::RequestBuilder, repeat: Repeat, interrupted: Interrupted) -> Result<Answer, SalesforceError> {
+pub fn send_repeating(
+    make: impl Fn() -> reqwest::RequestBuilder,
+    repeat: Repeat,
+    interrupted: Interrupted,
+) -> Result<Answer, SalesforceError> {
     let mut attempt = 0;
     loop {
         match wait(send_once(make()), interrupted)? {
-            Err(SalesforceError::Network(m)) if repeat == Repeat::OnlyIfUnsent => return Err(SalesforceError::Network(m)),
+            Err(SalesforceError::Network(m)) if repeat == Repeat::OnlyIfUnsent => {
+                return Err(SalesforceError::Network(m))
+            }
             Err(e) if e.is_retryable() && attempt < MAX_RETRIES => {
                 let backoff = FIRST_BACKOFF_MS << attempt;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);
-                wait(async { tokio::time::sleep(Duration::from_millis(backoff + jitter)).await }, interrupted)?;
+                wait(
+                    async { tokio::time::sleep(Duration::from_millis(backoff + jitter)).await },
+                    interrupted,
+                )?;
                 attempt += 1;
             }
             result => return result,

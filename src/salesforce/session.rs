@@ -6,6 +6,7 @@ use super::auth::{self, Grant, Token};
 use super::describe::{GlobalDescribe, ObjectDescribe};
 use super::error::SalesforceError;
 use super::http::{self, Answer, Interrupted, Repeat};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -63,12 +64,60 @@ pub struct Session {
     interrupted: Interrupted,
     /// The last `Sforce-Limit-Info` seen: `api-usage=USED/MAX`.
     pub last_limit_info: Option<String>,
+    /// Salesforce's clock at the last answer.
+    pub last_server_time: Option<DateTime<Utc>>,
+    /// API requests sent, for callers that pace or log them.
+    pub requests: u64,
+}
+
+/// getDeleted's answer: which records were deleted in a window, and from
+/// when on the list is complete.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedRecords {
+    pub deleted_records: Vec<DeletedRecord>,
+    #[serde(deserialize_with = "salesforce_datetime")]
+    pub earliest_date_available: DateTime<Utc>,
+    #[serde(deserialize_with = "salesforce_datetime")]
+    pub latest_date_covered: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedRecord {
+    pub id: String,
+    #[serde(deserialize_with = "salesforce_datetime")]
+    pub deleted_date: DateTime<Utc>,
+}
+
+/// Salesforce writes datetimes as `2024-02-06T20:48:32.000+0000`.
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn salesforce_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_datetime(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("not a Salesforce datetime: {s}")))
 }
 
 impl Session {
-    pub fn new(config: ConnectionConfig, interrupted: Interrupted) -> Result<Session, SalesforceError> {
+    pub fn new(
+        config: ConnectionConfig,
+        interrupted: Interrupted,
+    ) -> Result<Session, SalesforceError> {
         let client = http::client(config.timeout)?;
-        Ok(Session { config, client, token: None, interrupted, last_limit_info: None })
+        Ok(Session {
+            config,
+            client,
+            token: None,
+            interrupted,
+            last_limit_info: None,
+            last_server_time: None,
+            requests: 0,
+        })
     }
 
     /// Runs `f` with cancellation ignored, for work that must finish (undoing
@@ -87,31 +136,54 @@ impl Session {
         if let Some(t) = &self.token {
             return Ok(t.clone());
         }
-        let t = auth::login(&self.client, &self.config.login_url, self.config.instance_url.as_deref(), &self.config.grant, self.interrupted)?;
+        let t = auth::login(
+            &self.client,
+            &self.config.login_url,
+            self.config.instance_url.as_deref(),
+            &self.config.grant,
+            self.interrupted,
+        )?;
         self.token = Some(t.clone());
         Ok(t)
     }
 
     /// Sends a request to a path under the instance (`/services/data/...`),
     /// logging in again once if the session has expired.
-    fn request(&mut self, method: reqwest::Method, path_and_query: &str, body: Option<&serde_json::Value>, header: Option<(&str, &str)>, repeat: Repeat) -> Result<Answer, SalesforceError> {
+    fn request(
+        &mut self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+        header: Option<(&str, &str)>,
+        repeat: Repeat,
+    ) -> Result<Answer, SalesforceError> {
         let mut relogged = false;
         loop {
             let token = self.token()?;
             let url = format!("{}{}", token.instance_url, path_and_query);
             let client = &self.client;
             let make = || {
-                let mut r = client.request(method.clone(), &url).bearer_auth(&token.access_token).header("Accept", "application/json");
+                let mut r = client
+                    .request(method.clone(), &url)
+                    .bearer_auth(&token.access_token)
+                    .header("Accept", "application/json");
                 if let Some((name, value)) = header {
                     r = r.header(name, value);
                 }
                 match body {
-                    Some(b) => r.header("Content-Type", "application/json").body(b.to_string()),
+                    Some(b) => r
+                        .header("Content-Type", "application/json")
+                        .body(b.to_string()),
                     None => r,
                 }
             };
+            self.requests += 1;
             match http::send_repeating(make, repeat, self.interrupted) {
-                Err(e) if e.is_invalid_session() && !relogged && !matches!(self.config.grant, Grant::AccessToken { .. }) => {
+                Err(e)
+                    if e.is_invalid_session()
+                        && !relogged
+                        && !matches!(self.config.grant, Grant::AccessToken { .. }) =>
+                {
                     self.token = None;
                     relogged = true;
                 }
@@ -120,18 +192,34 @@ impl Session {
                     if answer.limit_info.is_some() {
                         self.last_limit_info = answer.limit_info.clone();
                     }
+                    if answer.server_time.is_some() {
+                        self.last_server_time = answer.server_time;
+                    }
                     return Ok(answer);
                 }
             }
         }
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&mut self, method: reqwest::Method, path: &str, body: Option<&serde_json::Value>, header: Option<(&str, &str)>, repeat: Repeat) -> Result<T, SalesforceError> {
+    fn json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        header: Option<(&str, &str)>,
+        repeat: Repeat,
+    ) -> Result<T, SalesforceError> {
         let answer = self.request(method, path, body, header, repeat)?;
-        serde_json::from_slice(&answer.body).map_err(|e| SalesforceError::BadResponse(format!("{}: {e}", path.split('?').next().unwrap_or(path))))
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            SalesforceError::BadResponse(format!("{}: {e}", path.split('?').next().unwrap_or(path)))
+        })
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&mut self, path: &str, header: Option<(&str, &str)>) -> Result<T, SalesforceError> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        header: Option<(&str, &str)>,
+    ) -> Result<T, SalesforceError> {
         self.json(reqwest::Method::GET, path, None, header, Repeat::Safe)
     }
 
@@ -162,11 +250,18 @@ impl Session {
     /// The query resource's URL for a statement, as sent.
     fn query_path(&self, soql: &str, include_deleted: bool) -> String {
         let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
-        self.data_path(&format!("{}?q={encoded}", if include_deleted { "queryAll" } else { "query" }))
+        self.data_path(&format!(
+            "{}?q={encoded}",
+            if include_deleted { "queryAll" } else { "query" }
+        ))
     }
 
     /// The first page of a query.
-    pub fn query(&mut self, soql: &str, include_deleted: bool) -> Result<QueryPage, SalesforceError> {
+    pub fn query(
+        &mut self,
+        soql: &str,
+        include_deleted: bool,
+    ) -> Result<QueryPage, SalesforceError> {
         let path = self.query_path(soql, include_deleted);
         let options = format!("batchSize={}", self.config.batch_size);
         self.get_json(&path, Some(("Sforce-Query-Options", &options)))
@@ -177,38 +272,100 @@ impl Session {
         self.get_json(next_records_url, None)
     }
 
-    fn collection(&mut self, method: reqwest::Method, path: &str, records: Vec<serde_json::Value>, repeat: Repeat) -> Result<Vec<RecordResult>, SalesforceError> {
+    /// Records of an object deleted in [start, end) (getDeleted; whole minutes).
+    pub fn deleted(
+        &mut self,
+        object: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<DeletedRecords, SalesforceError> {
+        let format = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let path = self.data_path(&format!(
+            "sobjects/{object}/deleted/?start={}&end={}",
+            format(start),
+            format(end)
+        ));
+        self.get_json(&path, None)
+    }
+
+    fn collection(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        records: Vec<serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
         let body = serde_json::json!({"allOrNone": true, "records": records});
         let path = self.data_path(path);
         self.json(method, &path, Some(&body), None, repeat)
     }
 
     /// Creates up to 200 records in one sObject Collections call, all or none.
-    pub fn create(&mut self, records: Vec<serde_json::Value>) -> Result<Vec<RecordResult>, SalesforceError> {
-        self.collection(reqwest::Method::POST, "composite/sobjects", records, Repeat::OnlyIfUnsent)
+    pub fn create(
+        &mut self,
+        records: Vec<serde_json::Value>,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        self.collection(
+            reqwest::Method::POST,
+            "composite/sobjects",
+            records,
+            Repeat::OnlyIfUnsent,
+        )
     }
 
     /// Updates up to 200 records (each with its `id`), all or none.
-    pub fn update(&mut self, records: Vec<serde_json::Value>) -> Result<Vec<RecordResult>, SalesforceError> {
-        self.collection(reqwest::Method::PATCH, "composite/sobjects", records, Repeat::Safe)
+    pub fn update(
+        &mut self,
+        records: Vec<serde_json::Value>,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        self.collection(
+            reqwest::Method::PATCH,
+            "composite/sobjects",
+            records,
+            Repeat::Safe,
+        )
     }
 
     /// Creates or updates up to 200 records by an external id field, all or none.
-    pub fn upsert(&mut self, object: &str, key_field: &str, records: Vec<serde_json::Value>) -> Result<Vec<RecordResult>, SalesforceError> {
-        self.collection(reqwest::Method::PATCH, &format!("composite/sobjects/{object}/{key_field}"), records, Repeat::Safe)
+    pub fn upsert(
+        &mut self,
+        object: &str,
+        key_field: &str,
+        records: Vec<serde_json::Value>,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        self.collection(
+            reqwest::Method::PATCH,
+            &format!("composite/sobjects/{object}/{key_field}"),
+            records,
+            Repeat::Safe,
+        )
     }
 
     /// Deletes up to 200 records, all or none.
     pub fn delete(&mut self, ids: &[String]) -> Result<Vec<RecordResult>, SalesforceError> {
-        let path = self.data_path(&format!("composite/sobjects?ids={}&allOrNone=true", ids.join(",")));
+        let path = self.data_path(&format!(
+            "composite/sobjects?ids={}&allOrNone=true",
+            ids.join(",")
+        ));
         self.json(reqwest::Method::DELETE, &path, None, None, Repeat::Safe)
     }
 
     /// Up to 200 records' fields by id; None for an id that is not there.
-    pub fn retrieve(&mut self, object: &str, ids: &[String], fields: &[String]) -> Result<Vec<Option<serde_json::Map<String, serde_json::Value>>>, SalesforceError> {
+    pub fn retrieve(
+        &mut self,
+        object: &str,
+        ids: &[String],
+        fields: &[String],
+    ) -> Result<Vec<Option<serde_json::Map<String, serde_json::Value>>>, SalesforceError> {
         let path = self.data_path(&format!("composite/sobjects/{object}"));
         let body = serde_json::json!({"ids": ids, "fields": fields});
-        self.json(reqwest::Method::POST, &path, Some(&body), None, Repeat::Safe)
+        self.json(
+            reqwest::Method::POST,
+            &path,
+            Some(&body),
+            None,
+            Repeat::Safe,
+        )
     }
 }
 
@@ -244,16 +401,34 @@ mod tests {
     #[test]
     fn every_grant_logs_in() {
         let sim = spawn(Options::demo()).unwrap();
-        let key = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sfsim/fixtures/jwt/private.pem")).unwrap();
+        let key = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sfsim/fixtures/jwt/private.pem"
+        ))
+        .unwrap();
         let grants = [
             password(),
-            Grant::RefreshToken { client_id: "sfsim-client-id".into(), client_secret: None, refresh_token: sfsim::auth::DEMO_REFRESH_TOKEN.into() },
-            Grant::ClientCredentials { client_id: "sfsim-client-id".into(), client_secret: "sfsim-client-secret".into() },
-            Grant::JwtBearer { client_id: "sfsim-client-id".into(), username: "admin@sfsim.example".into(), private_key: key },
+            Grant::RefreshToken {
+                client_id: "sfsim-client-id".into(),
+                client_secret: None,
+                refresh_token: sfsim::auth::DEMO_REFRESH_TOKEN.into(),
+            },
+            Grant::ClientCredentials {
+                client_id: "sfsim-client-id".into(),
+                client_secret: "sfsim-client-secret".into(),
+            },
+            Grant::JwtBearer {
+                client_id: "sfsim-client-id".into(),
+                username: "admin@sfsim.example".into(),
+                private_key: key,
+            },
         ];
         for grant in grants {
-            let mut s = Session::new(config(&sim.base_url, grant.clone()), never_interrupted).unwrap();
-            let page = s.query("SELECT COUNT() FROM Account", false).unwrap_or_else(|e| panic!("{grant:?}: {e}"));
+            let mut s =
+                Session::new(config(&sim.base_url, grant.clone()), never_interrupted).unwrap();
+            let page = s
+                .query("SELECT COUNT() FROM Account", false)
+                .unwrap_or_else(|e| panic!("{grant:?}: {e}"));
             assert_eq!(page.total_size, 40);
         }
     }
@@ -267,7 +442,13 @@ mod tests {
         }
         let mut s = Session::new(config(&sim.base_url, grant), never_interrupted).unwrap();
         let e = s.describe_global().unwrap_err();
-        assert_eq!(e, SalesforceError::Login { error: "invalid_grant".into(), description: "authentication failure".into() });
+        assert_eq!(
+            e,
+            SalesforceError::Login {
+                error: "invalid_grant".into(),
+                description: "authentication failure".into()
+            }
+        );
     }
 
     #[test]
@@ -277,9 +458,19 @@ mod tests {
         s.describe("Contact").unwrap();
         sim.sim.auth.lock().expire_all();
         assert_eq!(s.describe("Contact").unwrap().name, "Contact");
-        let logins = sim.sim.log.lock().since(0).iter().filter(|r| r.path == "/services/oauth2/token").count();
+        let logins = sim
+            .sim
+            .log
+            .lock()
+            .since(0)
+            .iter()
+            .filter(|r| r.path == "/services/oauth2/token")
+            .count();
         assert_eq!(logins, 2);
-        assert!(s.last_limit_info.as_deref().is_some_and(|l| l.starts_with("api-usage=")));
+        assert!(s
+            .last_limit_info
+            .as_deref()
+            .is_some_and(|l| l.starts_with("api-usage=")));
     }
 
     #[test]
@@ -287,9 +478,48 @@ mod tests {
         let sim = spawn(Options::demo()).unwrap();
         let mut s = Session::new(config(&sim.base_url, password()), never_interrupted).unwrap();
         let first = s.query("SELECT Id FROM Contact", false).unwrap();
-        assert_eq!((first.total_size, first.records.len(), first.done), (400, 200, false));
-        let second = s.next_page(first.next_records_url.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (first.total_size, first.records.len(), first.done),
+            (400, 200, false)
+        );
+        let second = s
+            .next_page(first.next_records_url.as_deref().unwrap())
+            .unwrap();
         assert!(second.done);
+    }
+
+    #[test]
+    fn deleted_records_come_with_the_orgs_clock() {
+        let sim = spawn(Options::demo()).unwrap();
+        let mut s = Session::new(config(&sim.base_url, password()), never_interrupted).unwrap();
+        let id = s
+            .query("SELECT Id FROM Account LIMIT 1", false)
+            .unwrap()
+            .records[0]["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.delete(&[id.clone()]).unwrap();
+        sim.sim.clock.advance(chrono::Duration::days(2));
+        let start = s.last_server_time.unwrap() - chrono::Duration::hours(1);
+        s.describe("Account").unwrap();
+        let now = s.last_server_time.unwrap();
+        assert!(
+            now - start > chrono::Duration::days(2),
+            "the Date header follows the simulated clock"
+        );
+        let deleted = s.deleted("Account", start, now).unwrap();
+        assert_eq!(
+            deleted
+                .deleted_records
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>(),
+            vec![id.as_str()]
+        );
+        assert!(deleted.earliest_date_available < start);
+        // The describe after two days met an expired token and was sent again.
+        assert_eq!(s.requests, 5);
     }
 
     /// A server that answers each connection with the next canned response.
@@ -313,7 +543,12 @@ mod tests {
     }
 
     fn with_token(base: &str) -> ConnectionConfig {
-        let mut c = config(base, Grant::AccessToken { access_token: "t".into() });
+        let mut c = config(
+            base,
+            Grant::AccessToken {
+                access_token: "t".into(),
+            },
+        );
         c.instance_url = Some(base.to_string());
         c
     }
@@ -321,22 +556,45 @@ mod tests {
     #[test]
     fn server_unavailable_is_retried_until_it_answers() {
         let unavailable = answer("503 Service Unavailable", "");
-        let base = scripted_server(vec![unavailable.clone(), unavailable, answer("200 OK", r#"{"totalSize":7,"done":true,"records":[]}"#)]);
+        let base = scripted_server(vec![
+            unavailable.clone(),
+            unavailable,
+            answer("200 OK", r#"{"totalSize":7,"done":true,"records":[]}"#),
+        ]);
         let mut s = Session::new(with_token(&base), never_interrupted).unwrap();
-        assert_eq!(s.query("SELECT COUNT() FROM Account", false).unwrap().total_size, 7);
+        assert_eq!(
+            s.query("SELECT COUNT() FROM Account", false)
+                .unwrap()
+                .total_size,
+            7
+        );
     }
 
     #[test]
     fn a_malformed_answer_is_an_error_not_a_crash() {
         let base = scripted_server(vec![answer("200 OK", r#"{"records"#)]);
         let mut s = Session::new(with_token(&base), never_interrupted).unwrap();
-        assert!(matches!(s.query("SELECT Id FROM Account", false), Err(SalesforceError::BadResponse(_))));
+        assert!(matches!(
+            s.query("SELECT Id FROM Account", false),
+            Err(SalesforceError::BadResponse(_))
+        ));
     }
 
     #[test]
     fn unreachable_org_is_a_network_error_after_retries() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut s = Session::new(config(&format!("http://127.0.0.1:{port}"), password()), never_interrupted).unwrap();
-        assert!(matches!(s.describe_global(), Err(SalesforceError::ConnectFailed(_))));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = Session::new(
+            config(&format!("http://127.0.0.1:{port}"), password()),
+            never_interrupted,
+        )
+        .unwrap();
+        assert!(matches!(
+            s.describe_global(),
+            Err(SalesforceError::ConnectFailed(_))
+        ));
     }
 }

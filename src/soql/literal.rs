@@ -21,7 +21,10 @@ pub enum Literal {
 pub fn is_decimal(s: &str) -> bool {
     let body = s.strip_prefix('-').unwrap_or(s);
     let (int, frac) = body.split_once('.').unwrap_or((body, "0"));
-    !int.is_empty() && !frac.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit())
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn escape_char(c: char, out: &mut String) {
@@ -83,7 +86,14 @@ impl Literal {
             Literal::Text(s) => quote(s),
             Literal::Date(d) => d.format("%Y-%m-%d").to_string(),
             Literal::DateTime(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            Literal::List(items) => format!("({})", items.iter().map(Literal::render).collect::<Vec<_>>().join(", ")),
+            Literal::List(items) => format!(
+                "({})",
+                items
+                    .iter()
+                    .map(Literal::render)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -96,8 +106,15 @@ mod tests {
     #[test]
     fn strings_escape_every_special_character() {
         assert_eq!(quote("O'Brien"), r"'O\'Brien'");
-        assert_eq!(quote("a\\b\"c\nd\re\tf\u{8}g\u{c}h\u{1}"), r#"'a\\b\"c\nd\re\tf\bg\fh\u0001'"#);
-        assert_eq!(quote("50% _off é 😀"), "'50% _off é 😀'", "wildcards are plain outside LIKE");
+        assert_eq!(
+            quote("a\\b\"c\nd\re\tf\u{8}g\u{c}h\u{1}"),
+            r#"'a\\b\"c\nd\re\tf\bg\fh\u0001'"#
+        );
+        assert_eq!(
+            quote("50% _off é 😀"),
+            "'50% _off é 😀'",
+            "wildcards are plain outside LIKE"
+        );
     }
 
     #[test]
@@ -107,18 +124,35 @@ mod tests {
         assert_eq!(like_pattern(r"a\_b").unwrap(), r"'a\_b'");
         assert_eq!(like_pattern(r"back\\slash").unwrap(), r"'back\\slash'");
         assert_eq!(like_pattern("it's").unwrap(), r"'it\'s'");
-        assert_eq!(like_pattern(r"\q").unwrap(), "'q'", "an escaped ordinary character is itself");
+        assert_eq!(
+            like_pattern(r"\q").unwrap(),
+            "'q'",
+            "an escaped ordinary character is itself"
+        );
         assert_eq!(like_pattern(r"ends with \"), None);
     }
 
     #[test]
     fn other_literals() {
-        assert_eq!(Literal::Date(NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()).render(), "2024-01-31");
+        assert_eq!(
+            Literal::Date(NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()).render(),
+            "2024-01-31"
+        );
         let t = Utc.with_ymd_and_hms(2024, 1, 31, 10, 0, 5).unwrap();
         assert_eq!(Literal::DateTime(t).render(), "2024-01-31T10:00:05Z");
         assert_eq!(Literal::Bool(false).render(), "false");
-        assert_eq!(Literal::List(vec![Literal::Text("a".into()), Literal::Number("2".into())]).render(), "('a', 2)");
-        assert!(is_decimal("-12.50") && is_decimal("7") && !is_decimal("1e5") && !is_decimal("NaN") && !is_decimal("1.") && !is_decimal(""));
+        assert_eq!(
+            Literal::List(vec![Literal::Text("a".into()), Literal::Number("2".into())]).render(),
+            "('a', 2)"
+        );
+        assert!(
+            is_decimal("-12.50")
+                && is_decimal("7")
+                && !is_decimal("1e5")
+                && !is_decimal("NaN")
+                && !is_decimal("1.")
+                && !is_decimal("")
+        );
     }
 
     mod against_sfsim {
@@ -130,12 +164,28 @@ mod tests {
 
         fn string_token(soql: &str) -> String {
             let toks = tokenize(soql).expect("sfsim tokenizes our SOQL");
-            toks.into_iter().find_map(|t| if let Tok::Str(raw) = t.tok { Some(raw) } else { None }).expect("a string literal")
+            toks.into_iter()
+                .find_map(|t| {
+                    if let Tok::Str(raw) = t.tok {
+                        Some(raw)
+                    } else {
+                        None
+                    }
+                })
+                .expect("a string literal")
         }
 
         /// A PostgreSQL LIKE pattern matching exactly `s`.
         fn pg_like_escape(s: &str) -> String {
-            s.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect()
+            s.chars()
+                .flat_map(|c| {
+                    if matches!(c, '%' | '_' | '\\') {
+                        vec!['\\', c]
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect()
         }
 
         proptest! {

@@ -47,12 +47,26 @@ pub enum Operand {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Condition {
-    Compare { field: String, op: CompareOp, value: Operand },
+    Compare {
+        field: String,
+        op: CompareOp,
+        value: Operand,
+    },
     /// `value` is a `Literal::List` once bound.
-    In { field: String, negated: bool, values: Operand },
+    In {
+        field: String,
+        negated: bool,
+        values: Operand,
+    },
     /// A PostgreSQL LIKE pattern, translated when printed.
-    Like { field: String, pattern: Operand },
-    IsNull { field: String, negated: bool },
+    Like {
+        field: String,
+        pattern: Operand,
+    },
+    IsNull {
+        field: String,
+        negated: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,7 +104,9 @@ impl Soql {
             let mut c = c.clone();
             let negated_in = matches!(c, Condition::In { negated: true, .. });
             let slot = match &mut c {
-                Condition::Compare { value, .. } | Condition::Like { pattern: value, .. } | Condition::In { values: value, .. } => value,
+                Condition::Compare { value, .. }
+                | Condition::Like { pattern: value, .. }
+                | Condition::In { values: value, .. } => value,
                 Condition::IsNull { .. } => {
                     bound.conditions.push(c);
                     continue;
@@ -122,20 +138,37 @@ impl Soql {
             Operand::Param(i) => format!("${}", i + 1),
         };
         match c {
-            Condition::Compare { field, op: op @ (CompareOp::Lt | CompareOp::Le), value: Operand::Literal(Literal::DateTime(t)) }
-                if t.nanosecond() != 0 =>
-            {
+            Condition::Compare {
+                field,
+                op: op @ (CompareOp::Lt | CompareOp::Le),
+                value: Operand::Literal(Literal::DateTime(t)),
+            } if t.nanosecond() != 0 => {
                 // SOQL datetimes have whole seconds: round up, so the range only widens.
                 let up = Literal::DateTime(*t + chrono::Duration::seconds(1));
                 format!("{field} {} {}", op.soql(), up.render())
             }
-            Condition::Compare { field, op, value } => format!("{field} {} {}", op.soql(), lit(value)),
-            Condition::In { field, negated, values } => format!("{field} {}IN {}", if *negated { "NOT " } else { "" }, lit(values)),
+            Condition::Compare { field, op, value } => {
+                format!("{field} {} {}", op.soql(), lit(value))
+            }
+            Condition::In {
+                field,
+                negated,
+                values,
+            } => format!(
+                "{field} {}IN {}",
+                if *negated { "NOT " } else { "" },
+                lit(values)
+            ),
             Condition::Like { field, pattern } => match pattern {
-                Operand::Literal(Literal::Text(p)) => format!("{field} LIKE {}", like_pattern(p).unwrap_or_else(|| "''".into())),
+                Operand::Literal(Literal::Text(p)) => format!(
+                    "{field} LIKE {}",
+                    like_pattern(p).unwrap_or_else(|| "''".into())
+                ),
                 other => format!("{field} LIKE {}", lit(other)),
             },
-            Condition::IsNull { field, negated } => format!("{field} {} null", if *negated { "!=" } else { "=" }),
+            Condition::IsNull { field, negated } => {
+                format!("{field} {} null", if *negated { "!=" } else { "=" })
+            }
         }
     }
 
@@ -149,8 +182,16 @@ impl Soql {
         }
         let mut base = self.clone();
         base.fields = vec!["Id".to_string()];
-        if !base.order_by.iter().any(|k| k.field.eq_ignore_ascii_case("Id")) {
-            base.order_by.push(OrderKey { field: "Id".into(), descending: false, nulls_first: false });
+        if !base
+            .order_by
+            .iter()
+            .any(|k| k.field.eq_ignore_ascii_case("Id"))
+        {
+            base.order_by.push(OrderKey {
+                field: "Id".into(),
+                descending: false,
+                nulls_first: false,
+            });
         }
         if !fits(&base.render()) {
             return None;
@@ -184,7 +225,14 @@ impl Soql {
         s.push_str(&self.object);
         if !self.conditions.is_empty() {
             s.push_str(" WHERE ");
-            s.push_str(&self.conditions.iter().map(Soql::condition_text).collect::<Vec<_>>().join(" AND "));
+            s.push_str(
+                &self
+                    .conditions
+                    .iter()
+                    .map(Soql::condition_text)
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
         }
         if !self.order_by.is_empty() {
             let keys: Vec<String> = self
@@ -218,19 +266,44 @@ mod tests {
     }
 
     fn contact() -> Soql {
-        Soql { object: "Contact".into(), fields: vec!["Id".into(), "Email".into()], count: false, conditions: vec![], order_by: vec![], limit: None }
+        Soql {
+            object: "Contact".into(),
+            fields: vec!["Id".into(), "Email".into()],
+            count: false,
+            conditions: vec![],
+            order_by: vec![],
+            limit: None,
+        }
     }
 
     #[test]
     fn prints_every_clause() {
         let mut q = contact();
         q.conditions = vec![
-            Condition::Compare { field: "LastName".into(), op: CompareOp::Ne, value: text("O'Brien") },
-            Condition::In { field: "Level__c".into(), negated: true, values: Operand::Literal(Literal::List(vec![Literal::Text("A".into())])) },
-            Condition::Like { field: "Email".into(), pattern: text(r"%\_x@%") },
-            Condition::IsNull { field: "Phone".into(), negated: false },
+            Condition::Compare {
+                field: "LastName".into(),
+                op: CompareOp::Ne,
+                value: text("O'Brien"),
+            },
+            Condition::In {
+                field: "Level__c".into(),
+                negated: true,
+                values: Operand::Literal(Literal::List(vec![Literal::Text("A".into())])),
+            },
+            Condition::Like {
+                field: "Email".into(),
+                pattern: text(r"%\_x@%"),
+            },
+            Condition::IsNull {
+                field: "Phone".into(),
+                negated: false,
+            },
         ];
-        q.order_by = vec![OrderKey { field: "CreatedDate".into(), descending: true, nulls_first: false }];
+        q.order_by = vec![OrderKey {
+            field: "CreatedDate".into(),
+            descending: true,
+            nulls_first: false,
+        }];
         q.limit = Some(5);
         assert_eq!(
             q.render(),
@@ -243,24 +316,41 @@ mod tests {
     #[test]
     fn wide_field_lists_split_into_groups_ordered_alike() {
         let mut q = contact();
-        q.fields = std::iter::once("Id".to_string()).chain((0..30).map(|i| format!("Field_{i:02}__c"))).collect();
-        q.conditions = vec![Condition::IsNull { field: "Email".into(), negated: true }];
+        q.fields = std::iter::once("Id".to_string())
+            .chain((0..30).map(|i| format!("Field_{i:02}__c")))
+            .collect();
+        q.conditions = vec![Condition::IsNull {
+            field: "Email".into(),
+            negated: true,
+        }];
         q.limit = Some(10);
         let parts = q.split_to_fit(|s| s.len() <= 200).unwrap();
         assert!(parts.len() > 1);
-        assert!(parts.iter().all(|p| p.render().len() <= 200 && p.fields[0] == "Id" && p.limit == Some(10)));
-        assert!(parts.iter().all(|p| p.render().ends_with("WHERE Email != null ORDER BY Id ASC NULLS LAST LIMIT 10")));
+        assert!(parts
+            .iter()
+            .all(|p| p.render().len() <= 200 && p.fields[0] == "Id" && p.limit == Some(10)));
+        assert!(parts.iter().all(|p| p
+            .render()
+            .ends_with("WHERE Email != null ORDER BY Id ASC NULLS LAST LIMIT 10")));
         let all: Vec<String> = parts.iter().flat_map(|p| p.fields[1..].to_vec()).collect();
         assert_eq!(all, q.fields[1..].to_vec(), "every field once, in order");
         assert_eq!(q.split_to_fit(|s| s.len() <= 10_000).unwrap().len(), 1);
-        assert_eq!(q.split_to_fit(|s| s.len() <= 40), None, "the conditions alone do not fit");
+        assert_eq!(
+            q.split_to_fit(|s| s.len() <= 40),
+            None,
+            "the conditions alone do not fit"
+        );
     }
 
     #[test]
     fn fractional_datetimes_widen_the_range() {
         use chrono::TimeZone;
         let t = chrono::Utc.timestamp_millis_opt(1_704_103_200_500).unwrap();
-        let cond = |op| Condition::Compare { field: "CreatedDate".into(), op, value: Operand::Literal(Literal::DateTime(t)) };
+        let cond = |op| Condition::Compare {
+            field: "CreatedDate".into(),
+            op,
+            value: Operand::Literal(Literal::DateTime(t)),
+        };
         let mut q = contact();
         q.conditions = vec![cond(CompareOp::Lt), cond(CompareOp::Ge)];
         assert_eq!(
@@ -272,16 +362,49 @@ mod tests {
     #[test]
     fn binding_fills_parameters_or_proves_nothing_matches() {
         let mut q = contact();
-        q.conditions = vec![Condition::Compare { field: "AccountId".into(), op: CompareOp::Eq, value: Operand::Param(0) }];
-        assert_eq!(q.render(), "SELECT Id, Email FROM Contact WHERE AccountId = $1");
+        q.conditions = vec![Condition::Compare {
+            field: "AccountId".into(),
+            op: CompareOp::Eq,
+            value: Operand::Param(0),
+        }];
+        assert_eq!(
+            q.render(),
+            "SELECT Id, Email FROM Contact WHERE AccountId = $1"
+        );
         let bound = q.bind(&[Some(Literal::Text("001".into()))]).unwrap();
-        assert_eq!(bound.render(), "SELECT Id, Email FROM Contact WHERE AccountId = '001'");
-        assert_eq!(q.bind(&[Some(Literal::Null)]), None, "= NULL matches nothing");
-        assert_eq!(q.bind(&[None]).unwrap().render(), "SELECT Id, Email FROM Contact", "an inexpressible value drops its condition");
+        assert_eq!(
+            bound.render(),
+            "SELECT Id, Email FROM Contact WHERE AccountId = '001'"
+        );
+        assert_eq!(
+            q.bind(&[Some(Literal::Null)]),
+            None,
+            "= NULL matches nothing"
+        );
+        assert_eq!(
+            q.bind(&[None]).unwrap().render(),
+            "SELECT Id, Email FROM Contact",
+            "an inexpressible value drops its condition"
+        );
         let mut q = contact();
-        q.conditions = vec![Condition::In { field: "Id".into(), negated: false, values: Operand::Param(0) }];
-        assert_eq!(q.bind(&[Some(Literal::List(vec![]))]), None, "IN () matches nothing");
-        q.conditions = vec![Condition::In { field: "Id".into(), negated: true, values: Operand::Param(0) }];
-        assert_eq!(q.bind(&[Some(Literal::List(vec![]))]).unwrap().render(), "SELECT Id, Email FROM Contact");
+        q.conditions = vec![Condition::In {
+            field: "Id".into(),
+            negated: false,
+            values: Operand::Param(0),
+        }];
+        assert_eq!(
+            q.bind(&[Some(Literal::List(vec![]))]),
+            None,
+            "IN () matches nothing"
+        );
+        q.conditions = vec![Condition::In {
+            field: "Id".into(),
+            negated: true,
+            values: Operand::Param(0),
+        }];
+        assert_eq!(
+            q.bind(&[Some(Literal::List(vec![]))]).unwrap().render(),
+            "SELECT Id, Email FROM Contact"
+        );
     }
 }

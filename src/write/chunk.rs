@@ -44,7 +44,11 @@ pub fn runs(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
     let mut out: Vec<Vec<Queued>> = Vec::new();
     for q in queued {
         match out.last_mut() {
-            Some(run) if run.len() < CHUNK && run[0].target == q.target && kind(&run[0]) == kind(&q) => run.push(q),
+            Some(run)
+                if run.len() < CHUNK && run[0].target == q.target && kind(&run[0]) == kind(&q) =>
+            {
+                run.push(q)
+            }
             _ => out.push(vec![q]),
         }
     }
@@ -58,7 +62,10 @@ fn describe_row(q: &Queued) -> String {
     };
     match &q.op {
         Op::Update { id, .. } | Op::Delete { id } => format!("Id {id}"),
-        Op::Upsert { key_field, record } => format!("{key_field} {}", record.get(key_field).map(show).unwrap_or_default()),
+        Op::Upsert { key_field, record } => format!(
+            "{key_field} {}",
+            record.get(key_field).map(show).unwrap_or_default()
+        ),
         Op::Create { record } => record
             .iter()
             .filter(|(k, v)| *k != "attributes" && !v.is_null())
@@ -71,18 +78,34 @@ fn describe_row(q: &Queued) -> String {
 
 fn check(results: &[RecordResult], run: &[Queued]) -> Result<(), ChunkError> {
     if results.len() != run.len() {
-        return Err(SalesforceError::BadResponse(format!("{} results for {} records", results.len(), run.len())).into());
+        return Err(SalesforceError::BadResponse(format!(
+            "{} results for {} records",
+            results.len(),
+            run.len()
+        ))
+        .into());
     }
     let failed = results.iter().enumerate().filter(|(_, r)| !r.success);
     // The record at fault, not the innocent ones rolled back with it.
-    let culprit = failed.clone().find(|(_, r)| r.errors.iter().all(|e| e.status_code != "ALL_OR_NONE_OPERATION_ROLLED_BACK")).or(failed.clone().next());
+    let culprit = failed
+        .clone()
+        .find(|(_, r)| {
+            r.errors
+                .iter()
+                .all(|e| e.status_code != "ALL_OR_NONE_OPERATION_ROLLED_BACK")
+        })
+        .or(failed.clone().next());
     match culprit {
         None => Ok(()),
         Some((i, r)) => Err(ChunkError::Rejected(Rejection {
             statement: run[i].statement.clone(),
             row: run[i].row,
             which: describe_row(&run[i]),
-            error: r.errors.first().cloned().unwrap_or(RecordError { status_code: "UNKNOWN_EXCEPTION".into(), message: "rejected without a reason".into(), fields: vec![] }),
+            error: r.errors.first().cloned().unwrap_or(RecordError {
+                status_code: "UNKNOWN_EXCEPTION".into(),
+                message: "rejected without a reason".into(),
+                fields: vec![],
+            }),
         })),
     }
 }
@@ -93,17 +116,38 @@ fn with_type(object: &str, mut record: Map<String, Json>) -> Json {
 }
 
 /// The current values of `fields` for records found by `key_field`.
-fn prior_by_key(session: &mut Session, object: &str, key_field: &str, keys: &[String], fields: &[String]) -> Result<Vec<Map<String, Json>>, SalesforceError> {
+fn prior_by_key(
+    session: &mut Session,
+    object: &str,
+    key_field: &str,
+    keys: &[String],
+    fields: &[String],
+) -> Result<Vec<Map<String, Json>>, SalesforceError> {
     let list = Literal::List(keys.iter().map(|k| Literal::Text(k.clone())).collect()).render();
     let mut select = vec!["Id".to_string(), key_field.to_string()];
-    select.extend(fields.iter().filter(|f| !f.eq_ignore_ascii_case(key_field)).cloned());
-    let page = session.query(&format!("SELECT {} FROM {object} WHERE {key_field} IN {list}", select.join(", ")), false)?;
+    select.extend(
+        fields
+            .iter()
+            .filter(|f| !f.eq_ignore_ascii_case(key_field))
+            .cloned(),
+    );
+    let page = session.query(
+        &format!(
+            "SELECT {} FROM {object} WHERE {key_field} IN {list}",
+            select.join(", ")
+        ),
+        false,
+    )?;
     Ok(page.records)
 }
 
 fn field_names(run: &[Queued]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for k in run.iter().filter_map(|q| q.op.fields()).flat_map(|m| m.keys()) {
+    for k in run
+        .iter()
+        .filter_map(|q| q.op.fields())
+        .flat_map(|m| m.keys())
+    {
         if k != "attributes" && !names.contains(k) {
             names.push(k.clone());
         }
@@ -112,7 +156,10 @@ fn field_names(run: &[Queued]) -> Vec<String> {
 }
 
 fn ids(run: &[Queued]) -> Vec<String> {
-    run.iter().filter_map(|q| q.op.id()).map(str::to_string).collect()
+    run.iter()
+        .filter_map(|q| q.op.id())
+        .map(str::to_string)
+        .collect()
 }
 
 fn records(object: &str, run: &[Queued], with_id: bool) -> Vec<Json> {
@@ -128,7 +175,10 @@ fn records(object: &str, run: &[Queued], with_id: bool) -> Vec<Json> {
 }
 
 fn prior_of(record: &Map<String, Json>, fields: &[String]) -> Map<String, Json> {
-    fields.iter().map(|f| (f.clone(), record.get(f).cloned().unwrap_or(Json::Null))).collect()
+    fields
+        .iter()
+        .map(|f| (f.clone(), record.get(f).cloned().unwrap_or(Json::Null)))
+        .collect()
 }
 
 /// Sends one run (see `runs`) and returns what Salesforce applied. Values an
@@ -141,7 +191,10 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
         Op::Create { .. } => {
             let results = session.create(records(object, run, false))?;
             check(&results, run)?;
-            Ok(done(&|i| Done::Created { target: target.clone(), id: results[i].id.clone().unwrap_or_default() }))
+            Ok(done(&|i| Done::Created {
+                target: target.clone(),
+                id: results[i].id.clone().unwrap_or_default(),
+            }))
         }
         Op::Update { .. } => {
             let ids = ids(run);
@@ -152,20 +205,40 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
             Ok(done(&|i| Done::Updated {
                 target: target.clone(),
                 id: ids[i].clone(),
-                prior: before.get(i).cloned().flatten().map(|r| prior_of(&r, &fields)).unwrap_or_default(),
+                prior: before
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .map(|r| prior_of(&r, &fields))
+                    .unwrap_or_default(),
             }))
         }
         Op::Upsert { key_field, .. } => {
             let fields = field_names(run);
-            let keys: Vec<String> = run.iter().filter_map(|q| q.op.fields()?.get(key_field)?.as_str().map(str::to_string)).collect();
+            let keys: Vec<String> = run
+                .iter()
+                .filter_map(|q| q.op.fields()?.get(key_field)?.as_str().map(str::to_string))
+                .collect();
             let existing = prior_by_key(session, object, key_field, &keys, &fields)?;
             let results = session.upsert(object, key_field, records(object, run, false))?;
             check(&results, run)?;
             Ok(done(&|i| {
                 let id = results[i].id.clone().unwrap_or_default();
-                match (results[i].created, existing.iter().find(|r| r.get("Id").and_then(Json::as_str) == Some(id.as_str()))) {
-                    (Some(false), Some(prior)) => Done::Updated { target: target.clone(), id, prior: prior_of(prior, &fields) },
-                    _ => Done::Created { target: target.clone(), id },
+                match (
+                    results[i].created,
+                    existing
+                        .iter()
+                        .find(|r| r.get("Id").and_then(Json::as_str) == Some(id.as_str())),
+                ) {
+                    (Some(false), Some(prior)) => Done::Updated {
+                        target: target.clone(),
+                        id,
+                        prior: prior_of(prior, &fields),
+                    },
+                    _ => Done::Created {
+                        target: target.clone(),
+                        id,
+                    },
                 }
             }))
         }
@@ -173,7 +246,10 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
             let ids = ids(run);
             let results = session.delete(&ids)?;
             check(&results, run)?;
-            Ok(done(&|i| Done::Deleted { target: target.clone(), id: ids[i].clone() }))
+            Ok(done(&|i| Done::Deleted {
+                target: target.clone(),
+                id: ids[i].clone(),
+            }))
         }
     }
 }
@@ -184,11 +260,29 @@ mod tests {
     use serde_json::json;
 
     fn q(object: &str, op: Op, row: usize) -> Queued {
-        Queued { target: Target { server: 1, user: 1, object: object.into() }, op, row, statement: "INSERT into contact".into() }
+        Queued {
+            target: Target {
+                server: 1,
+                user: 1,
+                object: object.into(),
+            },
+            op,
+            row,
+            statement: "INSERT into contact".into(),
+        }
     }
 
     fn create(row: usize) -> Queued {
-        q("Contact", Op::Create { record: json!({"LastName": format!("L{row}")}).as_object().unwrap().clone() }, row)
+        q(
+            "Contact",
+            Op::Create {
+                record: json!({"LastName": format!("L{row}")})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+            row,
+        )
     }
 
     #[test]
@@ -210,7 +304,10 @@ mod tests {
         .unwrap();
         match check(&results, &run) {
             Err(ChunkError::Rejected(r)) => {
-                assert_eq!((r.row, r.error.status_code.as_str(), r.which.as_str()), (2, "REQUIRED_FIELD_MISSING", "LastName 'L2'"));
+                assert_eq!(
+                    (r.row, r.error.status_code.as_str(), r.which.as_str()),
+                    (2, "REQUIRED_FIELD_MISSING", "LastName 'L2'")
+                );
             }
             other => panic!("{other:?}"),
         }

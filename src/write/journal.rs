@@ -14,10 +14,20 @@ pub struct Target {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    Create { record: Map<String, Json> },
-    Upsert { key_field: String, record: Map<String, Json> },
-    Update { id: String, fields: Map<String, Json> },
-    Delete { id: String },
+    Create {
+        record: Map<String, Json>,
+    },
+    Upsert {
+        key_field: String,
+        record: Map<String, Json>,
+    },
+    Update {
+        id: String,
+        fields: Map<String, Json>,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 impl Op {
@@ -53,10 +63,20 @@ pub struct Queued {
 /// A write Salesforce has applied.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Done {
-    Created { target: Target, id: String },
+    Created {
+        target: Target,
+        id: String,
+    },
     /// `prior` holds the changed fields' values before the update.
-    Updated { target: Target, id: String, prior: Map<String, Json> },
-    Deleted { target: Target, id: String },
+    Updated {
+        target: Target,
+        id: String,
+        prior: Map<String, Json>,
+    },
+    Deleted {
+        target: Target,
+        id: String,
+    },
 }
 
 #[derive(Default)]
@@ -100,12 +120,20 @@ pub fn compensation(done: Vec<Done>) -> Compensation {
         match d {
             Done::Created { target, id } => push_grouped(&mut out.deletes, &target, id),
             // Only the earliest prior values matter: they are what was there before.
-            Done::Updated { target, id, mut prior } if !was_created(&target, &id) && !restored.contains(&(target.clone(), id.clone())) => {
+            Done::Updated {
+                target,
+                id,
+                mut prior,
+            } if !was_created(&target, &id)
+                && !restored.contains(&(target.clone(), id.clone())) =>
+            {
                 restored.push((target.clone(), id.clone()));
                 prior.insert("id".into(), Json::String(id));
                 push_grouped(&mut out.restores, &target, prior);
             }
-            Done::Deleted { target, id } if !was_created(&target, &id) => out.lost.push((target, id)),
+            Done::Deleted { target, id } if !was_created(&target, &id) => {
+                out.lost.push((target, id))
+            }
             _ => {}
         }
     }
@@ -125,11 +153,17 @@ impl Journal {
     }
 
     pub fn take_queued(&mut self) -> Vec<Queued> {
-        std::mem::take(&mut self.queued).into_iter().map(|(_, q)| q).collect()
+        std::mem::take(&mut self.queued)
+            .into_iter()
+            .map(|(_, q)| q)
+            .collect()
     }
 
     pub fn take_done(&mut self) -> Vec<Done> {
-        std::mem::take(&mut self.done).into_iter().map(|(_, d)| d).collect()
+        std::mem::take(&mut self.done)
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect()
     }
 
     /// A subtransaction committed: its entries now belong to its parent.
@@ -151,7 +185,9 @@ impl Journal {
     /// everything at or above `sub` began inside it.
     pub fn subxact_aborted(&mut self, sub: u32) -> Vec<Done> {
         self.queued.retain(|(s, _)| *s < sub);
-        let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.done).into_iter().partition(|(s, _)| *s >= sub);
+        let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.done)
+            .into_iter()
+            .partition(|(s, _)| *s >= sub);
         self.done = kept;
         undone.into_iter().map(|(_, d)| d).collect()
     }
@@ -168,7 +204,11 @@ mod tests {
     use serde_json::json;
 
     fn target(object: &str) -> Target {
-        Target { server: 1, user: 10, object: object.into() }
+        Target {
+            server: 1,
+            user: 10,
+            object: object.into(),
+        }
     }
 
     fn map(v: Json) -> Map<String, Json> {
@@ -179,30 +219,84 @@ mod tests {
     fn compensation_deletes_creations_and_restores_earliest_values() {
         let c = target("Contact");
         let done = vec![
-            Done::Created { target: c.clone(), id: "003A".into() },
-            Done::Updated { target: c.clone(), id: "003B".into(), prior: map(json!({"Email": "first@x.io"})) },
-            Done::Updated { target: c.clone(), id: "003B".into(), prior: map(json!({"Email": "second@x.io"})) },
-            Done::Updated { target: c.clone(), id: "003A".into(), prior: map(json!({"Title": "x"})) },
-            Done::Deleted { target: c.clone(), id: "003C".into() },
-            Done::Deleted { target: c.clone(), id: "003A".into() },
+            Done::Created {
+                target: c.clone(),
+                id: "003A".into(),
+            },
+            Done::Updated {
+                target: c.clone(),
+                id: "003B".into(),
+                prior: map(json!({"Email": "first@x.io"})),
+            },
+            Done::Updated {
+                target: c.clone(),
+                id: "003B".into(),
+                prior: map(json!({"Email": "second@x.io"})),
+            },
+            Done::Updated {
+                target: c.clone(),
+                id: "003A".into(),
+                prior: map(json!({"Title": "x"})),
+            },
+            Done::Deleted {
+                target: c.clone(),
+                id: "003C".into(),
+            },
+            Done::Deleted {
+                target: c.clone(),
+                id: "003A".into(),
+            },
         ];
         let plan = compensation(done);
         assert_eq!(plan.deletes, vec![(c.clone(), vec!["003A".to_string()])]);
-        assert_eq!(plan.restores, vec![(c.clone(), vec![map(json!({"Email": "first@x.io", "id": "003B"}))])]);
-        assert_eq!(plan.lost, vec![(c, "003C".to_string())], "a record created here and deleted needs nothing");
+        assert_eq!(
+            plan.restores,
+            vec![(
+                c.clone(),
+                vec![map(json!({"Email": "first@x.io", "id": "003B"}))]
+            )]
+        );
+        assert_eq!(
+            plan.lost,
+            vec![(c, "003C".to_string())],
+            "a record created here and deleted needs nothing"
+        );
     }
 
     #[test]
     fn savepoints_drop_or_hand_back_their_writes() {
         let mut j = Journal::default();
-        let q = |row| Queued { target: target("Lead"), op: Op::Delete { id: format!("00Q{row}") }, row, statement: "DELETE from lead".into() };
+        let q = |row| Queued {
+            target: target("Lead"),
+            op: Op::Delete {
+                id: format!("00Q{row}"),
+            },
+            row,
+            statement: "DELETE from lead".into(),
+        };
         j.queue(1, q(1));
         j.queue(2, q(2));
         j.queue(3, q(3));
-        j.record(2, Done::Created { target: target("Lead"), id: "00QX".into() });
+        j.record(
+            2,
+            Done::Created {
+                target: target("Lead"),
+                id: "00QX".into(),
+            },
+        );
         j.subxact_committed(3, 2);
-        assert_eq!(j.subxact_aborted(2), vec![Done::Created { target: target("Lead"), id: "00QX".into() }]);
-        assert_eq!(j.take_queued(), vec![q(1)], "writes queued inside the rolled-back savepoint are gone");
+        assert_eq!(
+            j.subxact_aborted(2),
+            vec![Done::Created {
+                target: target("Lead"),
+                id: "00QX".into()
+            }]
+        );
+        assert_eq!(
+            j.take_queued(),
+            vec![q(1)],
+            "writes queued inside the rolled-back savepoint are gone"
+        );
         assert!(j.take_queued().is_empty());
     }
 }

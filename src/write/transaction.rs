@@ -11,7 +11,10 @@ use super::journal::{compensation, Done, Journal, Queued, Target};
 use crate::fdw::connection;
 use crate::fdw::SalesforceFdwError;
 use pgrx::pg_sys::{self, panic::ErrorReport, Oid};
-use pgrx::{register_subxact_callback, register_xact_callback, PgLogLevel, PgSubXactCallbackEvent, PgXactCallbackEvent};
+use pgrx::{
+    register_subxact_callback, register_xact_callback, PgLogLevel, PgSubXactCallbackEvent,
+    PgXactCallbackEvent,
+};
 use std::cell::{Cell, RefCell};
 
 thread_local! {
@@ -63,9 +66,15 @@ pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>, SalesforceFdwError> {
     let mut all = Vec::new();
     for run in chunk::runs(queued) {
         let t: &Target = &run[0].target;
-        let done = connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| Ok(chunk::send(s, &run)))?.map_err(chunk_error)?;
+        let done = connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| {
+            Ok(chunk::send(s, &run))
+        })?
+        .map_err(chunk_error)?;
         let sub = subxact();
-        JOURNAL.with(|j| done.iter().for_each(|d| j.borrow_mut().record(sub, d.clone())));
+        JOURNAL.with(|j| {
+            done.iter()
+                .for_each(|d| j.borrow_mut().record(sub, d.clone()))
+        });
         all.extend(done);
     }
     Ok(all)
@@ -92,28 +101,49 @@ fn send_queued_or_fail() {
 fn undo(done: Vec<Done>) -> Vec<String> {
     let plan = compensation(done);
     let mut problems = Vec::new();
-    let mut run = |t: &Target, what: &str, ids: Vec<String>, call: &dyn Fn(&mut crate::salesforce::session::Session) -> Result<Vec<crate::salesforce::session::RecordResult>, crate::salesforce::SalesforceError>| {
+    let mut run = |t: &Target,
+                   what: &str,
+                   ids: Vec<String>,
+                   call: &dyn Fn(
+        &mut crate::salesforce::session::Session,
+    ) -> Result<
+        Vec<crate::salesforce::session::RecordResult>,
+        crate::salesforce::SalesforceError,
+    >| {
         match connection::with_cached_session(t.server, t.user, |s| s.uninterruptible(call)) {
             Some(Ok(results)) => {
                 for (id, r) in ids.iter().zip(&results) {
                     if !r.success {
-                        let why = r.errors.first().map(|e| format!("{}: {}", e.status_code, e.message)).unwrap_or_default();
+                        let why = r
+                            .errors
+                            .first()
+                            .map(|e| format!("{}: {}", e.status_code, e.message))
+                            .unwrap_or_default();
                         problems.push(format!("{what} {} {id}: {why}", t.object));
                     }
                 }
             }
             Some(Err(e)) => problems.push(format!("{what} {} {}: {e}", t.object, ids.join(", "))),
-            None => problems.push(format!("{what} {} {}: no connection to Salesforce", t.object, ids.join(", "))),
+            None => problems.push(format!(
+                "{what} {} {}: no connection to Salesforce",
+                t.object,
+                ids.join(", ")
+            )),
         }
     };
     for (t, ids) in plan.deletes {
         for part in ids.chunks(chunk::CHUNK) {
-            run(&t, "could not delete created", part.to_vec(), &|s| s.delete(part));
+            run(&t, "could not delete created", part.to_vec(), &|s| {
+                s.delete(part)
+            });
         }
     }
     for (t, records) in plan.restores {
         for part in records.chunks(chunk::CHUNK) {
-            let ids = part.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect();
+            let ids = part
+                .iter()
+                .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+                .collect();
             let object = t.object.clone();
             let with_types: Vec<serde_json::Value> = part
                 .iter()
@@ -123,11 +153,17 @@ fn undo(done: Vec<Done>) -> Vec<String> {
                     serde_json::Value::Object(r)
                 })
                 .collect();
-            run(&t, "could not restore updated", ids, &|s| s.update(with_types.clone()));
+            run(&t, "could not restore updated", ids, &|s| {
+                s.update(with_types.clone())
+            });
         }
     }
     if !plan.lost.is_empty() {
-        let ids: Vec<String> = plan.lost.iter().map(|(t, id)| format!("{} {id}", t.object)).collect();
+        let ids: Vec<String> = plan
+            .lost
+            .iter()
+            .map(|(t, id)| format!("{} {id}", t.object))
+            .collect();
         problems.push(format!(
             "records deleted in Salesforce cannot be restored through its API and stay in its Recycle Bin: {}",
             ids.join(", ")

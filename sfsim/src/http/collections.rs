@@ -13,7 +13,13 @@ use serde_json::{Map, Value as Json};
 pub const MAX_RECORDS: usize = 200;
 
 fn too_many() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "EXCEEDED_ID_LIMIT", format!("record limit reached. cannot submit more than {MAX_RECORDS} records into this call"))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "EXCEEDED_ID_LIMIT",
+        format!(
+            "record limit reached. cannot submit more than {MAX_RECORDS} records into this call"
+        ),
+    )
 }
 
 struct Outcome {
@@ -30,7 +36,13 @@ fn rolled_back() -> RecordError {
     )
 }
 
-fn results(outcomes: Vec<Outcome>, all_or_none: bool, undo: Undo, org: &mut Org, creating: bool) -> Vec<Json> {
+fn results(
+    outcomes: Vec<Outcome>,
+    all_or_none: bool,
+    undo: Undo,
+    org: &mut Org,
+    creating: bool,
+) -> Vec<Json> {
     let failed = outcomes.iter().any(|o| o.error.is_some());
     let roll_back = all_or_none && failed;
     if roll_back {
@@ -61,14 +73,24 @@ fn results(outcomes: Vec<Outcome>, all_or_none: bool, undo: Undo, org: &mut Org,
 }
 
 fn records_of(body: &Json) -> Result<(bool, Vec<Map<String, Json>>), ApiError> {
-    let all_or_none = body.get("allOrNone").and_then(Json::as_bool).unwrap_or(false);
-    let records = body.get("records").and_then(Json::as_array).ok_or_else(|| ApiError::bad_json("records is required"))?;
+    let all_or_none = body
+        .get("allOrNone")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let records = body
+        .get("records")
+        .and_then(Json::as_array)
+        .ok_or_else(|| ApiError::bad_json("records is required"))?;
     if records.len() > MAX_RECORDS {
         return Err(too_many());
     }
     let maps = records
         .iter()
-        .map(|r| r.as_object().cloned().ok_or_else(|| ApiError::bad_json("each record must be a JSON object")))
+        .map(|r| {
+            r.as_object()
+                .cloned()
+                .ok_or_else(|| ApiError::bad_json("each record must be a JSON object"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((all_or_none, maps))
 }
@@ -110,12 +132,23 @@ fn create(req: &mut ApiRequest) -> Result<Response, ApiError> {
                 None => Err(no_type()),
             };
             match result {
-                Ok(id) => Outcome { id: Some(id), created: None, error: None },
-                Err(e) => Outcome { id: None, created: None, error: Some(e) },
+                Ok(id) => Outcome {
+                    id: Some(id),
+                    created: None,
+                    error: None,
+                },
+                Err(e) => Outcome {
+                    id: None,
+                    created: None,
+                    error: Some(e),
+                },
             }
         })
         .collect();
-    Ok(json(StatusCode::OK, &results(outcomes, all_or_none, undo, &mut org, true)))
+    Ok(json(
+        StatusCode::OK,
+        &results(outcomes, all_or_none, undo, &mut org, true),
+    ))
 }
 
 fn update(req: &mut ApiRequest) -> Result<Response, ApiError> {
@@ -127,29 +160,59 @@ fn update(req: &mut ApiRequest) -> Result<Response, ApiError> {
     let outcomes = records
         .into_iter()
         .map(|mut record| {
-            let id = record.remove("id").or_else(|| record.remove("Id")).and_then(|v| v.as_str().map(str::to_string));
+            let id = record
+                .remove("id")
+                .or_else(|| record.remove("Id"))
+                .and_then(|v| v.as_str().map(str::to_string));
             let Some(id) = id else {
-                return Outcome { id: None, created: None, error: Some(RecordError::new("MISSING_ARGUMENT", "Id not specified in an update call", vec![])) };
+                return Outcome {
+                    id: None,
+                    created: None,
+                    error: Some(RecordError::new(
+                        "MISSING_ARGUMENT",
+                        "Id not specified in an update call",
+                        vec![],
+                    )),
+                };
             };
             let result = match record_type(&record).and_then(|t| org.object(t)) {
                 Some(object) => org.update(object, &id, &record, &author, &mut undo),
                 None => Err(no_type()),
             };
             match result {
-                Ok(id) => Outcome { id: Some(id), created: None, error: None },
-                Err(e) => Outcome { id: Some(id), created: None, error: Some(e) },
+                Ok(id) => Outcome {
+                    id: Some(id),
+                    created: None,
+                    error: None,
+                },
+                Err(e) => Outcome {
+                    id: Some(id),
+                    created: None,
+                    error: Some(e),
+                },
             }
         })
         .collect();
-    Ok(json(StatusCode::OK, &results(outcomes, all_or_none, undo, &mut org, false)))
+    Ok(json(
+        StatusCode::OK,
+        &results(outcomes, all_or_none, undo, &mut org, false),
+    ))
 }
 
 fn delete(req: &mut ApiRequest) -> Result<Response, ApiError> {
-    let ids: Vec<String> = req.param("ids").unwrap_or("").split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let ids: Vec<String> = req
+        .param("ids")
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     if ids.len() > MAX_RECORDS {
         return Err(too_many());
     }
-    let all_or_none = req.param("allOrNone").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let all_or_none = req
+        .param("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     req.info.records = Some(ids.len());
     let author = req.sim.author(req.user);
     let mut org = req.sim.org.write();
@@ -159,15 +222,30 @@ fn delete(req: &mut ApiRequest) -> Result<Response, ApiError> {
         .map(|id| {
             let result = match org.object_of_id(&id) {
                 Some(object) => org.delete(object, &id, &author, &mut undo),
-                None => Err(RecordError::new("MALFORMED_ID", format!("malformed id {id}"), vec![])),
+                None => Err(RecordError::new(
+                    "MALFORMED_ID",
+                    format!("malformed id {id}"),
+                    vec![],
+                )),
             };
             match result {
-                Ok(id) => Outcome { id: Some(id), created: None, error: None },
-                Err(e) => Outcome { id: Some(id), created: None, error: Some(e) },
+                Ok(id) => Outcome {
+                    id: Some(id),
+                    created: None,
+                    error: None,
+                },
+                Err(e) => Outcome {
+                    id: Some(id),
+                    created: None,
+                    error: Some(e),
+                },
             }
         })
         .collect();
-    Ok(json(StatusCode::OK, &results(outcomes, all_or_none, undo, &mut org, false)))
+    Ok(json(
+        StatusCode::OK,
+        &results(outcomes, all_or_none, undo, &mut org, false),
+    ))
 }
 
 fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Response, ApiError> {
@@ -177,47 +255,106 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
     let mut org = req.sim.org.write();
     let object = org.object(object_name).ok_or_else(ApiError::not_found)?;
     let def = org.def(object).clone();
-    let key = def.field_index(field).filter(|i| def.fields[*i].external_id).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Provided external ID field does not exist or is not accessible: {field}"))
-    })?;
+    let key = def
+        .field_index(field)
+        .filter(|i| def.fields[*i].external_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("Provided external ID field does not exist or is not accessible: {field}"),
+            )
+        })?;
     let key_name = def.fields[key].name.clone();
     let mut undo = Undo::default();
     let outcomes = records
         .iter()
         .map(|record| {
-            let value = record.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key_name)).map(|(_, v)| v.clone());
+            let value = record
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&key_name))
+                .map(|(_, v)| v.clone());
             let Some(Json::String(value)) = value else {
-                return Outcome { id: None, created: None, error: Some(RecordError::new("MISSING_ARGUMENT", format!("{key_name} not specified"), vec![])) };
+                return Outcome {
+                    id: None,
+                    created: None,
+                    error: Some(RecordError::new(
+                        "MISSING_ARGUMENT",
+                        format!("{key_name} not specified"),
+                        vec![],
+                    )),
+                };
             };
             let matches = org.objects[object].find(key, &crate::value::Value::text(value.clone()));
             let result = match matches.as_slice() {
-                [] => org.create(object, record, &author, &mut undo).map(|id| (id, true)),
-                [one] => org.update(object, &one.clone(), record, &author, &mut undo).map(|id| (id, false)),
-                _ => Err(RecordError::new("DUPLICATE_EXTERNAL_ID", format!("{key_name}: more than one record found for external id field: {value}"), vec![key_name.clone()])),
+                [] => org
+                    .create(object, record, &author, &mut undo)
+                    .map(|id| (id, true)),
+                [one] => org
+                    .update(object, &one.clone(), record, &author, &mut undo)
+                    .map(|id| (id, false)),
+                _ => Err(RecordError::new(
+                    "DUPLICATE_EXTERNAL_ID",
+                    format!(
+                        "{key_name}: more than one record found for external id field: {value}"
+                    ),
+                    vec![key_name.clone()],
+                )),
             };
             match result {
-                Ok((id, created)) => Outcome { id: Some(id), created: Some(created), error: None },
-                Err(e) => Outcome { id: None, created: None, error: Some(e) },
+                Ok((id, created)) => Outcome {
+                    id: Some(id),
+                    created: Some(created),
+                    error: None,
+                },
+                Err(e) => Outcome {
+                    id: None,
+                    created: None,
+                    error: Some(e),
+                },
             }
         })
         .collect();
-    Ok(json(StatusCode::OK, &results(outcomes, all_or_none, undo, &mut org, false)))
+    Ok(json(
+        StatusCode::OK,
+        &results(outcomes, all_or_none, undo, &mut org, false),
+    ))
 }
 
 fn retrieve(req: &mut ApiRequest, object_name: &str) -> Result<Response, ApiError> {
     let (ids, fields): (Vec<String>, Vec<String>) = if req.method.as_str() == "POST" {
         let body = req.json_body()?;
-        let list = |k: &str| -> Vec<String> { body.get(k).and_then(Json::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+        let list = |k: &str| -> Vec<String> {
+            body.get(k)
+                .and_then(Json::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         (list("ids"), list("fields"))
     } else {
-        let split = |k: &str| -> Vec<String> { req.param(k).unwrap_or("").split(',').filter(|s| !s.is_empty()).map(str::to_string).collect() };
+        let split = |k: &str| -> Vec<String> {
+            req.param(k)
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
         (split("ids"), split("fields"))
     };
     if ids.len() > MAX_RECORDS {
         return Err(too_many());
     }
     if fields.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "MISSING_ARGUMENT", "fields parameter is required"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MISSING_ARGUMENT",
+            "fields parameter is required",
+        ));
     }
     req.info.records = Some(ids.len());
     let org = req.sim.org.read();
@@ -226,17 +363,36 @@ fn retrieve(req: &mut ApiRequest, object_name: &str) -> Result<Response, ApiErro
     let nodes: Vec<Node> = fields
         .iter()
         .map(|f| {
-            def.field_index(f).map(|index| Node::Field { name: def.fields[index].name.clone(), index }).ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", format!("No such column '{f}' on entity '{}'", def.name))
-            })
+            def.field_index(f)
+                .map(|index| Node::Field {
+                    name: def.fields[index].name.clone(),
+                    index,
+                })
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_FIELD",
+                        format!("No such column '{f}' on entity '{}'", def.name),
+                    )
+                })
         })
         .collect::<Result<_, _>>()?;
     let records: Vec<Json> = ids
         .iter()
-        .map(|id| match org.record(object, id).filter(|r| !r.is_deleted(&def)) {
-            Some(rec) => serde_json::to_value(RecordView { org: &org, def: &def, rec, nodes: &nodes, version: req.version, by_name: false }).unwrap_or(Json::Null),
-            None => Json::Null,
-        })
+        .map(
+            |id| match org.record(object, id).filter(|r| !r.is_deleted(&def)) {
+                Some(rec) => serde_json::to_value(RecordView {
+                    org: &org,
+                    def: &def,
+                    rec,
+                    nodes: &nodes,
+                    version: req.version,
+                    by_name: false,
+                })
+                .unwrap_or(Json::Null),
+                None => Json::Null,
+            },
+        )
         .collect();
     Ok(json(StatusCode::OK, &records))
 }

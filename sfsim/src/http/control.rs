@@ -23,10 +23,20 @@ fn object_body(body: &Bytes) -> Result<Map<String, Json>, ApiError> {
     }
 }
 
-pub async fn dispatch(State(sim): State<Arc<Sim>>, Path(rest): Path<String>, method: Method, RawQuery(query): RawQuery, body: Bytes) -> Response {
+pub async fn dispatch(
+    State(sim): State<Arc<Sim>>,
+    Path(rest): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let params: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-    control(&sim, method.as_str(), &segments, &params, &body).unwrap_or_else(IntoResponse::into_response)
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    control(&sim, method.as_str(), &segments, &params, &body)
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn faults(sim: &Sim) -> Json {
@@ -38,26 +48,48 @@ fn faults(sim: &Sim) -> Json {
 /// SystemModstamp `age_seconds` in the past, behind records already seen.
 fn late_commit(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
     let request = object_body(body)?;
-    let object = request.get("object").and_then(Json::as_str).ok_or_else(|| ApiError::bad_json("object is required"))?;
-    let age = request.get("age_seconds").and_then(Json::as_i64).ok_or_else(|| ApiError::bad_json("age_seconds is required"))?;
-    let fields = request.get("fields").and_then(Json::as_object).cloned().unwrap_or_default();
+    let object = request
+        .get("object")
+        .and_then(Json::as_str)
+        .ok_or_else(|| ApiError::bad_json("object is required"))?;
+    let age = request
+        .get("age_seconds")
+        .and_then(Json::as_i64)
+        .ok_or_else(|| ApiError::bad_json("age_seconds is required"))?;
+    let fields = request
+        .get("fields")
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or_default();
     let mut org = sim.org.write();
     let index = org.object(object).ok_or_else(ApiError::not_found)?;
     let mut author = sim.author(&org.admin_user_id.clone());
     author.now -= chrono::Duration::seconds(age);
     let id = org.create(index, &fields, &author, &mut Undo::default())?;
-    Ok(json(StatusCode::OK, &serde_json::json!({"id": id, "systemModstamp": crate::value::format_datetime(&author.now)})))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"id": id, "systemModstamp": crate::value::format_datetime(&author.now)}),
+    ))
 }
 
 fn settings(sim: &Sim) -> Json {
     serde_json::json!({"daily_limit": sim.usage.lock().daily_limit, "token_lifetime_secs": sim.token_lifetime().num_seconds()})
 }
 
-fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, String>, body: &Bytes) -> Result<Response, ApiError> {
+fn control(
+    sim: &Sim,
+    method: &str,
+    segments: &[&str],
+    params: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let ok = |v: Json| Ok(json(StatusCode::OK, &v));
     match (method, segments) {
         ("GET", ["requests"]) => {
-            let since = params.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
+            let since = params
+                .get("since")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             ok(serde_json::json!({"requests": sim.log.lock().since(since)}))
         }
         ("DELETE", ["requests"]) => {
@@ -80,25 +112,41 @@ fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, 
             let changes = object_body(body)?;
             for key in changes.keys() {
                 if !matches!(key.as_str(), "daily_limit" | "token_lifetime_secs") {
-                    return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", format!("unknown setting '{key}'")));
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_FIELD",
+                        format!("unknown setting '{key}'"),
+                    ));
                 }
             }
             if let Some(limit) = changes.get("daily_limit") {
-                sim.usage.lock().daily_limit = limit.as_u64().ok_or_else(|| ApiError::bad_json("daily_limit must be a whole number"))?;
+                sim.usage.lock().daily_limit = limit
+                    .as_u64()
+                    .ok_or_else(|| ApiError::bad_json("daily_limit must be a whole number"))?;
             }
             if let Some(secs) = changes.get("token_lifetime_secs") {
-                sim.set_token_lifetime(secs.as_i64().filter(|s| *s > 0).ok_or_else(|| ApiError::bad_json("token_lifetime_secs must be positive"))?);
+                sim.set_token_lifetime(
+                    secs.as_i64().filter(|s| *s > 0).ok_or_else(|| {
+                        ApiError::bad_json("token_lifetime_secs must be positive")
+                    })?,
+                );
             }
             ok(settings(sim))
         }
-        ("GET", ["time"]) => ok(serde_json::json!({"now": crate::value::format_datetime(&sim.clock.now())})),
+        ("GET", ["time"]) => {
+            ok(serde_json::json!({"now": crate::value::format_datetime(&sim.clock.now())}))
+        }
         ("POST", ["time", "advance"]) => {
-            let seconds = object_body(body)?.get("seconds").and_then(Json::as_i64).ok_or_else(|| ApiError::bad_json("seconds is required"))?;
+            let seconds = object_body(body)?
+                .get("seconds")
+                .and_then(Json::as_i64)
+                .ok_or_else(|| ApiError::bad_json("seconds is required"))?;
             sim.clock.advance(chrono::Duration::seconds(seconds));
             ok(serde_json::json!({"now": crate::value::format_datetime(&sim.clock.now())}))
         }
         ("POST", ["reset"]) => {
-            sim.reset().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "RESET_FAILED", e))?;
+            sim.reset()
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "RESET_FAILED", e))?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         ("POST", ["tokens", "expire"]) => {
@@ -108,7 +156,8 @@ fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, 
         ("POST", ["objects", object, "fields"]) => add_fields(sim, object, body),
         ("GET", ["faults"]) => ok(faults(sim)),
         ("PATCH", ["faults"]) => {
-            let rates: crate::faults::FaultRates = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+            let rates: crate::faults::FaultRates =
+                serde_json::from_slice(body).map_err(ApiError::bad_json)?;
             *sim.faults.lock() = crate::faults::Faults::new(rates);
             ok(faults(sim))
         }
@@ -120,30 +169,53 @@ fn control(sim: &Sim, method: &str, segments: &[&str], params: &HashMap<String, 
 
 /// Adds fields to an object, as an admin would in Setup; existing records read them as null.
 fn add_fields(sim: &Sim, object: &str, body: &Bytes) -> Result<Response, ApiError> {
-    let specs: Vec<crate::schema::FieldSpec> = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    let specs: Vec<crate::schema::FieldSpec> =
+        serde_json::from_slice(body).map_err(ApiError::bad_json)?;
     let mut org = sim.org.write();
     let index = org.object(object).ok_or_else(ApiError::not_found)?;
     for spec in &specs {
         if org.def(index).field(&spec.name).is_some() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "DUPLICATE_DEVELOPER_NAME", format!("field {} already exists", spec.name)));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "DUPLICATE_DEVELOPER_NAME",
+                format!("field {} already exists", spec.name),
+            ));
         }
     }
     let now = sim.clock.now();
     for spec in specs {
         org.add_field(index, spec.into_def(), now);
     }
-    Ok(json(StatusCode::OK, &serde_json::json!({"fields": org.def(index).fields.len()})))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"fields": org.def(index).fields.len()}),
+    ))
 }
 
 /// Edits made as the admin user through Salesforce's UI would make them.
-fn record_edit(sim: &Sim, method: &str, object: &str, rest: &[&str], params: &HashMap<String, String>, body: &Bytes) -> Result<Response, ApiError> {
+fn record_edit(
+    sim: &Sim,
+    method: &str,
+    object: &str,
+    rest: &[&str],
+    params: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let mut org = sim.org.write();
     let index = org.object(object).ok_or_else(ApiError::not_found)?;
     let author = sim.author(&org.admin_user_id.clone());
     let id = match (method, rest) {
         ("POST", []) => org.create(index, &object_body(body)?, &author, &mut Undo::default())?,
-        ("PATCH", [id]) => org.update(index, id, &object_body(body)?, &author, &mut Undo::default())?,
-        ("DELETE", [id]) if params.get("hard").is_some_and(|h| h == "true") => org.hard_delete(index, id, &author)?,
+        ("PATCH", [id]) => org.update(
+            index,
+            id,
+            &object_body(body)?,
+            &author,
+            &mut Undo::default(),
+        )?,
+        ("DELETE", [id]) if params.get("hard").is_some_and(|h| h == "true") => {
+            org.hard_delete(index, id, &author)?
+        }
         ("DELETE", [id]) => org.delete(index, id, &author, &mut Undo::default())?,
         ("POST", [id, "undelete"]) => org.undelete(index, id, &author)?,
         _ => return Err(ApiError::not_found()),

@@ -56,7 +56,9 @@ impl ApiRequest<'_> {
     pub fn object_body(&self) -> Result<Map<String, Json>, ApiError> {
         match self.json_body()? {
             Json::Object(map) => Ok(map),
-            _ => Err(ApiError::bad_json("Cannot deserialize instance of SObject from START_ARRAY value")),
+            _ => Err(ApiError::bad_json(
+                "Cannot deserialize instance of SObject from START_ARRAY value",
+            )),
         }
     }
 
@@ -82,18 +84,26 @@ pub async fn dispatch(
     let user = bearer(&headers).and_then(|t| sim.auth.lock().user_of(t, now).map(str::to_string));
     let Some(user) = user else {
         let mut r = ApiError::invalid_session().into_response();
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         return r;
     };
     let fault = sim.faults.lock().draw(method != Method::GET);
     if fault == Some(Fault::ServerUnavailable) {
         let info = LogInfo::default();
-        let mut r = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", "Server unavailable").into_response();
+        let mut r = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVER_UNAVAILABLE",
+            "Server unavailable",
+        )
+        .into_response();
         r.extensions_mut().insert(info);
         return r;
     }
     let counted = sim.usage.lock().take(now);
-    let params = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let params = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
     let mut req = ApiRequest {
         sim: &sim,
         version: &version,
@@ -102,12 +112,20 @@ pub async fn dispatch(
         params,
         body: &body,
         user: &user,
-        info: LogInfo { counted, ..LogInfo::default() },
+        info: LogInfo {
+            counted,
+            ..LogInfo::default()
+        },
     };
     let mut response = if !counted {
         ApiError::limit_exceeded().into_response()
     } else if fault == Some(Fault::UnableToLockRow) {
-        ApiError::new(StatusCode::BAD_REQUEST, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records").into_response()
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record or 1 records",
+        )
+        .into_response()
     } else {
         route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response)
     };
@@ -115,7 +133,16 @@ pub async fn dispatch(
         response = cut_off(response).await;
     }
     let usage = sim.usage.lock().header(now);
-    response.headers_mut().insert("Sforce-Limit-Info", HeaderValue::from_str(&usage).expect("ascii header"));
+    response.headers_mut().insert(
+        "Sforce-Limit-Info",
+        HeaderValue::from_str(&usage).expect("ascii header"),
+    );
+    // The org's clock, which the control API may have moved ahead of real time.
+    let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    response.headers_mut().insert(
+        header::DATE,
+        HeaderValue::from_str(&date).expect("ascii header"),
+    );
     response.extensions_mut().insert(req.info);
     response
 }
@@ -123,11 +150,22 @@ pub async fn dispatch(
 /// The same answer, its body broken off halfway, as a dropped connection does.
 async fn cut_off(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: connection dropped"))];
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "fault: connection dropped",
+        )),
+    ];
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from_stream(futures_util::stream::iter(chunks)))
+    Response::from_parts(
+        parts,
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+    )
 }
 
 fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> {
@@ -182,7 +220,10 @@ fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> 
 fn resources(req: &ApiRequest) -> Response {
     let base = format!("/services/data/v{}", req.version);
     let names = ["sobjects", "query", "queryAll", "limits", "composite"];
-    let map: Map<String, Json> = names.iter().map(|n| (n.to_string(), Json::String(format!("{base}/{n}")))).collect();
+    let map: Map<String, Json> = names
+        .iter()
+        .map(|n| (n.to_string(), Json::String(format!("{base}/{n}"))))
+        .collect();
     json(StatusCode::OK, &map)
 }
 
@@ -213,14 +254,24 @@ fn object_def(org: &Org, name: &str) -> Result<(usize, Arc<ObjectDef>), ApiError
 
 fn describe_global(req: &ApiRequest) -> Response {
     let org = req.sim.org.read();
-    let sobjects: Vec<Json> = org.objects.iter().map(|o| o.def.sobject_summary(req.version)).collect();
-    json(StatusCode::OK, &serde_json::json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}))
+    let sobjects: Vec<Json> = org
+        .objects
+        .iter()
+        .map(|o| o.def.sobject_summary(req.version))
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}),
+    )
 }
 
 fn sobject_info(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
     let org = req.sim.org.read();
     let (_, def) = object_def(&org, name)?;
-    Ok(json(StatusCode::OK, &serde_json::json!({"objectDescribe": def.sobject_summary(req.version), "recentItems": []})))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"objectDescribe": def.sobject_summary(req.version), "recentItems": []}),
+    ))
 }
 
 fn describe(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
@@ -235,8 +286,14 @@ fn describe(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let mut response = json(StatusCode::OK, &def.describe(req.version));
-    let modified = org.schema_changed_at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-    response.headers_mut().insert(header::LAST_MODIFIED, HeaderValue::from_str(&modified).expect("ascii date"));
+    let modified = org
+        .schema_changed_at
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    response.headers_mut().insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&modified).expect("ascii date"),
+    );
     Ok(response)
 }
 
@@ -244,7 +301,13 @@ fn replication(req: &ApiRequest, name: &str, kind: &str) -> Result<Response, Api
     let date = |key: &str| {
         req.param(key)
             .and_then(crate::value::parse_datetime)
-            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", format!("{key} must be an ISO 8601 date and time")))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REPLICATION_DATE",
+                    format!("{key} must be an ISO 8601 date and time"),
+                )
+            })
     };
     let (start, end) = (date("start")?, date("end")?);
     let now = req.sim.clock.now();
@@ -253,10 +316,17 @@ fn replication(req: &ApiRequest, name: &str, kind: &str) -> Result<Response, Api
     let fmt = crate::value::format_datetime;
     if kind == "updated" {
         let (ids, latest) = crate::replication::updated(&org, object, start, end, now)?;
-        return Ok(json(StatusCode::OK, &serde_json::json!({"ids": ids, "latestDateCovered": fmt(&latest)})));
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"ids": ids, "latestDateCovered": fmt(&latest)}),
+        ));
     }
     let d = crate::replication::deleted(&org, object, start, end, now)?;
-    let records: Vec<Json> = d.records.iter().map(|(id, at)| serde_json::json!({"id": id, "deletedDate": fmt(at)})).collect();
+    let records: Vec<Json> = d
+        .records
+        .iter()
+        .map(|(id, at)| serde_json::json!({"id": id, "deletedDate": fmt(at)}))
+        .collect();
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"deletedRecords": records, "earliestDateAvailable": fmt(&d.earliest_date_available), "latestDateCovered": fmt(&d.latest_date_covered)}),
@@ -268,11 +338,18 @@ fn page_size(req: &ApiRequest, long_text_fields: usize) -> usize {
         .headers
         .get("Sforce-Query-Options")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
         .and_then(|n| n.trim().parse::<usize>().ok())
         .unwrap_or(MAX_PAGE_SIZE)
         .clamp(MIN_PAGE_SIZE, MAX_PAGE_SIZE);
-    if long_text_fields >= 2 { hint.min(LONG_TEXT_PAGE_SIZE) } else { hint }
+    if long_text_fields >= 2 {
+        hint.min(LONG_TEXT_PAGE_SIZE)
+    } else {
+        hint
+    }
 }
 
 #[derive(Serialize)]
@@ -285,25 +362,42 @@ struct Page<'a> {
     records: RecordList<'a>,
 }
 
-fn page(req: &mut ApiRequest, org: &Org, cursor: &Cursor, locator: Option<&str>, start: usize) -> Response {
+fn page(
+    req: &mut ApiRequest,
+    org: &Org,
+    cursor: &Cursor,
+    locator: Option<&str>,
+    start: usize,
+) -> Response {
     let rows = &cursor.rows;
     let end = (start + cursor.page_size).min(rows.len());
-    let next_records_url = locator.filter(|_| end < rows.len()).map(|id| format!("/services/data/v{}/query/{id}-{end}", req.version));
+    let next_records_url = locator
+        .filter(|_| end < rows.len())
+        .map(|id| format!("/services/data/v{}/query/{id}-{end}", req.version));
     req.info.records = Some(end - start);
     let body = Page {
         total_size: rows.len(),
         done: next_records_url.is_none(),
         next_records_url,
-        records: RecordList { org, def: org.def(cursor.object), records: &rows[start..end], nodes: &cursor.nodes, version: req.version },
+        records: RecordList {
+            org,
+            def: org.def(cursor.object),
+            records: &rows[start..end],
+            nodes: &cursor.nodes,
+            version: req.version,
+        },
     };
     json(StatusCode::OK, &body)
 }
 
 fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiError> {
-    let soql = req
-        .param("q")
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified"))?;
+    let soql = req.param("q").map(str::to_string).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+        )
+    })?;
     req.info.soql = Some(soql.clone());
     let org = req.sim.org.read();
     let plan = plan::plan(&org, &soql)?;
@@ -311,14 +405,18 @@ fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiErr
     let nodes = match plan.projection {
         Projection::Count => {
             req.info.records = Some(0);
-            return Ok(json(StatusCode::OK, &serde_json::json!({"totalSize": rows.len(), "done": true, "records": []})));
+            return Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"totalSize": rows.len(), "done": true, "records": []}),
+            ));
         }
         Projection::Fields(nodes) => Arc::new(nodes),
     };
     let page_size = page_size(req, plan.long_text_fields);
     let rows = Arc::new(rows);
     let cursor = Cursor::new(plan.object, nodes, rows, page_size, soql);
-    let locator = (cursor.rows.len() > page_size).then(|| req.sim.cursors.lock().open(&cursor, req.sim.clock.now()));
+    let locator = (cursor.rows.len() > page_size)
+        .then(|| req.sim.cursors.lock().open(&cursor, req.sim.clock.now()));
     Ok(page(req, &org, &cursor, locator.as_deref(), 0))
 }
 
@@ -329,7 +427,13 @@ fn query_more(req: &mut ApiRequest, locator: &str) -> Result<Response, ApiError>
         .cursors
         .lock()
         .resolve(locator, now)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_QUERY_LOCATOR",
+                "invalid query locator",
+            )
+        })?;
     req.info.soql = Some(cursor.soql.clone());
     let id = locator.rsplit_once('-').map(|(id, _)| id.to_string());
     let org = req.sim.org.read();
@@ -337,7 +441,10 @@ fn query_more(req: &mut ApiRequest, locator: &str) -> Result<Response, ApiError>
 }
 
 fn created(req: &ApiRequest, object: &str, id: &str) -> Response {
-    let mut r = json(StatusCode::CREATED, &serde_json::json!({"id": id, "success": true, "errors": []}));
+    let mut r = json(
+        StatusCode::CREATED,
+        &serde_json::json!({"id": id, "success": true, "errors": []}),
+    );
     if let Ok(v) = HeaderValue::from_str(&record_url(req.version, object, id)) {
         r.headers_mut().insert(header::LOCATION, v);
     }
@@ -348,13 +455,20 @@ fn create(req: &mut ApiRequest, name: &str) -> Result<Response, ApiError> {
     let body = req.object_body()?;
     let mut org = req.sim.org.write();
     let (object, def) = object_def(&org, name)?;
-    let id = org.create(object, &body, &req.sim.author(req.user), &mut Undo::default())?;
+    let id = org.create(
+        object,
+        &body,
+        &req.sim.author(req.user),
+        &mut Undo::default(),
+    )?;
     Ok(created(req, &def.name, &id))
 }
 
 /// The fields named in a `fields=` parameter, or all of them.
 fn requested_fields(def: &ObjectDef, fields: Option<&str>) -> Result<Vec<Node>, ApiError> {
-    let Some(list) = fields else { return Ok(all_fields(def)) };
+    let Some(list) = fields else {
+        return Ok(all_fields(def));
+    };
     list.split(',')
         .map(str::trim)
         .filter(|f| !f.is_empty())
@@ -366,13 +480,30 @@ fn requested_fields(def: &ObjectDef, fields: Option<&str>) -> Result<Vec<Node>, 
         .collect()
 }
 
-fn record_response(req: &ApiRequest, org: &Org, def: &ObjectDef, rec: &Record) -> Result<Response, ApiError> {
+fn record_response(
+    req: &ApiRequest,
+    org: &Org,
+    def: &ObjectDef,
+    rec: &Record,
+) -> Result<Response, ApiError> {
     let nodes = requested_fields(def, req.param("fields"))?;
-    Ok(json(StatusCode::OK, &RecordView { org, def, rec, nodes: &nodes, version: req.version, by_name: false }))
+    Ok(json(
+        StatusCode::OK,
+        &RecordView {
+            org,
+            def,
+            rec,
+            nodes: &nodes,
+            version: req.version,
+            by_name: false,
+        },
+    ))
 }
 
 fn live<'o>(org: &'o Org, object: usize, id: &str) -> Result<&'o Arc<Record>, ApiError> {
-    org.record(object, id).filter(|r| !r.is_deleted(org.def(object))).ok_or_else(ApiError::not_found)
+    org.record(object, id)
+        .filter(|r| !r.is_deleted(org.def(object)))
+        .ok_or_else(ApiError::not_found)
 }
 
 fn read_record(req: &ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
@@ -386,7 +517,13 @@ fn update(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiErr
     let body = req.object_body()?;
     let mut org = req.sim.org.write();
     let (object, _) = object_def(&org, name)?;
-    org.update(object, id, &body, &req.sim.author(req.user), &mut Undo::default())?;
+    org.update(
+        object,
+        id,
+        &body,
+        &req.sim.author(req.user),
+        &mut Undo::default(),
+    )?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -398,12 +535,19 @@ fn delete(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiErr
 }
 
 /// `/sobjects/{Obj}/{ExternalIdField}/{value}` and `/sobjects/{Obj}/{id}/{Base64Field}`.
-fn by_field(req: &mut ApiRequest, name: &str, field: &str, value: &str) -> Result<Response, ApiError> {
+fn by_field(
+    req: &mut ApiRequest,
+    name: &str,
+    field: &str,
+    value: &str,
+) -> Result<Response, ApiError> {
     let blob_field = {
         let org = req.sim.org.read();
         let (_, def) = object_def(&org, name)?;
         match def.field(value) {
-            Some(f) if f.ftype == FieldType::Base64 && def.field(field).is_none() => Some(f.name.clone()),
+            Some(f) if f.ftype == FieldType::Base64 && def.field(field).is_none() => {
+                Some(f.name.clone())
+            }
             _ => None,
         }
     };
@@ -413,21 +557,35 @@ fn by_field(req: &mut ApiRequest, name: &str, field: &str, value: &str) -> Resul
     let (object, def, field_index) = {
         let org = req.sim.org.read();
         let (object, def) = object_def(&org, name)?;
-        let index = def.field_index(field).filter(|i| def.fields[*i].external_id || *i == def.system.id).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Provided external ID field does not exist or is not accessible: {field}"))
-        })?;
+        let index = def
+            .field_index(field)
+            .filter(|i| def.fields[*i].external_id || *i == def.system.id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    format!(
+                        "Provided external ID field does not exist or is not accessible: {field}"
+                    ),
+                )
+            })?;
         (object, def, index)
     };
     let key_value = crate::value::Value::text(value);
     let matches = |org: &Org| -> Vec<String> {
         if field_index == def.system.id {
-            live(org, object, value).map(|r| vec![r.id().to_string()]).unwrap_or_default()
+            live(org, object, value)
+                .map(|r| vec![r.id().to_string()])
+                .unwrap_or_default()
         } else {
             org.objects[object].find(field_index, &key_value)
         }
     };
     let multiple = |ids: &[String]| -> Response {
-        let urls: Vec<String> = ids.iter().map(|id| record_url(req.version, &def.name, id)).collect();
+        let urls: Vec<String> = ids
+            .iter()
+            .map(|id| record_url(req.version, &def.name, id))
+            .collect();
         json(StatusCode::MULTIPLE_CHOICES, &urls)
     };
     match req.method.as_str() {
@@ -444,7 +602,12 @@ fn by_field(req: &mut ApiRequest, name: &str, field: &str, value: &str) -> Resul
             match matches(&org).as_slice() {
                 [] => Err(ApiError::not_found()),
                 [one] => {
-                    org.delete(object, &one.clone(), &req.sim.author(req.user), &mut Undo::default())?;
+                    org.delete(
+                        object,
+                        &one.clone(),
+                        &req.sim.author(req.user),
+                        &mut Undo::default(),
+                    )?;
                     Ok(StatusCode::NO_CONTENT.into_response())
                 }
                 many => Ok(multiple(many)),
@@ -457,16 +620,27 @@ fn by_field(req: &mut ApiRequest, name: &str, field: &str, value: &str) -> Resul
             match matches(&org).as_slice() {
                 [] if field_index == def.system.id => Err(ApiError::not_found()),
                 [] => {
-                    body.insert(def.fields[field_index].name.clone(), Json::String(value.to_string()));
+                    body.insert(
+                        def.fields[field_index].name.clone(),
+                        Json::String(value.to_string()),
+                    );
                     let id = org.create(object, &body, &author, &mut Undo::default())?;
                     let mut r = created(req, &def.name, &id);
                     *r.body_mut() = axum::body::Body::from(serde_json::json!({"id": id, "success": true, "errors": [], "created": true}).to_string());
                     Ok(r)
                 }
                 [one] => {
-                    let id = org.update(object, &one.clone(), &body, &author, &mut Undo::default())?;
-                    if req.version.parse::<f64>().is_ok_and(|v| v >= UPSERT_200_SINCE) {
-                        Ok(json(StatusCode::OK, &serde_json::json!({"id": id, "success": true, "errors": [], "created": false})))
+                    let id =
+                        org.update(object, &one.clone(), &body, &author, &mut Undo::default())?;
+                    if req
+                        .version
+                        .parse::<f64>()
+                        .is_ok_and(|v| v >= UPSERT_200_SINCE)
+                    {
+                        Ok(json(
+                            StatusCode::OK,
+                            &serde_json::json!({"id": id, "success": true, "errors": [], "created": false}),
+                        ))
                     } else {
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }

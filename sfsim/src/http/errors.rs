@@ -26,27 +26,52 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), fields: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            fields: None,
+        }
     }
 
     pub fn not_found() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )
     }
 
     pub fn invalid_session() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )
     }
 
     pub fn limit_exceeded() -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        )
     }
 
     pub fn method_not_allowed(method: &str, allowed: &str) -> ApiError {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"))
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
+        )
     }
 
     pub fn bad_json(detail: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", detail.to_string())
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            detail.to_string(),
+        )
     }
 }
 
@@ -58,21 +83,39 @@ impl From<SoqlError> for ApiError {
 
 impl From<RecordError> for ApiError {
     fn from(e: RecordError) -> ApiError {
-        let status = if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
-        ApiError { status, code: e.code, message: e.message, fields: Some(e.fields) }
+        let status = if e.is_not_found() {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError {
+            status,
+            code: e.code,
+            message: e.message,
+            fields: Some(e.fields),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = [Body { message: &self.message, error_code: self.code, fields: &self.fields }];
+        let body = [Body {
+            message: &self.message,
+            error_code: self.code,
+            fields: &self.fields,
+        }];
         json(self.status, &body)
     }
 }
 
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], bytes).into_response(),
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            bytes,
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -46,18 +46,37 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/id/{org}/{user}", get(oauth::identity))
         .route("/__sim/{*rest}", any(control::dispatch))
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn_with_state(sim.clone(), log_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            log_requests,
+        ))
         .with_state(sim)
 }
 
 fn head_too_large(req: &Request) -> Option<Response> {
     let uri_len = req.uri().to_string().len();
     if uri_len > MAX_REQUEST_HEAD_BYTES {
-        return Some(ApiError::new(StatusCode::URI_TOO_LONG, "URI_TOO_LONG", "Request-URI Too Long").into_response());
+        return Some(
+            ApiError::new(
+                StatusCode::URI_TOO_LONG,
+                "URI_TOO_LONG",
+                "Request-URI Too Long",
+            )
+            .into_response(),
+        );
     }
-    let headers_len: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let headers_len: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     (uri_len + headers_len > MAX_REQUEST_HEAD_BYTES).then(|| {
-        ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "REQUEST_HEADER_FIELDS_TOO_LARGE", "Request Header Fields Too Large").into_response()
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            "Request Header Fields Too Large",
+        )
+        .into_response()
     })
 }
 
@@ -73,13 +92,25 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
         Some(r) => (r, None),
         None if is_data_write => {
             let (parts, body) = req.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-            let logged = (bytes.len() <= LOGGED_BODY_BYTES).then(|| serde_json::from_slice(&bytes).ok()).flatten();
-            (next.run(Request::from_parts(parts, Body::from(bytes))).await, logged)
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let logged = (bytes.len() <= LOGGED_BODY_BYTES)
+                .then(|| serde_json::from_slice(&bytes).ok())
+                .flatten();
+            (
+                next.run(Request::from_parts(parts, Body::from(bytes)))
+                    .await,
+                logged,
+            )
         }
         None => (next.run(req).await, None),
     };
-    let info = response.extensions().get::<LogInfo>().cloned().unwrap_or_default();
+    let info = response
+        .extensions()
+        .get::<LogInfo>()
+        .cloned()
+        .unwrap_or_default();
     sim.log.lock().push(LoggedRequest {
         seq: 0,
         at: crate::value::format_datetime(&sim.clock.now()),
@@ -96,7 +127,12 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
 }
 
 /// Serves connections until `shutdown` completes.
-pub async fn serve(sim: Arc<Sim>, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    sim: Arc<Sim>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let app = router(sim);
     tokio::pin!(shutdown);
     loop {
@@ -115,11 +151,15 @@ pub async fn serve(sim: Arc<Sim>, listener: TcpListener, tls: Option<TlsAcceptor
             match tls {
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 }
             }
         });

@@ -19,7 +19,9 @@ fn form(bytes: &[u8]) -> HashMap<String, String> {
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -39,7 +41,10 @@ pub async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes)
         admin_username: ADMIN_USERNAME,
         admin_user_id: &admin_user_id,
     };
-    let issued = sim.auth.lock().grant(&fields, basic_credentials(&headers), &ctx);
+    let issued = sim
+        .auth
+        .lock()
+        .grant(&fields, basic_credentials(&headers), &ctx);
     match issued {
         Ok(issued) => {
             let id_url = format!("{}/id/{}/{}", sim.config.base_url, org_id, issued.user_id);
@@ -60,29 +65,51 @@ pub async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes)
             }
             json(StatusCode::OK, &body)
         }
-        Err(e) => json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": e.error, "error_description": e.description})),
+        Err(e) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": e.error, "error_description": e.description}),
+        ),
     }
 }
 
-pub async fn revoke(State(sim): State<Arc<Sim>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+pub async fn revoke(
+    State(sim): State<Arc<Sim>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let mut fields = form(&body);
     fields.extend(form(query.unwrap_or_default().as_bytes()));
-    let revoked = fields.get("token").is_some_and(|t| sim.auth.lock().revoke(t));
+    let revoked = fields
+        .get("token")
+        .is_some_and(|t| sim.auth.lock().revoke(t));
     if revoked {
         StatusCode::OK.into_response()
     } else {
-        json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "unsupported_token_type", "error_description": "this token type is not supported"}))
+        json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "unsupported_token_type", "error_description": "this token type is not supported"}),
+        )
     }
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("OAuth ")).map(str::trim)
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("OAuth "))
+        .map(str::trim)
 }
 
-pub async fn identity(State(sim): State<Arc<Sim>>, Path((org_id, user_id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn identity(
+    State(sim): State<Arc<Sim>>,
+    Path((org_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let now = sim.clock.now();
-    if bearer(&headers).and_then(|t| sim.auth.lock().user_of(t, now).map(str::to_string)).is_none() {
+    if bearer(&headers)
+        .and_then(|t| sim.auth.lock().user_of(t, now).map(str::to_string))
+        .is_none()
+    {
         return ApiError::invalid_session().into_response();
     }
     let org = sim.org.read();
@@ -90,7 +117,10 @@ pub async fn identity(State(sim): State<Arc<Sim>>, Path((org_id, user_id)): Path
         return ApiError::not_found().into_response();
     };
     let def = org.def(org.object("User").expect("the org has users"));
-    let text = |name: &str| def.field_index(name).and_then(|i| user.get(i).as_str().map(str::to_string));
+    let text = |name: &str| {
+        def.field_index(name)
+            .and_then(|i| user.get(i).as_str().map(str::to_string))
+    };
     let base = &sim.config.base_url;
     let version = format!("{}.0", crate::sim::NEWEST_API_VERSION);
     json(

@@ -54,9 +54,22 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Cmp { path: Path, op: CmpOp, value: Literal, value_at: usize },
-    In { path: Path, negated: bool, values: Vec<(Literal, usize)> },
-    Includes { path: Path, excludes: bool, values: Vec<(Literal, usize)> },
+    Cmp {
+        path: Path,
+        op: CmpOp,
+        value: Literal,
+        value_at: usize,
+    },
+    In {
+        path: Path,
+        negated: bool,
+        values: Vec<(Literal, usize)>,
+    },
+    Includes {
+        path: Path,
+        excludes: bool,
+        values: Vec<(Literal, usize)>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -17,7 +17,10 @@ impl SoqlError {
         let caret = format!("{}^", " ".repeat(column - 1));
         SoqlError {
             code,
-            message: format!("\n{line}\n{caret}\nERROR at Row:{row}:Column:{column}\n{}", text.as_ref()),
+            message: format!(
+                "\n{line}\n{caret}\nERROR at Row:{row}:Column:{column}\n{}",
+                text.as_ref()
+            ),
         }
     }
 
@@ -26,6 +29,9 @@ impl SoqlError {
     }
 
     pub fn plain(code: &'static str, message: impl Into<String>) -> SoqlError {
-        SoqlError { code, message: message.into() }
+        SoqlError {
+            code,
+            message: message.into(),
+        }
     }
 }

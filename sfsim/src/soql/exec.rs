@@ -11,12 +11,16 @@ use std::sync::Arc;
 
 /// The value at the end of a path, or null when a lookup on the way is empty.
 pub fn path_value(org: &Org, def: &ObjectDef, rec: &Record, path: &FieldPath) -> Value {
-    let Some((first, rest)) = path.hops.split_first() else { return org.read(def, rec, path.field) };
+    let Some((first, rest)) = path.hops.split_first() else {
+        return org.read(def, rec, path.field);
+    };
     let parent_of = |rec: &Record, hop: usize| -> Option<(Arc<ObjectDef>, Arc<Record>)> {
         let (object, parent) = org.record_by_id(rec.get(hop).as_str()?)?;
         Some((org.def(object).clone(), parent.clone()))
     };
-    let Some(mut current) = parent_of(rec, *first) else { return Value::Null };
+    let Some(mut current) = parent_of(rec, *first) else {
+        return Value::Null;
+    };
     for hop in rest {
         match parent_of(&current.1, *hop) {
             Some(next) => current = next,
@@ -36,7 +40,11 @@ pub fn path_value(org: &Org, def: &ObjectDef, rec: &Record, path: &FieldPath) ->
 }
 
 fn text_eq(s: &str, lowered: &str) -> bool {
-    if s.is_ascii() { s.eq_ignore_ascii_case(lowered) } else { s.to_lowercase() == lowered }
+    if s.is_ascii() {
+        s.eq_ignore_ascii_case(lowered)
+    } else {
+        s.to_lowercase() == lowered
+    }
 }
 
 fn compare(v: &Value, op: &Operand) -> Option<Ordering> {
@@ -56,7 +64,9 @@ fn equals(v: &Value, op: &Operand, multi: bool) -> bool {
     match (v, op) {
         (Value::Null, Operand::Null) => true,
         (_, Operand::Null) | (Value::Null, _) => false,
-        (Value::Text(s), Operand::Text(t)) if multi => split_multipicklist(s) == split_multipicklist(t),
+        (Value::Text(s), Operand::Text(t)) if multi => {
+            split_multipicklist(s) == split_multipicklist(t)
+        }
         (Value::Text(s), Operand::Text(t)) => text_eq(s, t),
         _ => compare(v, op) == Some(Ordering::Equal),
     }
@@ -98,7 +108,12 @@ pub fn matches(org: &Org, def: &ObjectDef, rec: &Record, filter: &Filter) -> boo
         Filter::And(parts) => parts.iter().all(|f| matches(org, def, rec, f)),
         Filter::Or(parts) => parts.iter().any(|f| matches(org, def, rec, f)),
         Filter::Not(inner) => !matches(org, def, rec, inner),
-        Filter::Cmp { path, op, operand, multi } => {
+        Filter::Cmp {
+            path,
+            op,
+            operand,
+            multi,
+        } => {
             let v = path_value(org, def, rec, path);
             match op {
                 CmpOp::Eq => equals(&v, operand, *multi),
@@ -107,11 +122,19 @@ pub fn matches(org: &Org, def: &ObjectDef, rec: &Record, filter: &Filter) -> boo
                 CmpOp::Lt => compare(&v, operand) == Some(Ordering::Less),
                 CmpOp::Le => matches!(compare(&v, operand), Some(Ordering::Less | Ordering::Equal)),
                 CmpOp::Gt => compare(&v, operand) == Some(Ordering::Greater),
-                CmpOp::Ge => matches!(compare(&v, operand), Some(Ordering::Greater | Ordering::Equal)),
+                CmpOp::Ge => matches!(
+                    compare(&v, operand),
+                    Some(Ordering::Greater | Ordering::Equal)
+                ),
                 CmpOp::Like => unreachable!("LIKE is planned as Filter::Like"),
             }
         }
-        Filter::In { path, negated, operands, multi } => {
+        Filter::In {
+            path,
+            negated,
+            operands,
+            multi,
+        } => {
             let v = path_value(org, def, rec, path);
             operands.iter().any(|o| equals(&v, o, *multi)) != *negated
         }
@@ -122,11 +145,16 @@ pub fn matches(org: &Org, def: &ObjectDef, rec: &Record, filter: &Filter) -> boo
             }
             _ => false,
         },
-        Filter::Includes { path, excludes, sets } => {
+        Filter::Includes {
+            path,
+            excludes,
+            sets,
+        } => {
             let included = match path_value(org, def, rec, path) {
                 Value::Text(s) => {
                     let have = split_multipicklist(&s);
-                    sets.iter().any(|want| want.iter().all(|w| have.contains(w)))
+                    sets.iter()
+                        .any(|want| want.iter().all(|w| have.contains(w)))
                 }
                 _ => false,
             };
@@ -170,17 +198,41 @@ pub fn run(org: &Org, plan: &Plan, include_deleted: bool) -> Vec<Arc<Record>> {
     if !plan.order.is_empty() {
         let mut keyed: Vec<(Vec<SortValue>, Arc<Record>)> = rows
             .into_iter()
-            .map(|r| (plan.order.iter().map(|k| sort_value(path_value(org, def, &r, &k.path), k.exact)).collect(), r))
+            .map(|r| {
+                (
+                    plan.order
+                        .iter()
+                        .map(|k| sort_value(path_value(org, def, &r, &k.path), k.exact))
+                        .collect(),
+                    r,
+                )
+            })
             .collect();
         keyed.sort_by(|(a, _), (b, _)| {
             for (i, key) in plan.order.iter().enumerate() {
                 let ord = match (&a[i], &b[i]) {
                     (SortValue::Null, SortValue::Null) => Ordering::Equal,
-                    (SortValue::Null, _) => if key.nulls_last { Ordering::Greater } else { Ordering::Less },
-                    (_, SortValue::Null) => if key.nulls_last { Ordering::Less } else { Ordering::Greater },
+                    (SortValue::Null, _) => {
+                        if key.nulls_last {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (_, SortValue::Null) => {
+                        if key.nulls_last {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
                     (x, y) => {
                         let o = x.partial_cmp(y).unwrap_or(Ordering::Equal);
-                        if key.descending { o.reverse() } else { o }
+                        if key.descending {
+                            o.reverse()
+                        } else {
+                            o
+                        }
                     }
                 };
                 if ord != Ordering::Equal {
@@ -192,7 +244,10 @@ pub fn run(org: &Org, plan: &Plan, include_deleted: bool) -> Vec<Arc<Record>> {
         rows = keyed.into_iter().map(|(_, r)| r).collect();
     }
     let start = (plan.offset as usize).min(rows.len());
-    let end = plan.limit.map(|l| (start + l as usize).min(rows.len())).unwrap_or(rows.len());
+    let end = plan
+        .limit
+        .map(|l| (start + l as usize).min(rows.len()))
+        .unwrap_or(rows.len());
     rows.truncate(end);
     rows.drain(..start);
     rows

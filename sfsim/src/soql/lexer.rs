@@ -25,7 +25,9 @@ impl Tok {
     /// How Salesforce quotes the token in `unexpected token` messages.
     pub fn shown(&self) -> String {
         match self {
-            Tok::Ident(s) | Tok::Number(s) | Tok::Date(s) | Tok::DateTime(s) | Tok::Time(s) => s.clone(),
+            Tok::Ident(s) | Tok::Number(s) | Tok::Date(s) | Tok::DateTime(s) | Tok::Time(s) => {
+                s.clone()
+            }
             Tok::Str(s) => format!("'{s}'"),
             Tok::Op(o) => o.to_string(),
             Tok::LParen => "(".into(),
@@ -57,7 +59,12 @@ fn digits(b: &[u8], from: usize, n: usize) -> bool {
 /// Length of a date, datetime or time literal starting at `i`, with its kind.
 fn temporal_literal(b: &[u8], i: usize) -> Option<(usize, fn(String) -> Tok)> {
     let time_len = |j: usize| -> Option<usize> {
-        if !(digits(b, j, 2) && b.get(j + 2) == Some(&b':') && digits(b, j + 3, 2) && b.get(j + 5) == Some(&b':') && digits(b, j + 6, 2)) {
+        if !(digits(b, j, 2)
+            && b.get(j + 2) == Some(&b':')
+            && digits(b, j + 3, 2)
+            && b.get(j + 5) == Some(&b':')
+            && digits(b, j + 6, 2))
+        {
             return None;
         }
         let mut k = j + 8;
@@ -69,7 +76,12 @@ fn temporal_literal(b: &[u8], i: usize) -> Option<(usize, fn(String) -> Tok)> {
         }
         Some(k - j)
     };
-    if digits(b, i, 4) && b.get(i + 4) == Some(&b'-') && digits(b, i + 5, 2) && b.get(i + 7) == Some(&b'-') && digits(b, i + 8, 2) {
+    if digits(b, i, 4)
+        && b.get(i + 4) == Some(&b'-')
+        && digits(b, i + 5, 2)
+        && b.get(i + 7) == Some(&b'-')
+        && digits(b, i + 8, 2)
+    {
         let date_end = i + 10;
         if b.get(date_end) != Some(&b'T') {
             return Some((10, Tok::Date));
@@ -78,7 +90,11 @@ fn temporal_literal(b: &[u8], i: usize) -> Option<(usize, fn(String) -> Tok)> {
         let mut k = date_end + 1 + t;
         match b.get(k) {
             Some(b'Z') => k += 1,
-            Some(b'+') | Some(b'-') if digits(b, k + 1, 2) && b.get(k + 3) == Some(&b':') && digits(b, k + 4, 2) => k += 6,
+            Some(b'+') | Some(b'-')
+                if digits(b, k + 1, 2) && b.get(k + 3) == Some(&b':') && digits(b, k + 4, 2) =>
+            {
+                k += 6
+            }
             _ => return None,
         }
         return Some((k - i, Tok::DateTime));
@@ -104,7 +120,13 @@ pub fn tokenize(soql: &str) -> Result<Vec<Token>, SoqlError> {
                 let mut j = i + 1;
                 loop {
                     match b.get(j) {
-                        None => return Err(SoqlError::malformed(soql, at, "unterminated string literal")),
+                        None => {
+                            return Err(SoqlError::malformed(
+                                soql,
+                                at,
+                                "unterminated string literal",
+                            ))
+                        }
                         Some(b'\\') => j += 2,
                         Some(b'\'') => break,
                         Some(_) => j += 1,
@@ -113,19 +135,58 @@ pub fn tokenize(soql: &str) -> Result<Vec<Token>, SoqlError> {
                 i = j + 1;
                 Tok::Str(soql[at + 1..j].to_string())
             }
-            b'(' => { i += 1; Tok::LParen }
-            b')' => { i += 1; Tok::RParen }
-            b',' => { i += 1; Tok::Comma }
-            b'.' => { i += 1; Tok::Dot }
-            b':' => { i += 1; Tok::Colon }
-            b'*' => { i += 1; Tok::Star }
-            b'=' => { i += 1; Tok::Op("=") }
-            b'!' if b.get(i + 1) == Some(&b'=') => { i += 2; Tok::Op("!=") }
-            b'<' if b.get(i + 1) == Some(&b'=') => { i += 2; Tok::Op("<=") }
-            b'<' if b.get(i + 1) == Some(&b'>') => { i += 2; Tok::Op("<>") }
-            b'<' => { i += 1; Tok::Op("<") }
-            b'>' if b.get(i + 1) == Some(&b'=') => { i += 2; Tok::Op(">=") }
-            b'>' => { i += 1; Tok::Op(">") }
+            b'(' => {
+                i += 1;
+                Tok::LParen
+            }
+            b')' => {
+                i += 1;
+                Tok::RParen
+            }
+            b',' => {
+                i += 1;
+                Tok::Comma
+            }
+            b'.' => {
+                i += 1;
+                Tok::Dot
+            }
+            b':' => {
+                i += 1;
+                Tok::Colon
+            }
+            b'*' => {
+                i += 1;
+                Tok::Star
+            }
+            b'=' => {
+                i += 1;
+                Tok::Op("=")
+            }
+            b'!' if b.get(i + 1) == Some(&b'=') => {
+                i += 2;
+                Tok::Op("!=")
+            }
+            b'<' if b.get(i + 1) == Some(&b'=') => {
+                i += 2;
+                Tok::Op("<=")
+            }
+            b'<' if b.get(i + 1) == Some(&b'>') => {
+                i += 2;
+                Tok::Op("<>")
+            }
+            b'<' => {
+                i += 1;
+                Tok::Op("<")
+            }
+            b'>' if b.get(i + 1) == Some(&b'=') => {
+                i += 2;
+                Tok::Op(">=")
+            }
+            b'>' => {
+                i += 1;
+                Tok::Op(">")
+            }
             b'0'..=b'9' | b'-' | b'+' => {
                 if let Some((len, make)) = temporal_literal(b, i) {
                     i += len;
@@ -137,7 +198,11 @@ pub fn tokenize(soql: &str) -> Result<Vec<Token>, SoqlError> {
                         j += 1;
                     }
                     if j == start_digits {
-                        return Err(SoqlError::malformed(soql, at, format!("unexpected token: '{}'", c as char)));
+                        return Err(SoqlError::malformed(
+                            soql,
+                            at,
+                            format!("unexpected token: '{}'", c as char),
+                        ));
                     }
                     i = j;
                     Tok::Number(soql[at..i].to_string())
@@ -153,12 +218,19 @@ pub fn tokenize(soql: &str) -> Result<Vec<Token>, SoqlError> {
             }
             _ => {
                 let ch = soql[at..].chars().next().unwrap_or('?');
-                return Err(SoqlError::malformed(soql, at, format!("unexpected token: '{ch}'")));
+                return Err(SoqlError::malformed(
+                    soql,
+                    at,
+                    format!("unexpected token: '{ch}'"),
+                ));
             }
         };
         out.push(Token { tok, at });
     }
-    out.push(Token { tok: Tok::Eof, at: soql.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        at: soql.len(),
+    });
     Ok(out)
 }
 
@@ -167,7 +239,8 @@ pub fn tokenize(soql: &str) -> Result<Vec<Token>, SoqlError> {
 pub fn decode_string(raw: &str, like: bool) -> Result<String, String> {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
-    let illegal = |seq: &str| format!("Invalid string literal '{raw}'. Illegal escape sequence: \\{seq}");
+    let illegal =
+        |seq: &str| format!("Invalid string literal '{raw}'. Illegal escape sequence: \\{seq}");
     while let Some(c) = chars.next() {
         if c != '\\' {
             out.push(c);
@@ -190,13 +263,19 @@ pub fn decode_string(raw: &str, like: bool) -> Result<String, String> {
             }
             'u' => {
                 let hex: String = (0..4).filter_map(|_| chars.next()).collect();
-                let unit = (hex.len() == 4).then(|| u32::from_str_radix(&hex, 16).ok()).flatten().ok_or_else(|| illegal(&format!("u{hex}")))?;
+                let unit = (hex.len() == 4)
+                    .then(|| u32::from_str_radix(&hex, 16).ok())
+                    .flatten()
+                    .ok_or_else(|| illegal(&format!("u{hex}")))?;
                 let ch = if (0xD800..0xDC00).contains(&unit) {
                     let mut low = String::new();
                     if chars.next() == Some('\\') && chars.next() == Some('u') {
                         low = (0..4).filter_map(|_| chars.next()).collect();
                     }
-                    let lo = u32::from_str_radix(&low, 16).ok().filter(|l| (0xDC00..0xE000).contains(l)).ok_or_else(|| illegal(&format!("u{hex}")))?;
+                    let lo = u32::from_str_radix(&low, 16)
+                        .ok()
+                        .filter(|l| (0xDC00..0xE000).contains(l))
+                        .ok_or_else(|| illegal(&format!("u{hex}")))?;
                     char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (lo - 0xDC00))
                 } else {
                     char::from_u32(unit)
@@ -215,14 +294,19 @@ mod tests {
 
     #[test]
     fn every_documented_escape_decodes() {
-        assert_eq!(decode_string(r#"a\nb\rc\td\be\ff\"g\'h\\i\u00e9"#, false).unwrap(), "a\nb\rc\td\u{8}e\u{c}f\"g'h\\ié");
+        assert_eq!(
+            decode_string(r#"a\nb\rc\td\be\ff\"g\'h\\i\u00e9"#, false).unwrap(),
+            "a\nb\rc\td\u{8}e\u{c}f\"g'h\\ié"
+        );
         assert_eq!(decode_string(r"\ud83d\ude00", false).unwrap(), "😀");
     }
 
     #[test]
     fn like_escapes_only_inside_like() {
         assert_eq!(decode_string(r"50\%", true).unwrap(), r"50\%");
-        assert!(decode_string(r"50\%", false).unwrap_err().contains(r"Illegal escape sequence: \%"));
+        assert!(decode_string(r"50\%", false)
+            .unwrap_err()
+            .contains(r"Illegal escape sequence: \%"));
         assert!(decode_string(r"\q", true).is_err());
         assert!(decode_string(r"\u12", false).is_err());
     }

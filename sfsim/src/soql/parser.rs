@@ -11,8 +11,9 @@ struct Parser<'a> {
 }
 
 const RESERVED: &[&str] = &[
-    "select", "from", "where", "and", "or", "not", "in", "like", "includes", "excludes", "order", "by", "limit", "offset",
-    "asc", "desc", "nulls", "first", "last", "null", "true", "false", "group", "having", "with", "for",
+    "select", "from", "where", "and", "or", "not", "in", "like", "includes", "excludes", "order",
+    "by", "limit", "offset", "asc", "desc", "nulls", "first", "last", "null", "true", "false",
+    "group", "having", "with", "for",
 ];
 
 impl<'a> Parser<'a> {
@@ -34,7 +35,11 @@ impl<'a> Parser<'a> {
 
     fn unexpected(&self) -> SoqlError {
         let tok = self.peek();
-        let text = if *tok == Tok::Eof { "unexpected token: <EOF>".to_string() } else { format!("unexpected token: '{}'", tok.shown()) };
+        let text = if *tok == Tok::Eof {
+            "unexpected token: <EOF>".to_string()
+        } else {
+            format!("unexpected token: '{}'", tok.shown())
+        };
         SoqlError::malformed(self.soql, self.at(), text)
     }
 
@@ -48,7 +53,11 @@ impl<'a> Parser<'a> {
     }
 
     fn expect_keyword(&mut self, kw: &str) -> Result<(), SoqlError> {
-        if self.keyword(kw) { Ok(()) } else { Err(self.unexpected()) }
+        if self.keyword(kw) {
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
     }
 
     fn expect(&mut self, tok: Tok) -> Result<(), SoqlError> {
@@ -83,7 +92,10 @@ impl<'a> Parser<'a> {
 
     fn select_item(&mut self) -> Result<SelectItem, SoqlError> {
         let at = self.at();
-        let next_is_paren = matches!(self.toks.get(self.pos + 1).map(|t| &t.tok), Some(Tok::LParen));
+        let next_is_paren = matches!(
+            self.toks.get(self.pos + 1).map(|t| &t.tok),
+            Some(Tok::LParen)
+        );
         if self.peek().is_keyword("count") && next_is_paren {
             self.bump();
             self.bump();
@@ -139,18 +151,34 @@ impl<'a> Parser<'a> {
     fn predicate(&mut self) -> Result<Cond, SoqlError> {
         let path = self.path()?;
         if self.keyword("in") {
-            return Ok(Cond::In { path, negated: false, values: self.literal_list()? });
+            return Ok(Cond::In {
+                path,
+                negated: false,
+                values: self.literal_list()?,
+            });
         }
         if self.peek().is_keyword("not") {
             self.bump();
             self.expect_keyword("in")?;
-            return Ok(Cond::In { path, negated: true, values: self.literal_list()? });
+            return Ok(Cond::In {
+                path,
+                negated: true,
+                values: self.literal_list()?,
+            });
         }
         if self.keyword("includes") {
-            return Ok(Cond::Includes { path, excludes: false, values: self.literal_list()? });
+            return Ok(Cond::Includes {
+                path,
+                excludes: false,
+                values: self.literal_list()?,
+            });
         }
         if self.keyword("excludes") {
-            return Ok(Cond::Includes { path, excludes: true, values: self.literal_list()? });
+            return Ok(Cond::Includes {
+                path,
+                excludes: true,
+                values: self.literal_list()?,
+            });
         }
         let op = if self.keyword("like") {
             CmpOp::Like
@@ -169,7 +197,12 @@ impl<'a> Parser<'a> {
             self.bump();
         }
         let (value, value_at) = self.literal()?;
-        Ok(Cond::Cmp { path, op, value, value_at })
+        Ok(Cond::Cmp {
+            path,
+            op,
+            value,
+            value_at,
+        })
     }
 
     fn unary(&mut self) -> Result<Cond, SoqlError> {
@@ -206,7 +239,11 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        Ok(if connective == "and" { Cond::And(parts) } else { Cond::Or(parts) })
+        Ok(if connective == "and" {
+            Cond::And(parts)
+        } else {
+            Cond::Or(parts)
+        })
     }
 
     fn integer(&mut self) -> Result<u64, SoqlError> {
@@ -231,7 +268,11 @@ impl<'a> Parser<'a> {
         }
         self.expect_keyword("from")?;
         let (from, from_at) = self.identifier()?;
-        let filter = if self.keyword("where") { Some(self.condition()?) } else { None };
+        let filter = if self.keyword("where") {
+            Some(self.condition()?)
+        } else {
+            None
+        };
         let mut order_by = Vec::new();
         if self.keyword("order") {
             self.expect_keyword("by")?;
@@ -251,14 +292,22 @@ impl<'a> Parser<'a> {
                 } else {
                     false
                 };
-                order_by.push(OrderItem { path, descending, nulls_last });
+                order_by.push(OrderItem {
+                    path,
+                    descending,
+                    nulls_last,
+                });
                 if *self.peek() != Tok::Comma {
                     break;
                 }
                 self.bump();
             }
         }
-        let limit = if self.keyword("limit") { Some(self.integer()?) } else { None };
+        let limit = if self.keyword("limit") {
+            Some(self.integer()?)
+        } else {
+            None
+        };
         let offset = if self.keyword("offset") {
             let at = self.at();
             Some((self.integer()?, at))
@@ -268,7 +317,15 @@ impl<'a> Parser<'a> {
         if *self.peek() != Tok::Eof {
             return Err(self.unexpected());
         }
-        Ok(Query { select, from, from_at, filter, order_by, limit, offset })
+        Ok(Query {
+            select,
+            from,
+            from_at,
+            filter,
+            order_by,
+            limit,
+            offset,
+        })
     }
 }
 
@@ -287,12 +344,16 @@ mod tests {
 
     #[test]
     fn star_is_rejected_with_salesforce_layout() {
-        assert_eq!(err("SELECT * FROM Account"), "\nSELECT * FROM Account\n       ^\nERROR at Row:1:Column:8\nunexpected token: '*'");
+        assert_eq!(
+            err("SELECT * FROM Account"),
+            "\nSELECT * FROM Account\n       ^\nERROR at Row:1:Column:8\nunexpected token: '*'"
+        );
     }
 
     #[test]
     fn mixing_and_or_needs_parentheses() {
-        assert!(err("SELECT Id FROM A WHERE x = 1 AND y = 2 OR z = 3").contains("unexpected token: 'OR'"));
+        assert!(err("SELECT Id FROM A WHERE x = 1 AND y = 2 OR z = 3")
+            .contains("unexpected token: 'OR'"));
         assert!(parse("SELECT Id FROM A WHERE x = 1 AND (y = 2 OR z = 3)").is_ok());
         assert!(parse("SELECT Id FROM A WHERE NOT x = 1 AND NOT (y = 2)").is_ok());
     }

@@ -30,8 +30,16 @@ pub struct FieldPath {
 
 #[derive(Debug, Clone)]
 pub enum Node {
-    Field { name: String, index: usize },
-    Parent { relationship: String, reference: usize, object: usize, children: Vec<Node> },
+    Field {
+        name: String,
+        index: usize,
+    },
+    Parent {
+        relationship: String,
+        reference: usize,
+        object: usize,
+        children: Vec<Node>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -65,10 +73,27 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
-    Cmp { path: FieldPath, op: CmpOp, operand: Operand, multi: bool },
-    In { path: FieldPath, negated: bool, operands: Vec<Operand>, multi: bool },
-    Like { path: FieldPath, pattern: Vec<LikeTok> },
-    Includes { path: FieldPath, excludes: bool, sets: Vec<Vec<String>> },
+    Cmp {
+        path: FieldPath,
+        op: CmpOp,
+        operand: Operand,
+        multi: bool,
+    },
+    In {
+        path: FieldPath,
+        negated: bool,
+        operands: Vec<Operand>,
+        multi: bool,
+    },
+    Like {
+        path: FieldPath,
+        pattern: Vec<LikeTok>,
+    },
+    Includes {
+        path: FieldPath,
+        excludes: bool,
+        sets: Vec<Vec<String>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -116,7 +141,10 @@ impl<'a> Planner<'a> {
     fn resolve(&self, path: &Path) -> Result<FieldPath, SoqlError> {
         let root = self.def(self.object);
         let mut parts: &[String] = &path.parts;
-        if parts.len() > 1 && parts[0].eq_ignore_ascii_case(&root.name) && root.relationship_field(&parts[0]).is_none() {
+        if parts.len() > 1
+            && parts[0].eq_ignore_ascii_case(&root.name)
+            && root.relationship_field(&parts[0]).is_none()
+        {
             parts = &parts[1..];
         }
         let mut object = self.object;
@@ -134,42 +162,80 @@ impl<'a> Planner<'a> {
             })?;
             let targets = &def.fields[reference].reference_to;
             by_name |= targets.len() > 1;
-            object = targets.first().and_then(|t| self.org.object(t)).ok_or_else(|| invalid_field(self.soql, path.at, rel, &def.name))?;
+            object = targets
+                .first()
+                .and_then(|t| self.org.object(t))
+                .ok_or_else(|| invalid_field(self.soql, path.at, rel, &def.name))?;
             hops.push(reference);
         }
         let last = parts.last().expect("a path has a part");
         let def = self.def(object);
-        let field = def.field_index(last).ok_or_else(|| invalid_field(self.soql, path.at, last, &def.name))?;
-        Ok(FieldPath { hops, object, field, by_name })
+        let field = def
+            .field_index(last)
+            .ok_or_else(|| invalid_field(self.soql, path.at, last, &def.name))?;
+        Ok(FieldPath {
+            hops,
+            object,
+            field,
+            by_name,
+        })
     }
 
     fn field_def(&self, path: &FieldPath) -> &'a FieldDef {
         &self.def(path.object).fields[path.field]
     }
 
-    fn add_node(&self, nodes: &mut Vec<Node>, path: &FieldPath, depth: usize, display: &Path) -> Result<(), SoqlError> {
+    fn add_node(
+        &self,
+        nodes: &mut Vec<Node>,
+        path: &FieldPath,
+        depth: usize,
+        display: &Path,
+    ) -> Result<(), SoqlError> {
         if depth == path.hops.len() {
             let f = self.field_def(path);
-            if nodes.iter().any(|n| matches!(n, Node::Field { name, .. } if name.eq_ignore_ascii_case(&f.name))) {
-                return Err(SoqlError::malformed(self.soql, display.at, format!("duplicate field selected: {}", display.dotted())));
+            if nodes.iter().any(
+                |n| matches!(n, Node::Field { name, .. } if name.eq_ignore_ascii_case(&f.name)),
+            ) {
+                return Err(SoqlError::malformed(
+                    self.soql,
+                    display.at,
+                    format!("duplicate field selected: {}", display.dotted()),
+                ));
             }
-            nodes.push(Node::Field { name: f.name.clone(), index: path.field });
+            nodes.push(Node::Field {
+                name: f.name.clone(),
+                index: path.field,
+            });
             return Ok(());
         }
-        let owner = if depth == 0 { self.object } else { self.parent_object(path, depth - 1) };
+        let owner = if depth == 0 {
+            self.object
+        } else {
+            self.parent_object(path, depth - 1)
+        };
         let reference = path.hops[depth];
         let ref_field = &self.def(owner).fields[reference];
         let relationship = ref_field.relationship_name.clone().unwrap_or_default();
-        let position = nodes.iter().position(|n| matches!(n, Node::Parent { reference: r, .. } if *r == reference));
+        let position = nodes
+            .iter()
+            .position(|n| matches!(n, Node::Parent { reference: r, .. } if *r == reference));
         let index = match position {
             Some(i) => i,
             None => {
                 let object = self.parent_object(path, depth);
-                nodes.push(Node::Parent { relationship, reference, object, children: vec![] });
+                nodes.push(Node::Parent {
+                    relationship,
+                    reference,
+                    object,
+                    children: vec![],
+                });
                 nodes.len() - 1
             }
         };
-        let Node::Parent { children, .. } = &mut nodes[index] else { unreachable!("a parent node was just found or made") };
+        let Node::Parent { children, .. } = &mut nodes[index] else {
+            unreachable!("a parent node was just found or made")
+        };
         self.add_node(children, path, depth + 1, display)
     }
 
@@ -193,19 +259,32 @@ impl<'a> Planner<'a> {
             FieldType::Time => ("time", false),
             _ => ("string", true),
         };
-        let quoting = if quoted { "should be enclosed in quotes" } else { "should not be enclosed in quotes" };
+        let quoting = if quoted {
+            "should be enclosed in quotes"
+        } else {
+            "should not be enclosed in quotes"
+        };
         SoqlError::at(
             "INVALID_FIELD",
             self.soql,
             at,
-            format!("value of filter criterion for field '{}' must be of type {kind} and {quoting}", f.name),
+            format!(
+                "value of filter criterion for field '{}' must be of type {kind} and {quoting}",
+                f.name
+            ),
         )
     }
 
     fn string_literal(&self, raw: &str, at: usize, like: bool) -> Result<String, SoqlError> {
         let s = decode_string(raw, like).map_err(|m| SoqlError::malformed(self.soql, at, m))?;
         if s.chars().count() > MAX_LITERAL_CHARS {
-            return Err(SoqlError::malformed(self.soql, at, format!("String literal exceeds the maximum length of {MAX_LITERAL_CHARS} characters")));
+            return Err(SoqlError::malformed(
+                self.soql,
+                at,
+                format!(
+                    "String literal exceeds the maximum length of {MAX_LITERAL_CHARS} characters"
+                ),
+            ));
         }
         Ok(s)
     }
@@ -220,15 +299,26 @@ impl<'a> Planner<'a> {
                 match ids::canonical(&s) {
                     Some(id) => Operand::Id(id),
                     None => {
-                        return Err(SoqlError::at("INVALID_QUERY_FILTER_OPERATOR", self.soql, at, format!("invalid ID field: {s}")))
+                        return Err(SoqlError::at(
+                            "INVALID_QUERY_FILTER_OPERATOR",
+                            self.soql,
+                            at,
+                            format!("invalid ID field: {s}"),
+                        ))
                     }
                 }
             }
-            (Literal::Str(raw), t) if t.is_textual() => Operand::Text(self.string_literal(raw, at, false)?.to_lowercase()),
+            (Literal::Str(raw), t) if t.is_textual() => {
+                Operand::Text(self.string_literal(raw, at, false)?.to_lowercase())
+            }
             (Literal::Bool(b), FieldType::Boolean) => Operand::Bool(*b),
-            (Literal::Number(n), t) if t.is_numeric() => Operand::Number(n.parse().map_err(|_| wrong())?),
+            (Literal::Number(n), t) if t.is_numeric() => {
+                Operand::Number(n.parse().map_err(|_| wrong())?)
+            }
             (Literal::Date(d), FieldType::Date) => Operand::Date(parse_date(d).ok_or_else(wrong)?),
-            (Literal::DateTime(d), FieldType::Datetime) => Operand::DateTime(parse_datetime(d).ok_or_else(wrong)?),
+            (Literal::DateTime(d), FieldType::Datetime) => {
+                Operand::DateTime(parse_datetime(d).ok_or_else(wrong)?)
+            }
             (Literal::Time(t), FieldType::Time) => Operand::Time(parse_time(t).ok_or_else(wrong)?),
             _ => return Err(wrong()),
         })
@@ -239,51 +329,111 @@ impl<'a> Planner<'a> {
             FieldType::Id | FieldType::Reference => "id",
             t => t.name(),
         };
-        SoqlError::at("INVALID_QUERY_FILTER_OPERATOR", self.soql, at, format!("invalid operator on {kind} field"))
+        SoqlError::at(
+            "INVALID_QUERY_FILTER_OPERATOR",
+            self.soql,
+            at,
+            format!("invalid operator on {kind} field"),
+        )
     }
 
     fn filterable(&self, path: &Path) -> Result<(FieldPath, &'a FieldDef), SoqlError> {
         let resolved = self.resolve(path)?;
         let f = self.field_def(&resolved);
         if !f.filterable {
-            return Err(SoqlError::at("INVALID_FIELD", self.soql, path.at, format!("field '{}' can not be filtered in a query call", f.name)));
+            return Err(SoqlError::at(
+                "INVALID_FIELD",
+                self.soql,
+                path.at,
+                format!("field '{}' can not be filtered in a query call", f.name),
+            ));
         }
         Ok((resolved, f))
     }
 
     fn filter(&self, cond: &Cond) -> Result<Filter, SoqlError> {
         Ok(match cond {
-            Cond::And(parts) => Filter::And(parts.iter().map(|c| self.filter(c)).collect::<Result<_, _>>()?),
-            Cond::Or(parts) => Filter::Or(parts.iter().map(|c| self.filter(c)).collect::<Result<_, _>>()?),
+            Cond::And(parts) => Filter::And(
+                parts
+                    .iter()
+                    .map(|c| self.filter(c))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cond::Or(parts) => Filter::Or(
+                parts
+                    .iter()
+                    .map(|c| self.filter(c))
+                    .collect::<Result<_, _>>()?,
+            ),
             Cond::Not(inner) => Filter::Not(Box::new(self.filter(inner)?)),
-            Cond::Cmp { path, op: CmpOp::Like, value, value_at } => {
+            Cond::Cmp {
+                path,
+                op: CmpOp::Like,
+                value,
+                value_at,
+            } => {
                 let (resolved, f) = self.filterable(path)?;
-                let text_like = f.ftype.is_textual() && !matches!(f.ftype, FieldType::Id | FieldType::Reference | FieldType::Multipicklist);
+                let text_like = f.ftype.is_textual()
+                    && !matches!(
+                        f.ftype,
+                        FieldType::Id | FieldType::Reference | FieldType::Multipicklist
+                    );
                 if !text_like {
                     return Err(self.bad_operator(f, path.at));
                 }
-                let Literal::Str(raw) = value else { return Err(self.type_error(f, *value_at)) };
+                let Literal::Str(raw) = value else {
+                    return Err(self.type_error(f, *value_at));
+                };
                 let pattern = self.string_literal(raw, *value_at, true)?;
-                Filter::Like { path: resolved, pattern: like_pattern(&pattern) }
+                Filter::Like {
+                    path: resolved,
+                    pattern: like_pattern(&pattern),
+                }
             }
-            Cond::Cmp { path, op, value, value_at } => {
+            Cond::Cmp {
+                path,
+                op,
+                value,
+                value_at,
+            } => {
                 let (resolved, f) = self.filterable(path)?;
                 let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
                 if ordering && matches!(f.ftype, FieldType::Boolean | FieldType::Multipicklist) {
                     return Err(self.bad_operator(f, path.at));
                 }
                 let operand = self.operand(f, value, *value_at)?;
-                Filter::Cmp { path: resolved, op: *op, operand, multi: f.ftype == FieldType::Multipicklist }
+                Filter::Cmp {
+                    path: resolved,
+                    op: *op,
+                    operand,
+                    multi: f.ftype == FieldType::Multipicklist,
+                }
             }
-            Cond::In { path, negated, values } => {
+            Cond::In {
+                path,
+                negated,
+                values,
+            } => {
                 let (resolved, f) = self.filterable(path)?;
                 if f.ftype == FieldType::Multipicklist {
                     return Err(self.bad_operator(f, path.at));
                 }
-                let operands = values.iter().map(|(l, at)| self.operand(f, l, *at)).collect::<Result<_, _>>()?;
-                Filter::In { path: resolved, negated: *negated, operands, multi: false }
+                let operands = values
+                    .iter()
+                    .map(|(l, at)| self.operand(f, l, *at))
+                    .collect::<Result<_, _>>()?;
+                Filter::In {
+                    path: resolved,
+                    negated: *negated,
+                    operands,
+                    multi: false,
+                }
             }
-            Cond::Includes { path, excludes, values } => {
+            Cond::Includes {
+                path,
+                excludes,
+                values,
+            } => {
                 let (resolved, f) = self.filterable(path)?;
                 if f.ftype != FieldType::Multipicklist {
                     return Err(SoqlError::at(
@@ -295,10 +445,16 @@ impl<'a> Planner<'a> {
                 }
                 let mut sets = Vec::new();
                 for (lit, at) in values {
-                    let Literal::Str(raw) = lit else { return Err(self.type_error(f, *at)) };
+                    let Literal::Str(raw) = lit else {
+                        return Err(self.type_error(f, *at));
+                    };
                     sets.push(split_multipicklist(&self.string_literal(raw, *at, false)?));
                 }
-                Filter::Includes { path: resolved, excludes: *excludes, sets }
+                Filter::Includes {
+                    path: resolved,
+                    excludes: *excludes,
+                    sets,
+                }
             }
         })
     }
@@ -312,14 +468,21 @@ impl<'a> Planner<'a> {
                 FieldsKind::Standard => !f.custom,
                 FieldsKind::Custom => f.custom,
             })
-            .map(|f| Path { parts: vec![f.name.clone()], at: 0 })
+            .map(|f| Path {
+                parts: vec![f.name.clone()],
+                at: 0,
+            })
             .collect()
     }
 }
 
 /// `'a;b'` means a and b, in any order, ignoring case.
 pub fn split_multipicklist(s: &str) -> Vec<String> {
-    let mut parts: Vec<String> = s.split(';').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
+    let mut parts: Vec<String> = s
+        .split(';')
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
     parts.sort();
     parts.dedup();
     parts
@@ -363,7 +526,10 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
     let planner = Planner { org, soql, object };
     let def = org.def(object).clone();
 
-    let is_count = q.select.iter().any(|s| matches!(s, SelectItem::Count { .. }));
+    let is_count = q
+        .select
+        .iter()
+        .any(|s| matches!(s, SelectItem::Count { .. }));
     let mut long_text_fields = 0;
     let projection = if is_count {
         if q.select.len() > 1 {
@@ -371,7 +537,11 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
                 SelectItem::Count { at } => Some(*at),
                 _ => None,
             });
-            return Err(SoqlError::malformed(soql, at.unwrap_or(0), "COUNT() must be the only element in the SELECT list."));
+            return Err(SoqlError::malformed(
+                soql,
+                at.unwrap_or(0),
+                "COUNT() must be the only element in the SELECT list.",
+            ));
         }
         Projection::Count
     } else {
@@ -381,9 +551,20 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
                 SelectItem::Field(p) => vec![p.clone()],
                 SelectItem::Fields { kind, at } => {
                     if *kind != FieldsKind::Standard && q.limit.is_none_or(|l| l > 200) {
-                        return Err(SoqlError::malformed(soql, *at, "The SOQL FIELDS function must have a LIMIT of at most 200"));
+                        return Err(SoqlError::malformed(
+                            soql,
+                            *at,
+                            "The SOQL FIELDS function must have a LIMIT of at most 200",
+                        ));
                     }
-                    planner.fields_expansion(*kind).into_iter().map(|mut p| { p.at = *at; p }).collect()
+                    planner
+                        .fields_expansion(*kind)
+                        .into_iter()
+                        .map(|mut p| {
+                            p.at = *at;
+                            p
+                        })
+                        .collect()
                 }
                 SelectItem::Count { .. } => unreachable!("COUNT() handled above"),
             };
@@ -404,17 +585,41 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
         let path = planner.resolve(&item.path)?;
         let f = planner.field_def(&path);
         if !f.sortable {
-            return Err(SoqlError::at("INVALID_FIELD", soql, item.path.at, format!("field '{}' can not be sorted in a query call", f.name)));
+            return Err(SoqlError::at(
+                "INVALID_FIELD",
+                soql,
+                item.path.at,
+                format!("field '{}' can not be sorted in a query call", f.name),
+            ));
         }
         let exact = matches!(f.ftype, FieldType::Id | FieldType::Reference);
-        order.push(SortKey { path, descending: item.descending, nulls_last: item.nulls_last, exact });
+        order.push(SortKey {
+            path,
+            descending: item.descending,
+            nulls_last: item.nulls_last,
+            exact,
+        });
     }
     let offset = match q.offset {
         Some((n, at)) if n > MAX_OFFSET => {
-            return Err(SoqlError::at("NUMBER_OUTSIDE_VALID_RANGE", soql, at, format!("Maximum SOQL offset allowed is {MAX_OFFSET}")))
+            return Err(SoqlError::at(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                soql,
+                at,
+                format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
+            ))
         }
         Some((n, _)) => n,
         None => 0,
     };
-    Ok(Plan { object, def, projection, filter, order, limit: q.limit, offset, long_text_fields })
+    Ok(Plan {
+        object,
+        def,
+        projection,
+        filter,
+        order,
+        limit: q.limit,
+        offset,
+        long_text_fields,
+    })
 }

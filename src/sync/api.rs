@@ -1,0 +1,279 @@
+//! The SQL functions behind the sync interface. `sync_now` and `resync` are
+//! PL/pgSQL procedures (schema.sql) that call the `_sync_*` steps and commit
+//! between them.
+
+use super::definition::{create_table_sql, qualified, synced_fields, SyncOptions};
+use super::run::{Next, Run, SyncError};
+use super::store;
+use crate::fdw::{connection, SalesforceFdwError};
+use crate::naming::snake_case;
+use crate::salesforce::SalesforceError;
+use pgrx::datum::Interval;
+use pgrx::pg_sys::{self, panic::ErrorReport};
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgLogLevel, PgSqlErrorCode, Spi};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// Runs this backend is in the middle of, between `_sync_step` calls.
+    static RUNS: RefCell<HashMap<i64, Run>> = RefCell::new(HashMap::new());
+}
+
+fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
+    let report = ErrorReport::new(code, message, "");
+    let report = match hint {
+        Some(h) => report.set_hint(h),
+        None => report,
+    };
+    report.report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+fn or_raise<T>(r: Result<T, SyncError>) -> T {
+    r.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_FDW_ERROR, e.0, None))
+}
+
+fn spi<T>(r: Result<T, pgrx::spi::Error>) -> T {
+    r.unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("SPI: {e}"),
+            None,
+        )
+    })
+}
+
+/// Waits for the sync's lock until this transaction ends.
+fn lock_for_transaction(sync_id: i64) {
+    spi(Spi::run_with_args(
+        "SELECT pg_advisory_xact_lock(hashtext('pg_salesforce.sync'), $1::int4)",
+        &[sync_id.into()],
+    ));
+}
+
+/// The schema and table a target names; unqualified names go in the current schema.
+fn target_name(target: Option<&str>, server: &str, object: &str) -> (String, String) {
+    match target {
+        None => (server.to_string(), snake_case(object)),
+        Some(t) => {
+            let parts = spi(Spi::get_one_with_args::<Vec<String>>(
+                "SELECT parse_ident($1)",
+                &[t.into()],
+            ))
+            .unwrap_or_default();
+            match parts.as_slice() {
+                [table] => (
+                    spi(Spi::get_one::<String>("SELECT current_schema()::text"))
+                        .unwrap_or_else(|| "public".into()),
+                    table.clone(),
+                ),
+                [schema, table] => (schema.clone(), table.clone()),
+                _ => raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_NAME,
+                    format!("invalid target \"{t}\""),
+                    Some("Name a table, optionally schema-qualified."),
+                ),
+            }
+        }
+    }
+}
+
+/// Registers a sync and creates its local table; the first run backfills it.
+#[pg_extern]
+fn sync_enable(
+    server: &str,
+    object: &str,
+    target: default!(Option<&str>, "NULL"),
+    every: default!(Interval, "'5 minutes'"),
+    options: default!(JsonB, "'{}'"),
+) -> i64 {
+    let parsed = SyncOptions::parse(&options.0).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            e.message,
+            e.hint.as_deref(),
+        )
+    });
+    if or_raise(store::sync_id(server, object).map_err(SyncError)).is_some() {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("{object} on server {server} is already synced"),
+            Some("salesforce.resync() reloads it; salesforce.sync_disable() removes it."),
+        );
+    }
+    let server_oid = unsafe {
+        let c = std::ffi::CString::new(server).unwrap_or_default();
+        (*pg_sys::GetForeignServerByName(c.as_ptr(), false)).serverid
+    };
+    let user = unsafe { pg_sys::GetUserId() };
+    let describe = connection::with_session(server_oid, user, |s| s.describe(object))
+        .unwrap_or_else(|e| match e {
+            SalesforceFdwError::Salesforce {
+                error: SalesforceError::Api { code, .. },
+                ..
+            } if code == "NOT_FOUND" || code == "INVALID_TYPE" => raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("Salesforce has no object {object}"),
+                Some("Object names are API names, such as Contact or Invoice__c."),
+            ),
+            other => or_raise(Err(other.into())),
+        });
+    let fields = synced_fields(&describe, parsed.fields.as_deref())
+        .unwrap_or_else(|m| raise(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m, None));
+    let (schema, table) = target_name(target, server, &describe.name);
+    spi(Spi::run(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        crate::naming::quote_ident(&schema)
+    )));
+    spi(Spi::run(&create_table_sql(
+        &qualified(&schema, &table),
+        &fields,
+        parsed.soft_delete,
+    )));
+    let id = spi(Spi::get_one_with_args::<i64>(
+        "INSERT INTO salesforce.syncs (server, object, target_schema, target_table, every, options, fields, columns, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        &[
+            server.into(),
+            describe.name.clone().into(),
+            schema.clone().into(),
+            table.clone().into(),
+            every.into(),
+            options.into(),
+            fields.iter().map(|f| f.field.clone()).collect::<Vec<_>>().into(),
+            fields.iter().map(|f| f.column.clone()).collect::<Vec<_>>().into(),
+            user.into(),
+        ],
+    ))
+    .expect("INSERT ... RETURNING gives a row");
+    pgrx::notice!(
+        "{} will be copied into {}: the sync worker picks it up, or run CALL salesforce.sync_now('{server}', '{}')",
+        describe.name,
+        qualified(&schema, &table),
+        describe.name
+    );
+    id
+}
+
+/// Stops syncing an object; the local table stays unless `drop_table`.
+#[pg_extern]
+fn sync_disable(server: &str, object: &str, drop_table: default!(bool, "false")) {
+    let id = sync_id(server, object);
+    lock_for_transaction(id);
+    let sync = or_raise(store::load_sync(id).map_err(SyncError));
+    spi(Spi::run_with_args(
+        "DELETE FROM salesforce.syncs WHERE id = $1",
+        &[id.into()],
+    ));
+    spi(Spi::run(&format!(
+        "DROP TABLE IF EXISTS {}",
+        sync.staging()
+    )));
+    if drop_table {
+        spi(Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.target())));
+    }
+}
+
+#[pg_extern]
+fn _sync_id(server: &str, object: &str) -> i64 {
+    sync_id(server, object)
+}
+
+fn sync_id(server: &str, object: &str) -> i64 {
+    or_raise(store::sync_id(server, object).map_err(SyncError)).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("{object} on server {server} is not synced"),
+            Some("Start with SELECT salesforce.sync_enable(server, object)."),
+        )
+    })
+}
+
+/// Whether the calling procedure may COMMIT: not inside BEGIN ... COMMIT.
+#[pg_extern]
+fn _sync_can_commit() -> bool {
+    unsafe { !pg_sys::IsTransactionBlock() }
+}
+
+/// Starts the next run over again from the beginning, into a new copy.
+#[pg_extern]
+fn _sync_request_resync(sync_id: i64) {
+    lock_for_transaction(sync_id);
+    let sync = or_raise(store::load_sync(sync_id).map_err(SyncError));
+    spi(Spi::run(&format!(
+        "DROP TABLE IF EXISTS {}",
+        sync.staging()
+    )));
+    spi(Spi::run(&format!(
+        "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
+        sync.staging(),
+        sync.target()
+    )));
+    spi(Spi::run_with_args(
+        "UPDATE salesforce.syncs SET stage = 'resync', backfill_after = NULL, backfill_total = NULL, backfill_rows = 0 WHERE id = $1",
+        &[sync_id.into()],
+    ));
+}
+
+#[pg_extern]
+fn _sync_start(sync_id: i64, started_by: &str) -> i64 {
+    let run = or_raise(Run::start(sync_id, started_by));
+    let id = run.id;
+    RUNS.with(|r| r.borrow_mut().insert(id, run));
+    id
+}
+
+fn sleep_interruptibly(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        pgrx::check_for_interrupts!();
+        std::thread::sleep(
+            Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
+        );
+    }
+}
+
+/// One request and what it brought. False once the run has nothing left.
+#[pg_extern]
+fn _sync_step(run_id: i64) -> bool {
+    let mut run = RUNS
+        .with(|r| r.borrow_mut().remove(&run_id))
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("run {run_id} is not going on in this session"),
+                None,
+            )
+        });
+    let outcome = loop {
+        match run.prepare() {
+            Err(e) => break Err(e),
+            Ok(Next::Done) => break Ok(false),
+            Ok(Next::Wait(d)) => sleep_interruptibly(d),
+            Ok(Next::Fetch(request)) => {
+                let fetched = run.fetch(request);
+                break run.apply(fetched).map(|_| !run.finished());
+            }
+        }
+    };
+    RUNS.with(|r| r.borrow_mut().insert(run_id, run));
+    or_raise(outcome)
+}
+
+#[pg_extern]
+fn _sync_finish(run_id: i64, failure: Option<&str>) {
+    match RUNS.with(|r| r.borrow_mut().remove(&run_id)) {
+        Some(run) => or_raise(run.finish(failure.map(str::to_string))),
+        // The step was interrupted before it could hand the run back.
+        None => or_raise(
+            store::finish_run(
+                run_id,
+                "failed",
+                Some(failure.unwrap_or("interrupted")),
+                Some(60),
+            )
+            .map_err(SyncError),
+        ),
+    }
+}

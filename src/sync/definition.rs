@@ -1,0 +1,318 @@
+//! What a sync copies and into what: its options, the local table's columns
+//! (through the shared type map) and how they follow the object's schema.
+
+use crate::naming::{quote_ident, ColumnNamer};
+use crate::options::OptionError;
+use crate::salesforce::describe::ObjectDescribe;
+use crate::typemap::{pg_type, PgType};
+use serde_json::Value as Json;
+
+pub const DEFAULT_LOOKBACK_SECONDS: i64 = 300;
+/// Columns the sync adds to every local table.
+pub const SYNCED_AT: &str = "_synced_at";
+pub const DELETED_AT: &str = "_deleted_at";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncOptions {
+    /// API names to copy; None copies every field, and fields added later.
+    pub fields: Option<Vec<String>>,
+    /// Keep deleted records with `_deleted_at` set instead of removing them.
+    pub soft_delete: bool,
+    /// How far back each incremental run re-reads, for changes that become
+    /// visible with an older SystemModstamp than ones already read.
+    pub lookback_seconds: i64,
+}
+
+fn invalid(message: String, hint: &str) -> OptionError {
+    OptionError {
+        message,
+        hint: Some(hint.into()),
+    }
+}
+
+const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean) and lookback_seconds (a number).";
+
+impl SyncOptions {
+    pub fn parse(options: &Json) -> Result<SyncOptions, OptionError> {
+        let map = options
+            .as_object()
+            .ok_or_else(|| invalid("sync options must be a JSON object".into(), OPTIONS_HINT))?;
+        let mut parsed = SyncOptions {
+            fields: None,
+            soft_delete: false,
+            lookback_seconds: DEFAULT_LOOKBACK_SECONDS,
+        };
+        for (key, value) in map {
+            match key.as_str() {
+                "fields" => {
+                    let names = value.as_array().and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>());
+                    parsed.fields = Some(names.filter(|n| !n.is_empty()).ok_or_else(|| invalid("sync option \"fields\" must be a non-empty array of field names".into(), OPTIONS_HINT))?);
+                }
+                "soft_delete" => parsed.soft_delete = value.as_bool().ok_or_else(|| invalid("sync option \"soft_delete\" must be true or false".into(), OPTIONS_HINT))?,
+                "lookback_seconds" => {
+                    parsed.lookback_seconds = value.as_i64().filter(|s| (0..=86_400).contains(s)).ok_or_else(|| invalid("sync option \"lookback_seconds\" must be a number of seconds from 0 to 86400".into(), OPTIONS_HINT))?
+                }
+                other => return Err(invalid(format!("invalid sync option \"{other}\""), OPTIONS_HINT)),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncedField {
+    pub field: String,
+    pub column: String,
+    pub pg: PgType,
+}
+
+/// Fields every sync needs, whatever subset is asked for.
+const REQUIRED_FIELDS: [&str; 2] = ["Id", "SystemModstamp"];
+
+/// The fields to copy, in describe order, with their local columns.
+pub fn synced_fields(
+    object: &ObjectDescribe,
+    wanted: Option<&[String]>,
+) -> Result<Vec<SyncedField>, String> {
+    for required in REQUIRED_FIELDS {
+        if object.field(required).is_none() {
+            return Err(format!(
+                "{} has no {required} field, so it cannot be synced incrementally",
+                object.name
+            ));
+        }
+    }
+    if let Some(wanted) = wanted {
+        let unknown: Vec<&str> = wanted
+            .iter()
+            .filter(|w| object.field(w).is_none())
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "{} has no field {}",
+                object.name,
+                unknown.join(", ")
+            ));
+        }
+    }
+    let included = |name: &str| {
+        REQUIRED_FIELDS.iter().any(|r| r.eq_ignore_ascii_case(name))
+            || wanted.is_none_or(|w| w.iter().any(|x| x.eq_ignore_ascii_case(name)))
+    };
+    let mut namer = ColumnNamer::with_taken([SYNCED_AT.to_string(), DELETED_AT.to_string()]);
+    Ok(object
+        .fields
+        .iter()
+        .filter(|f| included(&f.name))
+        .map(|f| SyncedField {
+            field: f.name.clone(),
+            column: namer.name(&f.name, true),
+            pg: pg_type(&f.field_type),
+        })
+        .collect())
+}
+
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+pub fn create_table_sql(table: &str, fields: &[SyncedField], soft_delete: bool) -> String {
+    let mut columns: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            let key = if f.field == "Id" { " PRIMARY KEY" } else { "" };
+            format!("  {} {}{key}", quote_ident(&f.column), f.pg.sql())
+        })
+        .collect();
+    columns.push(format!("  {SYNCED_AT} timestamp with time zone NOT NULL"));
+    if soft_delete {
+        columns.push(format!("  {DELETED_AT} timestamp with time zone"));
+    }
+    format!("CREATE TABLE {table} (\n{}\n)", columns.join(",\n"))
+}
+
+/// How the object's fields moved away from what the sync copies.
+#[derive(Debug, Default, PartialEq)]
+pub struct Drift {
+    pub added: Vec<SyncedField>,
+    pub removed: Vec<String>,
+}
+
+/// Fields added since (copied only when the sync takes every field) and
+/// fields gone from Salesforce.
+pub fn drift(
+    object: &ObjectDescribe,
+    synced: &[String],
+    columns: &[String],
+    every_field: bool,
+) -> Drift {
+    let removed = synced
+        .iter()
+        .filter(|f| object.field(f).is_none())
+        .cloned()
+        .collect();
+    let mut added = Vec::new();
+    if every_field {
+        let mut namer = ColumnNamer::with_taken(
+            columns
+                .iter()
+                .cloned()
+                .chain([SYNCED_AT.to_string(), DELETED_AT.to_string()]),
+        );
+        for f in &object.fields {
+            if !synced.iter().any(|s| s.eq_ignore_ascii_case(&f.name)) {
+                added.push(SyncedField {
+                    field: f.name.clone(),
+                    column: namer.name(&f.name, true),
+                    pg: pg_type(&f.field_type),
+                });
+            }
+        }
+    }
+    Drift { added, removed }
+}
+
+pub fn add_columns_sql(table: &str, added: &[SyncedField]) -> String {
+    let adds: Vec<String> = added
+        .iter()
+        .map(|f| format!("ADD COLUMN {} {}", quote_ident(&f.column), f.pg.sql()))
+        .collect();
+    format!("ALTER TABLE {table} {}", adds.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::describe::FieldDescribe;
+    use serde_json::json;
+
+    fn field(name: &str, t: &str) -> FieldDescribe {
+        FieldDescribe {
+            name: name.into(),
+            field_type: t.into(),
+            filterable: true,
+            sortable: true,
+            createable: false,
+            updateable: false,
+            external_id: false,
+        }
+    }
+
+    fn contact() -> ObjectDescribe {
+        ObjectDescribe {
+            name: "Contact".into(),
+            fields: vec![
+                field("Id", "id"),
+                field("LastName", "string"),
+                field("Languages__c", "multipicklist"),
+                field("SystemModstamp", "datetime"),
+                field("Amount", "currency"),
+            ],
+        }
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert_eq!(
+            SyncOptions::parse(&json!({})).unwrap(),
+            SyncOptions {
+                fields: None,
+                soft_delete: false,
+                lookback_seconds: 300
+            }
+        );
+        let o = SyncOptions::parse(
+            &json!({"fields": ["LastName"], "soft_delete": true, "lookback_seconds": 60}),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.fields.unwrap(), o.soft_delete, o.lookback_seconds),
+            (vec!["LastName".to_string()], true, 60)
+        );
+        for bad in [
+            json!([]),
+            json!({"fields": []}),
+            json!({"fields": "Email"}),
+            json!({"soft_delete": "yes"}),
+            json!({"lookback_seconds": -1}),
+            json!({"lookbak": 5}),
+        ] {
+            assert!(SyncOptions::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_subset_keeps_id_and_system_modstamp() {
+        let fields = synced_fields(&contact(), Some(&["lastname".to_string()])).unwrap();
+        let names: Vec<(&str, &str, PgType)> = fields
+            .iter()
+            .map(|f| (f.field.as_str(), f.column.as_str(), f.pg))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("Id", "id", PgType::Text),
+                ("LastName", "last_name", PgType::Text),
+                ("SystemModstamp", "system_modstamp", PgType::Timestamptz)
+            ]
+        );
+        assert_eq!(
+            synced_fields(&contact(), Some(&["Nope__c".to_string()])).unwrap_err(),
+            "Contact has no field Nope__c"
+        );
+        let no_stamp = ObjectDescribe {
+            name: "X".into(),
+            fields: vec![field("Id", "id")],
+        };
+        assert!(synced_fields(&no_stamp, None)
+            .unwrap_err()
+            .contains("SystemModstamp"));
+    }
+
+    #[test]
+    fn the_table_uses_the_shared_type_map() {
+        let fields = synced_fields(&contact(), None).unwrap();
+        assert_eq!(
+            create_table_sql(&qualified("crm", "contact"), &fields, true),
+            "CREATE TABLE crm.contact (\n  id text PRIMARY KEY,\n  last_name text,\n  languages__c text[],\n  system_modstamp timestamp with time zone,\n  amount numeric,\n  _synced_at timestamp with time zone NOT NULL,\n  _deleted_at timestamp with time zone\n)"
+        );
+    }
+
+    #[test]
+    fn drift_finds_added_and_removed_fields() {
+        let mut object = contact();
+        object.fields.retain(|f| f.name != "Amount");
+        object.fields.push(field("Tier__c", "picklist"));
+        let synced: Vec<String> = ["Id", "LastName", "Languages__c", "SystemModstamp", "Amount"]
+            .map(String::from)
+            .to_vec();
+        let columns: Vec<String> = [
+            "id",
+            "last_name",
+            "languages__c",
+            "system_modstamp",
+            "amount",
+        ]
+        .map(String::from)
+        .to_vec();
+        let d = drift(&object, &synced, &columns, true);
+        assert_eq!(d.removed, vec!["Amount".to_string()]);
+        assert_eq!(
+            d.added,
+            vec![SyncedField {
+                field: "Tier__c".into(),
+                column: "tier__c".into(),
+                pg: PgType::Text
+            }]
+        );
+        assert_eq!(
+            add_columns_sql("crm.contact", &d.added),
+            "ALTER TABLE crm.contact ADD COLUMN tier__c text"
+        );
+        assert!(
+            drift(&object, &synced, &columns, false).added.is_empty(),
+            "a field subset never grows"
+        );
+    }
+}

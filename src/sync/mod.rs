@@ -1,0 +1,14 @@
+//! Materialized sync: local copies of Salesforce objects, backfilled in Id
+//! order and then kept current by SystemModstamp, getDeleted and, when that
+//! window has passed, a comparison of ids. Runs are driven by
+//! `CALL salesforce.sync_now(...)` (pg_cron or by hand) or by the worker.
+
+mod api;
+mod definition;
+mod pacing;
+mod queries;
+mod run;
+mod store;
+pub mod worker;
+
+pgrx::extension_sql_file!("schema.sql", name = "sync_schema");

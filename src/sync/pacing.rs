@@ -1,0 +1,118 @@
+//! API pacing per server: a token bucket that refills at the server's daily
+//! share (`max_requests_per_day`) and holds up to an hour of it, so a
+//! backfill can burst while the day's total stays capped; plus the org-wide
+//! reserve read from `Sforce-Limit-Info`.
+
+use std::time::Duration;
+
+pub const DEFAULT_MAX_REQUESTS_PER_DAY: f64 = 28_800.0;
+pub const DEFAULT_RESERVE_PERCENT: f64 = 20.0;
+const SECONDS_PER_DAY: f64 = 86_400.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bucket {
+    pub tokens: f64,
+    pub at_ms: i64,
+}
+
+fn capacity(max_per_day: f64) -> f64 {
+    (max_per_day / 24.0).max(1.0)
+}
+
+impl Bucket {
+    pub fn full(max_per_day: f64, now_ms: i64) -> Bucket {
+        Bucket {
+            tokens: capacity(max_per_day),
+            at_ms: now_ms,
+        }
+    }
+
+    pub fn refilled(self, max_per_day: f64, now_ms: i64) -> Bucket {
+        let elapsed = (now_ms - self.at_ms).max(0) as f64 / 1000.0;
+        Bucket {
+            tokens: (self.tokens + elapsed * max_per_day / SECONDS_PER_DAY)
+                .min(capacity(max_per_day)),
+            at_ms: now_ms.max(self.at_ms),
+        }
+    }
+
+    /// How long until a request may go.
+    pub fn wait(self, max_per_day: f64) -> Duration {
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) * SECONDS_PER_DAY / max_per_day)
+        }
+    }
+}
+
+/// `api-usage=25/15000` → (25, 15000).
+pub fn parse_limit_info(header: &str) -> Option<(i64, i64)> {
+    let usage = header
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("api-usage="))?;
+    let (used, max) = usage.split_once('/')?;
+    Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
+}
+
+/// Whether the org has less left than the reserve the syncs must leave.
+pub fn below_reserve(used: i64, max: i64, reserve_percent: f64) -> bool {
+    max > 0 && ((max - used) as f64) < max as f64 * reserve_percent / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_bursts_an_hour_and_refills_at_the_daily_rate() {
+        let b = Bucket::full(28_800.0, 0);
+        assert_eq!(b.tokens, 1_200.0);
+        let empty = Bucket {
+            tokens: 0.0,
+            at_ms: 0,
+        };
+        assert_eq!(
+            empty.wait(28_800.0),
+            Duration::from_secs(3),
+            "one request every 3 s"
+        );
+        assert_eq!(empty.refilled(28_800.0, 3_000).tokens, 1.0);
+        assert_eq!(
+            empty.refilled(28_800.0, 86_400_000).tokens,
+            1_200.0,
+            "never more than an hour's share"
+        );
+        assert_eq!(
+            Bucket {
+                tokens: -2.0,
+                at_ms: 0
+            }
+            .wait(86_400.0),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            Bucket {
+                tokens: 5.0,
+                at_ms: 10
+            }
+            .refilled(28_800.0, 0)
+            .at_ms,
+            10,
+            "a clock going back refills nothing"
+        );
+    }
+
+    #[test]
+    fn limit_info_and_reserve() {
+        assert_eq!(parse_limit_info("api-usage=25/15000"), Some((25, 15_000)));
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=1/2; api-usage=7/100"),
+            Some((7, 100))
+        );
+        assert_eq!(parse_limit_info("api-usage=x/100"), None);
+        assert!(!below_reserve(80, 100, 20.0));
+        assert!(below_reserve(81, 100, 20.0));
+        assert!(!below_reserve(0, 0, 20.0));
+    }
+}

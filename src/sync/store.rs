@@ -1,0 +1,304 @@
+//! The sync's local side through SPI: its configuration and checkpoint rows,
+//! its log, its pacing row, and the rows of the copy itself.
+
+use super::definition::{qualified, SyncedField, DELETED_AT, SYNCED_AT};
+use crate::naming::quote_ident;
+use chrono::{DateTime, Utc};
+use pgrx::datum::DatumWithOid;
+use pgrx::{JsonB, Spi};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+/// A `salesforce.syncs` row.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SyncRow {
+    pub id: i64,
+    pub server: String,
+    pub object: String,
+    pub target_schema: String,
+    pub target_table: String,
+    pub options: Json,
+    pub fields: Vec<String>,
+    pub columns: Vec<String>,
+    pub owner: u32,
+    pub stage: String,
+    pub backfill_after: Option<String>,
+    pub backfill_total: Option<i64>,
+    pub backfill_rows: i64,
+    pub cursor: Option<DateTime<Utc>>,
+    pub deleted_cursor: Option<DateTime<Utc>>,
+}
+
+impl SyncRow {
+    pub fn target(&self) -> String {
+        qualified(&self.target_schema, &self.target_table)
+    }
+
+    /// Where a resync loads its new copy before it replaces the table's rows.
+    pub fn staging(&self) -> String {
+        let name: String = format!("{}__resync", self.target_table)
+            .chars()
+            .take(63)
+            .collect();
+        qualified(&self.target_schema, &name)
+    }
+
+    pub fn id_column(&self) -> &str {
+        let i = self.fields.iter().position(|f| f == "Id").unwrap_or(0);
+        &self.columns[i]
+    }
+}
+
+fn spi_error(e: pgrx::spi::Error) -> String {
+    format!("SPI: {e}")
+}
+
+pub type StoreResult<T> = Result<T, String>;
+
+pub fn load_sync(id: i64) -> StoreResult<SyncRow> {
+    let row = Spi::get_one_with_args::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()]).map_err(spi_error)?;
+    let row = row.ok_or_else(|| format!("sync {id} no longer exists"))?;
+    serde_json::from_value(row.0).map_err(|e| format!("cannot read sync {id}: {e}"))
+}
+
+pub fn sync_id(server: &str, object: &str) -> StoreResult<Option<i64>> {
+    Spi::get_one_with_args::<i64>(
+        "SELECT (SELECT id FROM salesforce.syncs WHERE server = $1 AND lower(object) = lower($2))",
+        &[server.into(), object.into()],
+    )
+    .map_err(spi_error)
+}
+
+/// Saves the checkpoint: stage, backfill progress and cursors.
+pub fn save_checkpoint(s: &SyncRow) -> StoreResult<()> {
+    let stamp = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9 WHERE id = $1",
+        &[
+            s.id.into(),
+            s.stage.clone().into(),
+            s.backfill_after.clone().into(),
+            s.backfill_total.into(),
+            s.backfill_rows.into(),
+            stamp(s.cursor).into(),
+            stamp(s.deleted_cursor).into(),
+            s.fields.clone().into(),
+            s.columns.clone().into(),
+        ],
+    )
+    .map_err(spi_error)
+}
+
+pub fn run_sql(sql: &str) -> StoreResult<()> {
+    Spi::run(sql).map_err(spi_error)
+}
+
+/// Marks runs of a sync that were left running (their backend died) as failed.
+/// Only called with the sync's lock held, so none of them is still going.
+pub fn close_abandoned_runs(sync_id: i64) -> StoreResult<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running'",
+        &[sync_id.into()],
+    )
+    .map_err(spi_error)
+}
+
+pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> StoreResult<i64> {
+    Spi::get_one_with_args::<i64>(
+        "INSERT INTO salesforce.sync_runs (sync_id, server, object, kind, started_by, cursor_from) VALUES ($1, $2, $3, $4, $5, $6::timestamptz) RETURNING id",
+        &[s.id.into(), s.server.clone().into(), s.object.clone().into(), kind.into(), started_by.into(), s.cursor.map(|t| t.to_rfc3339()).into()],
+    )
+    .map_err(spi_error)?
+    .ok_or_else(|| "no run id".to_string())
+}
+
+/// A run's counters as the log shows them.
+pub struct RunProgress<'a> {
+    pub id: i64,
+    pub rows_upserted: i64,
+    pub rows_deleted: i64,
+    pub api_requests: i64,
+    pub cursor_to: Option<DateTime<Utc>>,
+    pub notes: &'a [String],
+}
+
+pub fn save_progress(p: &RunProgress) -> StoreResult<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.sync_runs SET rows_upserted = $2, rows_deleted = $3, api_requests = $4, cursor_to = $5::timestamptz, notes = $6 WHERE id = $1",
+        &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.to_vec().into()],
+    )
+    .map_err(spi_error)
+}
+
+/// Ends a run and says when its sync is next due: after `every`, or after
+/// `retry_in` seconds for a throttled or failed run.
+pub fn finish_run(
+    run_id: i64,
+    status: &str,
+    error: Option<&str>,
+    retry_in: Option<i64>,
+) -> StoreResult<()> {
+    Spi::run_with_args(
+        "WITH r AS (UPDATE salesforce.sync_runs SET status = $2, error = $3, finished_at = clock_timestamp() WHERE id = $1 RETURNING sync_id)
+         UPDATE salesforce.syncs s SET next_due = clock_timestamp() + coalesce(make_interval(secs => $4), s.every) FROM r WHERE s.id = r.sync_id",
+        &[run_id.into(), status.into(), error.into(), retry_in.map(|s| s as f64).into()],
+    )
+    .map_err(spi_error)
+}
+
+/// Writes records (each a map from column to value) into `table`, replacing
+/// rows with the same id.
+pub fn upsert_rows(
+    table: &str,
+    fields: &[SyncedField],
+    soft_delete: bool,
+    records: &[serde_json::Map<String, Json>],
+) -> StoreResult<i64> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let mut columns: Vec<String> = fields.iter().map(|f| quote_ident(&f.column)).collect();
+    let id = quote_ident(
+        &fields
+            .iter()
+            .find(|f| f.field == "Id")
+            .map(|f| f.column.clone())
+            .unwrap_or_else(|| "id".into()),
+    );
+    let mut selected: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
+    columns.push(SYNCED_AT.into());
+    selected.push("now()".into());
+    if soft_delete {
+        columns.push(DELETED_AT.into());
+        selected.push(format!("r.{DELETED_AT}"));
+    }
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| **c != id)
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} ({}) SELECT {} FROM json_populate_recordset(NULL::{table}, $1::json) r ON CONFLICT ({id}) DO UPDATE SET {}",
+        columns.join(", "),
+        selected.join(", "),
+        updates.join(", ")
+    );
+    let json = serde_json::to_string(records).map_err(|e| e.to_string())?;
+    Spi::run_with_args(&sql, &[json.into()]).map_err(spi_error)?;
+    Ok(records.len() as i64)
+}
+
+/// Removes rows by id, or with soft deletes marks them deleted at `at`.
+pub fn delete_rows(
+    table: &str,
+    id_column: &str,
+    soft_delete: bool,
+    ids: &[String],
+    at: DateTime<Utc>,
+) -> StoreResult<i64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let id = quote_ident(id_column);
+    let (sql, args): (String, Vec<DatumWithOid>) = if soft_delete {
+        (
+            format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE {id} = ANY($1) AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d"),
+            vec![ids.to_vec().into(), at.to_rfc3339().into()],
+        )
+    } else {
+        (format!("WITH d AS (DELETE FROM {table} WHERE {id} = ANY($1) RETURNING 1) SELECT count(*) FROM d"), vec![ids.to_vec().into()])
+    };
+    Ok(Spi::get_one_with_args::<i64>(&sql, &args)
+        .map_err(spi_error)?
+        .unwrap_or(0))
+}
+
+/// Removes (or marks deleted) every row whose id is not in `live`.
+pub fn keep_only(
+    table: &str,
+    id_column: &str,
+    soft_delete: bool,
+    live: &[String],
+    at: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let id = quote_ident(id_column);
+    let sql = if soft_delete {
+        format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE NOT ({id} = ANY($1)) AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d")
+    } else {
+        format!("WITH d AS (DELETE FROM {table} WHERE NOT ({id} = ANY($1)) AND $2::timestamptz IS NOT NULL RETURNING 1) SELECT count(*) FROM d")
+    };
+    Ok(
+        Spi::get_one_with_args::<i64>(&sql, &[live.to_vec().into(), at.to_rfc3339().into()])
+            .map_err(spi_error)?
+            .unwrap_or(0),
+    )
+}
+
+/// Makes `target` hold exactly the rows of `staging`, in this transaction,
+/// so readers see the old copy or the new one and never a partial one.
+pub fn replace_contents(
+    target: &str,
+    staging: &str,
+    id_column: &str,
+    columns: &[String],
+    soft_delete: bool,
+) -> StoreResult<()> {
+    let id = quote_ident(id_column);
+    let mut quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    quoted.push(SYNCED_AT.into());
+    if soft_delete {
+        quoted.push(DELETED_AT.into());
+    }
+    let updates: Vec<String> = quoted
+        .iter()
+        .filter(|c| **c != id)
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let list = quoted.join(", ");
+    run_sql(&format!(
+        "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.{id} = t.{id})"
+    ))?;
+    run_sql(&format!("INSERT INTO {target} ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {}", updates.join(", ")))?;
+    run_sql(&format!("DROP TABLE {staging}"))
+}
+
+/// The pacing row of a server: bucket and the org's last known usage.
+pub struct PacingRow {
+    pub tokens: f64,
+    pub at_ms: i64,
+    pub org_used: Option<i64>,
+    pub org_max: Option<i64>,
+    /// Whether the org's usage was seen in the last 15 minutes: older
+    /// figures say little, as usage rolls off over 24 hours.
+    pub fresh: bool,
+}
+
+/// `for_update` locks the row until the transaction ends, for a debit.
+pub fn load_pacing(server: &str, for_update: bool) -> StoreResult<Option<PacingRow>> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row = Spi::get_one_with_args::<JsonB>(
+        &format!("SELECT (SELECT jsonb_build_array(tokens, refilled_at_ms, org_used, org_max, observed_at > clock_timestamp() - interval '15 minutes') FROM salesforce.pacing WHERE server = $1{lock})"),
+        &[server.into()],
+    )
+    .map_err(spi_error)?;
+    Ok(row.map(|j| {
+        let a = |i: usize| j.0.get(i).cloned().unwrap_or(Json::Null);
+        PacingRow {
+            tokens: a(0).as_f64().unwrap_or(0.0),
+            at_ms: a(1).as_i64().unwrap_or(0),
+            org_used: a(2).as_i64(),
+            org_max: a(3).as_i64(),
+            fresh: a(4).as_bool().unwrap_or(false),
+        }
+    }))
+}
+
+pub fn save_pacing(server: &str, row: &PacingRow) -> StoreResult<()> {
+    Spi::run_with_args(
+        "INSERT INTO salesforce.pacing (server, tokens, refilled_at_ms, org_used, org_max, observed_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())
+         ON CONFLICT (server) DO UPDATE SET tokens = EXCLUDED.tokens, refilled_at_ms = EXCLUDED.refilled_at_ms,
+           org_used = coalesce(EXCLUDED.org_used, pacing.org_used), org_max = coalesce(EXCLUDED.org_max, pacing.org_max), observed_at = EXCLUDED.observed_at",
+        &[server.into(), row.tokens.into(), row.at_ms.into(), row.org_used.into(), row.org_max.into()],
+    )
+    .map_err(spi_error)
+}

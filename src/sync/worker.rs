@@ -1,0 +1,173 @@
+//! The sync worker: with pg_salesforce in shared_preload_libraries it runs
+//! due syncs of `salesforce.sync_database` in turn, oldest due first. Each
+//! step's local work is a short transaction of its own; requests to
+//! Salesforce are made with no transaction open.
+
+use super::run::{Next, Run, SyncError};
+use crate::gucs;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::Spi;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+pub fn register() {
+    BackgroundWorkerBuilder::new("pg_salesforce sync worker")
+        .set_type("pg_salesforce sync")
+        .set_library("pg_salesforce")
+        .set_function("pg_salesforce_sync_worker_main")
+        .enable_spi_access()
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+fn caught_message(e: CaughtError) -> String {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
+        CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+    }
+}
+
+/// Runs `f` in a transaction of its own; an error of any kind aborts that
+/// transaction and comes back as a message, so one sync cannot stop others.
+fn in_transaction<T>(f: impl FnOnce() -> Result<T, SyncError>) -> Result<T, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let outcome = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(|e| Err(SyncError(caught_message(e))))
+        .execute();
+    unsafe {
+        match outcome {
+            Ok(v) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                Ok(v)
+            }
+            Err(e) => {
+                pg_sys::AbortCurrentTransaction();
+                pg_sys::FlushErrorState();
+                Err(e.0)
+            }
+        }
+    }
+}
+
+fn due_syncs() -> Result<Vec<i64>, SyncError> {
+    let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")
+        .map_err(|e| SyncError(e.to_string()))?;
+    if installed != Some(true) {
+        return Ok(vec![]);
+    }
+    Spi::connect(|client| {
+        let rows = client.select("SELECT id FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() ORDER BY next_due, id", None, &[])?;
+        rows.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or_default())).collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|e| SyncError(e.to_string()))
+}
+
+/// Takes the sync's lock without waiting; false if a session holds it.
+fn try_lock(sync_id: i64) -> Result<bool, SyncError> {
+    let got = Spi::get_one_with_args::<bool>(
+        "SELECT pg_try_advisory_lock(hashtext('pg_salesforce.sync'), $1::int4) AND (SELECT enabled AND next_due <= clock_timestamp() FROM salesforce.syncs WHERE id = $1)",
+        &[sync_id.into()],
+    )
+    .map_err(|e| SyncError(e.to_string()))?;
+    Ok(got == Some(true))
+}
+
+fn unlock(sync_id: i64) -> Result<(), SyncError> {
+    Spi::run_with_args(
+        "SELECT pg_advisory_unlock(hashtext('pg_salesforce.sync'), $1::int4)",
+        &[sync_id.into()],
+    )
+    .map_err(|e| SyncError(e.to_string()))
+}
+
+fn run_steps(run: &mut Run) -> Option<String> {
+    loop {
+        if BackgroundWorker::sigterm_received() {
+            return Some(
+                "the sync worker was stopped; the next run resumes from the checkpoint".into(),
+            );
+        }
+        match in_transaction(|| run.prepare()) {
+            Err(e) => return Some(e),
+            Ok(Next::Done) => return None,
+            Ok(Next::Wait(d)) => {
+                BackgroundWorker::wait_latch(Some(d));
+            }
+            Ok(Next::Fetch(request)) => {
+                let fetched = run.fetch(request);
+                if let Err(e) = in_transaction(|| run.apply(fetched)) {
+                    return Some(e);
+                }
+            }
+        }
+    }
+}
+
+fn sync_one(sync_id: i64) {
+    let started = in_transaction(|| {
+        if !try_lock(sync_id)? {
+            return Ok(None);
+        }
+        Run::start(sync_id, "worker").map(Some)
+    });
+    let mut run = match started {
+        Ok(Some(run)) => run,
+        Ok(None) => return,
+        Err(e) => {
+            pgrx::warning!("pg_salesforce: sync {sync_id} could not start: {e}");
+            let _ = in_transaction(|| unlock(sync_id));
+            return;
+        }
+    };
+    let failure = run_steps(&mut run);
+    if let Some(e) = &failure {
+        pgrx::warning!("pg_salesforce: sync {sync_id} failed: {e}");
+    }
+    if let Err(e) = in_transaction(move || run.finish(failure)) {
+        pgrx::warning!("pg_salesforce: sync {sync_id} could not log its run: {e}");
+    }
+    let _ = in_transaction(|| unlock(sync_id));
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = gucs::sync_database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    pgrx::log!("pg_salesforce sync worker started on database \"{database}\"");
+    loop {
+        if BackgroundWorker::sighup_received() {
+            unsafe {
+                pg_sys::ConfigReloadPending = 0;
+                pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP);
+            }
+        }
+        if gucs::SYNC_ENABLED.get() {
+            match in_transaction(due_syncs) {
+                Ok(due) => {
+                    for id in due {
+                        if BackgroundWorker::sigterm_received() {
+                            break;
+                        }
+                        sync_one(id);
+                    }
+                }
+                Err(e) => pgrx::warning!("pg_salesforce: cannot list due syncs: {e}"),
+            }
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64)))
+        {
+            break;
+        }
+    }
+    pgrx::log!("pg_salesforce sync worker stopped");
+}
