@@ -73,6 +73,16 @@ SQL
 run "SELECT u.email, c.id AS salesforce_contact FROM users u LEFT JOIN crm.contact c ON c.user_id__c = u.id::text"
 echo "== what reached Salesforce (sfsim's request log)"
 curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; [print("  ", r["method"], r["soql"] or r["path"], "(%d records)" % len(r["body"]["records"]) if r["body"] and "records" in r["body"] else "") for r in json.load(sys.stdin)["requests"] if "/oauth2/" not in r["path"]]'
+echo "== sync: a local copy of Account, kept current"
+run "SELECT salesforce.sync_enable('demo_org', 'Account', every => '1 minute')"
+run "CALL salesforce.sync_now('demo_org', 'Account')"
+acct=$(sql -tA -c "SELECT id FROM demo_org.account ORDER BY id LIMIT 1")
+echo "   (an admin renames account $acct in Salesforce, through sfsim's control API)"
+curl -s -X PATCH "$SFSIM_URL/__sim/records/Account/$acct" -H 'Content-Type: application/json' -d '{"Name": "Renamed in Salesforce"}' >/dev/null
+run "CALL salesforce.sync_now('demo_org', 'Account')"
+run "SELECT id, name, _synced_at IS NOT NULL AS synced FROM demo_org.account WHERE id = '$acct'"
+run "SELECT id, kind, status, rows_upserted, rows_deleted, api_requests, cursor_to FROM salesforce.sync_runs ORDER BY id"
+run "SELECT object, target, stage, last_status, rows, backfill_percent, api_requests_24h, api_requests_left FROM salesforce.sync_status"
 echo "== the validator refuses plain http to anything but loopback:"
 sql -c "CREATE SERVER leaky FOREIGN DATA WRAPPER salesforce OPTIONS (login_url 'http://login.salesforce.com')" 2>&1 | sed 's/^/  /' || true
 echo "== demo finished"
