@@ -137,15 +137,7 @@ mod tests {
     use crate::salesforce::describe::FieldDescribe;
 
     fn field(name: &str, t: &str) -> FieldDescribe {
-        FieldDescribe {
-            name: name.into(),
-            field_type: t.into(),
-            filterable: true,
-            sortable: true,
-            createable: true,
-            updateable: true,
-            external_id: false,
-        }
+        FieldDescribe::of_type(name, t)
     }
 
     #[test]

@@ -46,3 +46,19 @@ impl ObjectDescribe {
             .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
+
+#[cfg(test)]
+impl FieldDescribe {
+    /// A filterable, sortable, writable field of a type, for tests.
+    pub fn of_type(name: &str, field_type: &str) -> FieldDescribe {
+        FieldDescribe {
+            name: name.into(),
+            field_type: field_type.into(),
+            filterable: true,
+            sortable: true,
+            createable: true,
+            updateable: true,
+            external_id: false,
+        }
+    }
+}

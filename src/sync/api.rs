@@ -3,7 +3,7 @@
 //! between them.
 
 use super::definition::{create_table_sql, qualified, synced_fields, SyncOptions};
-use super::run::{Next, Run, SyncError};
+use super::run::{server_oid, Next, Run, SyncError};
 use super::store;
 use crate::fdw::{connection, SalesforceFdwError};
 use crate::naming::snake_case;
@@ -103,10 +103,7 @@ fn sync_enable(
             Some("salesforce.resync() reloads it; salesforce.sync_disable() removes it."),
         );
     }
-    let server_oid = unsafe {
-        let c = std::ffi::CString::new(server).unwrap_or_default();
-        (*pg_sys::GetForeignServerByName(c.as_ptr(), false)).serverid
-    };
+    let server_oid = or_raise(server_oid(server));
     let user = unsafe { pg_sys::GetUserId() };
     let describe = connection::with_session(server_oid, user, |s| s.describe(object))
         .unwrap_or_else(|e| match e {

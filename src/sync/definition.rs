@@ -185,19 +185,11 @@ pub fn add_columns_sql(table: &str, added: &[SyncedField]) -> String {
 mod tests {
     use super::*;
     use crate::salesforce::describe::FieldDescribe;
-    use serde_json::json;
 
     fn field(name: &str, t: &str) -> FieldDescribe {
-        FieldDescribe {
-            name: name.into(),
-            field_type: t.into(),
-            filterable: true,
-            sortable: true,
-            createable: false,
-            updateable: false,
-            external_id: false,
-        }
+        FieldDescribe::of_type(name, t)
     }
+    use serde_json::json;
 
     fn contact() -> ObjectDescribe {
         ObjectDescribe {

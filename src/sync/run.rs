@@ -106,10 +106,10 @@ pub struct Run {
     api_requests: i64,
     notes: Vec<String>,
     /// Why the run stopped early to wait for API budget, and for how long.
-    pub throttled: Option<(String, i64)>,
+    throttled: Option<(String, i64)>,
 }
 
-fn server_oid(name: &str) -> Result<Oid, SyncError> {
+pub fn server_oid(name: &str) -> Result<Oid, SyncError> {
     let c = std::ffi::CString::new(name).map_err(|_| SyncError("bad server name".into()))?;
     let server = unsafe { pg_sys::GetForeignServerByName(c.as_ptr(), true) };
     if server.is_null() {
@@ -614,14 +614,21 @@ impl Run {
         }
         let target = self.target();
         let id_column = self.sync.id_column().to_string();
-        for r in &d.deleted_records {
-            self.rows_deleted += store::delete_rows(
-                &target,
-                &id_column,
-                self.options.soft_delete,
-                std::slice::from_ref(&r.id),
-                r.deleted_date,
-            )?;
+        if self.options.soft_delete {
+            // Each row is marked with its own deletion time.
+            for r in &d.deleted_records {
+                self.rows_deleted += store::delete_rows(
+                    &target,
+                    &id_column,
+                    true,
+                    std::slice::from_ref(&r.id),
+                    r.deleted_date,
+                )?;
+            }
+        } else {
+            let ids: Vec<String> = d.deleted_records.iter().map(|r| r.id.clone()).collect();
+            self.rows_deleted +=
+                store::delete_rows(&target, &id_column, false, &ids, d.latest_date_covered)?;
         }
         self.sync.deleted_cursor = Some(d.latest_date_covered);
         self.phase = Phase::Done;

@@ -146,6 +146,16 @@ pub fn finish_run(
     .map_err(spi_error)
 }
 
+/// `a = EXCLUDED.a, ...` for every quoted column but the key.
+fn set_from_excluded(quoted: &[String], id: &str) -> String {
+    quoted
+        .iter()
+        .filter(|c| *c != id)
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Writes records (each a map from column to value) into `table`, replacing
 /// rows with the same id.
 pub fn upsert_rows(
@@ -172,16 +182,11 @@ pub fn upsert_rows(
         columns.push(DELETED_AT.into());
         selected.push(format!("r.{DELETED_AT}"));
     }
-    let updates: Vec<String> = columns
-        .iter()
-        .filter(|c| **c != id)
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect();
     let sql = format!(
         "INSERT INTO {table} ({}) SELECT {} FROM json_populate_recordset(NULL::{table}, $1::json) r ON CONFLICT ({id}) DO UPDATE SET {}",
         columns.join(", "),
         selected.join(", "),
-        updates.join(", ")
+        set_from_excluded(&columns, &id)
     );
     let json = serde_json::to_string(records).map_err(|e| e.to_string())?;
     Spi::run_with_args(&sql, &[json.into()]).map_err(spi_error)?;
@@ -249,16 +254,11 @@ pub fn replace_contents(
     if soft_delete {
         quoted.push(DELETED_AT.into());
     }
-    let updates: Vec<String> = quoted
-        .iter()
-        .filter(|c| **c != id)
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect();
     let list = quoted.join(", ");
     run_sql(&format!(
         "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.{id} = t.{id})"
     ))?;
-    run_sql(&format!("INSERT INTO {target} ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {}", updates.join(", ")))?;
+    run_sql(&format!("INSERT INTO {target} ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {}", set_from_excluded(&quoted, &id)))?;
     run_sql(&format!("DROP TABLE {staging}"))
 }
 
