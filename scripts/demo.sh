@@ -81,6 +81,11 @@ echo "   (an admin renames account $acct in Salesforce, through sfsim's control 
 curl -s -X PATCH "$SFSIM_URL/__sim/records/Account/$acct" -H 'Content-Type: application/json' -d '{"Name": "Renamed in Salesforce"}' >/dev/null
 run "CALL salesforce.sync_now('demo_org', 'Account')"
 run "SELECT id, name, _synced_at IS NOT NULL AS synced FROM demo_org.account WHERE id = '$acct'"
+echo "   (write-through: an insert through the foreign table is in the copy before COMMIT)"
+run "BEGIN;
+     INSERT INTO crm.account (name, industry) VALUES ('Write-Through Works', 'Technology');
+     SELECT id, name, industry, system_modstamp FROM demo_org.account WHERE name = 'Write-Through Works';
+     COMMIT;"
 run "SELECT id, kind, status, rows_upserted, rows_deleted, api_requests, cursor_to FROM salesforce.sync_runs ORDER BY id"
 run "SELECT object, target, stage, last_status, rows, backfill_percent, api_requests_24h, api_requests_left FROM salesforce.sync_status"
 echo "== the validator refuses plain http to anything but loopback:"

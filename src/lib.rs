@@ -47,6 +47,7 @@ mod tests {
     include!("pg_test/read.rs");
     include!("pg_test/write.rs");
     include!("pg_test/sync.rs");
+    include!("pg_test/write_through.rs");
 }
 
 /// Required by `cargo pgrx test`.

@@ -21,6 +21,14 @@ pub enum SalesforceFdwError {
     },
     /// Salesforce refused a record of a write.
     Rejected(crate::write::chunk::Rejection),
+    /// A write reached Salesforce, but the local copy of its object could
+    /// not follow; the transaction must roll back.
+    LocalCopy {
+        object: String,
+        /// None when the sync itself could not be read.
+        table: Option<String>,
+        cause: String,
+    },
     /// A value Salesforce sent that the column's type cannot hold.
     Conversion {
         column: String,
@@ -145,6 +153,15 @@ impl From<SalesforceFdwError> for ErrorReport {
                     report.set_detail(format!("Fields: {}", r.error.fields.join(", ")))
                 }
             }
+            SalesforceFdwError::LocalCopy { object, table, cause } => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                format!(
+                    "a write to {object} reached Salesforce, but its local copy{} could not take it: {cause}",
+                    table.map(|t| format!(" {t}")).unwrap_or_default()
+                ),
+                "",
+            )
+            .set_hint("The transaction rolls back, and its Salesforce writes are undone. salesforce.sync_disable() stops keeping the copy."),
             SalesforceFdwError::Conversion { column, message } => ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE_DESCRIPTORS,
                 format!("cannot convert the value of column \"{column}\": {message}"),

@@ -113,6 +113,25 @@ pub fn synced_fields(
         .collect())
 }
 
+/// The synced fields Salesforce still has, with their columns and types.
+pub fn present_fields(
+    fields: &[String],
+    columns: &[String],
+    object: &ObjectDescribe,
+) -> Vec<SyncedField> {
+    fields
+        .iter()
+        .zip(columns)
+        .filter_map(|(field, column)| {
+            object.field(field).map(|d| SyncedField {
+                field: field.clone(),
+                column: column.clone(),
+                pg: pg_type(&d.field_type),
+            })
+        })
+        .collect()
+}
+
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
 }

@@ -1,14 +1,17 @@
 //! Materialized sync: local copies of Salesforce objects, backfilled in Id
 //! order and then kept current by SystemModstamp, getDeleted and, when that
 //! window has passed, a comparison of ids. Runs are driven by
-//! `CALL salesforce.sync_now(...)` (pg_cron or by hand) or by the worker.
+//! `CALL salesforce.sync_now(...)` (pg_cron or by hand) or by the worker;
+//! writes through foreign tables reach the copies at once (`write_through`).
 
 mod api;
 mod definition;
 mod pacing;
 mod queries;
+mod rows;
 mod run;
 mod store;
 pub mod worker;
+pub mod write_through;
 
 pgrx::extension_sql_file!("schema.sql", name = "sync_schema");

@@ -3,17 +3,16 @@
 //! worker can do it outside any transaction) and `apply` (local: the rows
 //! and the checkpoint that covers them, in one transaction).
 
-use super::definition::{self, SyncOptions, SyncedField, DELETED_AT};
+use super::definition::{self, SyncOptions, SyncedField};
 use super::pacing::{self, Bucket};
 use super::queries;
+use super::rows::{local_row, stamp_of};
 use super::store::{self, RunProgress, SyncRow};
 use crate::fdw::connection;
-use crate::fdw::convert::{to_pg_text, PgKind};
 use crate::fdw::SalesforceFdwError;
 use crate::salesforce::describe::ObjectDescribe;
-use crate::salesforce::session::{parse_datetime, DeletedRecords, QueryPage};
+use crate::salesforce::session::{DeletedRecords, QueryPage};
 use crate::salesforce::SalesforceError;
-use crate::typemap::PgType;
 use chrono::{DateTime, Duration as Span, Utc};
 use pgrx::pg_sys::{self, panic::ErrorReport, Oid};
 use serde_json::{Map, Value as Json};
@@ -120,65 +119,6 @@ pub fn server_oid(name: &str) -> Result<Oid, SyncError> {
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
-}
-
-fn kind_of(p: PgType) -> PgKind {
-    match p {
-        PgType::Text => PgKind::Text,
-        PgType::Boolean => PgKind::Bool,
-        PgType::Integer | PgType::Bigint => PgKind::Integer,
-        PgType::DoublePrecision => PgKind::Float,
-        PgType::Numeric => PgKind::Numeric,
-        PgType::Date => PgKind::Date,
-        PgType::Timestamptz => PgKind::Timestamp,
-        PgType::Time => PgKind::Time,
-        PgType::TextArray => PgKind::TextArray,
-        PgType::Jsonb => PgKind::Json,
-    }
-}
-
-/// A record as json_populate_recordset reads it: input text per column,
-/// except JSON for jsonb columns and an array for text[] ones.
-fn local_row(
-    fields: &[SyncedField],
-    record: &Map<String, Json>,
-    deleted_at: Option<Option<String>>,
-) -> Result<Map<String, Json>, SyncError> {
-    let mut row = Map::with_capacity(fields.len() + 1);
-    for f in fields {
-        let v = record.get(&f.field).unwrap_or(&Json::Null);
-        let local = match (f.pg, v) {
-            (_, Json::Null) => Json::Null,
-            (PgType::Jsonb, v) => v.clone(),
-            (PgType::TextArray, Json::String(s)) => Json::Array(
-                s.split(';')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| Json::String(p.into()))
-                    .collect(),
-            ),
-            (pg, v) => to_pg_text(v, kind_of(pg))
-                .map_err(|e| {
-                    SyncError(format!(
-                        "cannot store field {} of {}: {e}",
-                        f.field,
-                        record.get("Id").and_then(Json::as_str).unwrap_or("?")
-                    ))
-                })?
-                .map_or(Json::Null, Json::String),
-        };
-        row.insert(f.column.clone(), local);
-    }
-    if let Some(at) = deleted_at {
-        row.insert(DELETED_AT.into(), at.map_or(Json::Null, Json::String));
-    }
-    Ok(row)
-}
-
-fn stamp_of(record: &Map<String, Json>) -> Option<DateTime<Utc>> {
-    record
-        .get("SystemModstamp")
-        .and_then(Json::as_str)
-        .and_then(parse_datetime)
 }
 
 impl Run {
@@ -465,19 +405,7 @@ impl Run {
                 "field {f} is gone from Salesforce; its column stays and is no longer updated"
             ));
         }
-        self.fields = self
-            .sync
-            .fields
-            .iter()
-            .zip(&self.sync.columns)
-            .filter_map(|(field, column)| {
-                object.field(field).map(|d| SyncedField {
-                    field: field.clone(),
-                    column: column.clone(),
-                    pg: crate::typemap::pg_type(&d.field_type),
-                })
-            })
-            .collect();
+        self.fields = definition::present_fields(&self.sync.fields, &self.sync.columns, object);
         self.phase = match self.sync.stage.as_str() {
             "incremental" => Phase::Changes,
             _ if self.sync.backfill_total.is_none() => Phase::Count,

@@ -4,12 +4,14 @@
 //! journaled; if the transaction or a savepoint rolls back, created records
 //! are deleted and updated fields restored. commit mode: writes are queued
 //! and sent just before COMMIT; a rejection makes COMMIT fail, and what was
-//! already sent is compensated as above.
+//! already sent is compensated as above. Either way, local copies kept by
+//! a sync take each write as Salesforce applies it.
 
 use super::chunk::{self, ChunkError};
 use super::journal::{compensation, Done, Journal, Queued, Target};
 use crate::fdw::connection;
 use crate::fdw::SalesforceFdwError;
+use crate::sync::write_through;
 use pgrx::pg_sys::{self, panic::ErrorReport, Oid};
 use pgrx::{
     register_subxact_callback, register_xact_callback, PgLogLevel, PgSubXactCallbackEvent,
@@ -75,6 +77,8 @@ pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>, SalesforceFdwError> {
             done.iter()
                 .for_each(|d| j.borrow_mut().record(sub, d.clone()))
         });
+        // Journaled first: if the copy cannot follow, the abort undoes them.
+        write_through::apply(&done)?;
         all.extend(done);
     }
     Ok(all)
@@ -93,7 +97,12 @@ fn send_queued_or_fail() {
     if queued.is_empty() {
         return;
     }
-    if let Err(e) = apply(queued) {
+    // Write-through runs SQL, which needs a snapshot; by pre-commit the
+    // statement's is gone.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    let sent = apply(queued);
+    unsafe { pg_sys::PopActiveSnapshot() };
+    if let Err(e) = sent {
         ErrorReport::from(e).report(PgLogLevel::ERROR);
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes tied to real transactions: ROLLBACK undoes them (statement mode),
 # commit mode sends nothing before COMMIT, savepoints, and the signup
-# transaction that creates a user and its Salesforce Contact together or not at all.
+# transaction that creates a user and its Salesforce Contact together or not at all,
+# and write-through to a synced copy.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 dir=/tmp/pg_salesforce-e2e-writes
@@ -96,3 +97,47 @@ SQL
 grep -q "DUPLICATES_DETECTED" <<<"$out" || fail "the duplicate signup was not refused: $out"
 [ "$(sql -tA -c "SELECT count(*) FROM users WHERE first_name = 'Dup'")" = 0 ] || fail "the refused signup kept its user row"
 [ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c = 'dup-signup'")" = 0 ] || fail "the refused signup left a contact"
+
+# Write-through: a synced object's local copy takes each write in the same transaction.
+sql -q -c "SET client_min_messages = warning" -c "SELECT salesforce.sync_enable('org', 'Contact', target => 'copies.contact', options => '{\"fields\": [\"LastName\", \"Email\", \"User_Id__c\"]}')" >/dev/null
+sql -q -c "CALL salesforce.sync_now('org', 'Contact')" >/dev/null
+copy_matches() {
+  local columns=${2:-id, last_name, email, user_id__c, system_modstamp}
+  [ "$(sql -tA -c "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT $columns FROM copies.contact) x")" = \
+    "$(sql -tA -c "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT $columns FROM sf.contact) x")" ] || fail "copies.contact differs from Salesforce $1"
+}
+# commit mode: the insert reaches the copy when COMMIT sends it.
+sql -q -c "BEGIN" -c "SET LOCAL salesforce.write_mode = 'commit'" \
+  -c "INSERT INTO sf.contact (last_name, user_id__c) VALUES ('Through', 'e2e-through')" -c "COMMIT"
+through=$(in_salesforce "SELECT Id FROM Contact WHERE User_Id__c = 'e2e-through'" Id)
+[ "$(sql -tA -c "SELECT last_name FROM copies.contact WHERE id = '$through'")" = Through ] || fail "the committed insert is not in the copy"
+copy_matches "after a commit-mode insert"
+# statement mode: the copy shows the update at once, and ROLLBACK takes it back there too.
+out=$(psql_out <<SQL
+BEGIN;
+UPDATE sf.contact SET last_name = 'Midway' WHERE id = '$through';
+SELECT 'copy:' || last_name FROM copies.contact WHERE id = '$through';
+ROLLBACK;
+SQL
+)
+grep -q "copy:Midway" <<<"$out" || fail "the copy did not show the update inside the transaction: $out"
+[ "$(sql -tA -c "SELECT last_name FROM copies.contact WHERE id = '$through'")" = Through ] || fail "ROLLBACK left the update in the copy"
+# Undoing the update was a new write in Salesforce: only its SystemModstamp
+# is newer than the copy's, until the next run.
+copy_matches "after a rolled-back update" "id, last_name, email, user_id__c"
+sql -q -c "CALL salesforce.sync_now('org', 'Contact')" >/dev/null
+copy_matches "after the run that followed the rollback"
+# commit mode: a COMMIT that Salesforce refuses leaves the copy as it was.
+out=$(psql_out <<SQL
+BEGIN;
+SET LOCAL salesforce.write_mode = 'commit';
+UPDATE sf.contact SET last_name = 'Refused' WHERE id = '$through';
+INSERT INTO sf.contact (last_name, email) VALUES ('Clash', '$taken');
+COMMIT;
+SQL
+)
+grep -q "DUPLICATES_DETECTED" <<<"$out" || fail "the clashing COMMIT was not refused: $out"
+[ "$(sql -tA -c "SELECT last_name FROM copies.contact WHERE id = '$through'")" = Through ] || fail "the refused COMMIT changed the copy"
+sql -q -c "BEGIN" -c "SET LOCAL salesforce.write_mode = 'commit'" -c "DELETE FROM sf.contact WHERE id = '$through'" -c "COMMIT"
+[ "$(sql -tA -c "SELECT count(*) FROM copies.contact WHERE id = '$through'")" = 0 ] || fail "the committed delete is still in the copy"
+copy_matches "after a commit-mode delete"
