@@ -13,24 +13,17 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::minutes(1)).unwrap_or(t)
 }
 
+/// [start, end) in whole minutes, ending no later than now.
 fn window(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
-    days: i64,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), RecordError> {
     let (start, end) = (minute(start), minute(end.min(now)));
     if end < start {
         return Err(RecordError::new(
             "INVALID_REPLICATION_DATE",
             "end date must be after start date",
-            vec![],
-        ));
-    }
-    if start < now - Duration::days(days) {
-        return Err(RecordError::new(
-            "INVALID_REPLICATION_DATE",
-            format!("start date cannot be more than {days} days ago"),
             vec![],
         ));
     }
@@ -45,7 +38,14 @@ pub fn updated(
     end: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<String>, DateTime<Utc>), RecordError> {
-    let (start, end) = window(start, end, now, UPDATED_DAYS)?;
+    let (start, end) = window(start, end, now)?;
+    if start < now - Duration::days(UPDATED_DAYS) {
+        return Err(RecordError::new(
+            "INVALID_REPLICATION_DATE",
+            format!("start date cannot be more than {UPDATED_DAYS} days ago"),
+            vec![],
+        ));
+    }
     let def = org.def(object);
     let stamp = def.system.system_modstamp;
     let ids: Vec<String> = org.objects[object]
@@ -83,14 +83,7 @@ pub fn deleted(
     now: DateTime<Utc>,
 ) -> Result<Deleted, RecordError> {
     let earliest = minute(now - Duration::days(DELETED_DAYS));
-    let (start, end) = (minute(start), minute(end.min(now)));
-    if end < start {
-        return Err(RecordError::new(
-            "INVALID_REPLICATION_DATE",
-            "end date must be after start date",
-            vec![],
-        ));
-    }
+    let (start, end) = window(start, end, now)?;
     let name = &org.def(object).name;
     let records = org
         .deleted_log

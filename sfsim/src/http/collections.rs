@@ -28,6 +28,25 @@ struct Outcome {
     error: Option<RecordError>,
 }
 
+impl Outcome {
+    fn done(id: String, created: Option<bool>) -> Outcome {
+        Outcome {
+            id: Some(id),
+            created,
+            error: None,
+        }
+    }
+
+    /// `id` is the record an update or delete named; a failed create has none.
+    fn failed(id: Option<String>, error: RecordError) -> Outcome {
+        Outcome {
+            id,
+            created: None,
+            error: Some(error),
+        }
+    }
+}
+
 fn rolled_back() -> RecordError {
     RecordError::new(
         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
@@ -132,16 +151,8 @@ fn create(req: &mut ApiRequest) -> Result<Response, ApiError> {
                 None => Err(no_type()),
             };
             match result {
-                Ok(id) => Outcome {
-                    id: Some(id),
-                    created: None,
-                    error: None,
-                },
-                Err(e) => Outcome {
-                    id: None,
-                    created: None,
-                    error: Some(e),
-                },
+                Ok(id) => Outcome::done(id, None),
+                Err(e) => Outcome::failed(None, e),
             }
         })
         .collect();
@@ -165,31 +176,22 @@ fn update(req: &mut ApiRequest) -> Result<Response, ApiError> {
                 .or_else(|| record.remove("Id"))
                 .and_then(|v| v.as_str().map(str::to_string));
             let Some(id) = id else {
-                return Outcome {
-                    id: None,
-                    created: None,
-                    error: Some(RecordError::new(
+                return Outcome::failed(
+                    None,
+                    RecordError::new(
                         "MISSING_ARGUMENT",
                         "Id not specified in an update call",
                         vec![],
-                    )),
-                };
+                    ),
+                );
             };
             let result = match record_type(&record).and_then(|t| org.object(t)) {
                 Some(object) => org.update(object, &id, &record, &author, &mut undo),
                 None => Err(no_type()),
             };
             match result {
-                Ok(id) => Outcome {
-                    id: Some(id),
-                    created: None,
-                    error: None,
-                },
-                Err(e) => Outcome {
-                    id: Some(id),
-                    created: None,
-                    error: Some(e),
-                },
+                Ok(id) => Outcome::done(id, None),
+                Err(e) => Outcome::failed(Some(id), e),
             }
         })
         .collect();
@@ -229,16 +231,8 @@ fn delete(req: &mut ApiRequest) -> Result<Response, ApiError> {
                 )),
             };
             match result {
-                Ok(id) => Outcome {
-                    id: Some(id),
-                    created: None,
-                    error: None,
-                },
-                Err(e) => Outcome {
-                    id: Some(id),
-                    created: None,
-                    error: Some(e),
-                },
+                Ok(id) => Outcome::done(id, None),
+                Err(e) => Outcome::failed(Some(id), e),
             }
         })
         .collect();
@@ -275,15 +269,14 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
                 .find(|(k, _)| k.eq_ignore_ascii_case(&key_name))
                 .map(|(_, v)| v.clone());
             let Some(Json::String(value)) = value else {
-                return Outcome {
-                    id: None,
-                    created: None,
-                    error: Some(RecordError::new(
+                return Outcome::failed(
+                    None,
+                    RecordError::new(
                         "MISSING_ARGUMENT",
                         format!("{key_name} not specified"),
                         vec![],
-                    )),
-                };
+                    ),
+                );
             };
             let matches = org.objects[object].find(key, &crate::value::Value::text(value.clone()));
             let result = match matches.as_slice() {
@@ -302,16 +295,8 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
                 )),
             };
             match result {
-                Ok((id, created)) => Outcome {
-                    id: Some(id),
-                    created: Some(created),
-                    error: None,
-                },
-                Err(e) => Outcome {
-                    id: None,
-                    created: None,
-                    error: Some(e),
-                },
+                Ok((id, created)) => Outcome::done(id, Some(created)),
+                Err(e) => Outcome::failed(None, e),
             }
         })
         .collect();
