@@ -9,12 +9,8 @@ source scripts/lib.sh
 sizes=("$@")
 [ $# -gt 0 ] || sizes=(1000 10000)
 
-quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
-cargo build --release -q -p sfsim
-dir=/tmp/pg_salesforce-bench-insert
-start_cluster "$dir"
+bench_cluster /tmp/pg_salesforce-bench-insert
 start_sfsim target/release/sfsim --seed empty --daily-limit 1000000000
-trap 'stop_cluster "$dir"; stop_sfsim' EXIT
 setup_org sf contact
 # Data API calls on sObject Collections: the writes, and write-through's read-backs.
 requests() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; print(sum("/composite/sobjects" in r["path"] for r in json.load(sys.stdin)["requests"]))'; }

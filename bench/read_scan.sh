@@ -5,14 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-sizes=("${@:-100000}")
+sizes=("$@")
 [ $# -gt 0 ] || sizes=(100000 1000000)
 
-quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
-cargo build --release -q -p sfsim
-dir=/tmp/pg_salesforce-bench
-start_cluster "$dir" "shared_buffers = '128MB'"
-trap 'stop_cluster "$dir"; stop_sfsim' EXIT
+bench_cluster /tmp/pg_salesforce-bench "shared_buffers = '128MB'"
 # Query requests (first pages and nextRecordsUrl pages) in sfsim's log.
 query_requests() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; print(sum("/query" in r["path"] for r in json.load(sys.stdin)["requests"]))'; }
 

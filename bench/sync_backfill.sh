@@ -6,14 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-sizes=("${@:-100000}")
+sizes=("$@")
 [ $# -gt 0 ] || sizes=(100000 1000000)
 
-quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
-cargo build --release -q -p sfsim
 dir=/tmp/pg_salesforce-bench-sync
-start_cluster "$dir" "shared_buffers = '256MB'" "max_wal_size = '4GB'"
-trap 'stop_cluster "$dir"; stop_sfsim' EXIT
+bench_cluster "$dir" "shared_buffers = '256MB'" "max_wal_size = '4GB'"
 seconds() { sql -tA -c "SELECT extract(epoch FROM clock_timestamp())"; }
 
 printf '%-10s %10s %10s %12s %12s %10s %14s\n' rows sync_s rows/s copy_s copy_rows/s ratio requests/100k

@@ -1,4 +1,4 @@
-# Helpers shared by the demo and the end-to-end tests: a throwaway
+# Helpers shared by the demo, the end-to-end tests and the benchmarks: a throwaway
 # PostgreSQL cluster and an sfsim, both on this machine only.
 # shellcheck shell=bash
 
@@ -44,6 +44,16 @@ start_sfsim() {
   rm -f "$out"
   case "$SFSIM_URL" in http*) ;; *) echo "sfsim did not start: $SFSIM_URL" >&2; return 1 ;; esac
   export SFSIM_URL SFSIM_PID
+}
+
+# bench_cluster DIR [postgresql.conf lines...]: for benchmarks, a release
+# build of the extension and of sfsim, and a cluster in DIR, both stopped on exit.
+bench_cluster() {
+  quietly cargo pgrx install --release --pg-config "$PG_BIN/pg_config"
+  cargo build --release -q -p sfsim
+  start_cluster "$@"
+  # shellcheck disable=SC2064
+  trap "stop_cluster '$1'; stop_sfsim" EXIT
 }
 
 # setup_org SCHEMA OBJECTS: the extension, server `org` for the running sfsim

@@ -395,6 +395,32 @@ fn scan_cost(rows: f64) -> (f64, f64) {
     (REQUEST_COST, REQUEST_COST * pages + rows * ROW_COST)
 }
 
+/// Offers a scan of `rows` rows, its total cost scaled by `surcharge`, in
+/// the order of `pathkeys` and needing the outer relations in `required`.
+unsafe fn add_scan_path(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    rows: f64,
+    surcharge: f64,
+    pathkeys: *mut pg_sys::List,
+    required: *mut pg_sys::Bitmapset,
+) {
+    let (startup, total) = scan_cost(rows);
+    let path = pg_sys::create_foreignscan_path(
+        root,
+        baserel,
+        null_mut(),
+        rows,
+        startup,
+        total * surcharge,
+        pathkeys,
+        required,
+        null_mut(),
+        null_mut(),
+    );
+    pg_sys::add_path(baserel, path as *mut pg_sys::Path);
+}
+
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_paths(
     root: *mut pg_sys::PlannerInfo,
@@ -403,35 +429,17 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
 ) {
     let state = rel_state(baserel);
     let rows = (*baserel).rows;
-    let (startup, total) = scan_cost(rows);
-    let unsorted = pg_sys::create_foreignscan_path(
-        root,
-        baserel,
-        null_mut(),
-        rows,
-        startup,
-        total,
-        null_mut(),
-        null_mut(),
-        null_mut(),
-        null_mut(),
-    );
-    pg_sys::add_path(baserel, unsorted as *mut pg_sys::Path);
+    add_scan_path(root, baserel, rows, 1.0, null_mut(), null_mut());
     if remote_order(root, baserel, &state.table).is_some() {
         // Sorting remotely costs Salesforce a little; sorting locally costs us more.
-        let sorted = pg_sys::create_foreignscan_path(
+        add_scan_path(
             root,
             baserel,
-            null_mut(),
             rows,
-            startup,
-            total * 1.05,
+            1.05,
             (*root).query_pathkeys,
             null_mut(),
-            null_mut(),
-            null_mut(),
         );
-        pg_sys::add_path(baserel, sorted as *mut pg_sys::Path);
     }
     add_parameterized_paths(root, baserel, &state.table);
 }
@@ -488,20 +496,7 @@ unsafe fn add_parameterized_paths(
         }
         made.push(required);
         let rows = (*pg_sys::get_baserel_parampathinfo(root, baserel, required)).ppi_rows;
-        let (startup, total) = scan_cost(rows);
-        let path = pg_sys::create_foreignscan_path(
-            root,
-            baserel,
-            null_mut(),
-            rows,
-            startup,
-            total,
-            null_mut(),
-            required,
-            null_mut(),
-            null_mut(),
-        );
-        pg_sys::add_path(baserel, path as *mut pg_sys::Path);
+        add_scan_path(root, baserel, rows, 1.0, null_mut(), required);
     }
 }
 
