@@ -50,7 +50,9 @@ pub struct GrantContext<'a> {
     pub lifetime: Duration,
     pub org_id: &'a str,
     pub own_url: &'a str,
-    pub admin_username: &'a str,
+    /// Users the password and JWT grants log in: username to user id.
+    pub logins: &'a HashMap<String, String>,
+    /// The user client credentials run as.
     pub admin_user_id: &'a str,
 }
 
@@ -106,12 +108,11 @@ impl Auth {
             "password" => {
                 check_client(true)?;
                 let expected = format!("{PASSWORD}{SECURITY_TOKEN}");
-                if field("username") != Some(ctx.admin_username)
-                    || field("password") != Some(expected.as_str())
-                {
-                    return Err(oauth_error("invalid_grant", "authentication failure"));
-                }
-                (ctx.admin_user_id.to_string(), None, None)
+                let user = field("username")
+                    .and_then(|u| ctx.logins.get(u))
+                    .filter(|_| field("password") == Some(expected.as_str()))
+                    .ok_or_else(|| oauth_error("invalid_grant", "authentication failure"))?;
+                (user.clone(), None, None)
             }
             "refresh_token" => {
                 check_client(false)?;
@@ -127,8 +128,7 @@ impl Auth {
             "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
                 let assertion = field("assertion")
                     .ok_or_else(|| oauth_error("invalid_request", "assertion required"))?;
-                verify_jwt(assertion, ctx)?;
-                (ctx.admin_user_id.to_string(), None, Some("api"))
+                (verify_jwt(assertion, ctx)?, None, Some("api"))
             }
             _ => {
                 return Err(oauth_error(
@@ -185,7 +185,8 @@ pub fn response_signature(id_url: &str, issued_at_ms: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn verify_jwt(assertion: &str, ctx: &GrantContext) -> Result<(), OAuthError> {
+/// Checks a JWT bearer assertion and returns the id of the user it names.
+fn verify_jwt(assertion: &str, ctx: &GrantContext) -> Result<String, OAuthError> {
     use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
     let invalid = || oauth_error("invalid_grant", "invalid assertion");
     let key = DecodingKey::from_rsa_pem(JWT_PUBLIC_KEY_PEM.as_bytes())
@@ -213,12 +214,10 @@ fn verify_jwt(assertion: &str, ctx: &GrantContext) -> Result<(), OAuthError> {
     if !audience_ok {
         return Err(oauth_error("invalid_grant", "audience is invalid"));
     }
-    if claims["sub"].as_str() != Some(ctx.admin_username) {
-        return Err(oauth_error(
-            "invalid_grant",
-            "user hasn't approved this consumer",
-        ));
-    }
+    let user = claims["sub"]
+        .as_str()
+        .and_then(|sub| ctx.logins.get(sub))
+        .ok_or_else(|| oauth_error("invalid_grant", "user hasn't approved this consumer"))?;
     let exp = match &claims["exp"] {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => s.parse::<i64>().ok(),
@@ -229,12 +228,22 @@ fn verify_jwt(assertion: &str, ctx: &GrantContext) -> Result<(), OAuthError> {
     if exp <= now || exp > now + JWT_MAX_LIFETIME_SECS {
         return Err(oauth_error("invalid_grant", "expired authorization code"));
     }
-    Ok(())
+    Ok(user.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn logins() -> &'static HashMap<String, String> {
+        static LOGINS: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+        LOGINS.get_or_init(|| {
+            HashMap::from([
+                ("admin@sfsim.example".into(), "0055g00000000001AAA".into()),
+                ("limited@sfsim.example".into(), "0055g00000000002AAA".into()),
+            ])
+        })
+    }
 
     fn ctx(now: DateTime<Utc>) -> GrantContext<'static> {
         GrantContext {
@@ -242,7 +251,7 @@ mod tests {
             lifetime: Duration::hours(2),
             org_id: "00D5g000004SIMxEAG",
             own_url: "http://127.0.0.1:1",
-            admin_username: "admin@sfsim.example",
+            logins: logins(),
             admin_user_id: "0055g00000000001AAA",
         }
     }
@@ -393,6 +402,59 @@ mod tests {
         assert_eq!(
             grant(&mut auth, tampered).err().unwrap().description,
             "invalid assertion"
+        );
+    }
+
+    #[test]
+    fn password_and_jwt_grants_log_in_each_declared_user() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let mut auth = Auth::new("0055g00000000001AAA");
+        let now = Utc::now();
+        let password = |username: &str| {
+            form(&[
+                ("grant_type", "password"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("username", username),
+                ("password", "sfsim-passwordSFSIMTOKEN"),
+            ])
+        };
+        let issued = auth
+            .grant(&password("limited@sfsim.example"), None, &ctx(now))
+            .unwrap();
+        assert_eq!(issued.user_id, "0055g00000000002AAA");
+        assert_eq!(
+            auth.user_of(&issued.access_token, now),
+            Some("0055g00000000002AAA")
+        );
+        assert_eq!(
+            auth.grant(&password("user1@sfsim.example"), None, &ctx(now))
+                .err()
+                .unwrap()
+                .error,
+            "invalid_grant",
+            "only declared users log in"
+        );
+        let key = EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwt/private.pem")).unwrap();
+        let jwt = |sub: &str| {
+            let claims = serde_json::json!({"iss": CLIENT_ID, "sub": sub, "aud": "https://login.salesforce.com", "exp": now.timestamp() + 60});
+            let assertion =
+                encode(&Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap();
+            form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &assertion),
+            ])
+        };
+        let issued = auth
+            .grant(&jwt("limited@sfsim.example"), None, &ctx(now))
+            .unwrap();
+        assert_eq!(issued.user_id, "0055g00000000002AAA");
+        assert_eq!(
+            auth.grant(&jwt("nobody@sfsim.example"), None, &ctx(now))
+                .err()
+                .unwrap()
+                .description,
+            "user hasn't approved this consumer"
         );
     }
 }

@@ -1,9 +1,11 @@
 //! Faults tests switch on through the control API: answers Salesforce gives
-//! under load or failure, drawn from a seeded generator so runs repeat.
+//! under load or failure, drawn from a seeded generator so runs repeat, and
+//! faults armed for a number of matching requests.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,10 +30,41 @@ pub enum Fault {
     DropConnection,
 }
 
+/// Answers matching data API requests with an error quoting the caller's
+/// access token, so tests can prove clients never log or show it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchoToken {
+    /// Requests still to answer so (`count` when arming).
+    #[serde(rename(deserialize = "count", serialize = "remaining"))]
+    pub remaining: u64,
+    /// Only requests whose path contains this.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+    /// Only requests with this HTTP method.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// Serves `value`, raw, in place of a field's real value in query pages and
+/// collection retrieves of its object; the stored records stay as they are.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadValue {
+    pub object: String,
+    pub field: String,
+    pub value: Json,
+    /// Answers still to plant it in (`count` when arming).
+    #[serde(rename(deserialize = "count", serialize = "remaining"))]
+    pub remaining: u64,
+}
+
 pub struct Faults {
     pub rates: FaultRates,
     rng: StdRng,
     pub injected: u64,
+    pub echo_token: Option<EchoToken>,
+    pub bad_value: Option<BadValue>,
 }
 
 impl Default for Faults {
@@ -46,7 +79,64 @@ impl Faults {
             rng: StdRng::seed_from_u64(rates.seed),
             rates,
             injected: 0,
+            echo_token: None,
+            bad_value: None,
         }
+    }
+
+    /// New rates with a fresh generator; the armed faults stay armed.
+    pub fn set_rates(&mut self, rates: FaultRates) {
+        *self = Faults {
+            echo_token: self.echo_token.take(),
+            bad_value: self.bad_value.take(),
+            ..Faults::new(rates)
+        };
+    }
+
+    pub fn disarm(&mut self) {
+        self.echo_token = None;
+        self.bad_value = None;
+    }
+
+    /// Whether the echo_token fault answers this request, using up one echo if so.
+    pub fn take_echo(&mut self, method: &str, path: &str) -> bool {
+        let Some(echo) = self.echo_token.as_mut() else {
+            return false;
+        };
+        let matches = echo
+            .path_contains
+            .as_deref()
+            .is_none_or(|p| path.contains(p))
+            && echo
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method));
+        if !matches {
+            return false;
+        }
+        echo.remaining -= 1;
+        if echo.remaining == 0 {
+            self.echo_token = None;
+        }
+        true
+    }
+
+    /// The raw value to serve for the bad_value field in one more answer of
+    /// `object` records. `carries` says where the answer holds that field,
+    /// if it does; answers without it leave the count alone.
+    pub fn plant<T>(
+        &mut self,
+        object: &str,
+        carries: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<(T, Json)> {
+        let bad = self.bad_value.as_mut().filter(|b| b.object == object)?;
+        let found = carries(&bad.field)?;
+        bad.remaining -= 1;
+        let value = bad.value.clone();
+        if bad.remaining == 0 {
+            self.bad_value = None;
+        }
+        Some((found, value))
     }
 
     /// The fault for the next data API request, if any.
@@ -108,5 +198,47 @@ mod tests {
             "reads never get lock errors"
         );
         assert_eq!(Faults::default().draw(true), None);
+    }
+
+    #[test]
+    fn echoes_match_path_and_method_and_run_out() {
+        let echo =
+            serde_json::json!({"count": 2, "path_contains": "/composite/", "method": "post"});
+        let mut f = Faults {
+            echo_token: Some(serde_json::from_value(echo).unwrap()),
+            ..Faults::default()
+        };
+        assert!(!f.take_echo("POST", "/services/data/v62.0/sobjects/Contact"));
+        assert!(!f.take_echo("GET", "/services/data/v62.0/composite/sobjects"));
+        assert!(f.take_echo("POST", "/services/data/v62.0/composite/sobjects"));
+        f.set_rates(FaultRates::default());
+        assert_eq!(
+            f.echo_token.as_ref().map(|e| e.remaining),
+            Some(1),
+            "new rates keep armed faults"
+        );
+        assert!(f.take_echo("POST", "/services/data/v62.0/composite/sobjects"));
+        assert!(f.echo_token.is_none());
+        assert!(!f.take_echo("POST", "/services/data/v62.0/composite/sobjects"));
+    }
+
+    #[test]
+    fn bad_values_count_only_answers_that_carry_the_field() {
+        let bad = serde_json::json!({"object": "Contact", "field": "Birthdate", "value": "31/12/1999", "count": 1});
+        let mut f = Faults {
+            bad_value: Some(serde_json::from_value(bad).unwrap()),
+            ..Faults::default()
+        };
+        assert_eq!(f.plant("Account", |_| Some(1)), None);
+        assert_eq!(f.plant("Contact", |_| None::<usize>), None);
+        assert!(
+            f.bad_value.is_some(),
+            "answers without the field leave it armed"
+        );
+        assert_eq!(
+            f.plant("Contact", |field| (field == "Birthdate").then_some(7)),
+            Some((7, serde_json::json!("31/12/1999")))
+        );
+        assert!(f.bad_value.is_none());
     }
 }

@@ -3,6 +3,7 @@
 //! Collections) with a real SOQL engine, counts API usage, and has a control
 //! API under `/__sim/`.
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod cursors;

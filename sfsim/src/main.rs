@@ -11,7 +11,7 @@ struct Cli {
     /// Address to serve on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:7777")]
     listen: SocketAddr,
-    /// Seed data: `demo` (a believable small org) or `empty` (just the admin user).
+    /// Seed data: `demo` (a believable small org) or `empty` (just the admin and the limited user).
     #[arg(long, default_value = "demo")]
     seed: String,
     /// Record counts overriding the seed's, e.g. `Contact=1000000` (repeatable, or comma-separated).

@@ -1,8 +1,9 @@
 //! The org's data: records of every object, held in memory, with the writes
 //! Salesforce allows and the checks it makes on them.
 
+use crate::access::{FieldAccess, Login, EVERYTHING};
 use crate::ids;
-use crate::schema::{FieldDef, FieldType, Formula, ObjectDef, Schema};
+use crate::schema::{DeclaredUser, FieldDef, FieldType, Formula, ObjectDef, Schema};
 use crate::value::{self, Value};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
@@ -169,6 +170,10 @@ impl ObjectData {
 pub struct Org {
     pub org_id: String,
     pub admin_user_id: String,
+    /// The users the data file declares besides the admin, for seeding to create.
+    pub declared_users: Vec<DeclaredUser>,
+    /// Users who can log in; seeding fills it.
+    pub logins: Vec<Login>,
     pub objects: Vec<ObjectData>,
     by_name: HashMap<String, usize>,
     by_prefix: HashMap<String, usize>,
@@ -196,6 +201,8 @@ impl Org {
         Org {
             org_id: schema.org_id,
             admin_user_id: String::new(),
+            declared_users: schema.users,
+            logins: Vec::new(),
             objects,
             by_name,
             by_prefix,
@@ -206,6 +213,14 @@ impl Org {
 
     pub fn object(&self, name: &str) -> Option<usize> {
         self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// What a user's profile lets it see; users without a login see everything.
+    pub fn field_access(&self, user_id: &str) -> &FieldAccess {
+        self.logins
+            .iter()
+            .find(|l| l.user_id == user_id)
+            .map_or(&EVERYTHING, |l| &l.access)
     }
 
     pub fn def(&self, object: usize) -> &Arc<ObjectDef> {
@@ -311,20 +326,25 @@ impl Org {
         }
     }
 
-    /// Converts and checks the fields of a create or update body.
+    /// Converts and checks the fields of a create or update body. A field
+    /// the author's profile hides is as unknown as one that does not exist.
     fn parse_fields(
         &self,
-        def: &ObjectDef,
+        object: usize,
         body: &Map<String, Json>,
         creating: bool,
+        author: &Author,
     ) -> Result<Vec<(usize, Value)>, RecordError> {
+        let def = self.def(object);
+        let access = self.field_access(&author.user_id);
         let mut out = Vec::with_capacity(body.len());
         let mut read_only = Vec::new();
         for (key, json) in body {
             if key == "attributes" {
                 continue;
             }
-            let Some(index) = def.field_index(key) else {
+            let visible = def.field_index(key).filter(|i| access.can_see(object, *i));
+            let Some(index) = visible else {
                 return Err(RecordError::new(
                     "INVALID_FIELD",
                     format!("No such column '{key}' on sobject of type {}", def.name),
@@ -523,7 +543,7 @@ impl Org {
         undo: &mut Undo,
     ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
-        let parsed = self.parse_fields(&def, body, true)?;
+        let parsed = self.parse_fields(object, body, true, author)?;
         let mut values = vec![Value::Null; def.fields.len()];
         for (i, f) in def.fields.iter().enumerate() {
             if f.ftype == FieldType::Boolean {
@@ -596,7 +616,7 @@ impl Org {
     ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
         let current = self.live_record(object, id)?;
-        let parsed = self.parse_fields(&def, body, false)?;
+        let parsed = self.parse_fields(object, body, false, author)?;
         let mut rec = Self::touched(&def, (*current).clone(), author);
         for (i, v) in parsed {
             rec.values[i] = v;

@@ -38,11 +38,12 @@ struct Attributes<'a> {
     url: String,
 }
 
-/// All fields of an object, for record reads that name no fields.
-pub fn all_fields(def: &ObjectDef) -> Vec<Node> {
+/// All fields of an object `visible` lets through, for record reads that name no fields.
+pub fn all_fields(def: &ObjectDef, visible: impl Fn(usize) -> bool) -> Vec<Node> {
     def.fields
         .iter()
         .enumerate()
+        .filter(|(index, _)| visible(*index))
         .map(|(index, f)| Node::Field {
             name: f.name.clone(),
             index,
@@ -58,6 +59,8 @@ pub struct RecordView<'a> {
     pub version: &'a str,
     /// Set below a polymorphic lookup, where fields are found by name.
     pub by_name: bool,
+    /// A field whose value is replaced by this raw JSON (the bad_value fault).
+    pub planted: Option<(usize, &'a serde_json::Value)>,
 }
 
 impl Serialize for RecordView<'_> {
@@ -84,6 +87,10 @@ impl Serialize for RecordView<'_> {
                         continue;
                     };
                     let field = &self.def.fields[index];
+                    if let Some((_, raw)) = self.planted.filter(|(i, _)| *i == index) {
+                        map.serialize_entry(&field.name, raw)?;
+                        continue;
+                    }
                     let value = self.org.read(self.def, self.rec, index);
                     if field.ftype == FieldType::Base64 && !value.is_null() {
                         map.serialize_entry(
@@ -119,6 +126,7 @@ impl Serialize for RecordView<'_> {
                                 nodes: children,
                                 version: self.version,
                                 by_name: self.by_name || parent_object != *object,
+                                planted: None,
                             };
                             map.serialize_entry(relationship, &view)?;
                         }
@@ -138,6 +146,7 @@ pub struct RecordList<'a> {
     pub records: &'a [std::sync::Arc<Record>],
     pub nodes: &'a [Node],
     pub version: &'a str,
+    pub planted: Option<(usize, &'a serde_json::Value)>,
 }
 
 impl Serialize for RecordList<'_> {
@@ -151,6 +160,7 @@ impl Serialize for RecordList<'_> {
                 nodes: self.nodes,
                 version: self.version,
                 by_name: false,
+                planted: self.planted,
             })?;
         }
         seq.end()

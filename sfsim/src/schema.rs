@@ -1,8 +1,9 @@
 //! The org's schema: objects and fields loaded from `data/org.json`, with the
 //! describe flags Salesforce derives from each field's type filled in.
 
+use crate::access::FieldAccess;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -344,9 +345,16 @@ impl ObjectDef {
         })
     }
 
-    pub fn describe(&self, version: &str) -> serde_json::Value {
+    /// The object's describe, listing only the fields `visible` lets through.
+    pub fn describe(&self, version: &str, visible: impl Fn(usize) -> bool) -> serde_json::Value {
         let mut d = self.sobject_summary(version);
-        let fields: Vec<serde_json::Value> = self.fields.iter().map(FieldDef::describe).collect();
+        let fields: Vec<serde_json::Value> = self
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| visible(*i))
+            .map(|(_, f)| f.describe())
+            .collect();
         d["fields"] = serde_json::Value::Array(fields);
         d["childRelationships"] = serde_json::json!([]);
         d["recordTypeInfos"] = serde_json::json!([]);
@@ -361,6 +369,29 @@ impl ObjectDef {
 struct OrgFile {
     org_id: String,
     objects: Vec<ObjectSpec>,
+    #[serde(default)]
+    users: Vec<UserSpec>,
+}
+
+/// A user the data file declares besides the admin: who it is, and the
+/// fields its profile hides, by object name.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserSpec {
+    username: String,
+    first_name: String,
+    last_name: String,
+    #[serde(default)]
+    hidden_fields: BTreeMap<String, Vec<String>>,
+}
+
+/// A user the data file declares, for seeding to create.
+#[derive(Clone, Debug)]
+pub struct DeclaredUser {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub access: FieldAccess,
 }
 
 #[derive(Deserialize)]
@@ -585,18 +616,59 @@ fn build_object(spec: ObjectSpec) -> ObjectDef {
 pub struct Schema {
     pub org_id: String,
     pub objects: Vec<Arc<ObjectDef>>,
+    pub users: Vec<DeclaredUser>,
+}
+
+fn declared_user(spec: UserSpec, objects: &[Arc<ObjectDef>]) -> Result<DeclaredUser, String> {
+    let mut hidden = Vec::new();
+    for (object_name, fields) in &spec.hidden_fields {
+        let object = objects
+            .iter()
+            .position(|o| o.name == *object_name)
+            .ok_or_else(|| format!("user {}: no object {object_name}", spec.username))?;
+        let def = &objects[object];
+        for name in fields {
+            let field = def
+                .field_index(name)
+                .ok_or_else(|| format!("user {}: no field {object_name}.{name}", spec.username))?;
+            let f = &def.fields[field];
+            // Salesforce keeps required fields, and those only the system
+            // sets, visible to every profile.
+            if f.is_required_on_create() || !(f.nillable || f.createable) {
+                return Err(format!(
+                    "user {}: {object_name}.{name} cannot be hidden",
+                    spec.username
+                ));
+            }
+            hidden.push((object, field));
+        }
+    }
+    Ok(DeclaredUser {
+        username: spec.username,
+        first_name: spec.first_name,
+        last_name: spec.last_name,
+        access: FieldAccess::hiding(hidden),
+    })
 }
 
 impl Schema {
     pub fn from_json(text: &str) -> Result<Schema, String> {
         let file: OrgFile = serde_json::from_str(text).map_err(|e| format!("org schema: {e}"))?;
+        let objects: Vec<Arc<ObjectDef>> = file
+            .objects
+            .into_iter()
+            .map(|o| Arc::new(build_object(o)))
+            .collect();
+        let users = file
+            .users
+            .into_iter()
+            .map(|u| declared_user(u, &objects))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("org schema: {e}"))?;
         Ok(Schema {
             org_id: file.org_id,
-            objects: file
-                .objects
-                .into_iter()
-                .map(|o| Arc::new(build_object(o)))
-                .collect(),
+            objects,
+            users,
         })
     }
 
@@ -642,6 +714,45 @@ mod tests {
             contact.relationship_field("account"),
             contact.field_index("AccountId")
         );
+    }
+
+    #[test]
+    fn declared_users_hide_only_optional_fields_that_exist() {
+        let schema = Schema::builtin();
+        let limited = &schema.users[0];
+        assert_eq!(limited.username, "limited@sfsim.example");
+        let position = |object: &str, field: &str| {
+            let o = schema
+                .objects
+                .iter()
+                .position(|d| d.name == object)
+                .unwrap();
+            (o, schema.objects[o].field_index(field).unwrap())
+        };
+        for (object, field) in [
+            ("Contact", "Email"),
+            ("Contact", "Birthdate"),
+            ("Account", "AnnualRevenue"),
+        ] {
+            let (o, f) = position(object, field);
+            assert!(!limited.access.can_see(o, f), "{object}.{field}");
+        }
+        let (o, f) = position("Contact", "LastName");
+        assert!(limited.access.can_see(o, f));
+        let org_with = |hidden: &str| {
+            format!(
+                r#"{{"orgId": "00D000000000001AAA", "objects": [{{"name": "Contact", "label": "Contact", "labelPlural": "Contacts", "keyPrefix": "003",
+                    "fields": [{{"name": "LastName", "required": true}}, {{"name": "Email", "type": "email", "length": 80}}]}}],
+                  "users": [{{"username": "u@x.example", "firstName": "U", "lastName": "X", "hiddenFields": {{"Contact": ["{hidden}"]}}}}]}}"#
+            )
+        };
+        assert!(Schema::from_json(&org_with("Email")).is_ok());
+        for refused in ["Nope", "LastName", "Id", "SystemModstamp"] {
+            assert!(
+                Schema::from_json(&org_with(refused)).is_err(),
+                "{refused} cannot be hidden"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Deterministic seed data: the same seed and counts always give the same org.
 
+use crate::access::{FieldAccess, Login};
 use crate::org::Org;
 use crate::value::Value;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -238,6 +239,52 @@ fn money(rng: &mut Rng, max: usize) -> Value {
     Value::Number((rng.below(max * 100) as f64) / 100.0)
 }
 
+fn user(b: &mut Builder, username: &str, first: &str, last: &str) {
+    b.text("Username", username);
+    b.text("FirstName", first);
+    b.text("LastName", last);
+    b.text("Email", username);
+    b.text(
+        "Alias",
+        format!(
+            "{}{}",
+            &first[..1],
+            &last.chars().take(4).collect::<String>()
+        )
+        .to_lowercase(),
+    );
+    b.set("IsActive", Value::Bool(true));
+    b.text("TimeZoneSidKey", "Europe/London");
+}
+
+/// The admin and the data file's users become the org's logins. The declared
+/// users come after the generated ones and draw nothing from the generator,
+/// so every other seeded record stays as it was.
+fn add_logins(org: &mut Org, user_object: usize) {
+    let def = org.def(user_object).clone();
+    let admin = org.admin_user_id.clone();
+    org.logins.push(Login {
+        username: ADMIN_USERNAME.into(),
+        user_id: admin.clone(),
+        access: FieldAccess::default(),
+    });
+    let mut b = Builder::new(&def);
+    for declared in org.declared_users.clone() {
+        user(
+            &mut b,
+            &declared.username,
+            &declared.first_name,
+            &declared.last_name,
+        );
+        let id = org.insert_seeded(user_object, b.take(), base_time(), &admin);
+        org.logins.push(Login {
+            username: declared.username,
+            user_id: id,
+            access: declared.access,
+        });
+    }
+}
+
 /// Fills the org from a plan of record counts per object.
 pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), String> {
     for name in counts.keys() {
@@ -269,28 +316,8 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
             let last = rng.pick(LAST);
             let city = CITIES[rng.below(CITIES.len())];
             match name {
-                "User" => {
-                    let (username, first, last) = if i == 0 {
-                        (ADMIN_USERNAME.to_string(), "Ada", "Admin")
-                    } else {
-                        (format!("user{i}@sfsim.example"), first, last)
-                    };
-                    b.text("Username", username.clone());
-                    b.text("FirstName", first);
-                    b.text("LastName", last);
-                    b.text("Email", username);
-                    b.text(
-                        "Alias",
-                        format!(
-                            "{}{}",
-                            &first[..1],
-                            &last.chars().take(4).collect::<String>()
-                        )
-                        .to_lowercase(),
-                    );
-                    b.set("IsActive", Value::Bool(true));
-                    b.text("TimeZoneSidKey", "Europe/London");
-                }
+                "User" if i == 0 => user(&mut b, ADMIN_USERNAME, "Ada", "Admin"),
+                "User" => user(&mut b, &format!("user{i}@sfsim.example"), first, last),
                 "Account" => {
                     let company = COMPANY[i % COMPANY.len()];
                     let suffix = SUFFIX[(i / COMPANY.len()) % SUFFIX.len()];
@@ -585,6 +612,9 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                 org.admin_user_id = id.clone();
             }
             ids.push(id);
+        }
+        if name == "User" {
+            add_logins(org, object);
         }
         made.insert(name, ids);
     }

@@ -67,8 +67,9 @@ impl Sim {
         })
     }
 
-    /// Back to the seeded data with a fresh usage count and an empty log.
-    /// Issued tokens stay valid, so connected clients carry on.
+    /// Back to the seeded data with a fresh usage count, an empty log and no
+    /// armed faults (rates stay). Issued tokens stay valid, so connected
+    /// clients carry on.
     pub fn reset(&self) -> Result<(), String> {
         let org = build_org(&self.config, &self.clock)?;
         *self.org.write() = org;
@@ -76,6 +77,7 @@ impl Sim {
         let limit = self.usage.lock().daily_limit;
         *self.usage.lock() = Usage::new(limit);
         self.log.lock().clear();
+        self.faults.lock().disarm();
         Ok(())
     }
 

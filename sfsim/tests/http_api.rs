@@ -56,18 +56,45 @@ impl Org {
     }
 
     fn get(&self, path: &str) -> Response {
+        self.get_as(&self.token, path)
+    }
+
+    fn get_as(&self, token: &str, path: &str) -> Response {
         self.http
             .get(self.url(path))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .send()
             .unwrap()
     }
 
     fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Response {
+        self.send_as(&self.token, method, path, body)
+    }
+
+    fn send_as(&self, token: &str, method: reqwest::Method, path: &str, body: Value) -> Response {
         self.http
             .request(method, self.url(path))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .json(&body)
+            .send()
+            .unwrap()
+    }
+
+    /// A password-grant access token for one of the org's logins.
+    fn token_for(&self, username: &str) -> String {
+        let mut form: Vec<(&str, &str)> = password_form();
+        form[3] = ("username", username);
+        Org::login(&self.http, &self.server.base_url, &form)["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{username} logs in"))
+            .to_string()
+    }
+
+    fn query_as(&self, token: &str, soql: &str) -> Response {
+        self.http
+            .get(self.url(&format!("{V}/query")))
+            .query(&[("q", soql)])
+            .bearer_auth(token)
             .send()
             .unwrap()
     }
@@ -1069,4 +1096,539 @@ fn tls_serves_https_with_the_printed_certificate() {
         .unwrap();
     let token = Org::login(&http, &server.base_url, &password_form());
     assert!(token["access_token"].is_string());
+}
+
+const LIMITED: &str = "limited@sfsim.example";
+
+fn field_names(describe: &Value) -> Vec<String> {
+    describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_limited_user_logs_in_with_password_and_jwt_in_both_seeds() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    for seed in ["demo", "empty"] {
+        let org = Org::start(Options {
+            seed: seed.into(),
+            ..Options::demo()
+        });
+        let mut form: Vec<(&str, &str)> = password_form();
+        form[3] = ("username", LIMITED);
+        let by_password = Org::login(&org.http, &org.server.base_url, &form);
+        let key = EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwt/private.pem")).unwrap();
+        let claims = json!({"iss": "sfsim-client-id", "sub": LIMITED, "aud": "https://login.salesforce.com", "exp": chrono::Utc::now().timestamp() + 60});
+        let jwt = encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
+        let by_jwt = Org::login(
+            &org.http,
+            &org.server.base_url,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &jwt),
+            ],
+        );
+        let admin = Org::login(&org.http, &org.server.base_url, &password_form());
+        for t in [&by_password, &by_jwt] {
+            assert_eq!(t["id"], by_password["id"], "{seed}: the same user");
+            assert_ne!(t["id"], admin["id"], "{seed}: not the admin");
+            let token = t["access_token"].as_str().unwrap();
+            let identity: Value = org
+                .http
+                .get(t["id"].as_str().unwrap())
+                .bearer_auth(token)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            assert_eq!(identity["username"], LIMITED, "{seed}");
+            let describe: Value = org
+                .get_as(token, &format!("{V}/sobjects/Contact/describe"))
+                .json()
+                .unwrap();
+            assert!(
+                !field_names(&describe).contains(&"Email".to_string()),
+                "{seed}: the token carries the limited profile"
+            );
+        }
+        form[4] = ("password", "sfsim-password");
+        assert_eq!(
+            Org::login(&org.http, &org.server.base_url, &form)["error"],
+            "invalid_grant",
+            "{seed}: the security token is needed"
+        );
+    }
+}
+
+#[test]
+fn hidden_fields_are_absent_from_describe_and_unknown_to_soql() {
+    let org = Org::demo();
+    let limited = org.token_for(LIMITED);
+    let global =
+        |token: &str| -> Value { org.get_as(token, &format!("{V}/sobjects")).json().unwrap() };
+    assert_eq!(
+        global(&limited),
+        global(&org.token),
+        "describe global is the same"
+    );
+    let describe = |token: &str, object: &str| -> Value {
+        org.get_as(token, &format!("{V}/sobjects/{object}/describe"))
+            .json()
+            .unwrap()
+    };
+    let contact = field_names(&describe(&limited, "Contact"));
+    assert!(contact.contains(&"LastName".to_string()));
+    assert!(!contact.contains(&"Email".to_string()) && !contact.contains(&"Birthdate".to_string()));
+    assert!(!field_names(&describe(&limited, "Account")).contains(&"AnnualRevenue".to_string()));
+    let admin_contact = field_names(&describe(&org.token, "Contact"));
+    assert!(
+        admin_contact.contains(&"Email".to_string())
+            && admin_contact.contains(&"Birthdate".to_string())
+    );
+    assert_eq!(admin_contact.len(), contact.len() + 2);
+
+    for (soql, column, entity) in [
+        ("SELECT Id, Email FROM Contact", 12, "Contact"),
+        (
+            "SELECT Id FROM Contact WHERE Birthdate > 1990-01-01",
+            30,
+            "Contact",
+        ),
+        ("SELECT Id FROM Contact ORDER BY Birthdate", 33, "Contact"),
+        (
+            "SELECT Id, Account.AnnualRevenue FROM Contact",
+            12,
+            "Account",
+        ),
+        (
+            "SELECT Id FROM Account ORDER BY Name, AnnualRevenue DESC",
+            39,
+            "Account",
+        ),
+    ] {
+        let r = org.query_as(&limited, soql);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{soql}");
+        let body: Value = r.json().unwrap();
+        assert_eq!(body[0]["errorCode"], "INVALID_FIELD", "{soql}");
+        let message = body[0]["message"].as_str().unwrap();
+        let hidden = soql
+            .split([' ', ',', '.'])
+            .find(|w| ["Email", "Birthdate", "AnnualRevenue"].contains(w))
+            .unwrap();
+        assert!(
+            message.contains(&format!(
+                "ERROR at Row:1:Column:{column}\nNo such column '{hidden}' on entity '{entity}'."
+            )),
+            "{soql}: {message}"
+        );
+        assert_eq!(
+            org.query_as(&org.token, soql).status(),
+            StatusCode::OK,
+            "the admin sees it: {soql}"
+        );
+    }
+    let all: Value = org
+        .query_as(&limited, "SELECT FIELDS(ALL) FROM Contact LIMIT 5")
+        .json()
+        .unwrap();
+    let first = all["records"][0].as_object().unwrap();
+    assert!(
+        first.contains_key("LastName")
+            && !first.contains_key("Email")
+            && !first.contains_key("Birthdate")
+    );
+}
+
+#[test]
+fn describe_if_modified_since_works_for_each_user() {
+    let org = Org::demo();
+    let limited = org.token_for(LIMITED);
+    let describe = |token: &str, since: Option<&str>| {
+        let mut r = org
+            .http
+            .get(org.url(&format!("{V}/sobjects/Contact/describe")))
+            .bearer_auth(token);
+        if let Some(since) = since {
+            r = r.header("If-Modified-Since", since);
+        }
+        r.send().unwrap()
+    };
+    let first = describe(&limited, None);
+    assert_eq!(first.status(), StatusCode::OK);
+    let last_modified = first.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        describe(&limited, Some(&last_modified)).status(),
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        describe(&org.token, Some(&last_modified)).status(),
+        StatusCode::NOT_MODIFIED
+    );
+    org.control(reqwest::Method::POST, "time/advance", json!({"seconds": 5}));
+    org.control(
+        reqwest::Method::POST,
+        "objects/Contact/fields",
+        json!([{"name": "Nickname__c", "type": "string", "length": 40}]),
+    );
+    for token in [&limited, &org.token] {
+        let changed = describe(token, Some(&last_modified));
+        assert_eq!(
+            changed.status(),
+            StatusCode::OK,
+            "a new field changes every user's describe"
+        );
+        let names = field_names(&changed.json().unwrap());
+        assert!(names.contains(&"Nickname__c".to_string()));
+        assert_eq!(names.contains(&"Email".to_string()), *token == org.token);
+    }
+}
+
+#[test]
+fn hidden_fields_are_never_returned_nor_written() {
+    let org = Org::demo();
+    let limited = org.token_for(LIMITED);
+    let seeded = org.query(
+        "SELECT Id, Email, Birthdate FROM Contact WHERE Birthdate != null ORDER BY Id LIMIT 1",
+    )["records"][0]
+        .clone();
+    let id = seeded["Id"].as_str().unwrap().to_string();
+    let rec: Value = org
+        .get_as(&limited, &format!("{V}/sobjects/Contact/{id}"))
+        .json()
+        .unwrap();
+    assert!(
+        rec.get("LastName").is_some()
+            && rec.get("Email").is_none()
+            && rec.get("Birthdate").is_none(),
+        "{rec}"
+    );
+    let admin_rec: Value = org
+        .get(&format!("{V}/sobjects/Contact/{id}"))
+        .json()
+        .unwrap();
+    assert_eq!(admin_rec["Email"], seeded["Email"]);
+    assert_eq!(
+        error_code(org.get_as(
+            &limited,
+            &format!("{V}/sobjects/Contact/{id}?fields=LastName,Email")
+        )),
+        (StatusCode::BAD_REQUEST, "INVALID_FIELD".into())
+    );
+    assert_eq!(
+        error_code(org.get_as(
+            &limited,
+            &format!("{V}/composite/sobjects/Contact?ids={id}&fields=Id,Birthdate")
+        )),
+        (StatusCode::BAD_REQUEST, "INVALID_FIELD".into())
+    );
+
+    let r = org.send_as(
+        &limited,
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Contact"),
+        json!({"LastName": "Limited", "Email": "l@example.net"}),
+    );
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!([{"message": "No such column 'Email' on sobject of type Contact", "errorCode": "INVALID_FIELD", "fields": []}])
+    );
+    let r = org.send_as(
+        &limited,
+        reqwest::Method::PATCH,
+        &format!("{V}/sobjects/Contact/{id}"),
+        json!({"Title": "Changed", "Birthdate": "2000-01-01"}),
+    );
+    assert_eq!(
+        error_code(r),
+        (StatusCode::BAD_REQUEST, "INVALID_FIELD".into())
+    );
+    let r = org.send_as(
+        &limited,
+        reqwest::Method::PATCH,
+        &format!(
+            "{V}/sobjects/Account/{}",
+            admin_rec["AccountId"].as_str().unwrap()
+        ),
+        json!({"AnnualRevenue": 1}),
+    );
+    assert_eq!(
+        error_code(r),
+        (StatusCode::BAD_REQUEST, "INVALID_FIELD".into())
+    );
+    let after = org.query(&format!(
+        "SELECT Title, Birthdate FROM Contact WHERE Id = '{id}'"
+    ))["records"][0]
+        .clone();
+    assert_eq!(
+        (after["Birthdate"].clone(), after["Title"].clone()),
+        (seeded["Birthdate"].clone(), admin_rec["Title"].clone()),
+        "nothing written"
+    );
+    let results: Value = org
+        .send_as(&limited, reqwest::Method::POST, &format!("{V}/composite/sobjects"), json!({"records": [{"attributes": {"type": "Contact"}, "LastName": "A", "Birthdate": "2000-01-01"}, {"attributes": {"type": "Contact"}, "LastName": "B"}]}))
+        .json()
+        .unwrap();
+    assert_eq!(results[0]["errors"][0]["statusCode"], "INVALID_FIELD");
+    assert_eq!(results[1]["success"], true, "visible fields are written");
+
+    let made = org.send_as(
+        &limited,
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Contact"),
+        json!({"LastName": "Visible only"}),
+    );
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made_id = made.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let made_rec: Value = org
+        .get_as(&limited, &format!("{V}/sobjects/Contact/{made_id}"))
+        .json()
+        .unwrap();
+    let user_id = org.query(&format!("SELECT Id FROM User WHERE Username = '{LIMITED}'"))
+        ["records"][0]["Id"]
+        .clone();
+    assert_eq!(
+        made_rec["CreatedById"], user_id,
+        "written as the limited user"
+    );
+}
+
+#[test]
+fn echo_token_fault_quotes_the_callers_token_and_writes_nothing() {
+    let org = Org::demo();
+    let armed = org.control(
+        reqwest::Method::POST,
+        "faults/echo_token",
+        json!({"count": 2, "path_contains": "/sobjects/Lead", "method": "post"}),
+    );
+    assert_eq!(
+        armed["echo_token"],
+        json!({"remaining": 2, "path_contains": "/sobjects/Lead", "method": "post"})
+    );
+    let leads = || {
+        org.query("SELECT COUNT() FROM Lead")["totalSize"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = leads();
+    assert_eq!(
+        org.get(&format!("{V}/sobjects/Lead/describe")).status(),
+        StatusCode::OK,
+        "GET does not match"
+    );
+    assert_eq!(
+        org.send(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Account"),
+            json!({"Name": "Not matched"})
+        )
+        .status(),
+        StatusCode::CREATED
+    );
+    let lead = json!({"LastName": "Echo", "Company": "Co"});
+    let r = org.send(
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Lead"),
+        lead.clone(),
+    );
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!([{"message": format!("An unexpected error occurred. Please include this ErrorId if you contact support: {}", org.token), "errorCode": "UNKNOWN_EXCEPTION"}])
+    );
+    assert_eq!(leads(), before, "nothing was written");
+    let entry = org
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|e| e["method"] == "POST")
+        .unwrap();
+    assert_eq!(
+        (
+            entry["path"].as_str(),
+            entry["status"].as_u64(),
+            entry["counted"].as_bool(),
+            entry["body"].clone()
+        ),
+        (
+            Some(&*format!("{V}/sobjects/Lead")),
+            Some(400),
+            Some(true),
+            lead.clone()
+        )
+    );
+    let status = org.control(reqwest::Method::PATCH, "faults", json!({}));
+    assert_eq!(
+        status["echo_token"]["remaining"], 1,
+        "new rates keep it armed"
+    );
+    let limited = org.token_for(LIMITED);
+    let r = org.send_as(
+        &limited,
+        reqwest::Method::POST,
+        &format!("{V}/sobjects/Lead"),
+        lead.clone(),
+    );
+    assert!(
+        r.text().unwrap().contains(&limited),
+        "each caller sees its own token"
+    );
+    assert_eq!(
+        org.control(reqwest::Method::GET, "faults", Value::Null)["echo_token"],
+        Value::Null
+    );
+    assert_eq!(
+        org.send(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/Lead"),
+            lead.clone()
+        )
+        .status(),
+        StatusCode::CREATED
+    );
+
+    org.control(
+        reqwest::Method::POST,
+        "faults/echo_token",
+        json!({"count": 5}),
+    );
+    assert_eq!(
+        error_code(org.get(&format!("{V}/limits"))).1,
+        "UNKNOWN_EXCEPTION",
+        "no filter matches everything"
+    );
+    org.control(reqwest::Method::POST, "reset", Value::Null);
+    assert_eq!(
+        org.control(reqwest::Method::GET, "faults", Value::Null)["echo_token"],
+        Value::Null
+    );
+    assert_eq!(org.get(&format!("{V}/limits")).status(), StatusCode::OK);
+}
+
+#[test]
+fn bad_value_fault_plants_raw_values_in_pages_and_retrieves() {
+    let org = Org::demo();
+    let soql = "SELECT Id, Birthdate FROM Contact ORDER BY Id";
+    let real = org.query(soql)["records"].clone();
+    let planted = json!({"not": "a date"});
+    let armed = org.control(
+        reqwest::Method::POST,
+        "faults/bad_value",
+        json!({"object": "contact", "field": "birthdate", "value": planted, "count": 4}),
+    );
+    assert_eq!(
+        armed["bad_value"],
+        json!({"object": "Contact", "field": "Birthdate", "value": planted, "remaining": 4})
+    );
+    let remaining = || {
+        org.control(reqwest::Method::GET, "faults", Value::Null)["bad_value"]["remaining"].clone()
+    };
+    org.query("SELECT Id, LastName FROM Contact LIMIT 3");
+    org.query("SELECT Id, Birthdate FROM Contact LIMIT 0");
+    assert_eq!(
+        remaining(),
+        4,
+        "answers without the field leave the count alone"
+    );
+
+    let all_planted = |page: &Value| {
+        let records = page["records"].as_array().unwrap();
+        !records.is_empty() && records.iter().all(|r| r["Birthdate"] == planted)
+    };
+    let first: Value = org
+        .http
+        .get(org.url(&format!("{V}/query")))
+        .query(&[("q", soql)])
+        .header("Sforce-Query-Options", "batchSize=200")
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(all_planted(&first), "first page");
+    assert_eq!(first["records"][0]["Id"], real[0]["Id"]);
+    let second: Value = org
+        .get(first["nextRecordsUrl"].as_str().unwrap())
+        .json()
+        .unwrap();
+    assert!(all_planted(&second), "nextRecordsUrl page");
+    let deleted: Value = org
+        .http
+        .get(org.url(&format!("{V}/queryAll")))
+        .query(&[("q", "SELECT Id, Birthdate FROM Contact LIMIT 2")])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(all_planted(&deleted), "queryAll page");
+    let ids = format!(
+        "{},{}",
+        real[0]["Id"].as_str().unwrap(),
+        real[1]["Id"].as_str().unwrap()
+    );
+    let got: Value = org
+        .get(&format!(
+            "{V}/composite/sobjects/Contact?ids={ids}&fields=Id,Birthdate"
+        ))
+        .json()
+        .unwrap();
+    assert_eq!(
+        (got[0]["Birthdate"].clone(), got[1]["Birthdate"].clone()),
+        (planted.clone(), planted.clone())
+    );
+    assert_eq!(
+        org.control(reqwest::Method::GET, "faults", Value::Null)["bad_value"],
+        Value::Null,
+        "used up"
+    );
+    assert_eq!(
+        org.query(soql)["records"],
+        real,
+        "the stored records never changed"
+    );
+
+    org.control(
+        reqwest::Method::POST,
+        "faults/bad_value",
+        json!({"object": "Contact", "field": "Birthdate", "value": null, "count": 1}),
+    );
+    org.control(reqwest::Method::POST, "reset", Value::Null);
+    assert_eq!(
+        org.control(reqwest::Method::GET, "faults", Value::Null)["bad_value"],
+        Value::Null,
+        "reset disarms it"
+    );
+    assert_eq!(org.query(soql)["records"], real);
+    for (body, status) in [
+        (
+            json!({"object": "Nope", "field": "Birthdate", "value": 1, "count": 1}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"object": "Contact", "field": "Nope", "value": 1, "count": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"object": "Contact", "field": "Birthdate", "count": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let r = org
+            .http
+            .post(org.url("/__sim/faults/bad_value"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
 }

@@ -1,7 +1,7 @@
 //! sObject Collections: `/composite/sobjects`. One call, up to 200 records,
 //! counts as one API request; results come back one per record, in order.
 
-use super::data::ApiRequest;
+use super::data::{planted_value, ApiRequest};
 use super::errors::{json, ApiError};
 use crate::org::{Org, RecordError, Undo};
 use crate::render::RecordView;
@@ -252,6 +252,7 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
     let key = def
         .field_index(field)
         .filter(|i| def.fields[*i].external_id)
+        .filter(|i| org.field_access(req.user).can_see(object, *i))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -345,10 +346,12 @@ fn retrieve(req: &mut ApiRequest, object_name: &str) -> Result<Response, ApiErro
     let org = req.sim.org.read();
     let object = org.object(object_name).ok_or_else(ApiError::not_found)?;
     let def = org.def(object).clone();
+    let access = org.field_access(req.user);
     let nodes: Vec<Node> = fields
         .iter()
         .map(|f| {
             def.field_index(f)
+                .filter(|i| access.can_see(object, *i))
                 .map(|index| Node::Field {
                     name: def.fields[index].name.clone(),
                     index,
@@ -362,22 +365,26 @@ fn retrieve(req: &mut ApiRequest, object_name: &str) -> Result<Response, ApiErro
                 })
         })
         .collect::<Result<_, _>>()?;
-    let records: Vec<Json> = ids
+    let found: Vec<_> = ids
         .iter()
-        .map(
-            |id| match org.record(object, id).filter(|r| !r.is_deleted(&def)) {
-                Some(rec) => serde_json::to_value(RecordView {
-                    org: &org,
-                    def: &def,
-                    rec,
-                    nodes: &nodes,
-                    version: req.version,
-                    by_name: false,
-                })
-                .unwrap_or(Json::Null),
-                None => Json::Null,
-            },
-        )
+        .map(|id| org.record(object, id).filter(|r| !r.is_deleted(&def)))
+        .collect();
+    let planted = planted_value(req.sim, &def, &nodes, found.iter().any(Option::is_some));
+    let records: Vec<Json> = found
+        .into_iter()
+        .map(|rec| match rec {
+            Some(rec) => serde_json::to_value(RecordView {
+                org: &org,
+                def: &def,
+                rec,
+                nodes: &nodes,
+                version: req.version,
+                by_name: false,
+                planted: planted.as_ref().map(|(field, raw)| (*field, raw)),
+            })
+            .unwrap_or(Json::Null),
+            None => Json::Null,
+        })
         .collect();
     Ok(json(StatusCode::OK, &records))
 }

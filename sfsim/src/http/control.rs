@@ -3,6 +3,7 @@
 //! Salesforce. Not part of the Salesforce surface; never counted.
 
 use super::errors::{json, ApiError};
+use crate::faults::{BadValue, EchoToken, FaultRates};
 use crate::org::Undo;
 use crate::sim::Sim;
 use axum::body::Bytes;
@@ -41,7 +42,35 @@ pub async fn dispatch(
 
 fn faults(sim: &Sim) -> Json {
     let f = sim.faults.lock();
-    serde_json::json!({"rates": f.rates, "injected": f.injected})
+    serde_json::json!({"rates": f.rates, "injected": f.injected, "echo_token": f.echo_token, "bad_value": f.bad_value})
+}
+
+/// Arms the echo_token fault; a count of 0 disarms it.
+fn arm_echo_token(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
+    let echo: EchoToken = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    sim.faults.lock().echo_token = (echo.remaining > 0).then_some(echo);
+    Ok(json(StatusCode::OK, &faults(sim)))
+}
+
+/// Arms the bad_value fault for a field of the org; a count of 0 disarms it.
+fn arm_bad_value(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
+    let mut bad: BadValue = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    {
+        let org = sim.org.read();
+        let object = org.object(&bad.object).ok_or_else(ApiError::not_found)?;
+        let def = org.def(object);
+        let field = def.field(&bad.field).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                format!("No such column '{}' on entity '{}'", bad.field, def.name),
+            )
+        })?;
+        bad.object = def.name.clone();
+        bad.field = field.name.clone();
+    }
+    sim.faults.lock().bad_value = (bad.remaining > 0).then_some(bad);
+    Ok(json(StatusCode::OK, &faults(sim)))
 }
 
 /// A record whose change commits late: it becomes visible now with a
@@ -156,12 +185,13 @@ fn control(
         ("POST", ["objects", object, "fields"]) => add_fields(sim, object, body),
         ("GET", ["faults"]) => ok(faults(sim)),
         ("PATCH", ["faults"]) => {
-            let rates: crate::faults::FaultRates =
-                serde_json::from_slice(body).map_err(ApiError::bad_json)?;
-            *sim.faults.lock() = crate::faults::Faults::new(rates);
+            let rates: FaultRates = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+            sim.faults.lock().set_rates(rates);
             ok(faults(sim))
         }
         ("POST", ["faults", "late_commit"]) => late_commit(sim, body),
+        ("POST", ["faults", "echo_token"]) => arm_echo_token(sim, body),
+        ("POST", ["faults", "bad_value"]) => arm_bad_value(sim, body),
         (_, ["records", object, rest @ ..]) => record_edit(sim, method, object, rest, params, body),
         _ => Err(ApiError::not_found()),
     }

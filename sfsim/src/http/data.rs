@@ -14,7 +14,7 @@ use crate::soql::exec;
 use crate::soql::plan::{self, Node, Projection};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Serialize;
@@ -70,6 +70,7 @@ impl ApiRequest<'_> {
 pub async fn dispatch(
     State(sim): State<Arc<Sim>>,
     Path(rest): Path<String>,
+    uri: Uri,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -81,7 +82,8 @@ pub async fn dispatch(
         _ => return ApiError::not_found().into_response(),
     };
     let now = sim.clock.now();
-    let user = bearer(&headers).and_then(|t| sim.auth.lock().user_of(t, now).map(str::to_string));
+    let token = bearer(&headers).unwrap_or_default();
+    let user = sim.auth.lock().user_of(token, now).map(str::to_string);
     let Some(user) = user else {
         let mut r = ApiError::invalid_session().into_response();
         r.headers_mut()
@@ -119,6 +121,8 @@ pub async fn dispatch(
     };
     let mut response = if !counted {
         ApiError::limit_exceeded().into_response()
+    } else if sim.faults.lock().take_echo(req.method.as_str(), uri.path()) {
+        echoed_token(token).into_response()
     } else if fault == Some(Fault::UnableToLockRow) {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -145,6 +149,18 @@ pub async fn dispatch(
     );
     response.extensions_mut().insert(req.info);
     response
+}
+
+/// The echo_token fault's answer: Salesforce's unexpected-error layout with
+/// the caller's access token where the ErrorId goes.
+fn echoed_token(token: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "UNKNOWN_EXCEPTION",
+        format!(
+            "An unexpected error occurred. Please include this ErrorId if you contact support: {token}"
+        ),
+    )
 }
 
 /// The same answer, its body broken off halfway, as a dropped connection does.
@@ -276,16 +292,22 @@ fn sobject_info(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
 
 fn describe(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
     let org = req.sim.org.read();
-    let (_, def) = object_def(&org, name)?;
+    let (object, def) = object_def(&org, name)?;
     let since = req
         .headers
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok());
+    // What a user may see is fixed by the org data, so the schema's change
+    // time dates every user's describe.
     if since.is_some_and(|s| org.schema_changed_at.timestamp() <= s.timestamp()) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let mut response = json(StatusCode::OK, &def.describe(req.version));
+    let access = org.field_access(req.user);
+    let mut response = json(
+        StatusCode::OK,
+        &def.describe(req.version, |field| access.can_see(object, field)),
+    );
     let modified = org
         .schema_changed_at
         .format("%a, %d %b %Y %H:%M:%S GMT")
@@ -375,19 +397,39 @@ fn page(
         .filter(|_| end < rows.len())
         .map(|id| format!("/services/data/v{}/query/{id}-{end}", req.version));
     req.info.records = Some(end - start);
+    let def = org.def(cursor.object);
+    let planted = planted_value(req.sim, def, &cursor.nodes, end > start);
     let body = Page {
         total_size: rows.len(),
         done: next_records_url.is_none(),
         next_records_url,
         records: RecordList {
             org,
-            def: org.def(cursor.object),
+            def,
             records: &rows[start..end],
             nodes: &cursor.nodes,
             version: req.version,
+            planted: planted.as_ref().map(|(field, raw)| (*field, raw)),
         },
     };
     json(StatusCode::OK, &body)
+}
+
+/// The bad_value fault's field and value, when it plants one in an answer
+/// of `def` records selecting `nodes`; an answer without records has none.
+pub fn planted_value(
+    sim: &Sim,
+    def: &ObjectDef,
+    nodes: &[Node],
+    has_records: bool,
+) -> Option<(usize, Json)> {
+    sim.faults.lock().plant(&def.name, |field| {
+        let index = def.field_index(field)?;
+        let selected = nodes
+            .iter()
+            .any(|n| matches!(n, Node::Field { index: i, .. } if *i == index));
+        (has_records && selected).then_some(index)
+    })
 }
 
 fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiError> {
@@ -400,7 +442,7 @@ fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiErr
     })?;
     req.info.soql = Some(soql.clone());
     let org = req.sim.org.read();
-    let plan = plan::plan(&org, &soql)?;
+    let plan = plan::plan_as(&org, &soql, org.field_access(req.user))?;
     let rows = exec::run(&org, &plan, include_deleted);
     let nodes = match plan.projection {
         Projection::Count => {
@@ -464,16 +506,20 @@ fn create(req: &mut ApiRequest, name: &str) -> Result<Response, ApiError> {
     Ok(created(req, &def.name, &id))
 }
 
-/// The fields named in a `fields=` parameter, or all of them.
-fn requested_fields(def: &ObjectDef, fields: Option<&str>) -> Result<Vec<Node>, ApiError> {
+/// The fields named in a `fields=` parameter, or all the user may see.
+fn requested_fields(
+    def: &ObjectDef,
+    visible: impl Fn(usize) -> bool,
+    fields: Option<&str>,
+) -> Result<Vec<Node>, ApiError> {
     let Some(list) = fields else {
-        return Ok(all_fields(def));
+        return Ok(all_fields(def, visible));
     };
     list.split(',')
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .map(|name| {
-            def.field_index(name).map(|index| Node::Field { name: def.fields[index].name.clone(), index }).ok_or_else(|| {
+            def.field_index(name).filter(|i| visible(*i)).map(|index| Node::Field { name: def.fields[index].name.clone(), index }).ok_or_else(|| {
                 ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", format!("No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", def.name))
             })
         })
@@ -483,10 +529,12 @@ fn requested_fields(def: &ObjectDef, fields: Option<&str>) -> Result<Vec<Node>, 
 fn record_response(
     req: &ApiRequest,
     org: &Org,
-    def: &ObjectDef,
+    object: usize,
     rec: &Record,
 ) -> Result<Response, ApiError> {
-    let nodes = requested_fields(def, req.param("fields"))?;
+    let def = org.def(object);
+    let access = org.field_access(req.user);
+    let nodes = requested_fields(def, |f| access.can_see(object, f), req.param("fields"))?;
     Ok(json(
         StatusCode::OK,
         &RecordView {
@@ -496,6 +544,7 @@ fn record_response(
             nodes: &nodes,
             version: req.version,
             by_name: false,
+            planted: None,
         },
     ))
 }
@@ -508,9 +557,9 @@ fn live<'o>(org: &'o Org, object: usize, id: &str) -> Result<&'o Arc<Record>, Ap
 
 fn read_record(req: &ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
     let org = req.sim.org.read();
-    let (object, def) = object_def(&org, name)?;
+    let (object, _) = object_def(&org, name)?;
     let rec = live(&org, object, id)?;
-    record_response(req, &org, &def, rec)
+    record_response(req, &org, object, rec)
 }
 
 fn update(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
@@ -543,8 +592,13 @@ fn by_field(
 ) -> Result<Response, ApiError> {
     let blob_field = {
         let org = req.sim.org.read();
-        let (_, def) = object_def(&org, name)?;
-        match def.field(value) {
+        let (object, def) = object_def(&org, name)?;
+        let access = org.field_access(req.user);
+        let blob = def
+            .field_index(value)
+            .filter(|i| access.can_see(object, *i))
+            .map(|i| &def.fields[i]);
+        match blob {
             Some(f) if f.ftype == FieldType::Base64 && def.field(field).is_none() => {
                 Some(f.name.clone())
             }
@@ -557,9 +611,11 @@ fn by_field(
     let (object, def, field_index) = {
         let org = req.sim.org.read();
         let (object, def) = object_def(&org, name)?;
+        let access = org.field_access(req.user);
         let index = def
             .field_index(field)
             .filter(|i| def.fields[*i].external_id || *i == def.system.id)
+            .filter(|i| access.can_see(object, *i))
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -593,7 +649,7 @@ fn by_field(
             let org = req.sim.org.read();
             match matches(&org).as_slice() {
                 [] => Err(ApiError::not_found()),
-                [one] => record_response(req, &org, &def, live(&org, object, one)?),
+                [one] => record_response(req, &org, object, live(&org, object, one)?),
                 many => Ok(multiple(many)),
             }
         }

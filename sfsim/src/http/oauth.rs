@@ -2,7 +2,6 @@
 
 use super::errors::{json, ApiError};
 use crate::auth::{response_signature, GrantContext};
-use crate::seed::ADMIN_USERNAME;
 use crate::sim::Sim;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -29,16 +28,21 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 
 pub async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
     let fields = form(&body);
-    let (org_id, admin_user_id) = {
+    let (org_id, admin_user_id, logins) = {
         let org = sim.org.read();
-        (org.org_id.clone(), org.admin_user_id.clone())
+        let logins: HashMap<String, String> = org
+            .logins
+            .iter()
+            .map(|l| (l.username.clone(), l.user_id.clone()))
+            .collect();
+        (org.org_id.clone(), org.admin_user_id.clone(), logins)
     };
     let ctx = GrantContext {
         now: sim.clock.now(),
         lifetime: sim.token_lifetime(),
         org_id: &org_id,
         own_url: &sim.config.base_url,
-        admin_username: ADMIN_USERNAME,
+        logins: &logins,
         admin_user_id: &admin_user_id,
     };
     let issued = sim

@@ -4,6 +4,7 @@
 use super::ast::*;
 use super::error::SoqlError;
 use super::lexer::decode_string;
+use crate::access::{FieldAccess, EVERYTHING};
 use crate::ids;
 use crate::org::Org;
 use crate::schema::{FieldDef, FieldType, ObjectDef};
@@ -122,6 +123,7 @@ struct Planner<'a> {
     org: &'a Org,
     soql: &'a str,
     object: usize,
+    access: &'a FieldAccess,
 }
 
 fn invalid_field(soql: &str, at: usize, name: &str, entity: &str) -> SoqlError {
@@ -152,7 +154,10 @@ impl<'a> Planner<'a> {
         let mut by_name = false;
         for rel in &parts[..parts.len() - 1] {
             let def = self.def(object);
-            let reference = def.relationship_field(rel).ok_or_else(|| {
+            let visible = def
+                .relationship_field(rel)
+                .filter(|i| self.access.can_see(object, *i));
+            let reference = visible.ok_or_else(|| {
                 SoqlError::at(
                     "INVALID_FIELD",
                     self.soql,
@@ -172,12 +177,27 @@ impl<'a> Planner<'a> {
         let def = self.def(object);
         let field = def
             .field_index(last)
+            .filter(|i| self.access.can_see(object, *i))
             .ok_or_else(|| invalid_field(self.soql, path.at, last, &def.name))?;
+        // Below a polymorphic lookup the field is read by name from whatever
+        // object the record turns out to be, so no object may hide a field
+        // of that name from the user.
+        if by_name && !self.visible_on_every_object(last) {
+            return Err(invalid_field(self.soql, path.at, last, &def.name));
+        }
         Ok(FieldPath {
             hops,
             object,
             field,
             by_name,
+        })
+    }
+
+    fn visible_on_every_object(&self, field: &str) -> bool {
+        self.org.objects.iter().enumerate().all(|(object, data)| {
+            data.def
+                .field_index(field)
+                .is_none_or(|i| self.access.can_see(object, i))
         })
     }
 
@@ -463,6 +483,9 @@ impl<'a> Planner<'a> {
         self.def(self.object)
             .fields
             .iter()
+            .enumerate()
+            .filter(|(i, _)| self.access.can_see(self.object, *i))
+            .map(|(_, f)| f)
             .filter(|f| match kind {
                 FieldsKind::All => true,
                 FieldsKind::Standard => !f.custom,
@@ -507,7 +530,14 @@ fn like_pattern(p: &str) -> Vec<LikeTok> {
     out
 }
 
+/// Plans a statement as a user who sees every field.
 pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
+    plan_as(org, soql, &EVERYTHING)
+}
+
+/// Plans a statement as a user who sees only the fields `access` lets it:
+/// to it a hidden field is no column at all.
+pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, SoqlError> {
     if soql.chars().count() > MAX_STATEMENT_CHARS {
         return Err(SoqlError::plain(
             "MALFORMED_QUERY",
@@ -523,7 +553,12 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
             format!("sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", q.from),
         )
     })?;
-    let planner = Planner { org, soql, object };
+    let planner = Planner {
+        org,
+        soql,
+        object,
+        access,
+    };
     let def = org.def(object).clone();
 
     let is_count = q
@@ -622,4 +657,34 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
         offset,
         long_text_fields,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    fn hiding(org: &Org, object: &str, field: &str) -> FieldAccess {
+        let o = org.object(object).unwrap();
+        FieldAccess::hiding([(o, org.def(o).field_index(field).unwrap())])
+    }
+
+    #[test]
+    fn a_field_hidden_on_any_object_of_a_polymorphic_lookup_is_refused() {
+        let org = Org::new(Schema::builtin(), Utc::now());
+        let soql = "SELECT Id, Who.Email FROM Task";
+        assert!(plan_as(&org, soql, &EVERYTHING).is_ok());
+        assert!(
+            plan_as(&org, soql, &hiding(&org, "Lead", "Phone")).is_ok(),
+            "other hidden fields do not matter"
+        );
+        // Who is typed as Contact, whose Email is visible, but a Lead's is not.
+        let err = plan_as(&org, soql, &hiding(&org, "Lead", "Email")).unwrap_err();
+        assert_eq!(err.code, "INVALID_FIELD");
+        assert!(
+            err.message.contains("No such column 'Email'"),
+            "{}",
+            err.message
+        );
+    }
 }
