@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: unit and API tests of sfsim, the extension's unit tests and
-# #[pg_test]s, the third-party client tests, and the end-to-end scripts.
+# Runs every test: the core crate's tests, unit and API tests of sfsim, the
+# extension's unit tests and #[pg_test]s, the third-party client tests, and the end-to-end scripts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+echo "== salesforce_core: the client and the pure logic, without PostgreSQL"
+cargo test -p salesforce_core
 
 echo "== sfsim: unit, SOQL rule and HTTP API tests"
 cargo test -p sfsim

@@ -1,20 +1,29 @@
 //! pg_salesforce: Salesforce inside PostgreSQL.
+//!
+//! Layers, each depending only on those below it (docs/architecture.md):
+//! - features: `fdw` (foreign tables), `write` (writes in the transaction),
+//!   `sync` (local copies); none imports another's internals, and this file
+//!   wires the one link between them, write-through;
+//! - PostgreSQL glue: `catalog`, `connection`, `error`, `gucs`, `pg`, `values`;
+//! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
+//!   logic that needs no database.
 
 use pgrx::prelude::*;
 
+mod catalog;
+mod connection;
+mod error;
 mod fdw;
 mod gucs;
-mod naming;
-mod options;
-mod salesforce;
-mod soql;
+mod pg;
 mod sync;
-mod typemap;
+mod values;
 mod write;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    write::transaction::on_applied(sync::write_through::apply);
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         sync::worker::register();
     }
@@ -34,21 +43,8 @@ COMMENT ON FOREIGN DATA WRAPPER salesforce IS 'Salesforce objects as foreign tab
 );
 
 #[cfg(any(test, feature = "pg_test"))]
-#[path = "pg_test/support.rs"]
-mod test_support;
-
-#[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    use crate::test_support::*;
-    use pgrx::prelude::*;
-
-    include!("pg_test/extension.rs");
-    include!("pg_test/read.rs");
-    include!("pg_test/write.rs");
-    include!("pg_test/sync.rs");
-    include!("pg_test/write_through.rs");
-}
+#[path = "../pgrx-tests/mod.rs"]
+mod db_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -2,26 +2,24 @@
 //! one page in memory at a time, and each value is read by its column's
 //! type input function in a per-row memory context.
 
-use super::connection;
-use super::convert::{to_pg_text, PgKind};
-use super::error::SalesforceFdwError;
-use super::pg::{list_items, pg_string};
-use super::planner::{param_literals, scan_plan, OrReport, ScanPlan};
-use crate::salesforce::session::Session;
-use crate::salesforce::SalesforceError;
-use crate::soql::Soql;
+use super::plan::{param_literals, scan_plan, ScanPlan};
+use crate::connection;
+use crate::error::{Error, OrRaise, Result};
+use crate::pg::{list_items, pg_string};
+use crate::values::{ColumnReader, Source};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{pg_guard, PgMemoryContexts};
+use salesforce_core::client::session::Session;
+use salesforce_core::soql::Soql;
+use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
 
-struct ColumnReader {
+/// Where one column of the scan comes from.
+struct ScanColumn {
     index: usize,
     name: String,
     field: String,
-    kind: PgKind,
-    input: pg_sys::FmgrInfo,
-    io_param: Oid,
-    typmod: i32,
+    reader: ColumnReader,
 }
 
 /// One statement's pages. A wide object's fields are read by several
@@ -37,7 +35,7 @@ struct Stream {
 struct Scan {
     plan: ScanPlan,
     params: Vec<*mut pg_sys::ExprState>,
-    readers: Vec<ColumnReader>,
+    readers: Vec<ScanColumn>,
     row_context: pg_sys::MemoryContext,
     /// The statement for the current scan; None before the first row is
     /// asked for, Some(None) when the parameters prove nothing matches.
@@ -45,21 +43,6 @@ struct Scan {
     streams: Vec<Stream>,
     /// For `SELECT COUNT()`: the count, until the one row holding it is returned.
     count: Option<i64>,
-}
-
-fn kind_of(type_oid: Oid) -> PgKind {
-    match type_oid {
-        pg_sys::BOOLOID => PgKind::Bool,
-        pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => PgKind::Integer,
-        pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => PgKind::Float,
-        pg_sys::NUMERICOID => PgKind::Numeric,
-        pg_sys::DATEOID => PgKind::Date,
-        pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => PgKind::Timestamp,
-        pg_sys::TIMEOID => PgKind::Time,
-        pg_sys::JSONOID | pg_sys::JSONBOID => PgKind::Json,
-        t if unsafe { pg_sys::get_element_type(t) } != pg_sys::InvalidOid => PgKind::TextArray,
-        _ => PgKind::Text,
-    }
 }
 
 unsafe fn scan_of<'a>(node: *mut pg_sys::ForeignScanState) -> &'a mut Scan {
@@ -91,18 +74,11 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(
         };
         for column in &plan.columns {
             let attr = &attrs[column.attno as usize - 1];
-            let (mut input_fn, mut io_param) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
-            pg_sys::getTypeInputInfo(attr.atttypid, &mut input_fn, &mut io_param);
-            let mut input = pg_sys::FmgrInfo::default();
-            pg_sys::fmgr_info_cxt(input_fn, &mut input, (*estate).es_query_cxt);
-            readers.push(ColumnReader {
+            readers.push(ScanColumn {
                 index: column.attno as usize - 1,
                 name: pgrx::name_data_to_str(&attr.attname).to_string(),
                 field: column.field.clone(),
-                kind: kind_of(attr.atttypid),
-                input,
-                io_param,
-                typmod: attr.atttypmod,
+                reader: ColumnReader::new(attr.atttypid, attr.atttypmod, (*estate).es_query_cxt),
             });
         }
         let exprs =
@@ -146,12 +122,12 @@ unsafe fn bound_statement(node: *mut pg_sys::ForeignScanState, scan: &Scan) -> O
 
 fn session<T>(
     scan: &Scan,
-    f: impl FnOnce(&mut Session) -> Result<T, SalesforceError>,
-) -> Result<T, SalesforceFdwError> {
+    f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
+) -> Result<T> {
     connection::with_session(Oid::from(scan.plan.server), Oid::from(scan.plan.user), f)
 }
 
-fn first_page(session: &mut Session, soql: &str) -> Result<Stream, SalesforceError> {
+fn first_page(session: &mut Session, soql: &str) -> std::result::Result<Stream, SalesforceError> {
     let page = session.query(soql, false)?;
     Ok(Stream {
         single_page: page.done,
@@ -165,10 +141,7 @@ fn first_page(session: &mut Session, soql: &str) -> Result<Stream, SalesforceErr
     })
 }
 
-unsafe fn start(
-    node: *mut pg_sys::ForeignScanState,
-    scan: &mut Scan,
-) -> Result<(), SalesforceFdwError> {
+unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<()> {
     let bound = bound_statement(node, scan);
     scan.sent = Some(bound.as_ref().map(Soql::render));
     scan.streams.clear();
@@ -192,7 +165,7 @@ unsafe fn start(
         let streams = parts
             .iter()
             .map(|p| first_page(s, &p.render()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok((None, streams))
     })?;
     scan.count = streams.0;
@@ -201,10 +174,7 @@ unsafe fn start(
 }
 
 /// Stores the current record of every stream as one row.
-unsafe fn store_row(
-    scan: &Scan,
-    slot: *mut pg_sys::TupleTableSlot,
-) -> Result<(), SalesforceFdwError> {
+unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<()> {
     let records: Vec<&Map<String, Json>> =
         scan.streams.iter().map(|s| &s.page[s.position]).collect();
     if records.iter().any(|r| r.get("Id") != records[0].get("Id")) {
@@ -215,25 +185,24 @@ unsafe fn store_row(
     let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
     let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
     nulls.fill(true);
+    let id = records[0].get("Id").and_then(Json::as_str);
     PgMemoryContexts::For(scan.row_context).switch_to(|_| {
-        for r in &scan.readers {
+        for c in &scan.readers {
             let value = records
                 .iter()
-                .find_map(|rec| rec.get(&r.field))
+                .find_map(|rec| rec.get(&c.field))
                 .unwrap_or(&Json::Null);
-            let text =
-                to_pg_text(value, r.kind).map_err(|message| SalesforceFdwError::Conversion {
-                    column: r.name.clone(),
-                    message,
-                })?;
-            if let Some(text) = text {
-                let mut input = r.input;
-                values[r.index] =
-                    pg_sys::InputFunctionCall(&mut input, pg_string(&text), r.io_param, r.typmod);
-                nulls[r.index] = false;
+            let from = Source {
+                column: &c.name,
+                field: &c.field,
+                record: id,
+            };
+            if let Some(datum) = c.reader.read(value, &from)? {
+                values[c.index] = datum;
+                nulls[c.index] = false;
             }
         }
-        Ok::<(), SalesforceFdwError>(())
+        Ok::<(), Error>(())
     })?;
     pg_sys::ExecStoreVirtualTuple(slot);
     Ok(())
@@ -247,21 +216,18 @@ unsafe fn store_count(slot: *mut pg_sys::TupleTableSlot, count: i64) {
     pg_sys::ExecStoreVirtualTuple(slot);
 }
 
-fn changed_while_reading() -> SalesforceFdwError {
-    SalesforceFdwError::salesforce(
-        SalesforceError::BadResponse(
-            "records changed while a wide object's fields were read in parts; run the query again"
-                .into(),
-        ),
-        vec![],
-    )
+fn changed_while_reading() -> Error {
+    Error::Salesforce(SalesforceError::BadResponse(
+        "records changed while a wide object's fields were read in parts; run the query again"
+            .into(),
+    ))
 }
 
 unsafe fn next_row(
     node: *mut pg_sys::ForeignScanState,
     scan: &mut Scan,
     slot: *mut pg_sys::TupleTableSlot,
-) -> Result<(), SalesforceFdwError> {
+) -> Result<()> {
     if scan.sent.is_none() {
         start(node, scan)?;
         if scan.plan.soql.count {
@@ -314,7 +280,7 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(
     if let Some(clear) = (*(*slot).tts_ops).clear {
         clear(slot);
     }
-    next_row(node, scan, slot).or_report();
+    next_row(node, scan, slot).or_raise();
     slot
 }
 

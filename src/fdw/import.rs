@@ -1,13 +1,13 @@
 //! IMPORT FOREIGN SCHEMA: one foreign table per queryable object, typed
 //! through the shared type map.
 
-use super::connection;
-use super::error::SalesforceFdwError;
-use crate::naming::{quote_ident, quote_literal, snake_case, ColumnNamer};
-use crate::options::OptionError;
-use crate::salesforce::describe::ObjectDescribe;
-use crate::typemap::pg_type;
+use crate::connection;
+use crate::error::{Error, Result};
 use pgrx::pg_sys::{self, Oid};
+use salesforce_core::client::describe::ObjectDescribe;
+use salesforce_core::naming::{quote_ident, quote_literal, snake_case, ColumnNamer};
+use salesforce_core::options::OptionError;
+use salesforce_core::typemap::pg_type;
 use std::collections::HashSet;
 use supabase_wrappers::prelude::{ImportForeignSchemaStmt, ImportSchemaType};
 
@@ -26,7 +26,7 @@ impl Naming {
     }
 }
 
-fn naming(stmt: &ImportForeignSchemaStmt) -> Result<Naming, SalesforceFdwError> {
+fn naming(stmt: &ImportForeignSchemaStmt) -> Result<Naming> {
     for key in stmt.options.keys() {
         if key != "naming" {
             return Err(OptionError {
@@ -88,12 +88,9 @@ fn create_table(
     )
 }
 
-pub fn statements(
-    server: Oid,
-    stmt: &ImportForeignSchemaStmt,
-) -> Result<Vec<String>, SalesforceFdwError> {
+pub fn statements(server: Oid, stmt: &ImportForeignSchemaStmt) -> Result<Vec<String>> {
     if !stmt.remote_schema.eq_ignore_ascii_case("salesforce") {
-        return Err(SalesforceFdwError::mapping(
+        return Err(Error::mapping(
             format!("Salesforce has no schema \"{}\"", stmt.remote_schema),
             "Salesforce has one schema: IMPORT FOREIGN SCHEMA salesforce FROM SERVER ... INTO ...",
         ));
@@ -134,7 +131,7 @@ pub fn statements(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::describe::FieldDescribe;
+    use salesforce_core::client::describe::FieldDescribe;
 
     fn field(name: &str, t: &str) -> FieldDescribe {
         FieldDescribe::of_type(name, t)

@@ -3,29 +3,25 @@
 //! (installed by `fdw_routine_hook`), so pushdown is decided at plan time
 //! and plans survive caching.
 
-pub(crate) mod connection;
-pub(crate) mod convert;
-mod error;
+mod classify;
 mod executor;
 mod import;
 mod modify;
-pub(crate) mod pg;
-mod planner;
-mod pushdown;
+mod paths;
+mod plan;
 mod table;
-pub(crate) mod values;
+mod upper;
 
-pub use error::SalesforceFdwError;
-
-use crate::options::{validate, OptionScope};
+use crate::error::Error;
 use pgrx::pg_sys::{BuiltinOid, Oid};
+use salesforce_core::options::{validate, OptionScope};
 use std::collections::HashMap;
 use supabase_wrappers::prelude::*;
 
 #[wrappers_fdw(
     version = "0.1.0",
     author = "pg_salesforce developers",
-    error_type = "SalesforceFdwError"
+    error_type = "Error"
 )]
 pub struct SalesforceFdw {
     server: Oid,
@@ -50,8 +46,8 @@ fn scope_of(catalog: Oid) -> Option<OptionScope> {
 const SCANS_USE_OWN_ROUTINES: &str =
     "salesforce scans run through the routines fdw_routine_hook installs";
 
-impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
-    fn new(server: ForeignServer) -> Result<Self, SalesforceFdwError> {
+impl ForeignDataWrapper<Error> for SalesforceFdw {
+    fn new(server: ForeignServer) -> Result<Self, Error> {
         Ok(SalesforceFdw {
             server: server.server_oid,
         })
@@ -64,30 +60,30 @@ impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
         _: &[Sort],
         _: &Option<Limit>,
         _: &HashMap<String, String>,
-    ) -> Result<(), SalesforceFdwError> {
+    ) -> Result<(), Error> {
         unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
-    fn iter_scan(&mut self, _row: &mut Row) -> Result<Option<()>, SalesforceFdwError> {
+    fn iter_scan(&mut self, _row: &mut Row) -> Result<Option<()>, Error> {
         unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
-    fn end_scan(&mut self) -> Result<(), SalesforceFdwError> {
+    fn end_scan(&mut self) -> Result<(), Error> {
         unreachable!("{SCANS_USE_OWN_ROUTINES}")
     }
 
     fn import_foreign_schema(
         &mut self,
         stmt: ImportForeignSchemaStmt,
-    ) -> Result<Vec<String>, SalesforceFdwError> {
+    ) -> Result<Vec<String>, Error> {
         import::statements(self.server, &stmt)
     }
 
     fn fdw_routine_hook(routine: &mut supabase_wrappers::FdwRoutine<pgrx::AllocatedByRust>) {
-        routine.GetForeignRelSize = Some(planner::get_foreign_rel_size);
-        routine.GetForeignPaths = Some(planner::get_foreign_paths);
-        routine.GetForeignPlan = Some(planner::get_foreign_plan);
-        routine.GetForeignUpperPaths = Some(planner::get_foreign_upper_paths);
+        routine.GetForeignRelSize = Some(paths::get_foreign_rel_size);
+        routine.GetForeignPaths = Some(paths::get_foreign_paths);
+        routine.GetForeignPlan = Some(plan::get_foreign_plan);
+        routine.GetForeignUpperPaths = Some(upper::get_foreign_upper_paths);
         routine.BeginForeignScan = Some(executor::begin_foreign_scan);
         routine.IterateForeignScan = Some(executor::iterate_foreign_scan);
         routine.ReScanForeignScan = Some(executor::re_scan_foreign_scan);
@@ -104,10 +100,7 @@ impl ForeignDataWrapper<SalesforceFdwError> for SalesforceFdw {
         routine.EndForeignModify = Some(modify::end_foreign_modify);
     }
 
-    fn validator(
-        options: Vec<Option<String>>,
-        catalog: Option<Oid>,
-    ) -> Result<(), SalesforceFdwError> {
+    fn validator(options: Vec<Option<String>>, catalog: Option<Oid>) -> Result<(), Error> {
         let Some(scope) = catalog.and_then(scope_of) else {
             return Ok(());
         };

@@ -2,18 +2,17 @@
 //! assigned column is one Salesforce lets this statement set; execution
 //! batches rows 200 to a call (see `write`).
 
-use super::connection;
-use super::error::SalesforceFdwError;
-use super::pg::{list_append, list_items, options_of, pg_string, relation_name, text_of};
-use super::planner::OrReport;
 use super::table::Table;
+use crate::catalog;
+use crate::error::{Error, OrRaise, Result};
 use crate::gucs::{WriteMode, WRITE_MODE};
-use crate::write::chunk::CHUNK;
-use crate::write::convert::to_json;
-use crate::write::journal::{Done, Op, Queued, Target};
+use crate::pg::{list_append, list_items, pg_string, relation_name, text_of};
+use crate::values::to_json;
 use crate::write::transaction;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{pg_guard, IntoDatum, PgMemoryContexts, PgRelation};
+use salesforce_core::write::chunk::CHUNK;
+use salesforce_core::write::journal::{Done, Op, Queued, Target};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use std::ptr::null_mut;
@@ -80,28 +79,26 @@ impl ModifyPlan {
 
 /// The attribute holding the record Id: the `rowid_column` option, else the
 /// column whose field (or name) is Id.
-fn id_attno(relid: Oid) -> Option<i16> {
+fn id_attno(relid: Oid) -> Result<Option<i16>> {
     let rel = unsafe { PgRelation::open(relid) };
-    let table_options = unsafe { options_of((*pg_sys::GetForeignTable(relid)).options) };
+    let table_options = catalog::foreign_table(relid)?.options;
     let attrs: Vec<_> = rel
         .tuple_desc()
         .iter()
         .filter(|a| !a.is_dropped())
         .map(|a| (a.attnum, a.name().to_string()))
         .collect();
-    if let Some(name) = table_options.get("rowid_column") {
-        return attrs.iter().find(|(_, n)| n == name).map(|(a, _)| *a);
+    if let Some(name) = &table_options.rowid_column {
+        return Ok(attrs.iter().find(|(_, n)| n == name).map(|(a, _)| *a));
     }
-    attrs.iter().find_map(|(attno, name)| {
-        let field = unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, *attno)) }
-            .get("field")
-            .cloned();
+    Ok(attrs.iter().find_map(|(attno, name)| {
+        let field = catalog::column_field(relid, *attno);
         field
             .as_deref()
             .unwrap_or(name)
             .eq_ignore_ascii_case("id")
             .then_some(*attno)
-    })
+    }))
 }
 
 #[pg_guard]
@@ -113,13 +110,14 @@ pub unsafe extern "C-unwind" fn add_foreign_update_targets(
 ) {
     let relid = (*target_relation).rd_id;
     let attno = id_attno(relid)
+        .or_raise()
         .ok_or_else(|| {
-            SalesforceFdwError::mapping(
+            Error::mapping(
                 format!("foreign table \"{}\" has no column for the record Id", relation_name(relid)),
                 "Add one, such as: id text OPTIONS (field 'Id'), or set the table's rowid_column option.",
             )
         })
-        .or_report();
+        .or_raise();
     let var = pg_sys::makeVar(
         rtindex as i32,
         attno,
@@ -146,13 +144,9 @@ unsafe fn attnos(set: *mut pg_sys::Bitmapset) -> Vec<i16> {
     }
 }
 
-fn plan_modify(
-    rte: *mut pg_sys::RangeTblEntry,
-    kind: Kind,
-    returning: bool,
-) -> Result<ModifyPlan, SalesforceFdwError> {
+fn plan_modify(rte: *mut pg_sys::RangeTblEntry, kind: Kind, returning: bool) -> Result<ModifyPlan> {
     let relid = unsafe { (*rte).relid };
-    let user = connection::effective_user(unsafe { (*rte).checkAsUser });
+    let user = catalog::effective_user(unsafe { (*rte).checkAsUser });
     let table = Table::load(relid, user)?;
     let table_name = relation_name(relid);
     let rel = unsafe { PgRelation::open(relid) };
@@ -188,7 +182,7 @@ fn plan_modify(
             } else {
                 "UPDATE"
             };
-            return Err(SalesforceFdwError::mapping(
+            return Err(Error::mapping(
                 format!("cannot {verb} column \"{name}\" of foreign table \"{table_name}\": Salesforce field {} is read-only here", field.name),
                 format!("Leave \"{name}\" out of the {verb}; Salesforce sets it."),
             ));
@@ -200,17 +194,16 @@ fn plan_modify(
             type_oid: type_of(attno),
         });
     }
-    let table_options = unsafe { options_of((*pg_sys::GetForeignTable(relid)).options) };
-    let upsert_key = match (kind, table_options.get("upsert_key")) {
+    let upsert_key = match (kind, &table.options.upsert_key) {
         (Kind::Insert, Some(key)) => {
             let column = columns.iter().find(|c| c.name == *key || c.field.eq_ignore_ascii_case(key)).ok_or_else(|| {
-                SalesforceFdwError::mapping(format!("an INSERT into \"{table_name}\" must set its upsert_key column \"{key}\""), "Give the key a value in every row.")
+                Error::mapping(format!("an INSERT into \"{table_name}\" must set its upsert_key column \"{key}\""), "Give the key a value in every row.")
             })?;
             let external = table
                 .describe_field(&column.field)
                 .is_some_and(|f| f.external_id);
             if !external {
-                return Err(SalesforceFdwError::mapping(
+                return Err(Error::mapping(
                     format!("upsert_key \"{key}\" of \"{table_name}\" is not an external id field in Salesforce"),
                     "Choose a field whose describe says externalId, such as a unique integration key.",
                 ));
@@ -227,7 +220,7 @@ fn plan_modify(
         kind,
         columns,
         upsert_key,
-        id_attno: id_attno(relid),
+        id_attno: id_attno(relid)?,
         returning,
     })
 }
@@ -245,7 +238,7 @@ pub unsafe extern "C-unwind" fn plan_foreign_modify(
         pg_sys::CmdType::CMD_UPDATE => Kind::Update,
         _ => Kind::Delete,
     };
-    let modify = plan_modify(rte, kind, !(*plan).returningLists.is_null()).or_report();
+    let modify = plan_modify(rte, kind, !(*plan).returningLists.is_null()).or_raise();
     let json = serde_json::to_string(&modify).expect("a plan serializes");
     list_append(null_mut(), pg_sys::makeString(pg_string(&json)))
 }
@@ -270,11 +263,11 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         serde_json::from_str(&text_of((*item).sval)).expect("a plan made by plan_foreign_modify");
     let mode = WRITE_MODE.get();
     if mode == WriteMode::Commit && plan.returning && plan.kind == Kind::Insert {
-        Err(SalesforceFdwError::mapping(
+        Err(Error::mapping(
             "INSERT ... RETURNING needs salesforce.write_mode = statement",
             "In commit mode Salesforce assigns the new Ids only at COMMIT.",
         ))
-        .or_report()
+        .or_raise()
     }
     let row_id = if plan.kind == Kind::Insert {
         0
@@ -319,7 +312,7 @@ unsafe fn deform(slot: *mut pg_sys::TupleTableSlot, n: i32) {
 unsafe fn record_of(
     plan: &ModifyPlan,
     slot: *mut pg_sys::TupleTableSlot,
-) -> Result<Map<String, Json>, SalesforceFdwError> {
+) -> Result<Map<String, Json>> {
     deform(slot, (*(*slot).tts_tupleDescriptor).natts);
     let mut record = Map::new();
     for c in &plan.columns {
@@ -329,8 +322,10 @@ unsafe fn record_of(
             *(*slot).tts_isnull.add(i),
             Oid::from(c.type_oid),
         )
-        .map_err(|message| SalesforceFdwError::Conversion {
+        .map_err(|message| Error::Conversion {
             column: c.name.clone(),
+            field: c.field.clone(),
+            record: None,
             message,
         })?;
         record.insert(c.field.clone(), value);
@@ -338,14 +333,11 @@ unsafe fn record_of(
     Ok(record)
 }
 
-unsafe fn row_id(
-    state: &ModifyState,
-    plan_slot: *mut pg_sys::TupleTableSlot,
-) -> Result<String, SalesforceFdwError> {
+unsafe fn row_id(state: &ModifyState, plan_slot: *mut pg_sys::TupleTableSlot) -> Result<String> {
     deform(plan_slot, state.row_id as i32);
     let i = state.row_id as usize - 1;
     if state.row_id <= 0 || *(*plan_slot).tts_isnull.add(i) {
-        return Err(SalesforceFdwError::mapping(
+        return Err(Error::mapping(
             format!("a row of the {} has no record Id", state.plan.statement()),
             "Make sure the Id column is read from Salesforce.",
         ));
@@ -355,7 +347,7 @@ unsafe fn row_id(
 }
 
 /// Sends or queues one row's write, per the write mode.
-fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>, SalesforceFdwError> {
+fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>> {
     state.rows += 1;
     let q = Queued {
         target: state.plan.target(),
@@ -381,7 +373,7 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>, SalesforceFdwErr
     }
 }
 
-fn flush(state: &mut ModifyState) -> Result<Vec<Done>, SalesforceFdwError> {
+fn flush(state: &mut ModifyState) -> Result<Vec<Done>> {
     if state.pending.is_empty() {
         return Ok(vec![]);
     }
@@ -406,8 +398,8 @@ pub unsafe extern "C-unwind" fn exec_foreign_insert(
     _plan_slot: *mut pg_sys::TupleTableSlot,
 ) -> *mut pg_sys::TupleTableSlot {
     let state = state_of(rinfo).expect("begun");
-    let record = record_of(&state.plan, slot).or_report();
-    let done = submit(state, insert_op(&state.plan, record)).or_report();
+    let record = record_of(&state.plan, slot).or_raise();
+    let done = submit(state, insert_op(&state.plan, record)).or_raise();
     if let (Some(Done::Created { id, .. } | Done::Updated { id, .. }), Some(attno)) =
         (done.last(), state.plan.id_attno)
     {
@@ -429,7 +421,7 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
 ) -> *mut *mut pg_sys::TupleTableSlot {
     let state = state_of(rinfo).expect("begun");
     for i in 0..*num_slots as usize {
-        let record = record_of(&state.plan, *slots.add(i)).or_report();
+        let record = record_of(&state.plan, *slots.add(i)).or_raise();
         let op = insert_op(&state.plan, record);
         state.rows += 1;
         state.pending.push(Queued {
@@ -444,7 +436,7 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
             .into_iter()
             .for_each(transaction::queue);
     } else {
-        flush(state).or_report();
+        flush(state).or_raise();
     }
     slots
 }
@@ -457,9 +449,9 @@ pub unsafe extern "C-unwind" fn exec_foreign_update(
     plan_slot: *mut pg_sys::TupleTableSlot,
 ) -> *mut pg_sys::TupleTableSlot {
     let state = state_of(rinfo).expect("begun");
-    let id = row_id(state, plan_slot).or_report();
-    let fields = record_of(&state.plan, slot).or_report();
-    submit(state, Op::Update { id, fields }).or_report();
+    let id = row_id(state, plan_slot).or_raise();
+    let fields = record_of(&state.plan, slot).or_raise();
+    submit(state, Op::Update { id, fields }).or_raise();
     slot
 }
 
@@ -471,8 +463,8 @@ pub unsafe extern "C-unwind" fn exec_foreign_delete(
     plan_slot: *mut pg_sys::TupleTableSlot,
 ) -> *mut pg_sys::TupleTableSlot {
     let state = state_of(rinfo).expect("begun");
-    let id = row_id(state, plan_slot).or_report();
-    submit(state, Op::Delete { id }).or_report();
+    let id = row_id(state, plan_slot).or_raise();
+    submit(state, Op::Delete { id }).or_raise();
     slot
 }
 
@@ -482,6 +474,6 @@ pub unsafe extern "C-unwind" fn end_foreign_modify(
     rinfo: *mut pg_sys::ResultRelInfo,
 ) {
     if let Some(state) = state_of(rinfo) {
-        flush(state).or_report();
+        flush(state).or_raise();
     }
 }

@@ -1,17 +1,20 @@
 //! A foreign table's link to its Salesforce object: which object, and which
 //! field each column reads.
 
-use super::connection;
-use super::error::SalesforceFdwError;
-use super::pg::{options_of, relation_name};
-use crate::naming::snake_case;
-use crate::salesforce::describe::{FieldDescribe, ObjectDescribe};
-use pgrx::pg_sys::{self, Oid};
+use crate::catalog;
+use crate::connection;
+use crate::error::{Error, Result};
+use crate::pg::relation_name;
+use crate::values;
+use pgrx::pg_sys::Oid;
 use pgrx::PgRelation;
+use salesforce_core::client::describe::{FieldDescribe, ObjectDescribe};
+use salesforce_core::naming::snake_case;
 
 pub struct Column {
     pub attno: i16,
     pub name: String,
+    pub type_oid: Oid,
     /// None when no field matches; an error only if the column is used.
     pub field: Option<FieldDescribe>,
 }
@@ -22,8 +25,7 @@ pub struct Table {
     pub user: Oid,
     pub object: String,
     pub columns: Vec<Column>,
-    /// The `estimated_rows` option: how many records the object holds.
-    pub estimated_rows: Option<f64>,
+    pub options: salesforce_core::options::TableOptions,
 }
 
 /// The field a column reads: its `field` option, else the field whose API
@@ -32,10 +34,10 @@ fn field_for(
     describe: &ObjectDescribe,
     column: &str,
     option: Option<&String>,
-) -> Result<Option<FieldDescribe>, SalesforceFdwError> {
+) -> Result<Option<FieldDescribe>> {
     if let Some(name) = option {
         return describe.field(name).cloned().map(Some).ok_or_else(|| {
-            SalesforceFdwError::mapping(
+            Error::mapping(
                 format!("field \"{name}\" of column \"{column}\" does not exist on Salesforce object {}", describe.name),
                 "Check the column's field option, or re-run IMPORT FOREIGN SCHEMA.",
             )
@@ -53,37 +55,34 @@ fn field_for(
 }
 
 impl Table {
-    pub fn load(relid: Oid, user: Oid) -> Result<Table, SalesforceFdwError> {
-        let (server, options) = unsafe {
-            let ft = pg_sys::GetForeignTable(relid);
-            ((*ft).serverid, options_of((*ft).options))
-        };
-        let object = options
-            .get("object")
-            .cloned()
+    pub fn load(relid: Oid, user: Oid) -> Result<Table> {
+        let foreign = catalog::foreign_table(relid)?;
+        let object = foreign
+            .options
+            .object
+            .clone()
             .unwrap_or_else(|| relation_name(relid));
-        let describe = connection::describe(server, user, &object)?;
+        let describe = connection::describe(foreign.server, user, &object)?;
         let rel = unsafe { PgRelation::open(relid) };
         let mut columns = Vec::new();
         for attr in rel.tuple_desc().iter().filter(|a| !a.is_dropped()) {
-            let column_options =
-                unsafe { options_of(pg_sys::GetForeignColumnOptions(relid, attr.attnum)) };
             let name = attr.name().to_string();
-            let field = field_for(&describe, &name, column_options.get("field"))?;
+            let option = catalog::column_field(relid, attr.attnum);
+            let field = field_for(&describe, &name, option.as_ref())?;
             columns.push(Column {
                 attno: attr.attnum,
                 name,
+                type_oid: attr.atttypid,
                 field,
             });
         }
-        let estimated_rows = options.get("estimated_rows").and_then(|n| n.parse().ok());
         Ok(Table {
             relid,
-            server,
+            server: foreign.server,
             user,
             object: describe.name.clone(),
             columns,
-            estimated_rows,
+            options: foreign.options,
         })
     }
 
@@ -99,16 +98,20 @@ impl Table {
         self.columns.iter().find(|c| c.attno == attno)
     }
 
-    /// The field behind a column the query uses.
-    pub fn field_of(&self, attno: i16) -> Result<&FieldDescribe, SalesforceFdwError> {
+    /// The field behind a column the query uses, refused if the column's
+    /// type cannot hold it.
+    pub fn field_of(&self, attno: i16) -> Result<&FieldDescribe> {
         let column = self
             .column(attno)
-            .ok_or_else(|| SalesforceFdwError::mapping(format!("no column {attno}"), ""))?;
-        column.field.as_ref().ok_or_else(|| {
-            SalesforceFdwError::mapping(
-                format!("column \"{}\" of foreign table \"{}\" matches no field of Salesforce object {}", column.name, relation_name(self.relid), self.object),
+            .ok_or_else(|| Error::mapping(format!("no column {attno}"), ""))?;
+        let table = relation_name(self.relid);
+        let field = column.field.as_ref().ok_or_else(|| {
+            Error::mapping(
+                format!("column \"{}\" of foreign table \"{table}\" matches no field of Salesforce object {}", column.name, self.object),
                 "Give the column a field option naming the API field, or re-run IMPORT FOREIGN SCHEMA.",
             )
-        })
+        })?;
+        values::check_column(&table, &column.name, column.type_oid, field)?;
+        Ok(field)
     }
 }

@@ -2,16 +2,17 @@
 //! PL/pgSQL procedures (schema.sql) that call the `_sync_*` steps and commit
 //! between them.
 
-use super::definition::{create_table_sql, qualified, synced_fields, SyncOptions};
-use super::run::{server_oid, Next, Run, SyncError};
+use super::run::{Next, Run};
 use super::store;
-use crate::fdw::{connection, SalesforceFdwError};
-use crate::naming::snake_case;
-use crate::salesforce::SalesforceError;
+use crate::catalog;
+use crate::connection;
+use crate::error::{Error, OrRaise};
 use pgrx::datum::Interval;
-use pgrx::pg_sys::{self, panic::ErrorReport};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgLogLevel, PgSqlErrorCode, Spi};
+use pgrx::{JsonB, PgSqlErrorCode, Spi};
+use salesforce_core::naming::{quote_ident, snake_case};
+use salesforce_core::sync::definition::{create_table_sql, qualified, synced_fields, SyncOptions};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,35 +23,20 @@ thread_local! {
 }
 
 fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
-    let report = ErrorReport::new(code, message, "");
-    let report = match hint {
-        Some(h) => report.set_hint(h),
-        None => report,
-    };
-    report.report(PgLogLevel::ERROR);
-    unreachable!()
-}
-
-fn or_raise<T>(r: Result<T, SyncError>) -> T {
-    r.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_FDW_ERROR, e.0, None))
-}
-
-fn spi<T>(r: Result<T, pgrx::spi::Error>) -> T {
-    r.unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("SPI: {e}"),
-            None,
-        )
-    })
+    let e = Error::sql(code, message);
+    match hint {
+        Some(h) => e.with_hint(h).raise(),
+        None => e.raise(),
+    }
 }
 
 /// Waits for the sync's lock until this transaction ends.
 fn lock_for_transaction(sync_id: i64) {
-    spi(Spi::run_with_args(
+    Spi::run_with_args(
         "SELECT pg_advisory_xact_lock(hashtext('pg_salesforce.sync'), $1::int4)",
         &[sync_id.into()],
-    ));
+    )
+    .or_raise();
 }
 
 /// The schema and table a target names; unqualified names go in the current schema.
@@ -58,14 +44,14 @@ fn target_name(target: Option<&str>, server: &str, object: &str) -> (String, Str
     match target {
         None => (server.to_string(), snake_case(object)),
         Some(t) => {
-            let parts = spi(Spi::get_one_with_args::<Vec<String>>(
-                "SELECT parse_ident($1)",
-                &[t.into()],
-            ))
-            .unwrap_or_default();
+            let parts =
+                Spi::get_one_with_args::<Vec<String>>("SELECT parse_ident($1)", &[t.into()])
+                    .or_raise()
+                    .unwrap_or_default();
             match parts.as_slice() {
                 [table] => (
-                    spi(Spi::get_one::<String>("SELECT current_schema()::text"))
+                    Spi::get_one::<String>("SELECT current_schema()::text")
+                        .or_raise()
                         .unwrap_or_else(|| "public".into()),
                     table.clone(),
                 ),
@@ -96,40 +82,39 @@ fn sync_enable(
             e.hint.as_deref(),
         )
     });
-    if or_raise(store::sync_id(server, object).map_err(SyncError)).is_some() {
+    if store::sync_id(server, object).or_raise().is_some() {
         raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
             format!("{object} on server {server} is already synced"),
             Some("salesforce.resync() reloads it; salesforce.sync_disable() removes it."),
         );
     }
-    let server_oid = or_raise(server_oid(server));
+    let server_oid = catalog::server_oid(server).or_raise();
     let user = unsafe { pg_sys::GetUserId() };
     let describe = connection::with_session(server_oid, user, |s| s.describe(object))
-        .unwrap_or_else(|e| match e {
-            SalesforceFdwError::Salesforce {
-                error: SalesforceError::Api { code, .. },
-                ..
-            } if code == "NOT_FOUND" || code == "INVALID_TYPE" => raise(
+        .unwrap_or_else(|e| match e.salesforce_code() {
+            Some("NOT_FOUND" | "INVALID_TYPE") => raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
                 format!("Salesforce has no object {object}"),
                 Some("Object names are API names, such as Contact or Invoice__c."),
             ),
-            other => or_raise(Err(other.into())),
+            _ => e.raise(),
         });
     let fields = synced_fields(&describe, parsed.fields.as_deref())
         .unwrap_or_else(|m| raise(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m, None));
     let (schema, table) = target_name(target, server, &describe.name);
-    spi(Spi::run(&format!(
+    Spi::run(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
-        crate::naming::quote_ident(&schema)
-    )));
-    spi(Spi::run(&create_table_sql(
+        quote_ident(&schema)
+    ))
+    .or_raise();
+    Spi::run(&create_table_sql(
         &qualified(&schema, &table),
         &fields,
         parsed.soft_delete,
-    )));
-    let id = spi(Spi::get_one_with_args::<i64>(
+    ))
+    .or_raise();
+    let id = Spi::get_one_with_args::<i64>(
         "INSERT INTO salesforce.syncs (server, object, target_schema, target_table, every, options, fields, columns, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         &[
             server.into(),
@@ -142,7 +127,8 @@ fn sync_enable(
             fields.iter().map(|f| f.column.clone()).collect::<Vec<_>>().into(),
             user.into(),
         ],
-    ))
+    )
+    .or_raise()
     .expect("INSERT ... RETURNING gives a row");
     pgrx::notice!(
         "{} will be copied into {}: the sync worker picks it up, or run CALL salesforce.sync_now('{server}', '{}')",
@@ -158,17 +144,11 @@ fn sync_enable(
 fn sync_disable(server: &str, object: &str, drop_table: default!(bool, "false")) {
     let id = sync_id(server, object);
     lock_for_transaction(id);
-    let sync = or_raise(store::load_sync(id).map_err(SyncError));
-    spi(Spi::run_with_args(
-        "DELETE FROM salesforce.syncs WHERE id = $1",
-        &[id.into()],
-    ));
-    spi(Spi::run(&format!(
-        "DROP TABLE IF EXISTS {}",
-        sync.staging()
-    )));
+    let sync = store::load_sync(id).or_raise();
+    Spi::run_with_args("DELETE FROM salesforce.syncs WHERE id = $1", &[id.into()]).or_raise();
+    Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.staging())).or_raise();
     if drop_table {
-        spi(Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.target())));
+        Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.target())).or_raise();
     }
 }
 
@@ -178,13 +158,15 @@ fn _sync_id(server: &str, object: &str) -> i64 {
 }
 
 fn sync_id(server: &str, object: &str) -> i64 {
-    or_raise(store::sync_id(server, object).map_err(SyncError)).unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("{object} on server {server} is not synced"),
-            Some("Start with SELECT salesforce.sync_enable(server, object)."),
-        )
-    })
+    store::sync_id(server, object)
+        .or_raise()
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("{object} on server {server} is not synced"),
+                Some("Start with SELECT salesforce.sync_enable(server, object)."),
+            )
+        })
 }
 
 /// Whether the calling procedure may COMMIT: not inside BEGIN ... COMMIT.
@@ -197,25 +179,24 @@ fn _sync_can_commit() -> bool {
 #[pg_extern]
 fn _sync_request_resync(sync_id: i64) {
     lock_for_transaction(sync_id);
-    let sync = or_raise(store::load_sync(sync_id).map_err(SyncError));
-    spi(Spi::run(&format!(
-        "DROP TABLE IF EXISTS {}",
-        sync.staging()
-    )));
-    spi(Spi::run(&format!(
+    let sync = store::load_sync(sync_id).or_raise();
+    Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.staging())).or_raise();
+    Spi::run(&format!(
         "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
         sync.staging(),
         sync.target()
-    )));
-    spi(Spi::run_with_args(
+    ))
+    .or_raise();
+    Spi::run_with_args(
         "UPDATE salesforce.syncs SET stage = 'resync', backfill_after = NULL, backfill_total = NULL, backfill_rows = 0 WHERE id = $1",
         &[sync_id.into()],
-    ));
+    )
+    .or_raise();
 }
 
 #[pg_extern]
 fn _sync_start(sync_id: i64, started_by: &str) -> i64 {
-    let run = or_raise(Run::start(sync_id, started_by));
+    let run = Run::start(sync_id, started_by).or_raise();
     let id = run.id;
     RUNS.with(|r| r.borrow_mut().insert(id, run));
     id
@@ -255,22 +236,20 @@ fn _sync_step(run_id: i64) -> bool {
         }
     };
     RUNS.with(|r| r.borrow_mut().insert(run_id, run));
-    or_raise(outcome)
+    outcome.or_raise()
 }
 
 #[pg_extern]
 fn _sync_finish(run_id: i64, failure: Option<&str>) {
     match RUNS.with(|r| r.borrow_mut().remove(&run_id)) {
-        Some(run) => or_raise(run.finish(failure.map(str::to_string))),
+        Some(run) => run.finish(failure.map(str::to_string)).or_raise(),
         // The step was interrupted before it could hand the run back.
-        None => or_raise(
-            store::finish_run(
-                run_id,
-                "failed",
-                Some(failure.unwrap_or("interrupted")),
-                Some(60),
-            )
-            .map_err(SyncError),
-        ),
+        None => store::finish_run(
+            run_id,
+            "failed",
+            Some(failure.unwrap_or("interrupted")),
+            Some(60),
+        )
+        .or_raise(),
     }
 }

@@ -2,12 +2,11 @@
 //! order and then kept current by SystemModstamp, getDeleted and, when that
 //! window has passed, a comparison of ids. Runs are driven by
 //! `CALL salesforce.sync_now(...)` (pg_cron or by hand) or by the worker;
-//! writes through foreign tables reach the copies at once (`write_through`).
+//! writes through foreign tables reach the copies at once (`write_through`,
+//! which lib.rs registers with `write`). What needs no database, the
+//! definitions, SOQL and pacing, is `salesforce_core::sync`.
 
 mod api;
-mod definition;
-mod pacing;
-mod queries;
 mod rows;
 mod run;
 mod store;

@@ -1,63 +1,63 @@
-//! Salesforce records as rows of a local copy, in the form
-//! `json_populate_recordset` reads.
+//! Salesforce records as rows of a local copy: each value converted by the
+//! shared values module into its column's input text, gathered column by
+//! column for one INSERT per page.
 
-use super::definition::{SyncedField, DELETED_AT};
-use crate::fdw::convert::{to_pg_text, PgKind};
-use crate::salesforce::session::parse_datetime;
-use crate::typemap::PgType;
+use crate::error::Result;
+use crate::values::{input_text, Source};
 use chrono::{DateTime, Utc};
+use salesforce_core::client::session::parse_datetime;
+use salesforce_core::sync::definition::SyncedField;
 use serde_json::{Map, Value as Json};
 
-fn kind_of(p: PgType) -> PgKind {
-    match p {
-        PgType::Text => PgKind::Text,
-        PgType::Boolean => PgKind::Bool,
-        PgType::Integer | PgType::Bigint => PgKind::Integer,
-        PgType::DoublePrecision => PgKind::Float,
-        PgType::Numeric => PgKind::Numeric,
-        PgType::Date => PgKind::Date,
-        PgType::Timestamptz => PgKind::Timestamp,
-        PgType::Time => PgKind::Time,
-        PgType::TextArray => PgKind::TextArray,
-        PgType::Jsonb => PgKind::Json,
-    }
+/// Rows for a copy, column by column: `columns[i]` holds the input texts of
+/// `fields[i]`; `deleted_at` is kept only for soft-delete copies.
+pub struct Rows<'a> {
+    pub fields: &'a [SyncedField],
+    pub columns: Vec<Vec<Option<String>>>,
+    pub deleted_at: Option<Vec<Option<String>>>,
 }
 
-/// Input text per column, except JSON for jsonb columns and an array for
-/// text[] ones. `deleted_at` is given only for soft-delete copies.
-pub fn local_row(
-    fields: &[SyncedField],
-    record: &Map<String, Json>,
-    deleted_at: Option<Option<String>>,
-) -> Result<Map<String, Json>, String> {
-    let mut row = Map::with_capacity(fields.len() + 1);
-    for f in fields {
-        let v = record.get(&f.field).unwrap_or(&Json::Null);
-        let local = match (f.pg, v) {
-            (_, Json::Null) => Json::Null,
-            (PgType::Jsonb, v) => v.clone(),
-            (PgType::TextArray, Json::String(s)) => Json::Array(
-                s.split(';')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| Json::String(p.into()))
-                    .collect(),
-            ),
-            (pg, v) => to_pg_text(v, kind_of(pg))
-                .map_err(|e| {
-                    format!(
-                        "cannot store field {} of {}: {e}",
-                        f.field,
-                        record.get("Id").and_then(Json::as_str).unwrap_or("?")
-                    )
-                })?
-                .map_or(Json::Null, Json::String),
-        };
-        row.insert(f.column.clone(), local);
+impl<'a> Rows<'a> {
+    pub fn new(fields: &'a [SyncedField], soft_delete: bool) -> Rows<'a> {
+        Rows {
+            fields,
+            columns: vec![Vec::new(); fields.len()],
+            deleted_at: soft_delete.then(Vec::new),
+        }
     }
-    if let Some(at) = deleted_at {
-        row.insert(DELETED_AT.into(), at.map_or(Json::Null, Json::String));
+
+    pub fn len(&self) -> usize {
+        self.columns.first().map_or(0, Vec::len)
     }
-    Ok(row)
+
+    /// Adds a record; `deleted` marks it deleted in a soft-delete copy.
+    pub fn push(
+        &mut self,
+        record: &Map<String, Json>,
+        deleted: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let id = record.get("Id").and_then(Json::as_str);
+        let texts = self
+            .fields
+            .iter()
+            .map(|f| {
+                let value = record.get(&f.field).unwrap_or(&Json::Null);
+                let from = Source {
+                    column: &f.column,
+                    field: &f.field,
+                    record: id,
+                };
+                input_text(value, f.pg.kind(), &from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (column, text) in self.columns.iter_mut().zip(texts) {
+            column.push(text);
+        }
+        if let Some(at) = &mut self.deleted_at {
+            at.push(deleted.map(|t| t.to_rfc3339()));
+        }
+        Ok(())
+    }
 }
 
 pub fn stamp_of(record: &Map<String, Json>) -> Option<DateTime<Utc>> {
@@ -70,6 +70,7 @@ pub fn stamp_of(record: &Map<String, Json>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use salesforce_core::typemap::PgType;
     use serde_json::json;
 
     fn field(field: &str, column: &str, pg: PgType) -> SyncedField {
@@ -88,15 +89,25 @@ mod tests {
             field("Amount", "amount", PgType::Numeric),
             field("Title", "title", PgType::Text),
         ];
+        let mut rows = Rows::new(&fields, true);
         let record = json!({"Id": "003A", "Languages__c": "en;fr", "Amount": 12.5, "Title": null});
-        let row = local_row(&fields, record.as_object().unwrap(), Some(None)).unwrap();
+        rows.push(record.as_object().unwrap(), None).unwrap();
         assert_eq!(
-            Json::Object(row),
-            json!({"id": "003A", "languages__c": ["en", "fr"], "amount": "12.5", "title": null, "_deleted_at": null})
+            rows.columns,
+            vec![
+                vec![Some("003A".to_string())],
+                vec![Some(r#"{"en","fr"}"#.to_string())],
+                vec![Some("12.5".to_string())],
+                vec![None],
+            ]
         );
+        assert_eq!(rows.deleted_at, Some(vec![None]));
         let bad = json!({"Id": "003B", "Amount": {"value": 1}});
-        assert!(local_row(&fields, bad.as_object().unwrap(), None)
+        let e = rows
+            .push(bad.as_object().unwrap(), None)
             .unwrap_err()
-            .contains("Amount of 003B"));
+            .message();
+        assert!(e.contains("Amount of record 003B"), "{e}");
+        assert_eq!(rows.len(), 1, "a record that fails adds nothing");
     }
 }

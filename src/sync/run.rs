@@ -3,36 +3,21 @@
 //! worker can do it outside any transaction) and `apply` (local: the rows
 //! and the checkpoint that covers them, in one transaction).
 
-use super::definition::{self, SyncOptions, SyncedField};
-use super::pacing::{self, Bucket};
-use super::queries;
-use super::rows::{local_row, stamp_of};
-use super::store::{self, RunProgress, SyncRow};
-use crate::fdw::connection;
-use crate::fdw::SalesforceFdwError;
-use crate::salesforce::describe::ObjectDescribe;
-use crate::salesforce::session::{DeletedRecords, QueryPage};
-use crate::salesforce::SalesforceError;
+use super::rows::{stamp_of, Rows};
+use super::store::{self, RunProgress, Stage, SyncRow};
+use crate::catalog;
+use crate::connection;
+use crate::error::{Error, Result};
 use chrono::{DateTime, Duration as Span, Utc};
-use pgrx::pg_sys::{self, panic::ErrorReport, Oid};
+use pgrx::pg_sys::Oid;
+use pgrx::PgSqlErrorCode;
+use salesforce_core::client::describe::ObjectDescribe;
+use salesforce_core::client::session::{DeletedRecords, QueryPage};
+use salesforce_core::sync::definition::{self, SyncOptions, SyncedField};
+use salesforce_core::sync::pacing::{self, Bucket};
+use salesforce_core::sync::queries;
 use serde_json::{Map, Value as Json};
 use std::time::Duration;
-
-/// An error as the run log and the caller see it: already free of secrets.
-#[derive(Debug)]
-pub struct SyncError(pub String);
-
-impl From<SalesforceFdwError> for SyncError {
-    fn from(e: SalesforceFdwError) -> Self {
-        SyncError(ErrorReport::from(e).message().to_string())
-    }
-}
-
-impl From<String> for SyncError {
-    fn from(e: String) -> Self {
-        SyncError(e)
-    }
-}
 
 /// Pauses longer than this end the run as throttled instead of waiting.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
@@ -79,7 +64,7 @@ pub enum Next {
 
 /// What a fetch did, for the log and pacing, whatever its outcome.
 pub struct Fetched {
-    pub answer: Result<Answer, SalesforceFdwError>,
+    pub answer: Result<Answer>,
     pub requests: i64,
     pub limit_info: Option<String>,
     pub server_time: Option<DateTime<Utc>>,
@@ -108,47 +93,27 @@ pub struct Run {
     throttled: Option<(String, i64)>,
 }
 
-pub fn server_oid(name: &str) -> Result<Oid, SyncError> {
-    let c = std::ffi::CString::new(name).map_err(|_| SyncError("bad server name".into()))?;
-    let server = unsafe { pg_sys::GetForeignServerByName(c.as_ptr(), true) };
-    if server.is_null() {
-        return Err(SyncError(format!("server \"{name}\" does not exist")));
-    }
-    Ok(unsafe { (*server).serverid })
-}
-
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
 impl Run {
     /// Starts a run of sync `sync_id`. The caller holds the sync's lock.
-    pub fn start(sync_id: i64, started_by: &str) -> Result<Run, SyncError> {
+    pub fn start(sync_id: i64, started_by: &str) -> Result<Run> {
         store::close_abandoned_runs(sync_id)?;
         let sync = store::load_sync(sync_id)?;
-        let options = SyncOptions::parse(&sync.options).map_err(|e| SyncError(e.message))?;
-        let server = server_oid(&sync.server)?;
-        let server_options = connection::server_options(server);
-        let number = |key: &str, default: f64| {
-            server_options
-                .get(key)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(default)
-        };
-        let kind = match sync.stage.as_str() {
-            "backfill" => "backfill",
-            "resync" => "resync",
-            _ => "incremental",
-        };
-        let id = store::insert_run(&sync, kind, started_by)?;
+        let options = SyncOptions::parse(&sync.options)?;
+        let server = catalog::server_oid(&sync.server)?;
+        let (server_options, _) = catalog::server_options(server)?;
+        let id = store::insert_run(&sync, sync.stage.as_str(), started_by)?;
         Ok(Run {
             id,
             options,
             fields: vec![],
             server,
             user: Oid::from(sync.owner),
-            max_per_day: number("max_requests_per_day", pacing::DEFAULT_MAX_REQUESTS_PER_DAY),
-            reserve_percent: number("budget_reserve_percent", pacing::DEFAULT_RESERVE_PERCENT),
+            max_per_day: server_options.max_requests_per_day as f64,
+            reserve_percent: server_options.budget_reserve_percent as f64,
             sync,
             phase: Phase::Describe,
             next_url: None,
@@ -169,7 +134,7 @@ impl Run {
     }
 
     /// Whether pacing lets a request go now; sets `throttled` if not soon.
-    fn pace(&mut self) -> Result<Option<Duration>, SyncError> {
+    fn pace(&mut self) -> Result<Option<Duration>> {
         let row = store::load_pacing(&self.sync.server, false)?;
         if let Some(r) = &row {
             if let (Some(used), Some(max), true) = (r.org_used, r.org_max, r.fresh) {
@@ -203,7 +168,7 @@ impl Run {
     }
 
     fn target(&self) -> String {
-        if self.sync.stage == "resync" && matches!(self.phase, Phase::Backfill) {
+        if self.sync.stage == Stage::Resync && self.phase == Phase::Backfill {
             self.sync.staging()
         } else {
             self.sync.target()
@@ -220,7 +185,7 @@ impl Run {
     }
 
     /// Local work, then what to ask Salesforce next. Needs a transaction.
-    pub fn prepare(&mut self) -> Result<Next, SyncError> {
+    pub fn prepare(&mut self) -> Result<Next> {
         if self.phase == Phase::Done {
             return Ok(Next::Done);
         }
@@ -308,7 +273,7 @@ impl Run {
         }
     }
 
-    fn debit(&self, requests: i64, limit_info: Option<&str>) -> Result<(), SyncError> {
+    fn debit(&self, requests: i64, limit_info: Option<&str>) -> Result<()> {
         let now = now_ms();
         let row = store::load_pacing(&self.sync.server, true)?;
         let bucket = row
@@ -334,7 +299,7 @@ impl Run {
     }
 
     /// Stores what a fetch brought and moves the checkpoint. Needs a transaction.
-    pub fn apply(&mut self, fetched: Fetched) -> Result<(), SyncError> {
+    pub fn apply(&mut self, fetched: Fetched) -> Result<()> {
         self.api_requests += fetched.requests;
         if fetched.server_time.is_some() {
             self.server_time = fetched.server_time;
@@ -342,14 +307,11 @@ impl Run {
         self.debit(fetched.requests, fetched.limit_info.as_deref())?;
         let answer = match fetched.answer {
             Ok(a) => a,
-            Err(SalesforceFdwError::Salesforce {
-                error: SalesforceError::Api { code, .. },
-                ..
-            }) if code == "REQUEST_LIMIT_EXCEEDED" => {
+            Err(e) if e.salesforce_code() == Some("REQUEST_LIMIT_EXCEEDED") => {
                 self.throttle("Salesforce answered REQUEST_LIMIT_EXCEEDED: the org's daily API limit is used up".into(), RESERVE_RETRY_SECONDS);
                 return self.save();
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         match answer {
             Answer::Describe(d) => self.apply_describe(&d)?,
@@ -370,13 +332,13 @@ impl Run {
         }
     }
 
-    fn save(&self) -> Result<(), SyncError> {
+    fn save(&self) -> Result<()> {
         store::save_checkpoint(&self.sync)?;
         store::save_progress(&self.progress())?;
         Ok(())
     }
 
-    fn apply_describe(&mut self, object: &ObjectDescribe) -> Result<(), SyncError> {
+    fn apply_describe(&mut self, object: &ObjectDescribe) -> Result<()> {
         let drift = definition::drift(
             object,
             &self.sync.fields,
@@ -385,7 +347,7 @@ impl Run {
         );
         if !drift.added.is_empty() {
             let mut tables = vec![self.sync.target()];
-            if self.sync.stage == "resync" {
+            if self.sync.stage == Stage::Resync {
                 tables.push(self.sync.staging());
             }
             for table in tables {
@@ -406,15 +368,15 @@ impl Run {
             ));
         }
         self.fields = definition::present_fields(&self.sync.fields, &self.sync.columns, object);
-        self.phase = match self.sync.stage.as_str() {
-            "incremental" => Phase::Changes,
+        self.phase = match self.sync.stage {
+            Stage::Incremental => Phase::Changes,
             _ if self.sync.backfill_total.is_none() => Phase::Count,
             _ => Phase::Backfill,
         };
         Ok(())
     }
 
-    fn apply_page(&mut self, page: QueryPage) -> Result<(), SyncError> {
+    fn apply_page(&mut self, page: QueryPage) -> Result<()> {
         self.next_url = if page.done {
             None
         } else {
@@ -435,12 +397,11 @@ impl Run {
                 self.phase = Phase::Backfill;
             }
             Phase::Backfill => {
-                let rows = page
-                    .records
-                    .iter()
-                    .map(|r| local_row(&self.fields, r, soft.then_some(None)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let n = store::upsert_rows(&self.target(), &self.fields, soft, &rows)?;
+                let mut rows = Rows::new(&self.fields, soft);
+                for r in &page.records {
+                    rows.push(r, None)?;
+                }
+                let n = store::upsert_rows(&self.target(), &rows)?;
                 self.rows_upserted += n;
                 self.sync.backfill_rows += n;
                 if let Some(last) = page
@@ -452,7 +413,7 @@ impl Run {
                     self.sync.backfill_after = Some(last.to_string());
                 }
                 if done {
-                    if self.sync.stage == "resync" {
+                    if self.sync.stage == Stage::Resync {
                         store::replace_contents(
                             &self.sync.target(),
                             &self.sync.staging(),
@@ -463,7 +424,7 @@ impl Run {
                         self.notes
                             .push("the copy was replaced with the reloaded records".into());
                     }
-                    self.sync.stage = "incremental".into();
+                    self.sync.stage = Stage::Incremental;
                     self.sync.backfill_after = None;
                     self.phase = Phase::Changes;
                 }
@@ -472,20 +433,18 @@ impl Run {
                 let is_deleted = |r: &Map<String, Json>| {
                     r.get("IsDeleted").and_then(Json::as_bool) == Some(true)
                 };
-                let mut live = Vec::new();
+                let mut live = Rows::new(&self.fields, soft);
                 let mut gone = Vec::new();
                 for r in &page.records {
                     if !is_deleted(r) {
-                        live.push(local_row(&self.fields, r, soft.then_some(None))?);
+                        live.push(r, None)?;
                     } else if soft {
-                        let at = stamp_of(r).unwrap_or_else(Utc::now).to_rfc3339();
-                        live.push(local_row(&self.fields, r, Some(Some(at)))?);
+                        live.push(r, Some(stamp_of(r).unwrap_or_else(Utc::now)))?;
                     } else if let Some(id) = r.get("Id").and_then(Json::as_str) {
                         gone.push(id.to_string());
                     }
                 }
-                self.rows_upserted +=
-                    store::upsert_rows(&self.target(), &self.fields, soft, &live)?;
+                self.rows_upserted += store::upsert_rows(&self.target(), &live)?;
                 self.rows_deleted += store::delete_rows(
                     &self.target(),
                     self.sync.id_column(),
@@ -521,13 +480,16 @@ impl Run {
                 }
             }
             Phase::Describe | Phase::Deletes | Phase::Done => {
-                return Err(SyncError("unexpected query page".into()))
+                return Err(Error::sql(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    "unexpected query page",
+                ))
             }
         }
         Ok(())
     }
 
-    fn apply_deleted(&mut self, d: DeletedRecords) -> Result<(), SyncError> {
+    fn apply_deleted(&mut self, d: DeletedRecords) -> Result<()> {
         let start = self
             .sync
             .deleted_cursor
@@ -569,7 +531,7 @@ impl Run {
 
     /// Ends the run in the log, and says when it is next due. The checkpoint
     /// is not saved here: after a failure only what `apply` committed counts.
-    pub fn finish(self, failure: Option<String>) -> Result<(), SyncError> {
+    pub fn finish(self, failure: Option<String>) -> Result<()> {
         store::save_progress(&self.progress())?;
         let (status, error, retry) = match (&failure, &self.throttled) {
             (Some(e), _) => ("failed", Some(e.clone()), Some(60)),

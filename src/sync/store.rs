@@ -1,13 +1,37 @@
 //! The sync's local side through SPI: its configuration and checkpoint rows,
 //! its log, its pacing row, and the rows of the copy itself.
 
-use super::definition::{qualified, SyncedField, DELETED_AT, SYNCED_AT};
-use crate::naming::quote_ident;
+use super::rows::Rows;
+use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use pgrx::datum::DatumWithOid;
-use pgrx::{JsonB, Spi};
+use pgrx::{JsonB, PgSqlErrorCode, Spi};
+use salesforce_core::naming::quote_ident;
+use salesforce_core::sync::definition::{qualified, DELETED_AT, SYNCED_AT};
 use serde::Deserialize;
 use serde_json::Value as Json;
+
+/// Where a sync is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Copying every record for the first time, in Id order.
+    Backfill,
+    /// Copying every record again into a staging table that then replaces the copy.
+    Resync,
+    /// Following changes by SystemModstamp.
+    Incremental,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Backfill => "backfill",
+            Stage::Resync => "resync",
+            Stage::Incremental => "incremental",
+        }
+    }
+}
 
 /// A `salesforce.syncs` row.
 #[derive(Clone, Debug, Deserialize)]
@@ -21,7 +45,7 @@ pub struct SyncRow {
     pub fields: Vec<String>,
     pub columns: Vec<String>,
     pub owner: u32,
-    pub stage: String,
+    pub stage: Stage,
     pub backfill_after: Option<String>,
     pub backfill_total: Option<i64>,
     pub backfill_rows: i64,
@@ -49,34 +73,38 @@ impl SyncRow {
     }
 }
 
-fn spi_error(e: pgrx::spi::Error) -> String {
-    format!("SPI: {e}")
+pub fn load_sync(id: i64) -> Result<SyncRow> {
+    let row = Spi::get_one_with_args::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()])?;
+    let row = row.ok_or_else(|| {
+        Error::sql(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("sync {id} no longer exists"),
+        )
+    })?;
+    serde_json::from_value(row.0).map_err(|e| {
+        Error::sql(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("cannot read sync {id}: {e}"),
+        )
+    })
 }
 
-pub type StoreResult<T> = Result<T, String>;
-
-pub fn load_sync(id: i64) -> StoreResult<SyncRow> {
-    let row = Spi::get_one_with_args::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()]).map_err(spi_error)?;
-    let row = row.ok_or_else(|| format!("sync {id} no longer exists"))?;
-    serde_json::from_value(row.0).map_err(|e| format!("cannot read sync {id}: {e}"))
-}
-
-pub fn sync_id(server: &str, object: &str) -> StoreResult<Option<i64>> {
+pub fn sync_id(server: &str, object: &str) -> Result<Option<i64>> {
     Spi::get_one_with_args::<i64>(
         "SELECT (SELECT id FROM salesforce.syncs WHERE server = $1 AND lower(object) = lower($2))",
         &[server.into(), object.into()],
     )
-    .map_err(spi_error)
+    .map_err(Error::from)
 }
 
 /// Saves the checkpoint: stage, backfill progress and cursors.
-pub fn save_checkpoint(s: &SyncRow) -> StoreResult<()> {
+pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
     let stamp = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
     Spi::run_with_args(
         "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9 WHERE id = $1",
         &[
             s.id.into(),
-            s.stage.clone().into(),
+            s.stage.as_str().into(),
             s.backfill_after.clone().into(),
             s.backfill_total.into(),
             s.backfill_rows.into(),
@@ -86,30 +114,30 @@ pub fn save_checkpoint(s: &SyncRow) -> StoreResult<()> {
             s.columns.clone().into(),
         ],
     )
-    .map_err(spi_error)
+    .map_err(Error::from)
 }
 
-pub fn run_sql(sql: &str) -> StoreResult<()> {
-    Spi::run(sql).map_err(spi_error)
+pub fn run_sql(sql: &str) -> Result<()> {
+    Spi::run(sql).map_err(Error::from)
 }
 
 /// Marks runs of a sync that were left running (their backend died) as failed.
 /// Only called with the sync's lock held, so none of them is still going.
-pub fn close_abandoned_runs(sync_id: i64) -> StoreResult<()> {
+pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
     Spi::run_with_args(
         "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running'",
         &[sync_id.into()],
     )
-    .map_err(spi_error)
+    .map_err(Error::from)
 }
 
-pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> StoreResult<i64> {
+pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> Result<i64> {
     Spi::get_one_with_args::<i64>(
         "INSERT INTO salesforce.sync_runs (sync_id, server, object, kind, started_by, cursor_from) VALUES ($1, $2, $3, $4, $5, $6::timestamptz) RETURNING id",
         &[s.id.into(), s.server.clone().into(), s.object.clone().into(), kind.into(), started_by.into(), s.cursor.map(|t| t.to_rfc3339()).into()],
     )
-    .map_err(spi_error)?
-    .ok_or_else(|| "no run id".to_string())
+    ?
+    .ok_or_else(|| Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "no run id"))
 }
 
 /// A run's counters as the log shows them.
@@ -122,12 +150,12 @@ pub struct RunProgress<'a> {
     pub notes: &'a [String],
 }
 
-pub fn save_progress(p: &RunProgress) -> StoreResult<()> {
+pub fn save_progress(p: &RunProgress) -> Result<()> {
     Spi::run_with_args(
         "UPDATE salesforce.sync_runs SET rows_upserted = $2, rows_deleted = $3, api_requests = $4, cursor_to = $5::timestamptz, notes = $6 WHERE id = $1",
         &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.to_vec().into()],
     )
-    .map_err(spi_error)
+    .map_err(Error::from)
 }
 
 /// Ends a run and says when its sync is next due: after `every`, or after
@@ -137,13 +165,13 @@ pub fn finish_run(
     status: &str,
     error: Option<&str>,
     retry_in: Option<i64>,
-) -> StoreResult<()> {
+) -> Result<()> {
     Spi::run_with_args(
         "WITH r AS (UPDATE salesforce.sync_runs SET status = $2, error = $3, finished_at = clock_timestamp() WHERE id = $1 RETURNING sync_id)
          UPDATE salesforce.syncs s SET next_due = clock_timestamp() + coalesce(make_interval(secs => $4), s.every) FROM r WHERE s.id = r.sync_id",
-        &[run_id.into(), status.into(), error.into(), retry_in.map(|s| s as f64).into()],
+        &[run_id.into(), status.into(), error.map(crate::error::scrub).into(), retry_in.map(|s| s as f64).into()],
     )
-    .map_err(spi_error)
+    .map_err(Error::from)
 }
 
 /// `a = EXCLUDED.a, ...` for every quoted column but the key.
@@ -156,41 +184,50 @@ fn set_from_excluded(quoted: &[String], id: &str) -> String {
         .join(", ")
 }
 
-/// Writes records (each a map from column to value) into `table`, replacing
-/// rows with the same id.
-pub fn upsert_rows(
-    table: &str,
-    fields: &[SyncedField],
-    soft_delete: bool,
-    records: &[serde_json::Map<String, Json>],
-) -> StoreResult<i64> {
-    if records.is_empty() {
+/// Writes rows into `table`, replacing rows with the same id. Each column
+/// arrives as an array of input texts and is cast to its type, which runs
+/// the type's input function as a scan does.
+pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
+    if rows.len() == 0 {
         return Ok(0);
     }
-    let mut columns: Vec<String> = fields.iter().map(|f| quote_ident(&f.column)).collect();
+    let mut columns: Vec<String> = rows.fields.iter().map(|f| quote_ident(&f.column)).collect();
     let id = quote_ident(
-        &fields
+        &rows
+            .fields
             .iter()
             .find(|f| f.field == "Id")
             .map(|f| f.column.clone())
             .unwrap_or_else(|| "id".into()),
     );
-    let mut selected: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
+    let mut selected: Vec<String> = rows
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("r.c{i}::{}", f.pg.sql()))
+        .collect();
+    let mut arrays: Vec<DatumWithOid> = rows.columns.iter().map(|c| c.clone().into()).collect();
     columns.push(SYNCED_AT.into());
     selected.push("now()".into());
-    if soft_delete {
+    if let Some(at) = &rows.deleted_at {
         columns.push(DELETED_AT.into());
-        selected.push(format!("r.{DELETED_AT}"));
+        selected.push(format!("r.c{}::timestamptz", arrays.len()));
+        arrays.push(at.clone().into());
     }
+    let parameters: Vec<String> = (1..=arrays.len())
+        .map(|i| format!("${i}::text[]"))
+        .collect();
+    let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
     let sql = format!(
-        "INSERT INTO {table} ({}) SELECT {} FROM json_populate_recordset(NULL::{table}, $1::json) r ON CONFLICT ({id}) DO UPDATE SET {}",
+        "INSERT INTO {table} ({}) SELECT {} FROM unnest({}) AS r({}) ON CONFLICT ({id}) DO UPDATE SET {}",
         columns.join(", "),
         selected.join(", "),
+        parameters.join(", "),
+        names.join(", "),
         set_from_excluded(&columns, &id)
     );
-    let json = serde_json::to_string(records).map_err(|e| e.to_string())?;
-    Spi::run_with_args(&sql, &[json.into()]).map_err(spi_error)?;
-    Ok(records.len() as i64)
+    Spi::run_with_args(&sql, &arrays)?;
+    Ok(rows.len() as i64)
 }
 
 /// Removes rows by id, or with soft deletes marks them deleted at `at`.
@@ -200,7 +237,7 @@ pub fn delete_rows(
     soft_delete: bool,
     ids: &[String],
     at: DateTime<Utc>,
-) -> StoreResult<i64> {
+) -> Result<i64> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -213,9 +250,7 @@ pub fn delete_rows(
     } else {
         (format!("WITH d AS (DELETE FROM {table} WHERE {id} = ANY($1) RETURNING 1) SELECT count(*) FROM d"), vec![ids.to_vec().into()])
     };
-    Ok(Spi::get_one_with_args::<i64>(&sql, &args)
-        .map_err(spi_error)?
-        .unwrap_or(0))
+    Ok(Spi::get_one_with_args::<i64>(&sql, &args)?.unwrap_or(0))
 }
 
 /// Removes (or marks deleted) every row whose id is not in `live`.
@@ -225,7 +260,7 @@ pub fn keep_only(
     soft_delete: bool,
     live: &[String],
     at: DateTime<Utc>,
-) -> StoreResult<i64> {
+) -> Result<i64> {
     let id = quote_ident(id_column);
     let sql = if soft_delete {
         format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE NOT ({id} = ANY($1)) AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d")
@@ -233,8 +268,7 @@ pub fn keep_only(
         format!("WITH d AS (DELETE FROM {table} WHERE NOT ({id} = ANY($1)) AND $2::timestamptz IS NOT NULL RETURNING 1) SELECT count(*) FROM d")
     };
     Ok(
-        Spi::get_one_with_args::<i64>(&sql, &[live.to_vec().into(), at.to_rfc3339().into()])
-            .map_err(spi_error)?
+        Spi::get_one_with_args::<i64>(&sql, &[live.to_vec().into(), at.to_rfc3339().into()])?
             .unwrap_or(0),
     )
 }
@@ -247,7 +281,7 @@ pub fn replace_contents(
     id_column: &str,
     columns: &[String],
     soft_delete: bool,
-) -> StoreResult<()> {
+) -> Result<()> {
     let id = quote_ident(id_column);
     let mut quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     quoted.push(SYNCED_AT.into());
@@ -274,13 +308,13 @@ pub struct PacingRow {
 }
 
 /// `for_update` locks the row until the transaction ends, for a debit.
-pub fn load_pacing(server: &str, for_update: bool) -> StoreResult<Option<PacingRow>> {
+pub fn load_pacing(server: &str, for_update: bool) -> Result<Option<PacingRow>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row = Spi::get_one_with_args::<JsonB>(
         &format!("SELECT (SELECT jsonb_build_array(tokens, refilled_at_ms, org_used, org_max, observed_at > clock_timestamp() - interval '15 minutes') FROM salesforce.pacing WHERE server = $1{lock})"),
         &[server.into()],
     )
-    .map_err(spi_error)?;
+    .map_err(Error::from)?;
     Ok(row.map(|j| {
         let a = |i: usize| j.0.get(i).cloned().unwrap_or(Json::Null);
         PacingRow {
@@ -293,12 +327,12 @@ pub fn load_pacing(server: &str, for_update: bool) -> StoreResult<Option<PacingR
     }))
 }
 
-pub fn save_pacing(server: &str, row: &PacingRow) -> StoreResult<()> {
+pub fn save_pacing(server: &str, row: &PacingRow) -> Result<()> {
     Spi::run_with_args(
         "INSERT INTO salesforce.pacing (server, tokens, refilled_at_ms, org_used, org_max, observed_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())
          ON CONFLICT (server) DO UPDATE SET tokens = EXCLUDED.tokens, refilled_at_ms = EXCLUDED.refilled_at_ms,
            org_used = coalesce(EXCLUDED.org_used, pacing.org_used), org_max = coalesce(EXCLUDED.org_max, pacing.org_max), observed_at = EXCLUDED.observed_at",
         &[server.into(), row.tokens.into(), row.at_ms.into(), row.org_used.into(), row.org_max.into()],
     )
-    .map_err(spi_error)
+    .map_err(Error::from)
 }

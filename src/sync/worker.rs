@@ -3,13 +3,13 @@
 //! step's local work is a short transaction of its own; requests to
 //! Salesforce are made with no transaction open.
 
-use super::run::{Next, Run, SyncError};
+use super::run::{Next, Run};
+use crate::error::{self, Error, Result};
 use crate::gucs;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::Spi;
+use pgrx::{PgLogLevel, Spi};
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -23,23 +23,16 @@ pub fn register() {
         .load();
 }
 
-fn caught_message(e: CaughtError) -> String {
-    match e {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
-        CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-    }
-}
-
 /// Runs `f` in a transaction of its own; an error of any kind aborts that
 /// transaction and comes back as a message, so one sync cannot stop others.
-fn in_transaction<T>(f: impl FnOnce() -> Result<T, SyncError>) -> Result<T, String> {
+fn in_transaction<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
     let outcome = PgTryBuilder::new(AssertUnwindSafe(f))
-        .catch_others(|e| Err(SyncError(caught_message(e))))
+        .catch_others(|e| Err(Error::caught(e)))
         .execute();
     unsafe {
         match outcome {
@@ -51,41 +44,43 @@ fn in_transaction<T>(f: impl FnOnce() -> Result<T, SyncError>) -> Result<T, Stri
             Err(e) => {
                 pg_sys::AbortCurrentTransaction();
                 pg_sys::FlushErrorState();
-                Err(e.0)
+                Err(e.message())
             }
         }
     }
 }
 
-fn due_syncs() -> Result<Vec<i64>, SyncError> {
-    let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")
-        .map_err(|e| SyncError(e.to_string()))?;
+fn warn(message: &str) {
+    error::notice(PgLogLevel::WARNING, message);
+}
+
+fn due_syncs() -> Result<Vec<i64>> {
+    let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
         let rows = client.select("SELECT id FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() ORDER BY next_due, id", None, &[])?;
-        rows.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or_default())).collect::<Result<Vec<_>, _>>()
+        rows.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or_default())).collect::<std::result::Result<Vec<_>, _>>()
     })
-    .map_err(|e| SyncError(e.to_string()))
+    .map_err(Error::from)
 }
 
 /// Takes the sync's lock without waiting; false if a session holds it.
-fn try_lock(sync_id: i64) -> Result<bool, SyncError> {
+fn try_lock(sync_id: i64) -> Result<bool> {
     let got = Spi::get_one_with_args::<bool>(
         "SELECT pg_try_advisory_lock(hashtext('pg_salesforce.sync'), $1::int4) AND (SELECT enabled AND next_due <= clock_timestamp() FROM salesforce.syncs WHERE id = $1)",
         &[sync_id.into()],
-    )
-    .map_err(|e| SyncError(e.to_string()))?;
+    )?;
     Ok(got == Some(true))
 }
 
-fn unlock(sync_id: i64) -> Result<(), SyncError> {
+fn unlock(sync_id: i64) -> Result<()> {
     Spi::run_with_args(
         "SELECT pg_advisory_unlock(hashtext('pg_salesforce.sync'), $1::int4)",
         &[sync_id.into()],
     )
-    .map_err(|e| SyncError(e.to_string()))
+    .map_err(Error::from)
 }
 
 fn run_steps(run: &mut Run) -> Option<String> {
@@ -122,17 +117,21 @@ fn sync_one(sync_id: i64) {
         Ok(Some(run)) => run,
         Ok(None) => return,
         Err(e) => {
-            pgrx::warning!("pg_salesforce: sync {sync_id} could not start: {e}");
+            warn(&format!(
+                "pg_salesforce: sync {sync_id} could not start: {e}"
+            ));
             let _ = in_transaction(|| unlock(sync_id));
             return;
         }
     };
     let failure = run_steps(&mut run);
     if let Some(e) = &failure {
-        pgrx::warning!("pg_salesforce: sync {sync_id} failed: {e}");
+        warn(&format!("pg_salesforce: sync {sync_id} failed: {e}"));
     }
     if let Err(e) = in_transaction(move || run.finish(failure)) {
-        pgrx::warning!("pg_salesforce: sync {sync_id} could not log its run: {e}");
+        warn(&format!(
+            "pg_salesforce: sync {sync_id} could not log its run: {e}"
+        ));
     }
     let _ = in_transaction(|| unlock(sync_id));
 }
@@ -161,7 +160,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
                         sync_one(id);
                     }
                 }
-                Err(e) => pgrx::warning!("pg_salesforce: cannot list due syncs: {e}"),
+                Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
             }
         }
         if !BackgroundWorker::wait_latch(Some(Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64)))

@@ -6,17 +6,17 @@
 //! what the write did not name (SystemModstamp, formulas, defaults); deleted
 //! ones leave the copy, or are marked deleted in a soft-delete copy.
 
-use super::definition::{self, SyncOptions};
-use super::rows::local_row;
+use super::rows::Rows;
 use super::store::{self, SyncRow};
-use crate::fdw::connection;
-use crate::fdw::SalesforceFdwError;
-use crate::write::chunk::CHUNK;
-use crate::write::journal::{Done, Target};
+use crate::catalog;
+use crate::connection;
+use crate::error::{Error, Result};
+use crate::pg::{as_user, catching};
 use chrono::Utc;
-use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
-use pgrx::pg_sys::{self, Oid};
-use pgrx::{PgTryBuilder, Spi};
+use pgrx::pg_sys::Oid;
+use salesforce_core::sync::definition::{self, SyncOptions};
+use salesforce_core::write::chunk::CHUNK;
+use salesforce_core::write::journal::{Done, Target};
 
 /// What applied writes leave to do to one object's copy. The last write to
 /// a record decides.
@@ -54,63 +54,11 @@ pub fn changes_by_target(done: &[Done]) -> Vec<(Target, CopyChanges)> {
     out
 }
 
-/// Runs `f` as `user` with only pg_catalog on the search path, as PostgreSQL
-/// does for maintenance on behalf of a table's owner: the writer needs no
-/// rights on the copy, and cannot slip its own functions into the SQL run.
-fn as_user<T>(user: Oid, f: impl FnOnce() -> T) -> T {
-    let (mut saved_user, mut saved_context) = (Oid::INVALID, 0);
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        let nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::SetUserIdAndSecContext(
-            user,
-            saved_context
-                | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION)
-                    as i32,
-        );
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        // An error inside `f` aborts the (sub)transaction, which restores both.
-        let out = f();
-        pg_sys::AtEOXact_GUC(true, nest_level);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        out
-    }
-}
-
-fn server_name(server: Oid) -> String {
-    unsafe { crate::fdw::pg::text_of((*pg_sys::GetForeignServer(server)).servername) }
-}
-
-/// Runs SQL, turning a PostgreSQL error into an `Err` with its message, so
-/// it can be raised again with what it means for the write.
-fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
-        .catch_others(|e| match e {
-            CaughtError::PostgresError(r)
-            | CaughtError::ErrorReport(r)
-            | CaughtError::RustPanic { ereport: r, .. } => Err(r.message().to_string()),
-        })
-        .execute()
-}
-
 /// The sync keeping a copy of the target's object, if any. Read as the
 /// extension's owner, since writers need no rights on `salesforce.syncs`.
-fn sync_of(target: &Target) -> Result<Option<SyncRow>, String> {
-    let owner = Spi::get_one::<Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_salesforce'",
-    )
-    .map_err(|e| e.to_string())?
-    .ok_or("the extension has no owner")?;
-    let server = server_name(Oid::from(target.server));
+fn sync_of(target: &Target) -> Result<Option<SyncRow>> {
+    let owner = catalog::extension_owner()?;
+    let server = catalog::server_name(Oid::from(target.server));
     as_user(owner, || {
         catching(|| match store::sync_id(&server, &target.object)? {
             Some(id) => store::load_sync(id).map(Some),
@@ -119,27 +67,20 @@ fn sync_of(target: &Target) -> Result<Option<SyncRow>, String> {
     })
 }
 
-fn message(e: SalesforceFdwError) -> String {
-    ErrorReport::from(e).message().to_string()
-}
-
-fn update_copy(target: &Target, sync: &SyncRow, changes: CopyChanges) -> Result<(), String> {
-    let soft_delete = SyncOptions::parse(&sync.options)
-        .map_err(|e| e.message)?
-        .soft_delete;
+fn update_copy(target: &Target, sync: &SyncRow, changes: CopyChanges) -> Result<()> {
+    let soft_delete = SyncOptions::parse(&sync.options)?.soft_delete;
     let (server, user) = (Oid::from(target.server), Oid::from(target.user));
-    let object = connection::describe(server, user, &sync.object).map_err(message)?;
+    let object = connection::describe(server, user, &sync.object)?;
     let fields = definition::present_fields(&sync.fields, &sync.columns, &object);
     let names: Vec<String> = fields.iter().map(|f| f.field.clone()).collect();
-    let mut rows = Vec::new();
+    let mut rows = Rows::new(&fields, soft_delete);
     let mut remove = changes.remove;
     for ids in changes.refresh.chunks(CHUNK) {
         let records =
-            connection::with_session(server, user, |s| s.retrieve(&sync.object, ids, &names))
-                .map_err(message)?;
+            connection::with_session(server, user, |s| s.retrieve(&sync.object, ids, &names))?;
         for (id, record) in ids.iter().zip(records) {
             match record {
-                Some(r) => rows.push(local_row(&fields, &r, soft_delete.then_some(None))?),
+                Some(r) => rows.push(&r, None)?,
                 // Gone already, say by a trigger in Salesforce.
                 None => remove.push(id.clone()),
             }
@@ -147,7 +88,7 @@ fn update_copy(target: &Target, sync: &SyncRow, changes: CopyChanges) -> Result<
     }
     as_user(Oid::from(sync.owner), || {
         catching(|| {
-            store::upsert_rows(&sync.target(), &fields, soft_delete, &rows)?;
+            store::upsert_rows(&sync.target(), &rows)?;
             store::delete_rows(
                 &sync.target(),
                 sync.id_column(),
@@ -161,12 +102,12 @@ fn update_copy(target: &Target, sync: &SyncRow, changes: CopyChanges) -> Result<
 }
 
 /// Applies writes Salesforce accepted to the local copies of their objects.
-pub fn apply(done: &[Done]) -> Result<(), SalesforceFdwError> {
+pub fn apply(done: &[Done]) -> Result<()> {
     for (target, changes) in changes_by_target(done) {
-        let copy_error = |table: Option<String>, cause: String| SalesforceFdwError::LocalCopy {
+        let copy_error = |table: Option<String>, cause: Error| Error::LocalCopy {
             object: target.object.clone(),
             table,
-            cause,
+            cause: Box::new(cause),
         };
         let sync = sync_of(&target).map_err(|e| copy_error(None, e))?;
         if let Some(sync) = sync {

@@ -1,7 +1,5 @@
-//! Writes to Salesforce tied to the PostgreSQL transaction: what was sent or
-//! queued, and how to take it back.
+//! Writes to Salesforce tied to the PostgreSQL transaction: sent or queued
+//! per `salesforce.write_mode`, journaled, and taken back on abort. The
+//! journal and the batching themselves are `salesforce_core::write`.
 
-pub mod chunk;
-pub mod convert;
-pub mod journal;
 pub mod transaction;

@@ -4,24 +4,36 @@
 //! journaled; if the transaction or a savepoint rolls back, created records
 //! are deleted and updated fields restored. commit mode: writes are queued
 //! and sent just before COMMIT; a rejection makes COMMIT fail, and what was
-//! already sent is compensated as above. Either way, local copies kept by
-//! a sync take each write as Salesforce applies it.
+//! already sent is compensated as above. Either way, whoever registered
+//! with `on_applied` (the sync, for its local copies) sees each write as
+//! Salesforce applies it.
 
-use super::chunk::{self, ChunkError};
-use super::journal::{compensation, Done, Journal, Queued, Target};
-use crate::fdw::connection;
-use crate::fdw::SalesforceFdwError;
-use crate::sync::write_through;
-use pgrx::pg_sys::{self, panic::ErrorReport, Oid};
+use crate::connection;
+use crate::error::{self, Error, Result};
+use pgrx::pg_sys::{self, Oid};
 use pgrx::{
     register_subxact_callback, register_xact_callback, PgLogLevel, PgSubXactCallbackEvent,
     PgXactCallbackEvent,
 };
+use salesforce_core::client::session::{RecordResult, Session};
+use salesforce_core::write::chunk::{self, ChunkError};
+use salesforce_core::write::journal::{compensation, Done, Journal, Queued, Target};
+use salesforce_core::SalesforceError;
 use std::cell::{Cell, RefCell};
+
+/// Runs after Salesforce applied writes, inside the transaction; an error
+/// fails the statement (or COMMIT), and the abort undoes the writes.
+pub type AppliedHook = fn(&[Done]) -> Result<()>;
 
 thread_local! {
     static JOURNAL: RefCell<Journal> = RefCell::new(Journal::default());
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static ON_APPLIED: Cell<Option<AppliedHook>> = const { Cell::new(None) };
+}
+
+/// Registers what runs after every applied run of writes.
+pub fn on_applied(hook: AppliedHook) {
+    ON_APPLIED.set(Some(hook));
 }
 
 fn subxact() -> u32 {
@@ -54,16 +66,16 @@ fn ensure_callbacks() {
     });
 }
 
-fn chunk_error(e: ChunkError) -> SalesforceFdwError {
+fn chunk_error(e: ChunkError) -> Error {
     match e {
-        ChunkError::Rejected(r) => SalesforceFdwError::Rejected(r),
-        ChunkError::Salesforce(e) => SalesforceFdwError::salesforce(e, vec![]),
+        ChunkError::Rejected(r) => Error::from(r),
+        ChunkError::Salesforce(e) => Error::Salesforce(e),
     }
 }
 
 /// Sends writes now (statement mode) and journals them. Returns what
 /// Salesforce applied, in order.
-pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>, SalesforceFdwError> {
+pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>> {
     ensure_callbacks();
     let mut all = Vec::new();
     for run in chunk::runs(queued) {
@@ -77,8 +89,10 @@ pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>, SalesforceFdwError> {
             done.iter()
                 .for_each(|d| j.borrow_mut().record(sub, d.clone()))
         });
-        // Journaled first: if the copy cannot follow, the abort undoes them.
-        write_through::apply(&done)?;
+        // Journaled first: if a hook fails, the abort undoes them.
+        if let Some(hook) = ON_APPLIED.get() {
+            hook(&done)?;
+        }
         all.extend(done);
     }
     Ok(all)
@@ -103,22 +117,16 @@ fn send_queued_or_fail() {
     let sent = apply(queued);
     unsafe { pg_sys::PopActiveSnapshot() };
     if let Err(e) = sent {
-        ErrorReport::from(e).report(PgLogLevel::ERROR);
+        e.raise();
     }
 }
 
 fn undo(done: Vec<Done>) -> Vec<String> {
     let plan = compensation(done);
     let mut problems = Vec::new();
-    let mut run = |t: &Target,
-                   what: &str,
-                   ids: Vec<String>,
-                   call: &dyn Fn(
-        &mut crate::salesforce::session::Session,
-    ) -> Result<
-        Vec<crate::salesforce::session::RecordResult>,
-        crate::salesforce::SalesforceError,
-    >| {
+    type Call<'a> =
+        &'a dyn Fn(&mut Session) -> std::result::Result<Vec<RecordResult>, SalesforceError>;
+    let mut run = |t: &Target, what: &str, ids: Vec<String>, call: Call| {
         match connection::with_cached_session(t.server, t.user, |s| s.uninterruptible(call)) {
             Some(Ok(results)) => {
                 for (id, r) in ids.iter().zip(&results) {
@@ -132,7 +140,12 @@ fn undo(done: Vec<Done>) -> Vec<String> {
                     }
                 }
             }
-            Some(Err(e)) => problems.push(format!("{what} {} {}: {e}", t.object, ids.join(", "))),
+            Some(Err(e)) => problems.push(format!(
+                "{what} {} {}: {}",
+                t.object,
+                ids.join(", "),
+                e.message()
+            )),
             None => problems.push(format!(
                 "{what} {} {}: no connection to Salesforce",
                 t.object,
@@ -190,14 +203,21 @@ fn compensate(done: Vec<Done>, scope: &str) {
     }
     let count = done.len();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done))) {
-        Ok(problems) if problems.is_empty() => {
-            pgrx::notice!("pg_salesforce: the {scope} rolled back; {count} write(s) in Salesforce were undone");
-        }
+        Ok(problems) if problems.is_empty() => error::notice(
+            PgLogLevel::NOTICE,
+            &format!("pg_salesforce: the {scope} rolled back; {count} write(s) in Salesforce were undone"),
+        ),
         Ok(problems) => {
             for p in problems {
-                pgrx::warning!("pg_salesforce: the {scope} rolled back, but {p}");
+                error::notice(
+                    PgLogLevel::WARNING,
+                    &format!("pg_salesforce: the {scope} rolled back, but {p}"),
+                );
             }
         }
-        Err(_) => pgrx::warning!("pg_salesforce: the {scope} rolled back; undoing its Salesforce writes failed unexpectedly"),
+        Err(_) => error::notice(
+            PgLogLevel::WARNING,
+            &format!("pg_salesforce: the {scope} rolled back; undoing its Salesforce writes failed unexpectedly"),
+        ),
     }
 }

@@ -192,12 +192,15 @@ fn jwt_assertion(
 pub struct Token {
     pub access_token: String,
     pub instance_url: String,
+    /// A new refresh token, when the org rotates them.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
     instance_url: String,
+    refresh_token: Option<String>,
 }
 
 /// Logs in at `login_url` with the grant. An `access_token` grant needs no
@@ -217,6 +220,7 @@ pub fn login(
         return Ok(Token {
             access_token: access_token.clone(),
             instance_url: instance,
+            refresh_token: None,
         });
     }
     let form = grant.form(login_url)?;
@@ -226,6 +230,7 @@ pub fn login(
         .map_err(|e| SalesforceError::BadResponse(format!("token response: {e}")))?;
     Ok(Token {
         access_token: token.access_token,
+        refresh_token: token.refresh_token,
         instance_url: instance_url
             .unwrap_or(&token.instance_url)
             .trim_end_matches('/')

@@ -1,7 +1,10 @@
-//! The options each catalog object accepts, and their checks. Plain Rust, so
-//! the rules are unit-tested without PostgreSQL.
+//! The options each catalog object accepts, parsed into typed structures
+//! once, for the validator and the run time alike.
 
+use crate::client::auth::Grant;
+use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionScope {
@@ -129,18 +132,22 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn check_integer(option: &str, value: &str, min: u64, max: u64) -> Result<(), OptionError> {
-    match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(()),
-        _ => Err(error(format!("invalid value for option \"{option}\": expected a whole number from {min} to {max}"), None)),
+/// Checks one catalog object's options as a whole: names, values, and the
+/// fields a user mapping's grant needs. The validator and the run time
+/// parse them alike, so a value stored past the validator is reported, not
+/// replaced by a default.
+pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), OptionError> {
+    match scope {
+        OptionScope::Server => ServerOptions::parse(options).map(drop),
+        OptionScope::UserMapping => UserMappingOptions::parse(options).map(drop),
+        OptionScope::Table => TableOptions::parse(options).map(drop),
+        OptionScope::Wrapper | OptionScope::Column => check_names(scope, options),
     }
 }
 
-/// Checks one catalog object's options as a whole: names, values, and the
-/// fields a user mapping's grant needs.
-pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), OptionError> {
+fn check_names(scope: OptionScope, options: &[(String, String)]) -> Result<(), OptionError> {
     let allowed = scope.allowed();
-    for (name, value) in options {
+    for (name, _) in options {
         if !allowed.contains(&name.as_str()) {
             let hint = if allowed.is_empty() {
                 format!("The {} takes no options.", scope.noun())
@@ -159,41 +166,128 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
                 Some(hint),
             ));
         }
-        match name.as_str() {
-            "login_url" | "instance_url" => check_url(name, value)?,
-            "api_version" if !is_api_version(value) => {
-                return Err(error(format!("invalid value for option \"api_version\": expected a version such as 62.0, got \"{value}\""), None))
-            }
-            "batch_size" => check_integer(name, value, 200, 2000)?,
-            "request_timeout_ms" => check_integer(name, value, 1, 3_600_000)?,
-            "estimated_rows" => check_integer(name, value, 0, u64::MAX)?,
-            "max_requests_per_day" => check_integer(name, value, 1, 1_000_000_000)?,
-            "budget_reserve_percent" => check_integer(name, value, 0, 99)?,
-            "grant_type" if !GRANT_TYPES.contains(&value.as_str()) => {
-                return Err(error(
-                    format!("invalid value for option \"grant_type\": \"{value}\""),
-                    Some(format!("Valid grant types are: {}.", GRANT_TYPES.join(", "))),
-                ))
-            }
-            _ => {}
-        }
     }
-    if scope == OptionScope::UserMapping {
+    Ok(())
+}
+
+fn integer(option: &str, value: &str, min: u64, max: u64) -> Result<u64, OptionError> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(error(format!("invalid value for option \"{option}\": expected a whole number from {min} to {max}"), None)),
+    }
+}
+
+pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+pub const DEFAULT_API_VERSION: &str = "62.0";
+pub const DEFAULT_BATCH_SIZE: u32 = 2000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_MAX_REQUESTS_PER_DAY: u64 = 28_800;
+pub const DEFAULT_RESERVE_PERCENT: u64 = 20;
+
+/// A server's options, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerOptions {
+    pub login_url: String,
+    pub instance_url: Option<String>,
+    pub api_version: String,
+    /// Records per query page asked for (`Sforce-Query-Options: batchSize`).
+    pub batch_size: u32,
+    pub request_timeout: Duration,
+    /// The syncs' share of the org's daily API requests.
+    pub max_requests_per_day: u64,
+    /// The share of the org's limit syncs leave to other clients.
+    pub budget_reserve_percent: u64,
+}
+
+impl ServerOptions {
+    pub fn parse(options: &[(String, String)]) -> Result<ServerOptions, OptionError> {
+        check_names(OptionScope::Server, options)?;
+        let mut parsed = ServerOptions {
+            login_url: DEFAULT_LOGIN_URL.into(),
+            instance_url: None,
+            api_version: DEFAULT_API_VERSION.into(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            request_timeout: DEFAULT_TIMEOUT,
+            max_requests_per_day: DEFAULT_MAX_REQUESTS_PER_DAY,
+            budget_reserve_percent: DEFAULT_RESERVE_PERCENT,
+        };
+        for (name, value) in options {
+            match name.as_str() {
+                "login_url" => {
+                    check_url(name, value)?;
+                    parsed.login_url = value.clone();
+                }
+                "instance_url" => {
+                    check_url(name, value)?;
+                    parsed.instance_url = Some(value.clone());
+                }
+                "api_version" if !is_api_version(value) => {
+                    return Err(error(format!("invalid value for option \"api_version\": expected a version such as 62.0, got \"{value}\""), None))
+                }
+                "api_version" => parsed.api_version = value.clone(),
+                "batch_size" => parsed.batch_size = integer(name, value, 200, 2000)? as u32,
+                "request_timeout_ms" => {
+                    parsed.request_timeout =
+                        Duration::from_millis(integer(name, value, 1, 3_600_000)?)
+                }
+                "max_requests_per_day" => {
+                    parsed.max_requests_per_day = integer(name, value, 1, 1_000_000_000)?
+                }
+                "budget_reserve_percent" => {
+                    parsed.budget_reserve_percent = integer(name, value, 0, 99)?
+                }
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// Option names whose values are credentials.
+const SECRET_OPTIONS: &[&str] = &[
+    "client_secret",
+    "password",
+    "security_token",
+    "refresh_token",
+    "private_key",
+    "access_token",
+];
+
+/// A user mapping's options, parsed: how to log in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserMappingOptions {
+    pub grant: Grant,
+    /// Every credential the mapping holds, as given and as sent.
+    pub secrets: Vec<String>,
+}
+
+impl UserMappingOptions {
+    pub fn parse(options: &[(String, String)]) -> Result<UserMappingOptions, OptionError> {
+        check_names(OptionScope::UserMapping, options)?;
         let get = |k: &str| {
             options
                 .iter()
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.as_str())
         };
+        let grant_types_hint = || {
+            Some(format!(
+                "Valid grant types are: {}.",
+                GRANT_TYPES.join(", ")
+            ))
+        };
         let grant = get("grant_type").ok_or_else(|| {
             error(
                 "a salesforce user mapping needs option \"grant_type\"".into(),
-                Some(format!(
-                    "Valid grant types are: {}.",
-                    GRANT_TYPES.join(", ")
-                )),
+                grant_types_hint(),
             )
         })?;
+        if !GRANT_TYPES.contains(&grant) {
+            return Err(error(
+                format!("invalid value for option \"grant_type\": \"{grant}\""),
+                grant_types_hint(),
+            ));
+        }
         let missing: Vec<&str> = grant_requires(grant)
             .iter()
             .copied()
@@ -208,8 +302,48 @@ pub fn validate(scope: OptionScope, options: &[(String, String)]) -> Result<(), 
                 None,
             ));
         }
+        let map: HashMap<String, String> = options.iter().cloned().collect();
+        let grant = Grant::from_options(&map).map_err(|e| error(e.to_string(), None))?;
+        let mut secrets: Vec<String> = options
+            .iter()
+            .filter(|(k, v)| SECRET_OPTIONS.contains(&k.as_str()) && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .chain(grant.secrets())
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        Ok(UserMappingOptions { grant, secrets })
     }
-    Ok(())
+}
+
+/// A foreign table's options, parsed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableOptions {
+    /// The Salesforce object; None means the table's own name.
+    pub object: Option<String>,
+    pub rowid_column: Option<String>,
+    pub upsert_key: Option<String>,
+    /// How many records the object holds, for the planner.
+    pub estimated_rows: Option<u64>,
+}
+
+impl TableOptions {
+    pub fn parse(options: &[(String, String)]) -> Result<TableOptions, OptionError> {
+        check_names(OptionScope::Table, options)?;
+        let mut parsed = TableOptions::default();
+        for (name, value) in options {
+            match name.as_str() {
+                "object" => parsed.object = Some(value.clone()),
+                "rowid_column" => parsed.rowid_column = Some(value.clone()),
+                "upsert_key" => parsed.upsert_key = Some(value.clone()),
+                "estimated_rows" => {
+                    parsed.estimated_rows = Some(integer(name, value, 0, u64::MAX)?)
+                }
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
 }
 
 fn is_api_version(v: &str) -> bool {

@@ -6,6 +6,7 @@ use super::auth::{self, Grant, Token};
 use super::describe::{GlobalDescribe, ObjectDescribe};
 use super::error::SalesforceError;
 use super::http::{self, Answer, Interrupted, Repeat};
+use crate::options::ServerOptions;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
@@ -21,10 +22,19 @@ pub struct ConnectionConfig {
     pub grant: Grant,
 }
 
-pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
-pub const DEFAULT_API_VERSION: &str = "62.0";
-pub const DEFAULT_BATCH_SIZE: u32 = 2000;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+impl ConnectionConfig {
+    pub fn new(server: &ServerOptions, grant: Grant) -> ConnectionConfig {
+        ConnectionConfig {
+            login_url: server.login_url.clone(),
+            instance_url: server.instance_url.clone(),
+            api_version: server.api_version.clone(),
+            batch_size: server.batch_size,
+            timeout: server.request_timeout,
+            grant,
+        }
+    }
+}
+
 /// Query URLs are kept this short, leaving room for the headers.
 pub const MAX_QUERY_URL_BYTES: usize = 15_000;
 
@@ -118,6 +128,17 @@ impl Session {
             last_server_time: None,
             requests: 0,
         })
+    }
+
+    /// Every credential this session holds: the grant's and the live tokens
+    /// Salesforce issued, none of which may ever appear in a message.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.config.grant.secrets();
+        if let Some(t) = &self.token {
+            secrets.push(t.access_token.clone());
+            secrets.extend(t.refresh_token.clone());
+        }
+        secrets
     }
 
     /// Runs `f` with cancellation ignored, for work that must finish (undoing
@@ -372,6 +393,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::DEFAULT_API_VERSION;
     use sfsim::server::{spawn, Options};
 
     fn never_interrupted() -> bool {
@@ -403,7 +425,7 @@ mod tests {
         let sim = spawn(Options::demo()).unwrap();
         let key = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/sfsim/fixtures/jwt/private.pem"
+            "/../sfsim/fixtures/jwt/private.pem"
         ))
         .unwrap();
         let grants = [

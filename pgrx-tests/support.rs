@@ -2,8 +2,8 @@
 //! (`SFSIM_URL`, started by scripts/test.sh). Pushdown claims are checked
 //! against the SOQL sfsim logged, never against our own code.
 
-use crate::salesforce::http;
 use pgrx::prelude::*;
+use salesforce_core::client::http;
 use serde_json::Value;
 
 fn never() -> bool {
@@ -145,4 +145,50 @@ pub fn explain(sql: &str) -> String {
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+pub fn synced_columns(server: &str) -> String {
+    Spi::get_one::<String>(&format!("SELECT string_agg(quote_ident(c), ', ') FROM salesforce.syncs, unnest(columns) c WHERE server = '{server}'")).unwrap().unwrap()
+}
+
+/// An md5 over every row and column, in id order.
+pub fn checksum(table: &str, columns: &str, filter: &str) -> String {
+    Spi::get_one::<String>(&format!("SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM (SELECT {columns} FROM {table} {filter}) x")).unwrap().unwrap()
+}
+
+/// Sets up server `name` with `object` imported into schema `{name}_remote`, for comparisons.
+pub fn server_with_remote(name: &str, options: &str, table: &str) {
+    create_server(name, options);
+    Spi::run(&format!("CREATE SCHEMA {name}_remote")).unwrap();
+    Spi::run(&format!("IMPORT FOREIGN SCHEMA salesforce LIMIT TO (\"{table}\") FROM SERVER {name} INTO {name}_remote")).unwrap();
+}
+
+pub fn assert_copy_matches(name: &str, table: &str, filter: &str) {
+    let columns = synced_columns(name);
+    assert_eq!(
+        checksum(&format!("{name}.\"{table}\""), &columns, filter),
+        checksum(&format!("{name}_remote.\"{table}\""), &columns, ""),
+        "copy {name}.{table} differs from Salesforce"
+    );
+}
+
+/// Runs the sync and returns its log row as (kind, status, rows_upserted, rows_deleted, error).
+pub fn sync_now(server: &str, object: &str) -> (String, String, i64, i64, Option<String>) {
+    Spi::run(&format!("CALL salesforce.sync_now('{server}', '{object}')")).unwrap();
+    let row = Spi::get_one::<pgrx::JsonB>(&format!("SELECT to_jsonb(r) FROM salesforce.sync_runs r WHERE server = '{server}' ORDER BY id DESC LIMIT 1")).unwrap().unwrap().0;
+    (
+        row["kind"].as_str().unwrap().into(),
+        row["status"].as_str().unwrap().into(),
+        row["rows_upserted"].as_i64().unwrap(),
+        row["rows_deleted"].as_i64().unwrap(),
+        row["error"].as_str().map(String::from),
+    )
+}
+
+pub fn first_id(server: &str, table: &str) -> String {
+    Spi::get_one::<String>(&format!(
+        "SELECT id FROM {server}_remote.\"{table}\" ORDER BY id LIMIT 1"
+    ))
+    .unwrap()
+    .unwrap()
 }

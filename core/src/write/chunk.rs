@@ -2,8 +2,8 @@
 //! none, and turning a rejection into a message that names the row.
 
 use super::journal::{Done, Op, Queued, Target};
-use crate::salesforce::session::{RecordError, RecordResult, Session};
-use crate::salesforce::SalesforceError;
+use crate::client::session::{RecordError, RecordResult, Session};
+use crate::client::SalesforceError;
 use crate::soql::Literal;
 use serde_json::{Map, Value as Json};
 
@@ -22,7 +22,7 @@ pub struct Rejection {
 
 #[derive(Debug)]
 pub enum ChunkError {
-    Rejected(Rejection),
+    Rejected(Box<Rejection>),
     Salesforce(SalesforceError),
 }
 
@@ -97,7 +97,7 @@ fn check(results: &[RecordResult], run: &[Queued]) -> Result<(), ChunkError> {
         .or(failed.clone().next());
     match culprit {
         None => Ok(()),
-        Some((i, r)) => Err(ChunkError::Rejected(Rejection {
+        Some((i, r)) => Err(ChunkError::Rejected(Box::new(Rejection {
             statement: run[i].statement.clone(),
             row: run[i].row,
             which: describe_row(&run[i]),
@@ -106,7 +106,7 @@ fn check(results: &[RecordResult], run: &[Queued]) -> Result<(), ChunkError> {
                 message: "rejected without a reason".into(),
                 fields: vec![],
             }),
-        })),
+        }))),
     }
 }
 

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-pub const DEFAULT_MAX_REQUESTS_PER_DAY: f64 = 28_800.0;
-pub const DEFAULT_RESERVE_PERCENT: f64 = 20.0;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,9 +1,9 @@
 //! What a sync copies and into what: its options, the local table's columns
 //! (through the shared type map) and how they follow the object's schema.
 
+use crate::client::describe::ObjectDescribe;
 use crate::naming::{quote_ident, ColumnNamer};
 use crate::options::OptionError;
-use crate::salesforce::describe::ObjectDescribe;
 use crate::typemap::{pg_type, PgType};
 use serde_json::Value as Json;
 
@@ -203,7 +203,7 @@ pub fn add_columns_sql(table: &str, added: &[SyncedField]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::describe::FieldDescribe;
+    use crate::client::describe::FieldDescribe;
 
     fn field(name: &str, t: &str) -> FieldDescribe {
         FieldDescribe::of_type(name, t)

@@ -47,9 +47,8 @@ impl ObjectDescribe {
     }
 }
 
-#[cfg(test)]
 impl FieldDescribe {
-    /// A filterable, sortable, writable field of a type, for tests.
+    /// A filterable, sortable, writable field of a type, as tests need.
     pub fn of_type(name: &str, field_type: &str) -> FieldDescribe {
         FieldDescribe {
             name: name.into(),

@@ -1,6 +1,8 @@
 //! The one mapping from Salesforce field types to PostgreSQL types, used by
 //! IMPORT FOREIGN SCHEMA and by the sync engine's local tables alike.
 
+use crate::values::PgKind;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PgType {
     Text,
@@ -17,6 +19,22 @@ pub enum PgType {
 }
 
 impl PgType {
+    /// How values of this type convert (see `values`).
+    pub fn kind(self) -> PgKind {
+        match self {
+            PgType::Text => PgKind::Text,
+            PgType::Boolean => PgKind::Bool,
+            PgType::Integer | PgType::Bigint => PgKind::Integer,
+            PgType::DoublePrecision => PgKind::Float,
+            PgType::Numeric => PgKind::Numeric,
+            PgType::Date => PgKind::Date,
+            PgType::Timestamptz => PgKind::Timestamp,
+            PgType::Time => PgKind::Time,
+            PgType::TextArray => PgKind::TextArray,
+            PgType::Jsonb => PgKind::Json,
+        }
+    }
+
     pub fn sql(self) -> &'static str {
         match self {
             PgType::Text => "text",

@@ -1,0 +1,6 @@
+//! The sync's planning: what a sync copies into which columns, the SOQL it
+//! sends, and how it paces its requests.
+
+pub mod definition;
+pub mod pacing;
+pub mod queries;

@@ -1,0 +1,5 @@
+//! Writes as Salesforce takes them: the transaction's journal and how to
+//! undo it, and runs of up to 200 records sent in one Collections call.
+
+pub mod chunk;
+pub mod journal;

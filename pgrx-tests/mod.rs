@@ -1,0 +1,10 @@
+//! The `#[pg_test]`s: the extension inside PostgreSQL against a running
+//! sfsim, one module per feature. Each keeps its tests in schema `tests`,
+//! where `cargo pgrx test` looks for them.
+
+mod extension;
+mod read;
+mod support;
+mod sync;
+mod write;
+mod write_through;

@@ -1,0 +1,151 @@
+//! Logged-in sessions and describe results, cached per backend and per user
+//! mapping, as postgres_fdw caches connections.
+//!
+//! Both are keyed by (server, user) and tagged with a fingerprint of the
+//! server's and the mapping's options, read afresh on every use, so ALTER
+//! SERVER or ALTER USER MAPPING gives a new login and fresh describes.
+//! Describes are per mapping because Salesforce answers them per user:
+//! field-level security hides fields.
+
+use crate::catalog;
+use crate::error::{remember_secrets, Error, Result};
+use pgrx::pg_sys::{self, Oid};
+use pgrx::PgSqlErrorCode;
+use salesforce_core::client::describe::ObjectDescribe;
+use salesforce_core::client::session::{ConnectionConfig, Session};
+use salesforce_core::SalesforceError;
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+type Key = (u32, u32);
+/// A describe, by user mapping and object, with the fingerprint it was made under.
+type Describes = HashMap<(Key, String), (u64, Rc<ObjectDescribe>)>;
+
+struct Cached {
+    session: Session,
+    fingerprint: u64,
+}
+
+thread_local! {
+    static SESSIONS: RefCell<HashMap<Key, Cached>> = RefCell::new(HashMap::new());
+    static DESCRIBES: RefCell<Describes> = RefCell::new(HashMap::new());
+}
+
+/// PostgreSQL's pending-interrupt flags, so waits end on cancel or timeout,
+/// and in the sync worker on SIGTERM.
+fn interrupted() -> bool {
+    unsafe { pg_sys::InterruptPending != 0 || pg_sys::ShutdownRequestPending != 0 }
+}
+
+fn key(server: Oid, user: Oid) -> Key {
+    (server.to_u32(), user.to_u32())
+}
+
+/// The connection settings of (server, user), and their fingerprint.
+fn config(server: Oid, user: Oid) -> Result<(ConnectionConfig, u64)> {
+    let (server_options, server_raw) = catalog::server_options(server)?;
+    let (mapping, mapping_raw) = catalog::user_mapping(server, user)?;
+    remember_secrets(mapping.secrets.iter().cloned());
+    let mut h = DefaultHasher::new();
+    server_raw.hash(&mut h);
+    mapping_raw.hash(&mut h);
+    Ok((
+        ConnectionConfig::new(&server_options, mapping.grant),
+        h.finish(),
+    ))
+}
+
+/// Runs `f` on a session, remembering any token it obtained as a secret.
+fn call<T>(
+    session: &mut Session,
+    f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
+) -> Result<T> {
+    let out = f(session);
+    remember_secrets(session.secrets());
+    out.map_err(Error::from)
+}
+
+/// Makes or remakes the (server, user) session if its options changed, and
+/// returns its fingerprint. Reads the catalog, so it needs a transaction.
+pub fn prepare_session(server: Oid, user: Oid) -> Result<u64> {
+    let (config, fingerprint) = config(server, user)?;
+    SESSIONS.with(|cell| {
+        let mut sessions = cell.borrow_mut();
+        let key = key(server, user);
+        if sessions
+            .get(&key)
+            .is_none_or(|c| c.fingerprint != fingerprint)
+        {
+            let session = Session::new(config, interrupted)?;
+            sessions.insert(
+                key,
+                Cached {
+                    session,
+                    fingerprint,
+                },
+            );
+        }
+        Ok(fingerprint)
+    })
+}
+
+/// Runs `f` with a session `prepare_session` made, reading no catalog: the
+/// sync worker talks to Salesforce outside any transaction.
+pub fn with_prepared_session<T>(
+    server: Oid,
+    user: Oid,
+    f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
+) -> Result<T> {
+    SESSIONS.with(|cell| {
+        let mut sessions = cell.borrow_mut();
+        let cached = sessions.get_mut(&key(server, user)).ok_or_else(|| {
+            Error::sql(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "no session was prepared",
+            )
+        })?;
+        call(&mut cached.session, f)
+    })
+}
+
+/// Runs `f` with the (server, user) session, making or remaking it as needed.
+pub fn with_session<T>(
+    server: Oid,
+    user: Oid,
+    f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
+) -> Result<T> {
+    prepare_session(server, user)?;
+    with_prepared_session(server, user, f)
+}
+
+/// Runs `f` with an existing session, reading no catalog: for use while a
+/// transaction aborts. None when there is no such session.
+pub fn with_cached_session<T>(
+    server: u32,
+    user: u32,
+    f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
+) -> Option<Result<T>> {
+    SESSIONS.with(|cell| {
+        let mut sessions = cell.try_borrow_mut().ok()?;
+        let cached = sessions.get_mut(&(server, user))?;
+        Some(call(&mut cached.session, f))
+    })
+}
+
+/// The describe of an object as `user` sees it, from the cache while the
+/// server and the user mapping are unchanged.
+pub fn describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescribe>> {
+    let fingerprint = prepare_session(server, user)?;
+    let cache_key = (key(server, user), object.to_ascii_lowercase());
+    if let Some((print, d)) = DESCRIBES.with(|c| c.borrow().get(&cache_key).cloned()) {
+        if print == fingerprint {
+            return Ok(d);
+        }
+    }
+    let d = Rc::new(with_prepared_session(server, user, |s| s.describe(object))?);
+    DESCRIBES.with(|c| c.borrow_mut().insert(cache_key, (fingerprint, d.clone())));
+    Ok(d)
+}

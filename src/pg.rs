@@ -1,0 +1,100 @@
+//! Small helpers over PostgreSQL's C structures, and running SQL on the
+//! extension's behalf: as another role, and with errors caught.
+
+use crate::error::{Error, Result};
+use pgrx::pg_sys::{self, Oid};
+use pgrx::PgTryBuilder;
+use std::ffi::{c_void, CStr, CString};
+
+/// The pointers in a PostgreSQL List.
+///
+/// # Safety
+/// `list` is null or a valid pointer List.
+pub unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    (0..(*list).length as usize)
+        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
+        .collect()
+}
+
+/// Appends to a PostgreSQL List (null is the empty list).
+///
+/// # Safety
+/// `list` is null or a valid pointer List; allocates in the current memory context.
+pub unsafe fn list_append<T>(list: *mut pg_sys::List, item: *mut T) -> *mut pg_sys::List {
+    pg_sys::lappend(list, item as *mut c_void)
+}
+
+/// # Safety
+/// `s` is null or a NUL-terminated string.
+pub unsafe fn text_of(s: *const std::ffi::c_char) -> String {
+    if s.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(s).to_string_lossy().into_owned()
+    }
+}
+
+/// A palloc'd copy of a Rust string, for PostgreSQL to keep.
+pub fn pg_string(s: &str) -> *mut std::ffi::c_char {
+    let c = CString::new(s.replace('\0', "")).expect("NULs removed");
+    unsafe { pg_sys::pstrdup(c.as_ptr()) }
+}
+
+/// Options given as a List of DefElem, in order.
+///
+/// # Safety
+/// `options` is null or a valid List of DefElem.
+pub unsafe fn options_of(options: *mut pg_sys::List) -> Vec<(String, String)> {
+    list_items::<pg_sys::DefElem>(options)
+        .into_iter()
+        .map(|d| (text_of((*d).defname), text_of(pg_sys::defGetString(d))))
+        .collect()
+}
+
+pub fn relation_name(relid: pg_sys::Oid) -> String {
+    unsafe { text_of(pg_sys::get_rel_name(relid)) }
+}
+
+/// Runs `f` as `user` with only pg_catalog on the search path, as PostgreSQL
+/// does for maintenance on behalf of a table's owner: the caller needs no
+/// rights on what `f` touches, and cannot slip its own functions into it.
+pub fn as_user<T>(user: Oid, f: impl FnOnce() -> T) -> T {
+    let (mut saved_user, mut saved_context) = (Oid::INVALID, 0);
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        let nest_level = pg_sys::NewGUCNestLevel();
+        pg_sys::SetUserIdAndSecContext(
+            user,
+            saved_context
+                | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION)
+                    as i32,
+        );
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        // An error inside `f` aborts the (sub)transaction, which restores both.
+        let out = f();
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        out
+    }
+}
+
+/// Runs `f`, turning a PostgreSQL error raised inside it into an `Err` that
+/// keeps its SQLSTATE, so it can be raised again with what it means here.
+/// The caller must abort the (sub)transaction the error happened in.
+pub fn catching<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(|e| Err(Error::caught(e)))
+        .execute()
+}
