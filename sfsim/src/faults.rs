@@ -46,8 +46,9 @@ pub struct EchoToken {
     pub method: Option<String>,
 }
 
-/// Serves `value`, raw, in place of a field's real value in query pages and
-/// collection retrieves of its object; the stored records stay as they are.
+/// Serves `value`, raw, in place of a field's real value in query pages,
+/// collection retrieves and Bulk query results of its object; the stored
+/// records stay as they are.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BadValue {

@@ -66,6 +66,17 @@ pub fn generate(prefix: &str, seq: u64) -> String {
     String::from_utf8(head).expect("ascii")
 }
 
+/// The counter `generate` put into an id with this key prefix, if the id
+/// (in either form) is one it made.
+pub fn sequence(id: &str, prefix: &str) -> Option<u64> {
+    let id = canonical(id)?;
+    let digits = id.strip_prefix(prefix)?.strip_prefix("5g00")?;
+    digits[..8].bytes().try_fold(0u64, |n, d| {
+        let digit = BASE62.iter().position(|b| *b == d)? as u64;
+        Some(n * 62 + digit)
+    })
+}
+
 pub fn key_prefix(id: &str) -> &str {
     &id[..3.min(id.len())]
 }
@@ -100,6 +111,15 @@ mod tests {
         assert!(ids
             .iter()
             .all(|i| i.len() == 18 && i.starts_with("0015g00")));
+    }
+
+    #[test]
+    fn sequences_come_back_from_generated_ids() {
+        let id = generate("750", 123_456);
+        assert_eq!(sequence(&id, "750"), Some(123_456));
+        assert_eq!(sequence(&id[..15], "750"), Some(123_456));
+        assert_eq!(sequence(&id, "003"), None);
+        assert_eq!(sequence("001A0000006Vm9r", "001"), None);
     }
 
     #[test]

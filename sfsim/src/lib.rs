@@ -1,10 +1,11 @@
 //! sfsim: a local Salesforce for tests, benchmarks and demos. It speaks
 //! OAuth 2.0, the REST data API (query, describe, sObjects, sObject
-//! Collections) with a real SOQL engine, counts API usage, and has a control
-//! API under `/__sim/`.
+//! Collections) with a real SOQL engine and Bulk API 2.0 query jobs, counts
+//! API usage, and has a control API under `/__sim/`.
 
 pub mod access;
 pub mod auth;
+pub mod bulk;
 pub mod clock;
 pub mod cursors;
 pub mod faults;

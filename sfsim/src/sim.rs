@@ -2,6 +2,7 @@
 //! and the request log.
 
 use crate::auth::Auth;
+use crate::bulk::Jobs;
 use crate::clock::Clock;
 use crate::cursors::Cursors;
 use crate::faults::Faults;
@@ -39,6 +40,7 @@ pub struct Sim {
     pub cursors: Mutex<Cursors>,
     pub log: Mutex<RequestLog>,
     pub faults: Mutex<Faults>,
+    pub bulk: Mutex<Jobs>,
     token_lifetime_secs: AtomicI64,
 }
 
@@ -63,13 +65,14 @@ impl Sim {
             cursors: Mutex::new(Cursors::default()),
             log: Mutex::new(RequestLog::default()),
             faults: Mutex::new(Faults::default()),
+            bulk: Mutex::new(Jobs::default()),
             config,
         })
     }
 
-    /// Back to the seeded data with a fresh usage count, an empty log and no
-    /// armed faults (rates stay). Issued tokens stay valid, so connected
-    /// clients carry on.
+    /// Back to the seeded data with a fresh usage count, an empty log, no
+    /// Bulk jobs and no armed faults (rates and settings stay). Issued tokens
+    /// stay valid, so connected clients carry on.
     pub fn reset(&self) -> Result<(), String> {
         let org = build_org(&self.config, &self.clock)?;
         *self.org.write() = org;
@@ -78,7 +81,20 @@ impl Sim {
         *self.usage.lock() = Usage::new(limit);
         self.log.lock().clear();
         self.faults.lock().disarm();
+        let mut bulk = self.bulk.lock();
+        *bulk = bulk.cleared();
         Ok(())
+    }
+
+    /// Starts the Bulk jobs due by now. Every request calls this before
+    /// anything else, so a job's snapshot comes before any later write.
+    pub fn run_due_bulk_jobs(&self) {
+        let now = self.clock.now();
+        let mut jobs = self.bulk.lock();
+        jobs.forget_expired(now);
+        if jobs.any_due(now) {
+            jobs.run_due(&self.org.read(), &self.faults, now);
+        }
     }
 
     pub fn token_lifetime(&self) -> Duration {

@@ -31,6 +31,7 @@ pub async fn dispatch(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    sim.run_due_bulk_jobs();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let params: HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -102,7 +103,65 @@ fn late_commit(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
 }
 
 fn settings(sim: &Sim) -> Json {
-    serde_json::json!({"daily_limit": sim.usage.lock().daily_limit, "token_lifetime_secs": sim.token_lifetime().num_seconds()})
+    let bulk = sim.bulk.lock();
+    serde_json::json!({
+        "daily_limit": sim.usage.lock().daily_limit,
+        "token_lifetime_secs": sim.token_lifetime().num_seconds(),
+        "bulk_job_processing_ms": bulk.processing.num_milliseconds(),
+        "bulk_daily_job_limit": bulk.created.daily_limit,
+        "bulk_results_page_bytes": bulk.results_page_bytes,
+    })
+}
+
+const SETTINGS: &[&str] = &[
+    "daily_limit",
+    "token_lifetime_secs",
+    "bulk_job_processing_ms",
+    "bulk_daily_job_limit",
+    "bulk_results_page_bytes",
+];
+
+/// Applies the changed settings, each checked before any is applied.
+fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiError> {
+    if let Some(key) = changes.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+            format!("unknown setting '{key}'"),
+        ));
+    }
+    let number = |key: &str, min: u64| -> Result<Option<u64>, ApiError> {
+        changes
+            .get(key)
+            .map(|v| {
+                v.as_u64().filter(|n| *n >= min).ok_or_else(|| {
+                    ApiError::bad_json(format!("{key} must be a whole number of at least {min}"))
+                })
+            })
+            .transpose()
+    };
+    let daily_limit = number("daily_limit", 0)?;
+    let token_lifetime = number("token_lifetime_secs", 1)?;
+    let processing_ms = number("bulk_job_processing_ms", 0)?;
+    let daily_job_limit = number("bulk_daily_job_limit", 0)?;
+    let page_bytes = number("bulk_results_page_bytes", 1)?;
+    if let Some(limit) = daily_limit {
+        sim.usage.lock().daily_limit = limit;
+    }
+    if let Some(secs) = token_lifetime {
+        sim.set_token_lifetime(secs as i64);
+    }
+    let mut bulk = sim.bulk.lock();
+    if let Some(ms) = processing_ms {
+        bulk.processing = chrono::Duration::milliseconds(ms as i64);
+    }
+    if let Some(limit) = daily_job_limit {
+        bulk.created.daily_limit = limit;
+    }
+    if let Some(bytes) = page_bytes {
+        bulk.results_page_bytes = bytes as usize;
+    }
+    Ok(())
 }
 
 fn control(
@@ -138,28 +197,7 @@ fn control(
         }
         ("GET", ["settings"]) => ok(settings(sim)),
         ("PATCH", ["settings"]) => {
-            let changes = object_body(body)?;
-            for key in changes.keys() {
-                if !matches!(key.as_str(), "daily_limit" | "token_lifetime_secs") {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_FIELD",
-                        format!("unknown setting '{key}'"),
-                    ));
-                }
-            }
-            if let Some(limit) = changes.get("daily_limit") {
-                sim.usage.lock().daily_limit = limit
-                    .as_u64()
-                    .ok_or_else(|| ApiError::bad_json("daily_limit must be a whole number"))?;
-            }
-            if let Some(secs) = changes.get("token_lifetime_secs") {
-                sim.set_token_lifetime(
-                    secs.as_i64().filter(|s| *s > 0).ok_or_else(|| {
-                        ApiError::bad_json("token_lifetime_secs must be positive")
-                    })?,
-                );
-            }
+            change_settings(sim, &object_body(body)?)?;
             ok(settings(sim))
         }
         ("GET", ["time"]) => {

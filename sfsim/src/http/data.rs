@@ -81,6 +81,7 @@ pub async fn dispatch(
         Some(v) if Sim::supported_version(v) => v.to_string(),
         _ => return ApiError::not_found().into_response(),
     };
+    sim.run_due_bulk_jobs();
     let now = sim.clock.now();
     let token = bearer(&headers).unwrap_or_default();
     let user = sim.auth.lock().user_of(token, now).map(str::to_string);
@@ -90,7 +91,9 @@ pub async fn dispatch(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         return r;
     };
-    let fault = sim.faults.lock().draw(method != Method::GET);
+    // Bulk job calls write no records, so no record lock can refuse them.
+    let writes_records = method != Method::GET && segments.get(1) != Some(&"jobs");
+    let fault = sim.faults.lock().draw(writes_records);
     if fault == Some(Fault::ServerUnavailable) {
         let info = LogInfo::default();
         let mut r = ApiError::new(
@@ -229,6 +232,7 @@ fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> 
         },
         ["sobjects", object, field, value] => by_field(req, object, field, value),
         ["composite", "sobjects", rest @ ..] => super::collections::route(req, rest),
+        ["jobs", "query", rest @ ..] => super::bulk::route(req, rest),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -245,6 +249,11 @@ fn resources(req: &ApiRequest) -> Response {
 
 fn limits(req: &ApiRequest) -> Response {
     let now = req.sim.clock.now();
+    let bulk_jobs = {
+        let mut jobs = req.sim.bulk.lock();
+        let max = jobs.created.daily_limit;
+        serde_json::json!({"Max": max, "Remaining": max.saturating_sub(jobs.created.used(now))})
+    };
     let mut usage = req.sim.usage.lock();
     let used = usage.used(now);
     let max = usage.daily_limit;
@@ -256,7 +265,8 @@ fn limits(req: &ApiRequest) -> Response {
             "DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)},
             "DailyAsyncApexExecutions": fixed(250_000),
             "DailyBulkApiBatches": fixed(15_000),
-            "DailyBulkV2QueryJobs": fixed(10_000),
+            "DailyBulkV2QueryFileStorageMB": fixed(976_562),
+            "DailyBulkV2QueryJobs": bulk_jobs,
             "DataStorageMB": fixed(1_024),
             "FileStorageMB": fixed(1_024),
         }),

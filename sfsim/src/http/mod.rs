@@ -1,6 +1,7 @@
 //! The HTTP surface: the login endpoints, the data API, and the `/__sim/`
 //! control API, on one address, over plain HTTP or TLS.
 
+mod bulk;
 mod collections;
 mod control;
 mod data;

@@ -43,6 +43,14 @@ pub enum Node {
     },
 }
 
+/// One selected field in SELECT order, named as the Bulk API names its
+/// CSV column: relationship names, then the field (`Account.Owner.Name`).
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub path: FieldPath,
+}
+
 #[derive(Debug, Clone)]
 pub enum Projection {
     Count,
@@ -111,6 +119,8 @@ pub struct Plan {
     pub object: usize,
     pub def: Arc<ObjectDef>,
     pub projection: Projection,
+    /// The selected fields in SELECT order; empty for `COUNT()`.
+    pub columns: Vec<Column>,
     pub filter: Option<Filter>,
     pub order: Vec<SortKey>,
     pub limit: Option<u64>,
@@ -203,6 +213,22 @@ impl<'a> Planner<'a> {
 
     fn field_def(&self, path: &FieldPath) -> &'a FieldDef {
         &self.def(path.object).fields[path.field]
+    }
+
+    fn column(&self, path: FieldPath) -> Column {
+        let mut parts = Vec::with_capacity(path.hops.len() + 1);
+        let mut object = self.object;
+        for hop in &path.hops {
+            let reference = &self.def(object).fields[*hop];
+            parts.push(reference.relationship_name.clone().unwrap_or_default());
+            let target = &reference.reference_to[0];
+            object = self.org.object(target).expect("resolved before");
+        }
+        parts.push(self.field_def(&path).name.clone());
+        Column {
+            name: parts.join("."),
+            path,
+        }
     }
 
     fn add_node(
@@ -530,6 +556,16 @@ fn like_pattern(p: &str) -> Vec<LikeTok> {
     out
 }
 
+/// The error for a FROM object the org does not have.
+pub fn unknown_object(soql: &str, at: usize, name: &str) -> SoqlError {
+    SoqlError::at(
+        "INVALID_TYPE",
+        soql,
+        at,
+        format!("sObject type '{name}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."),
+    )
+}
+
 /// Plans a statement as a user who sees every field.
 pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
     plan_as(org, soql, &EVERYTHING)
@@ -545,14 +581,9 @@ pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, Soql
         ));
     }
     let q = super::parser::parse(soql)?;
-    let object = org.object(&q.from).ok_or_else(|| {
-        SoqlError::at(
-            "INVALID_TYPE",
-            soql,
-            q.from_at,
-            format!("sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", q.from),
-        )
-    })?;
+    let object = org
+        .object(&q.from)
+        .ok_or_else(|| unknown_object(soql, q.from_at, &q.from))?;
     let planner = Planner {
         org,
         soql,
@@ -566,6 +597,7 @@ pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, Soql
         .iter()
         .any(|s| matches!(s, SelectItem::Count { .. }));
     let mut long_text_fields = 0;
+    let mut columns = Vec::new();
     let projection = if is_count {
         if q.select.len() > 1 {
             let at = q.select.iter().find_map(|s| match s {
@@ -609,6 +641,7 @@ pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, Soql
                     long_text_fields += 1;
                 }
                 planner.add_node(&mut nodes, &resolved, 0, &p)?;
+                columns.push(planner.column(resolved));
             }
         }
         Projection::Fields(nodes)
@@ -651,6 +684,7 @@ pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, Soql
         object,
         def,
         projection,
+        columns,
         filter,
         order,
         limit: q.limit,
