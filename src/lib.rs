@@ -4,7 +4,8 @@
 //! - features: `fdw` (foreign tables), `write` (writes in the transaction),
 //!   `sync` (local copies); none imports another's internals, and this file
 //!   wires the one link between them, write-through;
-//! - PostgreSQL glue: `catalog`, `connection`, `error`, `gucs`, `pg`, `values`;
+//! - PostgreSQL glue: `catalog`, `connection`, `copy`, `error`, `gucs`, `pg`,
+//!   `values`;
 //! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
 //!   logic that needs no database.
 
@@ -12,6 +13,7 @@ use pgrx::prelude::*;
 
 mod catalog;
 mod connection;
+mod copy;
 mod error;
 mod fdw;
 mod gucs;

@@ -77,14 +77,68 @@ fn number_text(v: &Json, integer: bool) -> Option<String> {
             (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some((f as i64).to_string()),
             _ => None,
         },
-        Json::Number(n) => Some(n.to_string()),
+        // REST writes a whole double as 43000000.0 and Bulk as 43000000:
+        // the same number has one text, whichever API read it.
+        Json::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                Some((f as i64).to_string())
+            }
+            _ => Some(n.to_string()),
+        },
         Json::String(s) if crate::soql::literal::is_decimal(s) => Some(s.clone()),
         _ => None,
     }
 }
 
-/// `2024-02-06T20:48:32.000+0000` (or RFC 3339) → `2024-02-06 20:48:32.000+00:00`.
+/// `2024-02-06T20:48:32.000+0000`, or `...Z` as Bulk writes it, to
+/// `2024-02-06 20:48:32.000+00:00`. The shape is checked byte by byte and
+/// the value parsed only when it is unusual: this runs for every datetime.
 fn timestamp_text(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let usual = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    let two = |i: usize| (b[i] - b'0') * 10 + (b[i + 1] - b'0');
+    if usual
+        && (1..=12).contains(&two(5))
+        && (1..=31).contains(&two(8))
+        && two(11) < 24
+        && two(14) < 60
+        && two(17) <= 60
+    {
+        let (head, zone) = match s.strip_suffix('Z') {
+            Some(head) => (head, "+00:00".to_string()),
+            None if b.len() >= 24
+                && matches!(b[b.len() - 5], b'+' | b'-')
+                && digits(b.len() - 4..b.len()) =>
+            {
+                let (head, z) = s.split_at(s.len() - 5);
+                (head, format!("{}:{}", &z[..3], &z[3..]))
+            }
+            None => return parsed_timestamp_text(s),
+        };
+        let fraction = &head[19..];
+        if fraction.is_empty()
+            || (fraction.starts_with('.') && fraction[1..].bytes().all(|d| d.is_ascii_digit()))
+        {
+            return Some(format!("{} {}{zone}", &head[..10], &head[11..]));
+        }
+    }
+    parsed_timestamp_text(s)
+}
+
+fn parsed_timestamp_text(s: &str) -> Option<String> {
     let t = parse_datetime(s).or_else(|| {
         chrono::DateTime::parse_from_rfc3339(s)
             .ok()
@@ -179,6 +233,61 @@ pub fn to_salesforce(lit: Literal) -> Result<Json, String> {
     })
 }
 
+/// A field of a Bulk CSV row as the value REST would have given: empty is
+/// null, booleans and numbers are typed, everything else is text.
+pub fn from_csv(text: &str, field_type: &str) -> Json {
+    if text.is_empty() {
+        return Json::Null;
+    }
+    match field_type {
+        "boolean" => Json::Bool(text == "true"),
+        "int" | "long" | "double" | "currency" | "percent" => text
+            .parse::<serde_json::Number>()
+            .map(Json::Number)
+            .unwrap_or_else(|_| Json::String(text.to_string())),
+        _ => Json::String(text.to_string()),
+    }
+}
+
+/// An address or location field as REST renders it, from its components
+/// (`components` are (API name, value) pairs): null when every component is,
+/// an address carrying all ten keys.
+pub fn compound(name: &str, field_type: &str, components: &[(&str, &Json)]) -> Json {
+    if components.iter().all(|(_, v)| v.is_null()) {
+        return Json::Null;
+    }
+    let mut object = serde_json::Map::new();
+    if field_type == "address" {
+        for key in [
+            "city",
+            "country",
+            "countryCode",
+            "geocodeAccuracy",
+            "latitude",
+            "longitude",
+            "postalCode",
+            "state",
+            "stateCode",
+            "street",
+        ] {
+            object.insert(key.into(), Json::Null);
+        }
+    }
+    let prefix = name.trim_end_matches("Address").trim_end_matches("__c");
+    for (component, value) in components {
+        let rest = component
+            .trim_start_matches(prefix)
+            .trim_start_matches("__")
+            .trim_end_matches("__s");
+        let mut key: Vec<char> = rest.chars().collect();
+        if let Some(c) = key.first_mut() {
+            *c = c.to_ascii_lowercase();
+        }
+        object.insert(key.into_iter().collect(), (*value).clone());
+    }
+    Json::Object(object)
+}
+
 /// A time of day for a write: `HH:MM:SS.sssZ`.
 pub fn time_to_salesforce(t: NaiveTime) -> Json {
     Json::String(t.format("%H:%M:%S%.3fZ").to_string())
@@ -208,6 +317,10 @@ mod tests {
             Some("1500000.5".into())
         );
         assert_eq!(
+            t(json!(43000000.0), PgKind::Numeric),
+            t(json!(43000000), PgKind::Numeric)
+        );
+        assert_eq!(
             t(json!("2024-02-06"), PgKind::Date),
             Some("2024-02-06".into())
         );
@@ -235,7 +348,13 @@ mod tests {
             to_pg_text(&json!("not-a-date"), PgKind::Date).unwrap_err(),
             "a string value \"not-a-date\" is not a date"
         );
+        assert!(to_pg_text(&json!("2024-02-06X20:00:00.000+0000"), PgKind::Timestamp).is_err());
         assert!(to_pg_text(&json!("2024-02-06T25:00:00.000+0000"), PgKind::Timestamp).is_err());
+        assert!(to_pg_text(&json!("yesterday"), PgKind::Timestamp).is_err());
+        assert_eq!(
+            to_pg_text(&json!("2024-02-06T20:48:32.000Z"), PgKind::Timestamp).unwrap(),
+            Some("2024-02-06 20:48:32.000+00:00".into())
+        );
     }
 
     #[test]
@@ -256,6 +375,41 @@ mod tests {
         ]);
         assert_eq!(to_salesforce(langs).unwrap(), json!("English;French"));
         assert!(to_salesforce(Literal::List(vec![Literal::Number("1".into())])).is_err());
+    }
+
+    #[test]
+    fn csv_fields_read_as_rest_values() {
+        assert_eq!(from_csv("", "string"), Json::Null);
+        assert_eq!(from_csv("true", "boolean"), json!(true));
+        assert_eq!(from_csv("1500000.5", "currency"), json!(1500000.5));
+        assert_eq!(from_csv("a;b", "multipicklist"), json!("a;b"));
+        let street = json!("1 Main St");
+        let none = Json::Null;
+        assert_eq!(
+            compound(
+                "MailingAddress",
+                "address",
+                &[("MailingStreet", &street), ("MailingCity", &none)]
+            ),
+            json!({"city": null, "country": null, "countryCode": null, "geocodeAccuracy": null, "latitude": null,
+                   "longitude": null, "postalCode": null, "state": null, "stateCode": null, "street": "1 Main St"})
+        );
+        let lat = json!(48.85);
+        assert_eq!(
+            compound(
+                "Delivery_Location__c",
+                "location",
+                &[
+                    ("Delivery_Location__Latitude__s", &lat),
+                    ("Delivery_Location__Longitude__s", &none)
+                ]
+            ),
+            json!({"latitude": 48.85, "longitude": null})
+        );
+        assert_eq!(
+            compound("MailingAddress", "address", &[("MailingCity", &none)]),
+            Json::Null
+        );
     }
 
     #[test]

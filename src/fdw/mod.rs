@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use supabase_wrappers::prelude::*;
 
 #[wrappers_fdw(
-    version = "0.1.0",
+    version = "0.2.0",
     author = "pg_salesforce developers",
     error_type = "Error"
 )]

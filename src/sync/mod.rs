@@ -7,6 +7,7 @@
 //! definitions, SOQL and pacing, is `salesforce_core::sync`.
 
 mod api;
+mod bulk;
 mod rows;
 mod run;
 mod store;

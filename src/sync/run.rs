@@ -3,6 +3,7 @@
 //! worker can do it outside any transaction) and `apply` (local: the rows
 //! and the checkpoint that covers them, in one transaction).
 
+use super::bulk::{self, BulkSelect};
 use super::rows::{stamp_of, Rows};
 use super::store::{self, RunProgress, Stage, SyncRow};
 use crate::catalog;
@@ -11,13 +12,47 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, Duration as Span, Utc};
 use pgrx::pg_sys::Oid;
 use pgrx::PgSqlErrorCode;
+use salesforce_core::client::bulk::{JobState, QueryJob, ResultsPage};
 use salesforce_core::client::describe::ObjectDescribe;
-use salesforce_core::client::session::{DeletedRecords, QueryPage};
-use salesforce_core::sync::definition::{self, SyncOptions, SyncedField};
+use salesforce_core::client::session::{DeletedRecords, QueryPage, Session};
+use salesforce_core::sync::definition::{
+    self, BackfillApi, SyncOptions, SyncedField, BULK_THRESHOLD,
+};
 use salesforce_core::sync::pacing::{self, Bucket};
 use salesforce_core::sync::queries;
+use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Records a REST backfill gathers, from pages of 200 to 2,000, before it
+/// stores them in one transaction.
+const REST_BATCH: usize = 2_000;
+
+/// The first page of a query (or the page a `nextRecordsUrl` names) and the
+/// pages after it, until `REST_BATCH` records, as one page.
+fn gather(
+    session: &mut Session,
+    first: Request,
+) -> std::result::Result<QueryPage, SalesforceError> {
+    let mut page = match first {
+        Request::Query {
+            soql,
+            include_deleted,
+        } => session.query(&soql, include_deleted)?,
+        Request::NextPage(url) => session.next_page(&url)?,
+        _ => unreachable!("only queries are gathered"),
+    };
+    while !page.done && page.records.len() < REST_BATCH {
+        let Some(url) = page.next_records_url.clone() else {
+            break;
+        };
+        let next = session.next_page(&url)?;
+        page.records.extend(next.records);
+        page.done = next.done;
+        page.next_records_url = next.next_records_url;
+    }
+    Ok(page)
+}
 
 /// Pauses longer than this end the run as throttled instead of waiting.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
@@ -30,6 +65,9 @@ enum Phase {
     Count,
     NewestStamp,
     Backfill,
+    BulkCreate,
+    BulkWait,
+    BulkRead,
     Changes,
     Deletes,
     Reconcile,
@@ -43,10 +81,24 @@ pub enum Request {
         include_deleted: bool,
     },
     NextPage(String),
+    /// A query or page, and the pages after it, until `REST_BATCH` records:
+    /// a backfill stores them in one transaction.
+    Gather(Box<Request>),
     Deleted {
         object: String,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
+    },
+    CreateJob {
+        soql: String,
+        include_deleted: bool,
+    },
+    PollJob(String),
+    /// The next batch of a job's results page at `locator`, past `skip` rows.
+    ReadResults {
+        job: String,
+        locator: Option<String>,
+        skip: u64,
     },
 }
 
@@ -54,6 +106,8 @@ pub enum Answer {
     Describe(ObjectDescribe),
     Page(QueryPage),
     Deleted(DeletedRecords),
+    Job(QueryJob),
+    Batch(bulk::Batch),
 }
 
 pub enum Next {
@@ -91,6 +145,14 @@ pub struct Run {
     notes: Vec<String>,
     /// Why the run stopped early to wait for API budget, and for how long.
     throttled: Option<(String, i64)>,
+    /// A Bulk backfill: what its jobs select, the results page being read,
+    /// when to look at the job next, and how many jobs this run started.
+    bulk: Option<std::result::Result<BulkSelect, String>>,
+    page: Option<ResultsPage>,
+    next_poll: Option<(Instant, Duration)>,
+    jobs_started: u32,
+    /// The run finished a backfill: the sync is due again at once, to catch up.
+    backfilled: bool,
 }
 
 fn now_ms() -> i64 {
@@ -100,6 +162,7 @@ fn now_ms() -> i64 {
 impl Run {
     /// Starts a run of sync `sync_id`. The caller holds the sync's lock.
     pub fn start(sync_id: i64, started_by: &str) -> Result<Run> {
+        store::check_installed_version()?;
         store::close_abandoned_runs(sync_id)?;
         let sync = store::load_sync(sync_id)?;
         let options = SyncOptions::parse(&sync.options)?;
@@ -125,6 +188,11 @@ impl Run {
             api_requests: 0,
             notes: vec![],
             throttled: None,
+            bulk: None,
+            page: None,
+            next_poll: None,
+            jobs_started: 0,
+            backfilled: false,
         })
     }
 
@@ -168,7 +236,11 @@ impl Run {
     }
 
     fn target(&self) -> String {
-        if self.sync.stage == Stage::Resync && self.phase == Phase::Backfill {
+        let backfilling = matches!(
+            self.phase,
+            Phase::Backfill | Phase::BulkCreate | Phase::BulkWait | Phase::BulkRead
+        );
+        if self.sync.stage == Stage::Resync && backfilling {
             self.sync.staging()
         } else {
             self.sync.target()
@@ -230,6 +302,42 @@ impl Run {
                 let start = self.sync.deleted_cursor.unwrap_or(end) - lookback;
                 Request::Deleted { object, start, end }
             }
+            (Phase::BulkCreate, None) => {
+                let select = match &self.bulk {
+                    Some(Ok(select)) => select,
+                    Some(Err(field)) => {
+                        return Err(Error::sql(
+                            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                            format!("Bulk API 2.0 cannot return field {field} of {object}"),
+                        )
+                        .with_hint("Sync it with the option \"api\": \"rest\", or leave the field out with \"fields\"."))
+                    }
+                    None => unreachable!("the describe comes first"),
+                };
+                Request::CreateJob {
+                    soql: queries::bulk_backfill(&object, &select.fields),
+                    include_deleted: self.options.soft_delete,
+                }
+            }
+            (Phase::BulkWait, None) => {
+                if let Some((at, _)) = self.next_poll {
+                    let now = Instant::now();
+                    if at > now {
+                        return Ok(Next::Wait(at - now));
+                    }
+                }
+                Request::PollJob(
+                    self.sync
+                        .bulk_job
+                        .clone()
+                        .expect("a job is being waited for"),
+                )
+            }
+            (Phase::BulkRead, None) => Request::ReadResults {
+                job: self.sync.bulk_job.clone().expect("a job is being read"),
+                locator: self.sync.bulk_locator.clone(),
+                skip: self.sync.bulk_page_rows as u64,
+            },
             (Phase::Reconcile, None) => {
                 self.reconcile_at = Some(self.server_now());
                 Request::Query {
@@ -239,12 +347,17 @@ impl Run {
             }
             (Phase::Done, None) => return Ok(Next::Done),
         };
+        if self.phase == Phase::Backfill {
+            return Ok(Next::Fetch(Request::Gather(Box::new(request))));
+        }
         Ok(Next::Fetch(request))
     }
 
     /// Asks Salesforce. Reads no catalog and runs no SQL.
-    pub fn fetch(&self, request: Request) -> Fetched {
+    pub fn fetch(&mut self, request: Request) -> Fetched {
         let mut counted = (0i64, None, None);
+        let page = &mut self.page;
+        let select = self.bulk.as_ref().and_then(|b| b.as_ref().ok());
         let answer = connection::with_prepared_session(self.server, self.user, |s| {
             let before = s.requests;
             let answer = match request {
@@ -254,9 +367,24 @@ impl Run {
                     include_deleted,
                 } => s.query(&soql, include_deleted).map(Answer::Page),
                 Request::NextPage(url) => s.next_page(&url).map(Answer::Page),
+                Request::Gather(first) => gather(s, *first).map(Answer::Page),
                 Request::Deleted { object, start, end } => {
                     s.deleted(&object, start, end).map(Answer::Deleted)
                 }
+                Request::CreateJob {
+                    soql,
+                    include_deleted,
+                } => s.create_query_job(&soql, include_deleted).map(Answer::Job),
+                Request::PollJob(id) => s.query_job(&id).map(Answer::Job),
+                Request::ReadResults { job, locator, skip } => bulk::read_batch(
+                    s,
+                    page,
+                    select.expect("a Bulk backfill has its select"),
+                    &job,
+                    locator.as_deref(),
+                    skip,
+                )
+                .map(Answer::Batch),
             };
             counted = (
                 (s.requests - before) as i64,
@@ -311,12 +439,22 @@ impl Run {
                 self.throttle("Salesforce answered REQUEST_LIMIT_EXCEEDED: the org's daily API limit is used up".into(), RESERVE_RETRY_SECONDS);
                 return self.save();
             }
+            Err(e) if self.job_is_gone(&e) => {
+                self.replace_job(format!(
+                    "Bulk job {} can no longer be read ({})",
+                    self.sync.bulk_job.clone().unwrap_or_default(),
+                    e.message()
+                ))?;
+                return self.save();
+            }
             Err(e) => return Err(e),
         };
         match answer {
             Answer::Describe(d) => self.apply_describe(&d)?,
             Answer::Page(page) => self.apply_page(page)?,
             Answer::Deleted(d) => self.apply_deleted(d)?,
+            Answer::Job(job) => self.apply_job(job)?,
+            Answer::Batch(batch) => self.apply_batch(batch)?,
         }
         self.save()
     }
@@ -368,11 +506,192 @@ impl Run {
             ));
         }
         self.fields = definition::present_fields(&self.sync.fields, &self.sync.columns, object);
+        if self.sync.stage != Stage::Incremental {
+            self.bulk = Some(BulkSelect::new(
+                object,
+                &self.fields,
+                self.options.soft_delete,
+            ));
+        }
         self.phase = match self.sync.stage {
             Stage::Incremental => Phase::Changes,
             _ if self.sync.backfill_total.is_none() => Phase::Count,
-            _ => Phase::Backfill,
+            _ => self.backfill_phase(),
         };
+        Ok(())
+    }
+
+    /// Where a backfill goes on: the Bulk job or REST pages it began with,
+    /// else the API the `api` option and the record count choose.
+    fn backfill_phase(&self) -> Phase {
+        if self.sync.bulk_job.is_some() {
+            if self.sync.bulk_locator.is_some() || self.sync.bulk_page_rows > 0 {
+                Phase::BulkRead
+            } else {
+                Phase::BulkWait
+            }
+        } else if self.sync.backfill_rows > 0 || self.sync.backfill_after.is_some() {
+            Phase::Backfill
+        } else if self.uses_bulk() {
+            Phase::BulkCreate
+        } else {
+            Phase::NewestStamp
+        }
+    }
+
+    fn uses_bulk(&self) -> bool {
+        match self.options.api {
+            BackfillApi::Rest => false,
+            BackfillApi::Bulk => true,
+            BackfillApi::Auto => {
+                self.sync.backfill_total.unwrap_or(0) as u64 >= BULK_THRESHOLD
+                    && matches!(self.bulk, Some(Ok(_)))
+            }
+        }
+    }
+
+    /// Stores rows a backfill reads: inserted through COPY, unless an
+    /// earlier job may have stored some of them already.
+    fn store_backfill_rows(&mut self, rows: &Rows) -> Result<()> {
+        let n = if self.sync.backfill_overlaps {
+            store::upsert_rows(&self.target(), rows)?
+        } else {
+            store::insert_new_rows(&self.target(), rows)?
+        };
+        self.rows_upserted += n;
+        self.sync.backfill_rows += n;
+        Ok(())
+    }
+
+    /// The backfill is done: a resync's copy replaces the old one, and the
+    /// run ends, leaving the changes made meanwhile to the next run, due at once.
+    fn finish_backfill(&mut self) -> Result<()> {
+        if self.sync.stage == Stage::Resync {
+            store::replace_contents(
+                &self.sync.target(),
+                &self.sync.staging(),
+                self.sync.id_column(),
+                &self.sync.columns,
+                self.options.soft_delete,
+            )?;
+            self.notes
+                .push("the copy was replaced with the reloaded records".into());
+        }
+        self.sync.stage = Stage::Incremental;
+        self.sync.backfill_after = None;
+        self.sync.bulk_job = None;
+        self.sync.bulk_locator = None;
+        self.sync.bulk_page_rows = 0;
+        self.sync.backfill_overlaps = false;
+        self.phase = Phase::Done;
+        self.backfilled = true;
+        Ok(())
+    }
+
+    fn apply_job(&mut self, job: QueryJob) -> Result<()> {
+        if self.phase == Phase::BulkCreate {
+            if self.sync.backfill_rows == 0 && !self.sync.backfill_overlaps {
+                // The job's snapshot starts the copy: changes after it come
+                // from the cursor, the newest SystemModstamp it holds.
+                self.sync.cursor = None;
+                self.sync.deleted_cursor = Some(self.server_now());
+            }
+            self.notes
+                .push(format!("Bulk query job {} started", job.id));
+            self.sync.bulk_job = Some(job.id);
+            self.sync.bulk_locator = None;
+            self.sync.bulk_page_rows = 0;
+            self.jobs_started += 1;
+            self.next_poll = Some((Instant::now() + bulk::FIRST_POLL, bulk::FIRST_POLL));
+            self.phase = Phase::BulkWait;
+            return Ok(());
+        }
+        match job.state {
+            JobState::JobComplete => {
+                self.notes.push(format!(
+                    "Bulk query job {} complete: {} records",
+                    job.id,
+                    job.number_records_processed.unwrap_or(0)
+                ));
+                self.next_poll = None;
+                self.phase = Phase::BulkRead;
+            }
+            JobState::Failed | JobState::Aborted => self.replace_job(format!(
+                "Bulk query job {} {}: {}",
+                job.id,
+                if job.state == JobState::Failed {
+                    "failed"
+                } else {
+                    "was aborted"
+                },
+                job.error_message.unwrap_or_default()
+            ))?,
+            _ => {
+                let every = self
+                    .next_poll
+                    .map_or(bulk::FIRST_POLL, |(_, e)| (e * 2).min(bulk::LONGEST_POLL));
+                self.next_poll = Some((Instant::now() + every, every));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an error means the job or its results are gone (deleted,
+    /// expired, a locator no longer valid), so a new job must be started.
+    fn job_is_gone(&self, e: &Error) -> bool {
+        matches!(self.phase, Phase::BulkWait | Phase::BulkRead)
+            && matches!(e, Error::Salesforce(SalesforceError::Api { status, code, .. })
+                if (400..500).contains(status) && code != "REQUEST_LIMIT_EXCEEDED" && code != "INVALID_SESSION_ID")
+    }
+
+    /// Starts the backfill's records over with a new job. Rows already
+    /// copied stay and are upserted again, never duplicated.
+    fn replace_job(&mut self, why: String) -> Result<()> {
+        self.page = None;
+        if self.jobs_started >= bulk::MAX_JOBS_PER_RUN {
+            return Err(Error::sql(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                format!(
+                    "{why}; this run started {} jobs already, so it stops here",
+                    self.jobs_started
+                ),
+            ));
+        }
+        self.notes
+            .push(format!("{why}: a new job reads the records again"));
+        self.sync.backfill_overlaps |= self.sync.backfill_rows > 0;
+        self.sync.bulk_job = None;
+        self.sync.bulk_locator = None;
+        self.sync.bulk_page_rows = 0;
+        self.phase = Phase::BulkCreate;
+        Ok(())
+    }
+
+    fn apply_batch(&mut self, batch: bulk::Batch) -> Result<()> {
+        let soft = self.options.soft_delete;
+        let fields = std::mem::take(&mut self.fields);
+        let mut rows = Rows::new(&fields, soft);
+        for r in &batch.records {
+            let deleted = soft && r.get("IsDeleted").and_then(Json::as_bool) == Some(true);
+            rows.push(r, deleted.then(|| stamp_of(r).unwrap_or_else(Utc::now)))?;
+        }
+        let stored = self.store_backfill_rows(&rows);
+        drop(rows);
+        self.fields = fields;
+        stored?;
+        self.sync.bulk_page_rows += batch.records.len() as i64;
+        if let Some(newest) = batch.records.iter().filter_map(stamp_of).max() {
+            self.sync.cursor = Some(self.sync.cursor.map_or(newest, |c| c.max(newest)));
+        }
+        if batch.page_done {
+            match batch.next_locator {
+                Some(next) => {
+                    self.sync.bulk_locator = Some(next);
+                    self.sync.bulk_page_rows = 0;
+                }
+                None => self.finish_backfill()?,
+            }
+        }
         Ok(())
     }
 
@@ -387,7 +706,7 @@ impl Run {
         match self.phase {
             Phase::Count => {
                 self.sync.backfill_total = Some(page.total_size as i64);
-                self.phase = Phase::NewestStamp;
+                self.phase = self.backfill_phase();
             }
             Phase::NewestStamp => {
                 self.sync.cursor = page.records.first().and_then(stamp_of);
@@ -397,13 +716,13 @@ impl Run {
                 self.phase = Phase::Backfill;
             }
             Phase::Backfill => {
-                let mut rows = Rows::new(&self.fields, soft);
-                for r in &page.records {
-                    rows.push(r, None)?;
-                }
-                let n = store::upsert_rows(&self.target(), &rows)?;
-                self.rows_upserted += n;
-                self.sync.backfill_rows += n;
+                let fields = std::mem::take(&mut self.fields);
+                let mut rows = Rows::new(&fields, soft);
+                let converted = page.records.iter().try_for_each(|r| rows.push(r, None));
+                let stored = converted.and_then(|_| self.store_backfill_rows(&rows));
+                drop(rows);
+                self.fields = fields;
+                stored?;
                 if let Some(last) = page
                     .records
                     .last()
@@ -413,20 +732,7 @@ impl Run {
                     self.sync.backfill_after = Some(last.to_string());
                 }
                 if done {
-                    if self.sync.stage == Stage::Resync {
-                        store::replace_contents(
-                            &self.sync.target(),
-                            &self.sync.staging(),
-                            self.sync.id_column(),
-                            &self.sync.columns,
-                            soft,
-                        )?;
-                        self.notes
-                            .push("the copy was replaced with the reloaded records".into());
-                    }
-                    self.sync.stage = Stage::Incremental;
-                    self.sync.backfill_after = None;
-                    self.phase = Phase::Changes;
+                    self.finish_backfill()?;
                 }
             }
             Phase::Changes => {
@@ -479,7 +785,12 @@ impl Run {
                     self.phase = Phase::Done;
                 }
             }
-            Phase::Describe | Phase::Deletes | Phase::Done => {
+            Phase::Describe
+            | Phase::Deletes
+            | Phase::Done
+            | Phase::BulkCreate
+            | Phase::BulkWait
+            | Phase::BulkRead => {
                 return Err(Error::sql(
                     PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                     "unexpected query page",
@@ -536,7 +847,7 @@ impl Run {
         let (status, error, retry) = match (&failure, &self.throttled) {
             (Some(e), _) => ("failed", Some(e.clone()), Some(60)),
             (None, Some((why, retry))) => ("throttled", Some(why.clone()), Some(*retry)),
-            (None, None) => ("succeeded", None, None),
+            (None, None) => ("succeeded", None, self.backfilled.then_some(0)),
         };
         store::finish_run(self.id, status, error.as_deref(), retry)?;
         Ok(())

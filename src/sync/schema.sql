@@ -23,6 +23,14 @@ CREATE TABLE @extschema@.syncs (
     deleted_cursor timestamptz,
     next_due timestamptz NOT NULL DEFAULT now(),
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- Bulk backfill checkpoint: the query job, the locator of the results
+    -- page being read (NULL: the first) and how many of its rows are stored.
+    bulk_job text,
+    bulk_locator text,
+    bulk_page_rows bigint NOT NULL DEFAULT 0,
+    -- Whether rows this backfill reads may be in the copy already (a job was
+    -- replaced), so they are upserted rather than inserted.
+    backfill_overlaps boolean NOT NULL DEFAULT false,
     UNIQUE (server, object),
     UNIQUE (target_schema, target_table)
 );

@@ -2,6 +2,7 @@
 //! its log, its pacing row, and the rows of the copy itself.
 
 use super::rows::Rows;
+use crate::copy;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use pgrx::datum::DatumWithOid;
@@ -51,6 +52,18 @@ pub struct SyncRow {
     pub backfill_rows: i64,
     pub cursor: Option<DateTime<Utc>>,
     pub deleted_cursor: Option<DateTime<Utc>>,
+    /// The Bulk query job a backfill reads, the locator of the results page
+    /// being read (None: the first), and how many of its rows are stored.
+    #[serde(default)]
+    pub bulk_job: Option<String>,
+    #[serde(default)]
+    pub bulk_locator: Option<String>,
+    #[serde(default)]
+    pub bulk_page_rows: i64,
+    /// Rows this backfill reads may be in the copy already (a failed job was
+    /// replaced), so they are upserted rather than inserted.
+    #[serde(default)]
+    pub backfill_overlaps: bool,
 }
 
 impl SyncRow {
@@ -70,6 +83,23 @@ impl SyncRow {
     pub fn id_column(&self) -> &str {
         let i = self.fields.iter().position(|f| f == "Id").unwrap_or(0);
         &self.columns[i]
+    }
+}
+
+/// Refuses to run against the SQL of another version than the library's: a
+/// new library is installed before `ALTER EXTENSION ... UPDATE` runs.
+pub fn check_installed_version() -> Result<()> {
+    let installed = Spi::get_one::<String>(
+        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_salesforce'",
+    )?;
+    let library = env!("CARGO_PKG_VERSION");
+    match installed {
+        Some(v) if v != library => Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the pg_salesforce library is version {library}, but the extension installed in this database is {v}"),
+        )
+        .with_hint("Run ALTER EXTENSION pg_salesforce UPDATE.")),
+        _ => Ok(()),
     }
 }
 
@@ -101,7 +131,7 @@ pub fn sync_id(server: &str, object: &str) -> Result<Option<i64>> {
 pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
     let stamp = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
     Spi::run_with_args(
-        "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9 WHERE id = $1",
+        "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9, bulk_job = $10, bulk_locator = $11, bulk_page_rows = $12, backfill_overlaps = $13 WHERE id = $1",
         &[
             s.id.into(),
             s.stage.as_str().into(),
@@ -112,6 +142,10 @@ pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
             stamp(s.deleted_cursor).into(),
             s.fields.clone().into(),
             s.columns.clone().into(),
+            s.bulk_job.clone().into(),
+            s.bulk_locator.clone().into(),
+            s.bulk_page_rows.into(),
+            s.backfill_overlaps.into(),
         ],
     )
     .map_err(Error::from)
@@ -228,6 +262,47 @@ pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
     );
     Spi::run_with_args(&sql, &arrays)?;
     Ok(rows.len() as i64)
+}
+
+/// Writes rows a backfill reads for the first time: through COPY, unless
+/// some are in the copy already (written through, or read by an earlier
+/// job), when they are upserted instead.
+pub fn insert_new_rows(table: &str, rows: &Rows) -> Result<i64> {
+    let Some(id_index) = rows.fields.iter().position(|f| f.field == "Id") else {
+        return upsert_rows(table, rows);
+    };
+    if rows.len() == 0 {
+        return Ok(0);
+    }
+    let ids: Vec<Option<String>> = rows.columns[id_index].clone();
+    let id = quote_ident(&rows.fields[id_index].column);
+    let present = Spi::get_one_with_args::<bool>(
+        &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {id} = ANY($1))"),
+        &[ids.into()],
+    )?;
+    if present == Some(true) {
+        return upsert_rows(table, rows);
+    }
+    let mut columns: Vec<String> = rows.fields.iter().map(|f| f.column.clone()).collect();
+    columns.push(SYNCED_AT.into());
+    if rows.deleted_at.is_some() {
+        columns.push(DELETED_AT.into());
+    }
+    let mut data = Vec::with_capacity(rows.len() * 256);
+    for i in 0..rows.len() {
+        for column in &rows.columns {
+            copy::push_field(&mut data, column[i].as_deref());
+            data.push(b'\t');
+        }
+        // timestamptz reads 'now' as the transaction's start, as now() is.
+        data.extend_from_slice(b"now");
+        if let Some(at) = &rows.deleted_at {
+            data.push(b'\t');
+            copy::push_field(&mut data, at[i].as_deref());
+        }
+        data.push(b'\n');
+    }
+    Ok(copy::copy_in(table, &columns, data)? as i64)
 }
 
 /// Removes rows by id, or with soft deletes marks them deleted at `at`.

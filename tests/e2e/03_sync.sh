@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The sync engine on a real cluster with the worker preloaded: a 100,000
-# Contact backfill surviving kill -9 three times, edits/deletes/undeletes
+# Contact backfill through REST surviving kill -9 three times, edits/deletes/undeletes
 # and a late commit, faults, an exhausted daily limit, a field added, the
 # worker and sync_now on one object, and pg_cron driving sync_now. After each
 # scenario the copy must equal Salesforce by a checksum over all columns.
@@ -11,16 +11,7 @@ start_sfsim "${SFSIM_BIN:?set SFSIM_BIN}" --seed demo --records Contact=100000
 start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce,pg_cron'" "salesforce.sync_naptime = 1" \
   "cron.database_name = 'postgres'" "cron.host = '$dir'"
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
-fail() { echo "FAIL: $*" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
-control() { curl -sf -X "$1" "$SFSIM_URL/__sim/$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
-# sql that tolerates the moments when the cluster restarts after a kill -9.
-try_sql() { for _ in $(seq 30); do if out=$(sql -tA -c "$1" 2>/dev/null); then echo "$out"; return 0; fi; sleep 1; done; return 1; }
-wait_for() { # wait_for SECONDS SQL-that-returns-t
-  for _ in $(seq "$1"); do [ "$(try_sql "$2")" = t ] && return 0; sleep 1; done
-  fail "timed out waiting for: $2"
-}
-columns() { try_sql "SELECT string_agg(quote_ident(c), ', ') FROM salesforce.syncs, unnest(columns) c WHERE object = '$1'"; }
-checksum() { try_sql "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM (SELECT $2 FROM $1 $3) x"; }
+source "$(dirname "$0")/helpers.sh"
 # The copy must equal what Salesforce holds now, read through the foreign table.
 assert_equal() { # TABLE REMOTE OBJECT [FILTER]
   local cols; cols=$(columns "$3")
@@ -30,11 +21,11 @@ caught_up() { # every change made so far is in: a run that started after now suc
   local t; t=$(try_sql "SELECT clock_timestamp()")
   wait_for 120 "SELECT EXISTS (SELECT 1 FROM salesforce.sync_runs WHERE object = '$1' AND status = 'succeeded' AND started_at > '$t')"
 }
-worker_pid() { try_sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_salesforce sync'"; }
 
 setup_org remote contact
 sql -q -c "ALTER SERVER org OPTIONS (ADD max_requests_per_day '1000000')"
-sql -tA -c "SELECT salesforce.sync_enable('org', 'Contact', every => '2 seconds')" >/dev/null 2>&1
+# REST here; 06_bulk.sh runs the same backfill through Bulk API 2.0.
+sql -tA -c "SELECT salesforce.sync_enable('org', 'Contact', every => '2 seconds', options => '{\"api\": \"rest\"}')" >/dev/null 2>&1
 
 # 1. Backfill of 100,000 Contacts by the worker, killed three times midway.
 for at in 20000 45000 70000; do

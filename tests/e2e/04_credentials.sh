@@ -9,8 +9,7 @@ start_sfsim "${SFSIM_BIN:?set SFSIM_BIN}" --seed demo
 start_cluster "$dir" "log_min_messages = info" "log_min_error_statement = error"
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
 
-fail() { echo "$1" >&2; exit 1; }
-control() { curl -sf -X "$1" "$SFSIM_URL/__sim/$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+source "$(dirname "$0")/helpers.sh"
 # sfsim's tokens are the org id's first 15 characters, '!', and 96 letters or digits.
 token_pattern='00D[A-Za-z0-9]{12}![A-Za-z0-9]{20,}'
 leaks() { grep -Eo "$token_pattern" "$@" | head -1; }

@@ -36,6 +36,9 @@ pub struct FieldDescribe {
     pub updateable: bool,
     #[serde(default)]
     pub external_id: bool,
+    /// For a component of an address or location field, that field's name.
+    #[serde(default)]
+    pub compound_field_name: Option<String>,
 }
 
 impl ObjectDescribe {
@@ -58,6 +61,7 @@ impl FieldDescribe {
             createable: true,
             updateable: true,
             external_id: false,
+            compound_field_name: None,
         }
     }
 }

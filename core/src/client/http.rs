@@ -46,12 +46,65 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, SalesforceError> {
         .map_err(|e| SalesforceError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
-/// A successful answer: status, headers we use, and the body.
+/// A successful answer: the headers we use, and the body, read whole or
+/// left to stream.
 pub struct Answer {
     pub limit_info: Option<String>,
     /// Salesforce's clock, from the `Date` header.
     pub server_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub headers: reqwest::header::HeaderMap,
+    /// Empty when the body streams.
     pub body: Vec<u8>,
+    pub stream: Option<reqwest::Response>,
+}
+
+/// How a successful answer's body is taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Whole,
+    /// Left in the response, for `BodyReader`: large results are never held whole.
+    Streamed,
+}
+
+/// A response body read as it arrives, as `std::io::Read`, giving way when
+/// the caller is interrupted.
+pub struct BodyReader {
+    response: reqwest::Response,
+    chunk: bytes::Bytes,
+    position: usize,
+    interrupted: Interrupted,
+}
+
+impl BodyReader {
+    pub fn new(response: reqwest::Response, interrupted: Interrupted) -> BodyReader {
+        BodyReader {
+            response,
+            chunk: bytes::Bytes::new(),
+            position: 0,
+            interrupted,
+        }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.position == self.chunk.len() {
+            let next = wait(self.response.chunk(), self.interrupted)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::Interrupted, e.to_string()))?
+                .map_err(|e| std::io::Error::other(describe_transport_error(&e)))?;
+            match next {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.position = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.position);
+        buf[..n].copy_from_slice(&self.chunk[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {
@@ -79,7 +132,10 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
     }
 }
 
-async fn send_once(request: reqwest::RequestBuilder) -> Result<Answer, SalesforceError> {
+async fn send_once(
+    request: reqwest::RequestBuilder,
+    read: Read,
+) -> Result<Answer, SalesforceError> {
     let response = request.send().await.map_err(|e| {
         if e.is_connect() {
             SalesforceError::ConnectFailed(describe_transport_error(&e))
@@ -99,16 +155,29 @@ async fn send_once(request: reqwest::RequestBuilder) -> Result<Answer, Salesforc
         .and_then(|v| v.to_str().ok())
         .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
         .map(|t| t.with_timezone(&chrono::Utc));
+    let success = (200..300).contains(&status) || status == 300 || status == 304;
+    let headers = response.headers().clone();
+    if success && read == Read::Streamed {
+        return Ok(Answer {
+            limit_info,
+            server_time,
+            headers,
+            body: Vec::new(),
+            stream: Some(response),
+        });
+    }
     let body = response
         .bytes()
         .await
         .map_err(|e| SalesforceError::Network(describe_transport_error(&e)))?
         .to_vec();
-    if (200..300).contains(&status) || status == 300 || status == 304 {
+    if success {
         Ok(Answer {
             limit_info,
             server_time,
+            headers,
             body,
+            stream: None,
         })
     } else {
         Err(from_response(status, &body))
@@ -131,17 +200,18 @@ pub fn send(
     make: impl Fn() -> reqwest::RequestBuilder,
     interrupted: Interrupted,
 ) -> Result<Answer, SalesforceError> {
-    send_repeating(make, Repeat::Safe, interrupted)
+    send_repeating(make, Repeat::Safe, Read::Whole, interrupted)
 }
 
 pub fn send_repeating(
     make: impl Fn() -> reqwest::RequestBuilder,
     repeat: Repeat,
+    read: Read,
     interrupted: Interrupted,
 ) -> Result<Answer, SalesforceError> {
     let mut attempt = 0;
     loop {
-        match wait(send_once(make()), interrupted)? {
+        match wait(send_once(make(), read), interrupted)? {
             Err(SalesforceError::Network(m)) if repeat == Repeat::OnlyIfUnsent => {
                 return Err(SalesforceError::Network(m))
             }

@@ -2,6 +2,7 @@
 //! extension makes. Plain Rust: tested against sfsim without PostgreSQL.
 
 pub mod auth;
+pub mod bulk;
 pub mod describe;
 pub mod error;
 pub mod http;

@@ -5,7 +5,7 @@
 use super::auth::{self, Grant, Token};
 use super::describe::{GlobalDescribe, ObjectDescribe};
 use super::error::SalesforceError;
-use super::http::{self, Answer, Interrupted, Repeat};
+use super::http::{self, Answer, Interrupted, Read, Repeat};
 use crate::options::ServerOptions;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -170,13 +170,14 @@ impl Session {
 
     /// Sends a request to a path under the instance (`/services/data/...`),
     /// logging in again once if the session has expired.
-    fn request(
+    pub(super) fn request(
         &mut self,
         method: reqwest::Method,
         path_and_query: &str,
         body: Option<&serde_json::Value>,
         header: Option<(&str, &str)>,
         repeat: Repeat,
+        read: Read,
     ) -> Result<Answer, SalesforceError> {
         let mut relogged = false;
         loop {
@@ -199,7 +200,7 @@ impl Session {
                 }
             };
             self.requests += 1;
-            match http::send_repeating(make, repeat, self.interrupted) {
+            match http::send_repeating(make, repeat, read, self.interrupted) {
                 Err(e)
                     if e.is_invalid_session()
                         && !relogged
@@ -222,7 +223,7 @@ impl Session {
         }
     }
 
-    fn json<T: serde::de::DeserializeOwned>(
+    pub(super) fn json<T: serde::de::DeserializeOwned>(
         &mut self,
         method: reqwest::Method,
         path: &str,
@@ -230,7 +231,7 @@ impl Session {
         header: Option<(&str, &str)>,
         repeat: Repeat,
     ) -> Result<T, SalesforceError> {
-        let answer = self.request(method, path, body, header, repeat)?;
+        let answer = self.request(method, path, body, header, repeat, Read::Whole)?;
         serde_json::from_slice(&answer.body).map_err(|e| {
             SalesforceError::BadResponse(format!("{}: {e}", path.split('?').next().unwrap_or(path)))
         })
@@ -244,7 +245,11 @@ impl Session {
         self.json(reqwest::Method::GET, path, None, header, Repeat::Safe)
     }
 
-    fn data_path(&self, rest: &str) -> String {
+    pub(super) fn interrupted(&self) -> Interrupted {
+        self.interrupted
+    }
+
+    pub(super) fn data_path(&self, rest: &str) -> String {
         format!("/services/data/v{}/{rest}", self.config.api_version)
     }
 

@@ -12,6 +12,26 @@ pub const DEFAULT_LOOKBACK_SECONDS: i64 = 300;
 pub const SYNCED_AT: &str = "_synced_at";
 pub const DELETED_AT: &str = "_deleted_at";
 
+/// Which API a backfill (or resync) reads through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackfillApi {
+    /// Bulk API 2.0 for objects of at least `BULK_THRESHOLD` records whose
+    /// fields Bulk can return, else REST.
+    Auto,
+    Bulk,
+    Rest,
+}
+
+/// From this many records `auto` backfills through Bulk: below it a few
+/// REST pages cost as little, without waiting for a job.
+pub const BULK_THRESHOLD: u64 = 10_000;
+
+/// Field types Bulk 2.0 cannot return: compound fields are rebuilt from
+/// their components, base64 ones need REST.
+pub fn bulk_can_return(field_type: &str) -> bool {
+    !matches!(field_type, "address" | "location" | "base64")
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncOptions {
     /// API names to copy; None copies every field, and fields added later.
@@ -21,6 +41,7 @@ pub struct SyncOptions {
     /// How far back each incremental run re-reads, for changes that become
     /// visible with an older SystemModstamp than ones already read.
     pub lookback_seconds: i64,
+    pub api: BackfillApi,
 }
 
 fn invalid(message: String, hint: &str) -> OptionError {
@@ -30,7 +51,7 @@ fn invalid(message: String, hint: &str) -> OptionError {
     }
 }
 
-const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean) and lookback_seconds (a number).";
+const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number) and api ('auto', 'bulk' or 'rest').";
 
 impl SyncOptions {
     pub fn parse(options: &Json) -> Result<SyncOptions, OptionError> {
@@ -41,6 +62,7 @@ impl SyncOptions {
             fields: None,
             soft_delete: false,
             lookback_seconds: DEFAULT_LOOKBACK_SECONDS,
+            api: BackfillApi::Auto,
         };
         for (key, value) in map {
             match key.as_str() {
@@ -51,6 +73,14 @@ impl SyncOptions {
                 "soft_delete" => parsed.soft_delete = value.as_bool().ok_or_else(|| invalid("sync option \"soft_delete\" must be true or false".into(), OPTIONS_HINT))?,
                 "lookback_seconds" => {
                     parsed.lookback_seconds = value.as_i64().filter(|s| (0..=86_400).contains(s)).ok_or_else(|| invalid("sync option \"lookback_seconds\" must be a number of seconds from 0 to 86400".into(), OPTIONS_HINT))?
+                }
+                "api" => {
+                    parsed.api = match value.as_str() {
+                        Some("auto") => BackfillApi::Auto,
+                        Some("bulk") => BackfillApi::Bulk,
+                        Some("rest") => BackfillApi::Rest,
+                        _ => return Err(invalid("sync option \"api\" must be 'auto', 'bulk' or 'rest'".into(), OPTIONS_HINT)),
+                    }
                 }
                 other => return Err(invalid(format!("invalid sync option \"{other}\""), OPTIONS_HINT)),
             }
@@ -230,7 +260,8 @@ mod tests {
             SyncOptions {
                 fields: None,
                 soft_delete: false,
-                lookback_seconds: 300
+                lookback_seconds: 300,
+                api: BackfillApi::Auto,
             }
         );
         let o = SyncOptions::parse(
@@ -248,6 +279,7 @@ mod tests {
             json!({"soft_delete": "yes"}),
             json!({"lookback_seconds": -1}),
             json!({"lookbak": 5}),
+            json!({"api": "soap"}),
         ] {
             assert!(SyncOptions::parse(&bad).is_err(), "{bad}");
         }

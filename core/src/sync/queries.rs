@@ -58,6 +58,12 @@ pub fn backfill(object: &str, fields: &[String], after: Option<&str>) -> String 
     q.render()
 }
 
+/// A Bulk backfill's query: every record, in no order, so Salesforce can
+/// split the job by Id itself.
+pub fn bulk_backfill(object: &str, fields: &[String]) -> String {
+    select(object, fields.to_vec()).render()
+}
+
 /// Records changed at or after `since`, deleted ones included (for queryAll).
 pub fn changes(object: &str, fields: &[String], since: Option<DateTime<Utc>>) -> String {
     let mut all = fields.to_vec();
