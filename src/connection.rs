@@ -34,10 +34,16 @@ thread_local! {
     static DESCRIBES: RefCell<Describes> = RefCell::new(HashMap::new());
 }
 
-/// PostgreSQL's pending-interrupt flags, so waits end on cancel or timeout,
-/// and in the sync worker on SIGTERM.
+/// Whether a wait for Salesforce must end: a cancel or statement timeout, a
+/// backend told to die, or in the sync worker SIGTERM. Other interrupts
+/// (barriers, catch-up, memory-context logging) also raise InterruptPending
+/// but ask nothing of us: PostgreSQL handles them at its next check.
 fn interrupted() -> bool {
-    unsafe { pg_sys::InterruptPending != 0 || pg_sys::ShutdownRequestPending != 0 }
+    unsafe {
+        pg_sys::QueryCancelPending != 0
+            || pg_sys::ProcDiePending != 0
+            || pg_sys::ShutdownRequestPending != 0
+    }
 }
 
 fn key(server: Oid, user: Oid) -> Key {
