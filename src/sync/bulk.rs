@@ -120,49 +120,41 @@ pub fn read_batch(
     locator: Option<&str>,
     skip: u64,
 ) -> Result<Batch, SalesforceError> {
-    let outcome = read(session, page, select, job, locator, skip);
+    let mut read = || {
+        if page.is_none() {
+            let mut opened = session.query_job_results(job, locator)?;
+            for _ in 0..skip {
+                if opened.next_record()?.is_none() {
+                    break;
+                }
+            }
+            *page = Some(opened);
+        }
+        let p = page.as_mut().expect("opened above");
+        let header = p.header.clone();
+        let types: Vec<&str> = header.iter().map(|h| select.type_of(h)).collect();
+        let mut records = Vec::with_capacity(BATCH);
+        let mut page_done = false;
+        while records.len() < BATCH {
+            match p.next_record()? {
+                Some(row) => records.push(select.record(&header, &types, row)),
+                None => {
+                    page_done = true;
+                    break;
+                }
+            }
+        }
+        Ok(Batch {
+            records,
+            page_done,
+            next_locator: p.next_locator.clone(),
+        })
+    };
+    let outcome = read();
     if outcome.as_ref().map_or(true, |b| b.page_done) {
         *page = None;
     }
     outcome
-}
-
-fn read(
-    session: &mut Session,
-    page: &mut Option<ResultsPage>,
-    select: &BulkSelect,
-    job: &str,
-    locator: Option<&str>,
-    skip: u64,
-) -> Result<Batch, SalesforceError> {
-    if page.is_none() {
-        let mut opened = session.query_job_results(job, locator)?;
-        for _ in 0..skip {
-            if opened.next_record()?.is_none() {
-                break;
-            }
-        }
-        *page = Some(opened);
-    }
-    let p = page.as_mut().expect("opened above");
-    let header = p.header.clone();
-    let types: Vec<&str> = header.iter().map(|h| select.type_of(h)).collect();
-    let mut records = Vec::with_capacity(BATCH);
-    let mut page_done = false;
-    while records.len() < BATCH {
-        match p.next_record()? {
-            Some(row) => records.push(select.record(&header, &types, row)),
-            None => {
-                page_done = true;
-                break;
-            }
-        }
-    }
-    Ok(Batch {
-        records,
-        page_done,
-        next_locator: p.next_locator.clone(),
-    })
 }
 
 #[cfg(test)]
