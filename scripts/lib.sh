@@ -39,7 +39,7 @@ start_sfsim() {
   local out; out=$(mktemp)
   "$binary" --listen 127.0.0.1:0 "$@" >"$out" 2>&1 &
   SFSIM_PID=$!
-  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
+  for _ in $(seq 300); do [ -s "$out" ] && break; sleep 0.1; done
   SFSIM_URL=$(head -n 1 "$out")
   rm -f "$out"
   case "$SFSIM_URL" in http*) ;; *) echo "sfsim did not start: $SFSIM_URL" >&2; return 1 ;; esac
