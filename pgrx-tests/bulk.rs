@@ -6,7 +6,6 @@
 mod tests {
     use crate::db_tests::support::*;
     use pgrx::prelude::*;
-    use serde_json::Value;
 
     /// Bulk calls logged after `since`: (method, path, the job's SOQL if any).
     fn bulk_calls(since: u64) -> Vec<(String, String, Option<String>)> {
@@ -119,7 +118,7 @@ mod tests {
         ))
         .unwrap()
         .expect("a job was started");
-        let token = login();
+        let token = access_token();
         let client =
             salesforce_core::client::http::client(std::time::Duration::from_secs(10)).unwrap();
         let url = format!("{}/services/data/v62.0/jobs/query/{job}", sim());
@@ -198,22 +197,5 @@ mod tests {
             "sync option \"api\" must be 'auto', 'bulk' or 'rest'"
         );
         assert_eq!(bad.code, "ERRCODE_INVALID_PARAMETER_VALUE");
-    }
-
-    /// An access token for calls the test makes itself.
-    fn login() -> String {
-        let client =
-            salesforce_core::client::http::client(std::time::Duration::from_secs(10)).unwrap();
-        let url = format!("{}/services/oauth2/token", sim());
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", "sfsim-client-id"),
-            ("client_secret", "sfsim-client-secret"),
-        ];
-        let answer =
-            salesforce_core::client::http::send(|| client.post(&url).form(&form), || false)
-                .unwrap();
-        let token: Value = serde_json::from_slice(&answer.body).unwrap();
-        token["access_token"].as_str().unwrap().to_string()
     }
 }

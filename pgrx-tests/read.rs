@@ -308,23 +308,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/sfsim/fixtures/jwt/private.pem"
         ));
-        let token = {
-            let client =
-                salesforce_core::client::http::client(std::time::Duration::from_secs(10)).unwrap();
-            let url = format!("{}/services/oauth2/token", sim());
-            let form = [
-                ("grant_type", "client_credentials"),
-                ("client_id", "sfsim-client-id"),
-                ("client_secret", "sfsim-client-secret"),
-            ];
-            let answer =
-                salesforce_core::client::http::send(|| client.post(&url).form(&form), || false)
-                    .unwrap();
-            serde_json::from_slice::<serde_json::Value>(&answer.body).unwrap()["access_token"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
+        let token = access_token();
         let mappings = [
             "grant_type 'password', client_id 'sfsim-client-id', client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN'".to_string(),
             "grant_type 'refresh_token', client_id 'sfsim-client-id', refresh_token '5Aep861sfsim.demo.refresh.token'".to_string(),

@@ -192,3 +192,19 @@ pub fn first_id(server: &str, table: &str) -> String {
     .unwrap()
     .unwrap()
 }
+
+/// An access token (client credentials) for calls a test makes itself.
+pub fn access_token() -> String {
+    let client = http::client(std::time::Duration::from_secs(10)).unwrap();
+    let url = format!("{}/services/oauth2/token", sim());
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "sfsim-client-id"),
+        ("client_secret", "sfsim-client-secret"),
+    ];
+    let answer = http::send(|| client.post(&url).form(&form), never).unwrap();
+    serde_json::from_slice::<Value>(&answer.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
