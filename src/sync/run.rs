@@ -552,11 +552,19 @@ impl Run {
 
     /// Stores rows a backfill reads: inserted through COPY, unless an
     /// earlier job may have stored some of them already.
-    fn store_backfill_rows(&mut self, rows: &Rows) -> Result<()> {
+    fn store_backfill_rows(
+        &mut self,
+        records: &[Map<String, Json>],
+        deleted_at: impl Fn(&Map<String, Json>) -> Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let mut rows = Rows::new(&self.fields, self.options.soft_delete);
+        for r in records {
+            rows.push(r, deleted_at(r))?;
+        }
         let n = if self.sync.backfill_overlaps {
-            store::upsert_rows(&self.target(), rows)?
+            store::upsert_rows(&self.target(), &rows)?
         } else {
-            store::insert_new_rows(&self.target(), rows)?
+            store::insert_new_rows(&self.target(), &rows)?
         };
         self.rows_upserted += n;
         self.sync.backfill_rows += n;
@@ -669,16 +677,10 @@ impl Run {
 
     fn apply_batch(&mut self, batch: bulk::Batch) -> Result<()> {
         let soft = self.options.soft_delete;
-        let fields = std::mem::take(&mut self.fields);
-        let mut rows = Rows::new(&fields, soft);
-        for r in &batch.records {
+        self.store_backfill_rows(&batch.records, |r| {
             let deleted = soft && r.get("IsDeleted").and_then(Json::as_bool) == Some(true);
-            rows.push(r, deleted.then(|| stamp_of(r).unwrap_or_else(Utc::now)))?;
-        }
-        let stored = self.store_backfill_rows(&rows);
-        drop(rows);
-        self.fields = fields;
-        stored?;
+            deleted.then(|| stamp_of(r).unwrap_or_else(Utc::now))
+        })?;
         self.sync.bulk_page_rows += batch.records.len() as i64;
         if let Some(newest) = batch.records.iter().filter_map(stamp_of).max() {
             self.sync.cursor = Some(self.sync.cursor.map_or(newest, |c| c.max(newest)));
@@ -716,13 +718,7 @@ impl Run {
                 self.phase = Phase::Backfill;
             }
             Phase::Backfill => {
-                let fields = std::mem::take(&mut self.fields);
-                let mut rows = Rows::new(&fields, soft);
-                let converted = page.records.iter().try_for_each(|r| rows.push(r, None));
-                let stored = converted.and_then(|_| self.store_backfill_rows(&rows));
-                drop(rows);
-                self.fields = fields;
-                stored?;
+                self.store_backfill_rows(&page.records, |_| None)?;
                 if let Some(last) = page
                     .records
                     .last()
