@@ -8,6 +8,7 @@ use crate::soql::Literal;
 use crate::typemap::{pg_type, PgType};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::Value as Json;
+use std::borrow::Cow;
 
 /// The families of column types, as far as conversion cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +250,44 @@ pub fn from_csv(text: &str, field_type: &str) -> Json {
     }
 }
 
+/// A text value straight to a column's input text, as
+/// `to_pg_text(&Json::String(text))` gives it. Text that is its own input
+/// (strings into text, valid dates) is borrowed, not copied: this runs for
+/// every field of every row of a backfill.
+pub fn str_to_pg_text(text: &str, kind: PgKind) -> Result<Option<Cow<'_, str>>, String> {
+    match kind {
+        PgKind::Text => return Ok(Some(Cow::Borrowed(text))),
+        PgKind::Date if NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() => {
+            return Ok(Some(Cow::Borrowed(text)))
+        }
+        PgKind::Timestamp => {
+            if let Some(t) = timestamp_text(text) {
+                return Ok(Some(Cow::Owned(t)));
+            }
+        }
+        _ => {}
+    }
+    to_pg_text(&Json::String(text.to_string()), kind).map(|t| t.map(Cow::Owned))
+}
+
+/// A field of a Bulk CSV row straight to a column's input text, as
+/// `to_pg_text(&from_csv(text, field_type), kind)` gives it.
+pub fn csv_to_pg_text<'a>(
+    text: &'a str,
+    field_type: &str,
+    kind: PgKind,
+) -> Result<Option<Cow<'a, str>>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match field_type {
+        "boolean" | "int" | "long" | "double" | "currency" | "percent" => {
+            to_pg_text(&from_csv(text, field_type), kind).map(|t| t.map(Cow::Owned))
+        }
+        _ => str_to_pg_text(text, kind),
+    }
+}
+
 /// An address or location field as REST renders it, from its components
 /// (`components` are (API name, value) pairs): null when every component is,
 /// an address carrying all ten keys.
@@ -410,6 +449,40 @@ mod tests {
             compound("MailingAddress", "address", &[("MailingCity", &none)]),
             Json::Null
         );
+    }
+
+    #[test]
+    fn csv_fields_convert_as_their_rest_values_do() {
+        let cases = [
+            ("", "string", PgKind::Text),
+            ("Ana \"Bo\"", "string", PgKind::Text),
+            ("1.50", "currency", PgKind::Text),
+            ("1.50", "currency", PgKind::Numeric),
+            ("43000000", "double", PgKind::Float),
+            ("12", "int", PgKind::Integer),
+            ("true", "boolean", PgKind::Bool),
+            ("false", "boolean", PgKind::Text),
+            ("2024-02-06", "date", PgKind::Date),
+            ("2024-02-06", "date", PgKind::Timestamp),
+            ("2024-02-31", "date", PgKind::Date),
+            ("2024-02-06T20:48:32.000Z", "datetime", PgKind::Timestamp),
+            ("2024-02-06T20:48:32.000Z", "datetime", PgKind::Text),
+            ("yesterday", "datetime", PgKind::Timestamp),
+            ("09:30:00.000Z", "time", PgKind::Time),
+            ("en;fr", "multipicklist", PgKind::TextArray),
+            ("abc", "string", PgKind::Integer),
+        ];
+        for (text, field_type, kind) in cases {
+            assert_eq!(
+                csv_to_pg_text(text, field_type, kind).map(|t| t.map(Cow::into_owned)),
+                to_pg_text(&from_csv(text, field_type), kind),
+                "{text:?} of type {field_type} into {kind:?}"
+            );
+        }
+        assert!(matches!(
+            csv_to_pg_text("Ana", "string", PgKind::Text),
+            Ok(Some(Cow::Borrowed("Ana")))
+        ));
     }
 
     #[test]

@@ -48,6 +48,33 @@ pub struct QueryPage {
     pub records: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Where a query page's answer says the query goes on, read without
+/// building its records.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageHead {
+    pub done: bool,
+    pub next_records_url: Option<String>,
+}
+
+impl PageHead {
+    pub fn of(body: &[u8]) -> Result<PageHead, SalesforceError> {
+        parse_answer(body, "query")
+    }
+
+    /// The next page's URL, if the query has one.
+    pub fn next(self) -> Option<String> {
+        self.next_records_url.filter(|_| !self.done)
+    }
+}
+
+fn parse_answer<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, SalesforceError> {
+    serde_json::from_slice(body).map_err(|e| SalesforceError::BadResponse(format!("{what}: {e}")))
+}
+
 /// One record's outcome in an sObject Collections answer.
 #[derive(Debug, Deserialize)]
 pub struct RecordResult {
@@ -132,6 +159,21 @@ impl Session {
 
     /// Every credential this session holds: the grant's and the live tokens
     /// Salesforce issued, none of which may ever appear in a message.
+    /// A second session sharing this one's connections and token, for a
+    /// thread of its own; it counts its own requests. A token it has to
+    /// renew is its own: `secrets` tells the caller.
+    pub fn fork(&self) -> Session {
+        Session {
+            config: self.config.clone(),
+            client: self.client.clone(),
+            token: self.token.clone(),
+            interrupted: self.interrupted,
+            last_limit_info: None,
+            last_server_time: None,
+            requests: 0,
+        }
+    }
+
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = self.config.grant.secrets();
         if let Some(t) = &self.token {
@@ -288,14 +330,48 @@ impl Session {
         soql: &str,
         include_deleted: bool,
     ) -> Result<QueryPage, SalesforceError> {
-        let path = self.query_path(soql, include_deleted);
-        let options = format!("batchSize={}", self.config.batch_size);
-        self.get_json(&path, Some(("Sforce-Query-Options", &options)))
+        let body = self.query_text(soql, include_deleted)?;
+        parse_answer(&body, "query")
     }
 
     /// The page a `nextRecordsUrl` names.
     pub fn next_page(&mut self, next_records_url: &str) -> Result<QueryPage, SalesforceError> {
-        self.get_json(next_records_url, None)
+        let body = self.next_page_text(next_records_url)?;
+        parse_answer(&body, "query")
+    }
+
+    /// The first page of a query as sent, for a caller that reads the
+    /// records its own way; `PageHead::of` says where the query goes on.
+    pub fn query_text(
+        &mut self,
+        soql: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<u8>, SalesforceError> {
+        let path = self.query_path(soql, include_deleted);
+        let options = format!("batchSize={}", self.config.batch_size);
+        let header = Some(("Sforce-Query-Options", options.as_str()));
+        self.request(
+            reqwest::Method::GET,
+            &path,
+            None,
+            header,
+            Repeat::Safe,
+            Read::Whole,
+        )
+        .map(|a| a.body)
+    }
+
+    /// The page a `nextRecordsUrl` names, as sent.
+    pub fn next_page_text(&mut self, next_records_url: &str) -> Result<Vec<u8>, SalesforceError> {
+        self.request(
+            reqwest::Method::GET,
+            next_records_url,
+            None,
+            None,
+            Repeat::Safe,
+            Read::Whole,
+        )
+        .map(|a| a.body)
     }
 
     /// Records of an object deleted in [start, end) (getDeleted; whole minutes).
