@@ -38,7 +38,7 @@ thread_local! {
 /// backend told to die, or in the sync worker SIGTERM. Other interrupts
 /// (barriers, catch-up, memory-context logging) also raise InterruptPending
 /// but ask nothing of us: PostgreSQL handles them at its next check.
-fn interrupted() -> bool {
+pub fn interrupted() -> bool {
     unsafe {
         pg_sys::QueryCancelPending != 0
             || pg_sys::ProcDiePending != 0

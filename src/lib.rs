@@ -5,7 +5,7 @@
 //!   `sync` (local copies); none imports another's internals, and this file
 //!   wires the one link between them, write-through;
 //! - PostgreSQL glue: `catalog`, `connection`, `copy`, `error`, `gucs`, `pg`,
-//!   `values`;
+//!   `read_ahead`, `values`;
 //! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
 //!   logic that needs no database.
 
@@ -18,6 +18,7 @@ mod error;
 mod fdw;
 mod gucs;
 mod pg;
+mod read_ahead;
 mod sync;
 mod values;
 mod write;

@@ -98,3 +98,23 @@ pub fn catching<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         .catch_others(|e| Err(Error::caught(e)))
         .execute()
 }
+
+/// Runs `f` in a subtransaction: committed into the transaction if it
+/// succeeds, rolled back if it fails, with the error returned, as a
+/// PL/pgSQL block with an EXCEPTION clause does.
+pub fn in_subtransaction<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    unsafe {
+        let (context, owner) = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let outcome = catching(f);
+        if outcome.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        outcome
+    }
+}

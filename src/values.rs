@@ -81,12 +81,17 @@ pub struct Source<'a> {
 
 /// A Salesforce value as the input text of a column of `kind`; None for NULL.
 pub fn input_text(value: &Json, kind: PgKind, from: &Source) -> Result<Option<String>> {
-    to_pg_text(value, kind).map_err(|message| Error::Conversion {
+    to_pg_text(value, kind).map_err(|message| conversion_error(from, message))
+}
+
+/// Why a value from `from` cannot be read.
+pub fn conversion_error(from: &Source, message: String) -> Error {
+    Error::Conversion {
         column: from.column.to_string(),
         field: from.field.to_string(),
         record: from.record.map(str::to_string),
         message,
-    })
+    }
 }
 
 /// Reads Salesforce values into datums of one column's type.
