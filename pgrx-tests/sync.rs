@@ -131,6 +131,28 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_backfill_batch_meeting_copied_rows_is_upserted_not_doubled() {
+        server_with_remote("sc", "", "lead");
+        Spi::run("SELECT salesforce.sync_enable('sc', 'Lead')").unwrap();
+        // Written through before the backfill reached it, and since edited in Salesforce.
+        let id = first_id("sc", "lead");
+        Spi::run(&format!(
+            "INSERT INTO sc.lead (id, last_name, _synced_at) VALUES ('{id}', 'Stale', now())"
+        ))
+        .unwrap();
+        let (kind, status, _, _, error) = sync_now("sc", "Lead");
+        assert_eq!(
+            (kind.as_str(), status.as_str(), error),
+            ("backfill", "succeeded", None)
+        );
+        assert_copy_matches("sc", "lead", "");
+        let stale = Spi::get_one::<i64>("SELECT count(*) FROM sc.lead WHERE last_name = 'Stale'")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stale, 0);
+    }
+
+    #[pg_test]
     fn soft_delete_keeps_deleted_rows_marked() {
         server_with_remote("sd", "", "case");
         Spi::run("SELECT salesforce.sync_enable('sd', 'Case', options => '{\"soft_delete\": true, \"fields\": [\"Subject\", \"Status\"]}')").unwrap();

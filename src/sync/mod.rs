@@ -8,6 +8,7 @@
 
 mod api;
 mod bulk;
+mod rest;
 mod rows;
 mod run;
 mod store;

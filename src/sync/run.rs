@@ -4,17 +4,19 @@
 //! and the checkpoint that covers them, in one transaction).
 
 use super::bulk::{self, BulkSelect};
+use super::rest;
 use super::rows::{stamp_of, Rows};
 use super::store::{self, RunProgress, Stage, SyncRow};
 use crate::catalog;
 use crate::connection;
-use crate::error::{Error, Result};
+use crate::error::{remember_secrets, Error, Result};
+use crate::read_ahead::ReadAhead;
 use chrono::{DateTime, Duration as Span, Utc};
 use pgrx::pg_sys::Oid;
 use pgrx::PgSqlErrorCode;
-use salesforce_core::client::bulk::{JobState, QueryJob, ResultsPage};
+use salesforce_core::client::bulk::{JobState, QueryJob};
 use salesforce_core::client::describe::ObjectDescribe;
-use salesforce_core::client::session::{DeletedRecords, QueryPage, Session};
+use salesforce_core::client::session::{DeletedRecords, QueryPage};
 use salesforce_core::sync::definition::{
     self, BackfillApi, SyncOptions, SyncedField, BULK_THRESHOLD,
 };
@@ -23,36 +25,6 @@ use salesforce_core::sync::queries;
 use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
 use std::time::{Duration, Instant};
-
-/// Records a REST backfill gathers, from pages of 200 to 2,000, before it
-/// stores them in one transaction.
-const REST_BATCH: usize = 2_000;
-
-/// The first page of a query (or the page a `nextRecordsUrl` names) and the
-/// pages after it, until `REST_BATCH` records, as one page.
-fn gather(
-    session: &mut Session,
-    first: Request,
-) -> std::result::Result<QueryPage, SalesforceError> {
-    let mut page = match first {
-        Request::Query {
-            soql,
-            include_deleted,
-        } => session.query(&soql, include_deleted)?,
-        Request::NextPage(url) => session.next_page(&url)?,
-        _ => unreachable!("only queries are gathered"),
-    };
-    while !page.done && page.records.len() < REST_BATCH {
-        let Some(url) = page.next_records_url.clone() else {
-            break;
-        };
-        let next = session.next_page(&url)?;
-        page.records.extend(next.records);
-        page.done = next.done;
-        page.next_records_url = next.next_records_url;
-    }
-    Ok(page)
-}
 
 /// Pauses longer than this end the run as throttled instead of waiting.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
@@ -81,9 +53,8 @@ pub enum Request {
         include_deleted: bool,
     },
     NextPage(String),
-    /// A query or page, and the pages after it, until `REST_BATCH` records:
-    /// a backfill stores them in one transaction.
-    Gather(Box<Request>),
+    /// The next batch of a REST backfill's query, read ahead.
+    ReadPages(String),
     Deleted {
         object: String,
         start: DateTime<Utc>,
@@ -107,7 +78,11 @@ pub enum Answer {
     Page(QueryPage),
     Deleted(DeletedRecords),
     Job(QueryJob),
+    /// What `fetch` reads from is open: a Bulk results page, or a REST
+    /// query read ahead.
+    Opened,
     Batch(bulk::Batch),
+    Pages(rest::Batch),
 }
 
 pub enum Next {
@@ -148,7 +123,9 @@ pub struct Run {
     /// A Bulk backfill: what its jobs select, the results page being read,
     /// when to look at the job next, and how many jobs this run started.
     bulk: Option<std::result::Result<BulkSelect, String>>,
-    page: Option<ResultsPage>,
+    page: Option<ReadAhead<bulk::Batch>>,
+    /// A REST backfill's query, read ahead.
+    pages: Option<ReadAhead<rest::Counted<rest::Batch>>>,
     next_poll: Option<(Instant, Duration)>,
     jobs_started: u32,
     /// The run finished a backfill: the sync is due again at once, to catch up.
@@ -190,6 +167,7 @@ impl Run {
             throttled: None,
             bulk: None,
             page: None,
+            pages: None,
             next_poll: None,
             jobs_started: 0,
             backfilled: false,
@@ -281,14 +259,11 @@ impl Run {
                 soql: queries::newest_stamp(&object),
                 include_deleted: false,
             },
-            (Phase::Backfill, None) => Request::Query {
-                soql: queries::backfill(
-                    &object,
-                    &self.field_names(),
-                    self.sync.backfill_after.as_deref(),
-                ),
-                include_deleted: false,
-            },
+            (Phase::Backfill, None) => Request::ReadPages(queries::backfill(
+                &object,
+                &self.field_names(),
+                self.sync.backfill_after.as_deref(),
+            )),
             (Phase::Changes, None) => Request::Query {
                 soql: queries::changes(
                     &object,
@@ -347,9 +322,6 @@ impl Run {
             }
             (Phase::Done, None) => return Ok(Next::Done),
         };
-        if self.phase == Phase::Backfill {
-            return Ok(Next::Fetch(Request::Gather(Box::new(request))));
-        }
         Ok(Next::Fetch(request))
     }
 
@@ -357,7 +329,10 @@ impl Run {
     pub fn fetch(&mut self, request: Request) -> Fetched {
         let mut counted = (0i64, None, None);
         let page = &mut self.page;
+        let pages = &mut self.pages;
         let select = self.bulk.as_ref().and_then(|b| b.as_ref().ok());
+        let fields = &self.fields;
+        let soft_delete = self.options.soft_delete;
         let answer = connection::with_prepared_session(self.server, self.user, |s| {
             let before = s.requests;
             let answer = match request {
@@ -367,7 +342,12 @@ impl Run {
                     include_deleted,
                 } => s.query(&soql, include_deleted).map(Answer::Page),
                 Request::NextPage(url) => s.next_page(&url).map(Answer::Page),
-                Request::Gather(first) => gather(s, *first).map(Answer::Page),
+                Request::ReadPages(soql) => {
+                    if pages.is_none() {
+                        *pages = Some(rest::read_ahead(s.fork(), soql, fields, soft_delete));
+                    }
+                    Ok(Answer::Opened)
+                }
                 Request::Deleted { object, start, end } => {
                     s.deleted(&object, start, end).map(Answer::Deleted)
                 }
@@ -376,15 +356,15 @@ impl Run {
                     include_deleted,
                 } => s.create_query_job(&soql, include_deleted).map(Answer::Job),
                 Request::PollJob(id) => s.query_job(&id).map(Answer::Job),
-                Request::ReadResults { job, locator, skip } => bulk::read_batch(
-                    s,
-                    page,
-                    select.expect("a Bulk backfill has its select"),
-                    &job,
-                    locator.as_deref(),
-                    skip,
-                )
-                .map(Answer::Batch),
+                Request::ReadResults { job, locator, skip } => {
+                    if page.is_none() {
+                        let select = select.expect("a Bulk backfill has its select");
+                        let open =
+                            bulk::open_page(s, select, fields, &job, locator.as_deref(), skip)?;
+                        *page = Some(bulk::read_ahead(open, fields, soft_delete));
+                    }
+                    Ok(Answer::Opened)
+                }
             };
             counted = (
                 (s.requests - before) as i64,
@@ -393,12 +373,57 @@ impl Run {
             );
             answer
         });
+        let answer = match answer {
+            Ok(Answer::Opened) if self.pages.is_some() => return self.next_pages(),
+            Ok(Answer::Opened) => bulk::next_batch(&mut self.page).map(Answer::Batch),
+            other => other,
+        };
         Fetched {
             answer,
             requests: counted.0,
             limit_info: counted.1,
             server_time: counted.2,
         }
+    }
+
+    /// The next batch of the REST backfill being read ahead, with what it cost.
+    fn next_pages(&mut self) -> Fetched {
+        let item = self
+            .pages
+            .as_ref()
+            .expect("the query is being read")
+            .next(connection::interrupted)
+            .unwrap_or_else(|| {
+                Err(Error::sql(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    "the query's pages ended without their last batch",
+                ))
+            });
+        let fetched = match item {
+            Ok(counted) => {
+                remember_secrets(counted.secrets);
+                Fetched {
+                    answer: counted.answer.map(Answer::Pages),
+                    requests: counted.requests,
+                    limit_info: counted.limit_info,
+                    server_time: counted.server_time,
+                }
+            }
+            Err(e) => Fetched {
+                answer: Err(e),
+                requests: 0,
+                limit_info: None,
+                server_time: None,
+            },
+        };
+        if fetched
+            .answer
+            .as_ref()
+            .map_or(true, |a| matches!(a, Answer::Pages(b) if b.done))
+        {
+            self.pages = None;
+        }
+        fetched
     }
 
     fn debit(&self, requests: i64, limit_info: Option<&str>) -> Result<()> {
@@ -455,6 +480,8 @@ impl Run {
             Answer::Deleted(d) => self.apply_deleted(d)?,
             Answer::Job(job) => self.apply_job(job)?,
             Answer::Batch(batch) => self.apply_batch(batch)?,
+            Answer::Pages(batch) => self.apply_pages(batch)?,
+            Answer::Opened => unreachable!("fetch reads what it opens"),
         }
         self.save()
     }
@@ -552,19 +579,11 @@ impl Run {
 
     /// Stores rows a backfill reads: inserted through COPY, unless an
     /// earlier job may have stored some of them already.
-    fn store_backfill_rows(
-        &mut self,
-        records: &[Map<String, Json>],
-        deleted_at: impl Fn(&Map<String, Json>) -> Option<DateTime<Utc>>,
-    ) -> Result<()> {
-        let mut rows = Rows::new(&self.fields, self.options.soft_delete);
-        for r in records {
-            rows.push(r, deleted_at(r))?;
-        }
+    fn store_backfill_rows(&mut self, rows: &mut Rows) -> Result<()> {
         let n = if self.sync.backfill_overlaps {
-            store::upsert_rows(&self.target(), &rows)?
+            store::upsert_rows(&self.target(), rows)?
         } else {
-            store::insert_new_rows(&self.target(), &rows)?
+            store::insert_new_rows(&self.target(), rows)?
         };
         self.rows_upserted += n;
         self.sync.backfill_rows += n;
@@ -675,14 +694,10 @@ impl Run {
         Ok(())
     }
 
-    fn apply_batch(&mut self, batch: bulk::Batch) -> Result<()> {
-        let soft = self.options.soft_delete;
-        self.store_backfill_rows(&batch.records, |r| {
-            let deleted = soft && r.get("IsDeleted").and_then(Json::as_bool) == Some(true);
-            deleted.then(|| stamp_of(r).unwrap_or_else(Utc::now))
-        })?;
-        self.sync.bulk_page_rows += batch.records.len() as i64;
-        if let Some(newest) = batch.records.iter().filter_map(stamp_of).max() {
+    fn apply_batch(&mut self, mut batch: bulk::Batch) -> Result<()> {
+        self.store_backfill_rows(&mut batch.rows)?;
+        self.sync.bulk_page_rows += batch.rows.len() as i64;
+        if let Some(newest) = batch.newest {
             self.sync.cursor = Some(self.sync.cursor.map_or(newest, |c| c.max(newest)));
         }
         if batch.page_done {
@@ -693,6 +708,17 @@ impl Run {
                 }
                 None => self.finish_backfill()?,
             }
+        }
+        Ok(())
+    }
+
+    fn apply_pages(&mut self, mut batch: rest::Batch) -> Result<()> {
+        self.store_backfill_rows(&mut batch.rows)?;
+        if let Some(last) = batch.last_id {
+            self.sync.backfill_after = Some(last);
+        }
+        if batch.done {
+            self.finish_backfill()?;
         }
         Ok(())
     }
@@ -716,20 +742,6 @@ impl Run {
                 self.sync.backfill_after = None;
                 self.sync.backfill_rows = 0;
                 self.phase = Phase::Backfill;
-            }
-            Phase::Backfill => {
-                self.store_backfill_rows(&page.records, |_| None)?;
-                if let Some(last) = page
-                    .records
-                    .last()
-                    .and_then(|r| r.get("Id"))
-                    .and_then(Json::as_str)
-                {
-                    self.sync.backfill_after = Some(last.to_string());
-                }
-                if done {
-                    self.finish_backfill()?;
-                }
             }
             Phase::Changes => {
                 let is_deleted = |r: &Map<String, Json>| {
@@ -782,6 +794,7 @@ impl Run {
                 }
             }
             Phase::Describe
+            | Phase::Backfill
             | Phase::Deletes
             | Phase::Done
             | Phase::BulkCreate

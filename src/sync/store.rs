@@ -4,6 +4,7 @@
 use super::rows::Rows;
 use crate::copy;
 use crate::error::{Error, Result};
+use crate::pg::in_subtransaction;
 use chrono::{DateTime, Utc};
 use pgrx::datum::DatumWithOid;
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
@@ -240,13 +241,15 @@ pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
         .enumerate()
         .map(|(i, f)| format!("r.c{i}::{}", f.pg.sql()))
         .collect();
-    let mut arrays: Vec<DatumWithOid> = rows.columns.iter().map(|c| c.clone().into()).collect();
+    let mut arrays: Vec<DatumWithOid> = (0..rows.fields.len())
+        .map(|c| rows.column(c).into())
+        .collect();
     columns.push(SYNCED_AT.into());
     selected.push("now()".into());
-    if let Some(at) = &rows.deleted_at {
+    if rows.soft_delete() {
         columns.push(DELETED_AT.into());
         selected.push(format!("r.c{}::timestamptz", arrays.len()));
-        arrays.push(at.clone().into());
+        arrays.push(rows.column(rows.fields.len()).into());
     }
     let parameters: Vec<String> = (1..=arrays.len())
         .map(|i| format!("${i}::text[]"))
@@ -266,43 +269,27 @@ pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
 
 /// Writes rows a backfill reads for the first time: through COPY, unless
 /// some are in the copy already (written through, or read by an earlier
-/// job), when they are upserted instead.
-pub fn insert_new_rows(table: &str, rows: &Rows) -> Result<i64> {
-    let Some(id_index) = rows.fields.iter().position(|f| f.field == "Id") else {
-        return upsert_rows(table, rows);
-    };
+/// job), when they are upserted instead. COPY is tried first, in a
+/// subtransaction: a batch that collides costs one rollback, and no batch
+/// pays for a lookup of its ids.
+pub fn insert_new_rows(table: &str, rows: &mut Rows) -> Result<i64> {
     if rows.len() == 0 {
         return Ok(0);
     }
-    let ids: Vec<Option<String>> = rows.columns[id_index].clone();
-    let id = quote_ident(&rows.fields[id_index].column);
-    let present = Spi::get_one_with_args::<bool>(
-        &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {id} = ANY($1))"),
-        &[ids.into()],
-    )?;
-    if present == Some(true) {
-        return upsert_rows(table, rows);
-    }
     let mut columns: Vec<String> = rows.fields.iter().map(|f| f.column.clone()).collect();
     columns.push(SYNCED_AT.into());
-    if rows.deleted_at.is_some() {
+    if rows.soft_delete() {
         columns.push(DELETED_AT.into());
     }
-    let mut data = Vec::with_capacity(rows.len() * 256);
-    for i in 0..rows.len() {
-        for column in &rows.columns {
-            copy::push_field(&mut data, column[i].as_deref());
-            data.push(b'\t');
-        }
-        // timestamptz reads 'now' as the transaction's start, as now() is.
-        data.extend_from_slice(b"now");
-        if let Some(at) = &rows.deleted_at {
-            data.push(b'\t');
-            copy::push_field(&mut data, at[i].as_deref());
-        }
-        data.push(b'\n');
+    let data = rows.take_copy_text();
+    match in_subtransaction(|| copy::copy_in(table, &columns, data)) {
+        Ok(n) => Ok(n as i64),
+        Err(Error::Sql {
+            code: PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+            ..
+        }) => upsert_rows(table, rows),
+        Err(e) => Err(e),
     }
-    Ok(copy::copy_in(table, &columns, data)? as i64)
 }
 
 /// Removes rows by id, or with soft deletes marks them deleted at `at`.
