@@ -242,6 +242,24 @@ impl Org {
         self.record(object, id).map(|r| (object, r))
     }
 
+    /// The lookups pointing at `parent`, as (child object, reference field)
+    /// in schema order: its describe's `childRelationships`.
+    pub fn child_relationships(&self, parent: usize) -> Vec<(usize, usize)> {
+        let name = &self.def(parent).name;
+        self.objects
+            .iter()
+            .enumerate()
+            .flat_map(|(child, data)| {
+                data.def
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.reference_to.iter().any(|t| t == name))
+                    .map(move |(field, _)| (child, field))
+            })
+            .collect()
+    }
+
     pub fn add_field(&mut self, object: usize, field: FieldDef, now: DateTime<Utc>) {
         let data = &mut self.objects[object];
         let mut def = (*data.def).clone();

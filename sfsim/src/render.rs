@@ -4,6 +4,7 @@
 
 use crate::org::{Org, Record};
 use crate::schema::{FieldType, ObjectDef};
+use crate::soql::children::child_records;
 use crate::soql::plan::Node;
 use crate::value::{format_datetime, format_time, Value};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -133,10 +134,39 @@ impl Serialize for RecordView<'_> {
                         None => map.serialize_entry(relationship, &())?,
                     }
                 }
+                Node::Children(child) => {
+                    let rows = child_records(self.org, child, id);
+                    if rows.is_empty() {
+                        map.serialize_entry(&child.relationship, &())?;
+                        continue;
+                    }
+                    let result = ChildResult {
+                        total_size: rows.len(),
+                        done: true,
+                        records: RecordList {
+                            org: self.org,
+                            def: self.org.def(child.object),
+                            records: &rows,
+                            nodes: &child.nodes,
+                            version: self.version,
+                            planted: None,
+                        },
+                    };
+                    map.serialize_entry(&child.relationship, &result)?;
+                }
             }
         }
         map.end()
     }
+}
+
+/// A subquery's answer inside its parent record: all children in one batch.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChildResult<'a> {
+    total_size: usize,
+    done: bool,
+    records: RecordList<'a>,
 }
 
 /// A slice of records serialized as a JSON array, without building JSON values.

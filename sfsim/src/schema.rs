@@ -142,6 +142,8 @@ pub struct FieldDef {
     pub filterable: bool,
     pub sortable: bool,
     pub groupable: bool,
+    /// Whether any aggregate function takes the field (describe's `aggregatable`).
+    pub aggregatable: bool,
     pub custom: bool,
     pub external_id: bool,
     pub id_lookup: bool,
@@ -153,6 +155,9 @@ pub struct FieldDef {
     pub formula: Option<Formula>,
     pub reference_to: Vec<String>,
     pub relationship_name: Option<String>,
+    /// The name the referenced object's describe gives the records pointing
+    /// at it through this field (`Contacts` for Contact.AccountId), if any.
+    pub child_relationship_name: Option<String>,
     pub picklist_values: Vec<String>,
     pub restricted_picklist: bool,
     pub default_value: Option<String>,
@@ -197,6 +202,7 @@ impl FieldDef {
             "defaultedOnCreate": self.defaulted_on_create,
             "digits": self.digits,
             "externalId": self.external_id,
+            "aggregatable": self.aggregatable,
             "filterable": self.filterable,
             "groupable": self.groupable,
             "htmlFormatted": false,
@@ -345,8 +351,14 @@ impl ObjectDef {
         })
     }
 
-    /// The object's describe, listing only the fields `visible` lets through.
-    pub fn describe(&self, version: &str, visible: impl Fn(usize) -> bool) -> serde_json::Value {
+    /// The object's describe, listing only the fields `visible` lets through,
+    /// with the child relationships given.
+    pub fn describe(
+        &self,
+        version: &str,
+        visible: impl Fn(usize) -> bool,
+        child_relationships: Vec<serde_json::Value>,
+    ) -> serde_json::Value {
         let mut d = self.sobject_summary(version);
         let fields: Vec<serde_json::Value> = self
             .fields
@@ -356,7 +368,7 @@ impl ObjectDef {
             .map(|(_, f)| f.describe())
             .collect();
         d["fields"] = serde_json::Value::Array(fields);
-        d["childRelationships"] = serde_json::json!([]);
+        d["childRelationships"] = serde_json::Value::Array(child_relationships);
         d["recordTypeInfos"] = serde_json::json!([]);
         d
     }
@@ -450,6 +462,7 @@ pub struct FieldSpec {
     #[serde(default)]
     pub reference_to: Vec<String>,
     pub relationship_name: Option<String>,
+    pub child_relationship_name: Option<String>,
     #[serde(default)]
     pub values: Vec<String>,
     #[serde(default)]
@@ -495,6 +508,37 @@ impl FieldSpec {
             || matches!(ftype, FieldType::Base64 | FieldType::Encryptedstring)
             || ftype.is_compound();
         let unsortable = unfilterable || ftype == FieldType::Multipicklist;
+        // As Salesforce's describe reports them: numbers with decimals
+        // (double, currency, percent), datetimes, times, auto numbers and
+        // computed text do not group; checkboxes, dates, ints, ids and short
+        // text do. The full-name field is Salesforce's compound Name, not a
+        // formula, and groups like text.
+        let formula_field =
+            (self.formula.is_some() && self.formula != Some(Formula::FullName)) || self.calculated;
+        let groupable = !unsortable
+            && !formula_field
+            && self.auto_number.is_none()
+            && !matches!(
+                ftype,
+                FieldType::Double
+                    | FieldType::Currency
+                    | FieldType::Percent
+                    | FieldType::Datetime
+                    | FieldType::Time
+            );
+        // Salesforce's table of aggregate functions per type: none take
+        // booleans, times, blobs, compound fields, multipicklists, encrypted
+        // or long text.
+        let aggregatable = !long_text
+            && !ftype.is_compound()
+            && !matches!(
+                ftype,
+                FieldType::Boolean
+                    | FieldType::Time
+                    | FieldType::Base64
+                    | FieldType::Multipicklist
+                    | FieldType::Encryptedstring
+            );
         let boolean = ftype == FieldType::Boolean;
         let defaulted = boolean || self.default.is_some() || self.auto_number.is_some();
         let length = match ftype {
@@ -516,14 +560,8 @@ impl FieldSpec {
             updateable: !computed,
             filterable: !unfilterable,
             sortable: !unsortable,
-            groupable: !unsortable
-                && !matches!(
-                    ftype,
-                    FieldType::Double
-                        | FieldType::Currency
-                        | FieldType::Percent
-                        | FieldType::Datetime
-                ),
+            groupable,
+            aggregatable,
             custom,
             external_id: self.external_id,
             id_lookup: self.id_lookup || self.external_id || ftype == FieldType::Id,
@@ -535,6 +573,7 @@ impl FieldSpec {
             formula: self.formula,
             reference_to: self.reference_to,
             relationship_name: self.relationship_name,
+            child_relationship_name: self.child_relationship_name,
             picklist_values: self.values,
             restricted_picklist: self.restricted,
             default_value: self
@@ -714,6 +753,38 @@ mod tests {
             contact.relationship_field("account"),
             contact.field_index("AccountId")
         );
+    }
+
+    #[test]
+    fn groupable_and_aggregatable_follow_the_field_type() {
+        let schema = Schema::builtin();
+        let flags = |object: &str, field: &str| {
+            let o = schema.objects.iter().find(|o| o.name == object).unwrap();
+            let f = o.field(field).unwrap();
+            (f.groupable, f.aggregatable)
+        };
+        for (object, field, want) in [
+            ("Contact", "LastName", (true, true)),
+            ("Contact", "Name", (true, true)),
+            ("Contact", "Id", (true, true)),
+            ("Contact", "AccountId", (true, true)),
+            ("Contact", "Birthdate", (true, true)),
+            ("Contact", "HasOptedOutOfEmail", (true, false)),
+            ("Contact", "Lifetime_Value__c", (false, true)),
+            ("Contact", "CreatedDate", (false, true)),
+            ("Contact", "Preferred_Call_Time__c", (false, false)),
+            ("Contact", "Languages__c", (false, false)),
+            ("Contact", "Description", (false, false)),
+            ("Contact", "Tax_Id__c", (false, false)),
+            ("Contact", "MailingAddress", (false, false)),
+            ("Contact", "MailingCity", (true, true)),
+            ("Invoice__c", "Notes__c", (true, true)),
+            ("Invoice__c", "Total__c", (false, true)),
+            ("Opportunity", "Probability", (false, true)),
+            ("Document", "Body", (false, false)),
+        ] {
+            assert_eq!(flags(object, field), want, "{object}.{field}");
+        }
     }
 
     #[test]

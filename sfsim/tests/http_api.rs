@@ -1632,3 +1632,175 @@ fn bad_value_fault_plants_raw_values_in_pages_and_retrieves() {
         assert_eq!(r.status(), status, "{body}");
     }
 }
+
+#[test]
+fn describe_reports_groupable_aggregatable_and_child_relationships() {
+    let org = Org::demo();
+    let d: Value = org
+        .get(&format!("{V}/sobjects/Account/describe"))
+        .json()
+        .unwrap();
+    let field = |n: &str| {
+        let f = d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap();
+        (f["groupable"].as_bool(), f["aggregatable"].as_bool())
+    };
+    assert_eq!(field("Name"), (Some(true), Some(true)));
+    assert_eq!(field("NumberOfEmployees"), (Some(true), Some(true)));
+    assert_eq!(field("AnnualRevenue"), (Some(false), Some(true)));
+    assert_eq!(field("Description"), (Some(false), Some(false)));
+    assert_eq!(field("BillingAddress"), (Some(false), Some(false)));
+    assert_eq!(field("CreatedDate"), (Some(false), Some(true)));
+    let children = d["childRelationships"].as_array().unwrap();
+    let child = |object: &str, f: &str| {
+        children
+            .iter()
+            .find(|c| c["childSObject"] == object && c["field"] == f)
+            .unwrap_or_else(|| panic!("{object}.{f}"))
+            .clone()
+    };
+    assert_eq!(
+        child("Contact", "AccountId"),
+        json!({"cascadeDelete": false, "childSObject": "Contact", "deprecatedAndHidden": false,
+               "field": "AccountId", "junctionIdListNames": [], "junctionReferenceTo": [],
+               "relationshipName": "Contacts", "restrictedDelete": false})
+    );
+    assert_eq!(
+        child("Invoice__c", "Account__c")["relationshipName"],
+        "Invoices__r"
+    );
+    assert_eq!(child("Task", "WhatId")["relationshipName"], "Tasks");
+}
+
+#[test]
+fn aggregate_queries_answer_aggregate_results_in_one_batch() {
+    let org = Org::demo();
+    let body = org.query(
+        "SELECT LeadSource, COUNT(Id) n, MAX(AnnualRevenue) FROM Lead GROUP BY LeadSource ORDER BY COUNT(Id) DESC",
+    );
+    let records = body["records"].as_array().unwrap();
+    assert!(!records.is_empty());
+    assert_eq!(body["totalSize"], records.len());
+    assert_eq!(
+        (body["done"].as_bool(), body.get("nextRecordsUrl")),
+        (Some(true), None)
+    );
+    assert_eq!(records[0]["attributes"], json!({"type": "AggregateResult"}));
+    let keys: Vec<&String> = records[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["attributes", "LeadSource", "n", "expr0"]);
+    let total: u64 = records.iter().map(|r| r["n"].as_u64().unwrap()).sum();
+    assert_eq!(total, 300);
+    let one = org.query("SELECT COUNT(Id), SUM(Amount) FROM Opportunity WHERE Name = 'none'");
+    assert_eq!(
+        one["records"],
+        json!([{"attributes": {"type": "AggregateResult"}, "expr0": 0, "expr1": null}])
+    );
+}
+
+#[test]
+fn aggregate_queries_over_two_thousand_rows_are_refused() {
+    let org = Org::start(Options {
+        records: vec![("Lead".into(), 2001)],
+        ..Options::demo()
+    });
+    let r = org.query_as(&org.token, "SELECT Id FROM Lead GROUP BY Id");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().unwrap();
+    assert_eq!(
+        body,
+        json!([{"message": "Aggregate query does not support queryMore(), use LIMIT to restrict the results to a single batch", "errorCode": "EXCEEDED_ID_LIMIT"}])
+    );
+    let limited = org.query("SELECT Id FROM Lead GROUP BY Id LIMIT 2000");
+    assert_eq!(limited["records"].as_array().unwrap().len(), 2000);
+    assert_eq!(limited["done"], true);
+    let counted = org.query("SELECT COUNT() FROM Lead GROUP BY Id");
+    assert_eq!(counted["totalSize"], 2001, "COUNT() counts the groups");
+}
+
+#[test]
+fn subqueries_nest_children_filtered_ordered_and_limited() {
+    let org = Org::demo();
+    let create = |object: &str, body: Value| -> String {
+        let r = org.send(
+            reqwest::Method::POST,
+            &format!("{V}/sobjects/{object}"),
+            body,
+        );
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let parent = create("Account", json!({"Name": "Subquery Parent"}));
+    create("Account", json!({"Name": "Subquery Lonely"}));
+    let mut kids = Vec::new();
+    for last in ["C1", "c2", "C3"] {
+        kids.push(create(
+            "Contact",
+            json!({"LastName": last, "AccountId": parent}),
+        ));
+    }
+    let soql = "SELECT Name, (SELECT LastName, Account.Name FROM Contacts WHERE LastName != 'C3' ORDER BY LastName DESC LIMIT 5) FROM Account WHERE Name LIKE 'Subquery%' ORDER BY Name";
+    let body = org.query(soql);
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records[0]["Name"], "Subquery Lonely");
+    assert_eq!(records[0]["Contacts"], Value::Null, "no children is null");
+    let contacts = &records[1]["Contacts"];
+    assert_eq!(
+        (contacts["totalSize"].as_u64(), contacts["done"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(
+        contacts["records"][0],
+        json!({"attributes": {"type": "Contact", "url": format!("{V}/sobjects/Contact/{}", kids[1])},
+               "LastName": "c2",
+               "Account": {"attributes": {"type": "Account", "url": format!("{V}/sobjects/Account/{parent}")}, "Name": "Subquery Parent"}})
+    );
+    assert_eq!(contacts["records"][1]["LastName"], "C1");
+    let limited = org.query(
+        "SELECT Name, (SELECT LastName FROM Contacts ORDER BY LastName LIMIT 1) FROM Account WHERE Id = '{parent}'"
+            .replace("{parent}", &parent)
+            .as_str(),
+    );
+    assert_eq!(limited["records"][0]["Contacts"]["totalSize"], 1);
+    assert_eq!(
+        limited["records"][0]["Contacts"]["records"][0]["LastName"],
+        "C1"
+    );
+
+    let r = org.send(
+        reqwest::Method::DELETE,
+        &format!("{V}/sobjects/Contact/{}", kids[0]),
+        Value::Null,
+    );
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let soql =
+        format!("SELECT Name, (SELECT LastName FROM Contacts) FROM Account WHERE Id = '{parent}'");
+    assert_eq!(org.query(&soql)["records"][0]["Contacts"]["totalSize"], 2);
+    let all: Value = org
+        .http
+        .get(org.url(&format!("{V}/queryAll")))
+        .query(&[("q", soql.as_str())])
+        .bearer_auth(&org.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        all["records"][0]["Contacts"]["totalSize"], 3,
+        "queryAll keeps deleted children"
+    );
+    let (status, code) = error_code(org.query_as(
+        &org.token,
+        "SELECT Name, (SELECT LastName FROM Contactz) FROM Account",
+    ));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "INVALID_TYPE")
+    );
+}

@@ -10,8 +10,10 @@ use crate::org::{Org, Record, Undo};
 use crate::render::{all_fields, record_url, RecordList, RecordView};
 use crate::schema::{FieldType, ObjectDef};
 use crate::sim::{Sim, NEWEST_API_VERSION, OLDEST_API_VERSION};
-use crate::soql::exec;
+use crate::soql::aggregate::AggregatePlan;
+use crate::soql::children::include_deleted_children;
 use crate::soql::plan::{self, Node, Projection};
+use crate::soql::{exec, group};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -314,9 +316,27 @@ fn describe(req: &ApiRequest, name: &str) -> Result<Response, ApiError> {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let access = org.field_access(req.user);
+    let children = org
+        .child_relationships(object)
+        .into_iter()
+        .filter(|(child, field)| access.can_see(*child, *field))
+        .map(|(child, field)| {
+            let f = &org.def(child).fields[field];
+            serde_json::json!({
+                "cascadeDelete": false,
+                "childSObject": org.def(child).name,
+                "deprecatedAndHidden": false,
+                "field": f.name,
+                "junctionIdListNames": [],
+                "junctionReferenceTo": [],
+                "relationshipName": f.child_relationship_name,
+                "restrictedDelete": false,
+            })
+        })
+        .collect();
     let mut response = json(
         StatusCode::OK,
-        &def.describe(req.version, |field| access.can_see(object, field)),
+        &def.describe(req.version, |field| access.can_see(object, field), children),
     );
     let modified = org
         .schema_changed_at
@@ -442,6 +462,45 @@ pub fn planted_value(
     })
 }
 
+fn count_answer(req: &mut ApiRequest, total: usize) -> Response {
+    req.info.records = Some(0);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"totalSize": total, "done": true, "records": []}),
+    )
+}
+
+/// An aggregate query's one and only batch: it has no query locator, so
+/// more rows than a batch holds are refused.
+fn aggregate_answer(
+    req: &mut ApiRequest,
+    org: &Org,
+    plan: &plan::Plan,
+    agg: &AggregatePlan,
+    include_deleted: bool,
+) -> Result<Response, ApiError> {
+    let rows = group::run(org, plan, agg, include_deleted);
+    if agg.count_only {
+        return Ok(count_answer(req, rows.len()));
+    }
+    if rows.len() > group::MAX_AGGREGATE_ROWS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "Aggregate query does not support queryMore(), use LIMIT to restrict the results to a single batch",
+        ));
+    }
+    req.info.records = Some(rows.len());
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "totalSize": rows.len(),
+            "done": true,
+            "records": group::to_records(agg, &rows),
+        }),
+    ))
+}
+
 fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiError> {
     let soql = req.param("q").map(str::to_string).ok_or_else(|| {
         ApiError::new(
@@ -452,18 +511,23 @@ fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiErr
     })?;
     req.info.soql = Some(soql.clone());
     let org = req.sim.org.read();
-    let plan = plan::plan_as(&org, &soql, org.field_access(req.user))?;
-    let rows = exec::run(&org, &plan, include_deleted);
-    let nodes = match plan.projection {
+    let mut plan = plan::plan_as(&org, &soql, org.field_access(req.user))?;
+    let projection = std::mem::replace(&mut plan.projection, Projection::Count);
+    let mut nodes = match projection {
         Projection::Count => {
-            req.info.records = Some(0);
-            return Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({"totalSize": rows.len(), "done": true, "records": []}),
-            ));
+            let rows = exec::run(&org, &plan, include_deleted);
+            return Ok(count_answer(req, rows.len()));
         }
-        Projection::Fields(nodes) => Arc::new(nodes),
+        Projection::Aggregate(agg) => {
+            return aggregate_answer(req, &org, &plan, &agg, include_deleted)
+        }
+        Projection::Fields(nodes) => nodes,
     };
+    if include_deleted {
+        include_deleted_children(&mut nodes);
+    }
+    let nodes = Arc::new(nodes);
+    let rows = exec::run(&org, &plan, include_deleted);
     let page_size = page_size(req, plan.long_text_fields);
     let rows = Arc::new(rows);
     let cursor = Cursor::new(plan.object, nodes, rows, page_size, soql);

@@ -2,7 +2,7 @@
 //! case-insensitive text, `!=` true for nulls, nulls first by default.
 
 use super::ast::CmpOp;
-use super::plan::{split_multipicklist, FieldPath, Filter, LikeTok, Operand, Plan};
+use super::plan::{split_multipicklist, FieldPath, Filter, LikeTok, Operand, Plan, SortKey};
 use crate::org::{Org, Record};
 use crate::schema::ObjectDef;
 use crate::value::Value;
@@ -47,7 +47,7 @@ fn text_eq(s: &str, lowered: &str) -> bool {
     }
 }
 
-fn compare(v: &Value, op: &Operand) -> Option<Ordering> {
+pub(super) fn compare(v: &Value, op: &Operand) -> Option<Ordering> {
     match (v, op) {
         (Value::Text(s), Operand::Text(t)) => Some(s.to_lowercase().as_str().cmp(t.as_str())),
         (Value::Text(s), Operand::Id(t)) => Some((**s).cmp(t.as_str())),
@@ -60,7 +60,7 @@ fn compare(v: &Value, op: &Operand) -> Option<Ordering> {
     }
 }
 
-fn equals(v: &Value, op: &Operand, multi: bool) -> bool {
+pub(super) fn equals(v: &Value, op: &Operand, multi: bool) -> bool {
     match (v, op) {
         (Value::Null, Operand::Null) => true,
         (_, Operand::Null) | (Value::Null, _) => false,
@@ -72,7 +72,24 @@ fn equals(v: &Value, op: &Operand, multi: bool) -> bool {
     }
 }
 
-fn like(value: &[char], pattern: &[LikeTok]) -> bool {
+/// Whether `v op operand` holds, as a comparison in WHERE or HAVING does.
+pub(super) fn holds(v: &Value, op: CmpOp, operand: &Operand, multi: bool) -> bool {
+    match op {
+        CmpOp::Eq => equals(v, operand, multi),
+        CmpOp::Ne => !equals(v, operand, multi),
+        _ if v.is_null() || *operand == Operand::Null => false,
+        CmpOp::Lt => compare(v, operand) == Some(Ordering::Less),
+        CmpOp::Le => matches!(compare(v, operand), Some(Ordering::Less | Ordering::Equal)),
+        CmpOp::Gt => compare(v, operand) == Some(Ordering::Greater),
+        CmpOp::Ge => matches!(
+            compare(v, operand),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
+        CmpOp::Like => unreachable!("LIKE is planned on its own"),
+    }
+}
+
+pub(super) fn like(value: &[char], pattern: &[LikeTok]) -> bool {
     // Iterative wildcard match with backtracking to the last `%`.
     let (mut v, mut p) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -115,19 +132,7 @@ pub fn matches(org: &Org, def: &ObjectDef, rec: &Record, filter: &Filter) -> boo
             multi,
         } => {
             let v = path_value(org, def, rec, path);
-            match op {
-                CmpOp::Eq => equals(&v, operand, *multi),
-                CmpOp::Ne => !equals(&v, operand, *multi),
-                _ if v.is_null() || *operand == Operand::Null => false,
-                CmpOp::Lt => compare(&v, operand) == Some(Ordering::Less),
-                CmpOp::Le => matches!(compare(&v, operand), Some(Ordering::Less | Ordering::Equal)),
-                CmpOp::Gt => compare(&v, operand) == Some(Ordering::Greater),
-                CmpOp::Ge => matches!(
-                    compare(&v, operand),
-                    Some(Ordering::Greater | Ordering::Equal)
-                ),
-                CmpOp::Like => unreachable!("LIKE is planned as Filter::Like"),
-            }
+            holds(&v, *op, operand, *multi)
         }
         Filter::In {
             path,
@@ -164,14 +169,14 @@ pub fn matches(org: &Org, def: &ObjectDef, rec: &Record, filter: &Filter) -> boo
 }
 
 #[derive(PartialEq, PartialOrd)]
-enum SortValue {
+pub(super) enum SortValue {
     Null,
     Text(String),
     Number(f64),
     Other(String),
 }
 
-fn sort_value(v: Value, exact: bool) -> SortValue {
+pub(super) fn sort_value(v: Value, exact: bool) -> SortValue {
     match v {
         Value::Null => SortValue::Null,
         Value::Text(s) if exact => SortValue::Text(s.into()),
@@ -185,64 +190,89 @@ fn sort_value(v: Value, exact: bool) -> SortValue {
     }
 }
 
-/// The records a plan selects, in order, after OFFSET and LIMIT.
-pub fn run(org: &Org, plan: &Plan, include_deleted: bool) -> Vec<Arc<Record>> {
+/// How two sort values order under one key's direction and nulls placement.
+pub(super) fn key_order(
+    a: &SortValue,
+    b: &SortValue,
+    descending: bool,
+    nulls_last: bool,
+) -> Ordering {
+    match (a, b) {
+        (SortValue::Null, SortValue::Null) => Ordering::Equal,
+        (SortValue::Null, _) => {
+            if nulls_last {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (_, SortValue::Null) => {
+            if nulls_last {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        (x, y) => {
+            let o = x.partial_cmp(y).unwrap_or(Ordering::Equal);
+            if descending {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+    }
+}
+
+/// Records in ORDER BY order (a stable sort: ties keep their order).
+pub fn sort_records(
+    org: &Org,
+    def: &ObjectDef,
+    rows: Vec<Arc<Record>>,
+    order: &[SortKey],
+) -> Vec<Arc<Record>> {
+    if order.is_empty() {
+        return rows;
+    }
+    let mut keyed: Vec<(Vec<SortValue>, Arc<Record>)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                order
+                    .iter()
+                    .map(|k| sort_value(path_value(org, def, &r, &k.path), k.exact))
+                    .collect(),
+                r,
+            )
+        })
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        order
+            .iter()
+            .enumerate()
+            .map(|(i, key)| key_order(&a[i], &b[i], key.descending, key.nulls_last))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+    keyed.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The records a plan's WHERE selects, in Id order.
+pub fn matching(org: &Org, plan: &Plan, include_deleted: bool) -> Vec<Arc<Record>> {
     let def = &plan.def;
-    let mut rows: Vec<Arc<Record>> = org.objects[plan.object]
+    org.objects[plan.object]
         .records
         .values()
         .filter(|r| include_deleted || !r.is_deleted(def))
         .filter(|r| plan.filter.as_ref().is_none_or(|f| matches(org, def, r, f)))
         .cloned()
-        .collect();
-    if !plan.order.is_empty() {
-        let mut keyed: Vec<(Vec<SortValue>, Arc<Record>)> = rows
-            .into_iter()
-            .map(|r| {
-                (
-                    plan.order
-                        .iter()
-                        .map(|k| sort_value(path_value(org, def, &r, &k.path), k.exact))
-                        .collect(),
-                    r,
-                )
-            })
-            .collect();
-        keyed.sort_by(|(a, _), (b, _)| {
-            for (i, key) in plan.order.iter().enumerate() {
-                let ord = match (&a[i], &b[i]) {
-                    (SortValue::Null, SortValue::Null) => Ordering::Equal,
-                    (SortValue::Null, _) => {
-                        if key.nulls_last {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    (_, SortValue::Null) => {
-                        if key.nulls_last {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (x, y) => {
-                        let o = x.partial_cmp(y).unwrap_or(Ordering::Equal);
-                        if key.descending {
-                            o.reverse()
-                        } else {
-                            o
-                        }
-                    }
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-            Ordering::Equal
-        });
-        rows = keyed.into_iter().map(|(_, r)| r).collect();
-    }
+        .collect()
+}
+
+/// The records a plan selects, in order, after OFFSET and LIMIT.
+pub fn run(org: &Org, plan: &Plan, include_deleted: bool) -> Vec<Arc<Record>> {
+    let rows = matching(org, plan, include_deleted);
+    let mut rows = sort_records(org, &plan.def, rows, &plan.order);
     let start = (plan.offset as usize).min(rows.len());
     let end = plan
         .limit

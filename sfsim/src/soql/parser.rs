@@ -90,16 +90,60 @@ impl<'a> Parser<'a> {
         Ok(Path { parts, at })
     }
 
+    fn next_is(&self, tok: &Tok) -> bool {
+        self.toks.get(self.pos + 1).is_some_and(|t| &t.tok == tok)
+    }
+
+    /// A field, or an aggregate function of one: `SUM(Amount)`.
+    fn expr(&mut self) -> Result<Expr, SoqlError> {
+        let at = self.at();
+        let func = match self.peek() {
+            Tok::Ident(name) if self.next_is(&Tok::LParen) => AggFunc::from_name(name),
+            _ => None,
+        };
+        let Some(func) = func else {
+            return Ok(Expr::Field(self.path()?));
+        };
+        self.bump();
+        self.bump();
+        let path = self.path()?;
+        self.expect(Tok::RParen)?;
+        Ok(Expr::Aggregate { func, path, at })
+    }
+
+    fn alias(&mut self) -> Option<Alias> {
+        match self.peek().clone() {
+            Tok::Ident(name) if !RESERVED.contains(&name.to_ascii_lowercase().as_str()) => {
+                let at = self.at();
+                self.bump();
+                Some(Alias { name, at })
+            }
+            _ => None,
+        }
+    }
+
     fn select_item(&mut self) -> Result<SelectItem, SoqlError> {
         let at = self.at();
-        let next_is_paren = matches!(
-            self.toks.get(self.pos + 1).map(|t| &t.tok),
-            Some(Tok::LParen)
-        );
-        if self.peek().is_keyword("count") && next_is_paren {
+        let next_is_paren = self.next_is(&Tok::LParen);
+        if *self.peek() == Tok::LParen {
+            if !matches!(self.toks.get(self.pos + 1), Some(t) if t.tok.is_keyword("select")) {
+                return Err(self.unexpected());
+            }
             self.bump();
-            self.bump();
+            let query = self.query_body()?;
             self.expect(Tok::RParen)?;
+            return Ok(SelectItem::Subquery {
+                query: Box::new(query),
+                at,
+            });
+        }
+        if self.peek().is_keyword("count")
+            && next_is_paren
+            && matches!(self.toks.get(self.pos + 2), Some(t) if t.tok == Tok::RParen)
+        {
+            self.bump();
+            self.bump();
+            self.bump();
             return Ok(SelectItem::Count { at });
         }
         if self.peek().is_keyword("fields") && next_is_paren {
@@ -117,7 +161,18 @@ impl<'a> Parser<'a> {
             self.expect(Tok::RParen)?;
             return Ok(SelectItem::Fields { kind, at });
         }
-        Ok(SelectItem::Field(self.path()?))
+        Ok(match self.expr()? {
+            Expr::Field(path) => SelectItem::Field {
+                path,
+                alias: self.alias(),
+            },
+            Expr::Aggregate { func, path, at } => SelectItem::Aggregate {
+                func,
+                path,
+                at,
+                alias: self.alias(),
+            },
+        })
     }
 
     fn literal(&mut self) -> Result<(Literal, usize), SoqlError> {
@@ -149,10 +204,10 @@ impl<'a> Parser<'a> {
     }
 
     fn predicate(&mut self) -> Result<Cond, SoqlError> {
-        let path = self.path()?;
+        let path = self.expr()?;
         if self.keyword("in") {
             return Ok(Cond::In {
-                path,
+                lhs: path,
                 negated: false,
                 values: self.literal_list()?,
             });
@@ -161,21 +216,21 @@ impl<'a> Parser<'a> {
             self.bump();
             self.expect_keyword("in")?;
             return Ok(Cond::In {
-                path,
+                lhs: path,
                 negated: true,
                 values: self.literal_list()?,
             });
         }
         if self.keyword("includes") {
             return Ok(Cond::Includes {
-                path,
+                lhs: path,
                 excludes: false,
                 values: self.literal_list()?,
             });
         }
         if self.keyword("excludes") {
             return Ok(Cond::Includes {
-                path,
+                lhs: path,
                 excludes: true,
                 values: self.literal_list()?,
             });
@@ -198,7 +253,7 @@ impl<'a> Parser<'a> {
         }
         let (value, value_at) = self.literal()?;
         Ok(Cond::Cmp {
-            path,
+            lhs: path,
             op,
             value,
             value_at,
@@ -260,6 +315,24 @@ impl<'a> Parser<'a> {
     }
 
     fn query(&mut self) -> Result<Query, SoqlError> {
+        let q = self.query_body()?;
+        if *self.peek() != Tok::Eof {
+            return Err(self.unexpected());
+        }
+        Ok(q)
+    }
+
+    fn path_list(&mut self) -> Result<Vec<Path>, SoqlError> {
+        let mut paths = vec![self.path()?];
+        while *self.peek() == Tok::Comma {
+            self.bump();
+            paths.push(self.path()?);
+        }
+        Ok(paths)
+    }
+
+    /// A statement up to where it ends: the end of input, or the `)` closing a subquery.
+    fn query_body(&mut self) -> Result<Query, SoqlError> {
         self.expect_keyword("select")?;
         let mut select = vec![self.select_item()?];
         while *self.peek() == Tok::Comma {
@@ -273,11 +346,23 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
+        let group_by = if self.peek().is_keyword("group") {
+            self.bump();
+            self.expect_keyword("by")?;
+            self.path_list()?
+        } else {
+            Vec::new()
+        };
+        let having = if self.keyword("having") {
+            Some(self.condition()?)
+        } else {
+            None
+        };
         let mut order_by = Vec::new();
         if self.keyword("order") {
             self.expect_keyword("by")?;
             loop {
-                let path = self.path()?;
+                let expr = self.expr()?;
                 let descending = self.keyword("desc");
                 if !descending {
                     self.keyword("asc");
@@ -293,7 +378,7 @@ impl<'a> Parser<'a> {
                     false
                 };
                 order_by.push(OrderItem {
-                    path,
+                    expr,
                     descending,
                     nulls_last,
                 });
@@ -314,14 +399,13 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        if *self.peek() != Tok::Eof {
-            return Err(self.unexpected());
-        }
         Ok(Query {
             select,
             from,
             from_at,
             filter,
+            group_by,
+            having,
             order_by,
             limit,
             offset,
@@ -371,6 +455,33 @@ mod tests {
         assert!(q.order_by[0].descending && q.order_by[0].nulls_last);
         assert_eq!(q.limit, Some(10));
         assert_eq!(q.offset.map(|o| o.0), Some(5));
+    }
+
+    #[test]
+    fn aggregates_group_by_having_and_subqueries_parse() {
+        let q = parse("SELECT Account.Name, COUNT(Id), SUM(Amount) total, (SELECT Id FROM Contacts WHERE Name = 'x' LIMIT 2) FROM Opportunity WHERE Amount > 0 GROUP BY Account.Name HAVING COUNT(Id) > 1 AND MAX(Amount) < 5 ORDER BY SUM(Amount) DESC LIMIT 3").unwrap();
+        assert_eq!(q.group_by.len(), 1);
+        assert!(q.having.is_some());
+        assert!(matches!(
+            &q.select[2],
+            SelectItem::Aggregate { func: AggFunc::Sum, alias: Some(a), .. } if a.name == "total"
+        ));
+        assert!(matches!(
+            &q.select[3],
+            SelectItem::Subquery { query, .. } if query.from == "Contacts" && query.limit == Some(2)
+        ));
+        assert!(matches!(
+            q.order_by[0].expr,
+            Expr::Aggregate {
+                func: AggFunc::Sum,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("SELECT COUNT() FROM A").unwrap().select[0],
+            SelectItem::Count { .. }
+        ));
+        assert!(err("SELECT Id, (SELECT Id FROM B FROM A").contains("unexpected token: 'FROM'"));
     }
 
     #[test]

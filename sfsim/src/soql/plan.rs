@@ -2,6 +2,7 @@
 //! plan: resolved field paths, typed operands and the shape of the output.
 
 use super::ast::*;
+use super::children::ChildQuery;
 use super::error::SoqlError;
 use super::lexer::decode_string;
 use crate::access::{FieldAccess, EVERYTHING};
@@ -17,7 +18,7 @@ pub const MAX_LITERAL_CHARS: usize = 4_000;
 pub const MAX_OFFSET: u64 = 2_000;
 
 /// A field reached from the queried object through zero or more lookups.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FieldPath {
     /// Reference fields followed, each on the object the previous one reached.
     pub hops: Vec<usize>,
@@ -41,6 +42,8 @@ pub enum Node {
         object: usize,
         children: Vec<Node>,
     },
+    /// A parent-to-child subquery, answered per record.
+    Children(Arc<ChildQuery>),
 }
 
 /// One selected field in SELECT order, named as the Bulk API names its
@@ -55,6 +58,8 @@ pub struct Column {
 pub enum Projection {
     Count,
     Fields(Vec<Node>),
+    /// GROUP BY or aggregate functions: rows of `AggregateResult`.
+    Aggregate(Box<super::aggregate::AggregatePlan>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,11 +134,11 @@ pub struct Plan {
     pub long_text_fields: usize,
 }
 
-struct Planner<'a> {
-    org: &'a Org,
-    soql: &'a str,
-    object: usize,
-    access: &'a FieldAccess,
+pub(super) struct Planner<'a> {
+    pub(super) org: &'a Org,
+    pub(super) soql: &'a str,
+    pub(super) object: usize,
+    pub(super) access: &'a FieldAccess,
 }
 
 fn invalid_field(soql: &str, at: usize, name: &str, entity: &str) -> SoqlError {
@@ -146,11 +151,11 @@ fn invalid_field(soql: &str, at: usize, name: &str, entity: &str) -> SoqlError {
 }
 
 impl<'a> Planner<'a> {
-    fn def(&self, object: usize) -> &'a Arc<ObjectDef> {
+    pub(super) fn def(&self, object: usize) -> &'a Arc<ObjectDef> {
         self.org.def(object)
     }
 
-    fn resolve(&self, path: &Path) -> Result<FieldPath, SoqlError> {
+    pub(super) fn resolve(&self, path: &Path) -> Result<FieldPath, SoqlError> {
         let root = self.def(self.object);
         let mut parts: &[String] = &path.parts;
         if parts.len() > 1
@@ -211,11 +216,11 @@ impl<'a> Planner<'a> {
         })
     }
 
-    fn field_def(&self, path: &FieldPath) -> &'a FieldDef {
+    pub(super) fn field_def(&self, path: &FieldPath) -> &'a FieldDef {
         &self.def(path.object).fields[path.field]
     }
 
-    fn column(&self, path: FieldPath) -> Column {
+    pub(super) fn column(&self, path: FieldPath) -> Column {
         let mut parts = Vec::with_capacity(path.hops.len() + 1);
         let mut object = self.object;
         for hop in &path.hops {
@@ -231,7 +236,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn add_node(
+    pub(super) fn add_node(
         &self,
         nodes: &mut Vec<Node>,
         path: &FieldPath,
@@ -295,7 +300,7 @@ impl<'a> Planner<'a> {
         object
     }
 
-    fn type_error(&self, f: &FieldDef, at: usize) -> SoqlError {
+    pub(super) fn type_error(&self, f: &FieldDef, at: usize) -> SoqlError {
         let (kind, quoted) = match f.ftype {
             FieldType::Boolean => ("boolean", false),
             FieldType::Int | FieldType::Long => ("integer", false),
@@ -321,7 +326,12 @@ impl<'a> Planner<'a> {
         )
     }
 
-    fn string_literal(&self, raw: &str, at: usize, like: bool) -> Result<String, SoqlError> {
+    pub(super) fn string_literal(
+        &self,
+        raw: &str,
+        at: usize,
+        like: bool,
+    ) -> Result<String, SoqlError> {
         let s = decode_string(raw, like).map_err(|m| SoqlError::malformed(self.soql, at, m))?;
         if s.chars().count() > MAX_LITERAL_CHARS {
             return Err(SoqlError::malformed(
@@ -335,7 +345,12 @@ impl<'a> Planner<'a> {
         Ok(s)
     }
 
-    fn operand(&self, f: &FieldDef, lit: &Literal, at: usize) -> Result<Operand, SoqlError> {
+    pub(super) fn operand(
+        &self,
+        f: &FieldDef,
+        lit: &Literal,
+        at: usize,
+    ) -> Result<Operand, SoqlError> {
         let wrong = || self.type_error(f, at);
         Ok(match (lit, f.ftype) {
             (Literal::Null, FieldType::Boolean) => Operand::Bool(false),
@@ -370,7 +385,7 @@ impl<'a> Planner<'a> {
         })
     }
 
-    fn bad_operator(&self, f: &FieldDef, at: usize) -> SoqlError {
+    pub(super) fn bad_operator(&self, f: &FieldDef, at: usize) -> SoqlError {
         let kind = match f.ftype {
             FieldType::Id | FieldType::Reference => "id",
             t => t.name(),
@@ -383,7 +398,7 @@ impl<'a> Planner<'a> {
         )
     }
 
-    fn filterable(&self, path: &Path) -> Result<(FieldPath, &'a FieldDef), SoqlError> {
+    pub(super) fn filterable(&self, path: &Path) -> Result<(FieldPath, &'a FieldDef), SoqlError> {
         let resolved = self.resolve(path)?;
         let f = self.field_def(&resolved);
         if !f.filterable {
@@ -397,7 +412,7 @@ impl<'a> Planner<'a> {
         Ok((resolved, f))
     }
 
-    fn filter(&self, cond: &Cond) -> Result<Filter, SoqlError> {
+    pub(super) fn filter(&self, cond: &Cond) -> Result<Filter, SoqlError> {
         Ok(match cond {
             Cond::And(parts) => Filter::And(
                 parts
@@ -413,11 +428,12 @@ impl<'a> Planner<'a> {
             ),
             Cond::Not(inner) => Filter::Not(Box::new(self.filter(inner)?)),
             Cond::Cmp {
-                path,
+                lhs,
                 op: CmpOp::Like,
                 value,
                 value_at,
             } => {
+                let path = where_field(self.soql, lhs)?;
                 let (resolved, f) = self.filterable(path)?;
                 let text_like = f.ftype.is_textual()
                     && !matches!(
@@ -437,11 +453,12 @@ impl<'a> Planner<'a> {
                 }
             }
             Cond::Cmp {
-                path,
+                lhs,
                 op,
                 value,
                 value_at,
             } => {
+                let path = where_field(self.soql, lhs)?;
                 let (resolved, f) = self.filterable(path)?;
                 let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
                 if ordering && matches!(f.ftype, FieldType::Boolean | FieldType::Multipicklist) {
@@ -456,10 +473,11 @@ impl<'a> Planner<'a> {
                 }
             }
             Cond::In {
-                path,
+                lhs,
                 negated,
                 values,
             } => {
+                let path = where_field(self.soql, lhs)?;
                 let (resolved, f) = self.filterable(path)?;
                 if f.ftype == FieldType::Multipicklist {
                     return Err(self.bad_operator(f, path.at));
@@ -476,10 +494,11 @@ impl<'a> Planner<'a> {
                 }
             }
             Cond::Includes {
-                path,
+                lhs,
                 excludes,
                 values,
             } => {
+                let path = where_field(self.soql, lhs)?;
                 let (resolved, f) = self.filterable(path)?;
                 if f.ftype != FieldType::Multipicklist {
                     return Err(SoqlError::at(
@@ -505,7 +524,7 @@ impl<'a> Planner<'a> {
         })
     }
 
-    fn fields_expansion(&self, kind: FieldsKind) -> Vec<Path> {
+    pub(super) fn fields_expansion(&self, kind: FieldsKind) -> Vec<Path> {
         self.def(self.object)
             .fields
             .iter()
@@ -537,7 +556,7 @@ pub fn split_multipicklist(s: &str) -> Vec<String> {
     parts
 }
 
-fn like_pattern(p: &str) -> Vec<LikeTok> {
+pub(super) fn like_pattern(p: &str) -> Vec<LikeTok> {
     let mut out = Vec::new();
     let mut chars = p.chars();
     while let Some(c) = chars.next() {
@@ -571,6 +590,170 @@ pub fn plan(org: &Org, soql: &str) -> Result<Plan, SoqlError> {
     plan_as(org, soql, &EVERYTHING)
 }
 
+/// The field a WHERE condition is about: aggregates belong in HAVING.
+fn where_field<'q>(soql: &str, lhs: &'q Expr) -> Result<&'q Path, SoqlError> {
+    match lhs {
+        Expr::Field(path) => Ok(path),
+        Expr::Aggregate { at, .. } => Err(SoqlError::malformed(
+            soql,
+            *at,
+            "Aggregate functions are not allowed in the WHERE clause; use HAVING",
+        )),
+    }
+}
+
+/// The error for an aggregate where only plain fields may stand.
+pub(super) fn only_root_aggregates(soql: &str, at: usize) -> SoqlError {
+    SoqlError::malformed(soql, at, "Only root queries support aggregate expressions")
+}
+
+/// A SELECT list's fields, as render nodes and CSV columns.
+pub(super) struct Selection {
+    pub nodes: Vec<Node>,
+    pub columns: Vec<Column>,
+    pub long_text_fields: usize,
+}
+
+impl<'a> Planner<'a> {
+    /// Plans a SELECT list of fields, `FIELDS()` and (at the root) subqueries.
+    pub(super) fn selection(
+        &self,
+        items: &[SelectItem],
+        limit: Option<u64>,
+        root: bool,
+    ) -> Result<Selection, SoqlError> {
+        let mut sel = Selection {
+            nodes: Vec::new(),
+            columns: Vec::new(),
+            long_text_fields: 0,
+        };
+        for item in items {
+            let paths = match item {
+                SelectItem::Field { path, alias } => {
+                    if let Some(alias) = alias {
+                        return Err(SoqlError::malformed(
+                            self.soql,
+                            alias.at,
+                            format!("unexpected token: '{}'", alias.name),
+                        ));
+                    }
+                    vec![path.clone()]
+                }
+                SelectItem::Fields { kind, at } => {
+                    if *kind != FieldsKind::Standard && limit.is_none_or(|l| l > 200) {
+                        return Err(SoqlError::malformed(
+                            self.soql,
+                            *at,
+                            "The SOQL FIELDS function must have a LIMIT of at most 200",
+                        ));
+                    }
+                    self.fields_expansion(*kind)
+                        .into_iter()
+                        .map(|mut p| {
+                            p.at = *at;
+                            p
+                        })
+                        .collect()
+                }
+                SelectItem::Subquery { query, at } => {
+                    if !root {
+                        return Err(SoqlError::malformed(
+                            self.soql,
+                            *at,
+                            "unexpected token: '('",
+                        ));
+                    }
+                    let child = self.child_query(query)?;
+                    if sel.nodes.iter().any(
+                        |n| matches!(n, Node::Children(c) if c.relationship == child.relationship),
+                    ) {
+                        return Err(SoqlError::malformed(
+                            self.soql,
+                            query.from_at,
+                            format!("duplicate field selected: {}", child.relationship),
+                        ));
+                    }
+                    sel.nodes.push(Node::Children(Arc::new(child)));
+                    continue;
+                }
+                SelectItem::Aggregate { at, .. } | SelectItem::Count { at } => {
+                    return Err(only_root_aggregates(self.soql, *at))
+                }
+            };
+            for p in paths {
+                let resolved = self.resolve(&p)?;
+                if self.field_def(&resolved).is_long_text() {
+                    sel.long_text_fields += 1;
+                }
+                self.add_node(&mut sel.nodes, &resolved, 0, &p)?;
+                sel.columns.push(self.column(resolved));
+            }
+        }
+        Ok(sel)
+    }
+
+    pub(super) fn sortable(&self, path: &Path) -> Result<(FieldPath, &'a FieldDef), SoqlError> {
+        let resolved = self.resolve(path)?;
+        let f = self.field_def(&resolved);
+        if !f.sortable {
+            return Err(SoqlError::at(
+                "INVALID_FIELD",
+                self.soql,
+                path.at,
+                format!("field '{}' can not be sorted in a query call", f.name),
+            ));
+        }
+        Ok((resolved, f))
+    }
+
+    /// ORDER BY keys of a query without aggregates.
+    pub(super) fn sort_keys(&self, order_by: &[OrderItem]) -> Result<Vec<SortKey>, SoqlError> {
+        let mut order = Vec::new();
+        for item in order_by {
+            let path = match &item.expr {
+                Expr::Field(path) => path,
+                Expr::Aggregate { at, .. } => return Err(only_root_aggregates(self.soql, *at)),
+            };
+            let (path, f) = self.sortable(path)?;
+            let exact = matches!(f.ftype, FieldType::Id | FieldType::Reference);
+            order.push(SortKey {
+                path,
+                descending: item.descending,
+                nulls_last: item.nulls_last,
+                exact,
+            });
+        }
+        Ok(order)
+    }
+}
+
+fn offset(soql: &str, offset: Option<(u64, usize)>) -> Result<u64, SoqlError> {
+    match offset {
+        Some((n, at)) if n > MAX_OFFSET => Err(SoqlError::at(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            soql,
+            at,
+            format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
+        )),
+        Some((n, _)) => Ok(n),
+        None => Ok(0),
+    }
+}
+
+/// Whether Salesforce treats the statement as an aggregate query.
+fn is_aggregate(q: &Query) -> bool {
+    let aggregate_order = q
+        .order_by
+        .iter()
+        .any(|o| matches!(o.expr, Expr::Aggregate { .. }));
+    !q.group_by.is_empty()
+        || q.having.is_some()
+        || aggregate_order
+        || q.select
+            .iter()
+            .any(|s| matches!(s, SelectItem::Aggregate { .. }))
+}
+
 /// Plans a statement as a user who sees only the fields `access` lets it:
 /// to it a hidden field is no column at all.
 pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, SoqlError> {
@@ -592,105 +775,46 @@ pub fn plan_as(org: &Org, soql: &str, access: &FieldAccess) -> Result<Plan, Soql
     };
     let def = org.def(object).clone();
 
-    let is_count = q
-        .select
-        .iter()
-        .any(|s| matches!(s, SelectItem::Count { .. }));
-    let mut long_text_fields = 0;
-    let mut columns = Vec::new();
-    let projection = if is_count {
+    let count_at = q.select.iter().find_map(|s| match s {
+        SelectItem::Count { at } => Some(*at),
+        _ => None,
+    });
+    if let Some(at) = count_at {
         if q.select.len() > 1 {
-            let at = q.select.iter().find_map(|s| match s {
-                SelectItem::Count { at } => Some(*at),
-                _ => None,
-            });
             return Err(SoqlError::malformed(
                 soql,
-                at.unwrap_or(0),
+                at,
                 "COUNT() must be the only element in the SELECT list.",
             ));
         }
-        Projection::Count
-    } else {
-        let mut nodes = Vec::new();
-        for item in &q.select {
-            let paths = match item {
-                SelectItem::Field(p) => vec![p.clone()],
-                SelectItem::Fields { kind, at } => {
-                    if *kind != FieldsKind::Standard && q.limit.is_none_or(|l| l > 200) {
-                        return Err(SoqlError::malformed(
-                            soql,
-                            *at,
-                            "The SOQL FIELDS function must have a LIMIT of at most 200",
-                        ));
-                    }
-                    planner
-                        .fields_expansion(*kind)
-                        .into_iter()
-                        .map(|mut p| {
-                            p.at = *at;
-                            p
-                        })
-                        .collect()
-                }
-                SelectItem::Count { .. } => unreachable!("COUNT() handled above"),
-            };
-            for p in paths {
-                let resolved = planner.resolve(&p)?;
-                if planner.field_def(&resolved).is_long_text() {
-                    long_text_fields += 1;
-                }
-                planner.add_node(&mut nodes, &resolved, 0, &p)?;
-                columns.push(planner.column(resolved));
-            }
-        }
-        Projection::Fields(nodes)
-    };
-
-    let filter = q.filter.as_ref().map(|c| planner.filter(c)).transpose()?;
-    let mut order = Vec::new();
-    for item in &q.order_by {
-        let path = planner.resolve(&item.path)?;
-        let f = planner.field_def(&path);
-        if !f.sortable {
-            return Err(SoqlError::at(
-                "INVALID_FIELD",
-                soql,
-                item.path.at,
-                format!("field '{}' can not be sorted in a query call", f.name),
-            ));
-        }
-        let exact = matches!(f.ftype, FieldType::Id | FieldType::Reference);
-        order.push(SortKey {
-            path,
-            descending: item.descending,
-            nulls_last: item.nulls_last,
-            exact,
-        });
     }
-    let offset = match q.offset {
-        Some((n, at)) if n > MAX_OFFSET => {
-            return Err(SoqlError::at(
-                "NUMBER_OUTSIDE_VALID_RANGE",
-                soql,
-                at,
-                format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
-            ))
-        }
-        Some((n, _)) => n,
-        None => 0,
-    };
-    Ok(Plan {
+    let mut plan = Plan {
         object,
         def,
-        projection,
-        columns,
-        filter,
-        order,
+        projection: Projection::Count,
+        columns: Vec::new(),
+        filter: None,
+        order: Vec::new(),
         limit: q.limit,
-        offset,
-        long_text_fields,
-    })
+        offset: 0,
+        long_text_fields: 0,
+    };
+    let aggregate = is_aggregate(&q);
+    if aggregate {
+        let planned = planner.aggregate(&q, count_at.is_some())?;
+        plan.projection = Projection::Aggregate(Box::new(planned));
+    } else if count_at.is_none() {
+        let sel = planner.selection(&q.select, q.limit, true)?;
+        plan.projection = Projection::Fields(sel.nodes);
+        plan.columns = sel.columns;
+        plan.long_text_fields = sel.long_text_fields;
+    }
+    plan.filter = q.filter.as_ref().map(|c| planner.filter(c)).transpose()?;
+    if !aggregate {
+        plan.order = planner.sort_keys(&q.order_by)?;
+    }
+    plan.offset = offset(soql, q.offset)?;
+    Ok(plan)
 }
 
 #[cfg(test)]
