@@ -5,7 +5,7 @@
 //!   `sync` (local copies); none imports another's internals, and this file
 //!   wires the one link between them, write-through;
 //! - PostgreSQL glue: `catalog`, `connection`, `copy`, `error`, `gucs`, `pg`,
-//!   `read_ahead`, `values`;
+//!   `read_ahead`, `records`, `values`;
 //! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
 //!   logic that needs no database.
 
@@ -19,6 +19,7 @@ mod fdw;
 mod gucs;
 mod pg;
 mod read_ahead;
+mod records;
 mod sync;
 mod values;
 mod write;

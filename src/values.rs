@@ -4,7 +4,7 @@
 //! `salesforce_core::values`.
 
 use crate::error::{Error, Result};
-use crate::pg::{pg_string, text_of};
+use crate::pg::text_of;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::{AnyNumeric, FromDatum, JsonB};
@@ -118,15 +118,18 @@ impl ColumnReader {
         }
     }
 
-    /// The datum for a value, None for NULL; allocates in the current memory context.
-    pub fn read(&self, value: &Json, from: &Source) -> Result<Option<Datum>> {
-        let Some(text) = input_text(value, self.kind, from)? else {
-            return Ok(None);
-        };
+    pub fn kind(&self) -> PgKind {
+        self.kind
+    }
+
+    /// The datum for an input text `input_text` made; allocates in the
+    /// current memory context.
+    ///
+    /// # Safety
+    /// `text` is NUL-terminated.
+    pub unsafe fn read_text(&self, text: *const std::ffi::c_char) -> Datum {
         let mut input = self.input;
-        Ok(Some(unsafe {
-            pg_sys::InputFunctionCall(&mut input, pg_string(&text), self.io_param, self.typmod)
-        }))
+        pg_sys::InputFunctionCall(&mut input, text as *mut _, self.io_param, self.typmod)
     }
 }
 

@@ -5,7 +5,7 @@
 use super::rows::Rows;
 use crate::connection::interrupted;
 use crate::error::{Error, Result};
-use crate::read_ahead::ReadAhead;
+use crate::read_ahead::{Making, ReadAhead};
 use crate::values::{conversion_error, Source};
 use chrono::{DateTime, Utc};
 use pgrx::PgSqlErrorCode;
@@ -223,7 +223,7 @@ pub struct Batch {
 pub fn read_ahead(page: OpenPage, fields: &[SyncedField], soft_delete: bool) -> ReadAhead<Batch> {
     let mut page = Some(page);
     let fields = fields.to_vec();
-    ReadAhead::start(move || {
+    ReadAhead::start(Making::Ahead, move || {
         let p = page.as_mut()?;
         let batch = read_batch(p, &fields, soft_delete);
         if batch.as_ref().map_or(true, |b| b.page_done) {

@@ -9,8 +9,8 @@ use super::rows::{stamp_of, Rows};
 use super::store::{self, RunProgress, Stage, SyncRow};
 use crate::catalog;
 use crate::connection;
-use crate::error::{remember_secrets, Error, Result};
-use crate::read_ahead::ReadAhead;
+use crate::error::{Error, Result};
+use crate::read_ahead::{Counted, ReadAhead};
 use chrono::{DateTime, Duration as Span, Utc};
 use pgrx::pg_sys::Oid;
 use pgrx::PgSqlErrorCode;
@@ -125,7 +125,7 @@ pub struct Run {
     bulk: Option<std::result::Result<BulkSelect, String>>,
     page: Option<ReadAhead<bulk::Batch>>,
     /// A REST backfill's query, read ahead.
-    pages: Option<ReadAhead<rest::Counted<rest::Batch>>>,
+    pages: Option<ReadAhead<Counted<rest::Batch>>>,
     next_poll: Option<(Instant, Duration)>,
     jobs_started: u32,
     /// The run finished a backfill: the sync is due again at once, to catch up.
@@ -400,15 +400,12 @@ impl Run {
                 ))
             });
         let fetched = match item {
-            Ok(counted) => {
-                remember_secrets(counted.secrets);
-                Fetched {
-                    answer: counted.answer.map(Answer::Pages),
-                    requests: counted.requests,
-                    limit_info: counted.limit_info,
-                    server_time: counted.server_time,
-                }
-            }
+            Ok(counted) => Fetched {
+                requests: counted.requests,
+                limit_info: counted.limit_info.clone(),
+                server_time: counted.server_time,
+                answer: counted.into_answer().map(Answer::Pages),
+            },
             Err(e) => Fetched {
                 answer: Err(e),
                 requests: 0,

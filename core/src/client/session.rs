@@ -48,6 +48,12 @@ pub struct QueryPage {
     pub records: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
+impl QueryPage {
+    pub fn of(body: &[u8]) -> Result<QueryPage, SalesforceError> {
+        parse_answer(body, "query")
+    }
+}
+
 /// Where a query page's answer says the query goes on, read without
 /// building its records.
 #[derive(Debug, Deserialize)]
@@ -330,14 +336,12 @@ impl Session {
         soql: &str,
         include_deleted: bool,
     ) -> Result<QueryPage, SalesforceError> {
-        let body = self.query_text(soql, include_deleted)?;
-        parse_answer(&body, "query")
+        QueryPage::of(&self.query_text(soql, include_deleted)?)
     }
 
     /// The page a `nextRecordsUrl` names.
     pub fn next_page(&mut self, next_records_url: &str) -> Result<QueryPage, SalesforceError> {
-        let body = self.next_page_text(next_records_url)?;
-        parse_answer(&body, "query")
+        QueryPage::of(&self.next_page_text(next_records_url)?)
     }
 
     /// The first page of a query as sent, for a caller that reads the
