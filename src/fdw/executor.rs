@@ -1,18 +1,21 @@
-//! Running a foreign scan: pages are fetched as the executor pulls rows,
-//! one page in memory at a time, and each value is read by its column's
-//! type input function in a per-row memory context.
+//! Running a foreign scan: while the executor pulls the rows of one page,
+//! a thread fetches the next and reads it into the columns' input texts, so
+//! at most two pages are in memory and the backend only runs each column
+//! type's input function, in a per-row memory context.
 
 use super::plan::{param_literals, scan_plan, ScanPlan};
 use crate::connection;
 use crate::error::{Error, OrRaise, Result};
 use crate::pg::{list_items, pg_string};
-use crate::values::{ColumnReader, Source};
+use crate::read_ahead::{query_pages, Counted, Making, Page, PageSource, ReadAhead};
+use crate::records::{FieldText, PageReader, ReadField, RecordSink};
+use crate::values::ColumnReader;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{pg_guard, PgMemoryContexts};
-use salesforce_core::client::session::Session;
+use salesforce_core::client::session::{PageHead, Session};
 use salesforce_core::soql::Soql;
 use salesforce_core::SalesforceError;
-use serde_json::{Map, Value as Json};
+use std::sync::Arc;
 
 /// Where one column of the scan comes from.
 struct ScanColumn {
@@ -22,12 +25,75 @@ struct ScanColumn {
     reader: ColumnReader,
 }
 
+/// A stream's pages after its first, read on a thread of their own.
+type PagesAhead = ReadAhead<Counted<Page<ScanPage>>>;
+
+/// Rows of a page used before the next page is fetched.
+const ASK_AFTER: usize = 64;
+
+/// A column's value in a record of a page.
+#[derive(Clone, Copy)]
+enum Cell {
+    /// The stream does not select this field (a wide object read in parts).
+    Absent,
+    Null,
+    /// The input text starts here in the page's buffer, NUL-terminated.
+    Text(usize),
+}
+
+/// A page's records as the scan's columns' input texts, read on the thread
+/// that fetched it, so the backend only runs input functions.
+#[derive(Default)]
+struct ScanPage {
+    text: Vec<u8>,
+    /// A cell per scan column per record.
+    cells: Vec<Cell>,
+    ids: Vec<Option<String>>,
+}
+
+impl ScanPage {
+    fn read(body: &[u8], reader: &PageReader) -> Result<ScanPage> {
+        let mut page = ScanPage::default();
+        reader.read(body, &mut page)?;
+        Ok(page)
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+impl RecordSink for ScanPage {
+    fn record(&mut self, texts: &[FieldText], id: Option<&str>) -> Result<()> {
+        for t in texts {
+            let cell = match t {
+                FieldText::Absent => Cell::Absent,
+                FieldText::Null => Cell::Null,
+                FieldText::Text(t) => {
+                    let at = self.text.len();
+                    self.text.extend(t.bytes().filter(|b| *b != 0));
+                    self.text.push(0);
+                    Cell::Text(at)
+                }
+            };
+            self.cells.push(cell);
+        }
+        self.ids.push(id.map(str::to_string));
+        Ok(())
+    }
+}
+
 /// One statement's pages. A wide object's fields are read by several
 /// statements in lockstep; otherwise there is one stream.
 struct Stream {
-    page: Vec<Map<String, Json>>,
+    page: ScanPage,
     position: usize,
-    next_page: Option<String>,
+    /// The pages after this one, each fetched and converted ahead once
+    /// `ASK_AFTER` rows (or a quarter of a shorter page) of the one before
+    /// are used, so a scan stopped early (a LIMIT run locally) costs at most
+    /// one page it does not use, and none when it stops before that.
+    ahead: Option<PagesAhead>,
+    asked: bool,
     /// The first page held the whole result, so a rescan can replay it.
     single_page: bool,
 }
@@ -36,6 +102,8 @@ struct Scan {
     plan: ScanPlan,
     params: Vec<*mut pg_sys::ExprState>,
     readers: Vec<ScanColumn>,
+    /// Reads pages into the readers' input texts.
+    reader: Arc<PageReader>,
     row_context: pg_sys::MemoryContext,
     /// The statement for the current scan; None before the first row is
     /// asked for, Some(None) when the parameters prove nothing matches.
@@ -92,10 +160,21 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
     }
+    let reader = Arc::new(PageReader::new(
+        readers
+            .iter()
+            .map(|r| ReadField {
+                field: r.field.clone(),
+                column: r.name.clone(),
+                kind: r.reader.kind(),
+            })
+            .collect(),
+    ));
     let scan = Scan {
         plan,
         params,
         readers,
+        reader,
         row_context,
         sent: None,
         streams: Vec::new(),
@@ -127,18 +206,21 @@ fn session<T>(
     connection::with_session(Oid::from(scan.plan.server), Oid::from(scan.plan.user), f)
 }
 
-fn first_page(session: &mut Session, soql: &str) -> std::result::Result<Stream, SalesforceError> {
-    let page = session.query(soql, false)?;
-    Ok(Stream {
-        single_page: page.done,
-        next_page: if page.done {
-            None
-        } else {
-            page.next_records_url
-        },
-        page: page.records,
-        position: 0,
-    })
+/// A stream's first page, and the thread that reads the pages after it.
+fn first_page(
+    session: &mut Session,
+    soql: &str,
+    reader: &Arc<PageReader>,
+) -> std::result::Result<(Vec<u8>, Option<PagesAhead>), SalesforceError> {
+    let body = session.query_text(soql, false)?;
+    let ahead = PageHead::of(&body)?.next().map(|url| {
+        let reader = Arc::clone(reader);
+        let making = Making::WhenAsked;
+        query_pages(session.fork(), PageSource::Next(url), making, move |body| {
+            ScanPage::read(&body, &reader)
+        })
+    });
+    Ok((body, ahead))
 }
 
 unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<()> {
@@ -164,20 +246,29 @@ unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<
         }
         let streams = parts
             .iter()
-            .map(|p| first_page(s, &p.render()))
+            .map(|p| first_page(s, &p.render(), &scan.reader))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok((None, streams))
     })?;
     scan.count = streams.0;
-    scan.streams = streams.1;
+    for (body, ahead) in streams.1 {
+        scan.streams.push(Stream {
+            single_page: ahead.is_none(),
+            page: ScanPage::read(&body, &scan.reader)?,
+            position: 0,
+            ahead,
+            asked: false,
+        });
+    }
     Ok(())
 }
 
 /// Stores the current record of every stream as one row.
 unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<()> {
-    let records: Vec<&Map<String, Json>> =
-        scan.streams.iter().map(|s| &s.page[s.position]).collect();
-    if records.iter().any(|r| r.get("Id") != records[0].get("Id")) {
+    fn id(s: &Stream) -> &Option<String> {
+        &s.page.ids[s.position]
+    }
+    if scan.streams.iter().any(|s| id(s) != id(&scan.streams[0])) {
         return Err(changed_while_reading());
     }
     pg_sys::MemoryContextReset(scan.row_context);
@@ -185,25 +276,23 @@ unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<()
     let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
     let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
     nulls.fill(true);
-    let id = records[0].get("Id").and_then(Json::as_str);
+    let width = scan.readers.len();
     PgMemoryContexts::For(scan.row_context).switch_to(|_| {
-        for c in &scan.readers {
-            let value = records
-                .iter()
-                .find_map(|rec| rec.get(&c.field))
-                .unwrap_or(&Json::Null);
-            let from = Source {
-                column: &c.name,
-                field: &c.field,
-                record: id,
-            };
-            if let Some(datum) = c.reader.read(value, &from)? {
-                values[c.index] = datum;
+        for (i, c) in scan.readers.iter().enumerate() {
+            let text =
+                scan.streams
+                    .iter()
+                    .find_map(|s| match s.page.cells[s.position * width + i] {
+                        Cell::Absent => None,
+                        Cell::Null => Some(None),
+                        Cell::Text(at) => Some(Some(s.page.text[at..].as_ptr())),
+                    });
+            if let Some(Some(text)) = text {
+                values[c.index] = c.reader.read_text(text as *const std::ffi::c_char);
                 nulls[c.index] = false;
             }
         }
-        Ok::<(), Error>(())
-    })?;
+    });
     pg_sys::ExecStoreVirtualTuple(slot);
     Ok(())
 }
@@ -238,21 +327,36 @@ unsafe fn next_row(
     if scan.streams.is_empty() {
         return Ok(());
     }
-    for i in 0..scan.streams.len() {
-        let stream = &scan.streams[i];
-        if stream.position >= stream.page.len() {
-            if let Some(url) = stream.next_page.clone() {
-                let page = session(scan, |s| s.next_page(&url))?;
-                let stream = &mut scan.streams[i];
-                stream.next_page = if page.done {
-                    None
-                } else {
-                    page.next_records_url
-                };
-                stream.page = page.records;
-                stream.position = 0;
-            }
+    for stream in &mut scan.streams {
+        let Some(ahead) = &stream.ahead else { continue };
+        if !stream.asked && stream.position >= (stream.page.len() / 4).min(ASK_AFTER) {
+            ahead.ask();
+            stream.asked = true;
         }
+        if stream.position < stream.page.len() {
+            continue;
+        }
+        let next = ahead
+            .next(connection::interrupted)
+            .unwrap_or_else(|| {
+                Err(Error::Salesforce(SalesforceError::BadResponse(
+                    "the query's pages ended before its last".into(),
+                )))
+            })
+            .and_then(Counted::into_answer);
+        let next = match next {
+            Ok(next) => next,
+            Err(e) => {
+                stream.ahead = None;
+                return Err(e);
+            }
+        };
+        if next.last {
+            stream.ahead = None;
+        }
+        stream.page = next.page;
+        stream.position = 0;
+        stream.asked = false;
     }
     // Any next page was fetched above, so a used-up page means a finished stream.
     let exhausted = scan
