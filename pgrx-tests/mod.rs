@@ -4,6 +4,7 @@
 
 mod bulk;
 mod extension;
+mod functions;
 mod read;
 mod support;
 mod sync;

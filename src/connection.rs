@@ -141,6 +141,19 @@ pub fn with_cached_session<T>(
     })
 }
 
+/// A describe's failure, naming the object when Salesforce has none by
+/// that name (or none the user may see).
+pub fn unknown_object(e: Error, object: &str) -> Error {
+    match e.salesforce_code() {
+        Some("NOT_FOUND" | "INVALID_TYPE") => Error::sql(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("Salesforce has no object {object}"),
+        )
+        .with_hint("Object names are API names, such as Contact or Invoice__c."),
+        _ => e,
+    }
+}
+
 /// The describe of an object as `user` sees it, from the cache while the
 /// server and the user mapping are unchanged.
 pub fn describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescribe>> {

@@ -5,6 +5,7 @@
 
 mod classify;
 mod executor;
+mod functions;
 mod import;
 mod modify;
 mod paths;
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use supabase_wrappers::prelude::*;
 
 #[wrappers_fdw(
-    version = "0.2.0",
+    version = "0.3.0",
     author = "pg_salesforce developers",
     error_type = "Error"
 )]

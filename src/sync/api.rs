@@ -92,14 +92,8 @@ fn sync_enable(
     let server_oid = catalog::server_oid(server).or_raise();
     let user = unsafe { pg_sys::GetUserId() };
     let describe = connection::with_session(server_oid, user, |s| s.describe(object))
-        .unwrap_or_else(|e| match e.salesforce_code() {
-            Some("NOT_FOUND" | "INVALID_TYPE") => raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                format!("Salesforce has no object {object}"),
-                Some("Object names are API names, such as Contact or Invoice__c."),
-            ),
-            _ => e.raise(),
-        });
+        .map_err(|e| connection::unknown_object(e, object))
+        .or_raise();
     let fields = synced_fields(&describe, parsed.fields.as_deref())
         .unwrap_or_else(|m| raise(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m, None));
     let (schema, table) = target_name(target, server, &describe.name);

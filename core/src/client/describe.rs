@@ -35,6 +35,8 @@ pub struct FieldDescribe {
     #[serde(default)]
     pub updateable: bool,
     #[serde(default)]
+    pub nillable: bool,
+    #[serde(default)]
     pub external_id: bool,
     /// For a component of an address or location field, that field's name.
     #[serde(default)]
@@ -60,6 +62,7 @@ impl FieldDescribe {
             sortable: true,
             createable: true,
             updateable: true,
+            nillable: true,
             external_id: false,
             compound_field_name: None,
         }

@@ -9,6 +9,7 @@ use super::http::{self, Answer, Interrupted, Read, Repeat};
 use crate::options::ServerOptions;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Where and how to connect: server options plus the user mapping's grant.
@@ -52,6 +53,14 @@ impl QueryPage {
     pub fn of(body: &[u8]) -> Result<QueryPage, SalesforceError> {
         parse_answer(body, "query")
     }
+}
+
+/// One of the org's limits, as `/limits` gives it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Limit {
+    pub max: i64,
+    pub remaining: i64,
 }
 
 /// Where a query page's answer says the query goes on, read without
@@ -303,6 +312,12 @@ impl Session {
 
     pub fn describe_global(&mut self) -> Result<GlobalDescribe, SalesforceError> {
         let path = self.data_path("sobjects");
+        self.get_json(&path, None)
+    }
+
+    /// The org's limits (`/limits`), by name.
+    pub fn limits(&mut self) -> Result<BTreeMap<String, Limit>, SalesforceError> {
+        let path = self.data_path("limits");
         self.get_json(&path, None)
     }
 
