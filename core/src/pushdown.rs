@@ -138,6 +138,9 @@ pub fn comparison(
     };
     let equality = matches!(op, CompareOp::Eq | CompareOp::Ne);
     let exact = match fam {
+        // Salesforce's text `!=` ignores case, so it would drop 'Smith' for
+        // `<> 'smith'`, a row PostgreSQL keeps.
+        Family::Text if op == CompareOp::Ne => return None,
         Family::Text | Family::Id if equality => false,
         Family::Text | Family::Id => return None,
         Family::Bool if equality => true,
@@ -167,6 +170,10 @@ pub fn in_list(
     if !f.filterable || !accepts(fam, element_family) || fam == Family::DateTime {
         return None;
     }
+    // As for `<>`: Salesforce's NOT IN ignores case and would drop rows.
+    if negated && fam == Family::Text {
+        return None;
+    }
     let exact = !negated && matches!(fam, Family::Number | Family::Bool | Family::Date);
     Some(Pushed {
         condition: Condition::In {
@@ -175,6 +182,43 @@ pub fn in_list(
             values,
         },
         exact,
+    })
+}
+
+/// `a OR b OR ...`, every side pushed: Salesforce keeps at least the rows
+/// of each side, so at least those of the OR; exact when every side is.
+pub fn any(sides: Vec<Pushed>) -> Pushed {
+    Pushed {
+        exact: sides.iter().all(|s| s.exact),
+        condition: Condition::Any(sides.into_iter().map(|s| s.condition).collect()),
+    }
+}
+
+/// `a AND b ...` as a side of an OR: the sides that push, which keep at
+/// least the rows of the whole; exact when every side pushed exactly.
+pub fn all(sides: Vec<Option<Pushed>>) -> Option<Pushed> {
+    let exact = sides.iter().all(|s| s.as_ref().is_some_and(|s| s.exact));
+    let pushed: Vec<Condition> = sides.into_iter().flatten().map(|s| s.condition).collect();
+    match pushed.len() {
+        0 => None,
+        1 => pushed
+            .into_iter()
+            .next()
+            .map(|condition| Pushed { condition, exact }),
+        _ => Some(Pushed {
+            condition: Condition::All(pushed),
+            exact,
+        }),
+    }
+}
+
+/// `NOT c`, only for an exact `c`: where PostgreSQL's `c` is false,
+/// Salesforce's is too, so `NOT c` keeps those rows. Never exact: where `c`
+/// is null PostgreSQL drops the row and Salesforce keeps it.
+pub fn not(inner: Pushed) -> Option<Pushed> {
+    inner.exact.then(|| Pushed {
+        condition: Condition::Not(Box::new(inner.condition)),
+        exact: false,
     })
 }
 
@@ -284,6 +328,64 @@ mod tests {
             ValueFamily::Text
         )
         .is_none());
+    }
+
+    #[test]
+    fn text_not_equal_stays_local_as_salesforce_would_drop_other_cases() {
+        let ne = |f: &FieldFacts| {
+            comparison(
+                f,
+                PgOp::Compare(CompareOp::Ne),
+                text("smith"),
+                ValueFamily::Text,
+            )
+        };
+        assert_eq!(ne(&field("LastName", "string")), None);
+        let list = Operand::Literal(Literal::List(vec![Literal::Text("smith".into())]));
+        assert_eq!(
+            in_list(
+                &field("LastName", "string"),
+                true,
+                list.clone(),
+                ValueFamily::Text
+            ),
+            None
+        );
+        // Ids compare exactly in Salesforce: `!=` only keeps nulls more.
+        assert!(!ne(&field("AccountId", "reference")).unwrap().exact);
+        assert!(in_list(
+            &field("AccountId", "reference"),
+            true,
+            list,
+            ValueFamily::Text
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn or_sides_push_together_and_not_only_over_exact() {
+        let gt = comparison(
+            &field("Amount", "currency"),
+            PgOp::Compare(CompareOp::Gt),
+            num("1"),
+            ValueFamily::Number,
+        )
+        .unwrap();
+        let like = comparison(
+            &field("Email", "email"),
+            PgOp::Like,
+            text("%x%"),
+            ValueFamily::Text,
+        )
+        .unwrap();
+        assert!(any(vec![gt.clone(), gt.clone()]).exact);
+        assert!(!any(vec![gt.clone(), like.clone()]).exact);
+        assert_eq!(all(vec![None, None]), None);
+        let partial = all(vec![Some(gt.clone()), None]).unwrap();
+        assert!(!partial.exact, "a side left out widens the AND");
+        assert_eq!(partial.condition, gt.condition);
+        assert!(not(like).is_none());
+        assert!(!not(gt).unwrap().exact, "a null makes NOT differ");
     }
 
     #[test]
