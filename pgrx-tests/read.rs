@@ -107,7 +107,10 @@ mod tests {
                 "email = 'ada.lovelace0@example.com'",
                 "Email = 'ada.lovelace0@example.com'",
             ),
-            ("email <> 'x@y.z'", "Email != 'x@y.z'"),
+            (
+                "account_id <> '001000000000000AAA'",
+                "AccountId != '001000000000000AAA'",
+            ),
             ("lifetime_value__c > 100", "Lifetime_Value__c > 100"),
             ("lifetime_value__c <= 100.5", "Lifetime_Value__c <= 100.5"),
             ("100 < lifetime_value__c", "Lifetime_Value__c > 100"),
@@ -122,8 +125,12 @@ mod tests {
             ),
             ("last_name = ANY(ARRAY['Turing'])", "LastName IN ('Turing')"),
             (
-                "last_name NOT IN ('Turing', 'Hopper')",
-                "LastName NOT IN ('Turing', 'Hopper')",
+                "account_id NOT IN ('001000000000000AAA', '001000000000001AAA')",
+                "AccountId NOT IN ('001000000000000AAA', '001000000000001AAA')",
+            ),
+            (
+                "last_name = 'Turing' OR last_name = 'Hopper'",
+                "(LastName = 'Turing' OR LastName = 'Hopper')",
             ),
             ("last_name LIKE 'Tur%'", "LastName LIKE 'Tur%'"),
             ("last_name ILIKE 'tur%'", "LastName LIKE 'tur%'"),
@@ -168,7 +175,9 @@ mod tests {
             "last_name < 'M'",
             "description = 'x'",
             "lower(email) = 'ada.lovelace0@example.com'",
-            "last_name = 'Turing' OR last_name = 'Hopper'",
+            "email <> 'x@y.z'",
+            "last_name NOT IN ('turing', 'Hopper')",
+            "last_name = 'Turing' OR lower(email) = 'x'",
             "languages__c @> ARRAY['French']",
             "tax_id__c = 'x'",
             "email = NULL",
@@ -260,6 +269,56 @@ mod tests {
             requests_since(before).len(),
             1,
             "no page beyond the first when three rows suffice"
+        );
+    }
+
+    #[pg_test]
+    fn or_and_not_are_pushed_and_answer_as_local_rows_do() {
+        import_demo("por", "");
+        let start = mark();
+        Spi::run("CREATE TABLE por_local AS SELECT * FROM por.contact").unwrap();
+        let name = Spi::get_one::<String>(
+            "SELECT last_name FROM por_local WHERE last_name IS NOT NULL ORDER BY id LIMIT 1",
+        )
+        .unwrap()
+        .unwrap();
+        let lower = name.to_lowercase().replace('\'', "''");
+        let exact = "lifetime_value__c > 5000 OR birthdate < '1970-01-01'";
+        let cases = [
+            (exact.to_string(), "WHERE (Lifetime_Value__c > 5000 OR Birthdate < 1970-01-01)"),
+            (
+                format!("last_name = '{lower}' OR (lifetime_value__c > 9000 AND birthdate >= '1990-01-01')"),
+                "OR (Lifetime_Value__c > 9000 AND Birthdate >= 1990-01-01))",
+            ),
+            (format!("NOT (lifetime_value__c > 5000 OR last_name = '{lower}')"), "WHERE Lifetime_Value__c <= 5000"),
+            ("lifetime_value__c > 5000 OR upper(last_name) = 'X'".into(), "FROM Contact"),
+        ];
+        for (condition, sent) in cases {
+            let before = mark();
+            let foreign = count(&format!("SELECT id FROM por.contact WHERE {condition}"));
+            let soql = soql_since(before);
+            let local = count(&format!("SELECT id FROM por_local WHERE {condition}"));
+            assert_eq!(foreign, local, "{condition}");
+            assert!(
+                soql.iter().any(|q| q.contains(sent)),
+                "{condition}: {soql:?}"
+            );
+        }
+        assert!(
+            soql_since(start).iter().all(|q| !q.contains("UPPER")),
+            "a side that cannot be sent keeps the whole OR local"
+        );
+        let plan = explain(&format!("SELECT count(*) FROM por.contact WHERE {exact}"));
+        assert!(
+            plan.contains("SELECT COUNT() FROM Contact WHERE (Lifetime_Value__c > 5000 OR Birthdate < 1970-01-01)"),
+            "an exact OR lets count(*) be sent: {plan}"
+        );
+        let plan = explain(&format!(
+            "SELECT id FROM por.contact WHERE last_name = '{lower}' OR lifetime_value__c > 9000"
+        ));
+        assert!(
+            plan.contains("Filter:"),
+            "text is rechecked locally: {plan}"
         );
     }
 

@@ -195,14 +195,40 @@ pub(super) unsafe fn classify(
         return pushdown::boolean_test(&facts(table, attno)?, true).map(|p| with(p, None));
     }
     if pgrx::is_a(clause, pg_sys::NodeTag::T_BoolExpr) {
-        let b = clause as *mut pg_sys::BoolExpr;
-        let args = list_items::<pg_sys::Node>((*b).args);
-        if (*b).boolop == pg_sys::BoolExprType::NOT_EXPR && args.len() == 1 {
-            let attno = column_of(args[0], relid)?;
-            return pushdown::boolean_test(&facts(table, attno)?, false).map(|p| with(p, None));
-        }
+        return compound(root, relid, table, clause as *mut pg_sys::BoolExpr);
     }
     None
+}
+
+/// OR, AND (as a side of an OR) and NOT, each side classified in turn.
+/// Only sides without parameters go: a compound condition is sent as planned.
+unsafe fn compound(
+    root: *mut pg_sys::PlannerInfo,
+    relid: u32,
+    table: &Table,
+    b: *mut pg_sys::BoolExpr,
+) -> Option<Classified> {
+    let args = list_items::<pg_sys::Node>((*b).args);
+    let side = |arg: *mut pg_sys::Node| {
+        classify(root, relid, table, arg)
+            .filter(|c| c.param.is_none())
+            .map(|c| c.pushed)
+    };
+    let pushed = match (*b).boolop {
+        pg_sys::BoolExprType::NOT_EXPR if args.len() == 1 => match column_of(args[0], relid) {
+            Some(attno) => pushdown::boolean_test(&facts(table, attno)?, false)?,
+            None => pushdown::not(side(args[0])?)?,
+        },
+        pg_sys::BoolExprType::OR_EXPR => {
+            pushdown::any(args.into_iter().map(side).collect::<Option<Vec<_>>>()?)
+        }
+        pg_sys::BoolExprType::AND_EXPR => pushdown::all(args.into_iter().map(side).collect())?,
+        _ => return None,
+    };
+    Some(Classified {
+        pushed,
+        param: None,
+    })
 }
 
 /// ORDER BY keys for the query's requested order, if Salesforce can produce it exactly.

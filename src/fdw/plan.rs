@@ -44,7 +44,8 @@ fn set_param(condition: &mut Condition, index: usize) {
         Condition::Compare { value, .. }
         | Condition::Like { pattern: value, .. }
         | Condition::In { values: value, .. } => *value = Operand::Param(index),
-        Condition::IsNull { .. } => {}
+        // Compound conditions are pushed only without parameters.
+        Condition::IsNull { .. } | Condition::Any(_) | Condition::All(_) | Condition::Not(_) => {}
     }
 }
 

@@ -67,6 +67,11 @@ pub enum Condition {
         field: String,
         negated: bool,
     },
+    /// Any of the conditions (OR); they hold no parameters.
+    Any(Vec<Condition>),
+    /// Every one of the conditions (AND), as a side of an OR.
+    All(Vec<Condition>),
+    Not(Box<Condition>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,7 +112,10 @@ impl Soql {
                 Condition::Compare { value, .. }
                 | Condition::Like { pattern: value, .. }
                 | Condition::In { values: value, .. } => value,
-                Condition::IsNull { .. } => {
+                Condition::IsNull { .. }
+                | Condition::Any(_)
+                | Condition::All(_)
+                | Condition::Not(_) => {
                     bound.conditions.push(c);
                     continue;
                 }
@@ -169,7 +177,16 @@ impl Soql {
             Condition::IsNull { field, negated } => {
                 format!("{field} {} null", if *negated { "!=" } else { "=" })
             }
+            // SOQL refuses AND and OR side by side without parentheses.
+            Condition::Any(sides) => Soql::joined(sides, " OR "),
+            Condition::All(sides) => Soql::joined(sides, " AND "),
+            Condition::Not(inner) => format!("(NOT {})", Soql::condition_text(inner)),
         }
+    }
+
+    fn joined(sides: &[Condition], with: &str) -> String {
+        let texts: Vec<String> = sides.iter().map(Soql::condition_text).collect();
+        format!("({})", texts.join(with))
     }
 
     /// Statements that each `fits`, together selecting every field: the
@@ -274,6 +291,31 @@ mod tests {
             order_by: vec![],
             limit: None,
         }
+    }
+
+    #[test]
+    fn or_and_not_print_with_the_parentheses_soql_requires() {
+        let mut q = contact();
+        let cmp = |field: &str, n: &str| Condition::Compare {
+            field: field.into(),
+            op: CompareOp::Gt,
+            value: Operand::Literal(Literal::Number(n.into())),
+        };
+        q.conditions = vec![
+            Condition::Any(vec![
+                cmp("A__c", "1"),
+                Condition::All(vec![cmp("B__c", "2"), cmp("C__c", "3")]),
+            ]),
+            Condition::Not(Box::new(Condition::Any(vec![
+                cmp("D__c", "4"),
+                cmp("E__c", "5"),
+            ]))),
+        ];
+        assert_eq!(
+            q.render(),
+            "SELECT Id, Email FROM Contact WHERE (A__c > 1 OR (B__c > 2 AND C__c > 3)) AND (NOT (D__c > 4 OR E__c > 5))"
+        );
+        assert_eq!(q.bind(&[]).unwrap(), q, "nothing to bind");
     }
 
     #[test]
