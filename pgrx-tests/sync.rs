@@ -153,6 +153,45 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_reread_writes_nothing_and_an_older_version_never_wins() {
+        server_with_remote("rr", "", "lead");
+        Spi::run("SELECT salesforce.sync_enable('rr', 'Lead')").unwrap();
+        sync_now("rr", "Lead");
+        let edited = first_id("rr", "lead");
+        control(
+            "PATCH",
+            &format!("records/Lead/{edited}"),
+            Some(serde_json::json!({"LastName": "Reread"})),
+        );
+        let (_, _, written, _, _) = sync_now("rr", "Lead");
+        assert_eq!(written, 1);
+        // A new row version has a new ctid, whatever the transaction.
+        let version = || {
+            Spi::get_one::<String>(&format!(
+                "SELECT ctid::text || last_name FROM rr.lead WHERE id = '{edited}'"
+            ))
+            .unwrap()
+            .unwrap()
+        };
+        let before = version();
+        let (kind, status, written, _, _) = sync_now("rr", "Lead");
+        let read = Spi::get_one::<i64>("SELECT rows_read FROM salesforce.sync_runs WHERE server = 'rr' ORDER BY id DESC LIMIT 1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (kind.as_str(), status.as_str()),
+            ("incremental", "succeeded")
+        );
+        assert!(read >= 1, "the lookback read the record again");
+        assert_eq!(written, 0, "and wrote nothing");
+        assert_eq!(version(), before, "the row keeps its version");
+        // The copy holds a newer version than Salesforce sends: it stays.
+        Spi::run(&format!("UPDATE rr.lead SET last_name = 'Newer', system_modstamp = system_modstamp + interval '1 day' WHERE id = '{edited}'")).unwrap();
+        sync_now("rr", "Lead");
+        assert!(version().ends_with("Newer"));
+    }
+
+    #[pg_test]
     fn soft_delete_keeps_deleted_rows_marked() {
         server_with_remote("sd", "", "case");
         Spi::run("SELECT salesforce.sync_enable('sd', 'Case', options => '{\"soft_delete\": true, \"fields\": [\"Subject\", \"Status\"]}')").unwrap();

@@ -115,6 +115,8 @@ pub struct Run {
     reconcile_at: Option<DateTime<Utc>>,
     server_time: Option<DateTime<Utc>>,
     rows_upserted: i64,
+    /// Records read from Salesforce, written or not.
+    rows_read: i64,
     rows_deleted: i64,
     api_requests: i64,
     notes: Vec<String>,
@@ -161,6 +163,7 @@ impl Run {
             reconcile_at: None,
             server_time: None,
             rows_upserted: 0,
+            rows_read: 0,
             rows_deleted: 0,
             api_requests: 0,
             notes: vec![],
@@ -487,6 +490,7 @@ impl Run {
         RunProgress {
             id: self.id,
             rows_upserted: self.rows_upserted,
+            rows_read: self.rows_read,
             rows_deleted: self.rows_deleted,
             api_requests: self.api_requests,
             cursor_to: self.sync.cursor,
@@ -577,13 +581,14 @@ impl Run {
     /// Stores rows a backfill reads: inserted through COPY, unless an
     /// earlier job may have stored some of them already.
     fn store_backfill_rows(&mut self, rows: &mut Rows) -> Result<()> {
+        self.rows_read += rows.len() as i64;
         let n = if self.sync.backfill_overlaps {
             store::upsert_rows(&self.target(), rows)?
         } else {
             store::insert_new_rows(&self.target(), rows)?
         };
         self.rows_upserted += n;
-        self.sync.backfill_rows += n;
+        self.sync.backfill_rows += rows.len() as i64;
         Ok(())
     }
 
@@ -744,6 +749,7 @@ impl Run {
                 let is_deleted = |r: &Map<String, Json>| {
                     r.get("IsDeleted").and_then(Json::as_bool) == Some(true)
                 };
+                self.rows_read += page.records.len() as i64;
                 let mut live = Rows::new(&self.fields, soft);
                 let mut gone = Vec::new();
                 for r in &page.records {

@@ -52,7 +52,9 @@ CREATE TABLE @extschema@.sync_runs (
     cursor_from timestamptz,
     cursor_to timestamptz,
     error text,
-    notes text[] NOT NULL DEFAULT '{}'
+    notes text[] NOT NULL DEFAULT '{}',
+    -- Records read from Salesforce; rows_upserted counts only those written.
+    rows_read bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX sync_runs_by_sync ON @extschema@.sync_runs (sync_id, id DESC);
 CREATE INDEX sync_runs_by_server ON @extschema@.sync_runs (server, started_at);

@@ -179,6 +179,7 @@ pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> Result<i64> {
 pub struct RunProgress<'a> {
     pub id: i64,
     pub rows_upserted: i64,
+    pub rows_read: i64,
     pub rows_deleted: i64,
     pub api_requests: i64,
     pub cursor_to: Option<DateTime<Utc>>,
@@ -187,8 +188,8 @@ pub struct RunProgress<'a> {
 
 pub fn save_progress(p: &RunProgress) -> Result<()> {
     Spi::run_with_args(
-        "UPDATE salesforce.sync_runs SET rows_upserted = $2, rows_deleted = $3, api_requests = $4, cursor_to = $5::timestamptz, notes = $6 WHERE id = $1",
-        &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.to_vec().into()],
+        "UPDATE salesforce.sync_runs SET rows_upserted = $2, rows_deleted = $3, api_requests = $4, cursor_to = $5::timestamptz, notes = $6, rows_read = $7 WHERE id = $1",
+        &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.to_vec().into(), p.rows_read.into()],
     )
     .map_err(Error::from)
 }
@@ -219,9 +220,38 @@ fn set_from_excluded(quoted: &[String], id: &str) -> String {
         .join(", ")
 }
 
-/// Writes rows into `table`, replacing rows with the same id. Each column
-/// arrives as an array of input texts and is cast to its type, which runs
-/// the type's input function as a scan does.
+/// `WHERE` for an upsert's update: only a row whose values differ, and
+/// never with an older version (by SystemModstamp) than the row holds. So a
+/// re-read writes nothing: no new row version, no trigger, no WAL.
+fn changed_and_newer(quoted: &[String], id: &str, stamp: Option<&str>) -> String {
+    let compared: Vec<&String> = quoted
+        .iter()
+        .filter(|c| *c != id && c.as_str() != SYNCED_AT)
+        .collect();
+    let list = |prefix: &str| {
+        compared
+            .iter()
+            .map(|c| format!("{prefix}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let changed = format!(
+        "ROW({}) IS DISTINCT FROM ROW({})",
+        list("t"),
+        list("EXCLUDED")
+    );
+    match stamp {
+        Some(s) => format!(
+            "{changed} AND (t.{s} IS NULL OR EXCLUDED.{s} IS NULL OR EXCLUDED.{s} >= t.{s})"
+        ),
+        None => changed,
+    }
+}
+
+/// Writes rows into `table`, replacing rows with the same id when they
+/// changed, and returns how many it wrote. Each column arrives as an array
+/// of input texts and is cast to its type, which runs the type's input
+/// function as a scan does.
 pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
     if rows.len() == 0 {
         return Ok(0);
@@ -255,16 +285,21 @@ pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
         .map(|i| format!("${i}::text[]"))
         .collect();
     let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
+    let stamp = rows
+        .fields
+        .iter()
+        .find(|f| f.field == "SystemModstamp")
+        .map(|f| quote_ident(&f.column));
     let sql = format!(
-        "INSERT INTO {table} ({}) SELECT {} FROM unnest({}) AS r({}) ON CONFLICT ({id}) DO UPDATE SET {}",
+        "WITH w AS (INSERT INTO {table} AS t ({}) SELECT {} FROM unnest({}) AS r({}) ON CONFLICT ({id}) DO UPDATE SET {} WHERE {} RETURNING 1) SELECT count(*) FROM w",
         columns.join(", "),
         selected.join(", "),
         parameters.join(", "),
         names.join(", "),
-        set_from_excluded(&columns, &id)
+        set_from_excluded(&columns, &id),
+        changed_and_newer(&columns, &id, stamp.as_deref())
     );
-    Spi::run_with_args(&sql, &arrays)?;
-    Ok(rows.len() as i64)
+    Ok(Spi::get_one_with_args::<i64>(&sql, &arrays)?.unwrap_or(0))
 }
 
 /// Writes rows a backfill reads for the first time: through COPY, unless
@@ -354,7 +389,11 @@ pub fn replace_contents(
     run_sql(&format!(
         "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.{id} = t.{id})"
     ))?;
-    run_sql(&format!("INSERT INTO {target} ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {}", set_from_excluded(&quoted, &id)))?;
+    run_sql(&format!(
+        "INSERT INTO {target} AS t ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {} WHERE {}",
+        set_from_excluded(&quoted, &id),
+        changed_and_newer(&quoted, &id, None)
+    ))?;
     run_sql(&format!("DROP TABLE {staging}"))
 }
 
