@@ -251,6 +251,41 @@ mod tests {
     }
 
     #[pg_test]
+    fn an_exhausted_org_limit_is_tried_again_soon_then_less_often() {
+        server_with_remote("lx", "", "case");
+        Spi::run("SELECT salesforce.sync_enable('lx', 'Case')").unwrap();
+        let limit = control("GET", "settings", None)["daily_limit"].clone();
+        control(
+            "PATCH",
+            "settings",
+            Some(serde_json::json!({"daily_limit": 1})),
+        );
+        let mut waits = Vec::new();
+        let mut errors = Vec::new();
+        for _ in 0..3 {
+            let (_, status, _, _, error) = sync_now("lx", "Case");
+            errors.push((status, error.unwrap_or_default()));
+            waits.push(Spi::get_one::<i32>("SELECT round(extract(epoch FROM next_due - clock_timestamp()))::int FROM salesforce.syncs WHERE server = 'lx'").unwrap().unwrap());
+        }
+        control(
+            "PATCH",
+            "settings",
+            Some(serde_json::json!({"daily_limit": limit})),
+        );
+        for (status, error) in &errors {
+            assert_eq!(status, "throttled");
+            assert!(error.contains("REQUEST_LIMIT_EXCEEDED"), "{error}");
+        }
+        let near = |got: i32, want: i32| (want - 5..=want).contains(&got);
+        assert!(
+            near(waits[0], 60) && near(waits[1], 120) && near(waits[2], 240),
+            "{waits:?}"
+        );
+        let (kind, status, _, _, _) = sync_now("lx", "Case");
+        assert_eq!((kind.as_str(), status.as_str()), ("backfill", "succeeded"));
+    }
+
+    #[pg_test]
     fn resync_replaces_the_copy_and_status_shows_it() {
         server_with_remote("rs", "", "case");
         Spi::run("SELECT salesforce.sync_enable('rs', 'Case', target => 'rs_copy.cases', every => '1 minute')").unwrap();

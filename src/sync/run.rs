@@ -28,8 +28,6 @@ use std::time::{Duration, Instant};
 
 /// Pauses longer than this end the run as throttled instead of waiting.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
-/// When the org is short of API requests, look again after this long.
-const RESERVE_RETRY_SECONDS: i64 = 900;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -132,6 +130,8 @@ pub struct Run {
     jobs_started: u32,
     /// The run finished a backfill: the sync is due again at once, to catch up.
     backfilled: bool,
+    /// How many runs before this one in a row were throttled.
+    throttled_before: i64,
 }
 
 fn now_ms() -> i64 {
@@ -147,9 +147,11 @@ impl Run {
         let options = SyncOptions::parse(&sync.options)?;
         let server = catalog::server_oid(&sync.server)?;
         let (server_options, _) = catalog::server_options(server)?;
+        let throttled_before = store::throttled_runs_in_a_row(sync_id)?;
         let id = store::insert_run(&sync, sync.stage.as_str(), started_by)?;
         Ok(Run {
             id,
+            throttled_before,
             options,
             fields: vec![],
             server,
@@ -177,6 +179,11 @@ impl Run {
         })
     }
 
+    /// When to try again after the org's limit stopped the run.
+    fn limit_retry(&self) -> i64 {
+        pacing::limit_retry_seconds(self.throttled_before)
+    }
+
     fn throttle(&mut self, why: String, retry_in: i64) {
         self.throttled = Some((why, retry_in.max(1)));
         self.phase = Phase::Done;
@@ -185,10 +192,13 @@ impl Run {
     /// Whether pacing lets a request go now; sets `throttled` if not soon.
     fn pace(&mut self) -> Result<Option<Duration>> {
         let row = store::load_pacing(&self.sync.server, false)?;
-        if let Some(r) = &row {
+        // After a throttle, the run's first request looks afresh at the
+        // org's usage (every answer carries it) instead of trusting the last.
+        let probing = self.throttled_before > 0 && self.api_requests == 0;
+        if let Some(r) = row.as_ref().filter(|_| !probing) {
             if let (Some(used), Some(max), true) = (r.org_used, r.org_max, r.fresh) {
                 if pacing::below_reserve(used, max, self.reserve_percent) {
-                    self.throttle(format!("the org has used {used} of its {max} daily API requests; syncs leave the last {}% to other clients", self.reserve_percent), RESERVE_RETRY_SECONDS);
+                    self.throttle(format!("the org has used {used} of its {max} daily API requests; syncs leave the last {}% to other clients", self.reserve_percent), self.limit_retry());
                     return Ok(None);
                 }
             }
@@ -461,7 +471,7 @@ impl Run {
         let answer = match fetched.answer {
             Ok(a) => a,
             Err(e) if e.salesforce_code() == Some("REQUEST_LIMIT_EXCEEDED") => {
-                self.throttle("Salesforce answered REQUEST_LIMIT_EXCEEDED: the org's daily API limit is used up".into(), RESERVE_RETRY_SECONDS);
+                self.throttle("Salesforce answered REQUEST_LIMIT_EXCEEDED: the org's daily API limit is used up".into(), self.limit_retry());
                 return self.save();
             }
             Err(e) if self.job_is_gone(&e) => {

@@ -166,6 +166,15 @@ pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
     .map_err(Error::from)
 }
 
+/// How many of the sync's last runs in a row were throttled.
+pub fn throttled_runs_in_a_row(sync_id: i64) -> Result<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM salesforce.sync_runs WHERE sync_id = $1 AND status = 'throttled' AND id > coalesce((SELECT max(id) FROM salesforce.sync_runs WHERE sync_id = $1 AND status IN ('succeeded', 'failed')), 0)",
+        &[sync_id.into()],
+    )?
+    .unwrap_or(0))
+}
+
 pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> Result<i64> {
     Spi::get_one_with_args::<i64>(
         "INSERT INTO salesforce.sync_runs (sync_id, server, object, kind, started_by, cursor_from) VALUES ($1, $2, $3, $4, $5, $6::timestamptz) RETURNING id",

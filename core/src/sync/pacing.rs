@@ -58,9 +58,22 @@ pub fn below_reserve(used: i64, max: i64, reserve_percent: f64) -> bool {
     max > 0 && ((max - used) as f64) < max as f64 * reserve_percent / 100.0
 }
 
+/// How long a sync waits after the org's limit stopped it, when it has
+/// been stopped so `times_before` runs in a row already: a minute, doubling
+/// up to 15, so a short exhaustion costs minutes, not a quarter hour.
+pub fn limit_retry_seconds(times_before: i64) -> i64 {
+    (60_i64 << times_before.clamp(0, 4)).min(900)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_retries_grow_from_a_minute_to_a_quarter_hour() {
+        let waits: Vec<i64> = (0..7).map(limit_retry_seconds).collect();
+        assert_eq!(waits, vec![60, 120, 240, 480, 900, 900, 900]);
+    }
 
     #[test]
     fn the_bucket_bursts_an_hour_and_refills_at_the_daily_rate() {
