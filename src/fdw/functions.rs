@@ -65,34 +65,28 @@ impl Records {
         }
     }
 
-    fn children(&self, result: Map<String, Json>) -> Result<Json> {
+    /// A subquery's records, with the pages after the first it came with.
+    fn children(&self, mut result: Map<String, Json>) -> Result<Json> {
+        let mut page = match result.remove("records") {
+            Some(Json::Array(records)) => records,
+            _ => Vec::new(),
+        };
+        let head: PageHead = serde_json::from_value(Json::Object(result)).map_err(|e| {
+            Error::sql(
+                PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
+                format!("a subquery's result: {e}"),
+            )
+        })?;
+        let mut next = head.next();
         let mut records = Vec::new();
-        let mut page = result;
         loop {
-            if let Some(Json::Array(rs)) = page.remove("records") {
-                for r in rs {
-                    records.push(self.clean(r)?);
-                }
+            for r in page {
+                records.push(self.clean(r)?);
             }
-            let head: PageHead = serde_json::from_value(Json::Object(page)).map_err(|e| {
-                Error::sql(
-                    PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
-                    format!("a subquery's result: {e}"),
-                )
-            })?;
-            let Some(url) = head.next() else { break };
-            let next = self.next_page(&url)?;
-            page = Map::from_iter([
-                ("done".to_string(), Json::Bool(next.done)),
-                (
-                    "nextRecordsUrl".to_string(),
-                    next.next_records_url.map_or(Json::Null, Json::String),
-                ),
-                (
-                    "records".to_string(),
-                    Json::Array(next.records.into_iter().map(Json::Object).collect()),
-                ),
-            ]);
+            let Some(url) = next.take() else { break };
+            let more = self.next_page(&url)?;
+            next = more.next_records_url.filter(|_| !more.done);
+            page = more.records.into_iter().map(Json::Object).collect();
         }
         Ok(Json::Array(records))
     }
