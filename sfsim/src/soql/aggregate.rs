@@ -22,6 +22,8 @@ pub struct Measure {
     pub ftype: FieldType,
     /// For MIN and MAX on a picklist: its values, whose order they follow.
     pub picklist: Vec<String>,
+    /// Decimal places of the field, which SUM adds exactly.
+    pub scale: u32,
 }
 
 impl Measure {
@@ -153,6 +155,7 @@ impl<'a> Planner<'a> {
             path: resolved,
             ftype: f.ftype,
             picklist,
+            scale: f.scale,
         });
         Ok((measures.len() - 1, f))
     }

@@ -31,8 +31,17 @@ fn identity(v: &Value, exact: bool) -> String {
 enum Acc {
     Count(i64),
     Distinct(HashSet<String>),
-    Sum { total: f64, ints: i64, seen: bool },
-    Avg { total: f64, n: u64 },
+    /// Decimals are added as whole multiples of the field's scale, exactly,
+    /// as Salesforce's database adds them.
+    Sum {
+        scaled: i128,
+        ints: i64,
+        seen: bool,
+    },
+    Avg {
+        total: f64,
+        n: u64,
+    },
     Extreme(Option<(SortValue, Value)>),
 }
 
@@ -42,7 +51,7 @@ impl Acc {
             AggFunc::Count => Acc::Count(0),
             AggFunc::CountDistinct => Acc::Distinct(HashSet::new()),
             AggFunc::Sum => Acc::Sum {
-                total: 0.0,
+                scaled: 0,
                 ints: 0,
                 seen: false,
             },
@@ -74,11 +83,14 @@ impl Acc {
             Acc::Distinct(seen) => {
                 seen.insert(identity(&v, m.exact()));
             }
-            Acc::Sum { total, ints, seen } => {
+            Acc::Sum { scaled, ints, seen } => {
                 *seen = true;
                 match v {
                     Value::Int(i) => *ints += i,
-                    other => *total += other.as_f64().unwrap_or(0.0),
+                    other => {
+                        let unit = 10f64.powi(m.scale as i32);
+                        *scaled += (other.as_f64().unwrap_or(0.0) * unit).round() as i128;
+                    }
                 }
             }
             Acc::Avg { total, n } => {
@@ -110,7 +122,10 @@ impl Acc {
             Acc::Sum { ints, .. } if matches!(m.ftype, FieldType::Int | FieldType::Long) => {
                 Value::Int(ints)
             }
-            Acc::Sum { total, ints, .. } => Value::Number(total + ints as f64),
+            Acc::Sum { scaled, ints, .. } => {
+                let unit = 10i128.pow(m.scale);
+                Value::Number((scaled + ints as i128 * unit) as f64 / unit as f64)
+            }
             Acc::Avg { n: 0, .. } => Value::Null,
             Acc::Avg { total, n } => Value::Number(total / n as f64),
             Acc::Extreme(best) => best.map_or(Value::Null, |(_, v)| v),
