@@ -498,6 +498,96 @@ mod tests {
         assert!(grouped >= 3);
     }
 
+    /// Whether two queries return the same rows, duplicates included.
+    fn same_rows(a: &str, b: &str) -> bool {
+        count(&format!(
+            "(({a}) EXCEPT ALL ({b})) UNION ALL (({b}) EXCEPT ALL ({a}))"
+        )) == 0
+    }
+
+    #[pg_test]
+    fn exact_aggregates_are_one_soql_query_equal_to_local_ones() {
+        create_server("pag", "");
+        Spi::run("CREATE SCHEMA pag; IMPORT FOREIGN SCHEMA salesforce LIMIT TO (opportunity) FROM SERVER pag INTO pag").unwrap();
+        Spi::run("CREATE TABLE pag_local AS SELECT * FROM pag.opportunity").unwrap();
+        let cases = [
+            (
+                "SELECT stage_name, count(*), sum(amount) FROM {t} GROUP BY 1",
+                "SELECT StageName, COUNT(Id) a0, SUM(Amount) a1 FROM Opportunity GROUP BY StageName",
+            ),
+            (
+                "SELECT stage_name, avg(amount), avg(probability), min(close_date), max(amount), count(DISTINCT account_id), count(next_step) \
+                 FROM {t} WHERE close_date >= '2020-01-01' GROUP BY stage_name HAVING count(*) > 1 AND sum(amount) >= 10",
+                "SELECT StageName, SUM(Amount) a0, COUNT(Amount) a1, SUM(Probability) a2, COUNT(Probability) a3, MIN(CloseDate) a4, MAX(Amount) a5, COUNT_DISTINCT(AccountId) a6, COUNT(NextStep) a7 \
+                 FROM Opportunity WHERE CloseDate >= 2020-01-01 GROUP BY StageName HAVING COUNT(Id) > 1 AND SUM(Amount) >= 10",
+            ),
+            (
+                "SELECT sum(amount), avg(total_opportunity_quantity), max(close_date) FROM {t} WHERE amount > 1000000000",
+                "SELECT SUM(Amount) a0, SUM(TotalOpportunityQuantity) a1, COUNT(TotalOpportunityQuantity) a2, MAX(CloseDate) a3 FROM Opportunity WHERE Amount > 1000000000",
+            ),
+            (
+                "SELECT count(*) + 1 AS n, type, account_id FROM {t} GROUP BY type, account_id ORDER BY n DESC",
+                "SELECT Type, AccountId, COUNT(Id) a0 FROM Opportunity GROUP BY Type, AccountId",
+            ),
+        ];
+        for (sql, soql) in cases {
+            let before = mark();
+            let foreign = sql.replace("{t}", "pag.opportunity");
+            let local = sql.replace("{t}", "pag_local");
+            let rows = Spi::connect(|c| c.select(&foreign, None, &[]).unwrap().len());
+            assert!(rows > 0, "{foreign}");
+            let sent = requests_since(before);
+            assert_eq!(sent.len(), 1, "one request: {sent:?}");
+            assert_eq!(sent[0]["soql"], soql);
+            assert!(same_rows(&foreign, &local), "{sql}");
+        }
+        let sum = Spi::get_one::<String>(
+            "SELECT sum(amount)::text FROM pag.opportunity WHERE amount > 1000000000",
+        )
+        .unwrap();
+        assert_eq!(sum, None, "a sum over no rows is null, as PostgreSQL's");
+    }
+
+    #[pg_test]
+    fn aggregates_salesforce_would_answer_differently_stay_local() {
+        create_server("plc", "");
+        Spi::run("CREATE SCHEMA plc; IMPORT FOREIGN SCHEMA salesforce LIMIT TO (opportunity) FROM SERVER plc INTO plc").unwrap();
+        Spi::run("CREATE TABLE plc_local AS SELECT * FROM plc.opportunity").unwrap();
+        let cases = [
+            ("SELECT next_step, count(*) FROM {t} GROUP BY next_step", "Salesforce groups NextStep (string) ignoring case"),
+            ("SELECT stage_name, max(name) FROM {t} GROUP BY stage_name", "Salesforce orders Name (string) otherwise than PostgreSQL"),
+            ("SELECT min(stage_name) FROM {t}", "Salesforce orders StageName (picklist) otherwise than PostgreSQL"),
+            ("SELECT count(*) FROM {t} WHERE upper(name) <> 'X'", "a condition of the scan is checked locally"),
+            ("SELECT stage_name, count(*) FROM {t} GROUP BY stage_name HAVING avg(amount) > 5", "an average is divided locally"),
+            ("SELECT stage_name, string_agg(name, ',' ORDER BY name) FROM {t} GROUP BY stage_name", "Salesforce has no equivalent of this call of string_agg"),
+        ];
+        for (sql, reason) in cases {
+            let foreign = sql.replace("{t}", "plc.opportunity");
+            let plan = explain(&foreign);
+            assert!(
+                plan.contains(&format!("Aggregates Computed Locally: {reason}")),
+                "{plan}"
+            );
+            let before = mark();
+            assert!(
+                same_rows(&foreign, &sql.replace("{t}", "plc_local")),
+                "{sql}"
+            );
+            assert!(soql_since(before)
+                .iter()
+                .all(|q| !q.contains("GROUP BY") && !q.contains("MAX(")));
+        }
+        Spi::run("ALTER FOREIGN TABLE plc.opportunity OPTIONS (SET estimated_rows '50000')")
+            .unwrap();
+        assert!(explain("SELECT account_id, count(*) FROM plc.opportunity GROUP BY account_id")
+            .contains("Aggregates Computed Locally: Salesforce answers at most 2,000 groups, and about 50000 are expected"));
+        Spi::run("SET LOCAL salesforce.pushdown_aggregates = off").unwrap();
+        assert!(
+            explain("SELECT stage_name, count(*) FROM plc.opportunity GROUP BY 1")
+                .contains("Aggregates Computed Locally: salesforce.pushdown_aggregates is off")
+        );
+    }
+
     #[pg_test]
     fn a_nested_loop_sends_the_join_key_per_outer_row() {
         import_demo("nl", "");

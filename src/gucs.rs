@@ -19,6 +19,7 @@ pub static SYNC_DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static SYNC_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static PUSHDOWN_AGGREGATES: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn sync_database() -> String {
     SYNC_DATABASE
@@ -60,6 +61,14 @@ pub fn init() {
         c"Off pauses the worker; salesforce.sync_now() still works.",
         &SYNC_ENABLED,
         GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"salesforce.pushdown_aggregates",
+        c"Whether GROUP BY and aggregates over a Salesforce table are sent to Salesforce.",
+        c"Only where Salesforce's answer is exactly PostgreSQL's; off computes them locally from the rows.",
+        &PUSHDOWN_AGGREGATES,
+        GucContext::Userset,
         GucFlags::default(),
     );
 }

@@ -5,6 +5,7 @@
 //! pgrx, so the compiler keeps the layers apart and `cargo test -p
 //! salesforce_core` tests it without PostgreSQL.
 
+pub mod aggregates;
 pub mod client;
 pub mod naming;
 pub mod options;

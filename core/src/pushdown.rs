@@ -45,6 +45,8 @@ pub struct FieldFacts<'a> {
     pub salesforce_type: &'a str,
     pub filterable: bool,
     pub sortable: bool,
+    pub groupable: bool,
+    pub aggregatable: bool,
 }
 
 /// The kind of value a constant or parameter holds.
@@ -273,6 +275,8 @@ mod tests {
             salesforce_type: t,
             filterable: true,
             sortable: true,
+            groupable: true,
+            aggregatable: true,
         }
     }
 

@@ -8,12 +8,15 @@ use crate::values;
 use pgrx::pg_sys;
 use salesforce_core::pushdown::{self, FieldFacts, PgOp, Pushed, ValueFamily};
 use salesforce_core::soql::{Operand, OrderKey};
+use std::cell::RefCell;
 
 /// What planning keeps of one relation, from GetForeignRelSize to GetForeignPlan.
 pub(super) struct RelState {
     pub(super) table: Table,
     /// Every clause of `baserestrictinfo` with what it pushes, if anything.
     pub(super) restrictions: Vec<(*mut pg_sys::RestrictInfo, Option<Classified>)>,
+    /// Why a grouped query over the relation is computed locally, for EXPLAIN VERBOSE.
+    pub(super) aggregates_local_because: RefCell<Option<String>>,
 }
 
 impl RelState {
@@ -34,6 +37,7 @@ impl RelState {
         RelState {
             table,
             restrictions,
+            aggregates_local_because: RefCell::new(None),
         }
     }
 
@@ -61,13 +65,15 @@ pub(super) unsafe fn rel_state<'a>(baserel: *mut pg_sys::RelOptInfo) -> &'a RelS
     &*((*baserel).fdw_private as *const RelState)
 }
 
-fn facts(table: &Table, attno: i16) -> Option<FieldFacts<'_>> {
+pub(super) fn facts(table: &Table, attno: i16) -> Option<FieldFacts<'_>> {
     let f = table.column(attno)?.field.as_ref()?;
     Some(FieldFacts {
         api_name: &f.name,
         salesforce_type: &f.field_type,
         filterable: f.filterable,
         sortable: f.sortable,
+        groupable: f.groupable,
+        aggregatable: f.aggregatable,
     })
 }
 
@@ -98,7 +104,7 @@ unsafe fn is_outside_value(
 
 /// A comparison value: a constant becomes a literal now; anything else a
 /// parameter evaluated at execution.
-unsafe fn operand(
+pub(super) unsafe fn operand(
     node: *mut pg_sys::Node,
     element: bool,
 ) -> Option<(Operand, ValueFamily, Option<*mut pg_sys::Node>)> {

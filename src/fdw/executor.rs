@@ -19,10 +19,20 @@ use std::sync::Arc;
 
 /// Where one column of the scan comes from.
 struct ScanColumn {
-    index: usize,
+    /// The attribute it fills; None for a part of a quotient.
+    index: Option<usize>,
     name: String,
     field: String,
     reader: ColumnReader,
+}
+
+/// An attribute that is one read value divided by another (an average).
+struct QuotientColumn {
+    index: usize,
+    dividend: usize,
+    divisor: usize,
+    /// The division function of the attribute's type.
+    divide: Oid,
 }
 
 /// A stream's pages after its first, read on a thread of their own.
@@ -102,6 +112,7 @@ struct Scan {
     plan: ScanPlan,
     params: Vec<*mut pg_sys::ExprState>,
     readers: Vec<ScanColumn>,
+    quotients: Vec<QuotientColumn>,
     /// Reads pages into the readers' input texts.
     reader: Arc<PageReader>,
     row_context: pg_sys::MemoryContext,
@@ -128,25 +139,38 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(
     let mut query_context = PgMemoryContexts::For((*estate).es_query_cxt);
     let explain_only = eflags as u32 & pg_sys::EXEC_FLAG_EXPLAIN_ONLY != 0;
     let mut readers = Vec::new();
+    let mut quotients = Vec::new();
     let mut params = Vec::new();
     let mut row_context = std::ptr::null_mut();
     if !explain_only {
-        // An aggregate scan (count) reads no relation and has no columns.
-        let relation = (*node).ss.ss_currentRelation;
-        let attrs = if relation.is_null() {
-            &[][..]
-        } else {
-            (*(*relation).rd_att)
-                .attrs
-                .as_slice((*(*relation).rd_att).natts as usize)
+        // The relation's attributes, or for a pushed grouping those of its pieces.
+        let desc = (*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let mut read = |field: &str, attno: i16, store: bool| {
+            let attr = &attrs[attno as usize - 1];
+            readers.push(ScanColumn {
+                index: store.then_some(attno as usize - 1),
+                name: pgrx::name_data_to_str(&attr.attname).to_string(),
+                field: field.to_string(),
+                reader: ColumnReader::new(attr.atttypid, attr.atttypmod, (*estate).es_query_cxt),
+            });
+            readers.len() - 1
         };
         for column in &plan.columns {
-            let attr = &attrs[column.attno as usize - 1];
-            readers.push(ScanColumn {
-                index: column.attno as usize - 1,
-                name: pgrx::name_data_to_str(&attr.attname).to_string(),
-                field: column.field.clone(),
-                reader: ColumnReader::new(attr.atttypid, attr.atttypmod, (*estate).es_query_cxt),
+            read(&column.field, column.attno, true);
+        }
+        for q in &plan.quotients {
+            let dividend = read(&q.dividend, q.attno, false);
+            let divisor = read(&q.divisor, q.attno, false);
+            let divide = match attrs[q.attno as usize - 1].atttypid {
+                pg_sys::FLOAT8OID => pg_sys::F_FLOAT8DIV,
+                _ => pg_sys::F_NUMERIC_DIV,
+            };
+            quotients.push(QuotientColumn {
+                index: q.attno as usize - 1,
+                dividend,
+                divisor,
+                divide: Oid::from(divide),
             });
         }
         let exprs =
@@ -174,6 +198,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(
         plan,
         params,
         readers,
+        quotients,
         reader,
         row_context,
         sent: None,
@@ -278,6 +303,7 @@ unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<()
     nulls.fill(true);
     let width = scan.readers.len();
     PgMemoryContexts::For(scan.row_context).switch_to(|_| {
+        let mut parts = vec![None; width];
         for (i, c) in scan.readers.iter().enumerate() {
             let text =
                 scan.streams
@@ -288,8 +314,22 @@ unsafe fn store_row(scan: &Scan, slot: *mut pg_sys::TupleTableSlot) -> Result<()
                         Cell::Text(at) => Some(Some(s.page.text[at..].as_ptr())),
                     });
             if let Some(Some(text)) = text {
-                values[c.index] = c.reader.read_text(text as *const std::ffi::c_char);
-                nulls[c.index] = false;
+                let value = c.reader.read_text(text as *const std::ffi::c_char);
+                match c.index {
+                    Some(index) => {
+                        values[index] = value;
+                        nulls[index] = false;
+                    }
+                    None => parts[i] = Some(value),
+                }
+            }
+        }
+        for q in &scan.quotients {
+            // A sum over no values is null, and so is the average.
+            if let (Some(dividend), Some(divisor)) = (parts[q.dividend], parts[q.divisor]) {
+                values[q.index] =
+                    pg_sys::OidFunctionCall2Coll(q.divide, pg_sys::InvalidOid, dividend, divisor);
+                nulls[q.index] = false;
             }
         }
     });
@@ -418,4 +458,11 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
         pg_string(&scan.plan.soql.render()),
         es,
     );
+    if let (true, Some(reason)) = ((*es).verbose, &scan.plan.aggregates_local_because) {
+        pg_sys::ExplainPropertyText(
+            c"Aggregates Computed Locally".as_ptr(),
+            pg_string(reason),
+            es,
+        );
+    }
 }

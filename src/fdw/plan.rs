@@ -7,7 +7,7 @@
 
 use super::classify::{rel_state, remote_order, Classified};
 use super::table::Table;
-use super::upper::count_plan;
+use super::upper::grouping_plan;
 use crate::error::OrRaise;
 use crate::pg::{list_append, list_items, pg_string, text_of};
 use crate::values;
@@ -23,6 +23,15 @@ pub struct ScanColumn {
     pub field: String,
 }
 
+/// An output column that is one field divided by another, both read as the
+/// column's type: an average, divided as PostgreSQL divides.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Quotient {
+    pub attno: i16,
+    pub dividend: String,
+    pub divisor: String,
+}
+
 /// What the executor runs.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ScanPlan {
@@ -31,7 +40,30 @@ pub struct ScanPlan {
     pub soql: Soql,
     /// The type of each `fdw_exprs` entry, to turn its value into a literal.
     pub param_types: Vec<u32>,
+    /// Fields read into the scan's attributes.
     pub columns: Vec<ScanColumn>,
+    pub quotients: Vec<Quotient>,
+    /// Why the grouping above this scan was not sent, for EXPLAIN VERBOSE.
+    pub aggregates_local_because: Option<String>,
+}
+
+impl ScanPlan {
+    pub(super) fn of(
+        table: &Table,
+        soql: Soql,
+        columns: Vec<ScanColumn>,
+        quotients: Vec<Quotient>,
+    ) -> ScanPlan {
+        ScanPlan {
+            server: table.server.to_u32(),
+            user: table.user.to_u32(),
+            soql,
+            param_types: vec![],
+            columns,
+            quotients,
+            aggregates_local_because: None,
+        }
+    }
 }
 
 pub(super) fn plan_to_private(plan: &ScanPlan) -> *mut pg_sys::List {
@@ -90,18 +122,14 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
     if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
-        return count_plan(baserel, tlist, outer_plan);
+        return grouping_plan(baserel, tlist, outer_plan);
     }
     let state = rel_state(baserel);
     let table = &state.table;
     let relid = (*baserel).relid;
     let mut soql = Soql {
         object: table.object.clone(),
-        fields: vec![],
-        count: false,
-        conditions: vec![],
-        order_by: vec![],
-        limit: None,
+        ..Soql::default()
     };
     let (mut fdw_exprs, mut local): (*mut pg_sys::List, *mut pg_sys::List) =
         (null_mut(), null_mut());
@@ -151,11 +179,9 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         columns.push(ScanColumn { attno, field });
     }
     let plan = ScanPlan {
-        server: table.server.to_u32(),
-        user: table.user.to_u32(),
-        soql,
         param_types,
-        columns,
+        aggregates_local_because: state.aggregates_local_because.borrow().clone(),
+        ..ScanPlan::of(table, soql, columns, vec![])
     };
     pg_sys::make_foreignscan(
         tlist,

@@ -31,6 +31,10 @@ pub struct FieldDescribe {
     #[serde(default)]
     pub sortable: bool,
     #[serde(default)]
+    pub groupable: bool,
+    #[serde(default)]
+    pub aggregatable: bool,
+    #[serde(default)]
     pub createable: bool,
     #[serde(default)]
     pub updateable: bool,
@@ -60,6 +64,8 @@ impl FieldDescribe {
             field_type: field_type.into(),
             filterable: true,
             sortable: true,
+            groupable: true,
+            aggregatable: true,
             createable: true,
             updateable: true,
             nillable: true,

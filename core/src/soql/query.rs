@@ -81,13 +81,16 @@ pub struct OrderKey {
     pub nulls_first: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Soql {
     pub object: String,
     /// Ignored when `count` is set.
     pub fields: Vec<String>,
     pub count: bool,
     pub conditions: Vec<Condition>,
+    pub group_by: Vec<String>,
+    /// Conditions on groups, their `field` an aggregate such as `COUNT(Id)`.
+    pub having: Vec<Condition>,
     pub order_by: Vec<OrderKey>,
     pub limit: Option<u64>,
 }
@@ -184,6 +187,11 @@ impl Soql {
         }
     }
 
+    fn joined_conditions(conditions: &[Condition]) -> String {
+        let texts: Vec<String> = conditions.iter().map(Soql::condition_text).collect();
+        texts.join(" AND ")
+    }
+
     fn joined(sides: &[Condition], with: &str) -> String {
         let texts: Vec<String> = sides.iter().map(Soql::condition_text).collect();
         format!("({})", texts.join(with))
@@ -242,14 +250,15 @@ impl Soql {
         s.push_str(&self.object);
         if !self.conditions.is_empty() {
             s.push_str(" WHERE ");
-            s.push_str(
-                &self
-                    .conditions
-                    .iter()
-                    .map(Soql::condition_text)
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
-            );
+            s.push_str(&Soql::joined_conditions(&self.conditions));
+        }
+        if !self.group_by.is_empty() {
+            s.push_str(" GROUP BY ");
+            s.push_str(&self.group_by.join(", "));
+        }
+        if !self.having.is_empty() {
+            s.push_str(" HAVING ");
+            s.push_str(&Soql::joined_conditions(&self.having));
         }
         if !self.order_by.is_empty() {
             let keys: Vec<String> = self
@@ -286,10 +295,7 @@ mod tests {
         Soql {
             object: "Contact".into(),
             fields: vec!["Id".into(), "Email".into()],
-            count: false,
-            conditions: vec![],
-            order_by: vec![],
-            limit: None,
+            ..Soql::default()
         }
     }
 
@@ -316,6 +322,29 @@ mod tests {
             "SELECT Id, Email FROM Contact WHERE (A__c > 1 OR (B__c > 2 AND C__c > 3)) AND (NOT (D__c > 4 OR E__c > 5))"
         );
         assert_eq!(q.bind(&[]).unwrap(), q, "nothing to bind");
+    }
+
+    #[test]
+    fn group_by_and_having_follow_where() {
+        let q = Soql {
+            object: "Opportunity".into(),
+            fields: vec!["StageName".into(), "COUNT(Id) a0".into()],
+            conditions: vec![Condition::IsNull {
+                field: "AccountId".into(),
+                negated: true,
+            }],
+            group_by: vec!["StageName".into()],
+            having: vec![Condition::Compare {
+                field: "COUNT(Id)".into(),
+                op: CompareOp::Gt,
+                value: Operand::Literal(Literal::Number("2".into())),
+            }],
+            ..Soql::default()
+        };
+        assert_eq!(
+            q.render(),
+            "SELECT StageName, COUNT(Id) a0 FROM Opportunity WHERE AccountId != null GROUP BY StageName HAVING COUNT(Id) > 2"
+        );
     }
 
     #[test]

@@ -10,10 +10,7 @@ fn select(object: &str, fields: Vec<String>) -> Soql {
     Soql {
         object: object.to_string(),
         fields,
-        count: false,
-        conditions: vec![],
-        order_by: vec![],
-        limit: None,
+        ..Soql::default()
     }
 }
 
