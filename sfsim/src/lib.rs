@@ -1,7 +1,7 @@
 //! sfsim: a local Salesforce for tests, benchmarks and demos. It speaks
 //! OAuth 2.0, the REST data API (query, describe, sObjects, sObject
-//! Collections) with a real SOQL engine and Bulk API 2.0 query jobs, counts
-//! API usage, and has a control API under `/__sim/`.
+//! Collections, Composite) with a real SOQL engine and Bulk API 2.0 query
+//! jobs, counts API usage, and has a control API under `/__sim/`.
 
 pub mod access;
 pub mod auth;

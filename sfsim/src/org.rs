@@ -2,6 +2,7 @@
 //! Salesforce allows and the checks it makes on them.
 
 use crate::access::{FieldAccess, Login, EVERYTHING};
+use crate::clock::Clock;
 use crate::ids;
 use crate::schema::{DeclaredUser, FieldDef, FieldType, Formula, ObjectDef, Schema};
 use crate::value::{self, Value};
@@ -81,6 +82,13 @@ enum UndoEntry {
 /// What a group of writes changed, so an allOrNone request can take it back.
 #[derive(Default)]
 pub struct Undo(Vec<UndoEntry>);
+
+impl Undo {
+    /// Takes over `later`'s changes, to be undone before this one's.
+    pub fn append(&mut self, mut later: Undo) {
+        self.0.append(&mut later.0);
+    }
+}
 
 pub struct ObjectData {
     pub def: Arc<ObjectDef>,
@@ -179,6 +187,8 @@ pub struct Org {
     by_prefix: HashMap<String, usize>,
     pub deleted_log: Vec<DeletedRecord>,
     pub schema_changed_at: DateTime<Utc>,
+    /// Where formulas that depend on today's date read it.
+    pub clock: Arc<Clock>,
 }
 
 fn not_found() -> RecordError {
@@ -208,6 +218,7 @@ impl Org {
             by_prefix,
             deleted_log: Vec::new(),
             schema_changed_at: now,
+            clock: Arc::new(Clock::default()),
         }
     }
 
@@ -303,12 +314,32 @@ impl Org {
                     }
                     None => Value::Null,
                 },
+                Formula::AccountName => self.parent_name(&by_name("AccountId")),
+                Formula::DaysSinceIssued => match by_name("Issued_On__c") {
+                    Value::Date(issued) => {
+                        let today = self.clock.now().date_naive();
+                        Value::Number((today - issued).num_days() as f64)
+                    }
+                    _ => Value::Null,
+                },
             };
         }
         if f.ftype.is_compound() {
             return compound_value(def, rec, f);
         }
         rec.get(field).clone()
+    }
+
+    /// The Name of the record a lookup holds, as `Account.Name` reads it in SOQL.
+    fn parent_name(&self, lookup: &Value) -> Value {
+        let Some((object, parent)) = lookup.as_str().and_then(|id| self.record_by_id(id)) else {
+            return Value::Null;
+        };
+        let def = self.def(object);
+        match def.field_index("Name") {
+            Some(name) => self.read(def, parent, name),
+            None => Value::Null,
+        }
     }
 
     fn put(&mut self, object: usize, id: &str, new: Option<Arc<Record>>, undo: &mut Undo) {

@@ -23,6 +23,15 @@ pub struct LoggedRequest {
     pub records: Option<usize>,
     /// JSON request body of a data API write.
     pub body: Option<serde_json::Value>,
+    /// Set on the subrequests of a composite call: `"composite"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
+    /// A subrequest's composite call, by its `seq`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_seq: Option<u64>,
+    /// A subrequest's `referenceId`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -32,13 +41,15 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn push(&mut self, mut entry: LoggedRequest) {
+    /// Appends an entry and answers the `seq` it was given.
+    pub fn push(&mut self, mut entry: LoggedRequest) -> u64 {
         self.next_seq += 1;
         entry.seq = self.next_seq;
         if self.entries.len() >= CAPACITY {
             self.entries.pop_front();
         }
         self.entries.push_back(entry);
+        self.next_seq
     }
 
     pub fn since(&self, seq: u64) -> Vec<LoggedRequest> {

@@ -125,6 +125,25 @@ pub enum Formula {
     ExpectedRevenue,
     /// Amount__c * (1 + Tax_Rate__c / 100).
     InvoiceTotal,
+    /// The Name of the record's Account, through AccountId.
+    AccountName,
+    /// Days from Issued_On__c to today on sfsim's clock.
+    DaysSinceIssued,
+}
+
+impl Formula {
+    /// The formula as a Salesforce admin would write it, for describe's
+    /// `calculatedFormula`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Formula::FullName => "FirstName & \" \" & LastName",
+            Formula::ExpectedRevenue => "Amount * Probability",
+            // Percent fields read as fractions in formulas (10% is 0.1).
+            Formula::InvoiceTotal => "Amount__c * (1 + Tax_Rate__c)",
+            Formula::AccountName => "Account.Name",
+            Formula::DaysSinceIssued => "TODAY() - Issued_On__c",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -175,6 +194,12 @@ impl FieldDef {
         !self.nillable && self.createable && !self.defaulted_on_create
     }
 
+    /// Salesforce shows the formula of custom formula fields only; standard
+    /// computed fields (Name, ExpectedRevenue) report none.
+    fn calculated_formula(&self) -> Option<&'static str> {
+        self.formula.filter(|_| self.custom).map(Formula::text)
+    }
+
     pub fn describe(&self) -> serde_json::Value {
         let picklist: Vec<serde_json::Value> = self
             .picklist_values
@@ -193,7 +218,7 @@ impl FieldDef {
             "autoNumber": self.auto_number.is_some(),
             "byteLength": if self.ftype.is_textual() { self.length * 3 } else { 0 },
             "calculated": self.calculated,
-            "calculatedFormula": null,
+            "calculatedFormula": self.calculated_formula(),
             "caseSensitive": false,
             "compoundFieldName": self.compound_field_name,
             "createable": self.createable,

@@ -15,6 +15,7 @@ use chrono::Duration;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 pub const DEFAULT_DAILY_LIMIT: u64 = 15_000;
 pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 7_200;
@@ -34,27 +35,32 @@ pub struct Config {
 pub struct Sim {
     pub config: Config,
     pub org: RwLock<Org>,
-    pub clock: Clock,
+    pub clock: Arc<Clock>,
     pub auth: Mutex<Auth>,
     pub usage: Mutex<Usage>,
     pub cursors: Mutex<Cursors>,
     pub log: Mutex<RequestLog>,
     pub faults: Mutex<Faults>,
     pub bulk: Mutex<Jobs>,
+    /// Data API requests hold it shared while they run; a composite call
+    /// holds it alone, so its subrequests are one transaction that no other
+    /// request sees half done or writes into.
+    pub transaction_gate: RwLock<()>,
     token_lifetime_secs: AtomicI64,
 }
 
-fn build_org(config: &Config, clock: &Clock) -> Result<Org, String> {
+fn build_org(config: &Config, clock: &Arc<Clock>) -> Result<Org, String> {
     let mut counts = seed::plan(&config.seed)?;
     counts.extend(config.records.iter().map(|(k, v)| (k.clone(), *v)));
     let mut org = Org::new(Schema::builtin(), clock.now());
+    org.clock = clock.clone();
     seed::populate(&mut org, &counts)?;
     Ok(org)
 }
 
 impl Sim {
     pub fn new(config: Config) -> Result<Sim, String> {
-        let clock = Clock::default();
+        let clock = Arc::new(Clock::default());
         let org = build_org(&config, &clock)?;
         Ok(Sim {
             auth: Mutex::new(Auth::new(&org.admin_user_id)),
@@ -66,6 +72,7 @@ impl Sim {
             log: Mutex::new(RequestLog::default()),
             faults: Mutex::new(Faults::default()),
             bulk: Mutex::new(Jobs::default()),
+            transaction_gate: RwLock::new(()),
             config,
         })
     }
@@ -75,6 +82,7 @@ impl Sim {
     /// stay valid, so connected clients carry on.
     pub fn reset(&self) -> Result<(), String> {
         let org = build_org(&self.config, &self.clock)?;
+        let _shared = self.transaction_gate.read();
         *self.org.write() = org;
         *self.cursors.lock() = Cursors::default();
         let limit = self.usage.lock().daily_limit;

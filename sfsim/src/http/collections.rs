@@ -58,14 +58,14 @@ fn rolled_back() -> RecordError {
 fn results(
     outcomes: Vec<Outcome>,
     all_or_none: bool,
-    undo: Undo,
+    undo: &mut Undo,
     org: &mut Org,
     creating: bool,
 ) -> Vec<Json> {
     let failed = outcomes.iter().any(|o| o.error.is_some());
     let roll_back = all_or_none && failed;
     if roll_back {
-        org.rollback(undo);
+        org.rollback(std::mem::take(undo));
     }
     outcomes
         .into_iter()
@@ -142,12 +142,11 @@ fn create(req: &mut ApiRequest) -> Result<Response, ApiError> {
     req.info.records = Some(records.len());
     let author = req.sim.author(req.user);
     let mut org = req.sim.org.write();
-    let mut undo = Undo::default();
     let outcomes = records
         .iter()
         .map(|record| {
             let result = match record_type(record).and_then(|t| org.object(t)) {
-                Some(object) => org.create(object, record, &author, &mut undo),
+                Some(object) => org.create(object, record, &author, &mut req.undo),
                 None => Err(no_type()),
             };
             match result {
@@ -158,7 +157,7 @@ fn create(req: &mut ApiRequest) -> Result<Response, ApiError> {
         .collect();
     Ok(json(
         StatusCode::OK,
-        &results(outcomes, all_or_none, undo, &mut org, true),
+        &results(outcomes, all_or_none, &mut req.undo, &mut org, true),
     ))
 }
 
@@ -167,7 +166,6 @@ fn update(req: &mut ApiRequest) -> Result<Response, ApiError> {
     req.info.records = Some(records.len());
     let author = req.sim.author(req.user);
     let mut org = req.sim.org.write();
-    let mut undo = Undo::default();
     let outcomes = records
         .into_iter()
         .map(|mut record| {
@@ -186,7 +184,7 @@ fn update(req: &mut ApiRequest) -> Result<Response, ApiError> {
                 );
             };
             let result = match record_type(&record).and_then(|t| org.object(t)) {
-                Some(object) => org.update(object, &id, &record, &author, &mut undo),
+                Some(object) => org.update(object, &id, &record, &author, &mut req.undo),
                 None => Err(no_type()),
             };
             match result {
@@ -197,7 +195,7 @@ fn update(req: &mut ApiRequest) -> Result<Response, ApiError> {
         .collect();
     Ok(json(
         StatusCode::OK,
-        &results(outcomes, all_or_none, undo, &mut org, false),
+        &results(outcomes, all_or_none, &mut req.undo, &mut org, false),
     ))
 }
 
@@ -218,12 +216,11 @@ fn delete(req: &mut ApiRequest) -> Result<Response, ApiError> {
     req.info.records = Some(ids.len());
     let author = req.sim.author(req.user);
     let mut org = req.sim.org.write();
-    let mut undo = Undo::default();
     let outcomes = ids
         .into_iter()
         .map(|id| {
             let result = match org.object_of_id(&id) {
-                Some(object) => org.delete(object, &id, &author, &mut undo),
+                Some(object) => org.delete(object, &id, &author, &mut req.undo),
                 None => Err(RecordError::new(
                     "MALFORMED_ID",
                     format!("malformed id {id}"),
@@ -238,7 +235,7 @@ fn delete(req: &mut ApiRequest) -> Result<Response, ApiError> {
         .collect();
     Ok(json(
         StatusCode::OK,
-        &results(outcomes, all_or_none, undo, &mut org, false),
+        &results(outcomes, all_or_none, &mut req.undo, &mut org, false),
     ))
 }
 
@@ -261,7 +258,6 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
             )
         })?;
     let key_name = def.fields[key].name.clone();
-    let mut undo = Undo::default();
     let outcomes = records
         .iter()
         .map(|record| {
@@ -282,10 +278,10 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
             let matches = org.objects[object].find(key, &crate::value::Value::text(value.clone()));
             let result = match matches.as_slice() {
                 [] => org
-                    .create(object, record, &author, &mut undo)
+                    .create(object, record, &author, &mut req.undo)
                     .map(|id| (id, true)),
                 [one] => org
-                    .update(object, &one.clone(), record, &author, &mut undo)
+                    .update(object, &one.clone(), record, &author, &mut req.undo)
                     .map(|id| (id, false)),
                 _ => Err(RecordError::new(
                     "DUPLICATE_EXTERNAL_ID",
@@ -303,7 +299,7 @@ fn upsert(req: &mut ApiRequest, object_name: &str, field: &str) -> Result<Respon
         .collect();
     Ok(json(
         StatusCode::OK,
-        &results(outcomes, all_or_none, undo, &mut org, false),
+        &results(outcomes, all_or_none, &mut req.undo, &mut org, false),
     ))
 }
 

@@ -91,6 +91,7 @@ fn late_commit(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
         .and_then(Json::as_object)
         .cloned()
         .unwrap_or_default();
+    let _shared = sim.transaction_gate.read();
     let mut org = sim.org.write();
     let index = org.object(object).ok_or_else(ApiError::not_found)?;
     let mut author = sim.author(&org.admin_user_id.clone());
@@ -269,6 +270,8 @@ fn record_edit(
     params: &HashMap<String, String>,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    // Not while a composite call is running, whose rollback would undo this.
+    let _shared = sim.transaction_gate.read();
     let mut org = sim.org.write();
     let index = org.object(object).ok_or_else(ApiError::not_found)?;
     let author = sim.author(&org.admin_user_id.clone());

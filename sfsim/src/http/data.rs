@@ -48,6 +48,9 @@ pub struct ApiRequest<'a> {
     pub body: &'a Bytes,
     pub user: &'a str,
     pub info: LogInfo,
+    /// The request's writes, so a composite call with allOrNone can take
+    /// them back after a later subrequest fails.
+    pub undo: Undo,
 }
 
 impl ApiRequest<'_> {
@@ -93,8 +96,12 @@ pub async fn dispatch(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         return r;
     };
-    // Bulk job calls write no records, so no record lock can refuse them.
-    let writes_records = method != Method::GET && segments.get(1) != Some(&"jobs");
+    let composite = segments[1..] == ["composite"];
+    // Bulk job calls write no records, so no record lock can refuse them;
+    // a composite call writes only if one of its subrequests does.
+    let writes_records = method != Method::GET
+        && segments.get(1) != Some(&"jobs")
+        && (!composite || super::composite::writes_records(&body));
     let fault = sim.faults.lock().draw(writes_records);
     if fault == Some(Fault::ServerUnavailable) {
         let info = LogInfo::default();
@@ -123,6 +130,7 @@ pub async fn dispatch(
             counted,
             ..LogInfo::default()
         },
+        undo: Undo::default(),
     };
     let mut response = if !counted {
         ApiError::limit_exceeded().into_response()
@@ -136,6 +144,8 @@ pub async fn dispatch(
         )
         .into_response()
     } else {
+        let _alone = composite.then(|| sim.transaction_gate.write());
+        let _shared = (!composite).then(|| sim.transaction_gate.read());
         route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response)
     };
     if fault == Some(Fault::DropConnection) {
@@ -189,7 +199,8 @@ async fn cut_off(response: Response) -> Response {
     )
 }
 
-fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> {
+/// Answers one data API request; `segments` is its path after the version.
+pub(super) fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> {
     let method = req.method.as_str().to_string();
     let allow = |allowed: &str| Err(ApiError::method_not_allowed(&method, allowed));
     match segments {
@@ -233,6 +244,11 @@ fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiError> 
             _ => allow("GET, PATCH, DELETE"),
         },
         ["sobjects", object, field, value] => by_field(req, object, field, value),
+        ["composite"] => match method.as_str() {
+            "GET" => Ok(super::composite::resources(req)),
+            "POST" => super::composite::run(req),
+            _ => allow("GET, POST"),
+        },
         ["composite", "sobjects", rest @ ..] => super::collections::route(req, rest),
         ["jobs", "query", rest @ ..] => super::bulk::route(req, rest),
         _ => Err(ApiError::not_found()),
@@ -571,12 +587,7 @@ fn create(req: &mut ApiRequest, name: &str) -> Result<Response, ApiError> {
     let body = req.object_body()?;
     let mut org = req.sim.org.write();
     let (object, def) = object_def(&org, name)?;
-    let id = org.create(
-        object,
-        &body,
-        &req.sim.author(req.user),
-        &mut Undo::default(),
-    )?;
+    let id = org.create(object, &body, &req.sim.author(req.user), &mut req.undo)?;
     Ok(created(req, &def.name, &id))
 }
 
@@ -640,20 +651,14 @@ fn update(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiErr
     let body = req.object_body()?;
     let mut org = req.sim.org.write();
     let (object, _) = object_def(&org, name)?;
-    org.update(
-        object,
-        id,
-        &body,
-        &req.sim.author(req.user),
-        &mut Undo::default(),
-    )?;
+    org.update(object, id, &body, &req.sim.author(req.user), &mut req.undo)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn delete(req: &mut ApiRequest, name: &str, id: &str) -> Result<Response, ApiError> {
     let mut org = req.sim.org.write();
     let (object, _) = object_def(&org, name)?;
-    org.delete(object, id, &req.sim.author(req.user), &mut Undo::default())?;
+    org.delete(object, id, &req.sim.author(req.user), &mut req.undo)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -736,7 +741,7 @@ fn by_field(
                         object,
                         &one.clone(),
                         &req.sim.author(req.user),
-                        &mut Undo::default(),
+                        &mut req.undo,
                     )?;
                     Ok(StatusCode::NO_CONTENT.into_response())
                 }
@@ -754,14 +759,13 @@ fn by_field(
                         def.fields[field_index].name.clone(),
                         Json::String(value.to_string()),
                     );
-                    let id = org.create(object, &body, &author, &mut Undo::default())?;
+                    let id = org.create(object, &body, &author, &mut req.undo)?;
                     let mut r = created(req, &def.name, &id);
                     *r.body_mut() = axum::body::Body::from(serde_json::json!({"id": id, "success": true, "errors": [], "created": true}).to_string());
                     Ok(r)
                 }
                 [one] => {
-                    let id =
-                        org.update(object, &one.clone(), &body, &author, &mut Undo::default())?;
+                    let id = org.update(object, &one.clone(), &body, &author, &mut req.undo)?;
                     if req
                         .version
                         .parse::<f64>()

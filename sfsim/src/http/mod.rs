@@ -3,6 +3,7 @@
 
 mod bulk;
 mod collections;
+mod composite;
 mod control;
 mod data;
 mod errors;
@@ -35,6 +36,8 @@ pub struct LogInfo {
     pub counted: bool,
     pub soql: Option<String>,
     pub records: Option<usize>,
+    /// A composite call's subrequests, logged after the call itself.
+    pub subrequests: Vec<LoggedRequest>,
 }
 
 pub fn router(sim: Arc<Sim>) -> Router {
@@ -89,7 +92,7 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
     let method = req.method().to_string();
     let query = req.uri().query().map(str::to_string);
     let is_data_write = path.starts_with("/services/data/") && method != "GET";
-    let (response, body) = match head_too_large(&req) {
+    let (mut response, body) = match head_too_large(&req) {
         Some(r) => (r, None),
         None if is_data_write => {
             let (parts, body) = req.into_parts();
@@ -108,11 +111,11 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
         None => (next.run(req).await, None),
     };
     let info = response
-        .extensions()
-        .get::<LogInfo>()
-        .cloned()
+        .extensions_mut()
+        .remove::<LogInfo>()
         .unwrap_or_default();
-    sim.log.lock().push(LoggedRequest {
+    let mut log = sim.log.lock();
+    let seq = log.push(LoggedRequest {
         seq: 0,
         at: crate::value::format_datetime(&sim.clock.now()),
         method,
@@ -123,7 +126,17 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
         counted: info.counted,
         records: info.records,
         body,
+        via: None,
+        parent_seq: None,
+        reference_id: None,
     });
+    for sub in info.subrequests {
+        log.push(LoggedRequest {
+            parent_seq: Some(seq),
+            ..sub
+        });
+    }
+    drop(log);
     response
 }
 
