@@ -506,6 +506,75 @@ mod tests {
     }
 
     #[pg_test]
+    fn parent_joins_are_one_query_on_the_child_equal_to_local_joins() {
+        create_server("pj", "");
+        Spi::run("CREATE SCHEMA pj; IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact, account, invoice__c, \"case\") FROM SERVER pj INTO pj").unwrap();
+        Spi::run("INSERT INTO pj.contact (last_name) VALUES ('Orphan')").unwrap();
+        Spi::run("INSERT INTO pj.invoice__c (amount__c) VALUES (1)").unwrap();
+        for t in ["contact", "account", "invoice__c", "case"] {
+            Spi::run(&format!("CREATE TABLE pj_{t} AS SELECT * FROM pj.\"{t}\"")).unwrap();
+        }
+        let cases = [
+            (
+                "SELECT c.id, c.last_name, a.name, a.rating FROM {contact} c JOIN {account} a ON c.account_id = a.id WHERE a.rating = 'Hot'",
+                "FROM Contact WHERE AccountId != null AND Account.Rating = 'Hot'",
+                "Account.Name",
+            ),
+            (
+                "SELECT i.name, a.name AS account, a.id FROM {invoice__c} i LEFT JOIN {account} a ON a.id = i.account__c",
+                "SELECT Id, Name, Account__r.Name, Account__r.Id FROM Invoice__c",
+                "Account__r.Name",
+            ),
+            (
+                "SELECT k.subject, c.last_name, a.name FROM {case} k JOIN {contact} c ON k.contact_id = c.id JOIN {account} a ON c.account_id = a.id WHERE c.birthdate < '1990-01-01'",
+                "FROM Case WHERE ContactId != null AND Contact.Birthdate < 1990-01-01 AND Contact.AccountId != null",
+                "Contact.Account.Name",
+            ),
+            (
+                "SELECT c.last_name, a.name FROM {contact} c LEFT JOIN {account} a ON c.account_id = a.id WHERE a.name IS NULL",
+                "FROM Contact",
+                "Account.Name",
+            ),
+        ];
+        let at = |sql: &str, local: bool| {
+            ["contact", "account", "invoice__c", "case"]
+                .iter()
+                .fold(sql.to_string(), |q, t| {
+                    let table = if local {
+                        format!("pj_{t}")
+                    } else {
+                        format!("pj.\"{t}\"")
+                    };
+                    q.replace(&format!("{{{t}}}"), &table)
+                })
+        };
+        for (sql, condition, parent_field) in cases {
+            let foreign = at(sql, false);
+            let plan = explain(&foreign);
+            assert_eq!(plan.matches("Salesforce Query").count(), 1, "{plan}");
+            let before = mark();
+            let rows = Spi::connect(|c| c.select(&foreign, None, &[]).unwrap().len());
+            assert!(rows > 0, "{foreign}");
+            let sent = soql_since(before);
+            assert_eq!(sent.len(), 1, "one request: {sent:?}");
+            assert!(
+                sent[0].contains(condition) && sent[0].contains(parent_field),
+                "{sent:?}"
+            );
+            assert!(same_rows(&foreign, &at(sql, true)), "{sql}");
+        }
+        let before = mark();
+        assert!(same_rows(
+            "SELECT c.id FROM pj.contact c JOIN pj.account a ON c.last_name = a.name",
+            "SELECT c.id FROM pj_contact c JOIN pj_account a ON c.last_name = a.name"
+        ));
+        assert!(
+            soql_since(before).iter().all(|q| !q.contains("Account.")),
+            "a join on other columns stays local"
+        );
+    }
+
+    #[pg_test]
     fn exact_aggregates_are_one_soql_query_equal_to_local_ones() {
         create_server("pag", "");
         Spi::run("CREATE SCHEMA pag; IMPORT FOREIGN SCHEMA salesforce LIMIT TO (opportunity) FROM SERVER pag INTO pag").unwrap();

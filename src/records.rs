@@ -39,18 +39,39 @@ pub trait RecordSink {
 pub struct PageReader {
     fields: Vec<ReadField>,
     /// The fields by API name.
-    positions: HashMap<String, usize>,
+    positions: Positions,
     id: Option<usize>,
 }
 
+/// Where a key of a record goes: into a field read, or into a parent record
+/// (`Account` for `Account.Name`) holding some.
+enum Slot {
+    Field(usize),
+    Parent(Positions),
+}
+
+type Positions = HashMap<String, Slot>;
+
 impl PageReader {
     pub fn new(fields: Vec<ReadField>) -> PageReader {
+        let mut positions = Positions::new();
+        for (i, f) in fields.iter().enumerate() {
+            let mut level = &mut positions;
+            let mut names = f.field.split('.').peekable();
+            while let Some(name) = names.next() {
+                if names.peek().is_none() {
+                    level.insert(name.to_string(), Slot::Field(i));
+                    break;
+                }
+                let slot = level
+                    .entry(name.to_string())
+                    .or_insert_with(|| Slot::Parent(Positions::new()));
+                let Slot::Parent(next) = slot else { break };
+                level = next;
+            }
+        }
         PageReader {
-            positions: fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.field.clone(), i))
-                .collect(),
+            positions,
             id: fields.iter().position(|f| f.field == "Id"),
             fields,
         }
@@ -197,6 +218,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         let positions = &self.reader.positions;
         while let Some(()) = seq.next_element_seed(RecordSeed {
             positions,
+            fields: self.reader.fields.len(),
             values: &mut values,
         })? {
             if let Err(e) = self.add(&values) {
@@ -246,7 +268,8 @@ impl RecordsSeed<'_> {
 
 /// Reads one record's synced fields into `values`, passing over the rest.
 struct RecordSeed<'a, 'de> {
-    positions: &'a HashMap<String, usize>,
+    positions: &'a Positions,
+    fields: usize,
     values: &'a mut Vec<Option<FieldValue<'de>>>,
 }
 
@@ -262,18 +285,68 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a record")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
         self.values.clear();
-        self.values.resize_with(self.positions.len(), || None);
-        while let Some(Key(key)) = map.next_key::<Key>()? {
-            match self.positions.get(key.as_ref()) {
-                Some(&i) => self.values[i] = Some(map.next_value()?),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+        self.values.resize_with(self.fields, || None);
+        fill(self.positions, self.values, map)
+    }
+}
+
+fn fill<'de, A: MapAccess<'de>>(
+    positions: &Positions,
+    values: &mut [Option<FieldValue<'de>>],
+    mut map: A,
+) -> std::result::Result<(), A::Error> {
+    while let Some(Key(key)) = map.next_key::<Key>()? {
+        match positions.get(key.as_ref()) {
+            Some(Slot::Field(i)) => values[*i] = Some(map.next_value()?),
+            Some(Slot::Parent(positions)) => {
+                map.next_value_seed(ParentSeed { positions, values })?
+            }
+            None => {
+                map.next_value::<IgnoredAny>()?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A parent record inside a record; null when there is no parent, which
+/// makes every field read through it null.
+struct ParentSeed<'a, 'b, 'de> {
+    positions: &'a Positions,
+    values: &'b mut [Option<FieldValue<'de>>],
+}
+
+impl ParentSeed<'_, '_, '_> {
+    fn nulls(positions: &Positions, values: &mut [Option<FieldValue>]) {
+        for slot in positions.values() {
+            match slot {
+                Slot::Field(i) => values[*i] = Some(FieldValue::Other(Json::Null)),
+                Slot::Parent(p) => ParentSeed::nulls(p, values),
+            }
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ParentSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParentSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a parent record or null")
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        ParentSeed::nulls(self.positions, self.values);
         Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        fill(self.positions, self.values, map)
     }
 }
 
@@ -355,6 +428,40 @@ mod tests {
         }
         assert_eq!(read.0[0][1], Some(Some("Ana \"Bo\" \u{e9}\\".to_string())));
         assert_eq!(read.0[1][2], None, "absent, not null");
+    }
+
+    #[test]
+    fn parent_fields_are_read_through_relationships_and_null_without_a_parent() {
+        let fields: Vec<ReadField> = ["Id", "Account.Name", "Account.Owner.Alias", "Account.Id"]
+            .into_iter()
+            .map(|field| ReadField {
+                field: field.into(),
+                column: field.into(),
+                kind: PgKind::Text,
+            })
+            .collect();
+        let page = json!({"done": true, "records": [
+            {"Id": "003A", "Account": {"attributes": {}, "Name": "Acme", "Id": "001A", "Owner": {"Alias": "ana"}}},
+            {"Id": "003B", "Account": null},
+            {"Id": "003C", "Account": {"Name": "Solo", "Id": "001C", "Owner": null}}
+        ]});
+        let mut read = Collected(Vec::new());
+        PageReader::new(fields)
+            .read(page.to_string().as_bytes(), &mut read)
+            .unwrap();
+        let text = |s: &str| Some(Some(s.to_string()));
+        assert_eq!(
+            read.0[0],
+            vec![text("003A"), text("Acme"), text("ana"), text("001A")]
+        );
+        assert_eq!(
+            read.0[1],
+            vec![text("003B"), Some(None), Some(None), Some(None)]
+        );
+        assert_eq!(
+            read.0[2],
+            vec![text("003C"), text("Solo"), Some(None), text("001C")]
+        );
     }
 
     #[test]

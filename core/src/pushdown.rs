@@ -250,6 +250,24 @@ pub fn boolean_test(f: &FieldFacts, value: bool) -> Option<Pushed> {
     )
 }
 
+/// How deep SOQL follows relationships from the queried object.
+pub const MAX_RELATIONSHIP_DEPTH: usize = 5;
+
+/// The relationship a reference field follows to `parent_object`, when
+/// joining on the field equals following it: the field points to that one
+/// object only (a polymorphic reference reaches a `Name` object instead).
+pub fn parent_relationship(
+    field_type: &str,
+    reference_to: &[String],
+    relationship_name: Option<&str>,
+    parent_object: &str,
+) -> Option<String> {
+    let only_parent = matches!(reference_to, [one] if one.eq_ignore_ascii_case(parent_object));
+    (field_type == "reference" && only_parent)
+        .then(|| relationship_name.map(str::to_string))
+        .flatten()
+}
+
 /// An ORDER BY key Salesforce sorts exactly as PostgreSQL does. Text is not:
 /// Salesforce ignores case and PostgreSQL follows the column's collation.
 pub fn sort_key(f: &FieldFacts, descending: bool, nulls_first: bool) -> Option<OrderKey> {
@@ -286,6 +304,25 @@ mod tests {
 
     fn num(n: &str) -> Operand {
         Operand::Literal(Literal::Number(n.into()))
+    }
+
+    #[test]
+    fn only_a_reference_to_the_parent_alone_is_followed() {
+        let account = ["Account".to_string()];
+        assert_eq!(
+            parent_relationship("reference", &account, Some("Account"), "account"),
+            Some("Account".into())
+        );
+        let polymorphic = ["Contact".to_string(), "Lead".to_string()];
+        assert_eq!(
+            parent_relationship("reference", &polymorphic, Some("Who"), "Contact"),
+            None
+        );
+        assert_eq!(
+            parent_relationship("reference", &account, Some("Account"), "User"),
+            None
+        );
+        assert_eq!(parent_relationship("id", &[], None, "Account"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod classify;
 mod executor;
 mod functions;
 mod import;
+mod join;
 mod modify;
 mod paths;
 mod plan;
@@ -84,6 +85,7 @@ impl ForeignDataWrapper<Error> for SalesforceFdw {
         routine.GetForeignRelSize = Some(paths::get_foreign_rel_size);
         routine.GetForeignPaths = Some(paths::get_foreign_paths);
         routine.GetForeignPlan = Some(plan::get_foreign_plan);
+        routine.GetForeignJoinPaths = Some(join::get_foreign_join_paths);
         routine.GetForeignUpperPaths = Some(upper::get_foreign_upper_paths);
         routine.BeginForeignScan = Some(executor::begin_foreign_scan);
         routine.IterateForeignScan = Some(executor::iterate_foreign_scan);

@@ -43,7 +43,7 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
     (*baserel).fdw_private = state as *mut std::ffi::c_void;
 }
 
-fn scan_cost(rows: f64) -> (f64, f64) {
+pub(super) fn scan_cost(rows: f64) -> (f64, f64) {
     let pages = (rows / PAGE_ROWS).ceil().max(1.0);
     (REQUEST_COST, REQUEST_COST * pages + rows * ROW_COST)
 }

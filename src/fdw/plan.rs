@@ -6,6 +6,7 @@
 //! `fdw_exprs` and are evaluated at every (re)scan.
 
 use super::classify::{rel_state, remote_order, Classified};
+use super::join::join_plan;
 use super::table::Table;
 use super::upper::grouping_plan;
 use crate::error::OrRaise;
@@ -121,8 +122,10 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     scan_clauses: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
-    if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
-        return grouping_plan(baserel, tlist, outer_plan);
+    match (*baserel).reloptkind {
+        pg_sys::RelOptKind::RELOPT_UPPER_REL => return grouping_plan(baserel, tlist, outer_plan),
+        pg_sys::RelOptKind::RELOPT_JOINREL => return join_plan(baserel, tlist, outer_plan),
+        _ => {}
     }
     let state = rel_state(baserel);
     let table = &state.table;

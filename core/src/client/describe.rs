@@ -45,6 +45,12 @@ pub struct FieldDescribe {
     /// For a component of an address or location field, that field's name.
     #[serde(default)]
     pub compound_field_name: Option<String>,
+    /// For a reference, the objects it may point to.
+    #[serde(default)]
+    pub reference_to: Vec<String>,
+    /// For a reference, the name that reaches its parent in SOQL (`Account`).
+    #[serde(default)]
+    pub relationship_name: Option<String>,
 }
 
 impl ObjectDescribe {
@@ -71,6 +77,8 @@ impl FieldDescribe {
             nillable: true,
             external_id: false,
             compound_field_name: None,
+            reference_to: vec![],
+            relationship_name: None,
         }
     }
 }

@@ -74,6 +74,45 @@ pub enum Condition {
     Not(Box<Condition>),
 }
 
+impl Condition {
+    /// The condition on a parent's fields, reached through `relationship`
+    /// (`Rating` becomes `Account.Rating`).
+    pub fn through(self, relationship: &str) -> Condition {
+        let on = |field: String| format!("{relationship}.{field}");
+        match self {
+            Condition::Compare { field, op, value } => Condition::Compare {
+                field: on(field),
+                op,
+                value,
+            },
+            Condition::In {
+                field,
+                negated,
+                values,
+            } => Condition::In {
+                field: on(field),
+                negated,
+                values,
+            },
+            Condition::Like { field, pattern } => Condition::Like {
+                field: on(field),
+                pattern,
+            },
+            Condition::IsNull { field, negated } => Condition::IsNull {
+                field: on(field),
+                negated,
+            },
+            Condition::Any(sides) => {
+                Condition::Any(sides.into_iter().map(|c| c.through(relationship)).collect())
+            }
+            Condition::All(sides) => {
+                Condition::All(sides.into_iter().map(|c| c.through(relationship)).collect())
+            }
+            Condition::Not(inner) => Condition::Not(Box::new(inner.through(relationship))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrderKey {
     pub field: String,
@@ -322,6 +361,25 @@ mod tests {
             "SELECT Id, Email FROM Contact WHERE (A__c > 1 OR (B__c > 2 AND C__c > 3)) AND (NOT (D__c > 4 OR E__c > 5))"
         );
         assert_eq!(q.bind(&[]).unwrap(), q, "nothing to bind");
+    }
+
+    #[test]
+    fn conditions_reach_parents_through_their_relationship() {
+        let c = Condition::Any(vec![
+            Condition::IsNull {
+                field: "Rating".into(),
+                negated: false,
+            },
+            Condition::Not(Box::new(Condition::Compare {
+                field: "Name".into(),
+                op: CompareOp::Eq,
+                value: text("x"),
+            })),
+        ]);
+        assert_eq!(
+            Soql::condition_text(&c.through("Account.Owner")),
+            "(Account.Owner.Rating = null OR (NOT Account.Owner.Name = 'x'))"
+        );
     }
 
     #[test]
