@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod composite;
 pub mod describe;
 pub mod error;
 pub mod http;

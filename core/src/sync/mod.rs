@@ -3,4 +3,5 @@
 
 pub mod definition;
 pub mod pacing;
+pub mod poll_batch;
 pub mod queries;
