@@ -184,9 +184,7 @@ unsafe fn joined(
     for rinfo in list_items::<pg_sys::RestrictInfo>((*extra).restrictlist) {
         match key_clause(&join, inner, rinfo) {
             // A left join's key is its ON clause; an inner join's clauses all filter.
-            Some(found) if key.is_none() && !(left && (*rinfo).is_pushed_down) => {
-                key = Some(found)
-            }
+            Some(found) if key.is_none() && !(left && (*rinfo).is_pushed_down) => key = Some(found),
             _ => others.push(rinfo),
         }
     }
@@ -270,14 +268,14 @@ pub(super) unsafe fn join_plan(
         .iter()
         .fold(null_mut(), |list, r| list_append(list, *r));
     let local_exprs = pg_sys::extract_actual_clauses(local, false);
-    // The scan returns what the join's output and the local checks read.
-    let mut vars = list_items::<pg_sys::Node>((*(*joinrel).reltarget).exprs);
-    vars.extend(list_items::<pg_sys::Node>(pg_sys::pull_var_clause(
-        local_exprs as *mut pg_sys::Node,
-        0,
-    )));
-    let vars = vars.into_iter().fold(null_mut(), |l, v| list_append(l, v));
-    let scan_tlist = pg_sys::add_to_flat_tlist(null_mut(), vars);
+    // The scan returns the columns the join's output (by now, perhaps the
+    // query's final expressions) and the local checks read.
+    let output = (*(*joinrel).reltarget).exprs as *mut pg_sys::Node;
+    let scan_tlist = [output, local_exprs as *mut pg_sys::Node]
+        .into_iter()
+        .fold(null_mut(), |tlist, exprs| {
+            pg_sys::add_to_flat_tlist(tlist, pg_sys::pull_var_clause(exprs, 0))
+        });
     let child = &join.members[0];
     let mut soql = Soql {
         object: (*child.state).table.object.clone(),
