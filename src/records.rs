@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::values::{conversion_error, Source};
+use rustc_hash::FxHasher;
 use salesforce_core::values::{str_to_pg_text, to_pg_text, PgKind};
 use salesforce_core::SalesforceError;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -13,6 +14,7 @@ use serde_json::Value as Json;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 
 /// A field to read, into a column of some kind.
 #[derive(Clone)]
@@ -50,11 +52,12 @@ enum Slot {
     Parent(Positions),
 }
 
-type Positions = HashMap<String, Slot>;
+/// Looked up for every key of every record: a fast hash, as keys are our own field names.
+type Positions = HashMap<String, Slot, BuildHasherDefault<FxHasher>>;
 
 impl PageReader {
     pub fn new(fields: Vec<ReadField>) -> PageReader {
-        let mut positions = Positions::new();
+        let mut positions = Positions::default();
         for (i, f) in fields.iter().enumerate() {
             let mut level = &mut positions;
             let mut names = f.field.split('.').peekable();
@@ -65,7 +68,7 @@ impl PageReader {
                 }
                 let slot = level
                     .entry(name.to_string())
-                    .or_insert_with(|| Slot::Parent(Positions::new()));
+                    .or_insert_with(|| Slot::Parent(Positions::default()));
                 let Slot::Parent(next) = slot else { break };
                 level = next;
             }

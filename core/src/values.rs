@@ -94,6 +94,23 @@ fn number_text(v: &Json, integer: bool) -> Option<String> {
 /// `2024-02-06T20:48:32.000+0000`, or `...Z` as Bulk writes it, to
 /// `2024-02-06 20:48:32.000+00:00`. The shape is checked byte by byte and
 /// the value parsed only when it is unusual: this runs for every datetime.
+/// Whether `s` is a valid `YYYY-MM-DD` date, checked without a format parser.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let number = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    match (number(0..4), number(5..7), number(8..10)) {
+        (Some(y), Some(m), Some(d)) => NaiveDate::from_ymd_opt(y as i32, m, d).is_some(),
+        _ => false,
+    }
+}
+
 fn timestamp_text(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let digits =
@@ -257,9 +274,7 @@ pub fn from_csv(text: &str, field_type: &str) -> Json {
 pub fn str_to_pg_text(text: &str, kind: PgKind) -> Result<Option<Cow<'_, str>>, String> {
     match kind {
         PgKind::Text => return Ok(Some(Cow::Borrowed(text))),
-        PgKind::Date if NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() => {
-            return Ok(Some(Cow::Borrowed(text)))
-        }
+        PgKind::Date if is_date(text) => return Ok(Some(Cow::Borrowed(text))),
         PgKind::Timestamp => {
             if let Some(t) = timestamp_text(text) {
                 return Ok(Some(Cow::Owned(t)));
@@ -375,6 +390,17 @@ mod tests {
             t(json!("English;Fr\"ench"), PgKind::TextArray),
             Some(r#"{"English","Fr\"ench"}"#.into())
         );
+    }
+
+    #[test]
+    fn dates_pass_as_they_are_only_when_valid() {
+        assert_eq!(
+            str_to_pg_text("2024-02-29", PgKind::Date),
+            Ok(Some(Cow::Borrowed("2024-02-29")))
+        );
+        for bad in ["2023-02-29", "2024-13-01", "24-01-01x", "2024-01-0a"] {
+            assert!(str_to_pg_text(bad, PgKind::Date).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Running a foreign scan: while the executor pulls the rows of one page,
-//! a thread fetches the next and reads it into the columns' input texts, so
-//! at most two pages are in memory and the backend only runs each column
-//! type's input function, in a per-row memory context.
+//! Running a foreign scan: while the backend reads one page into the
+//! columns' input texts and pulls its rows, a thread fetches the next, so
+//! Salesforce prepares a page while we read one, and at most two pages are
+//! in memory. Each row runs the column types' input functions in a per-row
+//! memory context.
 
 use super::plan::{param_literals, scan_plan, ScanPlan};
 use crate::connection;
@@ -15,7 +16,6 @@ use pgrx::{pg_guard, PgMemoryContexts};
 use salesforce_core::client::session::{PageHead, Session};
 use salesforce_core::soql::Soql;
 use salesforce_core::SalesforceError;
-use std::sync::Arc;
 
 /// Where one column of the scan comes from.
 struct ScanColumn {
@@ -36,9 +36,9 @@ struct QuotientColumn {
 }
 
 /// A stream's pages after its first, read on a thread of their own.
-type PagesAhead = ReadAhead<Counted<Page<ScanPage>>>;
+type PagesAhead = ReadAhead<Counted<Page<Vec<u8>>>>;
 
-/// Rows of a page used before the next page is fetched.
+/// Rows of the first page used before the second is fetched.
 const ASK_AFTER: usize = 64;
 
 /// A column's value in a record of a page.
@@ -51,8 +51,8 @@ enum Cell {
     Text(usize),
 }
 
-/// A page's records as the scan's columns' input texts, read on the thread
-/// that fetched it, so the backend only runs input functions.
+/// A page's records as the scan's columns' input texts, read in one pass
+/// over the answer.
 #[derive(Default)]
 struct ScanPage {
     text: Vec<u8>,
@@ -98,10 +98,11 @@ impl RecordSink for ScanPage {
 struct Stream {
     page: ScanPage,
     position: usize,
-    /// The pages after this one, each fetched and converted ahead once
-    /// `ASK_AFTER` rows (or a quarter of a shorter page) of the one before
-    /// are used, so a scan stopped early (a LIMIT run locally) costs at most
-    /// one page it does not use, and none when it stops before that.
+    /// The pages after this one, fetched ahead: the second once `ASK_AFTER`
+    /// rows (or a quarter of a shorter page) of the first are used, each
+    /// later one as soon as the page before it arrives. A scan stopped early
+    /// (a LIMIT run locally) costs at most one page it does not use, and
+    /// none when it stops within the first rows.
     ahead: Option<PagesAhead>,
     asked: bool,
     /// The first page held the whole result, so a rescan can replay it.
@@ -114,7 +115,7 @@ struct Scan {
     readers: Vec<ScanColumn>,
     quotients: Vec<QuotientColumn>,
     /// Reads pages into the readers' input texts.
-    reader: Arc<PageReader>,
+    reader: PageReader,
     row_context: pg_sys::MemoryContext,
     /// The statement for the current scan; None before the first row is
     /// asked for, Some(None) when the parameters prove nothing matches.
@@ -184,7 +185,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
     }
-    let reader = Arc::new(PageReader::new(
+    let reader = PageReader::new(
         readers
             .iter()
             .map(|r| ReadField {
@@ -193,7 +194,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(
                 kind: r.reader.kind(),
             })
             .collect(),
-    ));
+    );
     let scan = Scan {
         plan,
         params,
@@ -235,16 +236,11 @@ fn session<T>(
 fn first_page(
     session: &mut Session,
     soql: &str,
-    reader: &Arc<PageReader>,
 ) -> std::result::Result<(Vec<u8>, Option<PagesAhead>), SalesforceError> {
     let body = session.query_text(soql, false)?;
-    let ahead = PageHead::of(&body)?.next().map(|url| {
-        let reader = Arc::clone(reader);
-        let making = Making::WhenAsked;
-        query_pages(session.fork(), PageSource::Next(url), making, move |body| {
-            ScanPage::read(&body, &reader)
-        })
-    });
+    let ahead = PageHead::of(&body)?
+        .next()
+        .map(|url| query_pages(session.fork(), PageSource::Next(url), Making::WhenAsked, Ok));
     Ok((body, ahead))
 }
 
@@ -271,7 +267,7 @@ unsafe fn start(node: *mut pg_sys::ForeignScanState, scan: &mut Scan) -> Result<
         }
         let streams = parts
             .iter()
-            .map(|p| first_page(s, &p.render(), &scan.reader))
+            .map(|p| first_page(s, &p.render()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok((None, streams))
     })?;
@@ -391,12 +387,15 @@ unsafe fn next_row(
                 return Err(e);
             }
         };
-        if next.last {
-            stream.ahead = None;
+        // A scan past its first page reads on: the page after this one is
+        // fetched while this one is read here and used.
+        match &stream.ahead {
+            Some(ahead) if !next.last => ahead.ask(),
+            _ => stream.ahead = None,
         }
-        stream.page = next.page;
+        stream.asked = true;
+        stream.page = ScanPage::read(&next.page, &scan.reader)?;
         stream.position = 0;
-        stream.asked = false;
     }
     // Any next page was fetched above, so a used-up page means a finished stream.
     let exhausted = scan
