@@ -621,6 +621,7 @@ mod tests {
     fn aggregates_salesforce_would_answer_differently_stay_local() {
         create_server("plc", "");
         Spi::run("CREATE SCHEMA plc; IMPORT FOREIGN SCHEMA salesforce LIMIT TO (opportunity) FROM SERVER plc INTO plc").unwrap();
+        Spi::run("INSERT INTO plc.opportunity (name, stage_name, close_date, next_step) VALUES ('a', 'Prospecting', '2024-01-01', 'Call back'), ('A', 'Prospecting', '2024-01-01', 'CALL BACK')").unwrap();
         Spi::run("CREATE TABLE plc_local AS SELECT * FROM plc.opportunity").unwrap();
         let cases = [
             ("SELECT next_step, count(*) FROM {t} GROUP BY next_step", "Salesforce groups NextStep (string) ignoring case"),
@@ -646,6 +647,16 @@ mod tests {
                 .iter()
                 .all(|q| !q.contains("GROUP BY") && !q.contains("MAX(")));
         }
+        assert_eq!(
+            count("SELECT next_step FROM plc.opportunity WHERE upper(next_step) = 'CALL BACK' GROUP BY next_step"),
+            2,
+            "text differing in case makes two groups, as in PostgreSQL"
+        );
+        assert_eq!(
+            count("SELECT 1 FROM plc.opportunity GROUP BY stage_name, upper(name) HAVING count(DISTINCT name) = 2"),
+            1,
+            "and two distinct values"
+        );
         Spi::run("ALTER FOREIGN TABLE plc.opportunity OPTIONS (SET estimated_rows '50000')")
             .unwrap();
         assert!(explain("SELECT account_id, count(*) FROM plc.opportunity GROUP BY account_id")
