@@ -9,6 +9,142 @@ mod tests {
     use crate::db_tests::support::*;
     use pgrx::prelude::*;
 
+    /// The counted requests since `before`, and the subrequests composite calls ran.
+    fn counted_and_subrequests(before: u64) -> (Vec<String>, Vec<String>) {
+        let log = requests_since(before);
+        let paths = |counted: bool| -> Vec<String> {
+            log.iter()
+                .filter(|r| r["counted"].as_bool() == Some(counted))
+                .map(|r| r["path"].as_str().unwrap().to_string())
+                .collect()
+        };
+        (paths(true), paths(false))
+    }
+
+    #[pg_test]
+    fn a_poll_is_one_composite_call_with_its_deletions() {
+        server_with_remote("pc", "batch_size '200'", "lead");
+        Spi::run("SELECT salesforce.sync_enable('pc', 'Lead')").unwrap();
+        assert_eq!(sync_now("pc", "Lead").1, "succeeded");
+        Spi::run("UPDATE pc_remote.lead SET company = 'Composite paging' WHERE id IN (SELECT id FROM pc_remote.lead ORDER BY id LIMIT 250)").unwrap();
+        let gone = first_id("pc", "lead");
+        control("DELETE", &format!("records/Lead/{gone}?hard=true"), None);
+        control(
+            "POST",
+            "time/advance",
+            Some(serde_json::json!({"seconds": 61})),
+        );
+        let before = mark();
+        let (kind, status, _, deleted, error) = sync_now("pc", "Lead");
+        assert_eq!(
+            (kind.as_str(), status.as_str(), deleted, error),
+            ("incremental", "succeeded", 1, None)
+        );
+        let (counted, subrequests) = counted_and_subrequests(before);
+        assert_copy_matches("pc", "lead", "");
+        assert_eq!(
+            counted.len(),
+            3,
+            "a describe, then a call per page of changes: {counted:?}"
+        );
+        assert!(
+            counted[0].ends_with("/sobjects/Lead/describe"),
+            "{counted:?}"
+        );
+        assert!(
+            counted[1..].iter().all(|p| p.ends_with("/composite")),
+            "{counted:?}"
+        );
+        assert_eq!(subrequests.len(), 3, "{subrequests:?}");
+        assert!(subrequests[0].ends_with("/queryAll"), "{subrequests:?}");
+        assert!(
+            subrequests[1].ends_with("/sobjects/Lead/deleted/"),
+            "the deletions share the first call: {subrequests:?}"
+        );
+        assert!(
+            subrequests[2].contains("/query/"),
+            "the next page goes on from nextRecordsUrl: {subrequests:?}"
+        );
+        let runs = Spi::get_one::<i64>("SELECT api_requests FROM salesforce.sync_runs WHERE server = 'pc' ORDER BY id DESC LIMIT 1").unwrap();
+        assert_eq!(runs, Some(3), "the log counts what the org counts");
+
+        control(
+            "PATCH",
+            "faults",
+            Some(serde_json::json!({"server_unavailable": 0.5, "seed": 7})),
+        );
+        let before = mark();
+        let (_, status, _, _, error) = sync_now("pc", "Lead");
+        let injected = control("GET", "faults", None)["injected"].as_u64().unwrap();
+        control("PATCH", "faults", Some(serde_json::json!({})));
+        assert_eq!((status.as_str(), error), ("succeeded", None));
+        assert!(injected > 0);
+        let refused = requests_since(before)
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().ends_with("/composite") && r["status"] == 503)
+            .count();
+        assert!(refused > 0, "a 503 on the composite call is tried again");
+        assert_copy_matches("pc", "lead", "");
+    }
+
+    #[pg_test]
+    fn polls_of_several_syncs_share_calls_and_fail_apart() {
+        use crate::sync::run::{fetch_polls, Next, Request, Run};
+        use salesforce_core::sync::poll_batch::PollQuery;
+        create_server("pm", "");
+        let objects = ["Lead", "Case", "Opportunity", "Account", "Contact", "Task"];
+        let ids: Vec<i64> = objects
+            .iter()
+            .map(|o| {
+                let id =
+                    Spi::get_one::<i64>(&format!("SELECT salesforce.sync_enable('pm', '{o}')"))
+                        .unwrap()
+                        .unwrap();
+                assert_eq!(sync_now("pm", o).1, "succeeded");
+                id
+            })
+            .collect();
+        let mut runs: Vec<Run> = ids
+            .iter()
+            .map(|id| Run::start(*id, "test").unwrap())
+            .collect();
+        let mut polls = Vec::new();
+        for run in &mut runs {
+            loop {
+                match run.prepare().unwrap() {
+                    Next::Fetch(Request::Poll(poll)) => break polls.push(poll),
+                    Next::Fetch(other) => {
+                        let fetched = run.fetch(other);
+                        run.apply(fetched).unwrap();
+                    }
+                    _ => panic!("an incremental run polls"),
+                }
+            }
+        }
+        polls[1].query = PollQuery::Changes("SELECT Nope__c FROM Case".into());
+        let mapping = runs[0].mapping();
+        let before = mark();
+        let answered = fetch_polls(mapping.0, mapping.1, polls);
+        let (counted, subrequests) = counted_and_subrequests(before);
+        assert_eq!(counted.len(), 2, "six polls in two calls: {counted:?}");
+        assert_eq!(subrequests.len(), 12, "{subrequests:?}");
+        assert_eq!(answered.iter().map(|(_, f)| f.requests).sum::<i64>(), 2);
+        for ((sync_id, fetched), run) in answered.into_iter().zip(&mut runs) {
+            assert_eq!(sync_id, run.sync_id());
+            let failed = fetched.answer.as_ref().err().map(|e| e.message());
+            if sync_id == ids[1] {
+                assert!(
+                    failed.unwrap().contains("Nope__c"),
+                    "the bad query fails alone"
+                );
+                continue;
+            }
+            assert_eq!(failed, None);
+            run.apply(fetched).unwrap();
+            assert!(run.finished());
+        }
+    }
+
     #[pg_test]
     fn sync_enable_makes_a_typed_table_keyed_by_id() {
         create_server("se", "");

@@ -19,10 +19,12 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 type Key = (u32, u32);
-/// A describe, by user mapping and object, with the fingerprint it was made under.
-type Describes = HashMap<(Key, String), (u64, Rc<ObjectDescribe>)>;
+/// A describe, by user mapping and object, with the fingerprint it was made
+/// under and when.
+type Describes = HashMap<(Key, String), (u64, Instant, Rc<ObjectDescribe>)>;
 
 struct Cached {
     session: Session,
@@ -159,12 +161,50 @@ pub fn unknown_object(e: Error, object: &str) -> Error {
 pub fn describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescribe>> {
     let fingerprint = prepare_session(server, user)?;
     let cache_key = (key(server, user), object.to_ascii_lowercase());
-    if let Some((print, d)) = DESCRIBES.with(|c| c.borrow().get(&cache_key).cloned()) {
+    if let Some((print, _, d)) = DESCRIBES.with(|c| c.borrow().get(&cache_key).cloned()) {
         if print == fingerprint {
             return Ok(d);
         }
     }
-    let d = Rc::new(with_prepared_session(server, user, |s| s.describe(object))?);
-    DESCRIBES.with(|c| c.borrow_mut().insert(cache_key, (fingerprint, d.clone())));
-    Ok(d)
+    let d = with_prepared_session(server, user, |s| s.describe(object))?;
+    Ok(remember_describe(server, user, d))
+}
+
+/// Keeps a describe just made, for `describe` and `recent_describe`.
+pub fn remember_describe(server: Oid, user: Oid, d: ObjectDescribe) -> Rc<ObjectDescribe> {
+    let fingerprint = SESSIONS.with(|c| c.borrow().get(&key(server, user)).map(|s| s.fingerprint));
+    let d = Rc::new(d);
+    if let Some(fingerprint) = fingerprint {
+        let cache_key = (key(server, user), d.name.to_ascii_lowercase());
+        DESCRIBES.with(|c| {
+            c.borrow_mut()
+                .insert(cache_key, (fingerprint, Instant::now(), d.clone()))
+        });
+    }
+    d
+}
+
+/// Drops an object's cached describe, so the next use asks Salesforce.
+pub fn forget_describe(server: Oid, user: Oid, object: &str) {
+    let cache_key = (key(server, user), object.to_ascii_lowercase());
+    DESCRIBES.with(|c| c.borrow_mut().remove(&cache_key));
+}
+
+/// The cached describe of an object if it was made under the current
+/// session's settings less than `max_age` ago.
+pub fn recent_describe(
+    server: Oid,
+    user: Oid,
+    object: &str,
+    max_age: Duration,
+) -> Option<Rc<ObjectDescribe>> {
+    let fingerprint =
+        SESSIONS.with(|c| c.borrow().get(&key(server, user)).map(|s| s.fingerprint))?;
+    let cache_key = (key(server, user), object.to_ascii_lowercase());
+    DESCRIBES.with(|c| {
+        c.borrow()
+            .get(&cache_key)
+            .filter(|(print, made, _)| *print == fingerprint && made.elapsed() < max_age)
+            .map(|(_, _, d)| d.clone())
+    })
 }

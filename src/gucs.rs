@@ -20,6 +20,7 @@ pub static SYNC_DATABASE: GucSetting<Option<CString>> =
 pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static SYNC_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static PUSHDOWN_AGGREGATES: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static DESCRIBE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
 
 pub fn sync_database() -> String {
     SYNC_DATABASE
@@ -70,5 +71,15 @@ pub fn init() {
         &PUSHDOWN_AGGREGATES,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.describe_interval",
+        c"Seconds the sync worker reuses an object's describe before asking Salesforce again.",
+        c"The worker checks for new or removed fields at most this often; 0 describes on every run. salesforce.sync_now always describes.",
+        &DESCRIBE_INTERVAL,
+        0,
+        86400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
 }

@@ -10,7 +10,7 @@ mod api;
 mod bulk;
 mod rest;
 mod rows;
-mod run;
+pub(crate) mod run;
 mod store;
 pub mod worker;
 pub mod write_through;

@@ -10,6 +10,7 @@ use super::store::{self, RunProgress, Stage, SyncRow};
 use crate::catalog;
 use crate::connection;
 use crate::error::{Error, Result};
+use crate::gucs;
 use crate::read_ahead::{Counted, ReadAhead};
 use chrono::{DateTime, Duration as Span, Utc};
 use pgrx::pg_sys::Oid;
@@ -21,6 +22,7 @@ use salesforce_core::sync::definition::{
     self, BackfillApi, SyncOptions, SyncedField, BULK_THRESHOLD,
 };
 use salesforce_core::sync::pacing::{self, Bucket};
+use salesforce_core::sync::poll_batch::{self, DeletedWindow, DuePoll, PollQuery};
 use salesforce_core::sync::queries;
 use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
@@ -39,7 +41,6 @@ enum Phase {
     BulkWait,
     BulkRead,
     Changes,
-    Deletes,
     Reconcile,
     Done,
 }
@@ -53,11 +54,9 @@ pub enum Request {
     NextPage(String),
     /// The next batch of a REST backfill's query, read ahead.
     ReadPages(String),
-    Deleted {
-        object: String,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    },
+    /// Changes and deletions, asked for in a composite call that other
+    /// syncs' polls may share.
+    Poll(DuePoll),
     CreateJob {
         soql: String,
         include_deleted: bool,
@@ -74,7 +73,8 @@ pub enum Request {
 pub enum Answer {
     Describe(ObjectDescribe),
     Page(QueryPage),
-    Deleted(DeletedRecords),
+    /// A page of changes, and with the first the deletions since the last poll.
+    Poll(QueryPage, Option<DeletedRecords>),
     Job(QueryJob),
     /// What `fetch` reads from is open: a Bulk results page, or a REST
     /// query read ahead.
@@ -132,6 +132,10 @@ pub struct Run {
     backfilled: bool,
     /// How many runs before this one in a row were throttled.
     throttled_before: i64,
+    /// Deletions the poll brought, applied once its change pages are.
+    pending_deleted: Option<DeletedRecords>,
+    /// A describe this process made recently enough stands in for a new one.
+    reuses_describe: bool,
 }
 
 fn now_ms() -> i64 {
@@ -176,7 +180,18 @@ impl Run {
             next_poll: None,
             jobs_started: 0,
             backfilled: false,
+            pending_deleted: None,
+            reuses_describe: started_by == "worker",
         })
+    }
+
+    pub fn sync_id(&self) -> i64 {
+        self.sync.id
+    }
+
+    /// The server and user mapping the run asks Salesforce through.
+    pub fn mapping(&self) -> (Oid, Oid) {
+        (self.server, self.user)
     }
 
     /// When to try again after the org's limit stopped the run.
@@ -259,9 +274,23 @@ impl Run {
             return Ok(Next::Done);
         }
         connection::prepare_session(self.server, self.user)?;
+        if self.phase == Phase::Describe && self.reuses_describe {
+            let every = Duration::from_secs(gucs::DESCRIBE_INTERVAL.get() as u64);
+            if let Some(d) =
+                connection::recent_describe(self.server, self.user, &self.sync.object, every)
+            {
+                self.apply_describe(&d)?;
+            }
+        }
         let lookback = Span::seconds(self.options.lookback_seconds);
         let object = self.sync.object.clone();
         let request = match (self.phase, self.next_url.clone()) {
+            (Phase::Changes, Some(url)) => Request::Poll(DuePoll {
+                key: self.sync.id,
+                object,
+                query: PollQuery::NextPage(url),
+                deleted: None,
+            }),
             (_, Some(url)) => Request::NextPage(url),
             (Phase::Describe, None) => Request::Describe(object),
             (Phase::Count, None) => Request::Query {
@@ -277,18 +306,19 @@ impl Run {
                 &self.field_names(),
                 self.sync.backfill_after.as_deref(),
             )),
-            (Phase::Changes, None) => Request::Query {
-                soql: queries::changes(
-                    &object,
-                    &self.field_names(),
-                    self.sync.cursor.map(|c| c - lookback),
-                ),
-                include_deleted: true,
-            },
-            (Phase::Deletes, None) => {
+            (Phase::Changes, None) => {
                 let end = self.server_now();
                 let start = self.sync.deleted_cursor.unwrap_or(end) - lookback;
-                Request::Deleted { object, start, end }
+                Request::Poll(DuePoll {
+                    key: self.sync.id,
+                    query: PollQuery::Changes(queries::changes(
+                        &object,
+                        &self.field_names(),
+                        self.sync.cursor.map(|c| c - lookback),
+                    )),
+                    object,
+                    deleted: Some(DeletedWindow { start, end }),
+                })
             }
             (Phase::BulkCreate, None) => {
                 let select = match &self.bulk {
@@ -340,6 +370,12 @@ impl Run {
 
     /// Asks Salesforce. Reads no catalog and runs no SQL.
     pub fn fetch(&mut self, request: Request) -> Fetched {
+        if let Request::Poll(poll) = request {
+            let (_, fetched) = fetch_polls(self.server, self.user, vec![poll])
+                .pop()
+                .expect("a poll is answered");
+            return fetched;
+        }
         let mut counted = (0i64, None, None);
         let page = &mut self.page;
         let pages = &mut self.pages;
@@ -355,14 +391,12 @@ impl Run {
                     include_deleted,
                 } => s.query(&soql, include_deleted).map(Answer::Page),
                 Request::NextPage(url) => s.next_page(&url).map(Answer::Page),
+                Request::Poll(_) => unreachable!("polls are fetched together"),
                 Request::ReadPages(soql) => {
                     if pages.is_none() {
                         *pages = Some(rest::read_ahead(s.fork(), soql, fields, soft_delete));
                     }
                     Ok(Answer::Opened)
-                }
-                Request::Deleted { object, start, end } => {
-                    s.deleted(&object, start, end).map(Answer::Deleted)
                 }
                 Request::CreateJob {
                     soql,
@@ -485,9 +519,17 @@ impl Run {
             Err(e) => return Err(e),
         };
         match answer {
-            Answer::Describe(d) => self.apply_describe(&d)?,
+            Answer::Describe(d) => {
+                self.apply_describe(&d)?;
+                connection::remember_describe(self.server, self.user, d);
+            }
             Answer::Page(page) => self.apply_page(page)?,
-            Answer::Deleted(d) => self.apply_deleted(d)?,
+            Answer::Poll(page, deleted) => {
+                if deleted.is_some() {
+                    self.pending_deleted = deleted;
+                }
+                self.apply_page(page)?
+            }
             Answer::Job(job) => self.apply_job(job)?,
             Answer::Batch(batch) => self.apply_batch(batch)?,
             Answer::Pages(batch) => self.apply_pages(batch)?,
@@ -783,7 +825,13 @@ impl Run {
                     self.sync.cursor = Some(self.sync.cursor.map_or(newest, |c| c.max(newest)));
                 }
                 if done {
-                    self.phase = Phase::Deletes;
+                    let deleted = self.pending_deleted.take().ok_or_else(|| {
+                        Error::sql(
+                            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                            "a poll's change pages ended without its deletions",
+                        )
+                    })?;
+                    self.apply_deleted(deleted)?;
                 }
             }
             Phase::Reconcile => {
@@ -808,7 +856,6 @@ impl Run {
             }
             Phase::Describe
             | Phase::Backfill
-            | Phase::Deletes
             | Phase::Done
             | Phase::BulkCreate
             | Phase::BulkWait
@@ -865,6 +912,10 @@ impl Run {
     /// Ends the run in the log, and says when it is next due. The checkpoint
     /// is not saved here: after a failure only what `apply` committed counts.
     pub fn finish(self, failure: Option<String>) -> Result<()> {
+        if failure.is_some() {
+            // The failure may come from a field Salesforce no longer has.
+            connection::forget_describe(self.server, self.user, &self.sync.object);
+        }
         store::save_progress(&self.progress())?;
         let (status, error, retry) = match (&failure, &self.throttled) {
             (Some(e), _) => ("failed", Some(e.clone()), Some(60)),
@@ -874,4 +925,49 @@ impl Run {
         store::finish_run(self.id, status, error.as_deref(), retry)?;
         Ok(())
     }
+}
+
+/// Polls of syncs on one server and user mapping, in as few composite calls
+/// as they fit: each call counts once, and is debited to its first poll's run.
+pub fn fetch_polls(server: Oid, user: Oid, polls: Vec<DuePoll>) -> Vec<(i64, Fetched)> {
+    let mut answered = Vec::with_capacity(polls.len());
+    for call in poll_batch::plan(polls) {
+        let outcome = connection::with_prepared_session(server, user, |s| {
+            let before = s.requests;
+            let answers = s.composite(&call.subrequests(s, s.batch_size()));
+            Ok((
+                answers,
+                (s.requests - before) as i64,
+                s.last_limit_info.clone(),
+                s.last_server_time,
+            ))
+        });
+        let (answers, requests, limit_info, server_time) = match outcome {
+            Ok(o) => o,
+            Err(e) => (Err(SalesforceError::Config(e.message())), 0, None, None),
+        };
+        let mut outcomes = match &answers {
+            Ok(responses) => call.outcomes(responses).into_iter(),
+            Err(_) => Vec::new().into_iter(),
+        };
+        for (i, poll) in call.polls.iter().enumerate() {
+            let answer = match (&answers, outcomes.next()) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), Some(o)) => o.page.and_then(|body| {
+                    Ok(Answer::Poll(QueryPage::of(&body)?, o.deleted.transpose()?))
+                }),
+                (Ok(_), None) => Err(SalesforceError::BadResponse(
+                    "composite: a poll went unanswered".into(),
+                )),
+            };
+            let fetched = Fetched {
+                answer: answer.map_err(Error::from),
+                requests: if i == 0 { requests } else { 0 },
+                limit_info: limit_info.clone(),
+                server_time,
+            };
+            answered.push((poll.key, fetched));
+        }
+    }
+    answered
 }

@@ -1,15 +1,17 @@
 //! The sync worker: with pg_salesforce in shared_preload_libraries it runs
-//! due syncs of `salesforce.sync_database` in turn, oldest due first. Each
-//! step's local work is a short transaction of its own; requests to
-//! Salesforce are made with no transaction open.
+//! the due syncs of `salesforce.sync_database` side by side, a step each in
+//! turn, so their polls share composite calls. Each step's local work is a
+//! short transaction of its own; requests to Salesforce are made with no
+//! transaction open.
 
-use super::run::{Next, Run};
+use super::run::{fetch_polls, Fetched, Next, Request, Run};
 use crate::error::{self, Error, Result};
 use crate::gucs;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
-use pgrx::pg_sys;
+use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, Spi};
+use salesforce_core::sync::poll_batch::DuePoll;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -83,48 +85,28 @@ fn unlock(sync_id: i64) -> Result<()> {
     .map_err(Error::from)
 }
 
-fn run_steps(run: &mut Run) -> Option<String> {
-    loop {
-        if BackgroundWorker::sigterm_received() {
-            return Some(
-                "the sync worker was stopped; the next run resumes from the checkpoint".into(),
-            );
-        }
-        match in_transaction(|| run.prepare()) {
-            Err(e) => return Some(e),
-            Ok(Next::Done) => return None,
-            Ok(Next::Wait(d)) => {
-                BackgroundWorker::wait_latch(Some(d));
-            }
-            Ok(Next::Fetch(request)) => {
-                let fetched = run.fetch(request);
-                if let Err(e) = in_transaction(|| run.apply(fetched)) {
-                    return Some(e);
-                }
-            }
-        }
-    }
-}
-
-fn sync_one(sync_id: i64) {
+/// A due sync's run, its lock taken; None if it is not due after all.
+fn start(sync_id: i64) -> Option<Run> {
     let started = in_transaction(|| {
         if !try_lock(sync_id)? {
             return Ok(None);
         }
         Run::start(sync_id, "worker").map(Some)
     });
-    let mut run = match started {
-        Ok(Some(run)) => run,
-        Ok(None) => return,
+    match started {
+        Ok(run) => run,
         Err(e) => {
             warn(&format!(
                 "pg_salesforce: sync {sync_id} could not start: {e}"
             ));
             let _ = in_transaction(|| unlock(sync_id));
-            return;
+            None
         }
-    };
-    let failure = run_steps(&mut run);
+    }
+}
+
+fn finish(run: Run, failure: Option<String>) {
+    let sync_id = run.sync_id();
     if let Some(e) = &failure {
         warn(&format!("pg_salesforce: sync {sync_id} failed: {e}"));
     }
@@ -134,6 +116,84 @@ fn sync_one(sync_id: i64) {
         ));
     }
     let _ = in_transaction(|| unlock(sync_id));
+}
+
+/// A run going on, and why it failed if it did.
+struct Going {
+    run: Run,
+    done: bool,
+    failure: Option<String>,
+}
+
+impl Going {
+    fn fail(&mut self, e: String) {
+        self.failure = Some(e);
+        self.done = true;
+    }
+
+    fn apply(&mut self, fetched: Fetched) {
+        if let Err(e) = in_transaction(|| self.run.apply(fetched)) {
+            self.fail(e);
+        }
+    }
+}
+
+/// Runs the due syncs side by side, a step each in turn. Their polls wait
+/// for one another, so the polls of syncs on one user mapping share
+/// composite calls: five syncs' changes and deletions per API request.
+fn run_together(runs: Vec<Run>) {
+    let mut going: Vec<Going> = runs
+        .into_iter()
+        .map(|run| Going {
+            run,
+            done: false,
+            failure: None,
+        })
+        .collect();
+    while going.iter().any(|g| !g.done) {
+        if BackgroundWorker::sigterm_received() {
+            for g in going.iter_mut().filter(|g| !g.done) {
+                g.fail(
+                    "the sync worker was stopped; the next run resumes from the checkpoint".into(),
+                );
+            }
+            break;
+        }
+        let mut polls: Vec<((Oid, Oid), DuePoll)> = Vec::new();
+        for g in going.iter_mut().filter(|g| !g.done) {
+            match in_transaction(|| g.run.prepare()) {
+                Err(e) => g.fail(e),
+                Ok(Next::Done) => g.done = true,
+                Ok(Next::Wait(d)) => {
+                    BackgroundWorker::wait_latch(Some(d));
+                }
+                Ok(Next::Fetch(Request::Poll(poll))) => polls.push((g.run.mapping(), poll)),
+                Ok(Next::Fetch(request)) => {
+                    let fetched = g.run.fetch(request);
+                    g.apply(fetched);
+                }
+            }
+        }
+        while let Some((mapping, _)) = polls.first() {
+            let mapping = *mapping;
+            let (shared, rest): (Vec<_>, Vec<_>) =
+                polls.into_iter().partition(|(m, _)| *m == mapping);
+            polls = rest;
+            let answered = fetch_polls(
+                mapping.0,
+                mapping.1,
+                shared.into_iter().map(|(_, p)| p).collect(),
+            );
+            for (sync_id, fetched) in answered {
+                if let Some(g) = going.iter_mut().find(|g| g.run.sync_id() == sync_id) {
+                    g.apply(fetched);
+                }
+            }
+        }
+    }
+    for g in going {
+        finish(g.run, g.failure);
+    }
 }
 
 #[pg_guard]
@@ -152,14 +212,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         if gucs::SYNC_ENABLED.get() {
             match in_transaction(due_syncs) {
-                Ok(due) => {
-                    for id in due {
-                        if BackgroundWorker::sigterm_received() {
-                            break;
-                        }
-                        sync_one(id);
-                    }
-                }
+                Ok(due) => run_together(due.into_iter().filter_map(start).collect()),
                 Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
             }
         }

@@ -177,6 +177,11 @@ impl Session {
     /// A second session sharing this one's connections and token, for a
     /// thread of its own; it counts its own requests. A token it has to
     /// renew is its own: `secrets` tells the caller.
+    /// Records per query page, as the server's `batch_size` asks.
+    pub fn batch_size(&self) -> u32 {
+        self.config.batch_size
+    }
+
     pub fn fork(&self) -> Session {
         Session {
             config: self.config.clone(),
