@@ -797,7 +797,7 @@ mod tests {
     fn import_except_leaves_out_the_named_objects() {
         create_server("except_org", "");
         Spi::run("CREATE SCHEMA except_schema").unwrap();
-        Spi::run("IMPORT FOREIGN SCHEMA salesforce EXCEPT (contact, lead, task, \"case\", document) FROM SERVER except_org INTO except_schema").unwrap();
+        Spi::run("IMPORT FOREIGN SCHEMA salesforce EXCEPT (contact, lead, task, \"case\", document, campaign) FROM SERVER except_org INTO except_schema").unwrap();
         let tables = Spi::get_one::<String>(
             "SELECT string_agg(foreign_table_name::text, ',' ORDER BY foreign_table_name) FROM information_schema.foreign_tables WHERE foreign_table_schema = 'except_schema'",
         );

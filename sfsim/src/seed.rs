@@ -21,6 +21,7 @@ pub fn plan(seed: &str) -> Result<BTreeMap<String, usize>, String> {
             ("Task", 200),
             ("Invoice__c", 150),
             ("Document", 3),
+            ("Campaign", 20),
         ],
         "empty" => &[("User", 1)],
         other => return Err(format!("unknown seed '{other}' (expected demo or empty)")),
@@ -39,6 +40,7 @@ const GENERATION_ORDER: &[&str] = &[
     "Task",
     "Invoice__c",
     "Document",
+    "Campaign",
 ];
 
 struct Rng(u64);
@@ -599,6 +601,32 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
                         base64::engine::general_purpose::STANDARD
                             .encode(format!("Price list {} — effective 2026\n", i + 1)),
                     );
+                }
+                "Campaign" => {
+                    let start = date(&mut rng, 2026, 300);
+                    b.text(
+                        "Name",
+                        format!(
+                            "{} {}",
+                            rng.pick(&["Spring", "Summer", "Autumn", "Winter"]),
+                            i + 1
+                        ),
+                    );
+                    b.text(
+                        "Type",
+                        rng.pick(&["Conference", "Webinar", "Email", "Advertisement"]),
+                    );
+                    b.text(
+                        "Status",
+                        rng.pick(&["Planned", "In Progress", "Completed", "Aborted"]),
+                    );
+                    b.set("StartDate", Value::Date(start));
+                    b.set(
+                        "EndDate",
+                        Value::Date(start + Duration::days(1 + rng.below(60) as i64)),
+                    );
+                    b.set("BudgetedCost", money(&mut rng, 50_000));
+                    b.set("IsActive", Value::Bool(rng.chance(50)));
                 }
                 _ => unreachable!("every generated object has a generator"),
             }
