@@ -48,8 +48,8 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"salesforce.sync_naptime",
-        c"Seconds the sync worker sleeps between looks for due syncs.",
-        c"",
+        c"The longest the sync worker sleeps between looks for due syncs.",
+        c"It wakes sooner when a sync falls due.",
         &SYNC_NAPTIME,
         1,
         3600,

@@ -56,22 +56,36 @@ fn warn(message: &str) {
     error::notice(PgLogLevel::WARNING, message);
 }
 
+/// Syncs due now or within a second: runs that end a moment apart fall due
+/// a moment apart, and are polled together again.
 fn due_syncs() -> Result<Vec<i64>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
-        let rows = client.select("SELECT id FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() ORDER BY next_due, id", None, &[])?;
+        let rows = client.select("SELECT id FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + interval '1 second' ORDER BY next_due, id", None, &[])?;
         rows.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or_default())).collect::<std::result::Result<Vec<_>, _>>()
     })
     .map_err(Error::from)
 }
 
+/// How long until the next sync is due, if any is enabled.
+fn next_due_in() -> Result<Option<Duration>> {
+    let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
+    if installed != Some(true) {
+        return Ok(None);
+    }
+    let seconds = Spi::get_one::<f64>(
+        "SELECT greatest(extract(epoch FROM min(next_due) - clock_timestamp()), 0.05)::float8 FROM salesforce.syncs WHERE enabled",
+    )?;
+    Ok(seconds.map(Duration::from_secs_f64))
+}
+
 /// Takes the sync's lock without waiting; false if a session holds it.
 fn try_lock(sync_id: i64) -> Result<bool> {
     let got = Spi::get_one_with_args::<bool>(
-        "SELECT pg_try_advisory_lock(hashtext('pg_salesforce.sync'), $1::int4) AND (SELECT enabled AND next_due <= clock_timestamp() FROM salesforce.syncs WHERE id = $1)",
+        "SELECT pg_try_advisory_lock(hashtext('pg_salesforce.sync'), $1::int4) AND (SELECT enabled AND next_due <= clock_timestamp() + interval '1 second' FROM salesforce.syncs WHERE id = $1)",
         &[sync_id.into()],
     )?;
     Ok(got == Some(true))
@@ -216,8 +230,12 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
                 Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
             }
         }
-        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64)))
-        {
+        let naptime = Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64);
+        let nap = in_transaction(next_due_in)
+            .ok()
+            .flatten()
+            .map_or(naptime, |d| d.min(naptime));
+        if !BackgroundWorker::wait_latch(Some(nap)) {
             break;
         }
     }
