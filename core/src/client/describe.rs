@@ -30,6 +30,10 @@ pub struct FieldDescribe {
     pub filterable: bool,
     #[serde(default)]
     pub sortable: bool,
+    /// A formula: its value is computed when read, and can change without
+    /// the record's SystemModstamp moving.
+    #[serde(default)]
+    pub calculated: bool,
     #[serde(default)]
     pub groupable: bool,
     #[serde(default)]
@@ -70,6 +74,7 @@ impl FieldDescribe {
             field_type: field_type.into(),
             filterable: true,
             sortable: true,
+            calculated: false,
             groupable: true,
             aggregatable: true,
             createable: true,

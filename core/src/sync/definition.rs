@@ -42,6 +42,31 @@ pub struct SyncOptions {
     /// visible with an older SystemModstamp than ones already read.
     pub lookback_seconds: i64,
     pub api: BackfillApi,
+    /// How often formula fields are read again, since their values change
+    /// without SystemModstamp moving; None never.
+    pub formula_refresh_seconds: Option<i64>,
+}
+
+/// Formula fields are read again every 6 hours unless a sync says otherwise:
+/// a refresh reads every record's Id and formulas, a request per 2,000.
+pub const DEFAULT_FORMULA_REFRESH_SECONDS: i64 = 6 * 3600;
+
+/// An interval given as seconds or as text such as `"15 minutes"` or `"1 hour"`.
+fn interval_seconds(value: &Json) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return (n > 0).then_some(n);
+    }
+    let text = value.as_str()?.trim().to_ascii_lowercase();
+    let (number, unit) = text.split_once(' ').unwrap_or((&text, "seconds"));
+    let n: i64 = number.parse().ok().filter(|n| *n > 0)?;
+    let unit_seconds = match unit.trim().trim_end_matches('s') {
+        "" | "second" | "sec" => 1,
+        "minute" | "min" => 60,
+        "hour" | "h" => 3600,
+        "day" | "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit_seconds)
 }
 
 fn invalid(message: String, hint: &str) -> OptionError {
@@ -51,7 +76,7 @@ fn invalid(message: String, hint: &str) -> OptionError {
     }
 }
 
-const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number) and api ('auto', 'bulk' or 'rest').";
+const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest') and formula_refresh (an interval such as \"1 hour\", or \"off\").";
 
 impl SyncOptions {
     pub fn parse(options: &Json) -> Result<SyncOptions, OptionError> {
@@ -63,6 +88,7 @@ impl SyncOptions {
             soft_delete: false,
             lookback_seconds: DEFAULT_LOOKBACK_SECONDS,
             api: BackfillApi::Auto,
+            formula_refresh_seconds: Some(DEFAULT_FORMULA_REFRESH_SECONDS),
         };
         for (key, value) in map {
             match key.as_str() {
@@ -80,6 +106,13 @@ impl SyncOptions {
                         Some("bulk") => BackfillApi::Bulk,
                         Some("rest") => BackfillApi::Rest,
                         _ => return Err(invalid("sync option \"api\" must be 'auto', 'bulk' or 'rest'".into(), OPTIONS_HINT)),
+                    }
+                }
+                "formula_refresh" => {
+                    parsed.formula_refresh_seconds = match value {
+                        Json::Bool(false) | Json::Null => None,
+                        Json::String(s) if s == "off" => None,
+                        other => Some(interval_seconds(other).ok_or_else(|| invalid("sync option \"formula_refresh\" must be an interval such as \"1 hour\" or \"15 minutes\", a number of seconds, or \"off\"".into(), OPTIONS_HINT))?),
                     }
                 }
                 other => return Err(invalid(format!("invalid sync option \"{other}\""), OPTIONS_HINT)),
@@ -262,8 +295,17 @@ mod tests {
                 soft_delete: false,
                 lookback_seconds: 300,
                 api: BackfillApi::Auto,
+                formula_refresh_seconds: Some(6 * 3600),
             }
         );
+        let refresh = |v: serde_json::Value| {
+            SyncOptions::parse(&json!({ "formula_refresh": v })).map(|o| o.formula_refresh_seconds)
+        };
+        assert_eq!(refresh(json!("15 minutes")).unwrap(), Some(900));
+        assert_eq!(refresh(json!("1 hour")).unwrap(), Some(3600));
+        assert_eq!(refresh(json!(30)).unwrap(), Some(30));
+        assert_eq!(refresh(json!("off")).unwrap(), None);
+        assert!(refresh(json!("soon")).is_err() && refresh(json!(0)).is_err());
         let o = SyncOptions::parse(
             &json!({"fields": ["LastName"], "soft_delete": true, "lookback_seconds": 60}),
         )

@@ -79,6 +79,13 @@ pub fn changes(object: &str, fields: &[String], since: Option<DateTime<Utc>>) ->
     q.render()
 }
 
+/// Every record's Id and formula fields, for a formula refresh.
+pub fn formulas(object: &str, formula_fields: &[String]) -> String {
+    let mut fields = vec!["Id".to_string()];
+    fields.extend(formula_fields.iter().cloned());
+    select(object, fields).render()
+}
+
 pub fn all_ids(object: &str) -> String {
     select(object, vec!["Id".into()]).render()
 }
