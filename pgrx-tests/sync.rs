@@ -24,10 +24,20 @@ mod tests {
     #[pg_test]
     fn a_poll_is_one_composite_call_with_its_deletions() {
         server_with_remote("pc", "batch_size '200'", "lead");
+        // Other tests count the demo org's Leads: delete only one made here.
+        control(
+            "POST",
+            "records/Lead",
+            Some(serde_json::json!({"LastName": "Deleted by the poll test", "Company": "Poll"})),
+        );
         Spi::run("SELECT salesforce.sync_enable('pc', 'Lead')").unwrap();
         assert_eq!(sync_now("pc", "Lead").1, "succeeded");
         Spi::run("UPDATE pc_remote.lead SET company = 'Composite paging' WHERE id IN (SELECT id FROM pc_remote.lead ORDER BY id LIMIT 250)").unwrap();
-        let gone = first_id("pc", "lead");
+        let gone = Spi::get_one::<String>(
+            "SELECT id FROM pc.lead WHERE last_name = 'Deleted by the poll test'",
+        )
+        .unwrap()
+        .unwrap();
         control("DELETE", &format!("records/Lead/{gone}?hard=true"), None);
         control(
             "POST",
@@ -143,6 +153,110 @@ mod tests {
             run.apply(fetched).unwrap();
             assert!(run.finished());
         }
+    }
+
+    #[pg_test]
+    fn formulas_are_read_again_when_due_and_change_only_their_rows() {
+        server_with_remote("pf", "", "contact");
+        Spi::run("SELECT salesforce.sync_enable('pf', 'Contact', options => '{\"fields\": [\"AccountId\", \"LastName\", \"Account_Name__c\"]}')").unwrap();
+        assert_eq!(sync_now("pf", "Contact").1, "succeeded");
+        let account = Spi::get_one::<String>("SELECT account_id FROM pf.contact WHERE account_id IS NOT NULL GROUP BY 1 HAVING count(*) >= 2 ORDER BY 1 LIMIT 1").unwrap().unwrap();
+        let children = count(&format!(
+            "SELECT 1 FROM pf.contact WHERE account_id = '{account}'"
+        ));
+        let (other, other_xmin) = Spi::get_two::<String, String>(&format!("SELECT id, xmin::text FROM pf.contact WHERE account_id <> '{account}' ORDER BY id LIMIT 1")).unwrap();
+        control(
+            "PATCH",
+            &format!("records/Account/{account}"),
+            Some(serde_json::json!({"Name": "Renamed Formula Co"})),
+        );
+        let renamed = format!("SELECT 1 FROM pf.contact WHERE account_id = '{account}' AND account_name__c = 'Renamed Formula Co'");
+        assert_eq!(sync_now("pf", "Contact").1, "succeeded");
+        assert_eq!(
+            count(&renamed),
+            0,
+            "the Contacts' SystemModstamp did not move, and the refresh is not due"
+        );
+
+        Spi::run("UPDATE salesforce.syncs SET formulas_refreshed_at = now() - interval '7 hours' WHERE server = 'pf'").unwrap();
+        let before = mark();
+        let (_, status, upserted, _, error) = sync_now("pf", "Contact");
+        assert_eq!((status.as_str(), error), ("succeeded", None));
+        assert_eq!(
+            count(&renamed),
+            children,
+            "a refresh brings the new formula values"
+        );
+        assert_eq!(
+            upserted, children as i64,
+            "and writes only the rows whose formulas changed"
+        );
+        let xmin = Spi::get_one::<String>(&format!(
+            "SELECT xmin::text FROM pf.contact WHERE id = '{}'",
+            other.unwrap()
+        ))
+        .unwrap();
+        assert_eq!(xmin, other_xmin, "an unchanged row keeps its version");
+        assert!(soql_since(before).contains(&"SELECT Id, Account_Name__c FROM Contact".to_string()));
+        let fresh = Spi::get_one::<bool>("SELECT formulas_refreshed_at > now() - interval '1 minute' FROM salesforce.sync_status WHERE server = 'pf'").unwrap();
+        assert_eq!(fresh, Some(true));
+        assert!(sql_error("SELECT salesforce.sync_enable('pf', 'Lead', options => '{\"formula_refresh\": \"soon\"}')").message.contains("formula_refresh"));
+    }
+
+    #[pg_test]
+    fn sync_now_of_a_server_runs_its_syncs_together() {
+        create_server("pt", "");
+        Spi::run(
+            "SELECT salesforce.sync_enable('pt', 'Lead'), salesforce.sync_enable('pt', 'Case')",
+        )
+        .unwrap();
+        Spi::run("CALL salesforce.sync_now('pt')").unwrap();
+        let succeeded = count("SELECT 1 FROM salesforce.sync_runs WHERE server = 'pt' AND kind = 'backfill' AND status = 'succeeded'");
+        assert_eq!(succeeded, 2, "each sync logs its own run");
+        let lead = Spi::get_one::<String>("SELECT id FROM pt.lead ORDER BY id LIMIT 1")
+            .unwrap()
+            .unwrap();
+        let case = Spi::get_one::<String>("SELECT id FROM pt.\"case\" ORDER BY id LIMIT 1")
+            .unwrap()
+            .unwrap();
+        control(
+            "PATCH",
+            &format!("records/Lead/{lead}"),
+            Some(serde_json::json!({"LastName": "Together"})),
+        );
+        control(
+            "PATCH",
+            &format!("records/Case/{case}"),
+            Some(serde_json::json!({"Subject": "Together"})),
+        );
+        let before = mark();
+        Spi::run("CALL salesforce.sync_now('pt')").unwrap();
+        let (counted, subrequests) = counted_and_subrequests(before);
+        assert_eq!(
+            counted.iter().filter(|p| p.ends_with("/composite")).count(),
+            1,
+            "both polls in one call: {counted:?}"
+        );
+        assert_eq!(counted.len(), 3, "and a describe each: {counted:?}");
+        assert_eq!(subrequests.len(), 4, "{subrequests:?}");
+        assert_eq!(
+            count("SELECT 1 FROM pt.lead WHERE last_name = 'Together'"),
+            1
+        );
+        assert_eq!(
+            count("SELECT 1 FROM pt.\"case\" WHERE subject = 'Together'"),
+            1
+        );
+
+        Spi::run("DROP TABLE pt.\"case\"").unwrap();
+        let e = sql_error("CALL salesforce.sync_now('pt')").message;
+        assert!(
+            e.contains("syncs on server pt failed: Case (run") && !e.contains("Lead"),
+            "{e}"
+        );
+        assert!(sql_error("CALL salesforce.sync_now('nosuch')")
+            .message
+            .contains("has no enabled syncs"));
     }
 
     #[pg_test]

@@ -4,9 +4,11 @@
 
 use super::run::{Next, Run};
 use super::store;
+use super::together::{round, Going, Steps};
 use crate::catalog;
 use crate::connection;
 use crate::error::{Error, OrRaise};
+use crate::pg;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -20,6 +22,25 @@ use std::time::{Duration, Instant};
 thread_local! {
     /// Runs this backend is in the middle of, between `_sync_step` calls.
     static RUNS: RefCell<HashMap<i64, Run>> = RefCell::new(HashMap::new());
+    /// Why runs driven together failed, until they are finished.
+    static FAILED: RefCell<HashMap<i64, String>> = RefCell::new(HashMap::new());
+}
+
+/// Steps of runs driven together in a procedure's transaction: each in a
+/// subtransaction, so one run's failure undoes only its own step.
+struct InSubtransactions;
+
+impl Steps for InSubtransactions {
+    fn local<T>(
+        &self,
+        f: impl FnOnce() -> crate::error::Result<T>,
+    ) -> std::result::Result<T, String> {
+        pg::in_subtransaction(f).map_err(|e| e.message())
+    }
+
+    fn wait(&self, d: Duration) {
+        sleep_interruptibly(d)
+    }
 }
 
 fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
@@ -233,15 +254,46 @@ fn _sync_step(run_id: i64) -> bool {
     outcome.or_raise()
 }
 
+/// A step of each of several runs, their polls together. False once none
+/// has anything left; a run that fails stops alone.
+#[pg_extern]
+fn _sync_step_together(run_ids: Vec<i64>) -> bool {
+    let mut going: Vec<Going> = run_ids
+        .iter()
+        .filter(|id| !FAILED.with(|f| f.borrow().contains_key(id)))
+        .filter_map(|id| {
+            RUNS.with(|r| {
+                let mut runs = r.borrow_mut();
+                let going_on = runs.get(id).is_some_and(|run| !run.finished());
+                going_on.then(|| runs.remove(id)).flatten()
+            })
+        })
+        .map(Going::new)
+        .collect();
+    round(&mut going, &InSubtransactions);
+    let mut more = false;
+    for g in going {
+        more |= !g.done;
+        if let Some(e) = g.failure {
+            FAILED.with(|f| f.borrow_mut().insert(g.run.id, e));
+        }
+        RUNS.with(|r| r.borrow_mut().insert(g.run.id, g.run));
+    }
+    more
+}
+
 #[pg_extern]
 fn _sync_finish(run_id: i64, failure: Option<&str>) {
+    let failure = failure
+        .map(str::to_string)
+        .or_else(|| FAILED.with(|f| f.borrow_mut().remove(&run_id)));
     match RUNS.with(|r| r.borrow_mut().remove(&run_id)) {
-        Some(run) => run.finish(failure.map(str::to_string)).or_raise(),
+        Some(run) => run.finish(failure).or_raise(),
         // The step was interrupted before it could hand the run back.
         None => store::finish_run(
             run_id,
             "failed",
-            Some(failure.unwrap_or("interrupted")),
+            Some(failure.as_deref().unwrap_or("interrupted")),
             Some(60),
         )
         .or_raise(),

@@ -41,6 +41,8 @@ enum Phase {
     BulkWait,
     BulkRead,
     Changes,
+    /// Formula fields read again, as their values change without SystemModstamp.
+    Formulas,
     Reconcile,
     Done,
 }
@@ -103,6 +105,10 @@ pub struct Run {
     options: SyncOptions,
     /// The fields fetched this run: those synced that Salesforce still has.
     fields: Vec<SyncedField>,
+    /// Of those, Id and the formula fields.
+    formula_fields: Vec<SyncedField>,
+    /// When this run's formula refresh began.
+    formulas_from: Option<DateTime<Utc>>,
     server: Oid,
     user: Oid,
     max_per_day: f64,
@@ -158,6 +164,8 @@ impl Run {
             throttled_before,
             options,
             fields: vec![],
+            formula_fields: vec![],
+            formulas_from: None,
             server,
             user: Oid::from(sync.owner),
             max_per_day: server_options.max_requests_per_day as f64,
@@ -356,6 +364,17 @@ impl Run {
                 locator: self.sync.bulk_locator.clone(),
                 skip: self.sync.bulk_page_rows as u64,
             },
+            (Phase::Formulas, None) => {
+                self.formulas_from = Some(self.server_now());
+                let names: Vec<String> = self.formula_fields[1..]
+                    .iter()
+                    .map(|f| f.field.clone())
+                    .collect();
+                Request::Query {
+                    soql: queries::formulas(&object, &names),
+                    include_deleted: false,
+                }
+            }
             (Phase::Reconcile, None) => {
                 self.reconcile_at = Some(self.server_now());
                 Request::Query {
@@ -586,6 +605,12 @@ impl Run {
             ));
         }
         self.fields = definition::present_fields(&self.sync.fields, &self.sync.columns, object);
+        self.formula_fields = self
+            .fields
+            .iter()
+            .filter(|f| f.field == "Id" || object.field(&f.field).is_some_and(|d| d.calculated))
+            .cloned()
+            .collect();
         if self.sync.stage != Stage::Incremental {
             self.bulk = Some(BulkSelect::new(
                 object,
@@ -664,6 +689,8 @@ impl Run {
         self.sync.bulk_locator = None;
         self.sync.bulk_page_rows = 0;
         self.sync.backfill_overlaps = false;
+        // The backfill read the formulas; they are as fresh as its start, about.
+        self.sync.formulas_refreshed_at = Some(self.server_now());
         self.phase = Phase::Done;
         self.backfilled = true;
         Ok(())
@@ -834,6 +861,19 @@ impl Run {
                     self.apply_deleted(deleted)?;
                 }
             }
+            Phase::Formulas => {
+                self.rows_read += page.records.len() as i64;
+                let mut rows = Rows::new(&self.formula_fields, false);
+                for r in &page.records {
+                    rows.push(r, None)?;
+                }
+                self.rows_upserted += store::update_changed_rows(&self.target(), &rows)?;
+                if done {
+                    self.sync.formulas_refreshed_at = self.formulas_from;
+                    self.notes.push("formula fields read again".into());
+                    self.phase = Phase::Done;
+                }
+            }
             Phase::Reconcile => {
                 self.live_ids.extend(
                     page.records
@@ -901,8 +941,24 @@ impl Run {
                 store::delete_rows(&target, &id_column, false, &ids, d.latest_date_covered)?;
         }
         self.sync.deleted_cursor = Some(d.latest_date_covered);
-        self.phase = Phase::Done;
+        self.phase = if self.formulas_due() {
+            Phase::Formulas
+        } else {
+            Phase::Done
+        };
         Ok(())
+    }
+
+    /// Whether the copy's formula fields are due to be read again.
+    fn formulas_due(&self) -> bool {
+        let Some(every) = self.options.formula_refresh_seconds else {
+            return false;
+        };
+        self.formula_fields.len() > 1
+            && self
+                .sync
+                .formulas_refreshed_at
+                .is_none_or(|t| self.server_now() - t >= Span::seconds(every))
     }
 
     pub fn finished(&self) -> bool {

@@ -31,6 +31,8 @@ CREATE TABLE @extschema@.syncs (
     -- Whether rows this backfill reads may be in the copy already (a job was
     -- replaced), so they are upserted rather than inserted.
     backfill_overlaps boolean NOT NULL DEFAULT false,
+    -- When formula fields were last read again (or by the backfill).
+    formulas_refreshed_at timestamptz,
     UNIQUE (server, object),
     UNIQUE (target_schema, target_table)
 );
@@ -109,7 +111,8 @@ SELECT s.id,
        used.requests AS api_requests_24h,
        coalesce(@extschema@._server_option(s.server, 'max_requests_per_day')::bigint, 28800) - used.requests AS api_requests_left,
        p.org_used AS org_api_used,
-       p.org_max AS org_api_max
+       p.org_max AS org_api_max,
+       s.formulas_refreshed_at
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
@@ -157,6 +160,66 @@ BEGIN
     IF failure IS NOT NULL THEN
         RAISE EXCEPTION 'sync of % on server % failed: %', object, server, failure
             USING HINT = format('Run %s in salesforce.sync_runs has the details; the next run resumes where this one stopped.', run_id);
+    END IF;
+END
+$$;
+
+-- Runs every enabled sync of a server to completion in this session, side by
+-- side, their polls sharing composite calls as the worker's do; committing
+-- after every step (when called outside a transaction block). Each sync gets
+-- its own row in sync_runs; one failing does not stop the others.
+CREATE PROCEDURE @extschema@.sync_now(server name)
+LANGUAGE plpgsql AS $$
+DECLARE
+    syncs bigint[];
+    runs bigint[] := '{}';
+    commits boolean := @extschema@._sync_can_commit();
+    more boolean := true;
+    failure text;
+    s bigint;
+    failed text;
+BEGIN
+    SELECT array_agg(y.id ORDER BY y.id) INTO syncs FROM @extschema@.syncs y WHERE y.server = sync_now.server AND y.enabled;
+    IF syncs IS NULL THEN
+        RAISE EXCEPTION 'server % has no enabled syncs', server
+            USING HINT = 'Start with SELECT salesforce.sync_enable(server, object).';
+    END IF;
+    -- The same locks the worker takes, in one order: one run per sync at a time.
+    FOREACH s IN ARRAY syncs LOOP
+        PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pg_salesforce.sync'), s::int4);
+    END LOOP;
+    BEGIN
+        FOREACH s IN ARRAY syncs LOOP
+            runs := runs || @extschema@._sync_start(s, 'sync_now');
+        END LOOP;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        FOREACH s IN ARRAY syncs LOOP
+            PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg_salesforce.sync'), s::int4);
+        END LOOP;
+        RAISE;
+    END;
+    IF commits THEN COMMIT; END IF;
+    WHILE more LOOP
+        BEGIN
+            more := @extschema@._sync_step_together(runs);
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            failure := SQLERRM;
+            more := false;
+        END;
+        IF commits THEN COMMIT; END IF;
+    END LOOP;
+    FOREACH s IN ARRAY runs LOOP
+        PERFORM @extschema@._sync_finish(s, failure);
+    END LOOP;
+    FOREACH s IN ARRAY syncs LOOP
+        PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg_salesforce.sync'), s::int4);
+    END LOOP;
+    IF commits THEN COMMIT; END IF;
+    SELECT string_agg(format('%s (run %s): %s', r.object, r.id, r.error), '; ' ORDER BY r.id) INTO failed
+      FROM @extschema@.sync_runs r WHERE r.id = ANY (runs) AND r.status = 'failed';
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'syncs on server % failed: %', server, failed
+            USING HINT = 'salesforce.sync_runs has the details; the next runs resume where these stopped.';
     END IF;
 END
 $$;

@@ -65,6 +65,9 @@ pub struct SyncRow {
     /// replaced), so they are upserted rather than inserted.
     #[serde(default)]
     pub backfill_overlaps: bool,
+    /// When formula fields were last read again (or first read, by the backfill).
+    #[serde(default)]
+    pub formulas_refreshed_at: Option<DateTime<Utc>>,
 }
 
 impl SyncRow {
@@ -132,7 +135,7 @@ pub fn sync_id(server: &str, object: &str) -> Result<Option<i64>> {
 pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
     let stamp = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
     Spi::run_with_args(
-        "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9, bulk_job = $10, bulk_locator = $11, bulk_page_rows = $12, backfill_overlaps = $13 WHERE id = $1",
+        "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9, bulk_job = $10, bulk_locator = $11, bulk_page_rows = $12, backfill_overlaps = $13, formulas_refreshed_at = $14::timestamptz WHERE id = $1",
         &[
             s.id.into(),
             s.stage.as_str().into(),
@@ -147,6 +150,7 @@ pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
             s.bulk_locator.clone().into(),
             s.bulk_page_rows.into(),
             s.backfill_overlaps.into(),
+            stamp(s.formulas_refreshed_at).into(),
         ],
     )
     .map_err(Error::from)
@@ -307,6 +311,46 @@ pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
         names.join(", "),
         set_from_excluded(&columns, &id),
         changed_and_newer(&columns, &id, stamp.as_deref())
+    );
+    Ok(Spi::get_one_with_args::<i64>(&sql, &arrays)?.unwrap_or(0))
+}
+
+/// Updates the given columns of rows already in the copy, where a value
+/// differs; returns how many rows changed. Rows not in the copy are left to
+/// the change polls.
+pub fn update_changed_rows(table: &str, rows: &Rows) -> Result<i64> {
+    if rows.len() == 0 {
+        return Ok(0);
+    }
+    let id = rows
+        .fields
+        .iter()
+        .position(|f| f.field == "Id")
+        .expect("the rows carry their Id");
+    let value = |i: usize| format!("r.c{i}::{}", rows.fields[i].pg.sql());
+    let others: Vec<usize> = (0..rows.fields.len()).filter(|i| *i != id).collect();
+    let column = |i: usize| quote_ident(&rows.fields[i].column);
+    let set: Vec<String> = others
+        .iter()
+        .map(|&i| format!("{} = {}", column(i), value(i)))
+        .collect();
+    let old: Vec<String> = others.iter().map(|&i| format!("t.{}", column(i))).collect();
+    let new: Vec<String> = others.iter().map(|&i| value(i)).collect();
+    let arrays: Vec<DatumWithOid> = (0..rows.fields.len())
+        .map(|c| rows.column(c).into())
+        .collect();
+    let parameters: Vec<String> = (1..=arrays.len())
+        .map(|i| format!("${i}::text[]"))
+        .collect();
+    let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
+    let sql = format!(
+        "WITH w AS (UPDATE {table} AS t SET {}, {SYNCED_AT} = now() FROM unnest({}) AS r({}) WHERE t.{} = r.c{id} AND ROW({}) IS DISTINCT FROM ROW({}) RETURNING 1) SELECT count(*) FROM w",
+        set.join(", "),
+        parameters.join(", "),
+        names.join(", "),
+        column(id),
+        old.join(", "),
+        new.join(", ")
     );
     Ok(Spi::get_one_with_args::<i64>(&sql, &arrays)?.unwrap_or(0))
 }

@@ -1,17 +1,17 @@
 //! The sync worker: with pg_salesforce in shared_preload_libraries it runs
-//! the due syncs of `salesforce.sync_database` side by side, a step each in
-//! turn, so their polls share composite calls. Each step's local work is a
-//! short transaction of its own; requests to Salesforce are made with no
+//! the due syncs of `salesforce.sync_database` together (`together`), so
+//! their polls share composite calls. Each step's local work is a short
+//! transaction of its own; requests to Salesforce are made with no
 //! transaction open.
 
-use super::run::{fetch_polls, Fetched, Next, Request, Run};
+use super::run::Run;
+use super::together::{round, Going, Steps};
 use crate::error::{self, Error, Result};
 use crate::gucs;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
-use pgrx::pg_sys::{self, Oid};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, Spi};
-use salesforce_core::sync::poll_batch::DuePoll;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -132,38 +132,21 @@ fn finish(run: Run, failure: Option<String>) {
     let _ = in_transaction(|| unlock(sync_id));
 }
 
-/// A run going on, and why it failed if it did.
-struct Going {
-    run: Run,
-    done: bool,
-    failure: Option<String>,
-}
+/// Worker steps: each a transaction of its own, waits on the latch.
+struct InTransactions;
 
-impl Going {
-    fn fail(&mut self, e: String) {
-        self.failure = Some(e);
-        self.done = true;
+impl Steps for InTransactions {
+    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
+        in_transaction(f)
     }
 
-    fn apply(&mut self, fetched: Fetched) {
-        if let Err(e) = in_transaction(|| self.run.apply(fetched)) {
-            self.fail(e);
-        }
+    fn wait(&self, d: Duration) {
+        BackgroundWorker::wait_latch(Some(d));
     }
 }
 
-/// Runs the due syncs side by side, a step each in turn. Their polls wait
-/// for one another, so the polls of syncs on one user mapping share
-/// composite calls: five syncs' changes and deletions per API request.
 fn run_together(runs: Vec<Run>) {
-    let mut going: Vec<Going> = runs
-        .into_iter()
-        .map(|run| Going {
-            run,
-            done: false,
-            failure: None,
-        })
-        .collect();
+    let mut going: Vec<Going> = runs.into_iter().map(Going::new).collect();
     while going.iter().any(|g| !g.done) {
         if BackgroundWorker::sigterm_received() {
             for g in going.iter_mut().filter(|g| !g.done) {
@@ -173,37 +156,7 @@ fn run_together(runs: Vec<Run>) {
             }
             break;
         }
-        let mut polls: Vec<((Oid, Oid), DuePoll)> = Vec::new();
-        for g in going.iter_mut().filter(|g| !g.done) {
-            match in_transaction(|| g.run.prepare()) {
-                Err(e) => g.fail(e),
-                Ok(Next::Done) => g.done = true,
-                Ok(Next::Wait(d)) => {
-                    BackgroundWorker::wait_latch(Some(d));
-                }
-                Ok(Next::Fetch(Request::Poll(poll))) => polls.push((g.run.mapping(), poll)),
-                Ok(Next::Fetch(request)) => {
-                    let fetched = g.run.fetch(request);
-                    g.apply(fetched);
-                }
-            }
-        }
-        while let Some((mapping, _)) = polls.first() {
-            let mapping = *mapping;
-            let (shared, rest): (Vec<_>, Vec<_>) =
-                polls.into_iter().partition(|(m, _)| *m == mapping);
-            polls = rest;
-            let answered = fetch_polls(
-                mapping.0,
-                mapping.1,
-                shared.into_iter().map(|(_, p)| p).collect(),
-            );
-            for (sync_id, fetched) in answered {
-                if let Some(g) = going.iter_mut().find(|g| g.run.sync_id() == sync_id) {
-                    g.apply(fetched);
-                }
-            }
-        }
+        round(&mut going, &InTransactions);
     }
     for g in going {
         finish(g.run, g.failure);

@@ -1,0 +1,75 @@
+//! Runs of several syncs side by side, a step each in turn. Their polls wait
+//! for one another, so the polls of syncs on one user mapping share
+//! composite calls: five syncs' changes and deletions per API request. The
+//! worker and `CALL salesforce.sync_now(server)` drive runs this way; each
+//! says how a step's local work is contained.
+
+use super::run::{fetch_polls, Fetched, Next, Request, Run};
+use crate::error::Result;
+use pgrx::pg_sys::Oid;
+use salesforce_core::sync::poll_batch::DuePoll;
+use std::time::Duration;
+
+/// How the driver contains local work: one run's failure must not undo
+/// another's steps.
+pub trait Steps {
+    /// Runs `f` so that its failure rolls back its own work only.
+    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String>;
+    fn wait(&self, d: Duration);
+}
+
+/// A run going on, and why it failed if it did.
+pub struct Going {
+    pub run: Run,
+    pub done: bool,
+    pub failure: Option<String>,
+}
+
+impl Going {
+    pub fn new(run: Run) -> Going {
+        Going {
+            run,
+            done: false,
+            failure: None,
+        }
+    }
+
+    pub fn fail(&mut self, e: String) {
+        self.failure = Some(e);
+        self.done = true;
+    }
+
+    fn apply(&mut self, steps: &impl Steps, fetched: Fetched) {
+        if let Err(e) = steps.local(|| self.run.apply(fetched)) {
+            self.fail(e);
+        }
+    }
+}
+
+/// One step of every run not done: requests of their own go one by one,
+/// polls together.
+pub fn round(going: &mut [Going], steps: &impl Steps) {
+    let mut polls: Vec<((Oid, Oid), DuePoll)> = Vec::new();
+    for g in going.iter_mut().filter(|g| !g.done) {
+        match steps.local(|| g.run.prepare()) {
+            Err(e) => g.fail(e),
+            Ok(Next::Done) => g.done = true,
+            Ok(Next::Wait(d)) => steps.wait(d),
+            Ok(Next::Fetch(Request::Poll(poll))) => polls.push((g.run.mapping(), poll)),
+            Ok(Next::Fetch(request)) => {
+                let fetched = g.run.fetch(request);
+                g.apply(steps, fetched);
+            }
+        }
+    }
+    while let Some(&(mapping, _)) = polls.first() {
+        let (shared, rest): (Vec<_>, Vec<_>) = polls.into_iter().partition(|(m, _)| *m == mapping);
+        polls = rest;
+        let shared = shared.into_iter().map(|(_, p)| p).collect();
+        for (sync_id, fetched) in fetch_polls(mapping.0, mapping.1, shared) {
+            if let Some(g) = going.iter_mut().find(|g| g.run.sync_id() == sync_id) {
+                g.apply(steps, fetched);
+            }
+        }
+    }
+}
