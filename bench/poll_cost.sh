@@ -51,7 +51,8 @@ echo "2. change latency, 10 objects, $budget requests a day, the bucket drained"
 sql -q -c "ALTER SERVER org OPTIONS (ADD max_requests_per_day '$budget')"
 sql -q -c "UPDATE salesforce.pacing SET tokens = 0, refilled_at_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 sleep 10
-# An edit per object in turn, at a random moment of the cycle: the control API
+# An edit per object in turn, at a random moment of the cycle (up to 3 s
+# after the last edit arrived, so not just after a poll): the control API
 # edits without spending the org's requests; the copy is watched until it has it.
 declare -A table=([Account]=account [Contact]=contact [Opportunity]=opportunity [Case]=case [Campaign]=campaign)
 declare -A field=([Account]=Description [Contact]=Title [Opportunity]=NextStep [Case]=Subject [Campaign]=Name)
@@ -63,7 +64,7 @@ for i in $(seq "$edits"); do
   object=${edited[$((i % ${#edited[@]}))]}
   id=$(sql -tA -c "SELECT id FROM org.\"${table[$object]}\" ORDER BY id OFFSET $((i % 20)) LIMIT 1")
   marker="edit $i $RANDOM"
-  sleep "0.$((RANDOM % 10))"
+  sleep "$((RANDOM % 3)).$((RANDOM % 10))"
   start=$(date +%s.%N)
   curl -s -X PATCH "$SFSIM_URL/__sim/records/$object/$id" -H 'Content-Type: application/json' \
     -d "{\"${field[$object]}\": \"$marker\"}" >/dev/null
