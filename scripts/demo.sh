@@ -56,6 +56,8 @@ run "SELECT a.name, count(*) AS open_invoices, sum(i.total__c) AS total
 run "SELECT first_name, last_name, email, languages__c FROM crm.contact
       WHERE 'Japanese' = ANY(languages__c) AND birthdate < '1970-01-01' ORDER BY last_name LIMIT 5"
 run "EXPLAIN (COSTS OFF) SELECT name, amount FROM crm.opportunity WHERE amount >= 150000 AND stage_name <> 'Closed Lost' ORDER BY amount DESC LIMIT 3"
+run "EXPLAIN (COSTS OFF) SELECT stage_name, count(*), sum(amount), avg(amount) FROM crm.opportunity GROUP BY stage_name"
+run "EXPLAIN (COSTS OFF) SELECT i.name, a.name AS account, a.rating FROM crm.invoice__c i JOIN crm.account a ON a.id = i.account__c WHERE a.rating = 'Hot'"
 echo "== the signup: a user row and its Salesforce Contact, together or not at all"
 sql -q -c "CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, first_name text, last_name text)"
 run "BEGIN;
