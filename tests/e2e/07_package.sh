@@ -9,9 +9,12 @@ fail() { echo "$1" >&2; exit 1; }
 deb=$(bash "$root/scripts/package.sh" 2>/dev/null | tail -1)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
 [ "$(basename "$deb")" = "postgresql-15-salesforce_${version}_amd64.deb" ] || fail "unexpected package name: $deb"
-dpkg-deb -c "$deb" | grep -q "extension/pg_salesforce--0.1.0.sql" || fail "the package lacks the released 0.1.0 script"
+# Listings are read whole: grep -q stopping early would break the pipe under pipefail.
+contents=$(dpkg-deb -c "$deb")
+grep -q "extension/pg_salesforce--0.1.0.sql" <<<"$contents" || fail "the package lacks the released 0.1.0 script"
 dpkg -i "$deb" >/dev/null
-dpkg -s postgresql-15-salesforce | grep -q "^Status: install ok installed" || fail "dpkg did not install the package"
+status=$(dpkg -s postgresql-15-salesforce)
+grep -q "^Status: install ok installed" <<<"$status" || fail "dpkg did not install the package"
 dir=/tmp/pg_salesforce-e2e-package
 start_sfsim "${SFSIM_BIN:?set SFSIM_BIN}" --seed demo
 start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1"
