@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use sfsim::server::{spawn, Options, Running};
 use std::io::Read;
 
+mod common;
+
 const V: &str = "/services/data/v62.0";
 
 struct Org {
@@ -20,7 +22,7 @@ impl Org {
     fn start(options: Options) -> Org {
         let server = spawn(options).expect("sfsim starts");
         let http = Client::new();
-        let token = Org::token(&http, &server.base_url, "admin@sfsim.example");
+        let token = common::token(&http, &server.base_url, "admin@sfsim.example");
         Org {
             server,
             http,
@@ -37,23 +39,6 @@ impl Org {
         });
         org.settings(json!({"bulk_job_processing_ms": 0}));
         org
-    }
-
-    fn token(http: &Client, base: &str, username: &str) -> String {
-        let t: Value = http
-            .post(format!("{base}/services/oauth2/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "sfsim-client-id"),
-                ("client_secret", "sfsim-client-secret"),
-                ("username", username),
-                ("password", "sfsim-passwordSFSIMTOKEN"),
-            ])
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        t["access_token"].as_str().unwrap().to_string()
     }
 
     fn url(&self, path: &str) -> String {
@@ -573,7 +558,7 @@ fn refused_queries_fail_at_creation_or_when_processed() {
 #[test]
 fn results_show_what_the_user_may_see_and_query_all_shows_deleted_records() {
     let org = Org::instant();
-    let limited = Org::token(&org.http, &org.server.base_url, "limited@sfsim.example");
+    let limited = common::token(&org.http, &org.server.base_url, "limited@sfsim.example");
     let r = org
         .http
         .post(org.url(&format!("{V}/jobs/query")))

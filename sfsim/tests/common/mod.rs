@@ -153,7 +153,8 @@ impl Org {
     }
 }
 
-fn token(http: &Client, base: &str, username: &str) -> String {
+/// An access token for `username`, through the password grant.
+pub fn token(http: &Client, base: &str, username: &str) -> String {
     let t: Value = http
         .post(format!("{base}/services/oauth2/token"))
         .form(&[
