@@ -77,16 +77,18 @@ pub(super) fn facts(table: &Table, attno: i16) -> Option<FieldFacts<'_>> {
     })
 }
 
-/// The attribute number of a plain column of the scanned relation.
-pub(super) unsafe fn column_of(node: *mut pg_sys::Node, relid: u32) -> Option<i16> {
+/// A column reference, seen through a binary-compatible relabeling.
+pub(super) unsafe fn var_of(node: *mut pg_sys::Node) -> Option<*mut pg_sys::Var> {
     let mut node = node;
     if pgrx::is_a(node, pg_sys::NodeTag::T_RelabelType) {
         node = (*(node as *mut pg_sys::RelabelType)).arg as *mut pg_sys::Node;
     }
-    if !pgrx::is_a(node, pg_sys::NodeTag::T_Var) {
-        return None;
-    }
-    let var = node as *mut pg_sys::Var;
+    pgrx::is_a(node, pg_sys::NodeTag::T_Var).then_some(node as *mut pg_sys::Var)
+}
+
+/// The attribute number of a plain column of the scanned relation.
+pub(super) unsafe fn column_of(node: *mut pg_sys::Node, relid: u32) -> Option<i16> {
+    let var = var_of(node)?;
     ((*var).varno as u32 == relid && (*var).varlevelsup == 0 && (*var).varattno > 0)
         .then(|| (*var).varattno)
 }

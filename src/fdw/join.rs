@@ -4,7 +4,7 @@
 //! `AccountId != null`; a left join keeps children without a parent. Joins
 //! of joins follow relationships as deep as SOQL allows.
 
-use super::classify::{column_of, rel_state, Classified, RelState};
+use super::classify::{column_of, rel_state, var_of, Classified, RelState};
 use super::paths::scan_cost;
 use super::plan::{plan_to_private, ScanColumn, ScanPlan};
 use crate::error::OrRaise;
@@ -41,6 +41,13 @@ struct Join {
     conditions: Vec<Condition>,
     /// Clauses checked on the joined rows.
     local: Vec<*mut pg_sys::RestrictInfo>,
+}
+
+impl Join {
+    /// The member a column of the join belongs to.
+    unsafe fn member_of(&self, var: *mut pg_sys::Var) -> Option<&Member> {
+        self.members.iter().find(|m| m.relid == (*var).varno as u32)
+    }
 }
 
 /// The members of one side: a base relation is a child alone; a join is as decided before.
@@ -93,21 +100,13 @@ unsafe fn add_restrictions(join: &mut Join, member: usize) {
     }
 }
 
-unsafe fn var_of(node: *mut pg_sys::Node) -> Option<*mut pg_sys::Var> {
-    let mut node = node;
-    if pgrx::is_a(node, pg_sys::NodeTag::T_RelabelType) {
-        node = (*(node as *mut pg_sys::RelabelType)).arg as *mut pg_sys::Node;
-    }
-    pgrx::is_a(node, pg_sys::NodeTag::T_Var).then_some(node as *mut pg_sys::Var)
-}
-
-/// For `member.reference = parent.id`: the member and the field path of
-/// the reference, and the relationship that reaches the parent.
+/// For `member.reference = parent.id`: the field path of the reference, and
+/// the relationship that reaches the parent.
 unsafe fn key_clause(
     join: &Join,
     parent: *mut pg_sys::RelOptInfo,
     rinfo: *mut pg_sys::RestrictInfo,
-) -> Option<(usize, String, String)> {
+) -> Option<(String, String)> {
     let clause = (*rinfo).clause as *mut pg_sys::Node;
     if !pgrx::is_a(clause, pg_sys::NodeTag::T_OpExpr) {
         return None;
@@ -129,12 +128,7 @@ unsafe fn key_clause(
         (_, true) => (args[1], args[0]),
         _ => return None,
     };
-    let var = var_of(reference)?;
-    let member = join
-        .members
-        .iter()
-        .position(|m| m.relid == (*var).varno as u32)?;
-    let m = &join.members[member];
+    let m = join.member_of(var_of(reference)?)?;
     let field = (*m.state)
         .table
         .column(column_of(reference, m.relid)?)?
@@ -146,7 +140,7 @@ unsafe fn key_clause(
         field.relationship_name.as_deref(),
         &parent_state.table.object,
     )?;
-    Some((member, m.field(&field.name), m.field(&relationship)))
+    Some((m.field(&field.name), m.field(&relationship)))
 }
 
 /// The pushed join of `outer` and its parent `inner`, if Salesforce can answer it exactly.
@@ -188,7 +182,7 @@ unsafe fn joined(
             _ => others.push(rinfo),
         }
     }
-    let (_, reference, path) = key?;
+    let (reference, path) = key?;
     if path.split('.').count() > MAX_RELATIONSHIP_DEPTH {
         return None;
     }
@@ -215,7 +209,7 @@ unsafe fn joined(
     // Every output must be a plain column of a member.
     for expr in list_items::<pg_sys::Node>((*(*joinrel).reltarget).exprs) {
         let var = var_of(expr)?;
-        if (*var).varattno <= 0 || !join.members.iter().any(|m| m.relid == (*var).varno as u32) {
+        if (*var).varattno <= 0 || join.member_of(var).is_none() {
             return None;
         }
     }
@@ -290,9 +284,7 @@ pub(super) unsafe fn join_plan(
     {
         let var = (*entry).expr as *mut pg_sys::Var;
         let member = join
-            .members
-            .iter()
-            .find(|m| m.relid == (*var).varno as u32)
+            .member_of(var)
             .expect("the join's columns are its members'");
         let table = &(*member.state).table;
         let field = member.field(&table.field_of((*var).varattno).or_raise().name);
