@@ -30,4 +30,4 @@ Description: Salesforce inside PostgreSQL 15
 CONTROL
 deb=target/pkg/postgresql-15-salesforce_${version}_amd64.deb
 dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
-echo "$deb"
+echo "$PWD/$deb"
