@@ -143,6 +143,12 @@ pub fn with_cached_session<T>(
     })
 }
 
+/// Salesforce's clock as the (server, user) session last saw it, carried on
+/// to now; None before its first answer.
+pub fn server_now(server: Oid, user: Oid) -> Option<chrono::DateTime<chrono::Utc>> {
+    SESSIONS.with(|c| c.borrow().get(&key(server, user))?.session.server_now())
+}
+
 /// A describe's failure, naming the object when Salesforce has none by
 /// that name (or none the user may see).
 pub fn unknown_object(e: Error, object: &str) -> Error {

@@ -265,9 +265,12 @@ impl Run {
         self.fields.iter().map(|f| f.field.clone()).collect()
     }
 
-    /// Salesforce's clock: from the last answer, else ours.
+    /// Salesforce's clock: at this run's last answer; before the first, the
+    /// session's, carried on from an earlier run; else ours.
     fn server_now(&self) -> DateTime<Utc> {
-        self.server_time.unwrap_or_else(Utc::now)
+        self.server_time
+            .or_else(|| connection::server_now(self.server, self.user))
+            .unwrap_or_else(Utc::now)
     }
 
     /// Local work, then what to ask Salesforce next. Needs a transaction.

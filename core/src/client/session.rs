@@ -118,6 +118,8 @@ pub struct Session {
     pub last_limit_info: Option<String>,
     /// Salesforce's clock at the last answer.
     pub last_server_time: Option<DateTime<Utc>>,
+    /// When, on our monotonic clock, that answer came.
+    last_answer_at: Option<std::time::Instant>,
     /// API requests sent, for callers that pace or log them.
     pub requests: u64,
 }
@@ -168,6 +170,7 @@ impl Session {
             interrupted,
             last_limit_info: None,
             last_server_time: None,
+            last_answer_at: None,
             requests: 0,
         })
     }
@@ -190,8 +193,17 @@ impl Session {
             interrupted: self.interrupted,
             last_limit_info: None,
             last_server_time: None,
+            last_answer_at: None,
             requests: 0,
         }
+    }
+
+    /// Salesforce's clock now, carried on from its last answer's `Date`:
+    /// the local clock may differ from it by any amount.
+    pub fn server_now(&self) -> Option<DateTime<Utc>> {
+        let at = self.last_answer_at?;
+        let elapsed = chrono::Duration::from_std(at.elapsed()).ok()?;
+        Some(self.last_server_time? + elapsed)
     }
 
     pub fn secrets(&self) -> Vec<String> {
@@ -278,6 +290,7 @@ impl Session {
                     }
                     if answer.server_time.is_some() {
                         self.last_server_time = answer.server_time;
+                        self.last_answer_at = Some(std::time::Instant::now());
                     }
                     return Ok(answer);
                 }
@@ -635,6 +648,12 @@ mod tests {
             now - start > chrono::Duration::days(2),
             "the Date header follows the simulated clock"
         );
+        let carried = s.server_now().unwrap();
+        assert!(
+            carried >= now && carried - now < chrono::Duration::seconds(5),
+            "between answers the session carries Salesforce's clock on: {carried} after {now}"
+        );
+        assert!(carried - Utc::now() > chrono::Duration::days(1));
         let deleted = s.deleted("Account", start, now).unwrap();
         assert_eq!(
             deleted
