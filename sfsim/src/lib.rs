@@ -1,7 +1,8 @@
 //! sfsim: a local Salesforce for tests, benchmarks and demos. It speaks
 //! OAuth 2.0, the REST data API (query, describe, sObjects, sObject
 //! Collections, Composite) with a real SOQL engine and Bulk API 2.0 query
-//! jobs, counts API usage, and has a control API under `/__sim/`.
+//! jobs, counts API usage, publishes Change Data Capture events over the
+//! Pub/Sub API (gRPC), and has a control API under `/__sim/`.
 
 pub mod access;
 pub mod auth;
@@ -11,7 +12,9 @@ pub mod cursors;
 pub mod faults;
 pub mod http;
 pub mod ids;
+pub mod journal;
 pub mod org;
+pub mod pubsub;
 pub mod render;
 pub mod replication;
 pub mod request_log;

@@ -1,10 +1,10 @@
 use clap::Parser;
-use sfsim::server::{run, Options};
+use sfsim::server::{run, Options, Started};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// A local Salesforce: OAuth, REST, SOQL, limits and a control API.
+/// A local Salesforce: OAuth, REST, SOQL, limits, Change Data Capture and a control API.
 #[derive(Parser)]
 #[command(name = "sfsim", version)]
 struct Cli {
@@ -29,6 +29,13 @@ struct Cli {
     /// Folder for the certificate's PEM file (default: a temporary folder).
     #[arg(long)]
     tls_dir: Option<PathBuf>,
+    /// Also serve the Pub/Sub API (gRPC, Change Data Capture) here; port 0
+    /// picks a free one. Without --tls only on a loopback address.
+    #[arg(long)]
+    pubsub_listen: Option<SocketAddr>,
+    /// Seconds an idle Subscribe stream waits before a keepalive response.
+    #[arg(long, default_value_t = sfsim::pubsub::DEFAULT_KEEPALIVE.as_secs())]
+    pubsub_keepalive: u64,
 }
 
 fn parse_count(s: &str) -> Result<(String, usize), String> {
@@ -57,14 +64,16 @@ async fn main() {
         daily_limit: cli.daily_limit,
         token_lifetime_secs: cli.token_lifetime,
         tls_dir,
+        pubsub_listen: cli.pubsub_listen,
+        pubsub_keepalive: std::time::Duration::from_secs(cli.pubsub_keepalive),
     };
-    let ready = |url: &str, cert: Option<&PathBuf>, sim: &std::sync::Arc<sfsim::sim::Sim>| {
+    let ready = |started: &Started| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{url}");
-        if let Some(cert) = cert {
+        let _ = writeln!(out, "{}", started.base_url);
+        if let Some(cert) = started.cert_path {
             let _ = writeln!(out, "tls-cert: {}", cert.display());
         }
-        let org = sim.org.read();
+        let org = started.sim.org.read();
         let _ = writeln!(
             out,
             "org: {} ({} records)",
@@ -85,6 +94,9 @@ async fn main() {
             sfsim::auth::SECURITY_TOKEN
         );
         let _ = writeln!(out, "refresh_token: {}", sfsim::auth::DEMO_REFRESH_TOKEN);
+        if let Some(url) = started.pubsub_url {
+            let _ = writeln!(out, "pubsub: {url}");
+        }
         let _ = out.flush();
     };
     let shutdown = async {

@@ -4,11 +4,13 @@
 use crate::access::{FieldAccess, Login, EVERYTHING};
 use crate::clock::Clock;
 use crate::ids;
+use crate::journal::{Journal, Written};
 use crate::schema::{DeclaredUser, FieldDef, FieldType, Formula, ObjectDef, Schema};
 use crate::value::{self, Value};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -75,18 +77,53 @@ enum UndoEntry {
         object: usize,
         id: Box<str>,
         previous: Option<Arc<Record>>,
+        /// The write's entry in the journal.
+        change: u64,
     },
     DeletedLog(usize),
 }
 
-/// What a group of writes changed, so an allOrNone request can take it back.
-#[derive(Default)]
-pub struct Undo(Vec<UndoEntry>);
+static LAST_TRANSACTION: AtomicU64 = AtomicU64::new(0);
+
+/// What a transaction's writes changed, so an allOrNone request can take it
+/// back. Writes made with one Undo belong to one transaction.
+pub struct Undo {
+    entries: Vec<UndoEntry>,
+    transaction: u64,
+    /// The API making the writes, as Change Data Capture's `changeOrigin`
+    /// names it (`com/salesforce/api/rest/62.0`).
+    origin: Arc<str>,
+}
+
+/// A transaction of its own, made as in Salesforce's UI (no origin).
+impl Default for Undo {
+    fn default() -> Self {
+        Undo::new("")
+    }
+}
 
 impl Undo {
+    /// A new transaction's, its writes made through `origin`.
+    pub fn new(origin: &str) -> Undo {
+        Undo {
+            entries: Vec::new(),
+            transaction: LAST_TRANSACTION.fetch_add(1, Ordering::Relaxed) + 1,
+            origin: origin.into(),
+        }
+    }
+
+    /// For more writes of the same transaction, as a composite call's subrequests make.
+    pub fn joining(&self) -> Undo {
+        Undo {
+            entries: Vec::new(),
+            transaction: self.transaction,
+            origin: self.origin.clone(),
+        }
+    }
+
     /// Takes over `later`'s changes, to be undone before this one's.
     pub fn append(&mut self, mut later: Undo) {
-        self.0.append(&mut later.0);
+        self.entries.append(&mut later.entries);
     }
 }
 
@@ -189,6 +226,8 @@ pub struct Org {
     pub schema_changed_at: DateTime<Utc>,
     /// Where formulas that depend on today's date read it.
     pub clock: Arc<Clock>,
+    /// Writes not yet committed.
+    pub journal: Journal,
 }
 
 fn not_found() -> RecordError {
@@ -219,6 +258,7 @@ impl Org {
             deleted_log: Vec::new(),
             schema_changed_at: now,
             clock: Arc::new(Clock::default()),
+            journal: Journal::default(),
         }
     }
 
@@ -342,7 +382,8 @@ impl Org {
         }
     }
 
-    fn put(&mut self, object: usize, id: &str, new: Option<Arc<Record>>, undo: &mut Undo) {
+    /// Stores or removes a record, keeping the indexes right; answers what was there.
+    fn swap(&mut self, object: usize, id: &str, new: Option<Arc<Record>>) -> Option<Arc<Record>> {
         let data = &mut self.objects[object];
         let previous = match &new {
             Some(rec) => data.records.insert(id.into(), rec.clone()),
@@ -354,25 +395,52 @@ impl Org {
         if let Some(rec) = &new {
             data.index(rec, true);
         }
-        undo.0.push(UndoEntry::Put {
+        previous
+    }
+
+    /// Every write to a record goes through here, into the journal and `undo`.
+    fn put(
+        &mut self,
+        object: usize,
+        id: &str,
+        new: Option<Arc<Record>>,
+        author: &Author,
+        undo: &mut Undo,
+    ) {
+        let previous = self.swap(object, id, new.clone());
+        let written = Written {
+            object,
+            user_id: &author.user_id,
+            transaction: undo.transaction,
+            origin: &undo.origin,
+            at: author.now,
+        };
+        let change = self.journal.record(written, previous.clone(), new);
+        undo.entries.push(UndoEntry::Put {
             object,
             id: id.into(),
             previous,
+            change,
         });
     }
 
     pub fn rollback(&mut self, undo: Undo) {
-        let mut scratch = Undo::default();
-        for entry in undo.0.into_iter().rev() {
+        let mut undone = HashSet::new();
+        for entry in undo.entries.into_iter().rev() {
             match entry {
                 UndoEntry::Put {
                     object,
                     id,
                     previous,
-                } => self.put(object, &id, previous, &mut scratch),
+                    change,
+                } => {
+                    self.swap(object, &id, previous);
+                    undone.insert(change);
+                }
                 UndoEntry::DeletedLog(len) => self.deleted_log.truncate(len),
             }
         }
+        self.journal.forget(&undone);
     }
 
     /// Converts and checks the fields of a create or update body. A field
@@ -630,7 +698,7 @@ impl Org {
         }
         let rec = Record { values };
         self.check_record(object, &rec)?;
-        self.put(object, &id, Some(Arc::new(rec)), undo);
+        self.put(object, &id, Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -672,7 +740,7 @@ impl Org {
         }
         self.check_record(object, &rec)?;
         let id = rec.id().to_string();
-        self.put(object, &id, Some(Arc::new(rec)), undo);
+        self.put(object, &id, Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -689,13 +757,14 @@ impl Org {
         let mut rec = Self::touched(&def, (*current).clone(), author);
         rec.values[def.system.is_deleted] = Value::Bool(true);
         let id = rec.id().to_string();
-        undo.0.push(UndoEntry::DeletedLog(self.deleted_log.len()));
+        undo.entries
+            .push(UndoEntry::DeletedLog(self.deleted_log.len()));
         self.deleted_log.push(DeletedRecord {
             id: id.clone(),
             object: def.name.clone(),
             deleted_date: author.now,
         });
-        self.put(object, &id, Some(Arc::new(rec)), undo);
+        self.put(object, &id, Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -719,7 +788,13 @@ impl Org {
         self.check_record(object, &rec)?;
         let id = rec.id().to_string();
         self.deleted_log.retain(|d| d.id != id);
-        self.put(object, &id, Some(Arc::new(rec)), &mut Undo::default());
+        self.put(
+            object,
+            &id,
+            Some(Arc::new(rec)),
+            author,
+            &mut Undo::default(),
+        );
         Ok(id)
     }
 
@@ -740,7 +815,7 @@ impl Org {
                 deleted_date: author.now,
             });
         }
-        self.put(object, &id, None, &mut Undo::default());
+        self.put(object, &id, None, author, &mut Undo::default());
         Ok(id)
     }
 
@@ -1028,6 +1103,13 @@ mod tests {
         .unwrap();
         org.delete(account, &id, &author, &mut undo).unwrap();
         org.rollback(undo);
+        let committed = org.journal.take();
+        assert_eq!(
+            committed.len(),
+            1,
+            "only the create before the undone writes"
+        );
+        assert!(committed[0].before.is_none());
         let def = org.def(account).clone();
         assert_eq!(org.objects[account].records.len(), 1);
         let rec = org.record(account, &id).unwrap();

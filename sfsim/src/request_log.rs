@@ -32,6 +32,25 @@ pub struct LoggedRequest {
     /// A subrequest's `referenceId`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_id: Option<String>,
+    /// Set on Pub/Sub API calls.
+    #[serde(flatten)]
+    pub rpc: Option<RpcCall>,
+}
+
+/// What a Pub/Sub API call did. A Subscribe stream logs each response that
+/// delivers events (with `events`) and its end (with `grpc_status`).
+#[derive(Clone, Serialize)]
+pub struct RpcCall {
+    /// `GetTopic`, `GetSchema`, `Subscribe`, `Publish` or `PublishStream`.
+    pub rpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Events delivered in one response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<usize>,
+    /// How the call ended: `OK`, `UNAUTHENTICATED`, ….
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<&'static str>,
 }
 
 #[derive(Default)]

@@ -1,10 +1,12 @@
 //! Starting a simulator: bound, seeded and serving, in this process.
 
 use crate::sim::{Config, Sim};
+use crate::tls::SelfSigned;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
 
 pub struct Options {
     pub listen: SocketAddr,
@@ -14,6 +16,11 @@ pub struct Options {
     pub token_lifetime_secs: i64,
     /// Serve HTTPS with a self-signed certificate written into this folder.
     pub tls_dir: Option<PathBuf>,
+    /// Also serve the Pub/Sub API (gRPC) here; over TLS with `tls_dir`,
+    /// else only on a loopback address.
+    pub pubsub_listen: Option<SocketAddr>,
+    /// How long an idle Subscribe stream waits before a keepalive response.
+    pub pubsub_keepalive: Duration,
 }
 
 impl Options {
@@ -26,14 +33,34 @@ impl Options {
             daily_limit: crate::sim::DEFAULT_DAILY_LIMIT,
             token_lifetime_secs: crate::sim::DEFAULT_TOKEN_LIFETIME_SECS,
             tls_dir: None,
+            pubsub_listen: None,
+            pubsub_keepalive: crate::pubsub::DEFAULT_KEEPALIVE,
         }
     }
+
+    /// The demo org with the Pub/Sub API on a free loopback port too.
+    pub fn demo_with_pubsub() -> Options {
+        Options {
+            pubsub_listen: Some("127.0.0.1:0".parse().expect("valid address")),
+            ..Options::demo()
+        }
+    }
+}
+
+/// What a started simulator serves, as `ready` is told.
+pub struct Started<'a> {
+    pub base_url: &'a str,
+    pub cert_path: Option<&'a PathBuf>,
+    /// The Pub/Sub API's URL, when it is served.
+    pub pubsub_url: Option<&'a str>,
+    pub sim: &'a Arc<Sim>,
 }
 
 /// A simulator serving on a background thread until dropped.
 pub struct Running {
     pub base_url: String,
     pub cert_path: Option<PathBuf>,
+    pub pubsub_url: Option<String>,
     pub sim: Arc<Sim>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -51,25 +78,45 @@ impl Drop for Running {
 }
 
 /// Binds, seeds and serves until `shutdown` completes. `ready` is called once
-/// the address is bound and the org seeded.
+/// the addresses are bound and the org seeded.
 pub async fn run(
     options: Options,
-    ready: impl FnOnce(&str, Option<&PathBuf>, &Arc<Sim>),
+    ready: impl FnOnce(&Started),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (tls, cert_path) = match &options.tls_dir {
-        Some(dir) => {
-            let (acceptor, path) = crate::tls::self_signed(dir)?;
-            (Some(acceptor), Some(path))
-        }
-        None => (None, None),
-    };
+    let certificate = options
+        .tls_dir
+        .as_deref()
+        .map(SelfSigned::create)
+        .transpose()?;
+    let tls = certificate
+        .as_ref()
+        .map(SelfSigned::http_acceptor)
+        .transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{addr}");
+    let pubsub_listener = match options.pubsub_listen {
+        Some(at) if certificate.is_none() && !at.ip().is_loopback() => {
+            return Err(format!(
+            "the Pub/Sub API is served without TLS only on a loopback address, not {at}: add --tls"
+        ))
+        }
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen on {at}: {e}"))?,
+        ),
+        None => None,
+    };
+    let pubsub_url = pubsub_listener
+        .as_ref()
+        .map(|l| l.local_addr().map(|a| format!("{scheme}://{a}")))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let sim = Arc::new(Sim::new(Config {
         seed: options.seed,
         records: options.records.into_iter().collect(),
@@ -77,8 +124,30 @@ pub async fn run(
         token_lifetime_secs: options.token_lifetime_secs,
         base_url: base_url.clone(),
     })?);
-    ready(&base_url, cert_path.as_ref(), &sim);
+    ready(&Started {
+        base_url: &base_url,
+        cert_path: certificate.as_ref().map(|c| &c.pem_path),
+        pubsub_url: pubsub_url.as_deref(),
+        sim: &sim,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let pubsub = pubsub_listener.map(|listener| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(crate::pubsub::serve(
+            sim.clone(),
+            listener,
+            certificate,
+            options.pubsub_keepalive,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ))
+    });
     crate::http::serve(sim, listener, tls, shutdown).await;
+    let _ = stop.send(true);
+    if let Some(pubsub) = pubsub {
+        pubsub.await.map_err(|e| e.to_string())??;
+    }
     Ok(())
 }
 
@@ -95,8 +164,13 @@ pub fn spawn(options: Options) -> Result<Running, String> {
             .expect("a tokio runtime");
         let result = runtime.block_on(run(
             options,
-            |url, cert, sim| {
-                let _ = ready_tx.send(Ok((url.to_string(), cert.cloned(), sim.clone())));
+            |started| {
+                let _ = ready_tx.send(Ok((
+                    started.base_url.to_string(),
+                    started.cert_path.cloned(),
+                    started.pubsub_url.map(str::to_string),
+                    started.sim.clone(),
+                )));
             },
             async {
                 let _ = stop_rx.await;
@@ -106,10 +180,11 @@ pub fn spawn(options: Options) -> Result<Running, String> {
             let _ = failed.send(Err(e));
         }
     });
-    let (base_url, cert_path, sim) = ready_rx.recv().map_err(|e| e.to_string())??;
+    let (base_url, cert_path, pubsub_url, sim) = ready_rx.recv().map_err(|e| e.to_string())??;
     Ok(Running {
         base_url,
         cert_path,
+        pubsub_url,
         sim,
         stop: Some(stop_tx),
         thread: Some(thread),

@@ -7,12 +7,13 @@ use crate::clock::Clock;
 use crate::cursors::Cursors;
 use crate::faults::Faults;
 use crate::org::{Author, Org};
+use crate::pubsub::Bus;
 use crate::request_log::RequestLog;
 use crate::schema::Schema;
 use crate::seed;
 use crate::usage::Usage;
 use chrono::Duration;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct Sim {
     /// holds it alone, so its subrequests are one transaction that no other
     /// request sees half done or writes into.
     pub transaction_gate: RwLock<()>,
+    /// Change Data Capture: the change events of committed writes.
+    pub pubsub: Bus,
     token_lifetime_secs: AtomicI64,
 }
 
@@ -73,6 +76,7 @@ impl Sim {
             faults: Mutex::new(Faults::default()),
             bulk: Mutex::new(Jobs::default()),
             transaction_gate: RwLock::new(()),
+            pubsub: Bus::default(),
             config,
         })
     }
@@ -89,6 +93,7 @@ impl Sim {
         *self.usage.lock() = Usage::new(limit);
         self.log.lock().clear();
         self.faults.lock().disarm();
+        self.pubsub.reset();
         let mut bulk = self.bulk.lock();
         *bulk = bulk.cleared();
         Ok(())
@@ -118,6 +123,20 @@ impl Sim {
             user_id: user_id.to_string(),
             now: self.clock.now(),
         }
+    }
+
+    /// Publishes the change events of the writes committed so far. Callers
+    /// hold the transaction gate, so no composite call is half done; any
+    /// other request makes its writes, and their rollback, under one hold of
+    /// the org's lock, so all the journal holds is committed.
+    pub fn commit(&self) {
+        if self.org.read().journal.is_empty() {
+            return;
+        }
+        let mut org = self.org.write();
+        let changes = org.journal.take();
+        let org = RwLockWriteGuard::downgrade(org);
+        self.pubsub.publish(&org, changes, self.clock.now());
     }
 
     pub fn supported_version(v: &str) -> bool {

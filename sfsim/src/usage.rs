@@ -43,17 +43,24 @@ impl Usage {
     /// Counts one request, or refuses it when the daily limit is reached.
     pub fn take(&mut self, now: DateTime<Utc>) -> bool {
         self.requests_seen += 1;
+        self.take_many(1, now) == 1
+    }
+
+    /// Counts as many of `n` uses as the daily limit leaves room for, and
+    /// answers how many that is.
+    pub fn take_many(&mut self, n: u64, now: DateTime<Utc>) -> u64 {
         self.forget_before(now);
-        if self.used >= self.daily_limit {
-            return false;
+        let n = n.min(self.daily_limit.saturating_sub(self.used));
+        if n == 0 {
+            return 0;
         }
         let minute = now.timestamp() / 60;
         match self.minutes.back_mut() {
-            Some((m, n)) if *m == minute => *n += 1,
-            _ => self.minutes.push_back((minute, 1)),
+            Some((m, count)) if *m == minute => *count += n,
+            _ => self.minutes.push_back((minute, n)),
         }
-        self.used += 1;
-        true
+        self.used += n;
+        n
     }
 
     /// The `Sforce-Limit-Info` header value.
@@ -80,5 +87,9 @@ mod tests {
             "budget returns after 24 hours"
         );
         assert_eq!(u.requests_seen, 5);
+        let mut events = Usage::new(10);
+        assert_eq!(events.take_many(7, t0), 7);
+        assert_eq!(events.take_many(7, t0), 3, "only what the limit leaves");
+        assert_eq!(events.used(t0 + Duration::hours(25)), 0);
     }
 }

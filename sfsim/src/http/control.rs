@@ -42,8 +42,9 @@ pub async fn dispatch(
 }
 
 fn faults(sim: &Sim) -> Json {
+    let cdc = sim.pubsub.state().faults.clone();
     let f = sim.faults.lock();
-    serde_json::json!({"rates": f.rates, "injected": f.injected, "echo_token": f.echo_token, "bad_value": f.bad_value})
+    serde_json::json!({"rates": f.rates, "injected": f.injected, "echo_token": f.echo_token, "bad_value": f.bad_value, "cdc": cdc})
 }
 
 /// Arms the echo_token fault; a count of 0 disarms it.
@@ -97,6 +98,8 @@ fn late_commit(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
     let mut author = sim.author(&org.admin_user_id.clone());
     author.now -= chrono::Duration::seconds(age);
     let id = org.create(index, &fields, &author, &mut Undo::default())?;
+    drop(org);
+    sim.commit();
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"id": id, "systemModstamp": crate::value::format_datetime(&author.now)}),
@@ -104,6 +107,7 @@ fn late_commit(sim: &Sim, body: &Bytes) -> Result<Response, ApiError> {
 }
 
 fn settings(sim: &Sim) -> Json {
+    let deliveries = sim.pubsub.state().deliveries.daily_limit;
     let bulk = sim.bulk.lock();
     serde_json::json!({
         "daily_limit": sim.usage.lock().daily_limit,
@@ -111,6 +115,7 @@ fn settings(sim: &Sim) -> Json {
         "bulk_job_processing_ms": bulk.processing.num_milliseconds(),
         "bulk_daily_job_limit": bulk.created.daily_limit,
         "bulk_results_page_bytes": bulk.results_page_bytes,
+        "cdc_daily_delivery_limit": deliveries,
     })
 }
 
@@ -120,6 +125,7 @@ const SETTINGS: &[&str] = &[
     "bulk_job_processing_ms",
     "bulk_daily_job_limit",
     "bulk_results_page_bytes",
+    "cdc_daily_delivery_limit",
 ];
 
 /// Applies the changed settings, each checked before any is applied.
@@ -146,6 +152,10 @@ fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiErro
     let processing_ms = number("bulk_job_processing_ms", 0)?;
     let daily_job_limit = number("bulk_daily_job_limit", 0)?;
     let page_bytes = number("bulk_results_page_bytes", 1)?;
+    let deliveries = number("cdc_daily_delivery_limit", 0)?;
+    if let Some(limit) = deliveries {
+        sim.pubsub.state().deliveries.daily_limit = limit;
+    }
     if let Some(limit) = daily_limit {
         sim.usage.lock().daily_limit = limit;
     }
@@ -187,6 +197,7 @@ fn control(
         }
         ("GET", ["usage"]) => {
             let now = sim.clock.now();
+            let delivered = sim.pubsub.state().deliveries.used(now);
             let mut usage = sim.usage.lock();
             let used = usage.used(now);
             ok(serde_json::json!({
@@ -194,6 +205,7 @@ fn control(
                 "daily_limit": usage.daily_limit,
                 "remaining": usage.daily_limit.saturating_sub(used),
                 "requests_seen": usage.requests_seen,
+                "cdc_events_delivered": delivered,
             }))
         }
         ("GET", ["settings"]) => ok(settings(sim)),
@@ -231,6 +243,12 @@ fn control(
         ("POST", ["faults", "late_commit"]) => late_commit(sim, body),
         ("POST", ["faults", "echo_token"]) => arm_echo_token(sim, body),
         ("POST", ["faults", "bad_value"]) => arm_bad_value(sim, body),
+        ("POST", ["faults", fault]) if fault.starts_with("cdc_") => {
+            super::cdc::arm(sim, fault, body)?;
+            ok(faults(sim))
+        }
+        ("GET", ["cdc"]) => Ok(super::cdc::show(sim)),
+        ("POST", ["cdc"]) => super::cdc::select(sim, body),
         (_, ["records", object, rest @ ..]) => record_edit(sim, method, object, rest, params, body),
         _ => Err(ApiError::not_found()),
     }
@@ -291,5 +309,7 @@ fn record_edit(
         ("POST", [id, "undelete"]) => org.undelete(index, id, &author)?,
         _ => return Err(ApiError::not_found()),
     };
+    drop(org);
+    sim.commit();
     Ok(json(StatusCode::OK, &serde_json::json!({"id": id})))
 }

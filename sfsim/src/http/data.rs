@@ -49,7 +49,8 @@ pub struct ApiRequest<'a> {
     pub user: &'a str,
     pub info: LogInfo,
     /// The request's writes, so a composite call with allOrNone can take
-    /// them back after a later subrequest fails.
+    /// them back after a later subrequest fails; the request is their
+    /// transaction.
     pub undo: Undo,
 }
 
@@ -130,7 +131,7 @@ pub async fn dispatch(
             counted,
             ..LogInfo::default()
         },
-        undo: Undo::default(),
+        undo: Undo::new(&format!("com/salesforce/api/rest/{version}")),
     };
     let mut response = if !counted {
         ApiError::limit_exceeded().into_response()
@@ -146,7 +147,9 @@ pub async fn dispatch(
     } else {
         let _alone = composite.then(|| sim.transaction_gate.write());
         let _shared = (!composite).then(|| sim.transaction_gate.read());
-        route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response)
+        let response = route(&mut req, &segments[1..]).unwrap_or_else(IntoResponse::into_response);
+        sim.commit();
+        response
     };
     if fault == Some(Fault::DropConnection) {
         response = cut_off(response).await;

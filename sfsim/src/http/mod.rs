@@ -2,6 +2,7 @@
 //! control API, on one address, over plain HTTP or TLS.
 
 mod bulk;
+mod cdc;
 mod collections;
 mod composite;
 mod control;
@@ -129,6 +130,7 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
         via: None,
         parent_seq: None,
         reference_id: None,
+        rpc: None,
     });
     for sub in info.subrequests {
         log.push(LoggedRequest {

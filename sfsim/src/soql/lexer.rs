@@ -56,8 +56,11 @@ fn digits(b: &[u8], from: usize, n: usize) -> bool {
     b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit)
 }
 
+/// Makes the token of a literal's text.
+type MakeTok = fn(String) -> Tok;
+
 /// Length of a date, datetime or time literal starting at `i`, with its kind.
-fn temporal_literal(b: &[u8], i: usize) -> Option<(usize, fn(String) -> Tok)> {
+fn temporal_literal(b: &[u8], i: usize) -> Option<(usize, MakeTok)> {
     let time_len = |j: usize| -> Option<usize> {
         if !(digits(b, j, 2)
             && b.get(j + 2) == Some(&b':')

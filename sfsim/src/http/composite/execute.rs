@@ -89,7 +89,7 @@ pub fn execute(parent: &ApiRequest, resolved: &Resolved) -> (Answer, LoggedReque
         body: &body_bytes,
         user: parent.user,
         info: LogInfo::default(),
-        undo: Undo::default(),
+        undo: parent.undo.joining(),
     };
     // A reference may have changed the version part into something unknown.
     let response = if version.is_empty() {
@@ -112,6 +112,7 @@ pub fn execute(parent: &ApiRequest, resolved: &Resolved) -> (Answer, LoggedReque
         via: Some("composite"),
         parent_seq: None,
         reference_id: Some(sub.reference_id.clone()),
+        rpc: None,
     };
     (answer, logged, sub_req.undo)
 }

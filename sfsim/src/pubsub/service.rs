@@ -1,0 +1,225 @@
+//! The `eventbus.v1.PubSub` service: GetTopic, GetSchema, Subscribe, and
+//! Publish and PublishStream, which refuse, change event topics being
+//! Salesforce's to publish on.
+
+use super::auth::authenticate;
+use super::calls;
+use super::status::{code_name, failure, SCHEMA_NOT_FOUND, TOPIC_NOT_FOUND, TOPIC_NOT_PERMITTED};
+use super::subscription;
+use super::topics::Topic;
+use crate::request_log::RpcCall;
+use crate::sim::Sim;
+use eventbus::pub_sub_server::PubSub;
+use eventbus::tonic::{self, Code, Request, Response, Status, Streaming};
+use eventbus::{
+    FetchRequest, FetchResponse, PublishRequest, PublishResponse, SchemaInfo, SchemaRequest,
+    TopicInfo, TopicRequest,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Responses a Subscribe stream may have ready before the client reads them.
+const STREAM_BUFFER: usize = 4;
+
+pub struct PubSubService {
+    sim: Arc<Sim>,
+    keepalive: Duration,
+}
+
+impl PubSubService {
+    pub fn new(sim: Arc<Sim>, keepalive: Duration) -> PubSubService {
+        PubSubService { sim, keepalive }
+    }
+
+    /// Runs a unary call as an authenticated caller and logs it.
+    fn unary<T>(
+        &self,
+        rpc: &'static str,
+        topic: Option<String>,
+        metadata: &tonic::metadata::MetadataMap,
+        answer: impl FnOnce(&str) -> Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        let rpc_id = super::uuid();
+        let result = authenticate(&self.sim, metadata, &rpc_id).and_then(|_| answer(&rpc_id));
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        calls::log(
+            &self.sim,
+            RpcCall {
+                rpc,
+                topic,
+                events: None,
+                grpc_status: Some(code_name(code)),
+            },
+        );
+        result.map(Response::new)
+    }
+}
+
+/// The topic a request names, if the org has it.
+pub fn find_topic(sim: &Sim, name: &str, rpc_id: &str) -> Result<Topic, Status> {
+    Topic::parse(name, &sim.org.read()).ok_or_else(|| {
+        failure(
+            Code::NotFound,
+            TOPIC_NOT_FOUND,
+            format!("Topic not found: {name}"),
+            rpc_id,
+        )
+    })
+}
+
+/// Whether the topic's events can be subscribed to: every object's
+/// channel is, one object's only while the object is selected for CDC.
+pub fn can_subscribe(sim: &Sim, topic: &Topic) -> bool {
+    match topic {
+        Topic::AllChanges => true,
+        Topic::Object(object) => sim.pubsub.is_selected(object),
+    }
+}
+
+pub fn not_permitted(topic: &Topic, rpc_id: &str) -> Status {
+    let detail = match topic {
+        Topic::Object(object) => format!("; select {object} for Change Data Capture"),
+        Topic::AllChanges => String::new(),
+    };
+    failure(
+        Code::PermissionDenied,
+        TOPIC_NOT_PERMITTED,
+        format!(
+            "The topic {} isn't available to subscribe to{detail}.",
+            topic.name()
+        ),
+        rpc_id,
+    )
+}
+
+fn publish_refused(topic_name: &str, rpc_id: &str, sim: &Sim) -> Status {
+    match find_topic(sim, topic_name, rpc_id) {
+        Err(not_found) => not_found,
+        Ok(topic) => failure(
+            Code::PermissionDenied,
+            TOPIC_NOT_PERMITTED,
+            format!(
+                "Publishing to {} isn't allowed: change events are published by Salesforce.",
+                topic.name()
+            ),
+            rpc_id,
+        ),
+    }
+}
+
+#[tonic::async_trait]
+impl PubSub for PubSubService {
+    type SubscribeStream = ReceiverStream<Result<FetchResponse, Status>>;
+    type PublishStreamStream = ReceiverStream<Result<PublishResponse, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<Streaming<FetchRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let rpc_id = super::uuid();
+        let caller = match authenticate(&self.sim, request.metadata(), &rpc_id) {
+            Ok(caller) => caller,
+            Err(status) => {
+                subscription::log_end(&self.sim, None, status.code());
+                return Err(status);
+            }
+        };
+        let (out, responses) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(subscription::run(
+            subscription::Call {
+                sim: self.sim.clone(),
+                caller,
+                rpc_id,
+                keepalive: self.keepalive,
+                latest: self.sim.pubsub.tip(),
+            },
+            request.into_inner(),
+            out,
+        ));
+        Ok(Response::new(ReceiverStream::new(responses)))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<SchemaRequest>,
+    ) -> Result<Response<SchemaInfo>, Status> {
+        let id = request.get_ref().schema_id.clone();
+        self.unary("GetSchema", None, request.metadata(), |rpc_id| {
+            let json = self.sim.pubsub.schema_json(&id).ok_or_else(|| {
+                failure(
+                    Code::NotFound,
+                    SCHEMA_NOT_FOUND,
+                    format!("Schema not found: {id}"),
+                    rpc_id,
+                )
+            })?;
+            Ok(SchemaInfo {
+                schema_json: json.to_string(),
+                schema_id: id.clone(),
+                rpc_id: rpc_id.to_string(),
+            })
+        })
+    }
+
+    async fn get_topic(
+        &self,
+        request: Request<TopicRequest>,
+    ) -> Result<Response<TopicInfo>, Status> {
+        let name = request.get_ref().topic_name.clone();
+        self.unary(
+            "GetTopic",
+            Some(name.clone()),
+            request.metadata(),
+            |rpc_id| {
+                let topic = find_topic(&self.sim, &name, rpc_id)?;
+                let (tenant_guid, schema_id) = {
+                    let org = self.sim.org.read();
+                    let schema_id = match &topic {
+                        // Events of every selected object travel here, each with its own schema.
+                        Topic::AllChanges => String::new(),
+                        Topic::Object(object) => {
+                            let def = org.def(org.object(object).expect("a parsed topic's object"));
+                            self.sim.pubsub.schema(def).id.to_string()
+                        }
+                    };
+                    (org.org_id.clone(), schema_id)
+                };
+                Ok(TopicInfo {
+                    topic_name: topic.name(),
+                    tenant_guid,
+                    can_publish: false,
+                    can_subscribe: can_subscribe(&self.sim, &topic),
+                    schema_id,
+                    rpc_id: rpc_id.to_string(),
+                })
+            },
+        )
+    }
+
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        let name = request.get_ref().topic_name.clone();
+        self.unary(
+            "Publish",
+            Some(name.clone()),
+            request.metadata(),
+            |rpc_id| Err(publish_refused(&name, rpc_id, &self.sim)),
+        )
+    }
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let metadata = request.metadata().clone();
+        let first = request.into_inner().message().await?;
+        let name = first.map(|r| r.topic_name).unwrap_or_default();
+        self.unary("PublishStream", Some(name.clone()), &metadata, |rpc_id| {
+            Err(publish_refused(&name, rpc_id, &self.sim))
+        })
+    }
+}
