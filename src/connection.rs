@@ -6,9 +6,14 @@
 //! SERVER or ALTER USER MAPPING gives a new login and fresh describes.
 //! Describes are per mapping because Salesforce answers them per user:
 //! field-level security hides fields.
+//!
+//! With the extension preloaded, both also go through `shared_cache`, so a
+//! new backend takes a token and describes other backends made.
 
 use crate::catalog;
 use crate::error::{remember_secrets, Error, Result};
+use crate::gucs;
+use crate::shared_cache::{self, SharedToken};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::PgSqlErrorCode;
 use salesforce_core::client::describe::ObjectDescribe;
@@ -52,6 +57,25 @@ fn key(server: Oid, user: Oid) -> Key {
     (server.to_u32(), user.to_u32())
 }
 
+fn shared_key(key: Key, fingerprint: u64) -> shared_cache::Key {
+    shared_cache::Key {
+        database: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        server: key.0,
+        user: key.1,
+        fingerprint,
+    }
+}
+
+/// The (server, user) session's key in shared memory, if it has a session.
+fn session_shared_key(key: Key) -> Option<shared_cache::Key> {
+    SESSIONS.with(|c| c.borrow().get(&key).map(|s| shared_key(key, s.fingerprint)))
+}
+
+/// How long other backends' describes are reused.
+fn shared_describe_age() -> Duration {
+    Duration::from_secs(gucs::DESCRIBE_INTERVAL.get() as u64)
+}
+
 /// The connection settings of (server, user), and their fingerprint.
 fn config(server: Oid, user: Oid) -> Result<(ConnectionConfig, u64)> {
     let (server_options, server_raw) = catalog::server_options(server)?;
@@ -87,7 +111,10 @@ pub fn prepare_session(server: Oid, user: Oid) -> Result<u64> {
             .get(&key)
             .is_none_or(|c| c.fingerprint != fingerprint)
         {
-            let session = Session::new(config, interrupted)?;
+            let mut session = Session::new(config, interrupted)?;
+            if shared_cache::available() {
+                session.share_tokens(Box::new(SharedToken(shared_key(key, fingerprint))));
+            }
             sessions.insert(
                 key,
                 Cached {
@@ -172,28 +199,43 @@ pub fn describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescrib
             return Ok(d);
         }
     }
+    let shared = shared_key(cache_key.0, fingerprint);
+    if let Some(d) = shared_cache::describe(shared, object, shared_describe_age()) {
+        return Ok(remember_locally(cache_key.0, fingerprint, d));
+    }
     let d = with_prepared_session(server, user, |s| s.describe(object))?;
     Ok(remember_describe(server, user, d))
 }
 
-/// Keeps a describe just made, for `describe` and `recent_describe`.
-pub fn remember_describe(server: Oid, user: Oid, d: ObjectDescribe) -> Rc<ObjectDescribe> {
-    let fingerprint = SESSIONS.with(|c| c.borrow().get(&key(server, user)).map(|s| s.fingerprint));
+fn remember_locally(key: Key, fingerprint: u64, d: ObjectDescribe) -> Rc<ObjectDescribe> {
     let d = Rc::new(d);
-    if let Some(fingerprint) = fingerprint {
-        let cache_key = (key(server, user), d.name.to_ascii_lowercase());
-        DESCRIBES.with(|c| {
-            c.borrow_mut()
-                .insert(cache_key, (fingerprint, Instant::now(), d.clone()))
-        });
-    }
+    let cache_key = (key, d.name.to_ascii_lowercase());
+    DESCRIBES.with(|c| {
+        c.borrow_mut()
+            .insert(cache_key, (fingerprint, Instant::now(), d.clone()))
+    });
     d
 }
 
-/// Drops an object's cached describe, so the next use asks Salesforce.
+/// Keeps a describe just made, for `describe` and `recent_describe`, and
+/// shares it with other backends.
+pub fn remember_describe(server: Oid, user: Oid, d: ObjectDescribe) -> Rc<ObjectDescribe> {
+    let key = key(server, user);
+    let Some(fingerprint) = SESSIONS.with(|c| c.borrow().get(&key).map(|s| s.fingerprint)) else {
+        return Rc::new(d);
+    };
+    shared_cache::remember_describe(shared_key(key, fingerprint), &d);
+    remember_locally(key, fingerprint, d)
+}
+
+/// Drops an object's cached describe, here and shared, so the next use
+/// asks Salesforce.
 pub fn forget_describe(server: Oid, user: Oid, object: &str) {
-    let cache_key = (key(server, user), object.to_ascii_lowercase());
-    DESCRIBES.with(|c| c.borrow_mut().remove(&cache_key));
+    let key = key(server, user);
+    if let Some(shared) = session_shared_key(key) {
+        shared_cache::forget_describe(shared, object);
+    }
+    DESCRIBES.with(|c| c.borrow_mut().remove(&(key, object.to_ascii_lowercase())));
 }
 
 /// The cached describe of an object if it was made under the current
@@ -207,10 +249,14 @@ pub fn recent_describe(
     let fingerprint =
         SESSIONS.with(|c| c.borrow().get(&key(server, user)).map(|s| s.fingerprint))?;
     let cache_key = (key(server, user), object.to_ascii_lowercase());
-    DESCRIBES.with(|c| {
+    let local = DESCRIBES.with(|c| {
         c.borrow()
             .get(&cache_key)
             .filter(|(print, made, _)| *print == fingerprint && made.elapsed() < max_age)
             .map(|(_, _, d)| d.clone())
+    });
+    local.or_else(|| {
+        let d = shared_cache::describe(shared_key(cache_key.0, fingerprint), object, max_age)?;
+        Some(remember_locally(cache_key.0, fingerprint, d))
     })
 }

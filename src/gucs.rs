@@ -22,11 +22,30 @@ pub static SYNC_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static PUSHDOWN_AGGREGATES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static DESCRIBE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
 
-pub fn sync_database() -> String {
-    SYNC_DATABASE
+pub static SYNC_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// The databases whose syncs the worker runs, a worker each:
+/// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
+pub fn sync_databases() -> Vec<String> {
+    let listed = SYNC_DATABASES
         .get()
         .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "postgres".into())
+        .unwrap_or_default();
+    let mut databases: Vec<String> = Vec::new();
+    for name in listed.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !databases.iter().any(|d| d == name) {
+            databases.push(name.to_string());
+        }
+    }
+    if databases.is_empty() {
+        databases.push(
+            SYNC_DATABASE
+                .get()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "postgres".into()),
+        );
+    }
+    databases
 }
 
 pub fn init() {
@@ -40,10 +59,18 @@ pub fn init() {
     );
     GucRegistry::define_string_guc(
         c"salesforce.sync_database",
-        c"The database whose syncs the sync worker runs.",
-        c"Read when the worker starts; the worker needs pg_salesforce in shared_preload_libraries.",
+        c"The database whose syncs the sync worker runs, unless salesforce.sync_databases lists several.",
+        c"Read at server start; the worker needs pg_salesforce in shared_preload_libraries.",
         &SYNC_DATABASE,
-        GucContext::Sighup,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"salesforce.sync_databases",
+        c"The databases whose syncs sync workers run, comma-separated: one worker each.",
+        c"Read at server start; empty means salesforce.sync_database alone.",
+        &SYNC_DATABASES,
+        GucContext::Postmaster,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

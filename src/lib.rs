@@ -5,7 +5,7 @@
 //!   `sync` (local copies); none imports another's internals, and this file
 //!   wires the one link between them, write-through;
 //! - PostgreSQL glue: `catalog`, `connection`, `copy`, `error`, `gucs`, `pg`,
-//!   `read_ahead`, `records`, `values`;
+//!   `read_ahead`, `records`, `shared_cache`, `values`;
 //! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
 //!   logic that needs no database.
 
@@ -20,6 +20,7 @@ mod gucs;
 mod pg;
 mod read_ahead;
 mod records;
+mod shared_cache;
 mod sync;
 mod values;
 mod write;
@@ -29,6 +30,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     write::transaction::on_applied(sync::write_through::apply);
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        shared_cache::request();
         sync::worker::register();
     }
 }

@@ -172,7 +172,20 @@ fn _sync_id(server: &str, object: &str) -> i64 {
     sync_id(server, object)
 }
 
+/// Syncs write their copies and log, so they run on the primary; copies
+/// reach a standby by replication.
+fn refuse_on_standby() {
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        raise(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "syncs cannot run on a standby, which is a read-only transaction".into(),
+            Some("Run syncs on the primary: its copies reach this standby by replication, and its sync worker runs them."),
+        )
+    }
+}
+
 fn sync_id(server: &str, object: &str) -> i64 {
+    refuse_on_standby();
     store::sync_id(server, object)
         .or_raise()
         .unwrap_or_else(|| {
@@ -187,6 +200,7 @@ fn sync_id(server: &str, object: &str) -> i64 {
 /// Whether the calling procedure may COMMIT: not inside BEGIN ... COMMIT.
 #[pg_extern]
 fn _sync_can_commit() -> bool {
+    refuse_on_standby();
     unsafe { !pg_sys::IsTransactionBlock() }
 }
 

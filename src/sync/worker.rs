@@ -1,6 +1,8 @@
-//! The sync worker: with pg_salesforce in shared_preload_libraries it runs
-//! the due syncs of `salesforce.sync_database` together (`together`), so
-//! their polls share composite calls. Each step's local work is a short
+//! The sync workers: with pg_salesforce in shared_preload_libraries, one
+//! for each database of `salesforce.sync_databases` (or the one
+//! `salesforce.sync_database`) runs its due syncs together (`together`), so
+//! their polls share composite calls. They start once recovery has
+//! finished: on a standby, none runs until it is promoted. Each step's local work is a short
 //! transaction of its own; requests to Salesforce are made with no
 //! transaction open.
 
@@ -16,13 +18,16 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 pub fn register() {
-    BackgroundWorkerBuilder::new("pg_salesforce sync worker")
-        .set_type("pg_salesforce sync")
-        .set_library("pg_salesforce")
-        .set_function("pg_salesforce_sync_worker_main")
-        .enable_spi_access()
-        .set_restart_time(Some(Duration::from_secs(5)))
-        .load();
+    for database in gucs::sync_databases() {
+        BackgroundWorkerBuilder::new(&format!("pg_salesforce sync worker for {database}"))
+            .set_type("pg_salesforce sync")
+            .set_library("pg_salesforce")
+            .set_function("pg_salesforce_sync_worker_main")
+            .set_extra(&database)
+            .enable_spi_access()
+            .set_restart_time(Some(Duration::from_secs(5)))
+            .load();
+    }
 }
 
 /// Runs `f` in a transaction of its own; an error of any kind aborts that
@@ -167,7 +172,7 @@ fn run_together(runs: Vec<Run>) {
 #[no_mangle]
 pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = gucs::sync_database();
+    let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     pgrx::log!("pg_salesforce sync worker started on database \"{database}\"");
     loop {

@@ -181,11 +181,28 @@ fn jwt_assertion(
     let claims = serde_json::json!({
         "iss": client_id,
         "sub": username,
-        "aud": login_url.trim_end_matches('/'),
+        "aud": jwt_audience(login_url),
         "exp": chrono::Utc::now().timestamp() + JWT_LIFETIME_SECS,
     });
     encode(&Header::new(Algorithm::RS256), &claims, &key)
         .map_err(|e| SalesforceError::Config(format!("cannot sign the JWT assertion: {e}")))
+}
+
+/// The JWT's audience: Salesforce accepts only its login hosts there, not
+/// a My Domain, so a My Domain login_url names login or, for a sandbox, test.
+/// Other hosts (an Experience Cloud site, a local simulator) name themselves.
+fn jwt_audience(login_url: &str) -> String {
+    let host = url::Url::parse(login_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host == "test.salesforce.com" || host.ends_with(".sandbox.my.salesforce.com") {
+        "https://test.salesforce.com".into()
+    } else if host == "salesforce.com" || host.ends_with(".salesforce.com") {
+        "https://login.salesforce.com".into()
+    } else {
+        login_url.trim_end_matches('/').into()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -247,6 +264,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn jwt_audience_is_a_login_host_for_salesforce_domains() {
+        for (login_url, audience) in [
+            (
+                "https://login.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://acme.my.salesforce.com/",
+                "https://login.salesforce.com",
+            ),
+            ("https://test.salesforce.com", "https://test.salesforce.com"),
+            (
+                "https://acme--uat.sandbox.my.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+            (
+                "https://acme.my.site.com/partners",
+                "https://acme.my.site.com/partners",
+            ),
+            ("http://127.0.0.1:7777/", "http://127.0.0.1:7777"),
+        ] {
+            assert_eq!(jwt_audience(login_url), audience, "{login_url}");
+        }
     }
 
     #[test]

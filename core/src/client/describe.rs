@@ -1,6 +1,6 @@
 //! Describe results: what objects the org has and what their fields allow.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct GlobalDescribe {
@@ -14,13 +14,13 @@ pub struct ObjectSummary {
     pub queryable: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ObjectDescribe {
     pub name: String,
     pub fields: Vec<FieldDescribe>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldDescribe {
     pub name: String,

@@ -8,5 +8,6 @@ pub mod describe;
 pub mod error;
 pub mod http;
 pub mod session;
+pub mod token_shelf;
 
 pub use error::SalesforceError;

@@ -6,6 +6,7 @@ use super::auth::{self, Grant, Token};
 use super::describe::{GlobalDescribe, ObjectDescribe};
 use super::error::SalesforceError;
 use super::http::{self, Answer, Interrupted, Read, Repeat};
+use super::token_shelf::{Shelved, TokenShelf};
 use crate::options::ServerOptions;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -113,6 +114,10 @@ pub struct Session {
     config: ConnectionConfig,
     client: reqwest::Client,
     token: Option<Token>,
+    /// Where other processes' sessions of this mapping share the token.
+    shelf: Option<Box<dyn TokenShelf>>,
+    /// The access token Salesforce last refused, not to be taken again.
+    rejected: Option<String>,
     interrupted: Interrupted,
     /// The last `Sforce-Limit-Info` seen: `api-usage=USED/MAX`.
     pub last_limit_info: Option<String>,
@@ -167,6 +172,8 @@ impl Session {
             config,
             client,
             token: None,
+            shelf: None,
+            rejected: None,
             interrupted,
             last_limit_info: None,
             last_server_time: None,
@@ -190,6 +197,8 @@ impl Session {
             config: self.config.clone(),
             client: self.client.clone(),
             token: self.token.clone(),
+            shelf: None,
+            rejected: None,
             interrupted: self.interrupted,
             last_limit_info: None,
             last_server_time: None,
@@ -227,19 +236,54 @@ impl Session {
         out
     }
 
+    /// Shares this session's token through `shelf`, for grants that log in.
+    pub fn share_tokens(&mut self, shelf: Box<dyn TokenShelf>) {
+        if !matches!(self.config.grant, Grant::AccessToken { .. }) {
+            self.shelf = Some(shelf);
+        }
+    }
+
     fn token(&mut self) -> Result<Token, SalesforceError> {
         if let Some(t) = &self.token {
             return Ok(t.clone());
         }
-        let t = auth::login(
+        if let Some(t) = self.shelved_token()? {
+            self.token = Some(t.clone());
+            return Ok(t);
+        }
+        let login = auth::login(
             &self.client,
             &self.config.login_url,
             self.config.instance_url.as_deref(),
             &self.config.grant,
             self.interrupted,
-        )?;
+        );
+        if let Some(shelf) = &self.shelf {
+            match &login {
+                Ok(t) => shelf.put(t),
+                Err(_) => shelf.release(),
+            }
+        }
+        let t = login?;
         self.token = Some(t.clone());
         Ok(t)
+    }
+
+    /// A token from the shelf, waiting while another process logs in; None
+    /// when this session is to log in itself.
+    fn shelved_token(&self) -> Result<Option<Token>, SalesforceError> {
+        let Some(shelf) = &self.shelf else {
+            return Ok(None);
+        };
+        let claim_for = self.config.timeout + Duration::from_secs(5);
+        loop {
+            match shelf.look(self.rejected.as_deref(), claim_for) {
+                Shelved::Token(t) => return Ok(Some(t)),
+                Shelved::LogIn => return Ok(None),
+                Shelved::Wait if (self.interrupted)() => return Err(SalesforceError::Cancelled),
+                Shelved::Wait => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
 
     /// Sends a request to a path under the instance (`/services/data/...`),
@@ -280,7 +324,7 @@ impl Session {
                         && !relogged
                         && !matches!(self.config.grant, Grant::AccessToken { .. }) =>
                 {
-                    self.token = None;
+                    self.rejected = self.token.take().map(|t| t.access_token);
                     relogged = true;
                 }
                 Err(e) => return Err(e),
@@ -666,6 +710,75 @@ mod tests {
         assert!(deleted.earliest_date_available < start);
         // The describe after two days met an expired token and was sent again.
         assert_eq!(s.requests, 5);
+    }
+
+    /// A shelf in this process, as shared memory is across processes.
+    #[derive(Clone, Default)]
+    struct MemoryShelf(std::sync::Arc<std::sync::Mutex<(Option<Token>, bool)>>);
+
+    impl TokenShelf for MemoryShelf {
+        fn look(&self, rejected: Option<&str>, _claim_for: Duration) -> Shelved {
+            let mut shelf = self.0.lock().unwrap();
+            match &shelf.0 {
+                Some(t) if Some(t.access_token.as_str()) != rejected => Shelved::Token(t.clone()),
+                _ if shelf.1 => Shelved::Wait,
+                _ => {
+                    shelf.1 = true;
+                    Shelved::LogIn
+                }
+            }
+        }
+        fn put(&self, token: &Token) {
+            *self.0.lock().unwrap() = (Some(token.clone()), false);
+        }
+        fn release(&self) {
+            self.0.lock().unwrap().1 = false;
+        }
+    }
+
+    #[test]
+    fn sessions_sharing_a_shelf_log_in_once_and_renew_once() {
+        let sim = spawn(Options::demo()).unwrap();
+        let shelf = MemoryShelf::default();
+        let mut sessions: Vec<Session> = (0..3)
+            .map(|_| {
+                let mut s =
+                    Session::new(config(&sim.base_url, password()), never_interrupted).unwrap();
+                s.share_tokens(Box::new(shelf.clone()));
+                s
+            })
+            .collect();
+        let logins = || {
+            sim.sim
+                .log
+                .lock()
+                .since(0)
+                .iter()
+                .filter(|r| r.path == "/services/oauth2/token")
+                .count()
+        };
+        for s in &mut sessions {
+            s.limits().unwrap();
+        }
+        assert_eq!(
+            logins(),
+            1,
+            "the first session logged in, the others took its token"
+        );
+        sim.sim.auth.lock().expire_all();
+        for s in &mut sessions {
+            s.limits().unwrap();
+        }
+        assert_eq!(
+            logins(),
+            2,
+            "the first to meet the expiry renewed it for all"
+        );
+        let tokens: std::collections::HashSet<_> = sessions
+            .iter()
+            .map(|s| s.token.as_ref().unwrap().access_token.clone())
+            .collect();
+        assert_eq!(tokens.len(), 1);
     }
 
     /// A server that answers each connection with the next canned response.
