@@ -60,17 +60,17 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"salesforce.sync_database",
         c"The database whose syncs the sync worker runs, unless salesforce.sync_databases lists several.",
-        c"Read at server start; the worker needs pg_salesforce in shared_preload_libraries.",
+        c"Read at server start (a change needs a restart); the worker needs pg_salesforce in shared_preload_libraries.",
         &SYNC_DATABASE,
-        GucContext::Postmaster,
+        GucContext::Sighup,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(
         c"salesforce.sync_databases",
         c"The databases whose syncs sync workers run, comma-separated: one worker each.",
-        c"Read at server start; empty means salesforce.sync_database alone.",
+        c"Read at server start (a change needs a restart); empty means salesforce.sync_database alone.",
         &SYNC_DATABASES,
-        GucContext::Postmaster,
+        GucContext::Sighup,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
