@@ -18,6 +18,7 @@ const TOKEN_SLOTS: usize = 64;
 const DESCRIBE_SLOTS: usize = 256;
 const TOKEN_BYTES: usize = 512;
 const URL_BYTES: usize = 256;
+const ORG_BYTES: usize = 32;
 const OBJECT_BYTES: usize = 128;
 /// Room for describes, as JSON of the fields the extension reads: about
 /// 150 bytes a field, so some 25,000 fields.
@@ -44,6 +45,8 @@ struct TokenSlot {
     token: [u8; TOKEN_BYTES],
     url_len: usize,
     url: [u8; URL_BYTES],
+    org_len: usize,
+    org: [u8; ORG_BYTES],
 }
 
 #[repr(C)]
@@ -173,6 +176,7 @@ impl SharedToken {
             slot.claimed_until = 0;
             slot.token_len = 0;
             slot.url_len = 0;
+            slot.org_len = 0;
         }
         slot.touched = now_ms();
         slot
@@ -189,10 +193,12 @@ impl TokenShelf for SharedToken {
             if !token.is_empty() && Some(token) != rejected.map(str::as_bytes) {
                 let access_token = String::from_utf8_lossy(token).into_owned();
                 let instance_url = String::from_utf8_lossy(&slot.url[..slot.url_len]).into_owned();
+                let org = &slot.org[..slot.org_len];
                 Shelved::Token(Token {
                     access_token,
                     instance_url,
                     refresh_token: None,
+                    org_id: (!org.is_empty()).then(|| String::from_utf8_lossy(org).into_owned()),
                 })
             } else if slot.claimed_until > now {
                 Shelved::Wait
@@ -207,16 +213,19 @@ impl TokenShelf for SharedToken {
     fn put(&self, token: &Token) {
         let key = self.0;
         let (t, u) = (token.access_token.as_bytes(), token.instance_url.as_bytes());
+        let o = token.org_id.as_deref().unwrap_or_default().as_bytes();
         locked(pg_sys::LWLockMode::LW_EXCLUSIVE, |area| {
             let slot = Self::slot(area, key);
             slot.claimed_until = 0;
             // A token too long to keep is not shared: each backend logs in.
-            let fits = t.len() <= TOKEN_BYTES && u.len() <= URL_BYTES;
+            let fits = t.len() <= TOKEN_BYTES && u.len() <= URL_BYTES && o.len() <= ORG_BYTES;
             slot.token_len = if fits { t.len() } else { 0 };
             slot.url_len = if fits { u.len() } else { 0 };
+            slot.org_len = if fits { o.len() } else { 0 };
             if fits {
                 slot.token[..t.len()].copy_from_slice(t);
                 slot.url[..u.len()].copy_from_slice(u);
+                slot.org[..o.len()].copy_from_slice(o);
             }
         });
     }

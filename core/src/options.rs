@@ -27,6 +27,7 @@ impl OptionScope {
                 "request_timeout_ms",
                 "max_requests_per_day",
                 "budget_reserve_percent",
+                "pubsub_url",
             ],
             OptionScope::UserMapping => &[
                 "grant_type",
@@ -183,6 +184,7 @@ pub const DEFAULT_BATCH_SIZE: u32 = 2000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_REQUESTS_PER_DAY: u64 = 28_800;
 pub const DEFAULT_RESERVE_PERCENT: u64 = 20;
+pub const DEFAULT_PUBSUB_URL: &str = "https://api.pubsub.salesforce.com:7443";
 
 /// A server's options, parsed.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,6 +199,8 @@ pub struct ServerOptions {
     pub max_requests_per_day: u64,
     /// The share of the org's limit syncs leave to other clients.
     pub budget_reserve_percent: u64,
+    /// Where Change Data Capture events are streamed from (gRPC).
+    pub pubsub_url: String,
 }
 
 impl ServerOptions {
@@ -210,6 +214,7 @@ impl ServerOptions {
             request_timeout: DEFAULT_TIMEOUT,
             max_requests_per_day: DEFAULT_MAX_REQUESTS_PER_DAY,
             budget_reserve_percent: DEFAULT_RESERVE_PERCENT,
+            pubsub_url: DEFAULT_PUBSUB_URL.into(),
         };
         for (name, value) in options {
             match name.as_str() {
@@ -220,6 +225,10 @@ impl ServerOptions {
                 "instance_url" => {
                     check_url(name, value)?;
                     parsed.instance_url = Some(value.clone());
+                }
+                "pubsub_url" => {
+                    check_url(name, value)?;
+                    parsed.pubsub_url = value.clone();
                 }
                 "api_version" if !is_api_version(value) => {
                     return Err(error(format!("invalid value for option \"api_version\": expected a version such as 62.0, got \"{value}\""), None))

@@ -211,6 +211,9 @@ pub struct Token {
     pub instance_url: String,
     /// A new refresh token, when the org rotates them.
     pub refresh_token: Option<String>,
+    /// The org's id, from the identity URL of the login's answer: the
+    /// Pub/Sub API's `tenantid`. None for an `access_token` grant.
+    pub org_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +221,15 @@ struct TokenAnswer {
     access_token: String,
     instance_url: String,
     refresh_token: Option<String>,
+    /// `https://login.salesforce.com/id/<org id>/<user id>`
+    id: Option<String>,
+}
+
+fn org_of_identity(id_url: &str) -> Option<String> {
+    let mut parts = id_url.rsplit('/');
+    let _user = parts.next()?;
+    let org = parts.next()?;
+    (org.starts_with("00D") && parts.next() == Some("id")).then(|| org.to_string())
 }
 
 /// Logs in at `login_url` with the grant. An `access_token` grant needs no
@@ -238,6 +250,7 @@ pub fn login(
             access_token: access_token.clone(),
             instance_url: instance,
             refresh_token: None,
+            org_id: None,
         });
     }
     let form = grant.form(login_url)?;
@@ -246,6 +259,7 @@ pub fn login(
     let token: TokenAnswer = serde_json::from_slice(&answer.body)
         .map_err(|e| SalesforceError::BadResponse(format!("token response: {e}")))?;
     Ok(Token {
+        org_id: token.id.as_deref().and_then(org_of_identity),
         access_token: token.access_token,
         refresh_token: token.refresh_token,
         instance_url: instance_url
@@ -264,6 +278,19 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_org_id_is_read_from_the_identity_url() {
+        assert_eq!(
+            org_of_identity(
+                "https://login.salesforce.com/id/00D5e000000AbCdEAK/0055e000001XyZaAAK"
+            )
+            .as_deref(),
+            Some("00D5e000000AbCdEAK")
+        );
+        assert_eq!(org_of_identity("https://example.com/id/"), None);
+        assert_eq!(org_of_identity("nonsense"), None);
     }
 
     #[test]

@@ -243,6 +243,18 @@ impl Session {
         }
     }
 
+    /// The live token, logging in if there is none, for APIs this session
+    /// does not speak itself (the Pub/Sub API).
+    pub fn live_token(&mut self) -> Result<Token, SalesforceError> {
+        self.token()
+    }
+
+    /// Salesforce refused the live token elsewhere: the next use logs in
+    /// again (or takes a newer token from the shelf).
+    pub fn token_refused(&mut self) {
+        self.rejected = self.token.take().map(|t| t.access_token);
+    }
+
     fn token(&mut self) -> Result<Token, SalesforceError> {
         if let Some(t) = &self.token {
             return Ok(t.clone());
@@ -324,7 +336,7 @@ impl Session {
                         && !relogged
                         && !matches!(self.config.grant, Grant::AccessToken { .. }) =>
                 {
-                    self.rejected = self.token.take().map(|t| t.access_token);
+                    self.token_refused();
                     relogged = true;
                 }
                 Err(e) => return Err(e),
@@ -683,7 +695,7 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        s.delete(&[id.clone()]).unwrap();
+        s.delete(std::slice::from_ref(&id)).unwrap();
         sim.sim.clock.advance(chrono::Duration::days(2));
         let start = s.last_server_time.unwrap() - chrono::Duration::hours(1);
         s.describe("Account").unwrap();

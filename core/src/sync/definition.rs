@@ -45,6 +45,9 @@ pub struct SyncOptions {
     /// How often formula fields are read again, since their values change
     /// without SystemModstamp moving; None never.
     pub formula_refresh_seconds: Option<i64>,
+    /// Keep the copy current from Change Data Capture events, polling
+    /// only as the safety net.
+    pub cdc: bool,
 }
 
 /// Formula fields are read again every 6 hours unless a sync says otherwise:
@@ -76,7 +79,7 @@ fn invalid(message: String, hint: &str) -> OptionError {
     }
 }
 
-const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest') and formula_refresh (an interval such as \"1 hour\", or \"off\").";
+const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest'), formula_refresh (an interval such as \"1 hour\", or \"off\") and cdc (boolean).";
 
 impl SyncOptions {
     pub fn parse(options: &Json) -> Result<SyncOptions, OptionError> {
@@ -89,6 +92,7 @@ impl SyncOptions {
             lookback_seconds: DEFAULT_LOOKBACK_SECONDS,
             api: BackfillApi::Auto,
             formula_refresh_seconds: Some(DEFAULT_FORMULA_REFRESH_SECONDS),
+            cdc: false,
         };
         for (key, value) in map {
             match key.as_str() {
@@ -96,6 +100,7 @@ impl SyncOptions {
                     let names = value.as_array().and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>());
                     parsed.fields = Some(names.filter(|n| !n.is_empty()).ok_or_else(|| invalid("sync option \"fields\" must be a non-empty array of field names".into(), OPTIONS_HINT))?);
                 }
+                "cdc" => parsed.cdc = value.as_bool().ok_or_else(|| invalid("sync option \"cdc\" must be true or false".into(), OPTIONS_HINT))?,
                 "soft_delete" => parsed.soft_delete = value.as_bool().ok_or_else(|| invalid("sync option \"soft_delete\" must be true or false".into(), OPTIONS_HINT))?,
                 "lookback_seconds" => {
                     parsed.lookback_seconds = value.as_i64().filter(|s| (0..=86_400).contains(s)).ok_or_else(|| invalid("sync option \"lookback_seconds\" must be a number of seconds from 0 to 86400".into(), OPTIONS_HINT))?
@@ -296,6 +301,7 @@ mod tests {
                 lookback_seconds: 300,
                 api: BackfillApi::Auto,
                 formula_refresh_seconds: Some(6 * 3600),
+                cdc: false,
             }
         );
         let refresh = |v: serde_json::Value| {
