@@ -1,12 +1,15 @@
 //! Salesforce values in PostgreSQL's text forms, both ways: a value from an
 //! answer as the text a column type's input function reads, and a value
-//! bound for a write as the JSON Salesforce takes. Pure: the datum side is
-//! the extension's `values` module, the only caller.
+//! bound for a write as the JSON Salesforce takes. Values from Bulk CSV and
+//! from change events' Avro are first shaped as REST gives them, so one
+//! conversion serves every API. Pure: the datum side is the extension's
+//! `values` module, the only caller.
 
 use crate::client::session::parse_datetime;
 use crate::soql::Literal;
 use crate::typemap::{pg_type, PgType};
-use chrono::{NaiveDate, NaiveTime};
+use apache_avro::types::Value as Avro;
+use chrono::{DateTime, NaiveDate, NaiveTime};
 use serde_json::Value as Json;
 use std::borrow::Cow;
 
@@ -267,6 +270,45 @@ pub fn from_csv(text: &str, field_type: &str) -> Json {
     }
 }
 
+/// A change event's Avro value as REST would give it in a query record. The
+/// schema's logical types mark dates (days since the epoch), datetimes
+/// (epoch milliseconds) and times (milliseconds since midnight); a value out
+/// of their range stays a number, for the conversion to refuse by name.
+pub fn from_avro(value: &Avro) -> Json {
+    let text = |s: Option<String>, raw: Json| s.map_or(raw, Json::String);
+    match value {
+        Avro::Null => Json::Null,
+        Avro::Union(_, inner) => from_avro(inner),
+        Avro::Boolean(b) => Json::Bool(*b),
+        Avro::Int(i) => Json::from(*i),
+        Avro::Long(l) => Json::from(*l),
+        Avro::Float(f) => Json::from(f64::from(*f)),
+        Avro::Double(d) => Json::from(*d),
+        Avro::String(s) | Avro::Enum(_, s) => Json::String(s.clone()),
+        Avro::Date(days) => text(
+            NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days((*days).into())))
+                .map(|d| d.format("%Y-%m-%d").to_string()),
+            Json::from(*days),
+        ),
+        Avro::TimestampMillis(ms) => text(
+            DateTime::from_timestamp_millis(*ms)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()),
+            Json::from(*ms),
+        ),
+        Avro::TimeMillis(ms) => text(
+            u32::try_from(*ms)
+                .ok()
+                .and_then(|ms| {
+                    NaiveTime::from_num_seconds_from_midnight_opt(ms / 1000, ms % 1000 * 1_000_000)
+                })
+                .map(|t| t.format("%H:%M:%S%.3fZ").to_string()),
+            Json::from(*ms),
+        ),
+        other => Json::try_from(other.clone()).unwrap_or(Json::Null),
+    }
+}
+
 /// A text value straight to a column's input text, as
 /// `to_pg_text(&Json::String(text))` gives it. Text that is its own input
 /// (strings into text, valid dates) is borrowed, not copied: this runs for
@@ -509,6 +551,39 @@ mod tests {
             csv_to_pg_text("Ana", "string", PgKind::Text),
             Ok(Some(Cow::Borrowed("Ana")))
         ));
+    }
+
+    #[test]
+    fn avro_values_read_as_rest_values() {
+        let some = |v: Avro| Avro::Union(1, Box::new(v));
+        assert_eq!(from_avro(&Avro::Union(0, Box::new(Avro::Null))), Json::Null);
+        assert_eq!(from_avro(&some(Avro::String("Acme".into()))), json!("Acme"));
+        assert_eq!(from_avro(&Avro::Boolean(true)), json!(true));
+        assert_eq!(from_avro(&Avro::Int(12)), json!(12));
+        assert_eq!(from_avro(&Avro::Long(1 << 40)), json!(1_i64 << 40));
+        assert_eq!(from_avro(&some(Avro::Double(1500000.5))), json!(1500000.5));
+        assert_eq!(from_avro(&Avro::Double(f64::NAN)), Json::Null);
+        assert_eq!(from_avro(&Avro::Date(19_759)), json!("2024-02-06"));
+        assert_eq!(from_avro(&Avro::Date(-1)), json!("1969-12-31"));
+        assert_eq!(
+            from_avro(&Avro::TimestampMillis(1_707_252_512_250)),
+            json!("2024-02-06T20:48:32.250+0000")
+        );
+        assert_eq!(
+            from_avro(&Avro::TimeMillis(74_912_005)),
+            json!("20:48:32.005Z")
+        );
+        assert_eq!(from_avro(&Avro::TimeMillis(-5)), json!(-5), "out of range");
+        assert_eq!(from_avro(&Avro::Date(i32::MAX)), json!(i32::MAX));
+        // The shapes read as REST's convert to columns as REST's do.
+        assert_eq!(
+            to_pg_text(&from_avro(&Avro::TimestampMillis(0)), PgKind::Timestamp),
+            Ok(Some("1970-01-01 00:00:00.000+00:00".into()))
+        );
+        assert_eq!(
+            to_pg_text(&from_avro(&Avro::TimeMillis(1_000)), PgKind::Time),
+            Ok(Some("00:00:01.000".into()))
+        );
     }
 
     #[test]

@@ -297,6 +297,16 @@ pub(crate) mod tests {
         false
     }
 
+    /// sfsim's admin's credentials.
+    pub(crate) fn admin_grant() -> Grant {
+        Grant::Password {
+            client_id: "sfsim-client-id".into(),
+            client_secret: "sfsim-client-secret".into(),
+            username: "admin@sfsim.example".into(),
+            password: "sfsim-passwordSFSIMTOKEN".into(),
+        }
+    }
+
     /// A session of sfsim's admin at `base`, with pages of 200.
     pub(crate) fn session_at(base: &str) -> Session {
         let config = ConnectionConfig {
@@ -305,12 +315,7 @@ pub(crate) mod tests {
             api_version: DEFAULT_API_VERSION.into(),
             batch_size: 200,
             timeout: Duration::from_secs(10),
-            grant: Grant::Password {
-                client_id: "sfsim-client-id".into(),
-                client_secret: "sfsim-client-secret".into(),
-                username: "admin@sfsim.example".into(),
-                password: "sfsim-passwordSFSIMTOKEN".into(),
-            },
+            grant: admin_grant(),
         };
         Session::new(config, never_interrupted).unwrap()
     }

@@ -47,6 +47,35 @@ impl SalesforceError {
             _ => None,
         }
     }
+
+    /// The error with every occurrence of `secret` in its text masked, for
+    /// messages that quote what a server or a library said.
+    pub fn redacted(self, secret: &str) -> SalesforceError {
+        if secret.is_empty() {
+            return self;
+        }
+        let mask = |s: String| s.replace(secret, "********");
+        match self {
+            SalesforceError::Api {
+                status,
+                code,
+                message,
+            } => SalesforceError::Api {
+                status,
+                code: mask(code),
+                message: mask(message),
+            },
+            SalesforceError::Login { error, description } => SalesforceError::Login {
+                error: mask(error),
+                description: mask(description),
+            },
+            SalesforceError::ConnectFailed(m) => SalesforceError::ConnectFailed(mask(m)),
+            SalesforceError::Network(m) => SalesforceError::Network(mask(m)),
+            SalesforceError::BadResponse(m) => SalesforceError::BadResponse(mask(m)),
+            SalesforceError::Config(m) => SalesforceError::Config(mask(m)),
+            SalesforceError::Cancelled => SalesforceError::Cancelled,
+        }
+    }
 }
 
 impl fmt::Display for SalesforceError {
@@ -158,5 +187,23 @@ mod tests {
             br#"[{"message":"x","errorCode":"UNABLE_TO_LOCK_ROW"}]"#
         )
         .is_retryable());
+    }
+
+    #[test]
+    fn redaction_masks_a_secret_everywhere() {
+        let e = SalesforceError::Api {
+            status: 401,
+            code: "INVALID_SESSION_ID".into(),
+            message: "token 00D!abc is bad, 00D!abc".into(),
+        };
+        assert_eq!(
+            e.clone().redacted("00D!abc").to_string(),
+            "Salesforce INVALID_SESSION_ID: token ******** is bad, ********"
+        );
+        assert_eq!(e.clone().redacted(""), e);
+        assert_eq!(
+            SalesforceError::Network("x 00D!abc".into()).redacted("00D!abc"),
+            SalesforceError::Network("x ********".into())
+        );
     }
 }
