@@ -12,6 +12,7 @@ mod rest;
 mod rows;
 pub(crate) mod run;
 mod store;
+mod stream;
 mod together;
 pub mod worker;
 pub mod write_through;

@@ -43,7 +43,7 @@ CREATE TABLE @extschema@.sync_runs (
     sync_id bigint REFERENCES @extschema@.syncs ON DELETE SET NULL,
     server name NOT NULL,
     object text NOT NULL,
-    kind text NOT NULL CHECK (kind IN ('backfill', 'incremental', 'resync')),
+    kind text NOT NULL CHECK (kind IN ('backfill', 'incremental', 'resync', 'stream')),
     status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed', 'throttled')),
     started_by text NOT NULL,
     started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -56,7 +56,9 @@ CREATE TABLE @extschema@.sync_runs (
     error text,
     notes text[] NOT NULL DEFAULT '{}',
     -- Records read from Salesforce; rows_upserted counts only those written.
-    rows_read bigint NOT NULL DEFAULT 0
+    rows_read bigint NOT NULL DEFAULT 0,
+    -- A stream session's Change Data Capture events applied to this sync.
+    events bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX sync_runs_by_sync ON @extschema@.sync_runs (sync_id, id DESC);
 CREATE INDEX sync_runs_by_server ON @extschema@.sync_runs (server, started_at);
@@ -69,6 +71,19 @@ CREATE TABLE @extschema@.pacing (
     org_used bigint,
     org_max bigint,
     observed_at timestamptz
+);
+
+-- Change Data Capture: the sync worker's one event stream per server.
+CREATE TABLE @extschema@.streams (
+    server name PRIMARY KEY,
+    -- The last event applied, in the same transaction: where a stream resumes.
+    replay_id bytea,
+    status text NOT NULL DEFAULT 'starting' CHECK (status IN ('starting', 'streaming', 'failed')),
+    events bigint NOT NULL DEFAULT 0,
+    last_event_at timestamptz,
+    last_commit_at timestamptz,
+    error text,
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE FUNCTION @extschema@._server_option(server name, option text) RETURNS text
@@ -112,12 +127,16 @@ SELECT s.id,
        coalesce(@extschema@._server_option(s.server, 'max_requests_per_day')::bigint, 28800) - used.requests AS api_requests_left,
        p.org_used AS org_api_used,
        p.org_max AS org_api_max,
-       s.formulas_refreshed_at
+       s.formulas_refreshed_at,
+       st.status AS stream_status,
+       st.last_commit_at AS stream_last_commit_at,
+       st.last_event_at - st.last_commit_at AS stream_lag
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
 LEFT JOIN LATERAL (SELECT coalesce(sum(r.api_requests), 0) AS requests FROM @extschema@.sync_runs r WHERE r.server = s.server AND r.started_at > now() - interval '1 day') used ON true
-LEFT JOIN @extschema@.pacing p ON p.server = s.server;
+LEFT JOIN @extschema@.pacing p ON p.server = s.server
+LEFT JOIN @extschema@.streams st ON st.server = s.server AND (s.options->>'cdc')::boolean;
 
 -- Runs a sync to completion in this session, committing after every page
 -- (when called outside a transaction block), and returns its log row.

@@ -161,10 +161,11 @@ pub fn run_sql(sql: &str) -> Result<()> {
 }
 
 /// Marks runs of a sync that were left running (their backend died) as failed.
-/// Only called with the sync's lock held, so none of them is still going.
+/// Only called with the sync's lock held, so none of them is still going;
+/// stream sessions run beside runs, and their stream closes its own.
 pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
     Spi::run_with_args(
-        "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running'",
+        "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running' AND kind <> 'stream'",
         &[sync_id.into()],
     )
     .map_err(Error::from)
@@ -173,7 +174,7 @@ pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
 /// How many of the sync's last runs in a row were throttled.
 pub fn throttled_runs_in_a_row(sync_id: i64) -> Result<i64> {
     Ok(Spi::get_one_with_args::<i64>(
-        "SELECT count(*) FROM salesforce.sync_runs WHERE sync_id = $1 AND status = 'throttled' AND id > coalesce((SELECT max(id) FROM salesforce.sync_runs WHERE sync_id = $1 AND status IN ('succeeded', 'failed')), 0)",
+        "SELECT count(*) FROM salesforce.sync_runs WHERE sync_id = $1 AND status = 'throttled' AND id > coalesce((SELECT max(id) FROM salesforce.sync_runs WHERE sync_id = $1 AND status IN ('succeeded', 'failed') AND kind <> 'stream'), 0)",
         &[sync_id.into()],
     )?
     .unwrap_or(0))
@@ -316,8 +317,9 @@ pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
 }
 
 /// Updates the given columns of rows already in the copy, where a value
-/// differs; returns how many rows changed. Rows not in the copy are left to
-/// the change polls.
+/// differs and, if SystemModstamp is among them, never to an older version;
+/// returns how many rows changed. Rows not in the copy are left to the
+/// change polls.
 pub fn update_changed_rows(table: &str, rows: &Rows) -> Result<i64> {
     if rows.len() == 0 {
         return Ok(0);
@@ -343,8 +345,14 @@ pub fn update_changed_rows(table: &str, rows: &Rows) -> Result<i64> {
         .map(|i| format!("${i}::text[]"))
         .collect();
     let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
+    let newer = rows
+        .fields
+        .iter()
+        .position(|f| f.field == "SystemModstamp")
+        .map(|i| format!(" AND (t.{0} IS NULL OR {1} >= t.{0})", column(i), value(i)))
+        .unwrap_or_default();
     let sql = format!(
-        "WITH w AS (UPDATE {table} AS t SET {}, {SYNCED_AT} = now() FROM unnest({}) AS r({}) WHERE t.{} = r.c{id} AND ROW({}) IS DISTINCT FROM ROW({}) RETURNING 1) SELECT count(*) FROM w",
+        "WITH w AS (UPDATE {table} AS t SET {}, {SYNCED_AT} = now() FROM unnest({}) AS r({}) WHERE t.{} = r.c{id} AND ROW({}) IS DISTINCT FROM ROW({}){newer} RETURNING 1) SELECT count(*) FROM w",
         set.join(", "),
         parameters.join(", "),
         names.join(", "),

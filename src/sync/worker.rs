@@ -7,6 +7,7 @@
 //! transaction open.
 
 use super::run::Run;
+use super::stream::Streams;
 use super::together::{round, Going, Steps};
 use crate::error::{self, Error, Result};
 use crate::gucs;
@@ -16,6 +17,10 @@ use pgrx::prelude::*;
 use pgrx::{PgLogLevel, Spi};
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+/// How long the worker naps while streams are open: events wait at most
+/// this long before they are applied.
+const STREAM_NAP: Duration = Duration::from_millis(50);
 
 pub fn register() {
     for database in gucs::sync_databases() {
@@ -150,9 +155,11 @@ impl Steps for InTransactions {
     }
 }
 
-fn run_together(runs: Vec<Run>) {
+/// Runs the syncs side by side, applying change events between rounds.
+fn run_together(runs: Vec<Run>, streams: &mut Streams) {
     let mut going: Vec<Going> = runs.into_iter().map(Going::new).collect();
     while going.iter().any(|g| !g.done) {
+        streams.pump(&InTransactions);
         if BackgroundWorker::sigterm_received() {
             for g in going.iter_mut().filter(|g| !g.done) {
                 g.fail(
@@ -175,6 +182,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     pgrx::log!("pg_salesforce sync worker started on database \"{database}\"");
+    let mut streams = Streams::default();
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe {
@@ -184,18 +192,26 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         if gucs::SYNC_ENABLED.get() {
             match in_transaction(due_syncs) {
-                Ok(due) => run_together(due.into_iter().filter_map(start).collect()),
+                Ok(due) => run_together(due.into_iter().filter_map(start).collect(), &mut streams),
                 Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
             }
+            streams.refresh(&InTransactions);
+            streams.pump(&InTransactions);
+        } else {
+            streams.close(&InTransactions);
         }
         let naptime = Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64);
-        let nap = in_transaction(next_due_in)
+        let mut nap = in_transaction(next_due_in)
             .ok()
             .flatten()
             .map_or(naptime, |d| d.min(naptime));
+        if streams.active() {
+            nap = nap.min(STREAM_NAP);
+        }
         if !BackgroundWorker::wait_latch(Some(nap)) {
             break;
         }
     }
+    streams.close(&InTransactions);
     pgrx::log!("pg_salesforce sync worker stopped");
 }
