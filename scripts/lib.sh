@@ -33,17 +33,23 @@ quietly() {
   if "$@" >"$log" 2>&1; then rm -f "$log"; else cat "$log" >&2; rm -f "$log"; return 1; fi
 }
 
-# start_sfsim BINARY [args...]: starts sfsim on a free loopback port. Sets SFSIM_URL and SFSIM_PID.
+# start_sfsim BINARY [args...]: starts sfsim on a free loopback port. Sets
+# SFSIM_URL and SFSIM_PID, and with --pubsub-listen SFSIM_PUBSUB_URL.
 start_sfsim() {
   local binary=$1; shift
   local out; out=$(mktemp)
+  local pubsub=; case " $* " in *" --pubsub-listen "*) pubsub=1 ;; esac
   "$binary" --listen 127.0.0.1:0 "$@" >"$out" 2>&1 &
   SFSIM_PID=$!
-  for _ in $(seq 300); do [ -s "$out" ] && break; sleep 0.1; done
+  for _ in $(seq 300); do
+    [ -s "$out" ] && { [ -z "$pubsub" ] || grep -q '^pubsub: ' "$out"; } && break
+    sleep 0.1
+  done
   SFSIM_URL=$(head -n 1 "$out")
+  SFSIM_PUBSUB_URL=$(sed -n 's/^pubsub: //p' "$out")
   rm -f "$out"
   case "$SFSIM_URL" in http*) ;; *) echo "sfsim did not start: $SFSIM_URL" >&2; return 1 ;; esac
-  export SFSIM_URL SFSIM_PID
+  export SFSIM_URL SFSIM_PID SFSIM_PUBSUB_URL
 }
 
 # bench_cluster DIR [postgresql.conf lines...]: for benchmarks, a release
