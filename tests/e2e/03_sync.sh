@@ -8,9 +8,10 @@ set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 dir=/tmp/pg_salesforce-e2e-sync
 start_sfsim "${SFSIM_BIN:?set SFSIM_BIN}" --seed demo --records Contact=100000
-# describe_interval 2: runs that reuse a describe start with the composite poll,
-# and take Salesforce's clock (moved ahead below) from the session's last answer.
-start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce,pg_cron'" "salesforce.sync_naptime = 1" "salesforce.describe_interval = 2" \
+# describe_interval 0: this test moves sfsim's clock 61 s ahead at once. A run
+# that reuses a describe carries Salesforce's clock on from the last answer,
+# before the jump, so getDeleted's window would end a run later than here.
+start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce,pg_cron'" "salesforce.sync_naptime = 1" "salesforce.describe_interval = 0" \
   "cron.database_name = 'postgres'" "cron.host = '$dir'"
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
 source "$(dirname "$0")/helpers.sh"
