@@ -9,7 +9,7 @@ use crate::client::session::parse_datetime;
 use crate::soql::Literal;
 use crate::typemap::{pg_type, PgType};
 use apache_avro::types::Value as Avro;
-use chrono::{DateTime, NaiveDate, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde_json::Value as Json;
 use std::borrow::Cow;
 
@@ -270,6 +270,11 @@ pub fn from_csv(text: &str, field_type: &str) -> Json {
     }
 }
 
+/// A datetime as REST writes it: `2024-02-06T20:48:32.000+0000`.
+pub fn datetime_to_rest(t: DateTime<Utc>) -> Json {
+    Json::String(t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
+}
+
 /// A change event's Avro value as REST would give it in a query record. The
 /// schema's logical types mark dates (days since the epoch), datetimes
 /// (epoch milliseconds) and times (milliseconds since midnight); a value out
@@ -291,11 +296,9 @@ pub fn from_avro(value: &Avro) -> Json {
                 .map(|d| d.format("%Y-%m-%d").to_string()),
             Json::from(*days),
         ),
-        Avro::TimestampMillis(ms) => text(
-            DateTime::from_timestamp_millis(*ms)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()),
-            Json::from(*ms),
-        ),
+        Avro::TimestampMillis(ms) => {
+            DateTime::from_timestamp_millis(*ms).map_or(Json::from(*ms), datetime_to_rest)
+        }
         Avro::TimeMillis(ms) => text(
             u32::try_from(*ms)
                 .ok()

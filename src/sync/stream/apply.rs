@@ -6,10 +6,10 @@
 use super::super::rows::Rows;
 use super::super::store;
 use crate::error::{Error, Result};
-use chrono::{DateTime, Utc};
 use pgrx::PgSqlErrorCode;
 use salesforce_core::cdc::{ChangeEvent, ChangeType};
 use salesforce_core::sync::definition::SyncedField;
+use salesforce_core::values::datetime_to_rest;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
@@ -44,11 +44,6 @@ pub struct Counts {
     pub deleted: i64,
 }
 
-/// `SystemModstamp` as REST writes it, from an event's commit time.
-fn rest_datetime(t: DateTime<Utc>) -> Json {
-    Json::String(t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
-}
-
 pub fn is_gap(t: &ChangeType) -> bool {
     matches!(
         t,
@@ -79,7 +74,7 @@ fn partial_rows(target: &Target, event: &ChangeEvent, id: &str) -> Result<Rows> 
     for f in &fields {
         let value = match f.field.as_str() {
             "Id" => Json::String(id.to_string()),
-            "SystemModstamp" => rest_datetime(event.commit_timestamp),
+            "SystemModstamp" => datetime_to_rest(event.commit_timestamp),
             "IsDeleted" => Json::Bool(false),
             name => event
                 .values
