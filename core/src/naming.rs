@@ -50,6 +50,21 @@ impl ColumnNamer {
     }
 }
 
+/// PostgreSQL keeps the first 63 bytes of a name (NAMEDATALEN - 1).
+pub const MAX_NAME_BYTES: usize = 63;
+
+/// `base` followed by `suffix`, within 63 bytes: `base` is cut by bytes, at
+/// a character boundary, so the suffix always survives and the name never
+/// equals `base` itself, as PostgreSQL's own truncation would make it.
+pub fn with_suffix(base: &str, suffix: &str) -> String {
+    let room = MAX_NAME_BYTES.saturating_sub(suffix.len());
+    let mut cut = base.len().min(room);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &base[..cut])
+}
+
 /// Double-quotes an identifier for SQL when it needs it.
 pub fn quote_ident(name: &str) -> String {
     let plain = name
@@ -177,5 +192,26 @@ mod tests {
         assert_eq!(quote_ident("order"), "\"order\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
+    }
+
+    #[test]
+    fn suffixed_names_fit_in_63_bytes_and_differ_from_their_base() {
+        let long = "a".repeat(63);
+        let staged = with_suffix(&long, "__resync_7");
+        assert_eq!(staged.len(), 63);
+        assert!(staged.ends_with("__resync_7"));
+        assert_ne!(staged, long);
+        // Two-byte characters: never cut inside one.
+        let accented = "é".repeat(31) + "x";
+        assert_eq!(accented.len(), 63);
+        let staged = with_suffix(&accented, "__resync_12");
+        assert!(staged.len() <= 63, "{} bytes", staged.len());
+        assert!(staged.ends_with("__resync_12"));
+        assert_eq!(staged, "é".repeat(26) + "__resync_12");
+        // Three-byte characters, cut where a character ends.
+        let kanji = "表".repeat(21);
+        let staged = with_suffix(&kanji, "__resync_1");
+        assert_eq!(staged, "表".repeat(17) + "__resync_1");
+        assert_eq!(with_suffix("contact", "__resync_1"), "contact__resync_1");
     }
 }

@@ -252,8 +252,10 @@ impl ServerOptions {
     }
 }
 
-/// Option names whose values are credentials.
-const SECRET_OPTIONS: &[&str] = &[
+/// Option names whose values are credentials: the only option values that
+/// are scrubbed from messages. The others (grant_type, client_id, username,
+/// login_url) are not secret, and Salesforce's messages mention them.
+pub const SECRET_OPTIONS: &[&str] = &[
     "client_secret",
     "password",
     "security_token",
@@ -261,6 +263,10 @@ const SECRET_OPTIONS: &[&str] = &[
     "private_key",
     "access_token",
 ];
+
+pub fn is_secret_option(name: &str) -> bool {
+    SECRET_OPTIONS.contains(&name)
+}
 
 /// A user mapping's options, parsed: how to log in.
 #[derive(Clone, Debug, PartialEq)]

@@ -52,6 +52,27 @@ impl PgType {
     }
 }
 
+impl PgType {
+    /// The type as DDL and casts the extension runs name it: qualified
+    /// with pg_catalog, so no type of the same name on the search path is
+    /// taken instead.
+    pub fn ddl(self) -> &'static str {
+        match self {
+            PgType::Text => "pg_catalog.text",
+            PgType::Boolean => "pg_catalog.bool",
+            PgType::Integer => "pg_catalog.int4",
+            PgType::Bigint => "pg_catalog.int8",
+            PgType::DoublePrecision => "pg_catalog.float8",
+            PgType::Numeric => "pg_catalog.numeric",
+            PgType::Date => "pg_catalog.date",
+            PgType::Timestamptz => "pg_catalog.timestamptz",
+            PgType::Time => "pg_catalog.time",
+            PgType::TextArray => "pg_catalog.text[]",
+            PgType::Jsonb => "pg_catalog.jsonb",
+        }
+    }
+}
+
 /// The PostgreSQL type for a Salesforce field type (describe's `type`).
 /// Types not in the table, such as `datacategorygroupreference`, read as text.
 pub fn pg_type(salesforce_type: &str) -> PgType {

@@ -69,7 +69,7 @@ fn create_table(
             format!(
                 "  {} {} OPTIONS (field {})",
                 quote_ident(&name),
-                pg_type(&f.field_type).sql(),
+                pg_type(&f.field_type).ddl(),
                 quote_literal(&f.name)
             )
         })
@@ -151,10 +151,10 @@ mod tests {
         };
         assert_eq!(
             create_table("crm", "org", "invoice__c", &object, Naming::Snake, Some(150)),
-            "CREATE FOREIGN TABLE crm.invoice__c (\n  id text OPTIONS (field 'Id'),\n  amount__c numeric OPTIONS (field 'Amount__c'),\n  paid_at__c timestamp with time zone OPTIONS (field 'Paid_At__c'),\n  languages__c text[] OPTIONS (field 'Languages__c'),\n  \"order\" text OPTIONS (field 'Order')\n) SERVER org OPTIONS (object 'Invoice__c', rowid_column 'id', estimated_rows '150')"
+            "CREATE FOREIGN TABLE crm.invoice__c (\n  id pg_catalog.text OPTIONS (field 'Id'),\n  amount__c pg_catalog.numeric OPTIONS (field 'Amount__c'),\n  paid_at__c pg_catalog.timestamptz OPTIONS (field 'Paid_At__c'),\n  languages__c pg_catalog.text[] OPTIONS (field 'Languages__c'),\n  \"order\" pg_catalog.text OPTIONS (field 'Order')\n) SERVER org OPTIONS (object 'Invoice__c', rowid_column 'id', estimated_rows '150')"
         );
         let api = create_table("Crm", "org", "Invoice__c", &object, Naming::Api, None);
-        assert!(api.starts_with("CREATE FOREIGN TABLE \"Crm\".\"Invoice__c\" (\n  \"Id\" text"));
+        assert!(api.starts_with("CREATE FOREIGN TABLE \"Crm\".\"Invoice__c\" (\n  \"Id\" pg_catalog.text"));
         assert!(api.ends_with("rowid_column 'Id')"));
     }
 
@@ -169,7 +169,7 @@ mod tests {
             ],
         };
         let sql = create_table("s", "o", "x__c", &object, Naming::Snake, None);
-        assert!(sql.contains("foo_bar__c text OPTIONS (field 'FooBar__c')"));
-        assert!(sql.contains("\"Foo_Bar__c\" text OPTIONS (field 'Foo_Bar__c')"));
+        assert!(sql.contains("foo_bar__c pg_catalog.text OPTIONS (field 'FooBar__c')"));
+        assert!(sql.contains("\"Foo_Bar__c\" pg_catalog.text OPTIONS (field 'Foo_Bar__c')"));
     }
 }

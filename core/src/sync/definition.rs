@@ -32,6 +32,31 @@ pub fn bulk_can_return(field_type: &str) -> bool {
     !matches!(field_type, "address" | "location" | "base64")
 }
 
+/// A sync runs at most once a second and at least once a year
+/// (`every` from `'1 second'` to `'1 year'`): shorter spends the org's
+/// requests for nothing, longer is a disabled sync.
+pub const EVERY_BOUNDS: (&str, &str) = ("1 second", "1 year");
+
+/// Whether an interval (PostgreSQL's months, days and microseconds) is
+/// within `EVERY_BOUNDS`, compared as PostgreSQL compares intervals: a month
+/// is 30 days and a day 24 hours.
+pub fn check_every(months: i32, days: i32, micros: i64) -> Result<(), OptionError> {
+    const DAY: i128 = 86_400_000_000;
+    let span = micros as i128 + days as i128 * DAY + months as i128 * 30 * DAY;
+    let (least, most) = (1_000_000, 12 * 30 * DAY);
+    if (least..=most).contains(&span) {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!(
+                "every must be from {} to {}",
+                EVERY_BOUNDS.0, EVERY_BOUNDS.1
+            ),
+            "Say how often the sync runs, such as '5 minutes' or '1 hour'; salesforce.sync_disable() stops a sync.",
+        ))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncOptions {
     /// API names to copy; None copies every field, and fields added later.
@@ -209,12 +234,12 @@ pub fn create_table_sql(table: &str, fields: &[SyncedField], soft_delete: bool) 
         .iter()
         .map(|f| {
             let key = if f.field == "Id" { " PRIMARY KEY" } else { "" };
-            format!("  {} {}{key}", quote_ident(&f.column), f.pg.sql())
+            format!("  {} {}{key}", quote_ident(&f.column), f.pg.ddl())
         })
         .collect();
-    columns.push(format!("  {SYNCED_AT} timestamp with time zone NOT NULL"));
+    columns.push(format!("  {SYNCED_AT} pg_catalog.timestamptz NOT NULL"));
     if soft_delete {
-        columns.push(format!("  {DELETED_AT} timestamp with time zone"));
+        columns.push(format!("  {DELETED_AT} pg_catalog.timestamptz"));
     }
     format!("CREATE TABLE {table} (\n{}\n)", columns.join(",\n"))
 }
@@ -263,7 +288,7 @@ pub fn drift(
 pub fn add_columns_sql(table: &str, added: &[SyncedField]) -> String {
     let adds: Vec<String> = added
         .iter()
-        .map(|f| format!("ADD COLUMN {} {}", quote_ident(&f.column), f.pg.sql()))
+        .map(|f| format!("ADD COLUMN {} {}", quote_ident(&f.column), f.pg.ddl()))
         .collect();
     format!("ALTER TABLE {table} {}", adds.join(", "))
 }
@@ -277,6 +302,23 @@ mod tests {
         FieldDescribe::of_type(name, t)
     }
     use serde_json::json;
+
+    #[test]
+    fn every_is_bounded_as_postgres_compares_intervals() {
+        let second = 1_000_000;
+        assert!(check_every(0, 0, second).is_ok());
+        assert!(check_every(0, 0, second - 1).is_err(), "a millisecond short");
+        assert!(check_every(0, 0, 1_000).is_err(), "1 millisecond");
+        assert!(check_every(0, 0, 0).is_err());
+        assert!(check_every(0, 0, -second).is_err());
+        assert!(check_every(12, 0, 0).is_ok(), "1 year");
+        assert!(check_every(0, 360, 0).is_ok(), "360 days equal a year");
+        assert!(check_every(0, 361, 0).is_err());
+        assert!(check_every(12, 0, 1).is_err());
+        assert!(check_every(3_600_000, 0, 0).is_err(), "300000 years");
+        assert!(check_every(i32::MAX, i32::MAX, i64::MAX).is_err(), "no overflow");
+        assert!(check_every(-1, 300, 0).is_ok(), "mixed signs compare as their sum");
+    }
 
     fn contact() -> ObjectDescribe {
         ObjectDescribe {
@@ -366,7 +408,7 @@ mod tests {
         let fields = synced_fields(&contact(), None).unwrap();
         assert_eq!(
             create_table_sql(&qualified("crm", "contact"), &fields, true),
-            "CREATE TABLE crm.contact (\n  id text PRIMARY KEY,\n  last_name text,\n  languages__c text[],\n  system_modstamp timestamp with time zone,\n  amount numeric,\n  _synced_at timestamp with time zone NOT NULL,\n  _deleted_at timestamp with time zone\n)"
+            "CREATE TABLE crm.contact (\n  id pg_catalog.text PRIMARY KEY,\n  last_name pg_catalog.text,\n  languages__c pg_catalog.text[],\n  system_modstamp pg_catalog.timestamptz,\n  amount pg_catalog.numeric,\n  _synced_at pg_catalog.timestamptz NOT NULL,\n  _deleted_at pg_catalog.timestamptz\n)"
         );
     }
 
@@ -399,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             add_columns_sql("crm.contact", &d.added),
-            "ALTER TABLE crm.contact ADD COLUMN tier__c text"
+            "ALTER TABLE crm.contact ADD COLUMN tier__c pg_catalog.text"
         );
         assert!(
             drift(&object, &synced, &columns, false).added.is_empty(),

@@ -34,6 +34,23 @@ impl Bucket {
         }
     }
 
+    /// The bucket as stored, brought within what pacing itself can leave:
+    /// from one hour's share overdrawn to one hour's share, refilled no
+    /// later than now. A bad row then costs an hour at most, never the
+    /// server's syncs for good.
+    pub fn sane(self, max_per_day: f64, now_ms: i64) -> Bucket {
+        let full = capacity(max_per_day);
+        let tokens = if self.tokens.is_finite() {
+            self.tokens.clamp(-full, full)
+        } else {
+            0.0
+        };
+        Bucket {
+            tokens,
+            at_ms: self.at_ms.min(now_ms),
+        }
+    }
+
     /// How long until a request may go.
     pub fn wait(self, max_per_day: f64) -> Duration {
         if self.tokens >= 1.0 {
@@ -112,6 +129,31 @@ mod tests {
             10,
             "a clock going back refills nothing"
         );
+    }
+
+    #[test]
+    fn a_bad_bucket_costs_an_hour_at_most() {
+        let now = 1_000_000;
+        let drained = Bucket {
+            tokens: -1e15,
+            at_ms: i64::MAX,
+        }
+        .sane(28_800.0, now)
+        .refilled(28_800.0, now);
+        assert_eq!(drained.at_ms, now, "a refill time in the future is now");
+        assert!(drained.wait(28_800.0) <= Duration::from_secs(2 * 3600));
+        let nan = Bucket {
+            tokens: f64::NAN,
+            at_ms: 0,
+        }
+        .sane(28_800.0, now);
+        assert_eq!(nan.tokens, 0.0);
+        let rich = Bucket {
+            tokens: 1e12,
+            at_ms: 0,
+        }
+        .sane(28_800.0, now);
+        assert_eq!(rich.tokens, 1_200.0, "never more than the bucket holds");
     }
 
     #[test]
