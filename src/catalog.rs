@@ -5,8 +5,10 @@
 use crate::error::{Error, Result};
 use crate::pg::{options_of, relation_name, text_of};
 use pgrx::pg_sys::{self, Oid};
-use pgrx::{PgSqlErrorCode, Spi};
-use salesforce_core::options::{OptionError, ServerOptions, TableOptions, UserMappingOptions};
+use pgrx::PgSqlErrorCode;
+use salesforce_core::options::{
+    is_secret_option, OptionError, ServerOptions, TableOptions, UserMappingOptions,
+};
 
 fn stored(object: String) -> impl FnOnce(OptionError) -> Error {
     move |error| Error::StoredOption { object, error }
@@ -28,8 +30,13 @@ pub fn server_options(server: Oid) -> Result<(ServerOptions, Vec<(String, String
 /// by PostgreSQL itself, naming user and server.
 pub fn user_mapping(server: Oid, user: Oid) -> Result<(UserMappingOptions, Vec<(String, String)>)> {
     let raw = unsafe { options_of((*pg_sys::GetUserMapping(user, server)).options) };
-    // The raw values are credentials: remembered before anything can echo them.
-    crate::error::remember_secrets(raw.iter().map(|(_, v)| v.clone()));
+    // The secret options, remembered before anything can echo them; the
+    // others (grant_type, client_id, username) are not secrets.
+    crate::error::remember_secrets(
+        raw.iter()
+            .filter(|(k, _)| is_secret_option(k))
+            .map(|(_, v)| v.clone()),
+    );
     let parsed = UserMappingOptions::parse(&raw).map_err(stored(format!(
         "the user mapping on server \"{}\"",
         server_name(server)
@@ -82,17 +89,4 @@ pub fn column_field(relid: Oid, attno: i16) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == "field")
         .map(|(_, v)| v)
-}
-
-/// Who owns the extension: the role the sync's own tables are read as.
-pub fn extension_owner() -> Result<Oid> {
-    Spi::get_one::<Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_salesforce'",
-    )?
-    .ok_or_else(|| {
-        Error::sql(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            "the extension has no owner",
-        )
-    })
 }

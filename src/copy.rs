@@ -4,8 +4,8 @@
 
 use crate::error::Result;
 use crate::pg::{list_append, pg_string};
+use pgrx::pg_guard;
 use pgrx::pg_sys::{self, Oid};
-use pgrx::{pg_guard, Spi};
 use std::cell::RefCell;
 use std::ptr::null_mut;
 
@@ -46,11 +46,9 @@ pub fn push_field(line: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-/// Loads COPY text (tab-separated `columns`, one row a line) into `table`,
-/// a qualified name. Returns the rows loaded.
-pub fn copy_in(table: &str, columns: &[String], data: Vec<u8>) -> Result<u64> {
-    let relid = Spi::get_one_with_args::<Oid>("SELECT $1::regclass::oid", &[table.into()])?
-        .expect("a regclass is never null");
+/// Loads COPY text (tab-separated `columns`, one row a line) into table
+/// `relid`. Returns the rows loaded.
+pub fn copy_in(relid: Oid, columns: &[String], data: Vec<u8>) -> Result<u64> {
     INPUT.with(|input| *input.borrow_mut() = (data, 0));
     let loaded = unsafe {
         let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;

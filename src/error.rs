@@ -149,6 +149,16 @@ impl Error {
         self.report_parts().1
     }
 
+    /// The SQLSTATE the error is raised with.
+    pub fn code(&self) -> PgSqlErrorCode {
+        self.report_parts().0
+    }
+
+    /// The scrubbed hint, if any.
+    pub fn hint(&self) -> Option<String> {
+        self.report_parts().3
+    }
+
     /// Raises the error as a PostgreSQL ERROR.
     pub fn raise(self) -> ! {
         ErrorReport::from(self).report(PgLogLevel::ERROR);

@@ -23,6 +23,7 @@ pub static PUSHDOWN_AGGREGATES: GucSetting<bool> = GucSetting::<bool>::new(true)
 pub static DESCRIBE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
 
 pub static SYNC_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MAX_SYNCS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(100);
 
 /// The databases whose syncs the worker runs, a worker each:
 /// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
@@ -97,6 +98,16 @@ pub fn init() {
         c"Only where Salesforce's answer is exactly PostgreSQL's; off computes them locally from the rows.",
         &PUSHDOWN_AGGREGATES,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.max_syncs_per_role",
+        c"The most syncs one role may own.",
+        c"sync_enable refuses a role's next sync beyond it. Only superusers may change it.",
+        &MAX_SYNCS_PER_ROLE,
+        1,
+        1_000_000,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

@@ -4,13 +4,14 @@
 //! - features: `fdw` (foreign tables), `write` (writes in the transaction),
 //!   `sync` (local copies); none imports another's internals, and this file
 //!   wires the one link between them, write-through;
-//! - PostgreSQL glue: `catalog`, `connection`, `copy`, `error`, `gucs`, `pg`,
-//!   `read_ahead`, `records`, `shared_cache`, `values`;
+//! - PostgreSQL glue: `access`, `catalog`, `connection`, `copy`, `error`,
+//!   `gucs`, `pg`, `read_ahead`, `records`, `shared_cache`, `values`;
 //! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
 //!   logic that needs no database.
 
 use pgrx::prelude::*;
 
+mod access;
 mod catalog;
 mod connection;
 mod copy;

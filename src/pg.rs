@@ -1,8 +1,8 @@
 //! Small helpers over PostgreSQL's C structures, and running SQL on the
-//! extension's behalf: as another role, and with errors caught.
+//! extension's behalf with errors caught (as another role: `access`).
 
 use crate::error::{Error, Result};
-use pgrx::pg_sys::{self, Oid};
+use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
 use std::ffi::{c_void, CStr, CString};
 
@@ -56,38 +56,6 @@ pub unsafe fn options_of(options: *mut pg_sys::List) -> Vec<(String, String)> {
 
 pub fn relation_name(relid: pg_sys::Oid) -> String {
     unsafe { text_of(pg_sys::get_rel_name(relid)) }
-}
-
-/// Runs `f` as `user` with only pg_catalog on the search path, as PostgreSQL
-/// does for maintenance on behalf of a table's owner: the caller needs no
-/// rights on what `f` touches, and cannot slip its own functions into it.
-pub fn as_user<T>(user: Oid, f: impl FnOnce() -> T) -> T {
-    let (mut saved_user, mut saved_context) = (Oid::INVALID, 0);
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        let nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::SetUserIdAndSecContext(
-            user,
-            saved_context
-                | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION)
-                    as i32,
-        );
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        // An error inside `f` aborts the (sub)transaction, which restores both.
-        let out = f();
-        pg_sys::AtEOXact_GUC(true, nest_level);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        out
-    }
 }
 
 /// Runs `f`, turning a PostgreSQL error raised inside it into an `Err` that

@@ -156,7 +156,13 @@ fn is_reserved(name: &str) -> bool {
 
 /// SQL string literal.
 pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    let quoted = value.replace('\'', "''");
+    if value.contains('\\') {
+        // E'' reads backslashes the same whatever standard_conforming_strings says.
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +198,7 @@ mod tests {
         assert_eq!(quote_ident("order"), "\"order\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
     }
 
     #[test]

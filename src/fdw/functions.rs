@@ -1,11 +1,14 @@
 //! SQL functions beside the foreign tables, as the current user's mapping
 //! sees the org: any SOQL (what the wrapper cannot express), the org's
-//! limits, and an object's fields. Each call asks Salesforce afresh.
+//! limits, and an object's fields. Each call asks Salesforce afresh, and
+//! needs USAGE on the server and a user mapping (the role's or PUBLIC's),
+//! as a foreign table needs for the server behind it.
 
+use crate::access;
 use crate::catalog;
 use crate::connection;
 use crate::error::{Error, OrRaise, Result};
-use pgrx::pg_sys::{self, Oid};
+use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use salesforce_core::client::session::{PageHead, QueryPage};
@@ -13,14 +16,16 @@ use salesforce_core::typemap::pg_type;
 use serde_json::{Map, Value as Json};
 
 fn mapping(server: &str) -> (Oid, Oid) {
-    (catalog::server_oid(server).or_raise(), unsafe {
-        pg_sys::GetUserId()
-    })
+    let server = catalog::server_oid(server).or_raise();
+    let user = access::current_role();
+    access::check_server_use(server, user).or_raise();
+    (server, user)
 }
 
 /// The records of a SOQL statement, every page of it, each as jsonb with
 /// its parent fields and subqueries nested and `attributes` removed.
 #[pg_extern(name = "query")]
+#[search_path(pg_catalog, pg_temp)]
 fn run_query(server: &str, soql: &str) -> SetOfIterator<'static, JsonB> {
     let (server, user) = mapping(server);
     let first = connection::with_session(server, user, |s| s.query(soql, false)).or_raise();
@@ -110,6 +115,7 @@ impl Iterator for Records {
 
 /// The org's limits (`/limits`): one API request.
 #[pg_extern(name = "limits")]
+#[search_path(pg_catalog, pg_temp)]
 fn org_limits(
     server: &str,
 ) -> TableIterator<'static, (name!(name, String), name!(max, i64), name!(remaining, i64))> {
@@ -125,6 +131,7 @@ fn org_limits(
 /// An object's fields as the current user sees them, and the column type
 /// each maps to: one API request.
 #[pg_extern(name = "describe")]
+#[search_path(pg_catalog, pg_temp)]
 fn describe_object(
     server: &str,
     object: &str,

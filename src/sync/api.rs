@@ -1,47 +1,26 @@
-//! The SQL functions behind the sync interface. `sync_now` and `resync` are
-//! PL/pgSQL procedures (schema.sql) that call the `_sync_*` steps and commit
-//! between them.
+//! The SQL functions that make, find, resync and remove syncs. Each runs
+//! as its caller, checks what the caller may do (`access`), and writes the
+//! extension's tables as the extension's owner, as pg_cron's API does; the
+//! runs themselves are driven by `steps`.
 
-use super::run::{Next, Run};
-use super::store;
-use super::together::{round, Going, Steps};
+use super::copy_table::CopyTable;
+use super::lock::lock_for_transaction;
+use super::store::{self, NewSync, SyncRow};
+use crate::access::{self, TableName};
 use crate::catalog;
 use crate::connection;
-use crate::error::{Error, OrRaise};
-use crate::pg;
+use crate::error::{Error, OrRaise, Result};
+use crate::gucs;
+use crate::pg::text_of;
 use pgrx::datum::Interval;
-use pgrx::pg_sys;
+use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
 use salesforce_core::naming::{quote_ident, snake_case};
-use salesforce_core::sync::definition::{create_table_sql, qualified, synced_fields, SyncOptions};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-thread_local! {
-    /// Runs this backend is in the middle of, between `_sync_step` calls.
-    static RUNS: RefCell<HashMap<i64, Run>> = RefCell::new(HashMap::new());
-    /// Why runs driven together failed, until they are finished.
-    static FAILED: RefCell<HashMap<i64, String>> = RefCell::new(HashMap::new());
-}
-
-/// Steps of runs driven together in a procedure's transaction: each in a
-/// subtransaction, so one run's failure undoes only its own step.
-struct InSubtransactions;
-
-impl Steps for InSubtransactions {
-    fn local<T>(
-        &self,
-        f: impl FnOnce() -> crate::error::Result<T>,
-    ) -> std::result::Result<T, String> {
-        pg::in_subtransaction(f).map_err(|e| e.message())
-    }
-
-    fn wait(&self, d: Duration) {
-        sleep_interruptibly(d)
-    }
-}
+use salesforce_core::sync::definition::{
+    check_every, create_table_sql, synced_fields, SyncOptions, SyncedField, DELETED_AT, SYNCED_AT,
+};
+use std::ffi::CString;
 
 fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
     let e = Error::sql(code, message);
@@ -51,130 +30,9 @@ fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
     }
 }
 
-/// Waits for the sync's lock until this transaction ends.
-fn lock_for_transaction(sync_id: i64) {
-    Spi::run_with_args(
-        "SELECT pg_advisory_xact_lock(hashtext('pg_salesforce.sync'), $1::int4)",
-        &[sync_id.into()],
-    )
-    .or_raise();
-}
-
-/// The schema and table a target names; unqualified names go in the current schema.
-fn target_name(target: Option<&str>, server: &str, object: &str) -> (String, String) {
-    match target {
-        None => (server.to_string(), snake_case(object)),
-        Some(t) => {
-            let parts =
-                Spi::get_one_with_args::<Vec<String>>("SELECT parse_ident($1)", &[t.into()])
-                    .or_raise()
-                    .unwrap_or_default();
-            match parts.as_slice() {
-                [table] => (
-                    Spi::get_one::<String>("SELECT current_schema()::text")
-                        .or_raise()
-                        .unwrap_or_else(|| "public".into()),
-                    table.clone(),
-                ),
-                [schema, table] => (schema.clone(), table.clone()),
-                _ => raise(
-                    PgSqlErrorCode::ERRCODE_INVALID_NAME,
-                    format!("invalid target \"{t}\""),
-                    Some("Name a table, optionally schema-qualified."),
-                ),
-            }
-        }
-    }
-}
-
-/// Registers a sync and creates its local table; the first run backfills it.
-#[pg_extern]
-fn sync_enable(
-    server: &str,
-    object: &str,
-    target: default!(Option<&str>, "NULL"),
-    every: default!(Interval, "'5 minutes'"),
-    options: default!(JsonB, "'{}'"),
-) -> i64 {
-    let parsed = SyncOptions::parse(&options.0).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            e.message,
-            e.hint.as_deref(),
-        )
-    });
-    if store::sync_id(server, object).or_raise().is_some() {
-        raise(
-            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-            format!("{object} on server {server} is already synced"),
-            Some("salesforce.resync() reloads it; salesforce.sync_disable() removes it."),
-        );
-    }
-    let server_oid = catalog::server_oid(server).or_raise();
-    let user = unsafe { pg_sys::GetUserId() };
-    let describe = connection::with_session(server_oid, user, |s| s.describe(object))
-        .map_err(|e| connection::unknown_object(e, object))
-        .or_raise();
-    let fields = synced_fields(&describe, parsed.fields.as_deref())
-        .unwrap_or_else(|m| raise(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m, None));
-    let (schema, table) = target_name(target, server, &describe.name);
-    Spi::run(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        quote_ident(&schema)
-    ))
-    .or_raise();
-    Spi::run(&create_table_sql(
-        &qualified(&schema, &table),
-        &fields,
-        parsed.soft_delete,
-    ))
-    .or_raise();
-    let id = Spi::get_one_with_args::<i64>(
-        "INSERT INTO salesforce.syncs (server, object, target_schema, target_table, every, options, fields, columns, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        &[
-            server.into(),
-            describe.name.clone().into(),
-            schema.clone().into(),
-            table.clone().into(),
-            every.into(),
-            options.into(),
-            fields.iter().map(|f| f.field.clone()).collect::<Vec<_>>().into(),
-            fields.iter().map(|f| f.column.clone()).collect::<Vec<_>>().into(),
-            user.into(),
-        ],
-    )
-    .or_raise()
-    .expect("INSERT ... RETURNING gives a row");
-    pgrx::notice!(
-        "{} will be copied into {}: the sync worker picks it up, or run CALL salesforce.sync_now('{server}', '{}')",
-        describe.name,
-        qualified(&schema, &table),
-        describe.name
-    );
-    id
-}
-
-/// Stops syncing an object; the local table stays unless `drop_table`.
-#[pg_extern]
-fn sync_disable(server: &str, object: &str, drop_table: default!(bool, "false")) {
-    let id = sync_id(server, object);
-    lock_for_transaction(id);
-    let sync = store::load_sync(id).or_raise();
-    Spi::run_with_args("DELETE FROM salesforce.syncs WHERE id = $1", &[id.into()]).or_raise();
-    Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.staging())).or_raise();
-    if drop_table {
-        Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.target())).or_raise();
-    }
-}
-
-#[pg_extern]
-fn _sync_id(server: &str, object: &str) -> i64 {
-    sync_id(server, object)
-}
-
 /// Syncs write their copies and log, so they run on the primary; copies
 /// reach a standby by replication.
-fn refuse_on_standby() {
+pub(super) fn refuse_on_standby() {
     if unsafe { pg_sys::RecoveryInProgress() } {
         raise(
             PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
@@ -184,132 +42,404 @@ fn refuse_on_standby() {
     }
 }
 
-fn sync_id(server: &str, object: &str) -> i64 {
-    refuse_on_standby();
-    store::sync_id(server, object)
-        .or_raise()
-        .unwrap_or_else(|| {
+/// The sync of `object` on `server` that the calling role means: its own,
+/// else the one sync of a role whose privileges it has.
+pub(super) fn find_sync(server: &str, object: &str) -> SyncRow {
+    let caller = access::current_role();
+    let all = access::as_extension(|| store::syncs_of_object(server, object)).or_raise();
+    let what = format!("the sync of {object} on server {server}");
+    if all.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("{object} on server {server} is not synced"),
+            Some("Start with SELECT salesforce.sync_enable(server, object)."),
+        );
+    }
+    let id = match all.iter().find(|(_, owner)| *owner == caller) {
+        Some((id, _)) => *id,
+        None => {
+            let managed: Vec<&(i64, Oid)> = all
+                .iter()
+                .filter(|(_, owner)| access::acts_for(caller, *owner))
+                .collect();
+            match managed.as_slice() {
+                [] => access::check_manages(caller, all[0].1, &what)
+                    .expect_err("the caller acts for none of the owners")
+                    .raise(),
+                [(id, _)] => *id,
+                several => raise(
+                    PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
+                    format!(
+                        "{what} is ambiguous: roles {} each sync it",
+                        several
+                            .iter()
+                            .map(|(_, o)| access::role_name(*o))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some("SET ROLE to the owner of the sync you mean; a superuser may also disable a sync by its id, salesforce.sync_disable(id)."),
+                ),
+            }
+        }
+    };
+    access::as_extension(|| store::load_sync(id)).or_raise()
+}
+
+/// Where a new sync's copy goes: a schema and a table name, and the table
+/// if it exists already.
+struct Placement {
+    namespace: Oid,
+    table: String,
+    existing: Option<Oid>,
+}
+
+/// Resolves a target as the caller names it: unqualified names go in the
+/// current schema (the first of the caller's search path that exists); a
+/// schema named but missing is made if the caller may create schemas.
+fn place_named(target: &str, caller: Oid) -> Placement {
+    let text = CString::new(target).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_NAME,
+            format!("invalid target \"{target}\""),
+            None,
+        )
+    });
+    unsafe {
+        let names = pg_sys::stringToQualifiedNameList(text.as_ptr());
+        let range = pg_sys::makeRangeVarFromNameList(names);
+        if !(*range).catalogname.is_null() {
             raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                format!("{object} on server {server} is not synced"),
-                Some("Start with SELECT salesforce.sync_enable(server, object)."),
-            )
+                PgSqlErrorCode::ERRCODE_INVALID_NAME,
+                format!("invalid target \"{target}\""),
+                Some("Name a table, optionally schema-qualified."),
+            );
+        }
+        if !(*range).schemaname.is_null()
+            && pg_sys::get_namespace_oid((*range).schemaname, true) == Oid::INVALID
+            && access::creates_schemas(caller)
+        {
+            let schema = quote_ident(&text_of((*range).schemaname));
+            access::pinned(|| Spi::run(&format!("CREATE SCHEMA {schema}"))).or_raise();
+        }
+        let namespace = pg_sys::RangeVarGetCreationNamespace(range);
+        if pg_sys::isAnyTempNamespace(namespace) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+                format!("a copy cannot be a temporary table: \"{target}\""),
+                Some("The sync worker runs in a session of its own, which cannot see this session's temporary tables."),
+            );
+        }
+        let table = text_of((*range).relname);
+        let existing = pg_sys::get_relname_relid((*range).relname, namespace);
+        Placement {
+            namespace,
+            existing: (existing != Oid::INVALID).then_some(existing),
+            table,
+        }
+    }
+}
+
+/// The default target: a table named after the object in a schema named
+/// after the server, made if the caller may create schemas.
+fn place_default(server: &str, object: &str, caller: Oid) -> Placement {
+    let schema = CString::new(server).expect("a server name has no NUL");
+    let mut namespace = unsafe { pg_sys::get_namespace_oid(schema.as_ptr(), true) };
+    if namespace == Oid::INVALID {
+        if !access::creates_schemas(caller) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+                format!("schema \"{server}\" does not exist, and role {} may not create it", access::role_name(caller)),
+                Some("Name a target in a schema the role may create tables in: salesforce.sync_enable(server, object, 'schema.table')."),
+            );
+        }
+        access::pinned(|| Spi::run(&format!("CREATE SCHEMA {}", quote_ident(server)))).or_raise();
+        namespace = unsafe { pg_sys::get_namespace_oid(schema.as_ptr(), false) };
+    }
+    let table = snake_case(object);
+    let name = CString::new(table.as_str()).expect("an object name has no NUL");
+    let existing = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
+    Placement {
+        namespace,
+        table,
+        existing: (existing != Oid::INVALID).then_some(existing),
+    }
+}
+
+/// Whether an existing table can hold the copy: it has every column, and
+/// the id column has a unique index of its own to upsert on.
+fn check_existing_columns(relid: Oid, fields: &[SyncedField], soft_delete: bool) -> Result<()> {
+    let mut wanted: Vec<String> = fields.iter().map(|f| f.column.clone()).collect();
+    wanted.push(SYNCED_AT.into());
+    if soft_delete {
+        wanted.push(DELETED_AT.into());
+    }
+    let missing: Vec<String> = wanted
+        .into_iter()
+        .filter(|c| {
+            let name = CString::new(c.as_str()).expect("a column name has no NUL");
+            let attnum = unsafe { pg_sys::get_attnum(relid, name.as_ptr()) };
+            attnum == pg_sys::InvalidAttrNumber as i16
         })
+        .collect();
+    let table = access::table_name(relid)
+        .map(|n| n.qualified())
+        .unwrap_or_default();
+    if !missing.is_empty() {
+        return Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!(
+                "table {table} cannot hold the copy: it has no column {}",
+                missing.join(", ")
+            ),
+        )
+        .with_hint("Name a new table, and sync_enable makes it with every column."));
+    }
+    let id_column = fields
+        .iter()
+        .find(|f| f.field == "Id")
+        .map(|f| f.column.clone())
+        .unwrap_or_else(|| "id".into());
+    let unique = access::pinned(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+              WHERE i.indrelid = $1 AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2)",
+            &[relid.into(), id_column.as_str().into()],
+        )
+    })?;
+    if unique != Some(true) {
+        return Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+            format!("table {table} cannot hold the copy: its column {id_column} has no unique index of its own"),
+        )
+        .with_hint(format!("ALTER TABLE {table} ADD PRIMARY KEY ({id_column}).")));
+    }
+    Ok(())
+}
+
+/// The copy's table, found or made as the caller; returns it and whether
+/// it holds rows already.
+fn make_or_adopt(
+    placement: Placement,
+    caller: Oid,
+    fields: &[SyncedField],
+    soft_delete: bool,
+) -> (Oid, TableName, bool) {
+    let relid = match placement.existing {
+        Some(relid) => {
+            // Checked before the lock, so no one can queue behind a lock
+            // on a table that is not theirs; and again once it is held.
+            access::check_table(relid, caller, "the target").or_raise();
+            unsafe {
+                pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE)
+            };
+            let name = access::check_table(relid, caller, "the target").or_raise();
+            if access::as_extension(|| store::sync_of_table(relid))
+                .or_raise()
+                .is_some()
+            {
+                raise(
+                    PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+                    format!(
+                        "table {} is the copy of another sync already",
+                        name.qualified()
+                    ),
+                    Some("Each sync has a table of its own."),
+                );
+            }
+            check_existing_columns(relid, fields, soft_delete).or_raise();
+            relid
+        }
+        None => {
+            access::check_creates_in(placement.namespace, caller).or_raise();
+            let schema = unsafe { text_of(pg_sys::get_namespace_name(placement.namespace)) };
+            let qualified = salesforce_core::sync::definition::qualified(&schema, &placement.table);
+            access::pinned(|| Spi::run(&create_table_sql(&qualified, fields, soft_delete)))
+                .or_raise();
+            let name = CString::new(placement.table.as_str()).expect("no NUL");
+            unsafe { pg_sys::get_relname_relid(name.as_ptr(), placement.namespace) }
+        }
+    };
+    let name = access::table_name(relid).expect("the table was just found or made");
+    let has_rows = placement.existing.is_some()
+        && access::pinned(|| {
+            Spi::get_one::<bool>(&format!(
+                "SELECT EXISTS (SELECT FROM ONLY {})",
+                name.qualified()
+            ))
+        })
+        .or_raise()
+            == Some(true);
+    (relid, name, has_rows)
+}
+
+/// Registers a sync and finds or creates its local table; the first run
+/// backfills it. Runs as the caller, who becomes the sync's owner.
+#[pg_extern]
+fn sync_enable(
+    server: &str,
+    object: &str,
+    target: default!(Option<&str>, "NULL"),
+    every: default!(Interval, "'5 minutes'"),
+    options: default!(JsonB, "'{}'"),
+) -> i64 {
+    refuse_on_standby();
+    access::pinned(store::check_installed_version).or_raise();
+    let caller = access::current_role();
+    check_every(every.months(), every.days(), every.micros()).or_raise();
+    let parsed = SyncOptions::parse(&options.0).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            e.message,
+            e.hint.as_deref(),
+        )
+    });
+    let server_oid = catalog::server_oid(server).or_raise();
+    access::check_server_use(server_oid, caller).or_raise();
+    // A target given by name resolves on the caller's search path, as the
+    // caller's own CREATE TABLE would; everything after runs pinned.
+    let named = target.map(|t| place_named(t, caller));
+    let owned = access::as_extension(|| store::syncs_owned(caller)).or_raise();
+    let cap = gucs::MAX_SYNCS_PER_ROLE.get() as i64;
+    if owned >= cap {
+        raise(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!(
+                "role {} has {owned} syncs, as many as salesforce.max_syncs_per_role allows",
+                access::role_name(caller)
+            ),
+            Some("Disable a sync, or ask a superuser to raise salesforce.max_syncs_per_role."),
+        );
+    }
+    let already = access::as_extension(|| store::syncs_of_object(server, object)).or_raise();
+    if already.iter().any(|(_, owner)| *owner == caller) {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!(
+                "{object} on server {server} is already synced by role {}",
+                access::role_name(caller)
+            ),
+            Some("salesforce.resync() reloads it; salesforce.sync_disable() removes it."),
+        );
+    }
+    let describe = connection::with_session(server_oid, caller, |s| s.describe(object))
+        .map_err(|e| connection::unknown_object(e, object))
+        .or_raise();
+    let fields = synced_fields(&describe, parsed.fields.as_deref())
+        .unwrap_or_else(|m| raise(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m, None));
+    let placement = named.unwrap_or_else(|| place_default(server, &describe.name, caller));
+    let (relid, name, has_rows) = make_or_adopt(placement, caller, &fields, parsed.soft_delete);
+    let id = access::as_extension(|| {
+        store::insert_sync(NewSync {
+            server,
+            object: &describe.name,
+            target: &name,
+            target_relid: relid,
+            every,
+            options,
+            fields: fields.iter().map(|f| f.field.clone()).collect(),
+            columns: fields.iter().map(|f| f.column.clone()).collect(),
+            owner: caller,
+        })
+    })
+    .or_raise();
+    if has_rows {
+        // Rows already there may not be in Salesforce: the first run
+        // loads every record beside them, then replaces them at once.
+        start_resync(&access::as_extension(|| store::load_sync(id)).or_raise());
+    }
+    crate::error::notice(
+        pgrx::PgLogLevel::NOTICE,
+        &format!(
+            "{} will be copied into {}: the sync worker picks it up, or run CALL salesforce.sync_now('{server}', '{}')",
+            describe.name,
+            name.qualified(),
+            describe.name
+        ),
+    );
+    id
+}
+
+/// Drops a table the sync made or used, as its owner; one that is no
+/// longer the owner's ordinary table is left alone.
+fn drop_owned(table: CopyTable, what: &str) {
+    match access::check_table(table.relid, table.owner, what) {
+        Ok(_) => table.drop_table().or_raise(),
+        Err(e) if access::table_name(table.relid).is_some() => crate::error::notice(
+            pgrx::PgLogLevel::NOTICE,
+            &format!("{what} is left as it is: {}", e.message()),
+        ),
+        Err(_) => {}
+    }
+}
+
+/// Stops syncing an object; the local table stays unless `drop_table`.
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+fn sync_disable(server: &str, object: &str, drop_table: default!(bool, "false")) {
+    refuse_on_standby();
+    disable(find_sync(server, object), drop_table);
+}
+
+/// The same, for a sync named by its id: how a superuser removes the sync
+/// of a role that no longer exists.
+#[pg_extern(name = "sync_disable")]
+#[search_path(pg_catalog, pg_temp)]
+fn sync_disable_by_id(sync_id: i64, drop_table: default!(bool, "false")) {
+    refuse_on_standby();
+    let Some(sync) = access::as_extension(|| {
+        Ok(store::syncs_visible(sync_id)?
+            .then(|| store::load_sync(sync_id))
+            .transpose()?)
+    })
+    .or_raise() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("sync {sync_id} does not exist"),
+            Some("salesforce.sync_status lists the syncs, with their ids."),
+        )
+    };
+    access::check_manages(
+        access::current_role(),
+        sync.owner(),
+        &format!("sync {sync_id} ({} on server {})", sync.object, sync.server),
+    )
+    .or_raise();
+    disable(sync, drop_table);
+}
+
+fn disable(sync: SyncRow, drop_table: bool) {
+    lock_for_transaction(sync.id);
+    access::as_extension(|| store::delete_sync(sync.id)).or_raise();
+    if let Some(staging) = sync.staging() {
+        drop_owned(staging, "the resync's staging table");
+    }
+    if drop_table {
+        drop_owned(sync.target(), "the copy");
+    }
+}
+
+/// Starts the next run over from the beginning, into a new staging table.
+fn start_resync(sync: &SyncRow) {
+    lock_for_transaction(sync.id);
+    access::check_table(sync.target().relid, sync.owner(), "the copy").or_raise();
+    if let Some(old) = sync.staging() {
+        drop_owned(old, "the resync's staging table");
+    }
+    let staging = sync.target().create_like(&sync.staging_name()).or_raise();
+    access::as_extension(|| store::request_resync(sync.id, staging.relid)).or_raise();
+}
+
+#[pg_extern(name = "_sync_request_resync")]
+#[search_path(pg_catalog, pg_temp)]
+fn request_resync(server: &str, object: &str) {
+    refuse_on_standby();
+    start_resync(&find_sync(server, object));
 }
 
 /// Whether the calling procedure may COMMIT: not inside BEGIN ... COMMIT.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn _sync_can_commit() -> bool {
     refuse_on_standby();
     unsafe { !pg_sys::IsTransactionBlock() }
-}
-
-/// Starts the next run over again from the beginning, into a new copy.
-#[pg_extern]
-fn _sync_request_resync(sync_id: i64) {
-    lock_for_transaction(sync_id);
-    let sync = store::load_sync(sync_id).or_raise();
-    Spi::run(&format!("DROP TABLE IF EXISTS {}", sync.staging())).or_raise();
-    Spi::run(&format!(
-        "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
-        sync.staging(),
-        sync.target()
-    ))
-    .or_raise();
-    Spi::run_with_args(
-        "UPDATE salesforce.syncs SET stage = 'resync', backfill_after = NULL, backfill_total = NULL, backfill_rows = 0 WHERE id = $1",
-        &[sync_id.into()],
-    )
-    .or_raise();
-}
-
-#[pg_extern]
-fn _sync_start(sync_id: i64, started_by: &str) -> i64 {
-    let run = Run::start(sync_id, started_by).or_raise();
-    let id = run.id;
-    RUNS.with(|r| r.borrow_mut().insert(id, run));
-    id
-}
-
-fn sleep_interruptibly(d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        pgrx::check_for_interrupts!();
-        std::thread::sleep(
-            Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
-        );
-    }
-}
-
-/// One request and what it brought. False once the run has nothing left.
-#[pg_extern]
-fn _sync_step(run_id: i64) -> bool {
-    let mut run = RUNS
-        .with(|r| r.borrow_mut().remove(&run_id))
-        .unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("run {run_id} is not going on in this session"),
-                None,
-            )
-        });
-    let outcome = loop {
-        match run.prepare() {
-            Err(e) => break Err(e),
-            Ok(Next::Done) => break Ok(false),
-            Ok(Next::Wait(d)) => sleep_interruptibly(d),
-            Ok(Next::Fetch(request)) => {
-                let fetched = run.fetch(request);
-                break run.apply(fetched).map(|_| !run.finished());
-            }
-        }
-    };
-    RUNS.with(|r| r.borrow_mut().insert(run_id, run));
-    outcome.or_raise()
-}
-
-/// A step of each of several runs, their polls together. False once none
-/// has anything left; a run that fails stops alone.
-#[pg_extern]
-fn _sync_step_together(run_ids: Vec<i64>) -> bool {
-    let mut going: Vec<Going> = run_ids
-        .iter()
-        .filter(|id| !FAILED.with(|f| f.borrow().contains_key(id)))
-        .filter_map(|id| {
-            RUNS.with(|r| {
-                let mut runs = r.borrow_mut();
-                let going_on = runs.get(id).is_some_and(|run| !run.finished());
-                going_on.then(|| runs.remove(id)).flatten()
-            })
-        })
-        .map(Going::new)
-        .collect();
-    round(&mut going, &InSubtransactions);
-    let mut more = false;
-    for g in going {
-        more |= !g.done;
-        if let Some(e) = g.failure {
-            FAILED.with(|f| f.borrow_mut().insert(g.run.id, e));
-        }
-        RUNS.with(|r| r.borrow_mut().insert(g.run.id, g.run));
-    }
-    more
-}
-
-#[pg_extern]
-fn _sync_finish(run_id: i64, failure: Option<&str>) {
-    let failure = failure
-        .map(str::to_string)
-        .or_else(|| FAILED.with(|f| f.borrow_mut().remove(&run_id)));
-    match RUNS.with(|r| r.borrow_mut().remove(&run_id)) {
-        Some(run) => run.finish(failure).or_raise(),
-        // The step was interrupted before it could hand the run back.
-        None => store::finish_run(
-            run_id,
-            "failed",
-            Some(failure.as_deref().unwrap_or("interrupted")),
-            Some(60),
-        )
-        .or_raise(),
-    }
 }

@@ -3,14 +3,20 @@
 //! window has passed, a comparison of ids. Runs are driven by
 //! `CALL salesforce.sync_now(...)` (pg_cron or by hand) or by the worker;
 //! writes through foreign tables reach the copies at once (`write_through`,
-//! which lib.rs registers with `write`). What needs no database, the
-//! definitions, SOQL and pacing, is `salesforce_core::sync`.
+//! which lib.rs registers with `write`). Every sync belongs to the role
+//! that made it, and its copy is written only as that role (`access`,
+//! `copy_table`). What needs no database, the definitions, SOQL and
+//! pacing, is `salesforce_core::sync`.
 
 mod api;
 mod bulk;
+mod copy_table;
+mod lock;
+mod outdated;
 mod rest;
 mod rows;
 pub(crate) mod run;
+mod steps;
 mod store;
 mod stream;
 mod together;

@@ -4,9 +4,11 @@
 //! and the checkpoint that covers them, in one transaction).
 
 use super::bulk::{self, BulkSelect};
+use super::copy_table::CopyTable;
 use super::rest;
 use super::rows::{stamp_of, Rows};
 use super::store::{self, RunProgress, Stage, SyncRow};
+use crate::access;
 use crate::catalog;
 use crate::connection;
 use crate::error::{Error, Result};
@@ -27,6 +29,9 @@ use salesforce_core::sync::queries;
 use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
 use std::time::{Duration, Instant};
+
+/// How old the stored row count of a copy may grow before a run counts again.
+const ROW_COUNT_EVERY_SECONDS: i64 = 300;
 
 /// Pauses longer than this end the run as throttled instead of waiting.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
@@ -148,18 +153,75 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// What starting a run came to.
+pub enum Started {
+    Run(Run),
+    /// The sync's checks failed: it is paused, and says why.
+    Paused {
+        error: Error,
+        /// Whether this pause is new (or for a new reason), and so logged.
+        logged: Option<i64>,
+    },
+}
+
+/// What every run checks before it asks Salesforce anything: the owner
+/// still exists, may still use the server, and still owns its copy.
+fn check_access(sync: &SyncRow) -> Result<()> {
+    let owner = sync.owner();
+    if !access::role_exists(owner) {
+        return Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "the owner of {} (role {}) no longer exists",
+                sync.describe(),
+                sync.owner
+            ),
+        )
+        .with_hint(format!(
+            "A superuser may disable it with salesforce.sync_disable({}).",
+            sync.id
+        )));
+    }
+    let server = catalog::server_oid(&sync.server)?;
+    access::check_server_use(server, owner)?;
+    access::check_table(sync.target().relid, owner, "the copy")?;
+    Ok(())
+}
+
 impl Run {
-    /// Starts a run of sync `sync_id`. The caller holds the sync's lock.
-    pub fn start(sync_id: i64, started_by: &str) -> Result<Run> {
+    /// Starts a run of sync `sync_id`, as the extension's owner; the caller
+    /// holds the sync's lock. `log_refusal` logs a failed checks' run even
+    /// when the sync is paused for that reason already.
+    pub fn start(sync_id: i64, started_by: &str, log_refusal: bool) -> Result<Started> {
         store::check_installed_version()?;
         store::close_abandoned_runs(sync_id)?;
-        let sync = store::load_sync(sync_id)?;
+        let mut sync = store::load_sync(sync_id)?;
+        if let Err(error) = check_access(&sync) {
+            let logged = store::pause(&sync, &error.message(), started_by, log_refusal)?;
+            return Ok(Started::Paused { error, logged });
+        }
+        let mut notes = vec![];
+        if let Some(why) = &sync.paused_reason {
+            store::resume(sync_id)?;
+            notes.push(format!(
+                "resumed: the checks that paused the sync pass again ({why})"
+            ));
+        }
+        if let Some(name) = access::table_name(sync.target().relid) {
+            store::save_target_name(sync_id, &name)?;
+        }
+        if sync.stage == Stage::Resync && !staging_is_usable(&sync) {
+            let staging = sync.target().create_like(&sync.staging_name())?;
+            store::request_resync(sync_id, staging.relid)?;
+            notes.push("the resync's staging table was gone: the resync starts over".into());
+            sync = store::load_sync(sync_id)?;
+        }
         let options = SyncOptions::parse(&sync.options)?;
         let server = catalog::server_oid(&sync.server)?;
         let (server_options, _) = catalog::server_options(server)?;
         let throttled_before = store::throttled_runs_in_a_row(sync_id)?;
         let id = store::insert_run(&sync, sync.stage.as_str(), started_by)?;
-        Ok(Run {
+        Ok(Started::Run(Run {
             id,
             throttled_before,
             options,
@@ -180,7 +242,7 @@ impl Run {
             rows_read: 0,
             rows_deleted: 0,
             api_requests: 0,
-            notes: vec![],
+            notes,
             throttled: None,
             bulk: None,
             page: None,
@@ -190,7 +252,7 @@ impl Run {
             backfilled: false,
             pending_deleted: None,
             reuses_describe: started_by == "worker",
-        })
+        }))
     }
 
     pub fn sync_id(&self) -> i64 {
@@ -233,6 +295,7 @@ impl Run {
                 at_ms: r.at_ms,
             })
             .unwrap_or_else(|| Bucket::full(self.max_per_day, now))
+            .sane(self.max_per_day, now)
             .refilled(self.max_per_day, now);
         let wait = bucket.wait(self.max_per_day);
         if wait > LONGEST_WAIT {
@@ -249,15 +312,15 @@ impl Run {
         Ok((!wait.is_zero()).then_some(wait))
     }
 
-    fn target(&self) -> String {
+    /// Where the run writes: the copy, or a resync's staging table.
+    fn target(&self) -> CopyTable {
         let backfilling = matches!(
             self.phase,
             Phase::Backfill | Phase::BulkCreate | Phase::BulkWait | Phase::BulkRead
         );
-        if self.sync.stage == Stage::Resync && backfilling {
-            self.sync.staging()
-        } else {
-            self.sync.target()
+        match self.sync.staging() {
+            Some(staging) if self.sync.stage == Stage::Resync && backfilling => staging,
+            _ => self.sync.target(),
         }
     }
 
@@ -502,6 +565,7 @@ impl Run {
                 at_ms: r.at_ms,
             })
             .unwrap_or_else(|| Bucket::full(self.max_per_day, now))
+            .sane(self.max_per_day, now)
             .refilled(self.max_per_day, now);
         let org = limit_info.and_then(pacing::parse_limit_info);
         store::save_pacing(
@@ -588,10 +652,10 @@ impl Run {
         if !drift.added.is_empty() {
             let mut tables = vec![self.sync.target()];
             if self.sync.stage == Stage::Resync {
-                tables.push(self.sync.staging());
+                tables.extend(self.sync.staging());
             }
             for table in tables {
-                store::run_sql(&definition::add_columns_sql(&table, &drift.added))?;
+                table.add_columns(&drift.added)?;
             }
             for f in &drift.added {
                 self.notes.push(format!(
@@ -663,9 +727,9 @@ impl Run {
     fn store_backfill_rows(&mut self, rows: &mut Rows) -> Result<()> {
         self.rows_read += rows.len() as i64;
         let n = if self.sync.backfill_overlaps {
-            store::upsert_rows(&self.target(), rows)?
+            self.target().upsert_rows(rows)?
         } else {
-            store::insert_new_rows(&self.target(), rows)?
+            self.target().insert_new_rows(rows)?
         };
         self.rows_upserted += n;
         self.sync.backfill_rows += rows.len() as i64;
@@ -675,14 +739,15 @@ impl Run {
     /// The backfill is done: a resync's copy replaces the old one, and the
     /// run ends, leaving the changes made meanwhile to the next run, due at once.
     fn finish_backfill(&mut self) -> Result<()> {
-        if self.sync.stage == Stage::Resync {
-            store::replace_contents(
-                &self.sync.target(),
-                &self.sync.staging(),
+        if let (Stage::Resync, Some(staging)) = (self.sync.stage, self.sync.staging()) {
+            self.sync.target().replace_contents(
+                &staging,
                 self.sync.id_column(),
                 &self.sync.columns,
                 self.options.soft_delete,
             )?;
+            store::set_staging(self.sync.id, None)?;
+            self.sync.staging_relid = None;
             self.notes
                 .push("the copy was replaced with the reloaded records".into());
         }
@@ -843,14 +908,10 @@ impl Run {
                         gone.push(id.to_string());
                     }
                 }
-                self.rows_upserted += store::upsert_rows(&self.target(), &live)?;
-                self.rows_deleted += store::delete_rows(
-                    &self.target(),
-                    self.sync.id_column(),
-                    false,
-                    &gone,
-                    Utc::now(),
-                )?;
+                self.rows_upserted += self.target().upsert_rows(&live)?;
+                self.rows_deleted +=
+                    self.target()
+                        .delete_rows(self.sync.id_column(), false, &gone, Utc::now())?;
                 if let Some(newest) = page.records.iter().filter_map(stamp_of).max() {
                     self.sync.cursor = Some(self.sync.cursor.map_or(newest, |c| c.max(newest)));
                 }
@@ -870,7 +931,7 @@ impl Run {
                 for r in &page.records {
                     rows.push(r, None)?;
                 }
-                self.rows_upserted += store::update_changed_rows(&self.target(), &rows)?;
+                self.rows_upserted += self.target().update_changed_rows(&rows)?;
                 if done {
                     self.sync.formulas_refreshed_at = self.formulas_from;
                     self.notes.push("formula fields read again".into());
@@ -886,8 +947,7 @@ impl Run {
                 );
                 if done {
                     let at = self.reconcile_at.unwrap_or_else(Utc::now);
-                    self.rows_deleted += store::keep_only(
-                        &self.target(),
+                    self.rows_deleted += self.target().keep_only(
                         self.sync.id_column(),
                         soft,
                         &std::mem::take(&mut self.live_ids),
@@ -930,8 +990,7 @@ impl Run {
         if self.options.soft_delete {
             // Each row is marked with its own deletion time.
             for r in &d.deleted_records {
-                self.rows_deleted += store::delete_rows(
-                    &target,
+                self.rows_deleted += target.delete_rows(
                     &id_column,
                     true,
                     std::slice::from_ref(&r.id),
@@ -941,7 +1000,7 @@ impl Run {
         } else {
             let ids: Vec<String> = d.deleted_records.iter().map(|r| r.id.clone()).collect();
             self.rows_deleted +=
-                store::delete_rows(&target, &id_column, false, &ids, d.latest_date_covered)?;
+                target.delete_rows(&id_column, false, &ids, d.latest_date_covered)?;
         }
         self.sync.deleted_cursor = Some(d.latest_date_covered);
         self.phase = if self.formulas_due() {
@@ -976,6 +1035,16 @@ impl Run {
             connection::forget_describe(self.server, self.user, &self.sync.object);
         }
         store::save_progress(&self.progress())?;
+        // Counted after a run that changed the copy, and every few minutes
+        // besides, for what write-through and change events did.
+        let changed = self.rows_upserted + self.rows_deleted > 0 || self.backfilled;
+        let stale = self
+            .sync
+            .row_count_at
+            .is_none_or(|at| Utc::now() - at > Span::seconds(ROW_COUNT_EVERY_SECONDS));
+        if failure.is_none() && (changed || stale) {
+            store::save_row_count(self.sync.id, self.sync.target().count_rows()?)?;
+        }
         let (status, error, retry) = match (&failure, &self.throttled) {
             (Some(e), _) => ("failed", Some(e.clone()), Some(60)),
             (None, Some((why, retry))) => ("throttled", Some(why.clone()), Some(*retry)),
@@ -988,6 +1057,12 @@ impl Run {
 
 /// Polls of syncs on one server and user mapping, in as few composite calls
 /// as they fit: each call counts once, and is debited to its first poll's run.
+/// Whether a resync's staging table is there to load into.
+fn staging_is_usable(sync: &SyncRow) -> bool {
+    sync.staging()
+        .is_some_and(|s| access::check_table(s.relid, sync.owner(), "the staging table").is_ok())
+}
+
 pub fn fetch_polls(server: Oid, user: Oid, polls: Vec<DuePoll>) -> Vec<(i64, Fetched)> {
     let mut answered = Vec::with_capacity(polls.len());
     for call in poll_batch::plan(polls) {

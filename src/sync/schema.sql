@@ -1,16 +1,21 @@
--- Sync configuration and state, one row per synced object.
+-- Sync configuration and state, one row per synced object and owner.
+-- Users cannot write the extension's tables: its functions do, as the
+-- extension's owner, after checking what the caller may do
+-- (docs/security.md). Each role reads only its own syncs and runs.
 CREATE TABLE @extschema@.syncs (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     server name NOT NULL,
     object text NOT NULL,
+    -- The copy's names as last seen; the copy itself is target_relid.
     target_schema name NOT NULL,
     target_table name NOT NULL,
-    every interval NOT NULL CHECK (every > interval '0'),
+    every interval NOT NULL CHECK (every >= interval '1 second' AND every <= interval '1 year'),
     options jsonb NOT NULL DEFAULT '{}',
     -- API names copied, and their local columns, in the same order.
     fields text[] NOT NULL,
     columns text[] NOT NULL,
-    -- The role whose user mapping the sync uses.
+    -- The role that made the sync: it runs with that role's user mapping,
+    -- and its copy is written as that role.
     owner oid NOT NULL,
     enabled boolean NOT NULL DEFAULT true,
     stage text NOT NULL DEFAULT 'backfill' CHECK (stage IN ('backfill', 'resync', 'incremental')),
@@ -33,8 +38,18 @@ CREATE TABLE @extschema@.syncs (
     backfill_overlaps boolean NOT NULL DEFAULT false,
     -- When formula fields were last read again (or by the backfill).
     formulas_refreshed_at timestamptz,
-    UNIQUE (server, object),
-    UNIQUE (target_schema, target_table)
+    -- The copy by OID (an ordinary table the owner owns), and a resync's
+    -- staging table.
+    target_relid oid NOT NULL,
+    staging_relid oid,
+    -- Why the worker stopped running the sync (its owner, server access or
+    -- copy failed the checks); cleared when they pass again.
+    paused_reason text,
+    -- The copy's rows, counted by runs (after a change, and every few
+    -- minutes), and when.
+    row_count bigint,
+    row_count_at timestamptz,
+    UNIQUE (server, object, owner)
 );
 
 -- The log: one row per run, updated as the run goes.
@@ -58,7 +73,9 @@ CREATE TABLE @extschema@.sync_runs (
     -- Records read from Salesforce; rows_upserted counts only those written.
     rows_read bigint NOT NULL DEFAULT 0,
     -- A stream session's Change Data Capture events applied to this sync.
-    events bigint NOT NULL DEFAULT 0
+    events bigint NOT NULL DEFAULT 0,
+    -- The sync's owner: who may read the run.
+    owner oid NOT NULL
 );
 CREATE INDEX sync_runs_by_sync ON @extschema@.sync_runs (sync_id, id DESC);
 CREATE INDEX sync_runs_by_server ON @extschema@.sync_runs (server, started_at);
@@ -73,9 +90,11 @@ CREATE TABLE @extschema@.pacing (
     observed_at timestamptz
 );
 
--- Change Data Capture: the sync worker's one event stream per server.
+-- Change Data Capture: the sync worker's event stream per server and owner
+-- (Salesforce sends each user what that user may see).
 CREATE TABLE @extschema@.streams (
-    server name PRIMARY KEY,
+    server name NOT NULL,
+    owner oid NOT NULL,
     -- The last event applied, in the same transaction: where a stream resumes.
     replay_id bytea,
     status text NOT NULL DEFAULT 'starting' CHECK (status IN ('starting', 'streaming', 'failed')),
@@ -83,33 +102,39 @@ CREATE TABLE @extschema@.streams (
     last_event_at timestamptz,
     last_commit_at timestamptz,
     error text,
-    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (server, owner)
 );
 
+ALTER TABLE @extschema@.syncs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.sync_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.pacing ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.streams ENABLE ROW LEVEL SECURITY;
+CREATE POLICY syncs_of_own_roles ON @extschema@.syncs FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY runs_of_own_roles ON @extschema@.sync_runs FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+REVOKE ALL ON @extschema@.syncs, @extschema@.sync_runs, @extschema@.pacing, @extschema@.streams FROM PUBLIC;
+GRANT SELECT ON @extschema@.syncs, @extschema@.sync_runs TO PUBLIC;
+
 CREATE FUNCTION @extschema@._server_option(server name, option text) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT o.option_value
     FROM pg_catalog.pg_foreign_server s, pg_catalog.pg_options_to_table(s.srvoptions) o
     WHERE s.srvname = server AND o.option_name = option
 $$;
 
-CREATE FUNCTION @extschema@._table_rows(target_schema name, target_table name) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE n bigint;
-BEGIN
-    IF to_regclass(format('%I.%I', target_schema, target_table)) IS NULL THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE format('SELECT count(*) FROM %I.%I', target_schema, target_table) INTO n;
-    RETURN n;
-END
-$$;
-
-CREATE VIEW @extschema@.sync_status AS
+-- Each role's syncs (a superuser's: all), with their last runs and the
+-- server's budget. Figures come from the extension's tables and the
+-- catalog: reading the view runs no code of any copy's.
+CREATE VIEW @extschema@.sync_status WITH (security_barrier = true) AS
 SELECT s.id,
        s.server,
        s.object,
-       format('%I.%I', s.target_schema, s.target_table) AS target,
+       coalesce((SELECT format('%I.%I', n.nspname, c.relname)
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = s.target_relid),
+                format('%I.%I', s.target_schema, s.target_table)) AS target,
        s.enabled,
        s.stage,
        last.id AS last_run_id,
@@ -117,7 +142,7 @@ SELECT s.id,
        last.finished_at AS last_finished_at,
        last.error AS last_error,
        now() - ok.started_at AS lag,
-       @extschema@._table_rows(s.target_schema, s.target_table) AS rows,
+       s.row_count AS rows,
        CASE WHEN s.stage = 'incremental' THEN 100.0
             WHEN coalesce(s.backfill_total, 0) = 0 THEN NULL
             ELSE round(100.0 * least(s.backfill_rows, s.backfill_total) / s.backfill_total, 1)
@@ -130,13 +155,23 @@ SELECT s.id,
        s.formulas_refreshed_at,
        st.status AS stream_status,
        st.last_commit_at AS stream_last_commit_at,
-       st.last_event_at - st.last_commit_at AS stream_lag
+       st.last_event_at - st.last_commit_at AS stream_lag,
+       pg_catalog.pg_get_userbyid(s.owner) AS owner,
+       s.paused_reason
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
 LEFT JOIN LATERAL (SELECT coalesce(sum(r.api_requests), 0) AS requests FROM @extschema@.sync_runs r WHERE r.server = s.server AND r.started_at > now() - interval '1 day') used ON true
 LEFT JOIN @extschema@.pacing p ON p.server = s.server
-LEFT JOIN @extschema@.streams st ON st.server = s.server AND (s.options->>'cdc')::boolean;
+LEFT JOIN @extschema@.streams st ON st.server = s.server AND st.owner = s.owner AND (s.options->>'cdc')::boolean
+WHERE coalesce(pg_catalog.pg_has_role(s.owner, 'USAGE'), false)
+   OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER);
+GRANT SELECT ON @extschema@.sync_status TO PUBLIC;
+
+-- The procedures below commit between steps, so they can neither pin
+-- their search path nor run as another role: they only call the
+-- extension's functions, by qualified names, and those check the caller,
+-- pin the path and switch roles themselves.
 
 -- Runs a sync to completion in this session, committing after every page
 -- (when called outside a transaction block), and returns its log row.
@@ -147,99 +182,44 @@ CREATE PROCEDURE @extschema@.sync_now(
     INOUT api_requests bigint DEFAULT NULL, INOUT error text DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
-    sync bigint := @extschema@._sync_id(server, object);
-    commits boolean := @extschema@._sync_can_commit();
-    more boolean := true;
-    failure text;
+    commits pg_catalog.bool := @extschema@._sync_can_commit();
+    more pg_catalog.bool := true;
 BEGIN
-    -- The same lock the worker takes: one run per sync at a time.
-    PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pg_salesforce.sync'), sync::int4);
-    BEGIN
-        run_id := @extschema@._sync_start(sync, 'sync_now');
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg_salesforce.sync'), sync::int4);
-        RAISE;
-    END;
+    run_id := @extschema@._sync_begin(server, object);
     IF commits THEN COMMIT; END IF;
     WHILE more LOOP
-        BEGIN
-            more := @extschema@._sync_step(run_id);
-        EXCEPTION WHEN OTHERS OR query_canceled THEN
-            failure := SQLERRM;
-            more := false;
-        END;
+        more := @extschema@._sync_step(run_id);
         IF commits THEN COMMIT; END IF;
     END LOOP;
-    PERFORM @extschema@._sync_finish(run_id, failure);
-    PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg_salesforce.sync'), sync::int4);
+    PERFORM @extschema@._sync_finish(ARRAY[run_id]);
     IF commits THEN COMMIT; END IF;
-    SELECT r.kind, r.status, r.rows_upserted, r.rows_deleted, r.api_requests, r.error
+    SELECT o.kind, o.status, o.rows_upserted, o.rows_deleted, o.api_requests, o.error
       INTO kind, status, rows_upserted, rows_deleted, api_requests, error
-      FROM @extschema@.sync_runs r WHERE r.id = run_id;
-    IF failure IS NOT NULL THEN
-        RAISE EXCEPTION 'sync of % on server % failed: %', object, server, failure
-            USING HINT = format('Run %s in salesforce.sync_runs has the details; the next run resumes where this one stopped.', run_id);
-    END IF;
+      FROM @extschema@._sync_outcome(ARRAY[run_id], server) o;
 END
 $$;
 
--- Runs every enabled sync of a server to completion in this session, side by
--- side, their polls sharing composite calls as the worker's do; committing
--- after every step (when called outside a transaction block). Each sync gets
--- its own row in sync_runs; one failing does not stop the others.
+-- Runs every enabled sync of a server that the caller may run to
+-- completion in this session, side by side, their polls sharing composite
+-- calls as the worker's do; committing after every step (when called
+-- outside a transaction block). Each sync gets its own row in sync_runs;
+-- one failing does not stop the others.
 CREATE PROCEDURE @extschema@.sync_now(server name)
 LANGUAGE plpgsql AS $$
 DECLARE
-    syncs bigint[];
-    runs bigint[] := '{}';
-    commits boolean := @extschema@._sync_can_commit();
-    more boolean := true;
-    failure text;
-    s bigint;
-    failed text;
+    runs pg_catalog.int8[];
+    commits pg_catalog.bool := @extschema@._sync_can_commit();
+    more pg_catalog.bool := true;
 BEGIN
-    SELECT array_agg(y.id ORDER BY y.id) INTO syncs FROM @extschema@.syncs y WHERE y.server = sync_now.server AND y.enabled;
-    IF syncs IS NULL THEN
-        RAISE EXCEPTION 'server % has no enabled syncs', server
-            USING HINT = 'Start with SELECT salesforce.sync_enable(server, object).';
-    END IF;
-    -- The same locks the worker takes, in one order: one run per sync at a time.
-    FOREACH s IN ARRAY syncs LOOP
-        PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pg_salesforce.sync'), s::int4);
-    END LOOP;
-    BEGIN
-        FOREACH s IN ARRAY syncs LOOP
-            runs := runs || @extschema@._sync_start(s, 'sync_now');
-        END LOOP;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        FOREACH s IN ARRAY syncs LOOP
-            PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg_salesforce.sync'), s::int4);
-        END LOOP;
-        RAISE;
-    END;
+    runs := @extschema@._sync_begin_server(server);
     IF commits THEN COMMIT; END IF;
     WHILE more LOOP
-        BEGIN
-            more := @extschema@._sync_step_together(runs);
-        EXCEPTION WHEN OTHERS OR query_canceled THEN
-            failure := SQLERRM;
-            more := false;
-        END;
+        more := @extschema@._sync_step_together(runs);
         IF commits THEN COMMIT; END IF;
     END LOOP;
-    FOREACH s IN ARRAY runs LOOP
-        PERFORM @extschema@._sync_finish(s, failure);
-    END LOOP;
-    FOREACH s IN ARRAY syncs LOOP
-        PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg_salesforce.sync'), s::int4);
-    END LOOP;
+    PERFORM @extschema@._sync_finish(runs);
     IF commits THEN COMMIT; END IF;
-    SELECT string_agg(format('%s (run %s): %s', r.object, r.id, r.error), '; ' ORDER BY r.id) INTO failed
-      FROM @extschema@.sync_runs r WHERE r.id = ANY (runs) AND r.status = 'failed';
-    IF failed IS NOT NULL THEN
-        RAISE EXCEPTION 'syncs on server % failed: %', server, failed
-            USING HINT = 'salesforce.sync_runs has the details; the next runs resume where these stopped.';
-    END IF;
+    PERFORM @extschema@._sync_outcome(runs, server);
 END
 $$;
 
@@ -252,7 +232,7 @@ CREATE PROCEDURE @extschema@.resync(
     INOUT api_requests bigint DEFAULT NULL, INOUT error text DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM @extschema@._sync_request_resync(@extschema@._sync_id(server, object));
+    PERFORM @extschema@._sync_request_resync(server, object);
     IF @extschema@._sync_can_commit() THEN COMMIT; END IF;
     CALL @extschema@.sync_now(server, object, run_id, kind, status, rows_upserted, rows_deleted, api_requests, error);
 END

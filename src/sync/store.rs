@@ -1,15 +1,14 @@
-//! The sync's local side through SPI: its configuration and checkpoint rows,
-//! its log, its pacing row, and the rows of the copy itself.
+//! The extension's own tables through SPI: each sync's configuration and
+//! checkpoint, its log, and the pacing rows. Callers run these as the
+//! extension's owner with the search path pinned (`access`); the copies
+//! themselves are `copy_table`'s.
 
-use super::rows::Rows;
-use crate::copy;
+use super::copy_table::CopyTable;
 use crate::error::{Error, Result};
-use crate::pg::in_subtransaction;
 use chrono::{DateTime, Utc};
-use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::Oid;
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
-use salesforce_core::naming::quote_ident;
-use salesforce_core::sync::definition::{qualified, DELETED_AT, SYNCED_AT};
+use salesforce_core::naming::with_suffix;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -41,7 +40,6 @@ pub struct SyncRow {
     pub id: i64,
     pub server: String,
     pub object: String,
-    pub target_schema: String,
     pub target_table: String,
     pub options: Json,
     pub fields: Vec<String>,
@@ -68,20 +66,43 @@ pub struct SyncRow {
     /// When formula fields were last read again (or first read, by the backfill).
     #[serde(default)]
     pub formulas_refreshed_at: Option<DateTime<Utc>>,
+    /// The copy, and a resync's staging table, by OID.
+    pub target_relid: u32,
+    #[serde(default)]
+    pub staging_relid: Option<u32>,
+    /// Why the worker stopped running the sync, until its checks pass again.
+    #[serde(default)]
+    pub paused_reason: Option<String>,
+    /// When the copy's rows were last counted.
+    #[serde(default)]
+    pub row_count_at: Option<DateTime<Utc>>,
 }
 
 impl SyncRow {
-    pub fn target(&self) -> String {
-        qualified(&self.target_schema, &self.target_table)
+    pub fn owner(&self) -> Oid {
+        Oid::from(self.owner)
     }
 
-    /// Where a resync loads its new copy before it replaces the table's rows.
-    pub fn staging(&self) -> String {
-        let name: String = format!("{}__resync", self.target_table)
-            .chars()
-            .take(63)
-            .collect();
-        qualified(&self.target_schema, &name)
+    pub fn target(&self) -> CopyTable {
+        CopyTable::new(self.target_relid, self.owner)
+    }
+
+    /// Where a resync loads its new copy before it replaces the copy's rows.
+    pub fn staging(&self) -> Option<CopyTable> {
+        self.staging_relid
+            .map(|relid| CopyTable::new(relid, self.owner))
+    }
+
+    /// The staging table's name: the copy's, cut by bytes to leave room
+    /// for a suffix with the sync's id, so it is never the copy's own name
+    /// nor another sync's staging table.
+    pub fn staging_name(&self) -> String {
+        with_suffix(&self.target_table, &format!("__resync_{}", self.id))
+    }
+
+    /// What messages call the sync.
+    pub fn describe(&self) -> String {
+        format!("the sync of {} on server {}", self.object, self.server)
     }
 
     pub fn id_column(&self) -> &str {
@@ -108,7 +129,7 @@ pub fn check_installed_version() -> Result<()> {
 }
 
 pub fn load_sync(id: i64) -> Result<SyncRow> {
-    let row = Spi::get_one_with_args::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()])?;
+    let row = Spi::get_one_with_args::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint, 'target_relid', s.target_relid::bigint, 'staging_relid', s.staging_relid::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()])?;
     let row = row.ok_or_else(|| {
         Error::sql(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -123,10 +144,167 @@ pub fn load_sync(id: i64) -> Result<SyncRow> {
     })
 }
 
-pub fn sync_id(server: &str, object: &str) -> Result<Option<i64>> {
-    Spi::get_one_with_args::<i64>(
-        "SELECT (SELECT id FROM salesforce.syncs WHERE server = $1 AND lower(object) = lower($2))",
+/// The syncs of an object on a server, each with its owner, in id order.
+pub fn syncs_of_object(server: &str, object: &str) -> Result<Vec<(i64, Oid)>> {
+    select_pairs(
+        "SELECT id, owner FROM salesforce.syncs WHERE server = $1 AND lower(object) = lower($2) ORDER BY id",
         &[server.into(), object.into()],
+    )
+}
+
+/// The enabled syncs of a server, each with its owner, in id order.
+pub fn syncs_of_server(server: &str) -> Result<Vec<(i64, Oid)>> {
+    select_pairs(
+        "SELECT id, owner FROM salesforce.syncs WHERE server = $1 AND enabled ORDER BY id",
+        &[server.into()],
+    )
+}
+
+fn select_pairs(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<Vec<(i64, Oid)>> {
+    Spi::connect(|client| {
+        client
+            .select(sql, None, args)?
+            .map(|r| {
+                Ok((
+                    r.get::<i64>(1)?.unwrap_or(0),
+                    r.get::<Oid>(2)?.unwrap_or(Oid::INVALID),
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+    })
+    .map_err(Error::from)
+}
+
+/// Whether sync `id` exists.
+pub fn syncs_visible(id: i64) -> Result<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM salesforce.syncs WHERE id = $1)",
+        &[id.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// How many syncs a role owns.
+pub fn syncs_owned(owner: Oid) -> Result<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM salesforce.syncs WHERE owner = $1",
+        &[owner.into()],
+    )?
+    .unwrap_or(0))
+}
+
+/// The sync whose copy is table `relid`, if any.
+pub fn sync_of_table(relid: Oid) -> Result<Option<i64>> {
+    Spi::get_one_with_args::<i64>(
+        "SELECT (SELECT id FROM salesforce.syncs WHERE target_relid = $1 OR staging_relid = $1 LIMIT 1)",
+        &[relid.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// A new sync, as `sync_enable` checked it.
+pub struct NewSync<'a> {
+    pub server: &'a str,
+    pub object: &'a str,
+    pub target: &'a crate::access::TableName,
+    pub target_relid: Oid,
+    pub every: pgrx::datum::Interval,
+    pub options: JsonB,
+    pub fields: Vec<String>,
+    pub columns: Vec<String>,
+    pub owner: Oid,
+}
+
+pub fn insert_sync(s: NewSync) -> Result<i64> {
+    Spi::get_one_with_args::<i64>(
+        "INSERT INTO salesforce.syncs (server, object, target_schema, target_table, target_relid, every, options, fields, columns, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        &[
+            s.server.into(),
+            s.object.into(),
+            s.target.schema.clone().into(),
+            s.target.table.clone().into(),
+            s.target_relid.into(),
+            s.every.into(),
+            s.options.into(),
+            s.fields.into(),
+            s.columns.into(),
+            s.owner.into(),
+        ],
+    )?
+    .ok_or_else(|| Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "no sync id"))
+}
+
+pub fn delete_sync(id: i64) -> Result<()> {
+    Spi::run_with_args("DELETE FROM salesforce.syncs WHERE id = $1", &[id.into()])
+        .map_err(Error::from)
+}
+
+/// Records the staging table of a resync, or that there is none.
+pub fn set_staging(id: i64, relid: Option<Oid>) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET staging_relid = $2 WHERE id = $1",
+        &[id.into(), relid.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// Starts the sync over from the beginning, into its staging table.
+pub fn request_resync(id: i64, staging: Oid) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET stage = 'resync', staging_relid = $2, backfill_after = NULL, backfill_total = NULL, backfill_rows = 0, bulk_job = NULL, bulk_locator = NULL, bulk_page_rows = 0, backfill_overlaps = false WHERE id = $1",
+        &[id.into(), staging.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// The copy's names as the catalog has them now (it may have been renamed).
+pub fn save_target_name(id: i64, name: &crate::access::TableName) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET target_schema = $2, target_table = $3 WHERE id = $1 AND (target_schema, target_table) IS DISTINCT FROM ($2::name, $3::name)",
+        &[id.into(), name.schema.clone().into(), name.table.clone().into()],
+    )
+    .map_err(Error::from)
+}
+
+pub fn save_row_count(id: i64, rows: i64) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET row_count = $2, row_count_at = clock_timestamp() WHERE id = $1",
+        &[id.into(), rows.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// Stops running a sync whose checks failed, and looks again in a minute:
+/// a sync is never run while paused. Logs why as a failed run when the
+/// reason is new, or `always`; returns that run.
+pub fn pause(s: &SyncRow, reason: &str, started_by: &str, always: bool) -> Result<Option<i64>> {
+    let logged = if always || s.paused_reason.as_deref() != Some(reason) {
+        let run = insert_run(s, s.stage.as_str(), started_by)?;
+        finish_run(
+            run,
+            "failed",
+            Some(&format!("paused: {reason}")),
+            Some(PAUSE_RECHECK_SECONDS),
+        )?;
+        Some(run)
+    } else {
+        None
+    };
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET paused_reason = $2, next_due = clock_timestamp() + make_interval(secs => $3) WHERE id = $1",
+        &[s.id.into(), reason.into(), (PAUSE_RECHECK_SECONDS as f64).into()],
+    )?;
+    Ok(logged)
+}
+
+/// How often the worker checks a paused sync again: the checks are local
+/// and cost no API request.
+pub const PAUSE_RECHECK_SECONDS: i64 = 60;
+
+pub fn resume(id: i64) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET paused_reason = NULL WHERE id = $1",
+        &[id.into()],
     )
     .map_err(Error::from)
 }
@@ -156,10 +334,6 @@ pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
     .map_err(Error::from)
 }
 
-pub fn run_sql(sql: &str) -> Result<()> {
-    Spi::run(sql).map_err(Error::from)
-}
-
 /// Marks runs of a sync that were left running (their backend died) as failed.
 /// Only called with the sync's lock held, so none of them is still going;
 /// stream sessions run beside runs, and their stream closes its own.
@@ -182,8 +356,8 @@ pub fn throttled_runs_in_a_row(sync_id: i64) -> Result<i64> {
 
 pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> Result<i64> {
     Spi::get_one_with_args::<i64>(
-        "INSERT INTO salesforce.sync_runs (sync_id, server, object, kind, started_by, cursor_from) VALUES ($1, $2, $3, $4, $5, $6::timestamptz) RETURNING id",
-        &[s.id.into(), s.server.clone().into(), s.object.clone().into(), kind.into(), started_by.into(), s.cursor.map(|t| t.to_rfc3339()).into()],
+        "INSERT INTO salesforce.sync_runs (sync_id, server, object, kind, started_by, cursor_from, owner) VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7) RETURNING id",
+        &[s.id.into(), s.server.clone().into(), s.object.clone().into(), kind.into(), started_by.into(), s.cursor.map(|t| t.to_rfc3339()).into(), s.owner().into()],
     )
     ?
     .ok_or_else(|| Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "no run id"))
@@ -203,7 +377,7 @@ pub struct RunProgress<'a> {
 pub fn save_progress(p: &RunProgress) -> Result<()> {
     Spi::run_with_args(
         "UPDATE salesforce.sync_runs SET rows_upserted = $2, rows_deleted = $3, api_requests = $4, cursor_to = $5::timestamptz, notes = $6, rows_read = $7 WHERE id = $1",
-        &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.to_vec().into(), p.rows_read.into()],
+        &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.iter().map(|n| crate::error::scrub(n)).collect::<Vec<_>>().into(), p.rows_read.into()],
     )
     .map_err(Error::from)
 }
@@ -222,240 +396,6 @@ pub fn finish_run(
         &[run_id.into(), status.into(), error.map(crate::error::scrub).into(), retry_in.map(|s| s as f64).into()],
     )
     .map_err(Error::from)
-}
-
-/// `a = EXCLUDED.a, ...` for every quoted column but the key.
-fn set_from_excluded(quoted: &[String], id: &str) -> String {
-    quoted
-        .iter()
-        .filter(|c| *c != id)
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `WHERE` for an upsert's update: only a row whose values differ, and
-/// never with an older version (by SystemModstamp) than the row holds. So a
-/// re-read writes nothing: no new row version, no trigger, no WAL.
-fn changed_and_newer(quoted: &[String], id: &str, stamp: Option<&str>) -> String {
-    let compared: Vec<&String> = quoted
-        .iter()
-        .filter(|c| *c != id && c.as_str() != SYNCED_AT)
-        .collect();
-    let list = |prefix: &str| {
-        compared
-            .iter()
-            .map(|c| format!("{prefix}.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let changed = format!(
-        "ROW({}) IS DISTINCT FROM ROW({})",
-        list("t"),
-        list("EXCLUDED")
-    );
-    match stamp {
-        Some(s) => format!(
-            "{changed} AND (t.{s} IS NULL OR EXCLUDED.{s} IS NULL OR EXCLUDED.{s} >= t.{s})"
-        ),
-        None => changed,
-    }
-}
-
-/// Writes rows into `table`, replacing rows with the same id when they
-/// changed, and returns how many it wrote. Each column arrives as an array
-/// of input texts and is cast to its type, which runs the type's input
-/// function as a scan does.
-pub fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
-    if rows.len() == 0 {
-        return Ok(0);
-    }
-    let mut columns: Vec<String> = rows.fields.iter().map(|f| quote_ident(&f.column)).collect();
-    let id = quote_ident(
-        &rows
-            .fields
-            .iter()
-            .find(|f| f.field == "Id")
-            .map(|f| f.column.clone())
-            .unwrap_or_else(|| "id".into()),
-    );
-    let mut selected: Vec<String> = rows
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| format!("r.c{i}::{}", f.pg.sql()))
-        .collect();
-    let mut arrays: Vec<DatumWithOid> = (0..rows.fields.len())
-        .map(|c| rows.column(c).into())
-        .collect();
-    columns.push(SYNCED_AT.into());
-    selected.push("now()".into());
-    if rows.soft_delete() {
-        columns.push(DELETED_AT.into());
-        selected.push(format!("r.c{}::timestamptz", arrays.len()));
-        arrays.push(rows.column(rows.fields.len()).into());
-    }
-    let parameters: Vec<String> = (1..=arrays.len())
-        .map(|i| format!("${i}::text[]"))
-        .collect();
-    let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
-    let stamp = rows
-        .fields
-        .iter()
-        .find(|f| f.field == "SystemModstamp")
-        .map(|f| quote_ident(&f.column));
-    let sql = format!(
-        "WITH w AS (INSERT INTO {table} AS t ({}) SELECT {} FROM unnest({}) AS r({}) ON CONFLICT ({id}) DO UPDATE SET {} WHERE {} RETURNING 1) SELECT count(*) FROM w",
-        columns.join(", "),
-        selected.join(", "),
-        parameters.join(", "),
-        names.join(", "),
-        set_from_excluded(&columns, &id),
-        changed_and_newer(&columns, &id, stamp.as_deref())
-    );
-    Ok(Spi::get_one_with_args::<i64>(&sql, &arrays)?.unwrap_or(0))
-}
-
-/// Updates the given columns of rows already in the copy, where a value
-/// differs and, if SystemModstamp is among them, never to an older version;
-/// returns how many rows changed. Rows not in the copy are left to the
-/// change polls.
-pub fn update_changed_rows(table: &str, rows: &Rows) -> Result<i64> {
-    if rows.len() == 0 {
-        return Ok(0);
-    }
-    let id = rows
-        .fields
-        .iter()
-        .position(|f| f.field == "Id")
-        .expect("the rows carry their Id");
-    let value = |i: usize| format!("r.c{i}::{}", rows.fields[i].pg.sql());
-    let others: Vec<usize> = (0..rows.fields.len()).filter(|i| *i != id).collect();
-    let column = |i: usize| quote_ident(&rows.fields[i].column);
-    let set: Vec<String> = others
-        .iter()
-        .map(|&i| format!("{} = {}", column(i), value(i)))
-        .collect();
-    let old: Vec<String> = others.iter().map(|&i| format!("t.{}", column(i))).collect();
-    let new: Vec<String> = others.iter().map(|&i| value(i)).collect();
-    let arrays: Vec<DatumWithOid> = (0..rows.fields.len())
-        .map(|c| rows.column(c).into())
-        .collect();
-    let parameters: Vec<String> = (1..=arrays.len())
-        .map(|i| format!("${i}::text[]"))
-        .collect();
-    let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
-    let newer = rows
-        .fields
-        .iter()
-        .position(|f| f.field == "SystemModstamp")
-        .map(|i| format!(" AND (t.{0} IS NULL OR {1} >= t.{0})", column(i), value(i)))
-        .unwrap_or_default();
-    let sql = format!(
-        "WITH w AS (UPDATE {table} AS t SET {}, {SYNCED_AT} = now() FROM unnest({}) AS r({}) WHERE t.{} = r.c{id} AND ROW({}) IS DISTINCT FROM ROW({}){newer} RETURNING 1) SELECT count(*) FROM w",
-        set.join(", "),
-        parameters.join(", "),
-        names.join(", "),
-        column(id),
-        old.join(", "),
-        new.join(", ")
-    );
-    Ok(Spi::get_one_with_args::<i64>(&sql, &arrays)?.unwrap_or(0))
-}
-
-/// Writes rows a backfill reads for the first time: through COPY, unless
-/// some are in the copy already (written through, or read by an earlier
-/// job), when they are upserted instead. COPY is tried first, in a
-/// subtransaction: a batch that collides costs one rollback, and no batch
-/// pays for a lookup of its ids.
-pub fn insert_new_rows(table: &str, rows: &mut Rows) -> Result<i64> {
-    if rows.len() == 0 {
-        return Ok(0);
-    }
-    let mut columns: Vec<String> = rows.fields.iter().map(|f| f.column.clone()).collect();
-    columns.push(SYNCED_AT.into());
-    if rows.soft_delete() {
-        columns.push(DELETED_AT.into());
-    }
-    let data = rows.take_copy_text();
-    match in_subtransaction(|| copy::copy_in(table, &columns, data)) {
-        Ok(n) => Ok(n as i64),
-        Err(Error::Sql {
-            code: PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
-            ..
-        }) => upsert_rows(table, rows),
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes rows by id, or with soft deletes marks them deleted at `at`.
-pub fn delete_rows(
-    table: &str,
-    id_column: &str,
-    soft_delete: bool,
-    ids: &[String],
-    at: DateTime<Utc>,
-) -> Result<i64> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let id = quote_ident(id_column);
-    let (sql, args): (String, Vec<DatumWithOid>) = if soft_delete {
-        (
-            format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE {id} = ANY($1) AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d"),
-            vec![ids.to_vec().into(), at.to_rfc3339().into()],
-        )
-    } else {
-        (format!("WITH d AS (DELETE FROM {table} WHERE {id} = ANY($1) RETURNING 1) SELECT count(*) FROM d"), vec![ids.to_vec().into()])
-    };
-    Ok(Spi::get_one_with_args::<i64>(&sql, &args)?.unwrap_or(0))
-}
-
-/// Removes (or marks deleted) every row whose id is not in `live`.
-pub fn keep_only(
-    table: &str,
-    id_column: &str,
-    soft_delete: bool,
-    live: &[String],
-    at: DateTime<Utc>,
-) -> Result<i64> {
-    let id = quote_ident(id_column);
-    let sql = if soft_delete {
-        format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE NOT ({id} = ANY($1)) AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d")
-    } else {
-        format!("WITH d AS (DELETE FROM {table} WHERE NOT ({id} = ANY($1)) AND $2::timestamptz IS NOT NULL RETURNING 1) SELECT count(*) FROM d")
-    };
-    Ok(
-        Spi::get_one_with_args::<i64>(&sql, &[live.to_vec().into(), at.to_rfc3339().into()])?
-            .unwrap_or(0),
-    )
-}
-
-/// Makes `target` hold exactly the rows of `staging`, in this transaction,
-/// so readers see the old copy or the new one and never a partial one.
-pub fn replace_contents(
-    target: &str,
-    staging: &str,
-    id_column: &str,
-    columns: &[String],
-    soft_delete: bool,
-) -> Result<()> {
-    let id = quote_ident(id_column);
-    let mut quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-    quoted.push(SYNCED_AT.into());
-    if soft_delete {
-        quoted.push(DELETED_AT.into());
-    }
-    let list = quoted.join(", ");
-    run_sql(&format!(
-        "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.{id} = t.{id})"
-    ))?;
-    run_sql(&format!(
-        "INSERT INTO {target} AS t ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {} WHERE {}",
-        set_from_excluded(&quoted, &id),
-        changed_and_newer(&quoted, &id, None)
-    ))?;
-    run_sql(&format!("DROP TABLE {staging}"))
 }
 
 /// The pacing row of a server: bucket and the org's last known usage.

@@ -4,11 +4,14 @@
 //! their polls share composite calls. They start once recovery has
 //! finished: on a standby, none runs until it is promoted. Each step's local work is a short
 //! transaction of its own; requests to Salesforce are made with no
-//! transaction open.
+//! transaction open. The worker connects as the bootstrap superuser, with
+//! its search path pinned, and writes each copy as the sync's owner
+//! (`copy_table`), as autovacuum works on a table as its owner.
 
-use super::run::Run;
+use super::run::{Run, Started};
 use super::stream::Streams;
 use super::together::{round, Going, Steps};
+use crate::access;
 use crate::error::{self, Error, Result};
 use crate::gucs;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
@@ -16,7 +19,18 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, Spi};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// SIGTERM, once seen: pgrx's flag is cleared by the first look at it.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+fn stopping() -> bool {
+    if BackgroundWorker::sigterm_received() {
+        STOPPING.store(true, Ordering::Relaxed);
+    }
+    STOPPING.load(Ordering::Relaxed)
+}
 
 /// How long the worker naps while streams are open: events wait at most
 /// this long before they are applied.
@@ -80,45 +94,64 @@ fn due_syncs() -> Result<Vec<i64>> {
     .map_err(Error::from)
 }
 
-/// How long until the next sync is due, if any is enabled.
-fn next_due_in() -> Result<Option<Duration>> {
+/// How long until the next sync is due, if any is enabled, leaving out
+/// those going on already.
+fn next_due_in(going: &[i64]) -> Result<Option<Duration>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(None);
     }
-    let seconds = Spi::get_one::<f64>(
-        "SELECT greatest(extract(epoch FROM min(next_due) - clock_timestamp()), 0.05)::float8 FROM salesforce.syncs WHERE enabled",
+    let seconds = Spi::get_one_with_args::<f64>(
+        "SELECT greatest(extract(epoch FROM min(next_due) - clock_timestamp()), 0.05)::float8 FROM salesforce.syncs WHERE enabled AND NOT (id = ANY($1))",
+        &[going.to_vec().into()],
     )?;
     Ok(seconds.map(Duration::from_secs_f64))
 }
 
-/// Takes the sync's lock without waiting; false if a session holds it.
+/// Takes the sync's lock without waiting; false if a session holds it, or
+/// the sync is no longer due.
 fn try_lock(sync_id: i64) -> Result<bool> {
-    let got = Spi::get_one_with_args::<bool>(
-        "SELECT pg_try_advisory_lock(hashtext('pg_salesforce.sync'), $1::int4) AND (SELECT enabled AND next_due <= clock_timestamp() + interval '1 second' FROM salesforce.syncs WHERE id = $1)",
+    if !super::lock::try_lock_for_session(sync_id) {
+        return Ok(false);
+    }
+    let due = Spi::get_one_with_args::<bool>(
+        "SELECT enabled AND next_due <= clock_timestamp() + interval '1 second' FROM salesforce.syncs WHERE id = $1",
         &[sync_id.into()],
     )?;
-    Ok(got == Some(true))
+    if due != Some(true) {
+        super::lock::unlock(sync_id);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn unlock(sync_id: i64) -> Result<()> {
-    Spi::run_with_args(
-        "SELECT pg_advisory_unlock(hashtext('pg_salesforce.sync'), $1::int4)",
-        &[sync_id.into()],
-    )
-    .map_err(Error::from)
+    super::lock::unlock(sync_id);
+    Ok(())
 }
 
-/// A due sync's run, its lock taken; None if it is not due after all.
+/// A due sync's run, its lock taken; None if it is not due after all, or
+/// paused because its checks failed.
 fn start(sync_id: i64) -> Option<Run> {
     let started = in_transaction(|| {
         if !try_lock(sync_id)? {
             return Ok(None);
         }
-        Run::start(sync_id, "worker").map(Some)
+        Run::start(sync_id, "worker", false).map(Some)
     });
     match started {
-        Ok(run) => run,
+        Ok(None) => None,
+        Ok(Some(Started::Run(run))) => Some(run),
+        Ok(Some(Started::Paused { error, logged })) => {
+            if logged.is_some() {
+                warn(&format!(
+                    "pg_salesforce: sync {sync_id} is paused until its checks pass: {}",
+                    error.message()
+                ));
+            }
+            let _ = in_transaction(|| unlock(sync_id));
+            None
+        }
         Err(e) => {
             warn(&format!(
                 "pg_salesforce: sync {sync_id} could not start: {e}"
@@ -151,28 +184,42 @@ impl Steps for InTransactions {
     }
 
     fn wait(&self, d: Duration) {
-        BackgroundWorker::wait_latch(Some(d));
+        if !BackgroundWorker::wait_latch(Some(d)) {
+            STOPPING.store(true, Ordering::Relaxed);
+        }
     }
 }
 
-/// Runs the syncs side by side, applying change events between rounds.
-fn run_together(runs: Vec<Run>, streams: &mut Streams) {
-    let mut going: Vec<Going> = runs.into_iter().map(Going::new).collect();
-    while going.iter().any(|g| !g.done) {
-        streams.pump(&InTransactions);
-        if BackgroundWorker::sigterm_received() {
-            for g in going.iter_mut().filter(|g| !g.done) {
-                g.fail(
-                    "the sync worker was stopped; the next run resumes from the checkpoint".into(),
-                );
-            }
-            break;
+/// Starts the syncs that are due and not going already: they join the
+/// runs going on, so a run that waits holds up none that falls due.
+fn admit(going: &mut Vec<Going>) {
+    match in_transaction(due_syncs) {
+        Ok(due) => {
+            let new: Vec<i64> = due
+                .into_iter()
+                .filter(|id| !going.iter().any(|g| g.run.sync_id() == *id))
+                .collect();
+            going.extend(new.into_iter().filter_map(start).map(Going::new));
         }
-        round(&mut going, &InTransactions);
+        Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
     }
-    for g in going {
+}
+
+/// Logs the runs that are done and lets their syncs go.
+fn finish_done(going: &mut Vec<Going>) {
+    let (done, still): (Vec<Going>, Vec<Going>) =
+        std::mem::take(going).into_iter().partition(|g| g.done);
+    *going = still;
+    for g in done {
         finish(g.run, g.failure);
     }
+}
+
+fn stop_all(going: &mut Vec<Going>, why: &str) {
+    for g in going.iter_mut() {
+        g.fail(why.into());
+    }
+    finish_done(going);
 }
 
 #[pg_guard]
@@ -181,8 +228,10 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    access::pin_for_process();
     pgrx::log!("pg_salesforce sync worker started on database \"{database}\"");
     let mut streams = Streams::default();
+    let mut going: Vec<Going> = Vec::new();
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe {
@@ -190,28 +239,50 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
                 pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP);
             }
         }
+        // How long until a waiting run may go on; None when runs went on.
+        let mut waiting = None;
         if gucs::SYNC_ENABLED.get() {
-            match in_transaction(due_syncs) {
-                Ok(due) => run_together(due.into_iter().filter_map(start).collect(), &mut streams),
-                Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
-            }
+            admit(&mut going);
             streams.refresh(&InTransactions);
             streams.pump(&InTransactions);
+            if !going.is_empty() && !stopping() {
+                waiting = round(&mut going, &InTransactions);
+                finish_done(&mut going);
+            }
         } else {
+            stop_all(
+                &mut going,
+                "salesforce.sync_enabled was turned off; the next run resumes from the checkpoint",
+            );
             streams.close(&InTransactions);
         }
+        if stopping() {
+            break;
+        }
+        if !going.is_empty() && waiting.is_none() {
+            continue;
+        }
         let naptime = Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64);
-        let mut nap = in_transaction(next_due_in)
+        let ids: Vec<i64> = going.iter().map(|g| g.run.sync_id()).collect();
+        let mut nap = in_transaction(|| next_due_in(&ids))
             .ok()
             .flatten()
             .map_or(naptime, |d| d.min(naptime));
+        if let Some(w) = waiting {
+            nap = nap.min(w);
+        }
         if streams.active() {
             nap = nap.min(STREAM_NAP);
         }
-        if !BackgroundWorker::wait_latch(Some(nap)) {
+        InTransactions.wait(nap);
+        if stopping() {
             break;
         }
     }
+    stop_all(
+        &mut going,
+        "the sync worker was stopped; the next run resumes from the checkpoint",
+    );
     streams.close(&InTransactions);
     pgrx::log!("pg_salesforce sync worker stopped");
 }

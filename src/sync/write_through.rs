@@ -1,6 +1,8 @@
-//! Write-through: writes made through a foreign table reach the local copy
-//! of the same object in the same transaction, so reads of the copy see
-//! them at once and lose them if the transaction rolls back.
+//! Write-through: writes made through a foreign table reach the writing
+//! role's own copy of the same object in the same transaction, so reads of
+//! the copy see them at once and lose them if the transaction rolls back.
+//! Other roles' copies of the object catch up on their next run: one role's
+//! copy can neither block another's writes nor be written by them.
 //!
 //! Created and updated records are read back from Salesforce, which fills in
 //! what the write did not name (SystemModstamp, formulas, defaults); deleted
@@ -8,10 +10,10 @@
 
 use super::rows::Rows;
 use super::store::{self, SyncRow};
+use crate::access;
 use crate::catalog;
 use crate::connection;
 use crate::error::{Error, Result};
-use crate::pg::{as_user, catching};
 use chrono::Utc;
 use pgrx::pg_sys::Oid;
 use salesforce_core::sync::definition::{self, SyncOptions};
@@ -54,16 +56,19 @@ pub fn changes_by_target(done: &[Done]) -> Vec<(Target, CopyChanges)> {
     out
 }
 
-/// The sync keeping a copy of the target's object, if any. Read as the
-/// extension's owner, since writers need no rights on `salesforce.syncs`.
+/// The writing role's sync of the target's object, if it has one. Read as
+/// the extension's owner, since writers need no rights on `salesforce.syncs`.
 fn sync_of(target: &Target) -> Result<Option<SyncRow>> {
-    let owner = catalog::extension_owner()?;
     let server = catalog::server_name(Oid::from(target.server));
-    as_user(owner, || {
-        catching(|| match store::sync_id(&server, &target.object)? {
-            Some(id) => store::load_sync(id).map(Some),
+    let writer = Oid::from(target.user);
+    access::as_extension(|| {
+        let own = store::syncs_of_object(&server, &target.object)?
+            .into_iter()
+            .find(|(_, owner)| *owner == writer);
+        match own {
+            Some((id, _)) => store::load_sync(id).map(Some),
             None => Ok(None),
-        })
+        }
     })
 }
 
@@ -86,19 +91,10 @@ fn update_copy(target: &Target, sync: &SyncRow, changes: CopyChanges) -> Result<
             }
         }
     }
-    as_user(Oid::from(sync.owner), || {
-        catching(|| {
-            store::upsert_rows(&sync.target(), &rows)?;
-            store::delete_rows(
-                &sync.target(),
-                sync.id_column(),
-                soft_delete,
-                &remove,
-                Utc::now(),
-            )
-            .map(|_| ())
-        })
-    })
+    let copy = sync.target();
+    copy.upsert_rows(&rows)?;
+    copy.delete_rows(sync.id_column(), soft_delete, &remove, Utc::now())
+        .map(|_| ())
 }
 
 /// Applies writes Salesforce accepted to the local copies of their objects.
@@ -111,7 +107,8 @@ pub fn apply(done: &[Done]) -> Result<()> {
         };
         let sync = sync_of(&target).map_err(|e| copy_error(None, e))?;
         if let Some(sync) = sync {
-            update_copy(&target, &sync, changes).map_err(|e| copy_error(Some(sync.target()), e))?;
+            update_copy(&target, &sync, changes)
+                .map_err(|e| copy_error(Some(sync.target().name()), e))?;
         }
     }
     Ok(())

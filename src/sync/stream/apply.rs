@@ -3,8 +3,8 @@
 //! version (by SystemModstamp), and a change that alters nothing writes
 //! nothing.
 
+use super::super::copy_table::CopyTable;
 use super::super::rows::Rows;
-use super::super::store;
 use crate::error::{Error, Result};
 use pgrx::PgSqlErrorCode;
 use salesforce_core::cdc::{ChangeEvent, ChangeType};
@@ -19,7 +19,7 @@ pub struct Target {
     /// Its stream session's row in `sync_runs`.
     pub run_id: i64,
     pub object: String,
-    pub table: String,
+    pub copy: CopyTable,
     pub id_column: String,
     pub soft_delete: bool,
     /// The synced fields Salesforce still has.
@@ -99,25 +99,21 @@ pub fn apply(target: &Target, event: &ChangeEvent, reread: &Reread) -> Result<Co
         ..Counts::default()
     };
     let delete = |ids: &[String], at| {
-        store::delete_rows(
-            &target.table,
-            &target.id_column,
-            target.soft_delete,
-            ids,
-            at,
-        )
+        target
+            .copy
+            .delete_rows(&target.id_column, target.soft_delete, ids, at)
     };
     match &event.change_type {
         ChangeType::Create | ChangeType::Undelete => {
             for id in &event.record_ids {
-                counts.upserted +=
-                    store::upsert_rows(&target.table, &partial_rows(target, event, id)?)?;
+                counts.upserted += target.copy.upsert_rows(&partial_rows(target, event, id)?)?;
             }
         }
         ChangeType::Update => {
             for id in &event.record_ids {
-                counts.upserted +=
-                    store::update_changed_rows(&target.table, &partial_rows(target, event, id)?)?;
+                counts.upserted += target
+                    .copy
+                    .update_changed_rows(&partial_rows(target, event, id)?)?;
             }
         }
         ChangeType::Delete => counts.deleted += delete(&event.record_ids, event.commit_timestamp)?,
@@ -136,7 +132,7 @@ pub fn apply(target: &Target, event: &ChangeEvent, reread: &Reread) -> Result<Co
                     }
                 }
             }
-            counts.upserted += store::upsert_rows(&target.table, &rows)?;
+            counts.upserted += target.copy.upsert_rows(&rows)?;
             counts.deleted += delete(&gone, event.commit_timestamp)?;
         }
         _ => {}

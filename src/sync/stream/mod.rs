@@ -1,6 +1,8 @@
 //! Change Data Capture: the sync worker holds one Pub/Sub stream per server
-//! with syncs that have `"cdc": true` and have finished their backfill, and
-//! applies its events to their copies. Each batch is applied in one
+//! and owner with syncs that have `"cdc": true` and have finished their
+//! backfill, and applies its events to their copies. Each stream logs in
+//! with its owner's user mapping, so Salesforce sends only what that user
+//! may see, and each copy is written as its owner. Each batch is applied in one
 //! transaction that also stores its last replay id, so an event is applied
 //! once, whatever stops the worker; a new stream resumes after that id.
 //!
@@ -15,6 +17,7 @@ mod apply;
 mod state;
 
 use self::apply::{is_gap, Counts, Reread, Target};
+use self::state::StreamKey;
 use super::store;
 use super::together::Steps;
 use crate::catalog;
@@ -54,7 +57,7 @@ pub struct Streams {
 }
 
 struct Stream {
-    server: String,
+    key: StreamKey,
     sync_ids: Vec<i64>,
     mapping: Option<(Oid, Oid)>,
     targets: Vec<Target>,
@@ -94,16 +97,16 @@ impl Streams {
             .partition(|s| {
                 wanted
                     .iter()
-                    .any(|(server, ids)| *server == s.server && *ids == s.sync_ids)
+                    .any(|(key, ids)| *key == s.key && *ids == s.sync_ids)
             });
         for mut s in gone {
             s.close(steps, None);
         }
         self.streams = keep;
-        for (server, sync_ids) in wanted {
-            if !self.streams.iter().any(|s| s.server == server) {
+        for (key, sync_ids) in wanted {
+            if !self.streams.iter().any(|s| s.key == key) {
                 self.streams.push(Stream {
-                    server,
+                    key,
                     sync_ids,
                     mapping: None,
                     targets: vec![],
@@ -151,7 +154,7 @@ impl Stream {
                 )),
                 Ok(None) => return,
                 Ok(Some(StreamItem::Keepalive { latest_replay_id })) => steps
-                    .local(|| state::applied(&self.server, &latest_replay_id, 0, None))
+                    .local(|| state::applied(&self.key, &latest_replay_id, 0, None))
                     .map_err(|e| internal(format!("cannot store the replay id: {e}"))),
                 Ok(Some(StreamItem::Events {
                     events,
@@ -172,7 +175,8 @@ impl Stream {
     /// applied event, or from now with a poll to cover the time before.
     fn open(&mut self, steps: &impl Steps) -> Result<()> {
         let sync_ids = self.sync_ids.clone();
-        let server = self.server.clone();
+        let key = self.key.clone();
+        let server = key.server.clone();
         let (mapping, targets, server_options, replay_id) = steps
             .local(|| {
                 let rows = sync_ids
@@ -180,8 +184,14 @@ impl Stream {
                     .map(|id| store::load_sync(*id))
                     .collect::<Result<Vec<_>>>()?;
                 let server_oid = catalog::server_oid(&server)?;
-                // One stream per server, as the first streaming sync's owner.
-                let user = Oid::from(rows[0].owner);
+                let user = key.owner;
+                if !crate::access::role_exists(user) {
+                    return Err(internal(format!(
+                        "the owner of the streaming syncs (role {}) no longer exists",
+                        user.to_u32()
+                    )));
+                }
+                crate::access::check_server_use(server_oid, user)?;
                 let (options, _) = catalog::server_options(server_oid)?;
                 let mut targets = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -190,18 +200,18 @@ impl Stream {
                         sync_id: row.id,
                         run_id: 0,
                         object: row.object.clone(),
-                        table: row.target(),
+                        copy: row.target(),
                         id_column: row.id_column().to_string(),
                         soft_delete: SyncOptions::parse(&row.options)?.soft_delete,
                         fields: present_fields(&row.fields, &row.columns, &describe),
                     });
                 }
-                state::set_status(&server, "starting", None)?;
+                state::set_status(&key, "starting", None)?;
                 Ok((
                     (server_oid, user),
                     targets,
                     options,
-                    state::replay_id(&server)?,
+                    state::replay_id(&key)?,
                 ))
             })
             .map_err(internal)?;
@@ -230,7 +240,7 @@ impl Stream {
                 if recovering {
                     state::poll_now(&sync_ids)?;
                 }
-                state::set_status(&server, "streaming", None)?;
+                state::set_status(&key, "streaming", None)?;
                 sync_ids
                     .iter()
                     .map(|id| state::start_session(*id))
@@ -277,7 +287,7 @@ impl Stream {
                 for (i, c) in counts {
                     state::count_session(self.targets[i].run_id, c.events, c.upserted, c.deleted)?;
                 }
-                state::applied(&self.server, replay_id, events.len() as i64, last_commit)
+                state::applied(&self.key, replay_id, events.len() as i64, last_commit)
             })
             .map_err(|e| internal(format!("cannot apply change events: {e}")))
     }
@@ -311,7 +321,8 @@ impl Stream {
         let message = e.message();
         self.close(steps, Some(&message));
         let mapping = self.mapping;
-        let server = self.server.clone();
+        let key = self.key.clone();
+        let server = key.server.clone();
         let sync_ids = self.sync_ids.clone();
         if e.salesforce_code() == Some("INVALID_SESSION_ID") {
             // The token expired: log in again and resume at once.
@@ -326,14 +337,14 @@ impl Stream {
         }
         if e.salesforce_code() == Some("REPLAY_ID_INVALID") {
             // Salesforce no longer has our place: subscribe from now and poll.
-            let _ = steps.local(|| state::forget_replay_id(&server));
+            let _ = steps.local(|| state::forget_replay_id(&key));
             self.retry_at = Instant::now();
             return;
         }
         self.failures += 1;
         let wait = Duration::from_secs(1 << self.failures.min(6)).min(LONGEST_RETRY);
         self.retry_at = Instant::now() + wait;
-        let _ = steps.local(|| state::set_status(&server, "failed", Some(&message)));
+        let _ = steps.local(|| state::set_status(&key, "failed", Some(&message)));
         error::notice(
             PgLogLevel::WARNING,
             &format!(
