@@ -100,10 +100,10 @@ mod tests {
     fn an_aborted_job_is_replaced_and_no_row_is_lost_or_doubled() {
         server_with_remote("bf", "", "account");
         enable("bf", "Account", r#"{"api": "bulk"}"#);
-        let sync = Spi::get_one::<i64>("SELECT salesforce._sync_id('bf', 'Account')")
+        let sync = Spi::get_one::<i64>("SELECT id FROM salesforce.syncs WHERE server = 'bf'")
             .unwrap()
             .unwrap();
-        let run = Spi::get_one::<i64>(&format!("SELECT salesforce._sync_start({sync}, 'test')"))
+        let run = Spi::get_one::<i64>("SELECT salesforce._sync_begin('bf', 'Account')")
             .unwrap()
             .unwrap();
         // describe, COUNT(), the job's creation
@@ -137,7 +137,10 @@ mod tests {
         while Spi::get_one::<bool>(&format!("SELECT salesforce._sync_step({run})")).unwrap()
             == Some(true)
         {}
-        Spi::run(&format!("SELECT salesforce._sync_finish({run}, NULL)")).unwrap();
+        Spi::run(&format!(
+            "SELECT salesforce._sync_finish(ARRAY[{run}::bigint])"
+        ))
+        .unwrap();
         let notes = last_notes("bf");
         assert!(
             notes.contains(&format!("Bulk query job {job} was aborted"))

@@ -2,6 +2,7 @@
 //! sfsim, one module per feature. Each keeps its tests in schema `tests`,
 //! where `cargo pgrx test` looks for them.
 
+mod access;
 mod bulk;
 mod extension;
 mod functions;

@@ -99,7 +99,7 @@ mod tests {
 
     #[pg_test]
     fn polls_of_several_syncs_share_calls_and_fail_apart() {
-        use crate::sync::run::{fetch_polls, Next, Request, Run};
+        use crate::sync::run::{fetch_polls, Next, Request, Run, Started};
         use salesforce_core::sync::poll_batch::PollQuery;
         create_server("pm", "");
         let objects = ["Lead", "Case", "Opportunity", "Account", "Contact", "Task"];
@@ -116,7 +116,10 @@ mod tests {
             .collect();
         let mut runs: Vec<Run> = ids
             .iter()
-            .map(|id| Run::start(*id, "test").unwrap())
+            .map(|id| match Run::start(*id, "test", false).unwrap() {
+                Started::Run(run) => run,
+                Started::Paused { error, .. } => panic!("paused: {}", error.message()),
+            })
             .collect();
         let mut polls = Vec::new();
         for run in &mut runs {

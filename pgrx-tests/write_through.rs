@@ -80,9 +80,15 @@ mod tests {
     }
 
     #[pg_test]
-    fn a_writer_without_rights_on_the_copy_still_updates_it() {
-        synced_accounts("wtr", r#"{"fields": ["Name"], "soft_delete": true}"#);
+    fn a_write_reaches_the_writers_own_copy_and_no_other() {
+        synced_accounts("wtr", r#"{"fields": ["Name"]}"#);
+        // The superuser's copy refuses every row: another role's writes
+        // must neither fail on it nor reach it.
+        Spi::run("ALTER TABLE wtr.account ADD CONSTRAINT squatted CHECK (false) NOT VALID")
+            .unwrap();
         Spi::run("CREATE ROLE wt_writer").unwrap();
+        Spi::run("GRANT USAGE ON SCHEMA salesforce TO wt_writer").unwrap();
+        Spi::run("CREATE SCHEMA wt_writer AUTHORIZATION wt_writer").unwrap();
         Spi::run("GRANT USAGE ON FOREIGN SERVER wtr TO wt_writer").unwrap();
         Spi::run(
             "CREATE USER MAPPING FOR wt_writer SERVER wtr OPTIONS (grant_type 'password', client_id 'sfsim-client-id', \
@@ -92,6 +98,8 @@ mod tests {
         Spi::run("GRANT USAGE ON SCHEMA wtr_remote TO wt_writer").unwrap();
         Spi::run("GRANT SELECT, INSERT, DELETE ON wtr_remote.account TO wt_writer").unwrap();
         Spi::run("SET ROLE wt_writer").unwrap();
+        Spi::run("SELECT salesforce.sync_enable('wtr', 'Account', 'wt_writer.account', options => '{\"fields\": [\"Name\"], \"soft_delete\": true}')").unwrap();
+        sync_now("wtr", "Account");
         let id = copy_value(
             "INSERT INTO wtr_remote.account (name) VALUES ('Least Privilege Inc') RETURNING id",
         )
@@ -100,9 +108,14 @@ mod tests {
         Spi::run("RESET ROLE").unwrap();
         assert_eq!(Spi::get_one::<bool>("SELECT has_table_privilege('wt_writer', 'wtr.account', 'SELECT, INSERT, UPDATE, DELETE')").unwrap(), Some(false));
         assert_eq!(
-            copy_value(&format!("SELECT concat_ws('|', name, _deleted_at IS NOT NULL) FROM wtr.account WHERE id = '{id}'")),
+            copy_value(&format!("SELECT concat_ws('|', name, _deleted_at IS NOT NULL) FROM wt_writer.account WHERE id = '{id}'")),
             Some("Least Privilege Inc|t".into()),
-            "a soft-delete copy keeps the deleted record, marked"
+            "the writer's soft-delete copy keeps the deleted record, marked"
+        );
+        assert_eq!(
+            count(&format!("SELECT 1 FROM wtr.account WHERE id = '{id}'")),
+            0,
+            "another role's copy catches up on its own runs"
         );
     }
 
