@@ -154,7 +154,9 @@ mod tests {
             "CREATE FOREIGN TABLE crm.invoice__c (\n  id pg_catalog.text OPTIONS (field 'Id'),\n  amount__c pg_catalog.numeric OPTIONS (field 'Amount__c'),\n  paid_at__c pg_catalog.timestamptz OPTIONS (field 'Paid_At__c'),\n  languages__c pg_catalog.text[] OPTIONS (field 'Languages__c'),\n  \"order\" pg_catalog.text OPTIONS (field 'Order')\n) SERVER org OPTIONS (object 'Invoice__c', rowid_column 'id', estimated_rows '150')"
         );
         let api = create_table("Crm", "org", "Invoice__c", &object, Naming::Api, None);
-        assert!(api.starts_with("CREATE FOREIGN TABLE \"Crm\".\"Invoice__c\" (\n  \"Id\" pg_catalog.text"));
+        assert!(api.starts_with(
+            "CREATE FOREIGN TABLE \"Crm\".\"Invoice__c\" (\n  \"Id\" pg_catalog.text"
+        ));
         assert!(api.ends_with("rowid_column 'Id')"));
     }
 

@@ -307,7 +307,10 @@ mod tests {
     fn every_is_bounded_as_postgres_compares_intervals() {
         let second = 1_000_000;
         assert!(check_every(0, 0, second).is_ok());
-        assert!(check_every(0, 0, second - 1).is_err(), "a millisecond short");
+        assert!(
+            check_every(0, 0, second - 1).is_err(),
+            "a millisecond short"
+        );
         assert!(check_every(0, 0, 1_000).is_err(), "1 millisecond");
         assert!(check_every(0, 0, 0).is_err());
         assert!(check_every(0, 0, -second).is_err());
@@ -316,8 +319,14 @@ mod tests {
         assert!(check_every(0, 361, 0).is_err());
         assert!(check_every(12, 0, 1).is_err());
         assert!(check_every(3_600_000, 0, 0).is_err(), "300000 years");
-        assert!(check_every(i32::MAX, i32::MAX, i64::MAX).is_err(), "no overflow");
-        assert!(check_every(-1, 300, 0).is_ok(), "mixed signs compare as their sum");
+        assert!(
+            check_every(i32::MAX, i32::MAX, i64::MAX).is_err(),
+            "no overflow"
+        );
+        assert!(
+            check_every(-1, 300, 0).is_ok(),
+            "mixed signs compare as their sum"
+        );
     }
 
     fn contact() -> ObjectDescribe {
