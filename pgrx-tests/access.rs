@@ -337,6 +337,30 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_failed_run_keeps_its_sqlstate_and_hint() {
+        roles(&["ae2_alice"]);
+        server("ae2_org", &["ae2_alice"]);
+        as_role("ae2_alice", || {
+            run("SELECT salesforce.sync_enable('ae2_org', 'Campaign', 'ae2_alice.campaign', '1 hour', '{\"fields\": [\"Name\"]}')");
+            run("ALTER TABLE ae2_alice.campaign ADD CONSTRAINT no_rows CHECK (name IS NULL)");
+            let run_id =
+                one::<i64>("SELECT salesforce._sync_begin('ae2_org', 'Campaign')").unwrap();
+            while one::<bool>(&format!("SELECT salesforce._sync_step({run_id})")) == Some(true) {}
+            run(&format!(
+                "SELECT salesforce._sync_finish(ARRAY[{run_id}::bigint])"
+            ));
+            let row = one::<String>(&format!(
+                "SELECT concat_ws('|', status, error_sqlstate, error LIKE '%no_rows%') FROM salesforce.sync_runs WHERE id = {run_id}"
+            ));
+            assert_eq!(
+                row.as_deref(),
+                Some("failed|23514|t"),
+                "the check violation's SQLSTATE reaches the log"
+            );
+        });
+    }
+
+    #[pg_test]
     fn users_cannot_write_the_extensions_tables() {
         roles(&["aw_alice"]);
         server("aw_org", &["aw_alice"]);
@@ -438,14 +462,20 @@ mod tests {
             run("CREATE FUNCTION av_alice.spy() RETURNS bigint LANGUAGE sql AS $$ INSERT INTO av_alice.seen VALUES (current_user) RETURNING 1::bigint $$");
             run("DROP TABLE av_alice.campaign");
             run("CREATE VIEW av_alice.campaign AS SELECT av_alice.spy() AS id");
+            // Dropping the copy ended the sync; the view is nobody's copy.
             assert_eq!(
                 refused("CALL salesforce.sync_now('av_org', 'Campaign')").0,
-                "the copy no longer exists"
+                "Campaign on server av_org is not synced"
             );
         });
         assert_eq!(
             one::<i64>("SELECT count(*) FROM salesforce.sync_status WHERE server = 'av_org'"),
-            Some(1)
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM salesforce.sync_runs WHERE server = 'av_org'"),
+            Some(1),
+            "its run stays in the log"
         );
         assert_eq!(
             one::<i64>("SELECT count(*) FROM av_alice.seen"),

@@ -7,6 +7,7 @@ mod bulk;
 mod extension;
 mod functions;
 mod read;
+mod shared;
 mod support;
 mod sync;
 mod write;

@@ -57,6 +57,13 @@ UPDATE @extschema@.sync_runs
    SET owner = (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_salesforce')
  WHERE owner IS NULL;
 ALTER TABLE @extschema@.sync_runs ALTER COLUMN owner SET NOT NULL;
+-- A failed run's error as it was raised, not only its message.
+ALTER TABLE @extschema@.sync_runs ADD COLUMN error_sqlstate text;
+ALTER TABLE @extschema@.sync_runs ADD COLUMN error_hint text;
+
+-- pacing: a server the worker's circuit breaker keeps waiting.
+ALTER TABLE @extschema@.pacing ADD COLUMN unreachable_since timestamptz;
+ALTER TABLE @extschema@.pacing ADD COLUMN unreachable_error text;
 
 -- streams: one per server and owner; a server's stream was its first
 -- streaming sync's owner's.
@@ -158,6 +165,27 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'sync_disable_by_id_wrapper';
 
+-- A dropped copy ends its sync: dropping one org's partition of a shared
+-- copy (a customer who leaves) or any copy removes the sync in the same
+-- transaction; its runs stay in the log. A dropped staging table is
+-- forgotten (the next run makes another).
+CREATE FUNCTION @extschema@._copies_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.syncs s
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+       AND s.target_relid = d.objid;
+    UPDATE @extschema@.syncs s SET staging_relid = NULL
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+       AND s.staging_relid = d.objid;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._copies_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER pg_salesforce_copies_dropped ON sql_drop
+    EXECUTE FUNCTION @extschema@._copies_dropped();
+
 -- The procedures call only qualified names (they commit, so they cannot
 -- pin a search path of their own).
 CREATE OR REPLACE PROCEDURE @extschema@.sync_now(
@@ -247,7 +275,10 @@ SELECT s.id,
        st.last_commit_at AS stream_last_commit_at,
        st.last_event_at - st.last_commit_at AS stream_lag,
        pg_catalog.pg_get_userbyid(s.owner) AS owner,
-       s.paused_reason
+       s.paused_reason,
+       CASE WHEN p.unreachable_since IS NULL THEN 'ok'
+            ELSE format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+       END AS server_status
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true

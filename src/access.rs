@@ -186,6 +186,35 @@ pub fn check_table(relid: Oid, owner: Oid, what: &str) -> Result<TableName> {
     Ok(name)
 }
 
+/// Is `relid` a partitioned table, shared by several orgs' copies, that
+/// `owner` itself owns?
+pub fn check_shared_table(relid: Oid, owner: Oid) -> Result<TableName> {
+    let Some(name) = table_name(relid) else {
+        return Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            "the shared table no longer exists",
+        ));
+    };
+    let kind = unsafe { pg_sys::get_rel_relkind(relid) } as u8;
+    if kind != pg_sys::RELKIND_PARTITIONED_TABLE {
+        return Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("{} is not a partitioned table", name.qualified()),
+        ));
+    }
+    if table_owner(relid) != Some(owner) {
+        return Err(denied(
+            format!(
+                "the shared table {} is not owned by role {}",
+                name.qualified(),
+                role_name(owner)
+            ),
+            "Each org's partition is made and written as the shared table's owner.",
+        ));
+    }
+    Ok(name)
+}
+
 /// May `role` create tables in schema `namespace`?
 pub fn check_creates_in(namespace: Oid, role: Oid) -> Result<()> {
     let ok = unsafe {

@@ -37,6 +37,9 @@ struct Cached {
 }
 
 thread_local! {
+    /// The longest a request may take in this process, if shorter than a
+    /// server's `request_timeout_ms`: the sync worker's own setting.
+    static TIMEOUT_CAP: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
     static SESSIONS: RefCell<HashMap<Key, Cached>> = RefCell::new(HashMap::new());
     static DESCRIBES: RefCell<Describes> = RefCell::new(HashMap::new());
 }
@@ -76,9 +79,22 @@ fn shared_describe_age() -> Duration {
     Duration::from_secs(gucs::DESCRIBE_INTERVAL.get() as u64)
 }
 
+/// Caps every request this process makes at `cap`, whatever the servers
+/// say: the sync worker keeps its requests shorter than interactive ones,
+/// so a server that hangs holds a run for no longer than that.
+pub fn cap_request_timeout(cap: Duration) {
+    TIMEOUT_CAP.with(|c| c.set(Some(cap)));
+}
+
 /// The connection settings of (server, user), and their fingerprint.
 fn config(server: Oid, user: Oid) -> Result<(ConnectionConfig, u64)> {
-    let (server_options, server_raw) = catalog::server_options(server)?;
+    let (mut server_options, mut server_raw) = catalog::server_options(server)?;
+    if let Some(cap) = TIMEOUT_CAP.with(|c| c.get()) {
+        if cap < server_options.request_timeout {
+            server_options.request_timeout = cap;
+            server_raw.push(("(request timeout cap)".into(), cap.as_millis().to_string()));
+        }
+    }
     let (mapping, mapping_raw) = catalog::user_mapping(server, user)?;
     remember_secrets(mapping.secrets.iter().cloned());
     let mut h = DefaultHasher::new();

@@ -154,6 +154,18 @@ impl Error {
         self.report_parts().0
     }
 
+    /// The SQLSTATE as its five characters, such as `42501`.
+    pub fn sqlstate(&self) -> String {
+        let mut code = self.code() as i32;
+        (0..5)
+            .map(|_| {
+                let c = ((code & 0x3F) as u8 + b'0') as char;
+                code >>= 6;
+                c
+            })
+            .collect()
+    }
+
     /// The scrubbed hint, if any.
     pub fn hint(&self) -> Option<String> {
         self.report_parts().3
@@ -290,6 +302,13 @@ fn hint_for(error: &SalesforceError) -> Option<&'static str> {
         SalesforceError::Network(_) | SalesforceError::ConnectFailed(_) => "Check the server's login_url and instance_url, and that Salesforce can be reached.",
         _ => return None,
     })
+}
+
+/// The scrubbed message, as `message()` renders it.
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
 }
 
 impl From<OptionError> for Error {

@@ -24,6 +24,7 @@ pub static DESCRIBE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
 
 pub static SYNC_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static MAX_SYNCS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static WORKER_REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 
 /// The databases whose syncs the worker runs, a worker each:
 /// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
@@ -109,6 +110,16 @@ pub fn init() {
         1_000_000,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.worker_request_timeout",
+        c"The longest one request of the sync worker to Salesforce may take.",
+        c"Shorter than interactive requests (a server's request_timeout_ms, 120 s by default), so an org that does not answer holds a run no longer; a server's request_timeout_ms applies when shorter.",
+        &WORKER_REQUEST_TIMEOUT,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"salesforce.describe_interval",

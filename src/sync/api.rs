@@ -16,9 +16,10 @@ use pgrx::datum::Interval;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
-use salesforce_core::naming::{quote_ident, snake_case};
+use salesforce_core::naming::{quote_ident, snake_case, with_suffix};
 use salesforce_core::sync::definition::{
-    check_every, create_table_sql, synced_fields, SyncOptions, SyncedField, DELETED_AT, SYNCED_AT,
+    check_every, create_partition_sql, create_shared_table_sql, create_table_sql, synced_fields,
+    SyncOptions, SyncedField, DELETED_AT, ORG, SYNCED_AT,
 };
 use std::ffi::CString;
 
@@ -168,6 +169,12 @@ fn place_default(server: &str, object: &str, caller: Oid) -> Placement {
 /// Whether an existing table can hold the copy: it has every column, and
 /// the id column has a unique index of its own to upsert on.
 fn check_existing_columns(relid: Oid, fields: &[SyncedField], soft_delete: bool) -> Result<()> {
+    check_columns(relid, fields, soft_delete)?;
+    check_id_index(relid, fields)
+}
+
+/// Whether a table has a column for each field, and the sync's own columns.
+fn check_columns(relid: Oid, fields: &[SyncedField], soft_delete: bool) -> Result<()> {
     let mut wanted: Vec<String> = fields.iter().map(|f| f.column.clone()).collect();
     wanted.push(SYNCED_AT.into());
     if soft_delete {
@@ -194,6 +201,14 @@ fn check_existing_columns(relid: Oid, fields: &[SyncedField], soft_delete: bool)
         )
         .with_hint("Name a new table, and sync_enable makes it with every column."));
     }
+    Ok(())
+}
+
+/// Whether the id column has a unique index of its own to upsert on.
+fn check_id_index(relid: Oid, fields: &[SyncedField]) -> Result<()> {
+    let table = access::table_name(relid)
+        .map(|n| n.qualified())
+        .unwrap_or_default();
     let id_column = fields
         .iter()
         .find(|f| f.field == "Id")
@@ -217,13 +232,35 @@ fn check_existing_columns(relid: Oid, fields: &[SyncedField], soft_delete: bool)
 }
 
 /// The copy's table, found or made as the caller; returns it and whether
-/// it holds rows already.
+/// it holds rows already. A shared copy is this server's partition of a
+/// partitioned table, made with it if need be.
 fn make_or_adopt(
     placement: Placement,
     caller: Oid,
     fields: &[SyncedField],
-    soft_delete: bool,
+    options: &SyncOptions,
+    server: &str,
 ) -> (Oid, TableName, bool) {
+    let shared_parent = placement.existing.filter(|relid| {
+        (unsafe { pg_sys::get_rel_relkind(*relid) }) as u8 == pg_sys::RELKIND_PARTITIONED_TABLE
+    });
+    if options.shared || shared_parent.is_some() {
+        let parent = shared_parent.unwrap_or_else(|| {
+            if placement.existing.is_some() {
+                raise(
+                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                    "a shared copy is a partitioned table, and the target is not one".into(),
+                    Some("Name a new table, and sync_enable makes it partitioned by org; or a partitioned table made by an earlier shared sync."),
+                )
+            }
+            make_table(&placement, caller, |t| {
+                create_shared_table_sql(t, fields, options.soft_delete)
+            })
+        });
+        let partition = make_partition(parent, caller, fields, options, server);
+        let name = access::table_name(partition).expect("the partition was just made");
+        return (partition, name, false);
+    }
     let relid = match placement.existing {
         Some(relid) => {
             // Checked before the lock, so no one can queue behind a lock
@@ -233,31 +270,13 @@ fn make_or_adopt(
                 pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE)
             };
             let name = access::check_table(relid, caller, "the target").or_raise();
-            if access::as_extension(|| store::sync_of_table(relid))
-                .or_raise()
-                .is_some()
-            {
-                raise(
-                    PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-                    format!(
-                        "table {} is the copy of another sync already",
-                        name.qualified()
-                    ),
-                    Some("Each sync has a table of its own."),
-                );
-            }
-            check_existing_columns(relid, fields, soft_delete).or_raise();
+            refuse_another_syncs(relid, &name);
+            check_existing_columns(relid, fields, options.soft_delete).or_raise();
             relid
         }
-        None => {
-            access::check_creates_in(placement.namespace, caller).or_raise();
-            let schema = unsafe { text_of(pg_sys::get_namespace_name(placement.namespace)) };
-            let qualified = salesforce_core::sync::definition::qualified(&schema, &placement.table);
-            access::pinned(|| Spi::run(&create_table_sql(&qualified, fields, soft_delete)))
-                .or_raise();
-            let name = CString::new(placement.table.as_str()).expect("no NUL");
-            unsafe { pg_sys::get_relname_relid(name.as_ptr(), placement.namespace) }
-        }
+        None => make_table(&placement, caller, |t| {
+            create_table_sql(t, fields, options.soft_delete)
+        }),
     };
     let name = access::table_name(relid).expect("the table was just found or made");
     let has_rows = placement.existing.is_some()
@@ -270,6 +289,73 @@ fn make_or_adopt(
         .or_raise()
             == Some(true);
     (relid, name, has_rows)
+}
+
+fn refuse_another_syncs(relid: Oid, name: &TableName) {
+    if access::as_extension(|| store::sync_of_table(relid))
+        .or_raise()
+        .is_some()
+    {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!(
+                "table {} is the copy of another sync already",
+                name.qualified()
+            ),
+            Some("Each sync has a table of its own; a shared copy has a partition for each."),
+        );
+    }
+}
+
+/// Makes the placed table, as the caller, with the DDL `sql` gives for its
+/// qualified name.
+fn make_table(placement: &Placement, caller: Oid, sql: impl FnOnce(&str) -> String) -> Oid {
+    access::check_creates_in(placement.namespace, caller).or_raise();
+    let schema = unsafe { text_of(pg_sys::get_namespace_name(placement.namespace)) };
+    let qualified = salesforce_core::sync::definition::qualified(&schema, &placement.table);
+    access::pinned(|| Spi::run(&sql(&qualified))).or_raise();
+    let name = CString::new(placement.table.as_str()).expect("no NUL");
+    unsafe { pg_sys::get_relname_relid(name.as_ptr(), placement.namespace) }
+}
+
+/// This server's partition of a shared copy, made as the caller beside it.
+fn make_partition(
+    parent: Oid,
+    caller: Oid,
+    fields: &[SyncedField],
+    options: &SyncOptions,
+    server: &str,
+) -> Oid {
+    access::check_shared_table(parent, caller).or_raise();
+    unsafe { pg_sys::LockRelationOid(parent, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE) };
+    let parent_name = access::check_shared_table(parent, caller).or_raise();
+    let mut needed: Vec<SyncedField> = fields.to_vec();
+    needed.push(SyncedField {
+        field: String::new(),
+        column: ORG.into(),
+        pg: salesforce_core::typemap::PgType::Text,
+    });
+    check_columns(parent, &needed, options.soft_delete).or_raise();
+    let namespace = unsafe { pg_sys::get_rel_namespace(parent) };
+    access::check_creates_in(namespace, caller).or_raise();
+    let table = with_suffix(&parent_name.table, &format!("__{server}"));
+    let partition = salesforce_core::sync::definition::qualified(&parent_name.schema, &table);
+    let id_column = fields
+        .iter()
+        .find(|f| f.field == "Id")
+        .map(|f| f.column.clone())
+        .unwrap_or_else(|| "id".into());
+    for sql in create_partition_sql(&partition, &parent_name.qualified(), server, &id_column) {
+        access::pinned(|| Spi::run(&sql)).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+                format!("cannot make {partition}, the partition of server {server}: {e}"),
+                Some("A server has one partition of a shared copy; sync_disable() the other sync of this object on the server, or drop its partition."),
+            )
+        });
+    }
+    let name = CString::new(table.as_str()).expect("no NUL");
+    unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) }
 }
 
 /// Registers a sync and finds or creates its local table; the first run
@@ -327,7 +413,7 @@ fn sync_enable(
     let fields = synced_fields(&describe, parsed.fields.as_deref())
         .unwrap_or_else(|m| raise(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m, None));
     let placement = named.unwrap_or_else(|| place_default(server, &describe.name, caller));
-    let (relid, name, has_rows) = make_or_adopt(placement, caller, &fields, parsed.soft_delete);
+    let (relid, name, has_rows) = make_or_adopt(placement, caller, &fields, &parsed, server);
     let id = access::as_extension(|| {
         store::insert_sync(NewSync {
             server,

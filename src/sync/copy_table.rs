@@ -98,9 +98,29 @@ impl CopyTable {
         self.write(|table| keep_only(table, id_column, soft_delete, live, at))
     }
 
-    /// Adds columns for fields new in Salesforce.
+    /// Adds columns for fields new in Salesforce: to the shared table, for
+    /// one org's partition of it (every partition gets them).
     pub fn add_columns(&self, added: &[SyncedField]) -> Result<()> {
-        self.write(|table| run(&definition::add_columns_sql(table, added)))
+        match self.shared_parent()? {
+            Some(parent) => access::as_role(self.owner, || {
+                catching(|| {
+                    let name = access::check_shared_table(parent, self.owner)?;
+                    run(&definition::add_columns_sql(&name.qualified(), added))
+                })
+            }),
+            None => self.write(|table| run(&definition::add_columns_sql(table, added))),
+        }
+    }
+
+    /// The shared table this copy is a partition of, if it is one.
+    fn shared_parent(&self) -> Result<Option<Oid>> {
+        let root = access::pinned(|| {
+            Spi::get_one_with_args::<Oid>(
+                "SELECT pg_catalog.pg_partition_root($1::pg_catalog.regclass)::pg_catalog.oid",
+                &[self.relid.into()],
+            )
+        })?;
+        Ok(root.filter(|r| *r != self.relid))
     }
 
     /// Makes this table hold exactly the rows of `staging`, then drops it.

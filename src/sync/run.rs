@@ -197,7 +197,7 @@ impl Run {
         store::close_abandoned_runs(sync_id)?;
         let mut sync = store::load_sync(sync_id)?;
         if let Err(error) = check_access(&sync) {
-            let logged = store::pause(&sync, &error.message(), started_by, log_refusal)?;
+            let logged = store::pause(&sync, &error, started_by, log_refusal)?;
             return Ok(Started::Paused { error, logged });
         }
         let mut notes = vec![];
@@ -262,6 +262,11 @@ impl Run {
     /// The server and user mapping the run asks Salesforce through.
     pub fn mapping(&self) -> (Oid, Oid) {
         (self.server, self.user)
+    }
+
+    /// The server's name.
+    pub fn server_name(&self) -> &str {
+        &self.sync.server
     }
 
     /// When to try again after the org's limit stopped the run.
@@ -1029,7 +1034,7 @@ impl Run {
 
     /// Ends the run in the log, and says when it is next due. The checkpoint
     /// is not saved here: after a failure only what `apply` committed counts.
-    pub fn finish(self, failure: Option<String>) -> Result<()> {
+    pub fn finish(self, failure: Option<Error>) -> Result<()> {
         if failure.is_some() {
             // The failure may come from a field Salesforce no longer has.
             connection::forget_describe(self.server, self.user, &self.sync.object);
@@ -1045,12 +1050,16 @@ impl Run {
         if failure.is_none() && (changed || stale) {
             store::save_row_count(self.sync.id, self.sync.target().count_rows()?)?;
         }
-        let (status, error, retry) = match (&failure, &self.throttled) {
-            (Some(e), _) => ("failed", Some(e.clone()), Some(60)),
-            (None, Some((why, retry))) => ("throttled", Some(why.clone()), Some(*retry)),
+        let (status, problem, retry) = match (&failure, &self.throttled) {
+            (Some(e), _) => ("failed", Some(store::Problem::of(e)), Some(60)),
+            (None, Some((why, retry))) => (
+                "throttled",
+                Some(store::Problem::note(why.clone())),
+                Some(*retry),
+            ),
             (None, None) => ("succeeded", None, self.backfilled.then_some(0)),
         };
-        store::finish_run(self.id, status, error.as_deref(), retry)?;
+        store::finish_run(self.id, status, problem.as_ref(), retry)?;
         Ok(())
     }
 }

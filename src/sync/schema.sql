@@ -75,7 +75,10 @@ CREATE TABLE @extschema@.sync_runs (
     -- A stream session's Change Data Capture events applied to this sync.
     events bigint NOT NULL DEFAULT 0,
     -- The sync's owner: who may read the run.
-    owner oid NOT NULL
+    owner oid NOT NULL,
+    -- A failed run's error as it was raised: its SQLSTATE and hint.
+    error_sqlstate text,
+    error_hint text
 );
 CREATE INDEX sync_runs_by_sync ON @extschema@.sync_runs (sync_id, id DESC);
 CREATE INDEX sync_runs_by_server ON @extschema@.sync_runs (server, started_at);
@@ -87,7 +90,11 @@ CREATE TABLE @extschema@.pacing (
     refilled_at_ms bigint NOT NULL,
     org_used bigint,
     org_max bigint,
-    observed_at timestamptz
+    observed_at timestamptz,
+    -- Since when the worker's circuit breaker keeps the server's syncs
+    -- waiting (it does not answer), and its last error.
+    unreachable_since timestamptz,
+    unreachable_error text
 );
 
 -- Change Data Capture: the sync worker's event stream per server and owner
@@ -157,7 +164,10 @@ SELECT s.id,
        st.last_commit_at AS stream_last_commit_at,
        st.last_event_at - st.last_commit_at AS stream_lag,
        pg_catalog.pg_get_userbyid(s.owner) AS owner,
-       s.paused_reason
+       s.paused_reason,
+       CASE WHEN p.unreachable_since IS NULL THEN 'ok'
+            ELSE format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+       END AS server_status
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
@@ -167,6 +177,27 @@ LEFT JOIN @extschema@.streams st ON st.server = s.server AND st.owner = s.owner 
 WHERE coalesce(pg_catalog.pg_has_role(s.owner, 'USAGE'), false)
    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER);
 GRANT SELECT ON @extschema@.sync_status TO PUBLIC;
+
+-- A dropped copy ends its sync: dropping one org's partition of a shared
+-- copy (a customer who leaves) or any copy removes the sync in the same
+-- transaction; its runs stay in the log. A dropped staging table is
+-- forgotten (the next run makes another).
+CREATE FUNCTION @extschema@._copies_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.syncs s
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+       AND s.target_relid = d.objid;
+    UPDATE @extschema@.syncs s SET staging_relid = NULL
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+       AND s.staging_relid = d.objid;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._copies_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER pg_salesforce_copies_dropped ON sql_drop
+    EXECUTE FUNCTION @extschema@._copies_dropped();
 
 -- The procedures below commit between steps, so they can neither pin
 -- their search path nor run as another role: they only call the

@@ -24,7 +24,7 @@ thread_local! {
     /// The sync each run of this backend holds the lock of, until finished.
     static LOCKED: RefCell<HashMap<i64, i64>> = RefCell::new(HashMap::new());
     /// Why runs failed, until they are finished.
-    static FAILED: RefCell<HashMap<i64, String>> = RefCell::new(HashMap::new());
+    static FAILED: RefCell<HashMap<i64, Error>> = RefCell::new(HashMap::new());
     /// The role that started each run: only it (or a role acting for it)
     /// steps or finishes it, even after a SET ROLE in the same session.
     static STARTERS: RefCell<HashMap<i64, pgrx::pg_sys::Oid>> = RefCell::new(HashMap::new());
@@ -53,8 +53,8 @@ fn check_starter(run_id: i64) {
 struct InSubtransactions;
 
 impl Steps for InSubtransactions {
-    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
-        pg::in_subtransaction(f).map_err(|e| e.message())
+    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        pg::in_subtransaction(f)
     }
 
     fn wait(&self, d: Duration) {
@@ -93,7 +93,12 @@ fn end_stranded_runs() {
         FAILED.with(|f| f.borrow_mut().remove(&run_id));
         STARTERS.with(|s| s.borrow_mut().remove(&run_id));
         let _ = access::as_extension(|| {
-            store::finish_run(run_id, "failed", Some("interrupted"), Some(60))
+            store::finish_run(
+                run_id,
+                "failed",
+                Some(&store::Problem::note("interrupted")),
+                Some(60),
+            )
         });
         unlock(sync_id);
     }
@@ -203,7 +208,7 @@ fn _sync_step(run_id: i64) -> bool {
     });
     RUNS.with(|r| r.borrow_mut().insert(run_id, run));
     outcome.unwrap_or_else(|e| {
-        FAILED.with(|f| f.borrow_mut().insert(run_id, e.message()));
+        FAILED.with(|f| f.borrow_mut().insert(run_id, e));
         false
     })
 }
@@ -237,7 +242,7 @@ fn _sync_step_together(run_ids: Vec<i64>) -> bool {
     let mut more = false;
     for mut g in going {
         if let Err(e) = &outcome {
-            g.fail(e.message());
+            g.fail(Error::sql(e.code(), e.message()));
         }
         more |= !g.done;
         if let Some(e) = g.failure {
@@ -262,12 +267,11 @@ fn end_runs(run_ids: &[i64]) {
             // The step was interrupted before it could hand the run back.
             None => pg::in_subtransaction(|| {
                 access::as_extension(|| {
-                    store::finish_run(
-                        *run_id,
-                        "failed",
-                        Some(failure.as_deref().unwrap_or("interrupted")),
-                        Some(60),
-                    )
+                    let problem = failure
+                        .as_ref()
+                        .map(store::Problem::of)
+                        .unwrap_or_else(|| store::Problem::note("interrupted"));
+                    store::finish_run(*run_id, "failed", Some(&problem), Some(60))
                 })
             }),
         };

@@ -277,15 +277,13 @@ pub fn save_row_count(id: i64, rows: i64) -> Result<()> {
 /// Stops running a sync whose checks failed, and looks again in a minute:
 /// a sync is never run while paused. Logs why as a failed run when the
 /// reason is new, or `always`; returns that run.
-pub fn pause(s: &SyncRow, reason: &str, started_by: &str, always: bool) -> Result<Option<i64>> {
-    let logged = if always || s.paused_reason.as_deref() != Some(reason) {
+pub fn pause(s: &SyncRow, why: &Error, started_by: &str, always: bool) -> Result<Option<i64>> {
+    let reason = why.message();
+    let logged = if always || s.paused_reason.as_deref() != Some(reason.as_str()) {
         let run = insert_run(s, s.stage.as_str(), started_by)?;
-        finish_run(
-            run,
-            "failed",
-            Some(&format!("paused: {reason}")),
-            Some(PAUSE_RECHECK_SECONDS),
-        )?;
+        let mut problem = Problem::of(why);
+        problem.message = format!("paused: {reason}");
+        finish_run(run, "failed", Some(&problem), Some(PAUSE_RECHECK_SECONDS))?;
         Some(run)
     } else {
         None
@@ -382,18 +380,52 @@ pub fn save_progress(p: &RunProgress) -> Result<()> {
     .map_err(Error::from)
 }
 
+/// What a run's log row says went wrong, or why it was throttled: the
+/// message, and for an error its SQLSTATE and hint, as they were raised.
+pub struct Problem {
+    pub message: String,
+    pub sqlstate: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn of(e: &Error) -> Problem {
+        Problem {
+            message: e.message(),
+            sqlstate: Some(e.sqlstate()),
+            hint: e.hint(),
+        }
+    }
+
+    pub fn note(message: impl Into<String>) -> Problem {
+        Problem {
+            message: message.into(),
+            sqlstate: None,
+            hint: None,
+        }
+    }
+}
+
 /// Ends a run and says when its sync is next due: after `every`, or after
 /// `retry_in` seconds for a throttled or failed run.
 pub fn finish_run(
     run_id: i64,
     status: &str,
-    error: Option<&str>,
+    problem: Option<&Problem>,
     retry_in: Option<i64>,
 ) -> Result<()> {
+    let scrubbed = |t: Option<&String>| t.map(|t| crate::error::scrub(t));
     Spi::run_with_args(
-        "WITH r AS (UPDATE salesforce.sync_runs SET status = $2, error = $3, finished_at = clock_timestamp() WHERE id = $1 RETURNING sync_id)
+        "WITH r AS (UPDATE salesforce.sync_runs SET status = $2, error = $3, error_sqlstate = $5, error_hint = $6, finished_at = clock_timestamp() WHERE id = $1 RETURNING sync_id)
          UPDATE salesforce.syncs s SET next_due = clock_timestamp() + coalesce(make_interval(secs => $4), s.every) FROM r WHERE s.id = r.sync_id",
-        &[run_id.into(), status.into(), error.map(crate::error::scrub).into(), retry_in.map(|s| s as f64).into()],
+        &[
+            run_id.into(),
+            status.into(),
+            scrubbed(problem.map(|p| &p.message)).into(),
+            retry_in.map(|s| s as f64).into(),
+            problem.and_then(|p| p.sqlstate.clone()).into(),
+            scrubbed(problem.and_then(|p| p.hint.as_ref())).into(),
+        ],
     )
     .map_err(Error::from)
 }

@@ -6,7 +6,7 @@
 //! its server's budget, or a Bulk job) waits alone: the others go on.
 
 use super::run::{fetch_polls, Fetched, Next, Request, Run};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use pgrx::pg_sys::Oid;
 use salesforce_core::sync::poll_batch::DuePoll;
 use std::time::{Duration, Instant};
@@ -15,15 +15,19 @@ use std::time::{Duration, Instant};
 /// another's steps.
 pub trait Steps {
     /// Runs `f` so that its failure rolls back its own work only.
-    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String>;
+    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T>;
     fn wait(&self, d: Duration);
+
+    /// Sees what each fetch brought before it is applied: the worker's
+    /// circuit breakers learn which servers answer.
+    fn observe(&self, _run: &Run, _fetched: &Fetched) {}
 }
 
 /// A run going on, and why it failed if it did.
 pub struct Going {
     pub run: Run,
     pub done: bool,
-    pub failure: Option<String>,
+    pub failure: Option<Error>,
     /// Until when the run waits before its next step.
     ready_at: Option<Instant>,
 }
@@ -38,12 +42,13 @@ impl Going {
         }
     }
 
-    pub fn fail(&mut self, e: String) {
+    pub fn fail(&mut self, e: Error) {
         self.failure = Some(e);
         self.done = true;
     }
 
     fn apply(&mut self, steps: &impl Steps, fetched: Fetched) {
+        steps.observe(&self.run, &fetched);
         if let Err(e) = steps.local(|| self.run.apply(fetched)) {
             self.fail(e);
         }

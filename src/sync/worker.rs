@@ -8,7 +8,7 @@
 //! its search path pinned, and writes each copy as the sync's owner
 //! (`copy_table`), as autovacuum works on a table as its owner.
 
-use super::run::{Run, Started};
+use super::run::{Fetched, Run, Started};
 use super::stream::Streams;
 use super::together::{round, Going, Steps};
 use crate::access;
@@ -18,18 +18,28 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, Spi};
+use salesforce_core::sync::breaker::{Breaker, Change};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use std::time::Instant;
 
-/// SIGTERM, once seen: pgrx's flag is cleared by the first look at it.
+extern "C-unwind" {
+    /// PostgreSQL's handler itself (postmaster/interrupt.c), called by the
+    /// signal: pgrx's wrapper of it is not for signal handlers.
+    fn SignalHandlerForShutdownRequest(signal: std::ffi::c_int);
+}
+
+/// Set when the postmaster died.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
+/// Whether to stop: SIGTERM (a fast or smart shutdown) sets PostgreSQL's
+/// ShutdownRequestPending, which every wait on Salesforce also watches
+/// (`connection::interrupted`), so a request in flight ends at once.
 fn stopping() -> bool {
-    if BackgroundWorker::sigterm_received() {
-        STOPPING.store(true, Ordering::Relaxed);
-    }
-    STOPPING.load(Ordering::Relaxed)
+    (unsafe { pg_sys::ShutdownRequestPending } != 0) || STOPPING.load(Ordering::Relaxed)
 }
 
 /// How long the worker naps while streams are open: events wait at most
@@ -50,8 +60,8 @@ pub fn register() {
 }
 
 /// Runs `f` in a transaction of its own; an error of any kind aborts that
-/// transaction and comes back as a message, so one sync cannot stop others.
-fn in_transaction<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
+/// transaction and comes back, typed, so one sync cannot stop others.
+fn in_transaction<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
@@ -70,7 +80,7 @@ fn in_transaction<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<T, St
             Err(e) => {
                 pg_sys::AbortCurrentTransaction();
                 pg_sys::FlushErrorState();
-                Err(e.message())
+                Err(e)
             }
         }
     }
@@ -82,28 +92,88 @@ fn warn(message: &str) {
 
 /// Syncs due now or within a second: runs that end a moment apart fall due
 /// a moment apart, and are polled together again.
-fn due_syncs() -> Result<Vec<i64>> {
+fn due_syncs() -> Result<Vec<(i64, String)>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
-        let rows = client.select("SELECT id FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + interval '1 second' ORDER BY next_due, id", None, &[])?;
-        rows.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or_default())).collect::<std::result::Result<Vec<_>, _>>()
+        let rows = client.select("SELECT id, server::text FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + interval '1 second' ORDER BY next_due, id", None, &[])?;
+        rows.map(|r| Ok((r.get::<i64>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())))
+            .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
     })
     .map_err(Error::from)
 }
 
+thread_local! {
+    /// Each server's circuit breaker (`salesforce_core::sync::breaker`).
+    static BREAKERS: RefCell<HashMap<String, Breaker>> = RefCell::new(HashMap::new());
+}
+
+/// Whether the server's breaker lets a run start now.
+fn server_allows(server: &str) -> bool {
+    BREAKERS.with(|b| {
+        b.borrow()
+            .get(server)
+            .is_none_or(|b| b.allows(Instant::now()))
+    })
+}
+
+/// The servers whose breaker keeps their syncs waiting now.
+fn blocked_servers() -> Vec<String> {
+    let now = Instant::now();
+    BREAKERS.with(|b| {
+        b.borrow()
+            .iter()
+            .filter(|(_, b)| !b.allows(now))
+            .map(|(s, _)| s.clone())
+            .collect()
+    })
+}
+
+/// When the first open breaker lets its server be tried again.
+fn next_breaker_retry() -> Option<Duration> {
+    let now = Instant::now();
+    BREAKERS.with(|b| {
+        b.borrow()
+            .values()
+            .filter_map(|b| b.open_until())
+            .filter(|until| *until > now)
+            .min()
+            .map(|until| until - now)
+    })
+}
+
+/// Records that a server stopped or started answering, for sync_status.
+fn save_reachability(server: &str, error: Option<&str>) {
+    let saved = in_transaction(|| {
+        Spi::run_with_args(
+            "INSERT INTO salesforce.pacing AS p (server, tokens, refilled_at_ms, unreachable_since, unreachable_error)
+             VALUES ($1, 0, 0, CASE WHEN $2::text IS NULL THEN NULL ELSE clock_timestamp() END, $2)
+             ON CONFLICT (server) DO UPDATE SET
+               unreachable_since = CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce(p.unreachable_since, clock_timestamp()) END,
+               unreachable_error = $2",
+            &[server.into(), error.map(error::scrub).into()],
+        )
+        .map_err(Error::from)
+    });
+    if let Err(e) = saved {
+        warn(&format!(
+            "pg_salesforce: cannot record whether server {server} answers: {e}"
+        ));
+    }
+}
+
 /// How long until the next sync is due, if any is enabled, leaving out
-/// those going on already.
-fn next_due_in(going: &[i64]) -> Result<Option<Duration>> {
+/// those going on already and those of servers whose breaker is open.
+fn next_due_in(going: &[i64], blocked: &[String]) -> Result<Option<Duration>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(None);
     }
     let seconds = Spi::get_one_with_args::<f64>(
-        "SELECT greatest(extract(epoch FROM min(next_due) - clock_timestamp()), 0.05)::float8 FROM salesforce.syncs WHERE enabled AND NOT (id = ANY($1))",
-        &[going.to_vec().into()],
+        "SELECT greatest(extract(epoch FROM min(next_due) - clock_timestamp()), 0.05)::float8 FROM salesforce.syncs WHERE enabled AND NOT (id = ANY($1)) AND NOT (server = ANY($2::name[]))",
+        &[going.to_vec().into(), blocked.to_vec().into()],
     )?;
     Ok(seconds.map(Duration::from_secs_f64))
 }
@@ -162,10 +232,13 @@ fn start(sync_id: i64) -> Option<Run> {
     }
 }
 
-fn finish(run: Run, failure: Option<String>) {
+fn finish(run: Run, failure: Option<Error>) {
     let sync_id = run.sync_id();
     if let Some(e) = &failure {
-        warn(&format!("pg_salesforce: sync {sync_id} failed: {e}"));
+        warn(&format!(
+            "pg_salesforce: sync {sync_id} failed: {}",
+            e.message()
+        ));
     }
     if let Err(e) = in_transaction(move || run.finish(failure)) {
         warn(&format!(
@@ -179,13 +252,41 @@ fn finish(run: Run, failure: Option<String>) {
 struct InTransactions;
 
 impl Steps for InTransactions {
-    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
+    fn local<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         in_transaction(f)
     }
 
     fn wait(&self, d: Duration) {
         if !BackgroundWorker::wait_latch(Some(d)) {
             STOPPING.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn observe(&self, run: &Run, fetched: &Fetched) {
+        let server = run.server_name().to_string();
+        let unreachable = match &fetched.answer {
+            Err(Error::Salesforce(e)) if e.is_retryable() => Some(e.to_string()),
+            _ => None,
+        };
+        let change = BREAKERS.with(|b| {
+            let mut b = b.borrow_mut();
+            let breaker = b.entry(server.clone()).or_default();
+            match &unreachable {
+                Some(_) => breaker.failure(Instant::now()),
+                None => breaker.success(),
+            }
+        });
+        match change {
+            Change::Opened(pause) => {
+                let why = unreachable.unwrap_or_default();
+                warn(&format!(
+                    "pg_salesforce: server {server} does not answer; its syncs wait {} s: {why}",
+                    pause.as_secs()
+                ));
+                save_reachability(&server, Some(&why));
+            }
+            Change::Closed => save_reachability(&server, None),
+            Change::None => {}
         }
     }
 }
@@ -197,7 +298,10 @@ fn admit(going: &mut Vec<Going>) {
         Ok(due) => {
             let new: Vec<i64> = due
                 .into_iter()
-                .filter(|id| !going.iter().any(|g| g.run.sync_id() == *id))
+                .filter(|(id, _)| !going.iter().any(|g| g.run.sync_id() == *id))
+                // A server whose breaker is open waits, with its syncs due.
+                .filter(|(_, server)| server_allows(server))
+                .map(|(id, _)| id)
                 .collect();
             going.extend(new.into_iter().filter_map(start).map(Going::new));
         }
@@ -217,7 +321,10 @@ fn finish_done(going: &mut Vec<Going>) {
 
 fn stop_all(going: &mut Vec<Going>, why: &str) {
     for g in going.iter_mut() {
-        g.fail(why.into());
+        g.fail(Error::sql(
+            pgrx::PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN,
+            why,
+        ));
     }
     finish_done(going);
 }
@@ -225,10 +332,21 @@ fn stop_all(going: &mut Vec<Going>, why: &str) {
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // PostgreSQL's own shutdown handler, not pgrx's: it sets the flag that
+    // waits on Salesforce give way to, and wakes the latch.
+    unsafe {
+        pg_sys::pqsignal(
+            pg_sys::SIGTERM as i32,
+            Some(SignalHandlerForShutdownRequest),
+        )
+    };
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     access::pin_for_process();
+    crate::connection::cap_request_timeout(Duration::from_secs(
+        gucs::WORKER_REQUEST_TIMEOUT.get() as u64
+    ));
     pgrx::log!("pg_salesforce sync worker started on database \"{database}\"");
     let mut streams = Streams::default();
     let mut going: Vec<Going> = Vec::new();
@@ -238,6 +356,9 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
                 pg_sys::ConfigReloadPending = 0;
                 pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP);
             }
+            crate::connection::cap_request_timeout(Duration::from_secs(
+                gucs::WORKER_REQUEST_TIMEOUT.get() as u64,
+            ));
         }
         // How long until a waiting run may go on; None when runs went on.
         let mut waiting = None;
@@ -264,11 +385,15 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         let naptime = Duration::from_secs(gucs::SYNC_NAPTIME.get() as u64);
         let ids: Vec<i64> = going.iter().map(|g| g.run.sync_id()).collect();
-        let mut nap = in_transaction(|| next_due_in(&ids))
+        let blocked = blocked_servers();
+        let mut nap = in_transaction(|| next_due_in(&ids, &blocked))
             .ok()
             .flatten()
             .map_or(naptime, |d| d.min(naptime));
         if let Some(w) = waiting {
+            nap = nap.min(w);
+        }
+        if let Some(w) = next_breaker_retry() {
             nap = nap.min(w);
         }
         if streams.active() {

@@ -73,6 +73,9 @@ pub struct SyncOptions {
     /// Keep the copy current from Change Data Capture events, polling
     /// only as the safety net.
     pub cdc: bool,
+    /// The copy is one org's partition of a table shared by several
+    /// servers' syncs of the object, keyed by (`_org`, id).
+    pub shared: bool,
 }
 
 /// Formula fields are read again every 6 hours unless a sync says otherwise:
@@ -104,7 +107,7 @@ fn invalid(message: String, hint: &str) -> OptionError {
     }
 }
 
-const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest'), formula_refresh (an interval such as \"1 hour\", or \"off\") and cdc (boolean).";
+const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest'), formula_refresh (an interval such as \"1 hour\", or \"off\"), cdc (boolean) and shared (boolean).";
 
 impl SyncOptions {
     pub fn parse(options: &Json) -> Result<SyncOptions, OptionError> {
@@ -118,6 +121,7 @@ impl SyncOptions {
             api: BackfillApi::Auto,
             formula_refresh_seconds: Some(DEFAULT_FORMULA_REFRESH_SECONDS),
             cdc: false,
+            shared: false,
         };
         for (key, value) in map {
             match key.as_str() {
@@ -126,6 +130,7 @@ impl SyncOptions {
                     parsed.fields = Some(names.filter(|n| !n.is_empty()).ok_or_else(|| invalid("sync option \"fields\" must be a non-empty array of field names".into(), OPTIONS_HINT))?);
                 }
                 "cdc" => parsed.cdc = value.as_bool().ok_or_else(|| invalid("sync option \"cdc\" must be true or false".into(), OPTIONS_HINT))?,
+                "shared" => parsed.shared = value.as_bool().ok_or_else(|| invalid("sync option \"shared\" must be true or false".into(), OPTIONS_HINT))?,
                 "soft_delete" => parsed.soft_delete = value.as_bool().ok_or_else(|| invalid("sync option \"soft_delete\" must be true or false".into(), OPTIONS_HINT))?,
                 "lookback_seconds" => {
                     parsed.lookback_seconds = value.as_i64().filter(|s| (0..=86_400).contains(s)).ok_or_else(|| invalid("sync option \"lookback_seconds\" must be a number of seconds from 0 to 86400".into(), OPTIONS_HINT))?
@@ -244,6 +249,50 @@ pub fn create_table_sql(table: &str, fields: &[SyncedField], soft_delete: bool) 
     format!("CREATE TABLE {table} (\n{}\n)", columns.join(",\n"))
 }
 
+/// The column of a shared copy that says which org (server) a row is from.
+pub const ORG: &str = "_org";
+
+/// A table that several servers' syncs of one object share: partitioned
+/// by org, one partition each, keyed by (org, id), since Ids repeat
+/// across orgs (a sandbox keeps production's).
+pub fn create_shared_table_sql(table: &str, fields: &[SyncedField], soft_delete: bool) -> String {
+    let id = fields
+        .iter()
+        .find(|f| f.field == "Id")
+        .map(|f| quote_ident(&f.column))
+        .unwrap_or_else(|| "id".into());
+    let mut columns = vec![format!("  {ORG} pg_catalog.text NOT NULL")];
+    columns.extend(
+        fields
+            .iter()
+            .map(|f| format!("  {} {}", quote_ident(&f.column), f.pg.ddl())),
+    );
+    columns.push(format!("  {SYNCED_AT} pg_catalog.timestamptz NOT NULL"));
+    if soft_delete {
+        columns.push(format!("  {DELETED_AT} pg_catalog.timestamptz"));
+    }
+    columns.push(format!("  PRIMARY KEY ({ORG}, {id})"));
+    format!(
+        "CREATE TABLE {table} (\n{}\n) PARTITION BY LIST ({ORG})",
+        columns.join(",\n")
+    )
+}
+
+/// One org's partition of a shared copy: its rows say the org by default,
+/// and its own unique index on the id lets a sync upsert by id alone.
+pub fn create_partition_sql(
+    partition: &str,
+    parent: &str,
+    org: &str,
+    id_column: &str,
+) -> [String; 2] {
+    let org = crate::naming::quote_literal(org);
+    [
+        format!("CREATE TABLE {partition} PARTITION OF {parent} ({ORG} WITH OPTIONS DEFAULT {org}) FOR VALUES IN ({org})"),
+        format!("CREATE UNIQUE INDEX ON {partition} ({})", quote_ident(id_column)),
+    ]
+}
+
 /// How the object's fields moved away from what the sync copies.
 #[derive(Debug, Default, PartialEq)]
 pub struct Drift {
@@ -288,7 +337,13 @@ pub fn drift(
 pub fn add_columns_sql(table: &str, added: &[SyncedField]) -> String {
     let adds: Vec<String> = added
         .iter()
-        .map(|f| format!("ADD COLUMN {} {}", quote_ident(&f.column), f.pg.ddl()))
+        .map(|f| {
+            format!(
+                "ADD COLUMN IF NOT EXISTS {} {}",
+                quote_ident(&f.column),
+                f.pg.ddl()
+            )
+        })
         .collect();
     format!("ALTER TABLE {table} {}", adds.join(", "))
 }
@@ -353,6 +408,7 @@ mod tests {
                 api: BackfillApi::Auto,
                 formula_refresh_seconds: Some(6 * 3600),
                 cdc: false,
+                shared: false,
             }
         );
         let refresh = |v: serde_json::Value| {
@@ -450,7 +506,7 @@ mod tests {
         );
         assert_eq!(
             add_columns_sql("crm.contact", &d.added),
-            "ALTER TABLE crm.contact ADD COLUMN tier__c pg_catalog.text"
+            "ALTER TABLE crm.contact ADD COLUMN IF NOT EXISTS tier__c pg_catalog.text"
         );
         assert!(
             drift(&object, &synced, &columns, false).added.is_empty(),

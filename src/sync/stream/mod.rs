@@ -87,7 +87,10 @@ impl Streams {
             Err(e) => {
                 error::notice(
                     PgLogLevel::WARNING,
-                    &format!("pg_salesforce: cannot list streaming syncs: {e}"),
+                    &format!(
+                        "pg_salesforce: cannot list streaming syncs: {}",
+                        e.message()
+                    ),
                 );
                 return;
             }
@@ -155,7 +158,7 @@ impl Stream {
                 Ok(None) => return,
                 Ok(Some(StreamItem::Keepalive { latest_replay_id })) => steps
                     .local(|| state::applied(&self.key, &latest_replay_id, 0, None))
-                    .map_err(|e| internal(format!("cannot store the replay id: {e}"))),
+                    .map_err(|e| internal(format!("cannot store the replay id: {}", e.message()))),
                 Ok(Some(StreamItem::Events {
                     events,
                     latest_replay_id,
@@ -177,44 +180,42 @@ impl Stream {
         let sync_ids = self.sync_ids.clone();
         let key = self.key.clone();
         let server = key.server.clone();
-        let (mapping, targets, server_options, replay_id) = steps
-            .local(|| {
-                let rows = sync_ids
-                    .iter()
-                    .map(|id| store::load_sync(*id))
-                    .collect::<Result<Vec<_>>>()?;
-                let server_oid = catalog::server_oid(&server)?;
-                let user = key.owner;
-                if !crate::access::role_exists(user) {
-                    return Err(internal(format!(
-                        "the owner of the streaming syncs (role {}) no longer exists",
-                        user.to_u32()
-                    )));
-                }
-                crate::access::check_server_use(server_oid, user)?;
-                let (options, _) = catalog::server_options(server_oid)?;
-                let mut targets = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let describe = connection::describe(server_oid, user, &row.object)?;
-                    targets.push(Target {
-                        sync_id: row.id,
-                        run_id: 0,
-                        object: row.object.clone(),
-                        copy: row.target(),
-                        id_column: row.id_column().to_string(),
-                        soft_delete: SyncOptions::parse(&row.options)?.soft_delete,
-                        fields: present_fields(&row.fields, &row.columns, &describe),
-                    });
-                }
-                state::set_status(&key, "starting", None)?;
-                Ok((
-                    (server_oid, user),
-                    targets,
-                    options,
-                    state::replay_id(&key)?,
-                ))
-            })
-            .map_err(internal)?;
+        let (mapping, targets, server_options, replay_id) = steps.local(|| {
+            let rows = sync_ids
+                .iter()
+                .map(|id| store::load_sync(*id))
+                .collect::<Result<Vec<_>>>()?;
+            let server_oid = catalog::server_oid(&server)?;
+            let user = key.owner;
+            if !crate::access::role_exists(user) {
+                return Err(internal(format!(
+                    "the owner of the streaming syncs (role {}) no longer exists",
+                    user.to_u32()
+                )));
+            }
+            crate::access::check_server_use(server_oid, user)?;
+            let (options, _) = catalog::server_options(server_oid)?;
+            let mut targets = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let describe = connection::describe(server_oid, user, &row.object)?;
+                targets.push(Target {
+                    sync_id: row.id,
+                    run_id: 0,
+                    object: row.object.clone(),
+                    copy: row.target(),
+                    id_column: row.id_column().to_string(),
+                    soft_delete: SyncOptions::parse(&row.options)?.soft_delete,
+                    fields: present_fields(&row.fields, &row.columns, &describe),
+                });
+            }
+            state::set_status(&key, "starting", None)?;
+            Ok((
+                (server_oid, user),
+                targets,
+                options,
+                state::replay_id(&key)?,
+            ))
+        })?;
         self.mapping = Some(mapping);
         let mut targets = targets;
         let token = connection::with_prepared_session(mapping.0, mapping.1, |s| s.live_token())?;
@@ -234,19 +235,17 @@ impl Stream {
             batch: BATCH,
             timeout: server_options.request_timeout,
         })?;
-        let run_ids = steps
-            .local(|| {
-                state::close_abandoned_sessions(&sync_ids)?;
-                if recovering {
-                    state::poll_now(&sync_ids)?;
-                }
-                state::set_status(&key, "streaming", None)?;
-                sync_ids
-                    .iter()
-                    .map(|id| state::start_session(*id))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .map_err(internal)?;
+        let run_ids = steps.local(|| {
+            state::close_abandoned_sessions(&sync_ids)?;
+            if recovering {
+                state::poll_now(&sync_ids)?;
+            }
+            state::set_status(&key, "streaming", None)?;
+            sync_ids
+                .iter()
+                .map(|id| state::start_session(*id))
+                .collect::<Result<Vec<_>>>()
+        })?;
         for (t, run_id) in targets.iter_mut().zip(run_ids) {
             t.run_id = run_id;
         }
@@ -289,7 +288,7 @@ impl Stream {
                 }
                 state::applied(&self.key, replay_id, events.len() as i64, last_commit)
             })
-            .map_err(|e| internal(format!("cannot apply change events: {e}")))
+            .map_err(|e| internal(format!("cannot apply change events: {}", e.message())))
     }
 
     fn reread_gaps(&self, events: &[ChangeEvent]) -> Result<Reread> {

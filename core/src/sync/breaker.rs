@@ -1,0 +1,115 @@
+//! A circuit breaker per server, for the sync worker. An org that keeps
+//! failing (no connection, timeouts, 5xx after the client's own retries)
+//! is left alone for a while, longer each time, instead of holding a run
+//! and a request open on every cycle; one success closes it again. Pure
+//! logic: the worker asks it before it starts a server's runs.
+
+use std::time::{Duration, Instant};
+
+/// Failures in a row that open the breaker.
+pub const FAILURES_TO_OPEN: u32 = 3;
+const FIRST_PAUSE: Duration = Duration::from_secs(5);
+const LONGEST_PAUSE: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug, Default)]
+pub struct Breaker {
+    failures: u32,
+    /// How many times in a row it opened: each doubles the pause.
+    openings: u32,
+    open_until: Option<Instant>,
+}
+
+/// What a failure or a success did to the breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Opened(Duration),
+    Closed,
+    None,
+}
+
+impl Breaker {
+    /// Whether the server may be asked now: closed, or open and its pause
+    /// over (one run tries it again).
+    pub fn allows(&self, now: Instant) -> bool {
+        self.open_until.is_none_or(|until| now >= until)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open_until.is_some()
+    }
+
+    /// When the server may be asked again, while open.
+    pub fn open_until(&self) -> Option<Instant> {
+        self.open_until
+    }
+
+    pub fn failure(&mut self, now: Instant) -> Change {
+        self.failures += 1;
+        let trying_again = self.open_until.is_some_and(|until| now >= until);
+        if self.failures < FAILURES_TO_OPEN && !trying_again {
+            return Change::None;
+        }
+        let pause = FIRST_PAUSE
+            .saturating_mul(1 << self.openings.min(10))
+            .min(LONGEST_PAUSE);
+        self.openings += 1;
+        self.open_until = Some(now + pause);
+        Change::Opened(pause)
+    }
+
+    pub fn success(&mut self) -> Change {
+        let was_open = self.open_until.is_some();
+        *self = Breaker::default();
+        if was_open {
+            Change::Closed
+        } else {
+            Change::None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_failures_open_it_and_the_pause_doubles_up_to_five_minutes() {
+        let t0 = Instant::now();
+        let mut b = Breaker::default();
+        assert_eq!(b.failure(t0), Change::None);
+        assert_eq!(b.failure(t0), Change::None);
+        assert!(b.allows(t0));
+        assert_eq!(b.failure(t0), Change::Opened(Duration::from_secs(5)));
+        assert!(!b.allows(t0 + Duration::from_secs(4)));
+        assert!(b.allows(t0 + Duration::from_secs(5)), "one run tries again");
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(
+            b.failure(t1),
+            Change::Opened(Duration::from_secs(10)),
+            "a failed try opens it at once"
+        );
+        let mut t = t1 + Duration::from_secs(10);
+        let mut last = Duration::ZERO;
+        for _ in 0..10 {
+            if let Change::Opened(p) = b.failure(t) {
+                last = p;
+                t += p;
+            }
+        }
+        assert_eq!(last, Duration::from_secs(300));
+        assert_eq!(b.success(), Change::Closed);
+        assert!(b.allows(t) && !b.is_open());
+        assert_eq!(b.success(), Change::None);
+    }
+
+    #[test]
+    fn a_success_between_failures_starts_the_count_again() {
+        let t0 = Instant::now();
+        let mut b = Breaker::default();
+        b.failure(t0);
+        b.failure(t0);
+        assert_eq!(b.success(), Change::None);
+        assert_eq!(b.failure(t0), Change::None);
+        assert!(b.allows(t0));
+    }
+}
