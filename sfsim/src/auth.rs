@@ -36,12 +36,70 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     pub user_id: String,
     pub issued_at: DateTime<Utc>,
-    pub scope: Option<&'static str>,
+    pub scope: Option<String>,
 }
+
+/// How long an authorization code may be exchanged, on the org's clock.
+pub const AUTH_CODE_LIFETIME_SECS: i64 = 15 * 60;
+/// Used and expired codes are remembered this long past their expiry, so a
+/// second exchange is told the code expired rather than that it is unknown.
+const SPENT_CODE_MEMORY_SECS: i64 = 24 * 3600;
+/// Scopes the connected app grants when the authorize request names none.
+pub const DEFAULT_SCOPE: &str = "api refresh_token";
+/// Scopes the connected app may be granted.
+pub const KNOWN_SCOPES: &[&str] = &[
+    "address",
+    "api",
+    "cdp_api",
+    "chatter_api",
+    "content",
+    "custom_permissions",
+    "email",
+    "full",
+    "id",
+    "lightning",
+    "offline_access",
+    "openid",
+    "pardot_api",
+    "phone",
+    "profile",
+    "refresh_token",
+    "visualforce",
+    "web",
+];
 
 struct AccessToken {
     user_id: String,
     expires_at: DateTime<Utc>,
+    /// The refresh token's grant it came from, so revoking that refresh
+    /// token ends it too.
+    grant: Option<u64>,
+}
+
+struct RefreshToken {
+    user_id: String,
+    scope: String,
+    /// One grant per approval; under rotation every refresh token of an
+    /// approval shares it.
+    grant: u64,
+}
+
+struct AuthCode {
+    user_id: String,
+    redirect_uri: String,
+    code_challenge: Option<String>,
+    scope: String,
+    expires_at: DateTime<Utc>,
+    used: bool,
+}
+
+/// A customer's approval of the connected app on the authorize page.
+pub struct Approval {
+    pub user_id: String,
+    pub redirect_uri: String,
+    /// base64url(SHA-256(verifier)), when the authorize request had one.
+    pub code_challenge: Option<String>,
+    pub scope: String,
 }
 
 /// What a grant needs to know of the org.
@@ -59,15 +117,83 @@ pub struct GrantContext<'a> {
 #[derive(Default)]
 pub struct Auth {
     access: HashMap<String, AccessToken>,
-    refresh: HashMap<String, String>,
+    refresh: HashMap<String, RefreshToken>,
+    codes: HashMap<String, AuthCode>,
+    /// Whether a refresh answers with a new refresh token and retires the
+    /// one it used (the connected app's refresh token rotation).
+    pub rotate_refresh_tokens: bool,
+    grants: u64,
+}
+
+fn random_text(n: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), n)
+}
+
+/// A new refresh token. It carries the org id's first 15 characters after
+/// Salesforce's usual `5Aep861` prefix, so a server of several orgs can tell
+/// whose it is; it is otherwise opaque.
+fn new_refresh_token(org_id: &str) -> String {
+    format!("5Aep861{}{}", &org_id[..15], random_text(72))
+}
+
+/// base64url (no padding) of the SHA-256 of a PKCE code verifier: the
+/// S256 code challenge it answers.
+pub fn s256_challenge(verifier: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Whether a scope list asks for a refresh token.
+fn grants_refresh(scope: &str) -> bool {
+    scope
+        .split_whitespace()
+        .any(|s| s == "refresh_token" || s == "offline_access")
 }
 
 impl Auth {
     pub fn new(admin_user_id: &str) -> Auth {
+        Auth::with_refresh_token(admin_user_id, DEMO_REFRESH_TOKEN)
+    }
+
+    /// The org's auth, with a fixed refresh token for its admin.
+    pub fn with_refresh_token(admin_user_id: &str, refresh_token: &str) -> Auth {
         let mut auth = Auth::default();
-        auth.refresh
-            .insert(DEMO_REFRESH_TOKEN.into(), admin_user_id.into());
+        let grant = auth.new_grant();
+        auth.refresh.insert(
+            refresh_token.into(),
+            RefreshToken {
+                user_id: admin_user_id.into(),
+                scope: DEFAULT_SCOPE.into(),
+                grant,
+            },
+        );
         auth
+    }
+
+    fn new_grant(&mut self) -> u64 {
+        self.grants += 1;
+        self.grants
+    }
+
+    /// Hands out an authorization code for an approval: single use, alive
+    /// for 15 minutes from `now`. Like refresh tokens, it carries the org
+    /// id's first 15 characters after the `aPrx` Salesforce's codes start with.
+    pub fn issue_code(&mut self, approval: Approval, org_id: &str, now: DateTime<Utc>) -> String {
+        self.codes
+            .retain(|_, c| c.expires_at + Duration::seconds(SPENT_CODE_MEMORY_SECS) > now);
+        let code = format!("aPrx{}{}", &org_id[..15], random_text(48));
+        self.codes.insert(
+            code.clone(),
+            AuthCode {
+                user_id: approval.user_id,
+                redirect_uri: approval.redirect_uri,
+                code_challenge: approval.code_challenge,
+                scope: approval.scope,
+                expires_at: now + Duration::seconds(AUTH_CODE_LIFETIME_SECS),
+                used: false,
+            },
+        );
+        code
     }
 
     /// Handles `POST /services/oauth2/token`. `basic` is the client id and
@@ -104,7 +230,7 @@ impl Auth {
                 _ => Ok(()),
             }
         };
-        let (user_id, refresh_token, scope) = match grant_type {
+        let (user_id, refresh_token, scope, grant) = match grant_type {
             "password" => {
                 check_client(true)?;
                 let expected = format!("{PASSWORD}{SECURITY_TOKEN}");
@@ -112,23 +238,85 @@ impl Auth {
                     .and_then(|u| ctx.logins.get(u))
                     .filter(|_| field("password") == Some(expected.as_str()))
                     .ok_or_else(|| oauth_error("invalid_grant", "authentication failure"))?;
-                (user.clone(), None, None)
+                (user.clone(), None, None, None)
             }
             "refresh_token" => {
                 check_client(false)?;
-                let user = field("refresh_token")
-                    .and_then(|t| self.refresh.get(t))
+                let old = field("refresh_token").unwrap_or("");
+                let stored = self
+                    .refresh
+                    .get(old)
                     .ok_or_else(|| oauth_error("invalid_grant", "expired access/refresh token"))?;
-                (user.clone(), None, Some("api refresh_token"))
+                let (user, scope, grant) =
+                    (stored.user_id.clone(), stored.scope.clone(), stored.grant);
+                let rotated = self.rotate_refresh_tokens.then(|| {
+                    self.refresh.remove(old);
+                    let new = new_refresh_token(ctx.org_id);
+                    self.refresh.insert(
+                        new.clone(),
+                        RefreshToken {
+                            user_id: user.clone(),
+                            scope: scope.clone(),
+                            grant,
+                        },
+                    );
+                    new
+                });
+                (user, rotated, Some(scope), Some(grant))
+            }
+            "authorization_code" => {
+                check_client(false)?;
+                let code = field("code")
+                    .and_then(|c| self.codes.get_mut(c))
+                    .ok_or_else(|| oauth_error("invalid_grant", "invalid authorization code"))?;
+                if code.used || code.expires_at <= ctx.now {
+                    return Err(oauth_error("invalid_grant", "expired authorization code"));
+                }
+                // Without PKCE only the client secret proves who exchanges the code.
+                if code.code_challenge.is_none() && client_secret.is_none() {
+                    return Err(oauth_error("invalid_client", "invalid client credentials"));
+                }
+                if field("redirect_uri") != Some(code.redirect_uri.as_str()) {
+                    return Err(oauth_error(
+                        "invalid_grant",
+                        "redirect_uri must match configuration",
+                    ));
+                }
+                if let Some(challenge) = &code.code_challenge {
+                    if field("code_verifier").is_none_or(|v| s256_challenge(v) != *challenge) {
+                        return Err(oauth_error("invalid_grant", "invalid code verifier"));
+                    }
+                }
+                code.used = true;
+                let (user, scope) = (code.user_id.clone(), code.scope.clone());
+                let grant = self.new_grant();
+                let refresh = grants_refresh(&scope).then(|| {
+                    let token = new_refresh_token(ctx.org_id);
+                    self.refresh.insert(
+                        token.clone(),
+                        RefreshToken {
+                            user_id: user.clone(),
+                            scope: scope.clone(),
+                            grant,
+                        },
+                    );
+                    token
+                });
+                (user, refresh, Some(scope), Some(grant))
             }
             "client_credentials" => {
                 check_client(true)?;
-                (ctx.admin_user_id.to_string(), None, Some("api"))
+                (
+                    ctx.admin_user_id.to_string(),
+                    None,
+                    Some("api".into()),
+                    None,
+                )
             }
             "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
                 let assertion = field("assertion")
                     .ok_or_else(|| oauth_error("invalid_request", "assertion required"))?;
-                (verify_jwt(assertion, ctx)?, None, Some("api"))
+                (verify_jwt(assertion, ctx)?, None, Some("api".into()), None)
             }
             _ => {
                 return Err(oauth_error(
@@ -137,16 +325,13 @@ impl Auth {
                 ))
             }
         };
-        let access_token = format!(
-            "{}!{}",
-            &ctx.org_id[..15],
-            Alphanumeric.sample_string(&mut rand::rng(), 96)
-        );
+        let access_token = format!("{}!{}", &ctx.org_id[..15], random_text(96));
         self.access.insert(
             access_token.clone(),
             AccessToken {
                 user_id: user_id.clone(),
                 expires_at: ctx.now + ctx.lifetime,
+                grant,
             },
         );
         Ok(Issued {
@@ -166,8 +351,19 @@ impl Auth {
             .map(|t| t.user_id.as_str())
     }
 
+    /// Revokes an access token, or a refresh token and every access token
+    /// issued under its grant. Answers whether the token was one.
     pub fn revoke(&mut self, token: &str) -> bool {
-        self.access.remove(token).is_some() | self.refresh.remove(token).is_some()
+        if self.access.remove(token).is_some() {
+            return true;
+        }
+        match self.refresh.remove(token) {
+            Some(refresh) => {
+                self.access.retain(|_, a| a.grant != Some(refresh.grant));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Ends every access token's life now, as a session timeout does.
@@ -456,5 +652,85 @@ mod tests {
                 .description,
             "user hasn't approved this consumer"
         );
+    }
+
+    #[test]
+    fn codes_are_single_use_and_check_the_verifier() {
+        let mut auth = Auth::new("0055g00000000001AAA");
+        let now = Utc::now();
+        // RFC 7636, appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert_eq!(
+            s256_challenge(verifier),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let code = auth.issue_code(
+            Approval {
+                user_id: "0055g00000000002AAA".into(),
+                redirect_uri: "https://app.example.com/cb".into(),
+                code_challenge: Some(s256_challenge(verifier)),
+                scope: "api refresh_token".into(),
+            },
+            "00D5g000004SIMxEAG",
+            now,
+        );
+        let exchange = |auth: &mut Auth, verifier: &str, at: DateTime<Utc>| {
+            auth.grant(
+                &form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", CLIENT_ID),
+                    ("code", &code),
+                    ("redirect_uri", "https://app.example.com/cb"),
+                    ("code_verifier", verifier),
+                ]),
+                None,
+                &ctx(at),
+            )
+        };
+        assert_eq!(
+            exchange(&mut auth, "wrong", now).err().unwrap().description,
+            "invalid code verifier"
+        );
+        let late = now + Duration::seconds(AUTH_CODE_LIFETIME_SECS);
+        assert_eq!(
+            exchange(&mut auth, verifier, late)
+                .err()
+                .unwrap()
+                .description,
+            "expired authorization code"
+        );
+        let issued = exchange(&mut auth, verifier, now).unwrap();
+        assert_eq!(issued.user_id, "0055g00000000002AAA");
+        let refresh = issued.refresh_token.unwrap();
+        assert!(refresh.starts_with("5Aep86100D5g000004SIMx"));
+        assert_eq!(
+            exchange(&mut auth, verifier, now)
+                .err()
+                .unwrap()
+                .description,
+            "expired authorization code"
+        );
+        // Rotation retires each refresh token as it is used.
+        auth.rotate_refresh_tokens = true;
+        let refresh_form = |t: &str| {
+            form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("refresh_token", t),
+            ])
+        };
+        let next = auth
+            .grant(&refresh_form(&refresh), None, &ctx(now))
+            .unwrap();
+        let rotated = next.refresh_token.unwrap();
+        assert!(auth
+            .grant(&refresh_form(&refresh), None, &ctx(now))
+            .is_err());
+        // Revoking the grant's refresh token ends every access token of it.
+        assert!(auth.user_of(&issued.access_token, now).is_some());
+        assert!(auth.revoke(&rotated));
+        assert!(auth.user_of(&issued.access_token, now).is_none());
+        assert!(auth.user_of(&next.access_token, now).is_none());
+        assert!(!auth.revoke(&rotated));
     }
 }

@@ -6,6 +6,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +164,58 @@ impl Faults {
     }
 }
 
+/// Faults of the org's network rather than of its answers: `hang` keeps
+/// every request to the org waiting, unanswered, until it is cleared, and
+/// `delay_ms` holds back every answer of the org that long, as a round trip
+/// to a distant server would.
+pub struct Stall {
+    hang: watch::Sender<bool>,
+    delay_ms: AtomicU64,
+}
+
+impl Stall {
+    pub fn new(delay_ms: u64) -> Stall {
+        Stall {
+            hang: watch::Sender::new(false),
+            delay_ms: AtomicU64::new(delay_ms),
+        }
+    }
+
+    pub fn hung(&self) -> bool {
+        *self.hang.borrow()
+    }
+
+    /// Sets or clears the hang; clearing it lets every waiting request go on.
+    pub fn set_hang(&self, on: bool) {
+        self.hang.send_replace(on);
+    }
+
+    /// Returns once the org is not hung (at once when it is not).
+    pub async fn wait_while_hung(&self) {
+        if !self.hung() {
+            return;
+        }
+        let mut hang = self.hang.subscribe();
+        let _ = hang.wait_for(|on| !*on).await;
+    }
+
+    pub fn delay_ms(&self) -> u64 {
+        self.delay_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Waits out the org's answer delay, if it has one.
+    pub async fn delay(&self) {
+        let ms = self.delay_ms();
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +296,23 @@ mod tests {
             Some((7, serde_json::json!("31/12/1999")))
         );
         assert!(f.bad_value.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_hang_holds_requests_until_it_is_cleared() {
+        let stall = std::sync::Arc::new(Stall::new(0));
+        stall.wait_while_hung().await;
+        stall.set_hang(true);
+        let waiting = tokio::spawn({
+            let stall = stall.clone();
+            async move { stall.wait_while_hung().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a hung org answers nothing");
+        stall.set_hang(false);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("clearing the hang lets the request go on")
+            .unwrap();
     }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod journal;
 pub mod org;
+pub mod orgs;
 pub mod pubsub;
 pub mod render;
 pub mod replication;

@@ -36,6 +36,12 @@ struct Cli {
     /// Seconds an idle Subscribe stream waits before a keepalive response.
     #[arg(long, default_value_t = sfsim::pubsub::DEFAULT_KEEPALIVE.as_secs())]
     pubsub_keepalive: u64,
+    /// How many orgs to serve; org k >= 2 has usernames `...@org{k}.sfsim.example`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=sfsim::orgs::MAX_ORGS as u64))]
+    orgs: u64,
+    /// Delay every answer of every org this many milliseconds (a round trip).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 fn parse_count(s: &str) -> Result<(String, usize), String> {
@@ -66,6 +72,8 @@ async fn main() {
         tls_dir,
         pubsub_listen: cli.pubsub_listen,
         pubsub_keepalive: std::time::Duration::from_secs(cli.pubsub_keepalive),
+        orgs: cli.orgs as usize,
+        delay_ms: cli.delay_ms,
     };
     let ready = |started: &Started| {
         let mut out = std::io::stdout().lock();
@@ -94,6 +102,9 @@ async fn main() {
             sfsim::auth::SECURITY_TOKEN
         );
         let _ = writeln!(out, "refresh_token: {}", sfsim::auth::DEMO_REFRESH_TOKEN);
+        if started.orgs.len() > 1 {
+            let _ = writeln!(out, "orgs: {}", started.orgs.len());
+        }
         if let Some(url) = started.pubsub_url {
             let _ = writeln!(out, "pubsub: {url}");
         }

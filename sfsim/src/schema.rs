@@ -677,6 +677,7 @@ fn build_object(spec: ObjectSpec) -> ObjectDef {
     def
 }
 
+#[derive(Clone)]
 pub struct Schema {
     pub org_id: String,
     pub objects: Vec<Arc<ObjectDef>>,
@@ -736,9 +737,17 @@ impl Schema {
         })
     }
 
+    /// The bundled schema, `data/org.json`. It is parsed once; every org
+    /// shares its object definitions until one of them changes (adding a
+    /// field gives that org its own copy of the object's definition).
     pub fn builtin() -> Schema {
-        Schema::from_json(include_str!("../data/org.json"))
-            .expect("the bundled org schema is valid")
+        static BUILTIN: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Schema::from_json(include_str!("../data/org.json"))
+                    .expect("the bundled org schema is valid")
+            })
+            .clone()
     }
 }
 

@@ -7,6 +7,14 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::collections::{BTreeMap, HashMap};
 
 pub const ADMIN_USERNAME: &str = "admin@sfsim.example";
+/// The domain of the first org's usernames.
+pub const USERNAME_DOMAIN: &str = "sfsim.example";
+
+/// A username of the seed moved to another domain: same local part.
+pub fn in_domain(username: &str, domain: &str) -> String {
+    let local = username.split_once('@').map_or(username, |(l, _)| l);
+    format!("{local}@{domain}")
+}
 
 /// Records per object for a named seed; `--records` overrides entries.
 pub fn plan(seed: &str) -> Result<BTreeMap<String, usize>, String> {
@@ -262,25 +270,21 @@ fn user(b: &mut Builder, username: &str, first: &str, last: &str) {
 /// The admin and the data file's users become the org's logins. The declared
 /// users come after the generated ones and draw nothing from the generator,
 /// so every other seeded record stays as it was.
-fn add_logins(org: &mut Org, user_object: usize) {
+fn add_logins(org: &mut Org, user_object: usize, domain: &str) {
     let def = org.def(user_object).clone();
     let admin = org.admin_user_id.clone();
     org.logins.push(Login {
-        username: ADMIN_USERNAME.into(),
+        username: in_domain(ADMIN_USERNAME, domain),
         user_id: admin.clone(),
         access: FieldAccess::default(),
     });
     let mut b = Builder::new(&def);
     for declared in org.declared_users.clone() {
-        user(
-            &mut b,
-            &declared.username,
-            &declared.first_name,
-            &declared.last_name,
-        );
+        let username = in_domain(&declared.username, domain);
+        user(&mut b, &username, &declared.first_name, &declared.last_name);
         let id = org.insert_seeded(user_object, b.take(), base_time(), &admin);
         org.logins.push(Login {
-            username: declared.username,
+            username,
             user_id: id,
             access: declared.access,
         });
@@ -289,6 +293,16 @@ fn add_logins(org: &mut Org, user_object: usize) {
 
 /// Fills the org from a plan of record counts per object.
 pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), String> {
+    populate_in_domain(org, counts, USERNAME_DOMAIN)
+}
+
+/// Fills the org as `populate` does, its users' usernames (and emails) in
+/// `domain`: the same records and ids whatever the domain.
+pub fn populate_in_domain(
+    org: &mut Org,
+    counts: &BTreeMap<String, usize>,
+    domain: &str,
+) -> Result<(), String> {
     for name in counts.keys() {
         if org.object(name).is_none() {
             return Err(format!("--records names an unknown object '{name}'"));
@@ -318,8 +332,10 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
             let last = rng.pick(LAST);
             let city = CITIES[rng.below(CITIES.len())];
             match name {
-                "User" if i == 0 => user(&mut b, ADMIN_USERNAME, "Ada", "Admin"),
-                "User" => user(&mut b, &format!("user{i}@sfsim.example"), first, last),
+                "User" if i == 0 => {
+                    user(&mut b, &in_domain(ADMIN_USERNAME, domain), "Ada", "Admin")
+                }
+                "User" => user(&mut b, &format!("user{i}@{domain}"), first, last),
                 "Account" => {
                     let company = COMPANY[i % COMPANY.len()];
                     let suffix = SUFFIX[(i / COMPANY.len()) % SUFFIX.len()];
@@ -642,7 +658,7 @@ pub fn populate(org: &mut Org, counts: &BTreeMap<String, usize>) -> Result<(), S
             ids.push(id);
         }
         if name == "User" {
-            add_logins(org, object);
+            add_logins(org, object, domain);
         }
         made.insert(name, ids);
     }

@@ -1,5 +1,6 @@
 //! Starting a simulator: bound, seeded and serving, in this process.
 
+use crate::orgs::Orgs;
 use crate::sim::{Config, Sim};
 use crate::tls::SelfSigned;
 use std::net::SocketAddr;
@@ -21,6 +22,11 @@ pub struct Options {
     pub pubsub_listen: Option<SocketAddr>,
     /// How long an idle Subscribe stream waits before a keepalive response.
     pub pubsub_keepalive: Duration,
+    /// How many orgs to serve (at least 1): the first is the org sfsim has
+    /// always served, the others alike with their own ids and usernames.
+    pub orgs: usize,
+    /// Every org's delay before each answer, in milliseconds, at start.
+    pub delay_ms: u64,
 }
 
 impl Options {
@@ -35,6 +41,8 @@ impl Options {
             tls_dir: None,
             pubsub_listen: None,
             pubsub_keepalive: crate::pubsub::DEFAULT_KEEPALIVE,
+            orgs: 1,
+            delay_ms: 0,
         }
     }
 
@@ -53,7 +61,10 @@ pub struct Started<'a> {
     pub cert_path: Option<&'a PathBuf>,
     /// The Pub/Sub API's URL, when it is served.
     pub pubsub_url: Option<&'a str>,
+    /// The first org.
     pub sim: &'a Arc<Sim>,
+    /// Every org, the first included.
+    pub orgs: &'a Arc<Orgs>,
 }
 
 /// A simulator serving on a background thread until dropped.
@@ -61,7 +72,10 @@ pub struct Running {
     pub base_url: String,
     pub cert_path: Option<PathBuf>,
     pub pubsub_url: Option<String>,
+    /// The first org.
     pub sim: Arc<Sim>,
+    /// Every org, the first included.
+    pub orgs: Arc<Orgs>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -117,24 +131,33 @@ pub async fn run(
         .map(|l| l.local_addr().map(|a| format!("{scheme}://{a}")))
         .transpose()
         .map_err(|e| e.to_string())?;
-    let sim = Arc::new(Sim::new(Config {
-        seed: options.seed,
-        records: options.records.into_iter().collect(),
-        daily_limit: options.daily_limit,
-        token_lifetime_secs: options.token_lifetime_secs,
-        base_url: base_url.clone(),
-    })?);
+    let orgs = Arc::new(Orgs::new(
+        &Config {
+            seed: options.seed,
+            records: options.records.into_iter().collect(),
+            daily_limit: options.daily_limit,
+            token_lifetime_secs: options.token_lifetime_secs,
+            base_url: base_url.clone(),
+            number: 1,
+            delay_ms: options.delay_ms,
+        },
+        options.orgs,
+    )?);
+    let sim = orgs.first().clone();
     ready(&Started {
         base_url: &base_url,
         cert_path: certificate.as_ref().map(|c| &c.pem_path),
         pubsub_url: pubsub_url.as_deref(),
         sim: &sim,
+        orgs: &orgs,
     });
     let (stop, stopped) = watch::channel(false);
     let pubsub = pubsub_listener.map(|listener| {
         let mut stopped = stopped.clone();
+        let by_token = orgs.clone();
         tokio::spawn(crate::pubsub::serve(
-            sim.clone(),
+            Arc::new(move |token: &str| by_token.or_first(by_token.by_access_token(token)).clone()),
+            orgs.all().to_vec(),
             listener,
             certificate,
             options.pubsub_keepalive,
@@ -143,7 +166,7 @@ pub async fn run(
             },
         ))
     });
-    crate::http::serve(sim, listener, tls, shutdown).await;
+    crate::http::serve(orgs, listener, tls, shutdown).await;
     let _ = stop.send(true);
     if let Some(pubsub) = pubsub {
         pubsub.await.map_err(|e| e.to_string())??;
@@ -169,7 +192,7 @@ pub fn spawn(options: Options) -> Result<Running, String> {
                     started.base_url.to_string(),
                     started.cert_path.cloned(),
                     started.pubsub_url.map(str::to_string),
-                    started.sim.clone(),
+                    started.orgs.clone(),
                 )));
             },
             async {
@@ -180,12 +203,13 @@ pub fn spawn(options: Options) -> Result<Running, String> {
             let _ = failed.send(Err(e));
         }
     });
-    let (base_url, cert_path, pubsub_url, sim) = ready_rx.recv().map_err(|e| e.to_string())??;
+    let (base_url, cert_path, pubsub_url, orgs) = ready_rx.recv().map_err(|e| e.to_string())??;
     Ok(Running {
         base_url,
         cert_path,
         pubsub_url,
-        sim,
+        sim: orgs.first().clone(),
+        orgs,
         stop: Some(stop_tx),
         thread: Some(thread),
     })

@@ -5,7 +5,7 @@ use crate::auth::Auth;
 use crate::bulk::Jobs;
 use crate::clock::Clock;
 use crate::cursors::Cursors;
-use crate::faults::Faults;
+use crate::faults::{Faults, Stall};
 use crate::org::{Author, Org};
 use crate::pubsub::Bus;
 use crate::request_log::RequestLog;
@@ -31,6 +31,43 @@ pub struct Config {
     pub daily_limit: u64,
     pub token_lifetime_secs: i64,
     pub base_url: String,
+    /// Which org of the server this is, from 1. The first is the org sfsim
+    /// has always served; org k (k >= 2) has its own org id and its users'
+    /// usernames end `@org{k}.sfsim.example`, over the same seeded data.
+    pub number: usize,
+    /// The delay before every answer, in milliseconds, at start.
+    pub delay_ms: u64,
+}
+
+impl Config {
+    /// The org id of org `number`: the data file's for the first, else
+    /// `00D5g0` then the number in five digits then `SIMk`, as 18 characters.
+    pub fn org_id(&self, file_org_id: &str) -> String {
+        if self.number <= 1 {
+            file_org_id.to_string()
+        } else {
+            crate::ids::canonical(&format!("00D5g0{:05}SIMk", self.number))
+                .expect("a well-formed org id")
+        }
+    }
+
+    /// The domain of the org's usernames.
+    pub fn username_domain(&self) -> String {
+        if self.number <= 1 {
+            seed::USERNAME_DOMAIN.to_string()
+        } else {
+            format!("org{}.{}", self.number, seed::USERNAME_DOMAIN)
+        }
+    }
+
+    /// The admin's fixed refresh token.
+    pub fn demo_refresh_token(&self) -> String {
+        if self.number <= 1 {
+            crate::auth::DEMO_REFRESH_TOKEN.to_string()
+        } else {
+            format!("5Aep861sfsim.org{}.refresh.token", self.number)
+        }
+    }
 }
 
 pub struct Sim {
@@ -49,15 +86,19 @@ pub struct Sim {
     pub transaction_gate: RwLock<()>,
     /// Change Data Capture: the change events of committed writes.
     pub pubsub: Bus,
+    /// The hang and delay faults, which hold requests and answers back.
+    pub stall: Stall,
     token_lifetime_secs: AtomicI64,
 }
 
 fn build_org(config: &Config, clock: &Arc<Clock>) -> Result<Org, String> {
     let mut counts = seed::plan(&config.seed)?;
     counts.extend(config.records.iter().map(|(k, v)| (k.clone(), *v)));
-    let mut org = Org::new(Schema::builtin(), clock.now());
+    let mut schema = Schema::builtin();
+    schema.org_id = config.org_id(&schema.org_id);
+    let mut org = Org::new(schema, clock.now());
     org.clock = clock.clone();
-    seed::populate(&mut org, &counts)?;
+    seed::populate_in_domain(&mut org, &counts, &config.username_domain())?;
     Ok(org)
 }
 
@@ -66,7 +107,10 @@ impl Sim {
         let clock = Arc::new(Clock::default());
         let org = build_org(&config, &clock)?;
         Ok(Sim {
-            auth: Mutex::new(Auth::new(&org.admin_user_id)),
+            auth: Mutex::new(Auth::with_refresh_token(
+                &org.admin_user_id,
+                &config.demo_refresh_token(),
+            )),
             usage: Mutex::new(Usage::new(config.daily_limit)),
             token_lifetime_secs: AtomicI64::new(config.token_lifetime_secs),
             org: RwLock::new(org),
@@ -77,13 +121,14 @@ impl Sim {
             bulk: Mutex::new(Jobs::default()),
             transaction_gate: RwLock::new(()),
             pubsub: Bus::default(),
+            stall: Stall::new(config.delay_ms),
             config,
         })
     }
 
     /// Back to the seeded data with a fresh usage count, an empty log, no
-    /// Bulk jobs and no armed faults (rates and settings stay). Issued tokens
-    /// stay valid, so connected clients carry on.
+    /// Bulk jobs and no armed faults, the hang cleared (rates, the delay and
+    /// settings stay). Issued tokens stay valid, so connected clients carry on.
     pub fn reset(&self) -> Result<(), String> {
         let org = build_org(&self.config, &self.clock)?;
         let _shared = self.transaction_gate.read();
@@ -93,6 +138,7 @@ impl Sim {
         *self.usage.lock() = Usage::new(limit);
         self.log.lock().clear();
         self.faults.lock().disarm();
+        self.stall.set_hang(false);
         self.pubsub.reset();
         let mut bulk = self.bulk.lock();
         *bulk = bulk.cleared();

@@ -210,3 +210,33 @@ test('results of several pages: sfsim pages them as Salesforce does, which jsfor
   const rest = await conn.query(soql).run({ autoFetch: true, maxFetch: 100_000 });
   assert.deepEqual(ids, rest.records.map((r) => r.Id));
 }));
+
+test('web-server flow with PKCE: authorize, approve, exchange, rotate, revoke', async () => {
+  // jsforce sends code_challenge without code_challenge_method, and the verifier with every token request.
+  const oauth = new jsforce.OAuth2({ ...oauth2(), useVerifier: true });
+  const page = await fetch(oauth.getAuthorizationUrl({ state: 'jsforce-pkce', scope: 'api refresh_token' }));
+  assert.equal(page.status, 200);
+  const { redirect } = await control('POST', 'oauth/approve', { state: 'jsforce-pkce', username: 'admin@sfsim.example' });
+  const callback = new URL(redirect);
+  assert.equal(callback.searchParams.get('state'), 'jsforce-pkce');
+  const conn = new jsforce.Connection({ oauth2: oauth, version: '62.0' });
+  const userInfo = await conn.authorize(callback.searchParams.get('code'));
+  assert.equal(userInfo.organizationId, '00D5g000004SIMxEAG');
+  assert.ok(conn.refreshToken);
+  assert.ok((await conn.query('SELECT COUNT() FROM Account')).totalSize > 0);
+  await assert.rejects(conn.authorize(callback.searchParams.get('code')), /expired authorization code/);
+
+  await control('POST', 'oauth', { rotate_refresh_tokens: true });
+  try {
+    const first = conn.refreshToken;
+    const rotated = await oauth.refreshToken(first);
+    assert.ok(rotated.refresh_token && rotated.refresh_token !== first);
+    await assert.rejects(oauth.refreshToken(first), /expired access\/refresh token/);
+    conn.refreshToken = rotated.refresh_token;
+  } finally {
+    await control('POST', 'oauth', { rotate_refresh_tokens: false });
+  }
+  const latest = conn.refreshToken;
+  await conn.logout(true);
+  await assert.rejects(oauth.refreshToken(latest), /expired access\/refresh token/);
+});

@@ -5,6 +5,7 @@
 use super::errors::{json, ApiError};
 use crate::faults::{BadValue, EchoToken, FaultRates};
 use crate::org::Undo;
+use crate::orgs::Orgs;
 use crate::sim::Sim;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -24,27 +25,144 @@ fn object_body(body: &Bytes) -> Result<Map<String, Json>, ApiError> {
     }
 }
 
+/// `/__sim/...` is the first org's control API and `/__sim/orgs/{k}/...`
+/// org k's; `/__sim/orgs` lists the orgs and `/__sim/oauth/approve`
+/// answers an authorize request for whichever org the username is in.
 pub async fn dispatch(
-    State(sim): State<Arc<Sim>>,
+    State(orgs): State<Arc<Orgs>>,
     Path(rest): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    sim.run_due_bulk_jobs();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let params: HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
-    control(&sim, method.as_str(), &segments, &params, &body)
+    let (sim, segments) = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["orgs"]) => return list_orgs(&orgs),
+        (_, ["orgs", number, rest @ ..]) => {
+            match number.parse().ok().and_then(|n: usize| orgs.get(n)) {
+                Some(sim) => (sim.clone(), rest),
+                None => return ApiError::not_found().into_response(),
+            }
+        }
+        ("POST", ["oauth", "approve"]) => {
+            return approve(&orgs, &body).unwrap_or_else(IntoResponse::into_response)
+        }
+        _ => (orgs.first().clone(), segments.as_slice()),
+    };
+    sim.run_due_bulk_jobs();
+    control(&sim, method.as_str(), segments, &params, &body)
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /__sim/orgs`: every org's number, id, admin username and fixed
+/// refresh token.
+fn list_orgs(orgs: &Orgs) -> Response {
+    let list: Vec<Json> = orgs
+        .all()
+        .iter()
+        .map(|sim| {
+            let org = sim.org.read();
+            serde_json::json!({
+                "org": sim.config.number,
+                "org_id": org.org_id,
+                "admin_username": org.logins.first().map(|l| l.username.as_str()),
+                "refresh_token": sim.config.demo_refresh_token(),
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({"orgs": list}))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer {
+    /// Empty (or left out) for an authorize request that named no state.
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    deny: bool,
+}
+
+/// `POST /__sim/oauth/approve`: the customer answers the authorize page,
+/// logging in as `username` and allowing access, or declining (`deny`).
+/// Answers where Salesforce would send the browser.
+fn approve(orgs: &Orgs, body: &Bytes) -> Result<Response, ApiError> {
+    let answer: Answer = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+    let no_request = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no authorize request waits with state '{}'", answer.state),
+        )
+    };
+    let redirect = if answer.deny {
+        let pending = orgs.deny(&answer.state).ok_or_else(no_request)?;
+        let mut params = vec![
+            ("error", "access_denied"),
+            ("error_description", "end-user denied authorization"),
+        ];
+        if !pending.state.is_empty() {
+            params.push(("state", &pending.state));
+        }
+        super::oauth::callback(&pending.redirect_uri, &params)
+    } else {
+        let username = answer
+            .username
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_json("username (or deny) is required"))?;
+        let approved = orgs.approve(&answer.state, username).map_err(|e| match e {
+            None => no_request(),
+            Some(message) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_LOGIN", message),
+        })?;
+        let mut params = vec![("code", approved.code.as_str())];
+        if !approved.pending.state.is_empty() {
+            params.push(("state", &approved.pending.state));
+        }
+        super::oauth::callback(&approved.pending.redirect_uri, &params)
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"redirect": redirect}),
+    ))
+}
+
+fn oauth_settings(sim: &Sim) -> Json {
+    serde_json::json!({"rotate_refresh_tokens": sim.auth.lock().rotate_refresh_tokens})
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthSettings {
+    rotate_refresh_tokens: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hang {
+    #[serde(default = "yes")]
+    on: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delay {
+    ms: u64,
 }
 
 fn faults(sim: &Sim) -> Json {
     let cdc = sim.pubsub.state().faults.clone();
     let f = sim.faults.lock();
-    serde_json::json!({"rates": f.rates, "injected": f.injected, "echo_token": f.echo_token, "bad_value": f.bad_value, "cdc": cdc})
+    serde_json::json!({"rates": f.rates, "injected": f.injected, "echo_token": f.echo_token, "bad_value": f.bad_value, "cdc": cdc, "hang": sim.stall.hung(), "delay_ms": sim.stall.delay_ms()})
 }
 
 /// Arms the echo_token fault; a count of 0 disarms it.
@@ -243,6 +361,34 @@ fn control(
         ("POST", ["faults", "late_commit"]) => late_commit(sim, body),
         ("POST", ["faults", "echo_token"]) => arm_echo_token(sim, body),
         ("POST", ["faults", "bad_value"]) => arm_bad_value(sim, body),
+        ("POST", ["faults", "hang"]) => {
+            // No body (or null) sets the hang.
+            let hang: Option<Hang> = if body.is_empty() {
+                None
+            } else {
+                serde_json::from_slice(body).map_err(ApiError::bad_json)?
+            };
+            sim.stall.set_hang(hang.is_none_or(|h| h.on));
+            ok(faults(sim))
+        }
+        ("DELETE", ["faults", "hang"]) => {
+            sim.stall.set_hang(false);
+            ok(faults(sim))
+        }
+        ("POST", ["faults", "delay_ms"]) => {
+            let delay: Delay = serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+            sim.stall.set_delay_ms(delay.ms);
+            ok(faults(sim))
+        }
+        ("GET", ["oauth"]) => ok(oauth_settings(sim)),
+        ("POST" | "PATCH", ["oauth"]) => {
+            let settings: OAuthSettings =
+                serde_json::from_slice(body).map_err(ApiError::bad_json)?;
+            if let Some(rotate) = settings.rotate_refresh_tokens {
+                sim.auth.lock().rotate_refresh_tokens = rotate;
+            }
+            ok(oauth_settings(sim))
+        }
         ("POST", ["faults", fault]) if fault.starts_with("cdc_") => {
             super::cdc::arm(sim, fault, body)?;
             ok(faults(sim))

@@ -15,7 +15,7 @@ use crate::soql::children::include_deleted_children;
 use crate::soql::plan::{self, Node, Projection};
 use crate::soql::{exec, group};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -74,7 +74,7 @@ impl ApiRequest<'_> {
 }
 
 pub async fn dispatch(
-    State(sim): State<Arc<Sim>>,
+    Extension(sim): Extension<Arc<Sim>>,
     Path(rest): Path<String>,
     uri: Uri,
     method: Method,

@@ -1,5 +1,7 @@
 //! The HTTP surface: the login endpoints, the data API, and the `/__sim/`
-//! control API, on one address, over plain HTTP or TLS.
+//! control API, on one address, over plain HTTP or TLS. Each request is
+//! served by one org (see `crate::orgs` for which): the handlers find its
+//! `Sim` in the request's extensions.
 
 mod bulk;
 mod cdc;
@@ -10,18 +12,21 @@ mod data;
 mod errors;
 mod oauth;
 
+use crate::orgs::Orgs;
 use crate::request_log::LoggedRequest;
 use crate::sim::Sim;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use base64::Engine;
 use errors::ApiError;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -41,10 +46,14 @@ pub struct LogInfo {
     pub subrequests: Vec<LoggedRequest>,
 }
 
-pub fn router(sim: Arc<Sim>) -> Router {
+pub fn router(orgs: Arc<Orgs>) -> Router {
     Router::new()
+        .route("/services/oauth2/authorize", get(oauth::authorize))
         .route("/services/oauth2/token", post(oauth::token))
-        .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route(
+            "/services/oauth2/revoke",
+            post(oauth::revoke).get(oauth::revoke),
+        )
         .route("/services/data", get(data::versions))
         .route("/services/data/", get(data::versions))
         .route("/services/data/{*rest}", any(data::dispatch))
@@ -52,10 +61,82 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/__sim/{*rest}", any(control::dispatch))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn_with_state(
-            sim.clone(),
-            log_requests,
+            orgs.clone(),
+            serve_org,
         ))
-        .with_state(sim)
+        .with_state(orgs)
+}
+
+/// The subject of a JWT bearer assertion, read without checking the
+/// signature: only to route the request, the org checks the assertion.
+fn jwt_subject(assertion: &str) -> Option<String> {
+    let claims = assertion.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["sub"].as_str().map(str::to_string)
+}
+
+/// Which org a request is for (None: the first), and the request again
+/// (a token or revoke request's body is read to route it).
+async fn route(orgs: &Orgs, req: Request) -> (Request, Option<usize>) {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
+        .and_then(|h| orgs.by_host(h));
+    let path = req.uri().path();
+    let is_token = path == "/services/oauth2/token";
+    if !is_token && path != "/services/oauth2/revoke" {
+        let by_token = oauth::bearer(req.headers()).and_then(|t| orgs.by_access_token(t));
+        return (req, by_token.or(host));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut form: HashMap<String, String> =
+        url::form_urlencoded::parse(&bytes).into_owned().collect();
+    let field = |form: &HashMap<String, String>, k: &str| form.get(k).cloned().unwrap_or_default();
+    let number = if is_token {
+        match field(&form, "grant_type").as_str() {
+            "password" => orgs.by_username(&field(&form, "username")),
+            "refresh_token" => orgs.by_refresh_token(&field(&form, "refresh_token")),
+            "authorization_code" => orgs.by_code(&field(&form, "code")),
+            "urn:ietf:params:oauth:grant-type:jwt-bearer" => host.or_else(|| {
+                jwt_subject(&field(&form, "assertion")).and_then(|sub| orgs.by_username(&sub))
+            }),
+            _ => host,
+        }
+    } else {
+        form.extend(
+            url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+                .into_owned(),
+        );
+        let token = field(&form, "token");
+        orgs.by_access_token(&token)
+            .or_else(|| orgs.by_refresh_token(&token))
+            .or(host)
+    };
+    (Request::from_parts(parts, Body::from(bytes)), number)
+}
+
+/// Serves a request as its org: held while the org hangs, logged in the
+/// org's log, its answer delayed by the org's delay. The control API is
+/// served at once, whatever the faults.
+async fn serve_org(State(orgs): State<Arc<Orgs>>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/__sim/") {
+        return next.run(req).await;
+    }
+    let (mut req, number) = route(&orgs, req).await;
+    let sim = orgs.or_first(number).clone();
+    sim.stall.wait_while_hung().await;
+    req.extensions_mut().insert(sim.clone());
+    let response = log_requests(&sim, req, next).await;
+    sim.stall.delay().await;
+    response
 }
 
 fn head_too_large(req: &Request) -> Option<Response> {
@@ -85,11 +166,8 @@ fn head_too_large(req: &Request) -> Option<Response> {
     })
 }
 
-async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+async fn log_requests(sim: &Sim, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if path.starts_with("/__sim/") {
-        return next.run(req).await;
-    }
     let method = req.method().to_string();
     let query = req.uri().query().map(str::to_string);
     let is_data_write = path.starts_with("/services/data/") && method != "GET";
@@ -144,12 +222,12 @@ async fn log_requests(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> 
 
 /// Serves connections until `shutdown` completes.
 pub async fn serve(
-    sim: Arc<Sim>,
+    orgs: Arc<Orgs>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let app = router(sim);
+    let app = router(orgs);
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

@@ -1,10 +1,12 @@
-//! `/services/oauth2/token`, `/services/oauth2/revoke` and the identity URL.
+//! `/services/oauth2/authorize`, `/services/oauth2/token`,
+//! `/services/oauth2/revoke` and the identity URL.
 
 use super::errors::{json, ApiError};
-use crate::auth::{response_signature, GrantContext};
+use crate::auth::{response_signature, GrantContext, CLIENT_ID, DEFAULT_SCOPE, KNOWN_SCOPES};
+use crate::orgs::Orgs;
 use crate::sim::Sim;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -26,7 +28,11 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-pub async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    Extension(sim): Extension<Arc<Sim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let fields = form(&body);
     let (org_id, admin_user_id, logins) = {
         let org = sim.org.read();
@@ -77,7 +83,7 @@ pub async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes)
 }
 
 pub async fn revoke(
-    State(sim): State<Arc<Sim>>,
+    Extension(sim): Extension<Arc<Sim>>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
@@ -105,7 +111,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub async fn identity(
-    State(sim): State<Arc<Sim>>,
+    Extension(sim): Extension<Arc<Sim>>,
     Path((org_id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -147,4 +153,119 @@ pub async fn identity(
             }
         }),
     )
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json(
+        status,
+        &serde_json::json!({"error": error, "error_description": description}),
+    )
+}
+
+/// `redirect_uri` with `params` added to its query, as the authorize
+/// endpoint sends the browser back.
+pub fn callback(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        query.append_pair(k, v);
+    }
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    format!("{redirect_uri}{separator}{}", query.finish())
+}
+
+/// A callback URL the connected app accepts: any absolute http or https URL
+/// without a fragment (sfsim's connected app lists no callback URLs).
+fn acceptable_callback(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.fragment().is_none()
+    })
+}
+
+/// A PKCE S256 challenge: base64url without padding of 32 bytes.
+fn well_formed_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `GET /services/oauth2/authorize`: the start of the web-server flow. The
+/// answer stands for Salesforce's login and approval page; the customer's
+/// answer comes through the control API (`POST /__sim/oauth/approve`),
+/// which picks the org by the username it logs in as.
+pub async fn authorize(State(orgs): State<Arc<Orgs>>, RawQuery(query): RawQuery) -> Response {
+    let params: HashMap<String, String> = form(query.unwrap_or_default().as_bytes());
+    let param = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if param("client_id") != Some(CLIENT_ID) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_id",
+            "client identifier invalid",
+        );
+    }
+    let Some(redirect_uri) = param("redirect_uri").filter(|u| acceptable_callback(u)) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri_mismatch",
+            "redirect_uri must match configuration",
+        );
+    };
+    // The approval names the request by its state; a request without one
+    // waits under the empty state.
+    let state = param("state").unwrap_or("");
+    // From here on, errors go back to the app's callback, as Salesforce sends them.
+    let refuse = |error: &str, description: &str| {
+        let mut params = vec![("error", error), ("error_description", description)];
+        if !state.is_empty() {
+            params.push(("state", state));
+        }
+        let location = callback(redirect_uri, &params);
+        (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+    };
+    if param("response_type") != Some("code") {
+        return refuse("unsupported_response_type", "response type not supported");
+    }
+    let challenge = param("code_challenge");
+    if let Some(challenge) = challenge {
+        if param("code_challenge_method").is_some_and(|m| m != "S256") {
+            return refuse("invalid_request", "code_challenge_method must be S256");
+        }
+        if !well_formed_challenge(challenge) {
+            return refuse("invalid_request", "invalid code_challenge");
+        }
+    }
+    let scope = param("scope")
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+    if scope.split(' ').any(|s| !KNOWN_SCOPES.contains(&s)) {
+        return refuse("invalid_scope", "the requested scope is not allowed");
+    }
+    orgs.remember(
+        redirect_uri.to_string(),
+        scope.clone(),
+        challenge.map(str::to_string),
+        state.to_string(),
+    );
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Login | sfsim</title></head>\n\
+         <body><h1>sfsim</h1><p>Log in and allow access for <b>{CLIENT_ID}</b> (scope: {scope}).</p>\n\
+         <p>This page stands for Salesforce's login and approval pages. Approve with\n\
+         <code>POST /__sim/oauth/approve {{\"state\": \"{state}\", \"username\": \"admin@sfsim.example\"}}</code>\n\
+         or decline with <code>{{\"state\": \"{state}\", \"deny\": true}}</code>.</p></body></html>\n",
+        scope = escape(&scope),
+        state = escape(state),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+        page,
+    )
+        .into_response()
 }

@@ -34,10 +34,15 @@ use tokio_stream::wrappers::TcpListenerStream;
 /// Salesforce sends a keepalive within 270 seconds of nothing to send.
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
 
+/// The org a call is for, by the access token its metadata carries (an
+/// unknown token gets an org all the same, which refuses it).
+pub type Resolve = Arc<dyn Fn(&str) -> Arc<Sim> + Send + Sync>;
+
 /// Serves the Pub/Sub API until `shutdown` completes, then ends every open
-/// stream so the server can stop.
+/// stream of `sims` so the server can stop.
 pub async fn serve(
-    sim: Arc<Sim>,
+    resolve: Resolve,
+    sims: Vec<Arc<Sim>>,
     listener: TcpListener,
     tls: Option<SelfSigned>,
     keepalive: Duration,
@@ -50,12 +55,14 @@ pub async fn serve(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|e| format!("Pub/Sub TLS: {e}"))?;
     }
-    let service = PubSubServer::new(service::PubSubService::new(sim.clone(), keepalive));
+    let service = PubSubServer::new(service::PubSubService::new(resolve, keepalive));
     builder
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
-            sim.pubsub.drop_streams();
+            for sim in &sims {
+                sim.pubsub.drop_streams();
+            }
         })
         .await
         .map_err(|e| format!("Pub/Sub API: {e}"))

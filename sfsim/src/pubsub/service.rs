@@ -24,28 +24,40 @@ use tokio_stream::wrappers::ReceiverStream;
 const STREAM_BUFFER: usize = 4;
 
 pub struct PubSubService {
-    sim: Arc<Sim>,
+    resolve: super::Resolve,
     keepalive: Duration,
 }
 
 impl PubSubService {
-    pub fn new(sim: Arc<Sim>, keepalive: Duration) -> PubSubService {
-        PubSubService { sim, keepalive }
+    pub fn new(resolve: super::Resolve, keepalive: Duration) -> PubSubService {
+        PubSubService { resolve, keepalive }
     }
 
-    /// Runs a unary call as an authenticated caller and logs it.
-    fn unary<T>(
+    /// The org a call is for, by its access token.
+    fn sim_for(&self, metadata: &tonic::metadata::MetadataMap) -> Arc<Sim> {
+        let token = metadata
+            .get(eventbus::ACCESS_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        (self.resolve)(token)
+    }
+
+    /// Runs a unary call as an authenticated caller of its org and logs it;
+    /// the org's hang holds the call and its delay the answer.
+    async fn unary<T>(
         &self,
         rpc: &'static str,
         topic: Option<String>,
         metadata: &tonic::metadata::MetadataMap,
-        answer: impl FnOnce(&str) -> Result<T, Status>,
+        answer: impl FnOnce(&Sim, &str) -> Result<T, Status>,
     ) -> Result<Response<T>, Status> {
+        let sim = self.sim_for(metadata);
+        sim.stall.wait_while_hung().await;
         let rpc_id = super::uuid();
-        let result = authenticate(&self.sim, metadata, &rpc_id).and_then(|_| answer(&rpc_id));
+        let result = authenticate(&sim, metadata, &rpc_id).and_then(|_| answer(&sim, &rpc_id));
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         calls::log(
-            &self.sim,
+            &sim,
             RpcCall {
                 rpc,
                 topic,
@@ -53,6 +65,7 @@ impl PubSubService {
                 grpc_status: Some(code_name(code)),
             },
         );
+        sim.stall.delay().await;
         result.map(Response::new)
     }
 }
@@ -118,26 +131,30 @@ impl PubSub for PubSubService {
         &self,
         request: Request<Streaming<FetchRequest>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let sim = self.sim_for(request.metadata());
+        sim.stall.wait_while_hung().await;
         let rpc_id = super::uuid();
-        let caller = match authenticate(&self.sim, request.metadata(), &rpc_id) {
+        let caller = match authenticate(&sim, request.metadata(), &rpc_id) {
             Ok(caller) => caller,
             Err(status) => {
-                subscription::log_end(&self.sim, None, status.code());
+                subscription::log_end(&sim, None, status.code());
+                sim.stall.delay().await;
                 return Err(status);
             }
         };
         let (out, responses) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(subscription::run(
             subscription::Call {
-                sim: self.sim.clone(),
+                sim: sim.clone(),
                 caller,
                 rpc_id,
                 keepalive: self.keepalive,
-                latest: self.sim.pubsub.tip(),
+                latest: sim.pubsub.tip(),
             },
             request.into_inner(),
             out,
         ));
+        sim.stall.delay().await;
         Ok(Response::new(ReceiverStream::new(responses)))
     }
 
@@ -146,8 +163,8 @@ impl PubSub for PubSubService {
         request: Request<SchemaRequest>,
     ) -> Result<Response<SchemaInfo>, Status> {
         let id = request.get_ref().schema_id.clone();
-        self.unary("GetSchema", None, request.metadata(), |rpc_id| {
-            let json = self.sim.pubsub.schema_json(&id).ok_or_else(|| {
+        self.unary("GetSchema", None, request.metadata(), |sim, rpc_id| {
+            let json = sim.pubsub.schema_json(&id).ok_or_else(|| {
                 failure(
                     Code::NotFound,
                     SCHEMA_NOT_FOUND,
@@ -161,6 +178,7 @@ impl PubSub for PubSubService {
                 rpc_id: rpc_id.to_string(),
             })
         })
+        .await
     }
 
     async fn get_topic(
@@ -172,16 +190,16 @@ impl PubSub for PubSubService {
             "GetTopic",
             Some(name.clone()),
             request.metadata(),
-            |rpc_id| {
-                let topic = find_topic(&self.sim, &name, rpc_id)?;
+            |sim, rpc_id| {
+                let topic = find_topic(sim, &name, rpc_id)?;
                 let (tenant_guid, schema_id) = {
-                    let org = self.sim.org.read();
+                    let org = sim.org.read();
                     let schema_id = match &topic {
                         // Events of every selected object travel here, each with its own schema.
                         Topic::AllChanges => String::new(),
                         Topic::Object(object) => {
                             let def = org.def(org.object(object).expect("a parsed topic's object"));
-                            self.sim.pubsub.schema(def).id.to_string()
+                            sim.pubsub.schema(def).id.to_string()
                         }
                     };
                     (org.org_id.clone(), schema_id)
@@ -190,12 +208,13 @@ impl PubSub for PubSubService {
                     topic_name: topic.name(),
                     tenant_guid,
                     can_publish: false,
-                    can_subscribe: can_subscribe(&self.sim, &topic),
+                    can_subscribe: can_subscribe(sim, &topic),
                     schema_id,
                     rpc_id: rpc_id.to_string(),
                 })
             },
         )
+        .await
     }
 
     async fn publish(
@@ -207,8 +226,9 @@ impl PubSub for PubSubService {
             "Publish",
             Some(name.clone()),
             request.metadata(),
-            |rpc_id| Err(publish_refused(&name, rpc_id, &self.sim)),
+            |sim, rpc_id| Err(publish_refused(&name, rpc_id, sim)),
         )
+        .await
     }
 
     async fn publish_stream(
@@ -218,8 +238,12 @@ impl PubSub for PubSubService {
         let metadata = request.metadata().clone();
         let first = request.into_inner().message().await?;
         let name = first.map(|r| r.topic_name).unwrap_or_default();
-        self.unary("PublishStream", Some(name.clone()), &metadata, |rpc_id| {
-            Err(publish_refused(&name, rpc_id, &self.sim))
-        })
+        self.unary(
+            "PublishStream",
+            Some(name.clone()),
+            &metadata,
+            |sim, rpc_id| Err(publish_refused(&name, rpc_id, sim)),
+        )
+        .await
     }
 }

@@ -221,6 +221,16 @@ impl Subscription {
             if drops.has_changed().unwrap_or(false) {
                 return Err(self.dropped());
             }
+            // While the org hangs the stream sends nothing, keepalives included.
+            if self.call.sim.stall.hung() {
+                tokio::select! {
+                    _ = self.call.sim.stall.wait_while_hung() => {}
+                    _ = drops.changed() => return Err(self.dropped()),
+                    _ = out.closed() => return Ok(()),
+                }
+                keepalive_at = Instant::now() + self.call.keepalive;
+                continue;
+            }
             if !self.call.caller.is_valid(&self.call.sim) {
                 return Err(failure(
                     Code::Unauthenticated,
@@ -251,6 +261,9 @@ impl Subscription {
                 _ = tip.changed() => {}
                 _ = drops.changed() => return Err(self.dropped()),
                 _ = sleep_until(keepalive_at) => {
+                    if self.call.sim.stall.hung() {
+                        continue;
+                    }
                     if !self.keepalive(out).await {
                         return Ok(());
                     }
