@@ -84,7 +84,8 @@ pub const GRANT_TYPES: &[&str] = &[
 fn grant_requires(grant: &str) -> &'static [&'static str] {
     match grant {
         "password" => &["client_id", "client_secret", "username", "password"],
-        "refresh_token" => &["client_id", "refresh_token"],
+        // refresh_token may come later, from salesforce.complete_authorization.
+        "refresh_token" => &["client_id"],
         "client_credentials" => &["client_id", "client_secret"],
         "jwt_bearer" => &["client_id", "username", "private_key"],
         _ => &["access_token"],

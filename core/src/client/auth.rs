@@ -2,7 +2,7 @@
 
 use super::error::SalesforceError;
 use super::http::{self, Interrupted};
-use serde::Deserialize;
+use super::oauth;
 use std::collections::HashMap;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -66,7 +66,8 @@ impl Grant {
             "refresh_token" => Grant::RefreshToken {
                 client_id: take(options, "client_id")?,
                 client_secret: options.get("client_secret").cloned(),
-                refresh_token: take(options, "refresh_token")?,
+                // None yet while the org is being connected (the web-server flow).
+                refresh_token: options.get("refresh_token").cloned().unwrap_or_default(),
             },
             "client_credentials" => Grant::ClientCredentials {
                 client_id: take(options, "client_id")?,
@@ -109,60 +110,6 @@ impl Grant {
             Grant::JwtBearer { private_key, .. } => vec![private_key.clone()],
             Grant::AccessToken { access_token } => vec![access_token.clone()],
         }
-    }
-
-    fn form(&self, login_url: &str) -> Result<Vec<(&'static str, String)>, SalesforceError> {
-        Ok(match self {
-            Grant::Password {
-                client_id,
-                client_secret,
-                username,
-                password,
-            } => vec![
-                ("grant_type", "password".into()),
-                ("client_id", client_id.clone()),
-                ("client_secret", client_secret.clone()),
-                ("username", username.clone()),
-                ("password", password.clone()),
-            ],
-            Grant::RefreshToken {
-                client_id,
-                client_secret,
-                refresh_token,
-            } => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token".into()),
-                    ("client_id", client_id.clone()),
-                    ("refresh_token", refresh_token.clone()),
-                ];
-                if let Some(secret) = client_secret {
-                    form.push(("client_secret", secret.clone()));
-                }
-                form
-            }
-            Grant::ClientCredentials {
-                client_id,
-                client_secret,
-            } => vec![
-                ("grant_type", "client_credentials".into()),
-                ("client_id", client_id.clone()),
-                ("client_secret", client_secret.clone()),
-            ],
-            Grant::JwtBearer {
-                client_id,
-                username,
-                private_key,
-            } => {
-                vec![
-                    ("grant_type", JWT_BEARER.into()),
-                    (
-                        "assertion",
-                        jwt_assertion(client_id, username, private_key, login_url)?,
-                    ),
-                ]
-            }
-            Grant::AccessToken { .. } => vec![],
-        })
     }
 }
 
@@ -209,31 +156,25 @@ fn jwt_audience(login_url: &str) -> String {
 pub struct Token {
     pub access_token: String,
     pub instance_url: String,
-    /// A new refresh token, when the org rotates them.
+    /// The refresh token the answer carried: the web-server flow's, or a
+    /// new one when the org rotates them.
     pub refresh_token: Option<String>,
     /// The org's id, from the identity URL of the login's answer: the
     /// Pub/Sub API's `tenantid`. None for an `access_token` grant.
     pub org_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    instance_url: String,
-    refresh_token: Option<String>,
-    /// `https://login.salesforce.com/id/<org id>/<user id>`
-    id: Option<String>,
-}
-
-fn org_of_identity(id_url: &str) -> Option<String> {
-    let mut parts = id_url.rsplit('/');
-    let _user = parts.next()?;
-    let org = parts.next()?;
-    (org.starts_with("00D") && parts.next() == Some("id")).then(|| org.to_string())
-}
-
 /// Logs in at `login_url` with the grant. An `access_token` grant needs no
 /// login: its instance is `instance_url`, or else `login_url`.
+///
+/// The password, refresh_token and client_credentials grants go through the
+/// `oauth2` crate's token requests (see `oauth`). The JWT bearer grant is
+/// not one the crate knows (it has no RFC 7523 assertion grant, and its
+/// requests' grant_type cannot be changed), so its form is built here; its
+/// answer is read as the same `oauth::TokenAnswer`.
+/// A refresh_token mapping whose org has not been connected yet.
+pub const NOT_CONNECTED: &str = "the user mapping has no refresh_token yet: connect the org with salesforce.authorize_url() and salesforce.complete_authorization()";
+
 pub fn login(
     client: &reqwest::Client,
     login_url: &str,
@@ -241,32 +182,76 @@ pub fn login(
     grant: &Grant,
     interrupted: Interrupted,
 ) -> Result<Token, SalesforceError> {
-    if let Grant::AccessToken { access_token } = grant {
-        let instance = instance_url
-            .unwrap_or(login_url)
-            .trim_end_matches('/')
-            .to_string();
-        return Ok(Token {
-            access_token: access_token.clone(),
-            instance_url: instance,
-            refresh_token: None,
-            org_id: None,
-        });
-    }
-    let form = grant.form(login_url)?;
-    let url = format!("{}/services/oauth2/token", login_url.trim_end_matches('/'));
-    let answer = http::send(|| client.post(&url).form(&form), interrupted)?;
-    let token: TokenAnswer = serde_json::from_slice(&answer.body)
-        .map_err(|e| SalesforceError::BadResponse(format!("token response: {e}")))?;
-    Ok(Token {
-        org_id: token.id.as_deref().and_then(org_of_identity),
-        access_token: token.access_token,
-        refresh_token: token.refresh_token,
-        instance_url: instance_url
-            .unwrap_or(&token.instance_url)
-            .trim_end_matches('/')
-            .to_string(),
-    })
+    use oauth2::{RefreshToken, ResourceOwnerPassword, ResourceOwnerUsername};
+    let transport = oauth::transport(client, interrupted);
+    let answer = match grant {
+        Grant::AccessToken { access_token } => {
+            let instance = instance_url
+                .unwrap_or(login_url)
+                .trim_end_matches('/')
+                .to_string();
+            return Ok(Token {
+                access_token: access_token.clone(),
+                instance_url: instance,
+                refresh_token: None,
+                org_id: None,
+            });
+        }
+        Grant::Password {
+            client_id,
+            client_secret,
+            username,
+            password,
+        } => {
+            let (username, password) = (
+                ResourceOwnerUsername::new(username.clone()),
+                ResourceOwnerPassword::new(password.clone()),
+            );
+            oauth::client(login_url, client_id, Some(client_secret))?
+                .exchange_password(&username, &password)
+                .request(&transport)
+                .map_err(oauth::token_error)?
+        }
+        Grant::RefreshToken {
+            client_id,
+            client_secret,
+            refresh_token,
+        } => {
+            if refresh_token.is_empty() {
+                return Err(SalesforceError::Config(NOT_CONNECTED.into()));
+            }
+            let refresh_token = RefreshToken::new(refresh_token.clone());
+            oauth::client(login_url, client_id, client_secret.as_deref())?
+                .exchange_refresh_token(&refresh_token)
+                .request(&transport)
+                .map_err(oauth::token_error)?
+        }
+        Grant::ClientCredentials {
+            client_id,
+            client_secret,
+        } => oauth::client(login_url, client_id, Some(client_secret))?
+            .exchange_client_credentials()
+            .request(&transport)
+            .map_err(oauth::token_error)?,
+        Grant::JwtBearer {
+            client_id,
+            username,
+            private_key,
+        } => {
+            let form = [
+                ("grant_type", JWT_BEARER.to_string()),
+                (
+                    "assertion",
+                    jwt_assertion(client_id, username, private_key, login_url)?,
+                ),
+            ];
+            let url = format!("{}/services/oauth2/token", login_url.trim_end_matches('/'));
+            let answer = http::send(|| client.post(&url).form(&form), interrupted)?;
+            serde_json::from_slice::<oauth::TokenAnswer>(&answer.body)
+                .map_err(|e| SalesforceError::BadResponse(format!("token response: {e}")))?
+        }
+    };
+    Ok(oauth::token_of(&answer, instance_url))
 }
 
 #[cfg(test)]
@@ -278,19 +263,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn the_org_id_is_read_from_the_identity_url() {
-        assert_eq!(
-            org_of_identity(
-                "https://login.salesforce.com/id/00D5e000000AbCdEAK/0055e000001XyZaAAK"
-            )
-            .as_deref(),
-            Some("00D5e000000AbCdEAK")
-        );
-        assert_eq!(org_of_identity("https://example.com/id/"), None);
-        assert_eq!(org_of_identity("nonsense"), None);
     }
 
     #[test]

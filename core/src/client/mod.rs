@@ -7,6 +7,7 @@ pub mod composite;
 pub mod describe;
 pub mod error;
 pub mod http;
+pub mod oauth;
 pub mod session;
 pub mod token_shelf;
 

@@ -11,6 +11,7 @@ use crate::options::ServerOptions;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 /// Where and how to connect: server options plus the user mapping's grant.
@@ -118,6 +119,8 @@ pub struct Session {
     shelf: Option<Box<dyn TokenShelf>>,
     /// The access token Salesforce last refused, not to be taken again.
     rejected: Option<String>,
+    /// A refresh_token grant's state, shared with this session's forks.
+    refresh: Arc<Refresh>,
     interrupted: Interrupted,
     /// The last `Sforce-Limit-Info` seen: `api-usage=USED/MAX`.
     pub last_limit_info: Option<String>,
@@ -127,6 +130,35 @@ pub struct Session {
     last_answer_at: Option<std::time::Instant>,
     /// API requests sent, for callers that pace or log them.
     pub requests: u64,
+}
+
+/// What a session with a refresh_token grant and its forks share.
+#[derive(Default)]
+struct Refresh {
+    /// Held while one of them refreshes: a rotating org kills the refresh
+    /// token sent, so each must send the newest.
+    login: Mutex<()>,
+    state: Mutex<RefreshState>,
+}
+
+/// What they know of the refresh token beyond the user mapping's.
+#[derive(Default)]
+struct RefreshState {
+    /// The refresh token to send: the newest Salesforce issued in place of
+    /// the mapping's, when the org rotates them.
+    current: Option<String>,
+    /// Every refresh token Salesforce issued to this session, for `secrets`.
+    issued: Vec<String>,
+    /// A rotated refresh token the caller has not taken yet.
+    untaken: Option<String>,
+    /// Salesforce refused the refresh token (invalid_grant: revoked or
+    /// expired): no more logins, every call fails with this.
+    refused: Option<SalesforceError>,
+}
+
+/// Whether a failed refresh means the refresh token is dead for good.
+fn refresh_token_refused(e: &SalesforceError) -> bool {
+    matches!(e, SalesforceError::Login { error, .. } if error == "invalid_grant")
 }
 
 /// getDeleted's answer: which records were deleted in a window, and from
@@ -174,6 +206,7 @@ impl Session {
             token: None,
             shelf: None,
             rejected: None,
+            refresh: Arc::default(),
             interrupted,
             last_limit_info: None,
             last_server_time: None,
@@ -199,6 +232,7 @@ impl Session {
             token: self.token.clone(),
             shelf: None,
             rejected: None,
+            refresh: Arc::clone(&self.refresh),
             interrupted: self.interrupted,
             last_limit_info: None,
             last_server_time: None,
@@ -217,6 +251,7 @@ impl Session {
 
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = self.config.grant.secrets();
+        secrets.extend(self.refresh_state().issued.iter().cloned());
         if let Some(t) = &self.token {
             secrets.push(t.access_token.clone());
             secrets.extend(t.refresh_token.clone());
@@ -249,6 +284,32 @@ impl Session {
         self.token()
     }
 
+    /// A refresh token Salesforce issued in place of the one this session
+    /// (or a fork of it) sent, once: the org rotates refresh tokens and the
+    /// old one no longer works, so the caller stores this one where the
+    /// next session will find it. The session itself uses it from now on.
+    pub fn take_rotated_refresh_token(&mut self) -> Option<String> {
+        self.refresh_state().untaken.take()
+    }
+
+    /// Why Salesforce refused this session's refresh token (revoked or
+    /// expired: `invalid_grant`), if it did. The session then logs in no
+    /// more: every call fails at once with that error, until a new session
+    /// is made with another refresh token.
+    pub fn disconnected(&self) -> Option<String> {
+        self.refresh_state()
+            .refused
+            .as_ref()
+            .map(ToString::to_string)
+    }
+
+    fn refresh_state(&self) -> std::sync::MutexGuard<'_, RefreshState> {
+        self.refresh
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Salesforce refused the live token elsewhere: the next use logs in
     /// again (or takes a newer token from the shelf).
     pub fn token_refused(&mut self) {
@@ -259,17 +320,14 @@ impl Session {
         if let Some(t) = &self.token {
             return Ok(t.clone());
         }
+        if let Some(refused) = &self.refresh_state().refused {
+            return Err(refused.clone());
+        }
         if let Some(t) = self.shelved_token()? {
             self.token = Some(t.clone());
             return Ok(t);
         }
-        let login = auth::login(
-            &self.client,
-            &self.config.login_url,
-            self.config.instance_url.as_deref(),
-            &self.config.grant,
-            self.interrupted,
-        );
+        let login = self.log_in();
         if let Some(shelf) = &self.shelf {
             match &login {
                 Ok(t) => shelf.put(t),
@@ -279,6 +337,69 @@ impl Session {
         let t = login?;
         self.token = Some(t.clone());
         Ok(t)
+    }
+
+    /// Logs in with the grant. A refresh_token grant sends the newest
+    /// refresh token, keeps the one a rotating org answers with, and
+    /// remembers a refusal.
+    fn log_in(&self) -> Result<Token, SalesforceError> {
+        let Grant::RefreshToken {
+            client_id,
+            client_secret,
+            refresh_token,
+        } = &self.config.grant
+        else {
+            return auth::login(
+                &self.client,
+                &self.config.login_url,
+                self.config.instance_url.as_deref(),
+                &self.config.grant,
+                self.interrupted,
+            );
+        };
+        // One refresh at a time among a session and its forks, waiting
+        // as the shelf does: interruptibly.
+        let _refreshing = loop {
+            match self.refresh.login.try_lock() {
+                Ok(held) => break held,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if (self.interrupted)() => {
+                    return Err(SalesforceError::Cancelled)
+                }
+                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let sent = {
+            let state = self.refresh_state();
+            if let Some(refused) = &state.refused {
+                return Err(refused.clone());
+            }
+            state.current.as_ref().unwrap_or(refresh_token).clone()
+        };
+        let login = auth::login(
+            &self.client,
+            &self.config.login_url,
+            self.config.instance_url.as_deref(),
+            &Grant::RefreshToken {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                refresh_token: sent.clone(),
+            },
+            self.interrupted,
+        );
+        let mut state = self.refresh_state();
+        match &login {
+            Ok(t) => {
+                if let Some(new) = t.refresh_token.as_ref().filter(|new| **new != sent) {
+                    state.current = Some(new.clone());
+                    state.issued.push(new.clone());
+                    state.untaken = Some(new.clone());
+                }
+            }
+            Err(e) if refresh_token_refused(e) => state.refused = Some(e.clone()),
+            Err(_) => {}
+        }
+        login
     }
 
     /// A token from the shelf, waiting while another process logs in; None
