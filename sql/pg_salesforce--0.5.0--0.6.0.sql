@@ -77,6 +77,19 @@ ALTER TABLE @extschema@.streams ALTER COLUMN owner SET NOT NULL;
 ALTER TABLE @extschema@.streams DROP CONSTRAINT streams_pkey;
 ALTER TABLE @extschema@.streams ADD PRIMARY KEY (server, owner);
 
+-- The web-server flow's pending authorizations: the state given out, and
+-- the PKCE code verifier kept here, for one use within ten minutes. No
+-- user reads or writes it: authorize_url and complete_authorization do.
+CREATE TABLE @extschema@.authorizations (
+    state text PRIMARY KEY,
+    server name NOT NULL,
+    role oid NOT NULL,
+    verifier text NOT NULL,
+    redirect_uri text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+REVOKE ALL ON @extschema@.authorizations FROM PUBLIC;
+
 ALTER TABLE @extschema@.syncs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.sync_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.pacing ENABLE ROW LEVEL SECURITY;
@@ -186,6 +199,25 @@ REVOKE ALL ON FUNCTION @extschema@._copies_dropped() FROM PUBLIC;
 CREATE EVENT TRIGGER pg_salesforce_copies_dropped ON sql_drop
     EXECUTE FUNCTION @extschema@._copies_dropped();
 
+-- Customers connect their own org: the web-server flow with PKCE.
+CREATE FUNCTION @extschema@."authorize_url"(
+	"server" TEXT, /* &str */
+	"redirect_uri" TEXT, /* &str */
+	"scopes" TEXT[] DEFAULT NULL /* core::option::Option<alloc::vec::Vec<alloc::string::String>> */
+) RETURNS TEXT /* alloc::string::String */
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'authorize_url_wrapper';
+
+CREATE FUNCTION @extschema@."complete_authorization"(
+	"state" TEXT, /* &str */
+	"code" TEXT /* &str */
+) RETURNS TEXT /* alloc::string::String */
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'complete_authorization_wrapper';
+
 -- The procedures call only qualified names (they commit, so they cannot
 -- pin a search path of their own).
 CREATE OR REPLACE PROCEDURE @extschema@.sync_now(
@@ -276,8 +308,10 @@ SELECT s.id,
        st.last_event_at - st.last_commit_at AS stream_lag,
        pg_catalog.pg_get_userbyid(s.owner) AS owner,
        s.paused_reason,
-       CASE WHEN p.unreachable_since IS NULL THEN 'ok'
-            ELSE format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+       CASE WHEN s.paused_reason LIKE 'disconnected: %' THEN s.paused_reason
+            WHEN p.unreachable_since IS NOT NULL
+            THEN format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+            ELSE 'ok'
        END AS server_status
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true

@@ -71,6 +71,12 @@ pub fn check_manages(role: Oid, owner: Oid, what: &str) -> Result<()> {
 
 /// Whether `role` has a user mapping on `server`, its own or PUBLIC's.
 fn has_user_mapping(server: Oid, role: Oid) -> bool {
+    mapping_user(server, role).is_some()
+}
+
+/// The user of the mapping `role` uses on `server`: `role` for its own,
+/// InvalidOid for PUBLIC's; None without either.
+pub fn mapping_user(server: Oid, role: Oid) -> Option<Oid> {
     let exists = |user: Oid| unsafe {
         pg_sys::SearchSysCacheExists(
             pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
@@ -80,7 +86,13 @@ fn has_user_mapping(server: Oid, role: Oid) -> bool {
             pg_sys::Datum::from(0),
         )
     };
-    exists(role) || exists(Oid::INVALID)
+    if exists(role) {
+        Some(role)
+    } else if exists(Oid::INVALID) {
+        Some(Oid::INVALID)
+    } else {
+        None
+    }
 }
 
 /// May `role` use `server`: USAGE on it, and a user mapping to log in with.

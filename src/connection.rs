@@ -41,6 +41,9 @@ thread_local! {
     /// server's `request_timeout_ms`: the sync worker's own setting.
     static TIMEOUT_CAP: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
     static SESSIONS: RefCell<HashMap<Key, Cached>> = RefCell::new(HashMap::new());
+    /// Refresh tokens Salesforce rotated while no transaction was open (the
+    /// worker asks Salesforce outside any), stored at the next chance.
+    static ROTATED: RefCell<Vec<(Key, String)>> = const { RefCell::new(Vec::new()) };
     static DESCRIBES: RefCell<Describes> = RefCell::new(HashMap::new());
 }
 
@@ -106,19 +109,79 @@ fn config(server: Oid, user: Oid) -> Result<(ConnectionConfig, u64)> {
     ))
 }
 
-/// Runs `f` on a session, remembering any token it obtained as a secret.
+/// Runs `f` on a session, remembering any token it obtained as a secret,
+/// and keeping a refresh token Salesforce rotated, to store it.
 fn call<T>(
+    key: Key,
     session: &mut Session,
     f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
 ) -> Result<T> {
     let out = f(session);
     remember_secrets(session.secrets());
+    if let Some(token) = session.take_rotated_refresh_token() {
+        ROTATED.with(|r| r.borrow_mut().push((key, token)));
+    }
     out.map_err(Error::from)
+}
+
+/// Stores the refresh tokens Salesforce rotated, each in the user mapping
+/// it came from (the old one no longer works). Needs a transaction.
+pub fn store_rotated_tokens() -> Result<()> {
+    if unsafe { !pg_sys::IsTransactionState() } {
+        return Ok(());
+    }
+    for ((server, user), token) in ROTATED.with(|r| std::mem::take(&mut *r.borrow_mut())) {
+        let (server, user) = (Oid::from(server), Oid::from(user));
+        store_refresh_token(server, user, &token)?;
+        // The session already logs in with the new token: it stays, under
+        // the mapping's new options, instead of a new login.
+        let (_, fingerprint) = config(server, user)?;
+        SESSIONS.with(|c| {
+            if let Some(cached) = c.borrow_mut().get_mut(&key(server, user)) {
+                cached.fingerprint = fingerprint;
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Stores a refresh token in the user mapping `role` uses on `server` (its
+/// own, else PUBLIC's), as the extension's owner. The token is remembered
+/// as a secret first, so no message can show it; the mapping's new options
+/// make the next use a new session that logs in with it.
+pub fn store_refresh_token(server: Oid, role: Oid, token: &str) -> Result<()> {
+    use salesforce_core::naming::{quote_ident, quote_literal};
+    remember_secrets([token.to_string()]);
+    let (_, raw) = catalog::user_mapping(server, role)?;
+    let verb = if raw.iter().any(|(k, _)| k == "refresh_token") {
+        "SET"
+    } else {
+        "ADD"
+    };
+    let user = match crate::access::mapping_user(server, role) {
+        Some(u) if u != Oid::INVALID => quote_ident(&crate::access::role_name(u)),
+        _ => "PUBLIC".into(),
+    };
+    let sql = format!(
+        "ALTER USER MAPPING FOR {user} SERVER {} OPTIONS ({verb} refresh_token {})",
+        quote_ident(&catalog::server_name(server)),
+        quote_literal(token)
+    );
+    crate::access::as_extension(|| {
+        crate::pg::catching(|| pgrx::Spi::run(&sql).map_err(Error::from))
+    })
+}
+
+/// Why Salesforce refused the (server, user) session's refresh token, if
+/// it did: the session then logs in no more until the mapping changes.
+pub fn disconnected(server: Oid, user: Oid) -> Option<String> {
+    SESSIONS.with(|c| c.borrow().get(&key(server, user))?.session.disconnected())
 }
 
 /// Makes or remakes the (server, user) session if its options changed, and
 /// returns its fingerprint. Reads the catalog, so it needs a transaction.
 pub fn prepare_session(server: Oid, user: Oid) -> Result<u64> {
+    store_rotated_tokens()?;
     let (config, fingerprint) = config(server, user)?;
     SESSIONS.with(|cell| {
         let mut sessions = cell.borrow_mut();
@@ -158,7 +221,7 @@ pub fn with_prepared_session<T>(
                 "no session was prepared",
             )
         })?;
-        call(&mut cached.session, f)
+        call(key(server, user), &mut cached.session, f)
     })
 }
 
@@ -169,7 +232,9 @@ pub fn with_session<T>(
     f: impl FnOnce(&mut Session) -> std::result::Result<T, SalesforceError>,
 ) -> Result<T> {
     prepare_session(server, user)?;
-    with_prepared_session(server, user, f)
+    let out = with_prepared_session(server, user, f);
+    store_rotated_tokens()?;
+    out
 }
 
 /// Runs `f` with an existing session, reading no catalog: for use while a
@@ -182,7 +247,7 @@ pub fn with_cached_session<T>(
     SESSIONS.with(|cell| {
         let mut sessions = cell.try_borrow_mut().ok()?;
         let cached = sessions.get_mut(&(server, user))?;
-        Some(call(&mut cached.session, f))
+        Some(call((server, user), &mut cached.session, f))
     })
 }
 

@@ -3,6 +3,7 @@
 //! (installed by `fdw_routine_hook`), so pushdown is decided at plan time
 //! and plans survive caching.
 
+mod authorize;
 mod classify;
 mod executor;
 mod functions;

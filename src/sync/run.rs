@@ -185,7 +185,22 @@ fn check_access(sync: &SyncRow) -> Result<()> {
     let server = catalog::server_oid(&sync.server)?;
     access::check_server_use(server, owner)?;
     access::check_table(sync.target().relid, owner, "the copy")?;
-    Ok(())
+    // Salesforce refused the mapping's refresh token (revoked, expired):
+    // no login is tried again until the user mapping changes.
+    connection::prepare_session(server, owner)?;
+    match connection::disconnected(server, owner) {
+        Some(why) => Err(disconnected(&why)),
+        None => Ok(()),
+    }
+}
+
+/// Why a sync whose org refused its refresh token is paused.
+fn disconnected(why: &str) -> Error {
+    Error::sql(
+        PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
+        format!("disconnected: {why}"),
+    )
+    .with_hint("Connect the org again (salesforce.authorize_url and complete_authorization), or change the user mapping's refresh_token.")
 }
 
 impl Run {
@@ -1050,6 +1065,19 @@ impl Run {
         if failure.is_none() && (changed || stale) {
             store::save_row_count(self.sync.id, self.sync.target().count_rows()?)?;
         }
+        // A run that found its org's refresh token refused pauses the sync
+        // at once: the next check finds it disconnected, and logs nothing new.
+        let failure = match (failure, connection::disconnected(self.server, self.user)) {
+            (Some(_), Some(why)) => {
+                let e = disconnected(&why);
+                store::set_paused(self.sync.id, &e.message())?;
+                let mut problem = store::Problem::of(&e);
+                problem.message = format!("paused: {}", e.message());
+                store::finish_run(self.id, "failed", Some(&problem), Some(store::PAUSE_RECHECK_SECONDS))?;
+                return Ok(());
+            }
+            (failure, _) => failure,
+        };
         let (status, problem, retry) = match (&failure, &self.throttled) {
             (Some(e), _) => ("failed", Some(store::Problem::of(e)), Some(60)),
             (None, Some((why, retry))) => (

@@ -113,6 +113,19 @@ CREATE TABLE @extschema@.streams (
     PRIMARY KEY (server, owner)
 );
 
+-- The web-server flow's pending authorizations: the state given out, and
+-- the PKCE code verifier kept here, for one use within ten minutes. No
+-- user reads or writes it: authorize_url and complete_authorization do.
+CREATE TABLE @extschema@.authorizations (
+    state text PRIMARY KEY,
+    server name NOT NULL,
+    role oid NOT NULL,
+    verifier text NOT NULL,
+    redirect_uri text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+REVOKE ALL ON @extschema@.authorizations FROM PUBLIC;
+
 ALTER TABLE @extschema@.syncs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.sync_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.pacing ENABLE ROW LEVEL SECURITY;
@@ -165,8 +178,10 @@ SELECT s.id,
        st.last_event_at - st.last_commit_at AS stream_lag,
        pg_catalog.pg_get_userbyid(s.owner) AS owner,
        s.paused_reason,
-       CASE WHEN p.unreachable_since IS NULL THEN 'ok'
-            ELSE format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+       CASE WHEN s.paused_reason LIKE 'disconnected: %' THEN s.paused_reason
+            WHEN p.unreachable_since IS NOT NULL
+            THEN format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+            ELSE 'ok'
        END AS server_status
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true

@@ -299,6 +299,15 @@ pub fn pause(s: &SyncRow, why: &Error, started_by: &str, always: bool) -> Result
 /// and cost no API request.
 pub const PAUSE_RECHECK_SECONDS: i64 = 60;
 
+/// Marks a sync paused, without logging a run: the caller logs its own.
+pub fn set_paused(id: i64, reason: &str) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE salesforce.syncs SET paused_reason = $2 WHERE id = $1",
+        &[id.into(), reason.into()],
+    )
+    .map_err(Error::from)
+}
+
 pub fn resume(id: i64) -> Result<()> {
     Spi::run_with_args(
         "UPDATE salesforce.syncs SET paused_reason = NULL WHERE id = $1",
