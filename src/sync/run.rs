@@ -1073,7 +1073,12 @@ impl Run {
                 store::set_paused(self.sync.id, &e.message())?;
                 let mut problem = store::Problem::of(&e);
                 problem.message = format!("paused: {}", e.message());
-                store::finish_run(self.id, "failed", Some(&problem), Some(store::PAUSE_RECHECK_SECONDS))?;
+                store::finish_run(
+                    self.id,
+                    "failed",
+                    Some(&problem),
+                    Some(store::PAUSE_RECHECK_SECONDS),
+                )?;
                 return Ok(());
             }
             (failure, _) => failure,

@@ -348,6 +348,16 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         gucs::WORKER_REQUEST_TIMEOUT.get() as u64
     ));
     pgrx::log!("pg_salesforce sync worker started on database \"{database}\"");
+    // Breakers start closed: what an earlier worker found unreachable is
+    // tried again.
+    let _ = in_transaction(|| {
+        if Spi::get_one::<bool>("SELECT to_regclass('salesforce.pacing') IS NOT NULL")?
+            == Some(true)
+        {
+            Spi::run("UPDATE salesforce.pacing SET unreachable_since = NULL, unreachable_error = NULL WHERE unreachable_since IS NOT NULL")?;
+        }
+        Ok(())
+    });
     let mut streams = Streams::default();
     let mut going: Vec<Going> = Vec::new();
     loop {
