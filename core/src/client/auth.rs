@@ -309,13 +309,24 @@ mod tests {
     #[test]
     fn missing_fields_are_named() {
         let e = Grant::from_options(&options(&[
+            ("grant_type", "password"),
+            ("client_id", "c"),
+            ("client_secret", "s"),
+            ("password", "p"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.to_string(), "the user mapping has no \"username\" option");
+    }
+
+    #[test]
+    fn a_refresh_token_mapping_waits_for_its_token() {
+        let g = Grant::from_options(&options(&[
             ("grant_type", "refresh_token"),
             ("client_id", "c"),
         ]))
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "the user mapping has no \"refresh_token\" option"
-        );
+        .unwrap();
+        let client = crate::client::http::client(std::time::Duration::from_secs(1)).unwrap();
+        let e = login(&client, "https://login.salesforce.com", None, &g, || false).unwrap_err();
+        assert_eq!(e, SalesforceError::Config(NOT_CONNECTED.into()), "no request is made");
     }
 }
