@@ -473,7 +473,7 @@ fn sync_disable(server: &str, object: &str, drop_table: default!(bool, "false"))
 fn sync_disable_by_id(sync_id: i64, drop_table: default!(bool, "false")) {
     refuse_on_standby();
     let Some(sync) = access::as_extension(|| {
-        Ok(store::syncs_visible(sync_id)?
+        Ok(store::sync_exists(sync_id)?
             .then(|| store::load_sync(sync_id))
             .transpose()?)
     })

@@ -176,7 +176,7 @@ fn select_pairs(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<Vec<(i6
 }
 
 /// Whether sync `id` exists.
-pub fn syncs_visible(id: i64) -> Result<bool> {
+pub fn sync_exists(id: i64) -> Result<bool> {
     Ok(Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM salesforce.syncs WHERE id = $1)",
         &[id.into()],
