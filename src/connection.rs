@@ -225,6 +225,50 @@ pub fn with_prepared_session<T>(
     })
 }
 
+/// A session that `prepare_session` made, lent to a thread for one job.
+pub struct Lent {
+    key: Key,
+    fingerprint: u64,
+    pub session: Session,
+}
+
+/// Lends a fork of the (server, user) session `prepare_session` made; the
+/// fork must come back through `take_back`. Reads no catalog.
+pub fn lend(server: Oid, user: Oid) -> Result<Lent> {
+    SESSIONS.with(|cell| {
+        let sessions = cell.borrow();
+        let cached = sessions.get(&key(server, user)).ok_or_else(|| {
+            Error::sql(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "no session was prepared",
+            )
+        })?;
+        Ok(Lent {
+            key: key(server, user),
+            fingerprint: cached.fingerprint,
+            session: cached.session.fork(),
+        })
+    })
+}
+
+/// Takes a lent session back: the session learns the token its fork
+/// obtained, the backend the credentials to keep out of messages, and a
+/// refresh token Salesforce rotated is kept to be stored. A fork of a
+/// session remade since (the mapping changed) is only looked at.
+pub fn take_back(mut lent: Lent) {
+    remember_secrets(lent.session.secrets());
+    if let Some(token) = lent.session.take_rotated_refresh_token() {
+        ROTATED.with(|r| r.borrow_mut().push((lent.key, token)));
+    }
+    SESSIONS.with(|cell| {
+        if let Some(cached) = cell.borrow_mut().get_mut(&lent.key) {
+            if cached.fingerprint == lent.fingerprint {
+                cached.session.rejoin(lent.session);
+            }
+        }
+    });
+}
+
 /// Runs `f` with the (server, user) session, making or remaking it as needed.
 pub fn with_session<T>(
     server: Oid,

@@ -266,6 +266,7 @@ fn salesforce_code(e: &SalesforceError) -> PgSqlErrorCode {
     match e {
         SalesforceError::Login { .. }
         | SalesforceError::Network(_)
+        | SalesforceError::TimedOut(_)
         | SalesforceError::ConnectFailed(_) => {
             PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
         }

@@ -25,6 +25,7 @@ pub static DESCRIBE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static SYNC_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static MAX_SYNCS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static WORKER_REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static WORKER_REQUESTS_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(200);
 
 /// The databases whose syncs the worker runs, a worker each:
 /// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
@@ -120,6 +121,16 @@ pub fn init() {
         3600,
         GucContext::Sighup,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.worker_requests_in_flight",
+        c"The most requests to Salesforce the sync worker waits on at once.",
+        c"Requests to different user mappings go side by side, one at a time per mapping; a server that does not answer holds one of them until salesforce.worker_request_timeout. CALL salesforce.sync_now uses the same bound.",
+        &WORKER_REQUESTS_IN_FLIGHT,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"salesforce.describe_interval",

@@ -98,7 +98,7 @@ impl<T: Send + 'static> ReadAhead<T> {
 }
 
 /// PostgreSQL's signal handlers must run on the backend's thread only.
-fn block_signals() {
+pub(crate) fn block_signals() {
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);

@@ -11,6 +11,8 @@
 mod api;
 mod bulk;
 mod copy_table;
+mod fetch;
+mod flight;
 mod lock;
 mod outdated;
 mod rest;

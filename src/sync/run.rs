@@ -5,6 +5,7 @@
 
 use super::bulk::{self, BulkSelect};
 use super::copy_table::CopyTable;
+use super::fetch::{perform, Answer, Fetched, Request};
 use super::rest;
 use super::rows::{stamp_of, Rows};
 use super::store::{self, RunProgress, Stage, SyncRow};
@@ -24,7 +25,7 @@ use salesforce_core::sync::definition::{
     self, BackfillApi, SyncOptions, SyncedField, BULK_THRESHOLD,
 };
 use salesforce_core::sync::pacing::{self, Bucket};
-use salesforce_core::sync::poll_batch::{self, DeletedWindow, DuePoll, PollQuery};
+use salesforce_core::sync::poll_batch::{DeletedWindow, DuePoll, PollQuery};
 use salesforce_core::sync::queries;
 use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
@@ -52,56 +53,10 @@ enum Phase {
     Done,
 }
 
-pub enum Request {
-    Describe(String),
-    Query {
-        soql: String,
-        include_deleted: bool,
-    },
-    NextPage(String),
-    /// The next batch of a REST backfill's query, read ahead.
-    ReadPages(String),
-    /// Changes and deletions, asked for in a composite call that other
-    /// syncs' polls may share.
-    Poll(DuePoll),
-    CreateJob {
-        soql: String,
-        include_deleted: bool,
-    },
-    PollJob(String),
-    /// The next batch of a job's results page at `locator`, past `skip` rows.
-    ReadResults {
-        job: String,
-        locator: Option<String>,
-        skip: u64,
-    },
-}
-
-pub enum Answer {
-    Describe(ObjectDescribe),
-    Page(QueryPage),
-    /// A page of changes, and with the first the deletions since the last poll.
-    Poll(QueryPage, Option<DeletedRecords>),
-    Job(QueryJob),
-    /// What `fetch` reads from is open: a Bulk results page, or a REST
-    /// query read ahead.
-    Opened,
-    Batch(bulk::Batch),
-    Pages(rest::Batch),
-}
-
 pub enum Next {
     Fetch(Request),
     Wait(Duration),
     Done,
-}
-
-/// What a fetch did, for the log and pacing, whatever its outcome.
-pub struct Fetched {
-    pub answer: Result<Answer>,
-    pub requests: i64,
-    pub limit_info: Option<String>,
-    pub server_time: Option<DateTime<Utc>>,
 }
 
 pub struct Run {
@@ -475,11 +430,11 @@ impl Run {
 
     /// Asks Salesforce. Reads no catalog and runs no SQL.
     pub fn fetch(&mut self, request: Request) -> Fetched {
-        if let Request::Poll(poll) = request {
-            let (_, fetched) = fetch_polls(self.server, self.user, vec![poll])
-                .pop()
-                .expect("a poll is answered");
-            return fetched;
+        if request.is_detached() {
+            return connection::with_prepared_session(self.server, self.user, |s| {
+                Ok(perform(s, request))
+            })
+            .unwrap_or_else(Fetched::failed);
         }
         let mut counted = (0i64, None, None);
         let page = &mut self.page;
@@ -490,24 +445,12 @@ impl Run {
         let answer = connection::with_prepared_session(self.server, self.user, |s| {
             let before = s.requests;
             let answer = match request {
-                Request::Describe(object) => s.describe(&object).map(Answer::Describe),
-                Request::Query {
-                    soql,
-                    include_deleted,
-                } => s.query(&soql, include_deleted).map(Answer::Page),
-                Request::NextPage(url) => s.next_page(&url).map(Answer::Page),
-                Request::Poll(_) => unreachable!("polls are fetched together"),
                 Request::ReadPages(soql) => {
                     if pages.is_none() {
                         *pages = Some(rest::read_ahead(s.fork(), soql, fields, soft_delete));
                     }
                     Ok(Answer::Opened)
                 }
-                Request::CreateJob {
-                    soql,
-                    include_deleted,
-                } => s.create_query_job(&soql, include_deleted).map(Answer::Job),
-                Request::PollJob(id) => s.query_job(&id).map(Answer::Job),
                 Request::ReadResults { job, locator, skip } => {
                     if page.is_none() {
                         let select = select.expect("a Bulk backfill has its select");
@@ -517,6 +460,7 @@ impl Run {
                     }
                     Ok(Answer::Opened)
                 }
+                _ => unreachable!("detached requests are made above"),
             };
             counted = (
                 (s.requests - before) as i64,
@@ -1097,53 +1041,8 @@ impl Run {
     }
 }
 
-/// Polls of syncs on one server and user mapping, in as few composite calls
-/// as they fit: each call counts once, and is debited to its first poll's run.
 /// Whether a resync's staging table is there to load into.
 fn staging_is_usable(sync: &SyncRow) -> bool {
     sync.staging()
         .is_some_and(|s| access::check_table(s.relid, sync.owner(), "the staging table").is_ok())
-}
-
-pub fn fetch_polls(server: Oid, user: Oid, polls: Vec<DuePoll>) -> Vec<(i64, Fetched)> {
-    let mut answered = Vec::with_capacity(polls.len());
-    for call in poll_batch::plan(polls) {
-        let outcome = connection::with_prepared_session(server, user, |s| {
-            let before = s.requests;
-            let answers = s.composite(&call.subrequests(s, s.batch_size()));
-            Ok((
-                answers,
-                (s.requests - before) as i64,
-                s.last_limit_info.clone(),
-                s.last_server_time,
-            ))
-        });
-        let (answers, requests, limit_info, server_time) = match outcome {
-            Ok(o) => o,
-            Err(e) => (Err(SalesforceError::Config(e.message())), 0, None, None),
-        };
-        let mut outcomes = match &answers {
-            Ok(responses) => call.outcomes(responses).into_iter(),
-            Err(_) => Vec::new().into_iter(),
-        };
-        for (i, poll) in call.polls.iter().enumerate() {
-            let answer = match (&answers, outcomes.next()) {
-                (Err(e), _) => Err(e.clone()),
-                (Ok(_), Some(o)) => o.page.and_then(|body| {
-                    Ok(Answer::Poll(QueryPage::of(&body)?, o.deleted.transpose()?))
-                }),
-                (Ok(_), None) => Err(SalesforceError::BadResponse(
-                    "composite: a poll went unanswered".into(),
-                )),
-            };
-            let fetched = Fetched {
-                answer: answer.map_err(Error::from),
-                requests: if i == 0 { requests } else { 0 },
-                limit_info: limit_info.clone(),
-                server_time,
-            };
-            answered.push((poll.key, fetched));
-        }
-    }
-    answered
 }

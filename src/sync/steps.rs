@@ -6,9 +6,10 @@
 //! session, so no caller can step, finish or read another's.
 
 use super::api::{find_sync, refuse_on_standby};
+use super::flight::Flight;
 use super::run::{Run, Started};
 use super::store;
-use super::together::{round, Going, Steps};
+use super::together::{round, settle, Going, Steps};
 use crate::access;
 use crate::error::{Error, OrRaise, Result};
 use crate::pg;
@@ -233,7 +234,10 @@ fn _sync_step_together(run_ids: Vec<i64>) -> bool {
         .collect();
     let outcome = pg::in_subtransaction(|| {
         access::as_extension(|| {
-            if let Some(wait) = round(&mut going, &InSubtransactions) {
+            let mut flight = Flight::default();
+            let wait = round(&mut going, &InSubtransactions, &mut flight);
+            settle(&mut going, &InSubtransactions, &mut flight);
+            if let Some(wait) = wait.filter(|_| going.iter().all(|g| g.done || !g.in_flight())) {
                 InSubtransactions.wait(wait);
             }
             Ok(())

@@ -8,7 +8,9 @@
 //! its search path pinned, and writes each copy as the sync's owner
 //! (`copy_table`), as autovacuum works on a table as its owner.
 
-use super::run::{Fetched, Run, Started};
+use super::fetch::Fetched;
+use super::flight::Flight;
+use super::run::{Run, Started};
 use super::stream::Streams;
 use super::together::{round, Going, Steps};
 use crate::access;
@@ -296,9 +298,11 @@ impl Steps for InTransactions {
 fn admit(going: &mut Vec<Going>) {
     match in_transaction(due_syncs) {
         Ok(due) => {
+            let known: std::collections::HashSet<i64> =
+                going.iter().map(|g| g.run.sync_id()).collect();
             let new: Vec<i64> = due
                 .into_iter()
-                .filter(|(id, _)| !going.iter().any(|g| g.run.sync_id() == *id))
+                .filter(|(id, _)| !known.contains(id))
                 // A server whose breaker is open waits, with its syncs due.
                 .filter(|(_, server)| server_allows(server))
                 .map(|(id, _)| id)
@@ -360,6 +364,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     });
     let mut streams = Streams::default();
     let mut going: Vec<Going> = Vec::new();
+    let mut flight = Flight::default();
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe {
@@ -377,7 +382,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
             streams.refresh(&InTransactions);
             streams.pump(&InTransactions);
             if !going.is_empty() && !stopping() {
-                waiting = round(&mut going, &InTransactions);
+                waiting = round(&mut going, &InTransactions, &mut flight);
                 finish_done(&mut going);
             }
         } else {

@@ -327,6 +327,10 @@ mod tests {
         .unwrap();
         let client = crate::client::http::client(std::time::Duration::from_secs(1)).unwrap();
         let e = login(&client, "https://login.salesforce.com", None, &g, || false).unwrap_err();
-        assert_eq!(e, SalesforceError::Config(NOT_CONNECTED.into()), "no request is made");
+        assert_eq!(
+            e,
+            SalesforceError::Config(NOT_CONNECTED.into()),
+            "no request is made"
+        );
     }
 }

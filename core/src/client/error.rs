@@ -17,6 +17,9 @@ pub enum SalesforceError {
     ConnectFailed(String),
     /// The connection failed after the request may have been sent.
     Network(String),
+    /// No answer came within the request timeout. Not tried again: a
+    /// server that hangs would hold the caller for the timeout each time.
+    TimedOut(String),
     /// An answer that is not what the API documents.
     BadResponse(String),
     /// The statement was cancelled while waiting (statement_timeout, ^C).
@@ -29,7 +32,9 @@ impl SalesforceError {
     /// Worth trying again after a pause.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SalesforceError::ConnectFailed(_) | SalesforceError::Network(_) => true,
+            SalesforceError::ConnectFailed(_)
+            | SalesforceError::Network(_)
+            | SalesforceError::TimedOut(_) => true,
             SalesforceError::Api { status, code, .. } => {
                 *status >= 500 || code == "UNABLE_TO_LOCK_ROW"
             }
@@ -71,6 +76,7 @@ impl SalesforceError {
             },
             SalesforceError::ConnectFailed(m) => SalesforceError::ConnectFailed(mask(m)),
             SalesforceError::Network(m) => SalesforceError::Network(mask(m)),
+            SalesforceError::TimedOut(m) => SalesforceError::TimedOut(mask(m)),
             SalesforceError::BadResponse(m) => SalesforceError::BadResponse(mask(m)),
             SalesforceError::Config(m) => SalesforceError::Config(mask(m)),
             SalesforceError::Cancelled => SalesforceError::Cancelled,
@@ -87,7 +93,9 @@ impl fmt::Display for SalesforceError {
             SalesforceError::Login { error, description } => {
                 write!(f, "Salesforce login failed: {error}: {description}")
             }
-            SalesforceError::ConnectFailed(m) | SalesforceError::Network(m) => {
+            SalesforceError::ConnectFailed(m)
+            | SalesforceError::Network(m)
+            | SalesforceError::TimedOut(m) => {
                 write!(f, "cannot reach Salesforce: {m}")
             }
             SalesforceError::BadResponse(m) => write!(f, "unexpected answer from Salesforce: {m}"),

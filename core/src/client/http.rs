@@ -3,6 +3,7 @@
 
 use super::error::{from_response, SalesforceError};
 use once_cell::sync::Lazy;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -36,7 +37,22 @@ pub fn wait<F: Future>(future: F, interrupted: Interrupted) -> Result<F::Output,
     })
 }
 
+/// The client for requests with `timeout`, shared by every session that
+/// uses it: one connection pool and one TLS configuration, however many
+/// orgs a process talks to.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, SalesforceError> {
+    static CLIENTS: Lazy<std::sync::Mutex<HashMap<Duration, reqwest::Client>>> =
+        Lazy::new(Default::default);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = clients.get(&timeout) {
+        return Ok(c.clone());
+    }
+    let c = new_client(timeout)?;
+    clients.insert(timeout, c.clone());
+    Ok(c)
+}
+
+fn new_client(timeout: Duration) -> Result<reqwest::Client, SalesforceError> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(timeout)
@@ -132,17 +148,21 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
     }
 }
 
+fn transport_error(e: &reqwest::Error) -> SalesforceError {
+    if e.is_connect() {
+        SalesforceError::ConnectFailed(describe_transport_error(e))
+    } else if e.is_timeout() {
+        SalesforceError::TimedOut(describe_transport_error(e))
+    } else {
+        SalesforceError::Network(describe_transport_error(e))
+    }
+}
+
 async fn send_once(
     request: reqwest::RequestBuilder,
     read: Read,
 ) -> Result<Answer, SalesforceError> {
-    let response = request.send().await.map_err(|e| {
-        if e.is_connect() {
-            SalesforceError::ConnectFailed(describe_transport_error(&e))
-        } else {
-            SalesforceError::Network(describe_transport_error(&e))
-        }
-    })?;
+    let response = request.send().await.map_err(|e| transport_error(&e))?;
     let status = response.status().as_u16();
     let limit_info = response
         .headers()
@@ -169,7 +189,7 @@ async fn send_once(
     let body = response
         .bytes()
         .await
-        .map_err(|e| SalesforceError::Network(describe_transport_error(&e)))?
+        .map_err(|e| transport_error(&e))?
         .to_vec();
     if success {
         Ok(Answer {
@@ -215,6 +235,7 @@ pub fn send_repeating(
             Err(SalesforceError::Network(m)) if repeat == Repeat::OnlyIfUnsent => {
                 return Err(SalesforceError::Network(m))
             }
+            Err(e @ SalesforceError::TimedOut(_)) => return Err(e),
             Err(e) if e.is_retryable() && attempt < MAX_RETRIES => {
                 let backoff = FIRST_BACKOFF_MS << attempt;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);

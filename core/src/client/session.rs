@@ -241,6 +241,32 @@ impl Session {
         }
     }
 
+    /// Takes back what a fork learned on its thread: a token it obtained
+    /// (shared through the shelf, as this session's own login would be) or
+    /// saw refused, the org's usage and clock, and the requests it sent.
+    pub fn rejoin(&mut self, fork: Session) {
+        let mine = self.token.as_ref().map(|t| t.access_token.clone());
+        match fork.token {
+            Some(t) if mine.as_deref() != Some(t.access_token.as_str()) => {
+                if let Some(shelf) = &self.shelf {
+                    shelf.put(&t);
+                }
+                self.token = Some(t);
+            }
+            Some(_) => {}
+            None if mine.is_some() && fork.rejected == mine => self.token_refused(),
+            None => {}
+        }
+        if fork.last_limit_info.is_some() {
+            self.last_limit_info = fork.last_limit_info;
+        }
+        if fork.last_server_time.is_some() {
+            self.last_server_time = fork.last_server_time;
+            self.last_answer_at = fork.last_answer_at;
+        }
+        self.requests += fork.requests;
+    }
+
     /// Salesforce's clock now, carried on from its last answer's `Date`:
     /// the local clock may differ from it by any amount.
     pub fn server_now(&self) -> Option<DateTime<Utc>> {
