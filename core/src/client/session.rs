@@ -896,6 +896,36 @@ mod tests {
     }
 
     #[test]
+    fn a_fork_on_a_thread_gives_back_its_login_and_what_it_saw() {
+        let sim = spawn(Options::demo()).unwrap();
+        let shelf = MemoryShelf::default();
+        let mut s = Session::new(config(&sim.base_url, password()), never_interrupted).unwrap();
+        s.share_tokens(Box::new(shelf.clone()));
+        let mut fork = s.fork();
+        let fork = std::thread::spawn(move || {
+            fork.limits().unwrap();
+            fork
+        })
+        .join()
+        .unwrap();
+        assert!(s.token.is_none() && s.requests == 0);
+        s.rejoin(fork);
+        let token = s.token.clone().expect("the fork's login came back");
+        assert_eq!(s.requests, 1);
+        assert!(s.last_limit_info.is_some() && s.server_now().is_some());
+        assert!(
+            matches!(shelf.look(None, Duration::from_secs(1)), Shelved::Token(t) if t.access_token == token.access_token),
+            "other processes see the fork's token"
+        );
+        // A fork that found the token refused and could not log in again
+        // takes it from the session too.
+        let mut fork = s.fork();
+        fork.token_refused();
+        s.rejoin(fork);
+        assert!(s.token.is_none(), "a refused token is not used again");
+    }
+
+    #[test]
     fn sessions_sharing_a_shelf_log_in_once_and_renew_once() {
         let sim = spawn(Options::demo()).unwrap();
         let shelf = MemoryShelf::default();
@@ -986,6 +1016,29 @@ mod tests {
                 .total_size,
             7
         );
+    }
+
+    #[test]
+    fn a_request_that_times_out_is_not_sent_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let mut c = with_token(&base);
+        c.timeout = Duration::from_millis(300);
+        let mut s = Session::new(c, never_interrupted).unwrap();
+        let e = s.query("SELECT Id FROM Account", false).unwrap_err();
+        assert!(matches!(e, SalesforceError::TimedOut(_)), "{e:?}");
+        assert!(e.is_retryable(), "a caller may try later");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one attempt, not five");
     }
 
     #[test]
