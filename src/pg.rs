@@ -86,3 +86,52 @@ pub fn in_subtransaction<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         outcome
     }
 }
+
+thread_local! {
+    /// Plans of the statements `run_kept` and `get_one_kept` ran, by text.
+    static KEPT: std::cell::RefCell<std::collections::HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>> =
+        Default::default();
+}
+
+/// Runs `sql` with a plan made once per process and kept (PostgreSQL
+/// makes it again when what it depends on changes): for the statements the
+/// sync worker runs for every run of every sync. The first row's first
+/// column, if `T` is asked for.
+fn kept<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &'static str,
+    limit: Option<i64>,
+    args: &[pgrx::datum::DatumWithOid],
+) -> std::result::Result<Option<T>, pgrx::spi::SpiError> {
+    pgrx::Spi::connect_mut(|client| {
+        let plan = KEPT.with(|k| k.borrow_mut().remove(sql));
+        let plan = match plan {
+            Some(plan) => plan,
+            None => {
+                let types: Vec<pgrx::PgOid> =
+                    args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+                client.prepare_mut(sql, &types)?.keep()
+            }
+        };
+        let out = client
+            .update(&plan, limit.map(|l| l as _), args)
+            .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one() });
+        KEPT.with(|k| k.borrow_mut().insert(sql, plan));
+        out
+    })
+}
+
+/// `Spi::run_with_args`, with the plan kept (`kept`).
+pub fn run_kept(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> std::result::Result<(), pgrx::spi::SpiError> {
+    kept::<bool>(sql, None, args).map(|_| ())
+}
+
+/// `Spi::get_one_with_args`, with the plan kept (`kept`).
+pub fn get_one_kept<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> std::result::Result<Option<T>, pgrx::spi::SpiError> {
+    kept(sql, Some(1), args)
+}

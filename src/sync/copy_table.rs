@@ -67,10 +67,16 @@ impl CopyTable {
     }
 
     pub fn upsert_rows(&self, rows: &Rows) -> Result<i64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
         self.write(|table| upsert_rows(table, rows))
     }
 
     pub fn update_changed_rows(&self, rows: &Rows) -> Result<i64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
         self.write(|table| update_changed_rows(table, rows))
     }
 
@@ -85,6 +91,9 @@ impl CopyTable {
         ids: &[String],
         at: DateTime<Utc>,
     ) -> Result<i64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         self.write(|table| delete_rows(table, id_column, soft_delete, ids, at))
     }
 

@@ -4,6 +4,11 @@
 //! which no SQL a user can run takes, unlike an advisory lock any role
 //! could hold to stall other roles' syncs. pg_locks shows it as an
 //! `object` lock with `classid` the syncs table and `objid` the sync.
+//!
+//! It belongs to the user lock method, as advisory locks do: PostgreSQL
+//! drops the default method's session locks when a transaction aborts,
+//! and the worker aborts a failed step's transaction with other runs'
+//! locks held.
 
 use pgrx::pg_sys;
 
@@ -18,7 +23,7 @@ fn tag(sync_id: i64) -> pg_sys::LOCKTAG {
         locktag_field3: sync_id as u32,
         locktag_field4: 0,
         locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
-        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     }
 }
 

@@ -43,6 +43,10 @@ impl Rows {
         self.fields.len() + usize::from(self.soft_delete)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         self.values.len() / self.width()
     }

@@ -129,7 +129,7 @@ pub fn check_installed_version() -> Result<()> {
 }
 
 pub fn load_sync(id: i64) -> Result<SyncRow> {
-    let row = Spi::get_one_with_args::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint, 'target_relid', s.target_relid::bigint, 'staging_relid', s.staging_relid::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()])?;
+    let row = crate::pg::get_one_kept::<JsonB>("SELECT (SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::bigint, 'target_relid', s.target_relid::bigint, 'staging_relid', s.staging_relid::bigint) FROM salesforce.syncs s WHERE id = $1)", &[id.into()])?;
     let row = row.ok_or_else(|| {
         Error::sql(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -177,7 +177,7 @@ fn select_pairs(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<Vec<(i6
 
 /// Whether sync `id` exists.
 pub fn sync_exists(id: i64) -> Result<bool> {
-    Ok(Spi::get_one_with_args::<bool>(
+    Ok(crate::pg::get_one_kept::<bool>(
         "SELECT EXISTS (SELECT 1 FROM salesforce.syncs WHERE id = $1)",
         &[id.into()],
     )?
@@ -186,7 +186,7 @@ pub fn sync_exists(id: i64) -> Result<bool> {
 
 /// How many syncs a role owns.
 pub fn syncs_owned(owner: Oid) -> Result<i64> {
-    Ok(Spi::get_one_with_args::<i64>(
+    Ok(crate::pg::get_one_kept::<i64>(
         "SELECT count(*) FROM salesforce.syncs WHERE owner = $1",
         &[owner.into()],
     )?
@@ -195,7 +195,7 @@ pub fn syncs_owned(owner: Oid) -> Result<i64> {
 
 /// The sync whose copy is table `relid`, if any.
 pub fn sync_of_table(relid: Oid) -> Result<Option<i64>> {
-    Spi::get_one_with_args::<i64>(
+    crate::pg::get_one_kept::<i64>(
         "SELECT (SELECT id FROM salesforce.syncs WHERE target_relid = $1 OR staging_relid = $1 LIMIT 1)",
         &[relid.into()],
     )
@@ -216,7 +216,7 @@ pub struct NewSync<'a> {
 }
 
 pub fn insert_sync(s: NewSync) -> Result<i64> {
-    Spi::get_one_with_args::<i64>(
+    crate::pg::get_one_kept::<i64>(
         "INSERT INTO salesforce.syncs (server, object, target_schema, target_table, target_relid, every, options, fields, columns, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         &[
             s.server.into(),
@@ -235,13 +235,13 @@ pub fn insert_sync(s: NewSync) -> Result<i64> {
 }
 
 pub fn delete_sync(id: i64) -> Result<()> {
-    Spi::run_with_args("DELETE FROM salesforce.syncs WHERE id = $1", &[id.into()])
+    crate::pg::run_kept("DELETE FROM salesforce.syncs WHERE id = $1", &[id.into()])
         .map_err(Error::from)
 }
 
 /// Records the staging table of a resync, or that there is none.
 pub fn set_staging(id: i64, relid: Option<Oid>) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET staging_relid = $2 WHERE id = $1",
         &[id.into(), relid.into()],
     )
@@ -250,7 +250,7 @@ pub fn set_staging(id: i64, relid: Option<Oid>) -> Result<()> {
 
 /// Starts the sync over from the beginning, into its staging table.
 pub fn request_resync(id: i64, staging: Oid) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET stage = 'resync', staging_relid = $2, backfill_after = NULL, backfill_total = NULL, backfill_rows = 0, bulk_job = NULL, bulk_locator = NULL, bulk_page_rows = 0, backfill_overlaps = false WHERE id = $1",
         &[id.into(), staging.into()],
     )
@@ -259,7 +259,7 @@ pub fn request_resync(id: i64, staging: Oid) -> Result<()> {
 
 /// The copy's names as the catalog has them now (it may have been renamed).
 pub fn save_target_name(id: i64, name: &crate::access::TableName) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET target_schema = $2, target_table = $3 WHERE id = $1 AND (target_schema, target_table) IS DISTINCT FROM ($2::name, $3::name)",
         &[id.into(), name.schema.clone().into(), name.table.clone().into()],
     )
@@ -267,7 +267,7 @@ pub fn save_target_name(id: i64, name: &crate::access::TableName) -> Result<()> 
 }
 
 pub fn save_row_count(id: i64, rows: i64) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET row_count = $2, row_count_at = clock_timestamp() WHERE id = $1",
         &[id.into(), rows.into()],
     )
@@ -288,7 +288,7 @@ pub fn pause(s: &SyncRow, why: &Error, started_by: &str, always: bool) -> Result
     } else {
         None
     };
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET paused_reason = $2, next_due = clock_timestamp() + make_interval(secs => $3) WHERE id = $1",
         &[s.id.into(), reason.into(), (PAUSE_RECHECK_SECONDS as f64).into()],
     )?;
@@ -301,7 +301,7 @@ pub const PAUSE_RECHECK_SECONDS: i64 = 60;
 
 /// Marks a sync paused, without logging a run: the caller logs its own.
 pub fn set_paused(id: i64, reason: &str) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET paused_reason = $2 WHERE id = $1",
         &[id.into(), reason.into()],
     )
@@ -309,7 +309,7 @@ pub fn set_paused(id: i64, reason: &str) -> Result<()> {
 }
 
 pub fn resume(id: i64) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET paused_reason = NULL WHERE id = $1",
         &[id.into()],
     )
@@ -319,7 +319,7 @@ pub fn resume(id: i64) -> Result<()> {
 /// Saves the checkpoint: stage, backfill progress and cursors.
 pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
     let stamp = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.syncs SET stage = $2, backfill_after = $3, backfill_total = $4, backfill_rows = $5, cursor = $6::timestamptz, deleted_cursor = $7::timestamptz, fields = $8, columns = $9, bulk_job = $10, bulk_locator = $11, bulk_page_rows = $12, backfill_overlaps = $13, formulas_refreshed_at = $14::timestamptz WHERE id = $1",
         &[
             s.id.into(),
@@ -345,7 +345,7 @@ pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
 /// Only called with the sync's lock held, so none of them is still going;
 /// stream sessions run beside runs, and their stream closes its own.
 pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running' AND kind <> 'stream'",
         &[sync_id.into()],
     )
@@ -354,7 +354,7 @@ pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
 
 /// How many of the sync's last runs in a row were throttled.
 pub fn throttled_runs_in_a_row(sync_id: i64) -> Result<i64> {
-    Ok(Spi::get_one_with_args::<i64>(
+    Ok(crate::pg::get_one_kept::<i64>(
         "SELECT count(*) FROM salesforce.sync_runs WHERE sync_id = $1 AND status = 'throttled' AND id > coalesce((SELECT max(id) FROM salesforce.sync_runs WHERE sync_id = $1 AND status IN ('succeeded', 'failed') AND kind <> 'stream'), 0)",
         &[sync_id.into()],
     )?
@@ -362,7 +362,7 @@ pub fn throttled_runs_in_a_row(sync_id: i64) -> Result<i64> {
 }
 
 pub fn insert_run(s: &SyncRow, kind: &str, started_by: &str) -> Result<i64> {
-    Spi::get_one_with_args::<i64>(
+    crate::pg::get_one_kept::<i64>(
         "INSERT INTO salesforce.sync_runs (sync_id, server, object, kind, started_by, cursor_from, owner) VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7) RETURNING id",
         &[s.id.into(), s.server.clone().into(), s.object.clone().into(), kind.into(), started_by.into(), s.cursor.map(|t| t.to_rfc3339()).into(), s.owner().into()],
     )
@@ -382,7 +382,7 @@ pub struct RunProgress<'a> {
 }
 
 pub fn save_progress(p: &RunProgress) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "UPDATE salesforce.sync_runs SET rows_upserted = $2, rows_deleted = $3, api_requests = $4, cursor_to = $5::timestamptz, notes = $6, rows_read = $7 WHERE id = $1",
         &[p.id.into(), p.rows_upserted.into(), p.rows_deleted.into(), p.api_requests.into(), p.cursor_to.map(|t| t.to_rfc3339()).into(), p.notes.iter().map(|n| crate::error::scrub(n)).collect::<Vec<_>>().into(), p.rows_read.into()],
     )
@@ -424,7 +424,7 @@ pub fn finish_run(
     retry_in: Option<i64>,
 ) -> Result<()> {
     let scrubbed = |t: Option<&String>| t.map(|t| crate::error::scrub(t));
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "WITH r AS (UPDATE salesforce.sync_runs SET status = $2, error = $3, error_sqlstate = $5, error_hint = $6, finished_at = clock_timestamp() WHERE id = $1 RETURNING sync_id)
          UPDATE salesforce.syncs s SET next_due = clock_timestamp() + coalesce(make_interval(secs => $4), s.every) FROM r WHERE s.id = r.sync_id",
         &[
@@ -452,11 +452,12 @@ pub struct PacingRow {
 
 /// `for_update` locks the row until the transaction ends, for a debit.
 pub fn load_pacing(server: &str, for_update: bool) -> Result<Option<PacingRow>> {
-    let lock = if for_update { " FOR UPDATE" } else { "" };
-    let row = Spi::get_one_with_args::<JsonB>(
-        &format!("SELECT (SELECT jsonb_build_array(tokens, refilled_at_ms, org_used, org_max, observed_at > clock_timestamp() - interval '15 minutes') FROM salesforce.pacing WHERE server = $1{lock})"),
-        &[server.into()],
-    )
+    let sql = if for_update {
+        "SELECT (SELECT jsonb_build_array(tokens, refilled_at_ms, org_used, org_max, observed_at > clock_timestamp() - interval '15 minutes') FROM salesforce.pacing WHERE server = $1 FOR UPDATE)"
+    } else {
+        "SELECT (SELECT jsonb_build_array(tokens, refilled_at_ms, org_used, org_max, observed_at > clock_timestamp() - interval '15 minutes') FROM salesforce.pacing WHERE server = $1)"
+    };
+    let row = crate::pg::get_one_kept::<JsonB>(sql, &[server.into()])
     .map_err(Error::from)?;
     Ok(row.map(|j| {
         let a = |i: usize| j.0.get(i).cloned().unwrap_or(Json::Null);
@@ -471,7 +472,7 @@ pub fn load_pacing(server: &str, for_update: bool) -> Result<Option<PacingRow>> 
 }
 
 pub fn save_pacing(server: &str, row: &PacingRow) -> Result<()> {
-    Spi::run_with_args(
+    crate::pg::run_kept(
         "INSERT INTO salesforce.pacing (server, tokens, refilled_at_ms, org_used, org_max, observed_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())
          ON CONFLICT (server) DO UPDATE SET tokens = EXCLUDED.tokens, refilled_at_ms = EXCLUDED.refilled_at_ms,
            org_used = coalesce(EXCLUDED.org_used, pacing.org_used), org_max = coalesce(EXCLUDED.org_max, pacing.org_max), observed_at = EXCLUDED.observed_at",

@@ -186,7 +186,7 @@ fn try_lock(sync_id: i64) -> Result<bool> {
     if !super::lock::try_lock_for_session(sync_id) {
         return Ok(false);
     }
-    let due = Spi::get_one_with_args::<bool>(
+    let due = crate::pg::get_one_kept::<bool>(
         "SELECT enabled AND next_due <= clock_timestamp() + interval '1 second' FROM salesforce.syncs WHERE id = $1",
         &[sync_id.into()],
     )?;
@@ -345,9 +345,24 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         )
     };
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // The request threads come and go: with an arena each, glibc would keep
+    // memory each of them once used.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     access::pin_for_process();
+    // A run's rows and the checkpoint that covers them commit together, so
+    // a commit lost to an operating-system crash loses both, and the next
+    // run reads those changes again: the worker need not wait for each
+    // commit to reach the disk.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"synchronous_commit".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
     crate::connection::cap_request_timeout(Duration::from_secs(
         gucs::WORKER_REQUEST_TIMEOUT.get() as u64
     ));

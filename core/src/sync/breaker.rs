@@ -45,6 +45,10 @@ impl Breaker {
     }
 
     pub fn failure(&mut self, now: Instant) -> Change {
+        if self.open_until.is_some_and(|until| now < until) {
+            // Another run's news of the same outage.
+            return Change::None;
+        }
         self.failures += 1;
         let trying_again = self.open_until.is_some_and(|until| now >= until);
         if self.failures < FAILURES_TO_OPEN && !trying_again {
@@ -110,5 +114,17 @@ mod tests {
         assert_eq!(b.failure(t1), Change::Opened(Duration::from_secs(10)));
         assert_eq!(b.success(), Change::Closed);
         assert_eq!(b.failure(t1), Change::Opened(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_runs_of_one_outage_open_it_once() {
+        let t0 = Instant::now();
+        let mut b = Breaker::default();
+        assert_eq!(b.failure(t0), Change::Opened(Duration::from_secs(5)));
+        for _ in 0..3 {
+            assert_eq!(b.failure(t0), Change::None, "the other syncs of that request");
+        }
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(b.failure(t1), Change::Opened(Duration::from_secs(10)));
     }
 }
