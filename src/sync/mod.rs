@@ -9,10 +9,17 @@
 //! pacing, is `salesforce_core::sync`.
 
 mod api;
+mod backfill;
+mod backfill_bulk;
+mod backfill_rest;
+mod budget;
 mod bulk;
+mod checks;
 mod copy_table;
+mod drift;
 mod fetch;
 mod flight;
+mod incremental;
 mod lock;
 mod outdated;
 mod rest;
@@ -21,6 +28,7 @@ pub(crate) mod run;
 mod steps;
 mod store;
 mod stream;
+mod tally;
 mod together;
 pub mod worker;
 pub mod write_through;
