@@ -99,7 +99,8 @@ mod tests {
 
     #[pg_test]
     fn polls_of_several_syncs_share_calls_and_fail_apart() {
-        use crate::sync::run::{fetch_polls, Next, Request, Run, Started};
+        use crate::sync::fetch::{poll_together, Request};
+        use crate::sync::run::{Next, Run, Started};
         use salesforce_core::sync::poll_batch::PollQuery;
         create_server("pm", "");
         let objects = ["Lead", "Case", "Opportunity", "Account", "Contact", "Task"];
@@ -137,7 +138,10 @@ mod tests {
         polls[1].query = PollQuery::Changes("SELECT Nope__c FROM Case".into());
         let mapping = runs[0].mapping();
         let before = mark();
-        let answered = fetch_polls(mapping.0, mapping.1, polls);
+        let answered = crate::connection::with_prepared_session(mapping.0, mapping.1, |s| {
+            Ok(poll_together(s, polls))
+        })
+        .unwrap();
         let (counted, subrequests) = counted_and_subrequests(before);
         assert_eq!(counted.len(), 2, "six polls in two calls: {counted:?}");
         assert_eq!(subrequests.len(), 12, "{subrequests:?}");

@@ -473,9 +473,9 @@ fn sync_disable(server: &str, object: &str, drop_table: default!(bool, "false"))
 fn sync_disable_by_id(sync_id: i64, drop_table: default!(bool, "false")) {
     refuse_on_standby();
     let Some(sync) = access::as_extension(|| {
-        Ok(store::sync_exists(sync_id)?
+        store::sync_exists(sync_id)?
             .then(|| store::load_sync(sync_id))
-            .transpose()?)
+            .transpose()
     })
     .or_raise() else {
         raise(

@@ -229,7 +229,7 @@ fn changed_and_newer(quoted: &[String], id: &str, stamp: Option<&str>) -> String
 /// of input texts and is cast to its type, which runs the type's input
 /// function as a scan does.
 fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
-    if rows.len() == 0 {
+    if rows.is_empty() {
         return Ok(0);
     }
     let mut columns: Vec<String> = rows.fields.iter().map(|f| quote_ident(&f.column)).collect();
@@ -283,7 +283,7 @@ fn upsert_rows(table: &str, rows: &Rows) -> Result<i64> {
 /// returns how many rows changed. Rows not in the copy are left to the
 /// change polls.
 fn update_changed_rows(table: &str, rows: &Rows) -> Result<i64> {
-    if rows.len() == 0 {
+    if rows.is_empty() {
         return Ok(0);
     }
     let id = rows
@@ -331,7 +331,7 @@ fn update_changed_rows(table: &str, rows: &Rows) -> Result<i64> {
 /// subtransaction: a batch that collides costs one rollback, and no batch
 /// pays for a lookup of its ids.
 fn insert_new_rows(relid: Oid, table: &str, rows: &mut Rows) -> Result<i64> {
-    if rows.len() == 0 {
+    if rows.is_empty() {
         return Ok(0);
     }
     let mut columns: Vec<String> = rows.fields.iter().map(|f| f.column.clone()).collect();

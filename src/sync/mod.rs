@@ -17,7 +17,7 @@ mod bulk;
 mod checks;
 mod copy_table;
 mod drift;
-mod fetch;
+pub(crate) mod fetch;
 mod flight;
 mod incremental;
 mod lock;
