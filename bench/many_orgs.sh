@@ -59,14 +59,21 @@ for n in "${sizes[@]}"; do
   trap 'stop_cluster "$dir"; stop_sfsim' EXIT
   start_sfsim target/release/sfsim --seed empty --records Account=20,Contact=20,Lead=20 --orgs "$n" --delay-ms "$delay"
   sql -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_salesforce"
-  for k in $(seq "$n"); do
-    user=admin@sfsim.example; [ "$k" = 1 ] || user=admin@org$k.sfsim.example
-    echo "CREATE SERVER o$k FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
+  # Four sessions connect the orgs side by side (sync_enable describes each object).
+  setup=()
+  for part in 0 1 2 3; do
+    for k in $(seq "$n"); do
+      [ $((k % 4)) = "$part" ] || continue
+      user=admin@sfsim.example; [ "$k" = 1 ] || user=admin@org$k.sfsim.example
+      echo "CREATE SERVER o$k FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
 CREATE USER MAPPING FOR postgres SERVER o$k OPTIONS (grant_type 'password', client_id 'sfsim-client-id', client_secret 'sfsim-client-secret', username '$user', password 'sfsim-password', security_token 'SFSIMTOKEN');
 SELECT salesforce.sync_enable('o$k', 'Account', every => '1 second');
 SELECT salesforce.sync_enable('o$k', 'Contact', every => '1 second');
 SELECT salesforce.sync_enable('o$k', 'Lead', every => '1 second');"
-  done | sql -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -f - >/dev/null
+    done | sql -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -f - >/dev/null &
+    setup+=($!)
+  done
+  wait "${setup[@]}"
   for _ in $(seq 3600); do
     [ "$(sql -tA -c "SELECT bool_and(stage = 'incremental') FROM salesforce.syncs")" = t ] && break
     sleep 1

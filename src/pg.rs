@@ -95,13 +95,13 @@ thread_local! {
 
 /// Runs `sql` with a plan made once per process and kept (PostgreSQL
 /// makes it again when what it depends on changes): for the statements the
-/// sync worker runs for every run of every sync. The first row's first
-/// column, if `T` is asked for.
-fn kept<T: pgrx::FromDatum + pgrx::IntoDatum>(
+/// sync worker runs for every run of every sync; `read` takes what it returned.
+fn kept<R>(
     sql: &'static str,
     limit: Option<i64>,
     args: &[pgrx::datum::DatumWithOid],
-) -> std::result::Result<Option<T>, pgrx::spi::SpiError> {
+    read: impl FnOnce(pgrx::spi::SpiTupleTable) -> pgrx::spi::SpiResult<R>,
+) -> pgrx::spi::SpiResult<R> {
     pgrx::Spi::connect_mut(|client| {
         let plan = KEPT.with(|k| k.borrow_mut().remove(sql));
         let plan = match plan {
@@ -114,7 +114,7 @@ fn kept<T: pgrx::FromDatum + pgrx::IntoDatum>(
         };
         let out = client
             .update(&plan, limit.map(|l| l as _), args)
-            .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one() });
+            .and_then(read);
         KEPT.with(|k| k.borrow_mut().insert(sql, plan));
         out
     })
@@ -125,7 +125,7 @@ pub fn run_kept(
     sql: &'static str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> std::result::Result<(), pgrx::spi::SpiError> {
-    kept::<bool>(sql, None, args).map(|_| ())
+    kept(sql, None, args, |_| Ok(()))
 }
 
 /// `Spi::get_one_with_args`, with the plan kept (`kept`).
@@ -133,5 +133,5 @@ pub fn get_one_kept<T: pgrx::FromDatum + pgrx::IntoDatum>(
     sql: &'static str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> std::result::Result<Option<T>, pgrx::spi::SpiError> {
-    kept(sql, Some(1), args)
+    kept(sql, Some(1), args, |t| t.first().get_one())
 }

@@ -344,9 +344,11 @@ pub fn save_checkpoint(s: &SyncRow) -> Result<()> {
 /// Marks runs of a sync that were left running (their backend died) as failed.
 /// Only called with the sync's lock held, so none of them is still going;
 /// stream sessions run beside runs, and their stream closes its own.
+/// Only runs newer than its last finished one can be: each run closes the
+/// ones before it when it starts, so the log is never read further back.
 pub fn close_abandoned_runs(sync_id: i64) -> Result<()> {
     crate::pg::run_kept(
-        "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running' AND kind <> 'stream'",
+        "UPDATE salesforce.sync_runs SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted: the process running it stopped; the next run resumed from the checkpoint' WHERE sync_id = $1 AND status = 'running' AND kind <> 'stream' AND id > coalesce((SELECT max(id) FROM salesforce.sync_runs WHERE sync_id = $1 AND status <> 'running' AND kind <> 'stream'), 0)",
         &[sync_id.into()],
     )
     .map_err(Error::from)

@@ -92,15 +92,16 @@ fn warn(message: &str) {
     error::notice(PgLogLevel::WARNING, message);
 }
 
-/// Syncs due now or within a second: runs that end a moment apart fall due
-/// a moment apart, and are polled together again.
+/// Syncs due now or within a second (a tenth of their interval, if less):
+/// runs that end a moment apart fall due a moment apart, and are polled
+/// together again.
 fn due_syncs() -> Result<Vec<(i64, String)>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
-        let rows = client.select("SELECT id, server::text FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + interval '1 second' ORDER BY next_due, id", None, &[])?;
+        let rows = client.select("SELECT id, server::text FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 10) ORDER BY next_due, id", None, &[])?;
         rows.map(|r| Ok((r.get::<i64>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())))
             .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
     })
@@ -187,7 +188,7 @@ fn try_lock(sync_id: i64) -> Result<bool> {
         return Ok(false);
     }
     let due = crate::pg::get_one_kept::<bool>(
-        "SELECT enabled AND next_due <= clock_timestamp() + interval '1 second' FROM salesforce.syncs WHERE id = $1",
+        "SELECT enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 10) FROM salesforce.syncs WHERE id = $1",
         &[sync_id.into()],
     )?;
     if due != Some(true) {
