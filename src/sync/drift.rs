@@ -29,6 +29,7 @@ pub fn follow(
         for table in tables {
             table.add_columns(&drift.added)?;
         }
+        super::seen::forget(sync.id);
         for f in &drift.added {
             notes.push(format!(
                 "new field {} copied into new column {}",

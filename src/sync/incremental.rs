@@ -5,6 +5,7 @@
 
 use super::fetch::Request;
 use super::rows::{stamp_of, Rows};
+use super::seen;
 use super::store::SyncRow;
 use super::tally::Tally;
 use crate::error::{Error, Result};
@@ -147,8 +148,15 @@ impl Incremental {
                 tally.rows_read += page.records.len() as i64;
                 let mut live = Rows::new(fields, soft);
                 let mut gone = Vec::new();
+                let mut copied = Vec::new();
                 for r in &page.records {
                     if !is_deleted(r) {
+                        let id = r.get("Id").and_then(Json::as_str).unwrap_or_default();
+                        match stamp_of(r) {
+                            Some(stamp) if seen::copied(sync.id, id, stamp) => continue,
+                            Some(stamp) => copied.push((id.to_string(), stamp)),
+                            None => {}
+                        }
                         live.push(r, None)?;
                     } else if soft {
                         live.push(r, Some(stamp_of(r).unwrap_or_else(Utc::now)))?;
@@ -162,6 +170,13 @@ impl Incremental {
                         .delete_rows(sync.id_column(), false, &gone, Utc::now())?;
                 if let Some(newest) = page.records.iter().filter_map(stamp_of).max() {
                     sync.cursor = Some(sync.cursor.map_or(newest, |c| c.max(newest)));
+                }
+                if let Some(cursor) = sync.cursor {
+                    seen::remember(
+                        sync.id,
+                        copied,
+                        cursor - Span::seconds(options.lookback_seconds),
+                    );
                 }
                 if done {
                     let deleted = self.pending_deleted.take().ok_or_else(|| {

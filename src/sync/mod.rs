@@ -25,6 +25,7 @@ mod outdated;
 mod rest;
 mod rows;
 pub(crate) mod run;
+mod seen;
 mod steps;
 mod store;
 mod stream;

@@ -446,6 +446,7 @@ impl Run {
         if failure.is_some() {
             // The failure may come from a field Salesforce no longer has.
             connection::forget_describe(self.server, self.user, &self.sync.object);
+            super::seen::forget(self.sync.id);
         }
         store::save_progress(&self.progress())?;
         // Counted after a run that changed the copy, and every few minutes

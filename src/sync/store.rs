@@ -114,8 +114,9 @@ impl SyncRow {
 /// Refuses to run against the SQL of another version than the library's: a
 /// new library is installed before `ALTER EXTENSION ... UPDATE` runs.
 pub fn check_installed_version() -> Result<()> {
-    let installed = Spi::get_one::<String>(
+    let installed = crate::pg::get_one_kept::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_salesforce'",
+        &[],
     )?;
     let library = env!("CARGO_PKG_VERSION");
     match installed {
@@ -459,8 +460,7 @@ pub fn load_pacing(server: &str, for_update: bool) -> Result<Option<PacingRow>> 
     } else {
         "SELECT (SELECT jsonb_build_array(tokens, refilled_at_ms, org_used, org_max, observed_at > clock_timestamp() - interval '15 minutes') FROM salesforce.pacing WHERE server = $1)"
     };
-    let row = crate::pg::get_one_kept::<JsonB>(sql, &[server.into()])
-    .map_err(Error::from)?;
+    let row = crate::pg::get_one_kept::<JsonB>(sql, &[server.into()]).map_err(Error::from)?;
     Ok(row.map(|j| {
         let a = |i: usize| j.0.get(i).cloned().unwrap_or(Json::Null);
         PacingRow {

@@ -92,16 +92,25 @@ fn warn(message: &str) {
     error::notice(PgLogLevel::WARNING, message);
 }
 
-/// Syncs due now or within a second (a tenth of their interval, if less):
-/// runs that end a moment apart fall due a moment apart, and are polled
-/// together again.
+/// Syncs due now or within a second (a tenth of their interval, if less),
+/// and with them those of the same user mapping due within half their
+/// interval: runs that end a moment apart fall due a moment apart, and are
+/// polled together again, not one call each as each falls due.
 fn due_syncs() -> Result<Vec<(i64, String)>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
-        let rows = client.select("SELECT id, server::text FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 10) ORDER BY next_due, id", None, &[])?;
+        let rows = client.select(
+            "WITH due AS (SELECT server, owner FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 10))
+             SELECT id, server::text FROM salesforce.syncs s
+              WHERE enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 2)
+                AND EXISTS (SELECT FROM due WHERE due.server = s.server AND due.owner = s.owner)
+              ORDER BY next_due, id",
+            None,
+            &[],
+        )?;
         rows.map(|r| Ok((r.get::<i64>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())))
             .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
     })
@@ -188,7 +197,7 @@ fn try_lock(sync_id: i64) -> Result<bool> {
         return Ok(false);
     }
     let due = crate::pg::get_one_kept::<bool>(
-        "SELECT enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 10) FROM salesforce.syncs WHERE id = $1",
+        "SELECT enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 2) FROM salesforce.syncs WHERE id = $1",
         &[sync_id.into()],
     )?;
     if due != Some(true) {
@@ -243,12 +252,21 @@ fn finish(run: Run, failure: Option<Error>) {
             e.message()
         ));
     }
-    if let Err(e) = in_transaction(move || run.finish(failure)) {
+    let mut unlocked = false;
+    let logged = in_transaction(|| {
+        run.finish(failure)?;
+        unlock(sync_id)?;
+        unlocked = true;
+        Ok(())
+    });
+    if let Err(e) = logged {
         warn(&format!(
             "pg_salesforce: sync {sync_id} could not log its run: {e}"
         ));
     }
-    let _ = in_transaction(|| unlock(sync_id));
+    if !unlocked {
+        let _ = in_transaction(|| unlock(sync_id));
+    }
 }
 
 /// Worker steps: each a transaction of its own, waits on the latch.

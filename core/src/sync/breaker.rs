@@ -122,7 +122,11 @@ mod tests {
         let mut b = Breaker::default();
         assert_eq!(b.failure(t0), Change::Opened(Duration::from_secs(5)));
         for _ in 0..3 {
-            assert_eq!(b.failure(t0), Change::None, "the other syncs of that request");
+            assert_eq!(
+                b.failure(t0),
+                Change::None,
+                "the other syncs of that request"
+            );
         }
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(b.failure(t1), Change::Opened(Duration::from_secs(10)));
