@@ -8,7 +8,7 @@
 #  - counted API requests per org per cycle (sfsim's request logs);
 #  - latency from an edit in a random org until it is in the copy, p50/p99;
 #  - the same for healthy orgs with 10% of orgs hung and 10% answering 503;
-#  - the worker's CPU seconds and resident memory, early and at the end.
+#  - the worker's CPU seconds and private memory (RssAnon), early and at the end.
 # Usage: bench/many_orgs.sh [N ...]   (default: 10 100 1000; DELAY=100, EDITS=40)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,15 +22,13 @@ quietly cargo pgrx install --release --pg-config "$PG_BIN/pg_config"
 cargo build --release -q -p sfsim
 sim() { local k=$1 m=$2 p=$3; shift 3; curl -sf -X "$m" "$SFSIM_URL/__sim/orgs/$k/$p" -H 'Content-Type: application/json' "$@"; }
 worker_pid() { sql -tA -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_salesforce sync'"; }
-rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# The worker's own memory: RssAnon (VmRSS also counts the shared buffers it touched).
+rss_mib() { awk '/^RssAnon/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-counted() { # counted requests of orgs 1..N
-  local n=$1 total=0 c
-  for k in $(seq "$n"); do
-    c=$(sim "$k" GET requests | python3 -c 'import json,sys; print(sum(r["counted"] for r in json.load(sys.stdin)["requests"]))')
-    total=$((total + c))
-  done
-  echo "$total"
+counted() { # counted requests of orgs 1..N, eight orgs at a time
+  seq "$1" | xargs -P 8 -I{} curl -sf "$SFSIM_URL/__sim/orgs/{}/requests" -o "$dir-requests-{}.json"
+  python3 -c 'import json, sys; print(sum(r["counted"] for k in range(1, int(sys.argv[2]) + 1) for r in json.load(open(f"{sys.argv[1]}-requests-{k}.json"))["requests"]))' "$dir" "$1"
+  rm -f "$dir"-requests-*.json
 }
 # latency ORGS...: edits a Lead's Company in random orgs among those given,
 # one at a time at a random moment, and prints each edit's latency.
@@ -52,7 +50,7 @@ latency() {
 }
 percentiles() { python3 -c 'import sys, statistics as s; v = sorted(float(x) for x in sys.stdin.read().split()); q = lambda p: v[min(len(v) - 1, int(p * len(v)))]; print(f"p50 {q(0.5):.2f} s, p99 {q(0.99):.2f} s, slowest {v[-1]:.2f} s")'; }
 
-printf '%-6s %-10s %-14s %-36s %-36s %s\n' orgs cycle requests/org/cycle "edit latency" "edit latency, 10% hung, 10% 503" "worker CPU s / RSS MiB"
+printf '%-6s %-10s %-14s %-36s %-36s %s\n' orgs cycle requests/org/cycle "edit latency" "edit latency, 10% hung, 10% 503" "worker CPU s / RssAnon MiB"
 for n in "${sizes[@]}"; do
   start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1" \
     "salesforce.max_syncs_per_role = 100000" "max_connections = 50"
@@ -79,10 +77,11 @@ SELECT salesforce.sync_enable('o$k', 'Lead', every => '1 second');"
     sleep 1
   done
   pid=$(worker_pid); cpu0=$(cpu_s "$pid"); rss0=$(rss_mib "$pid")
-  c0=$(counted "$n"); r0=$(sql -tA -c "SELECT count(*) FROM salesforce.sync_runs WHERE status = 'succeeded' AND kind = 'incremental'")
+  runs() { sql -tA -c "SELECT count(*) FROM salesforce.sync_runs WHERE status = 'succeeded' AND kind = 'incremental'"; }
+  c0=$(counted "$n"); r0=$(runs); t0=$(date +%s.%N)
   sleep 30
-  c1=$(counted "$n"); r1=$(sql -tA -c "SELECT count(*) FROM salesforce.sync_runs WHERE status = 'succeeded' AND kind = 'incremental'")
-  cycle=$(python3 -c "runs = ($r1 - $r0) / (3 * $n); print(f'{30 / runs:.1f} s' if runs else 'no cycle')")
+  r1=$(runs); t1=$(date +%s.%N); c1=$(counted "$n")
+  cycle=$(python3 -c "runs = ($r1 - $r0) / (3 * $n); print(f'{($t1 - $t0) / runs:.1f} s' if runs else 'no cycle')")
   per_org=$(python3 -c "runs = ($r1 - $r0) / (3 * $n); print(f'{($c1 - $c0) / $n / runs:.2f}' if runs else '-')")
   healthy=$(latency $(seq "$n") | percentiles)
   # 10% hung, 10% answering 503, the healthy 80% edited.

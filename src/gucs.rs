@@ -26,6 +26,7 @@ pub static SYNC_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 pub static MAX_SYNCS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static WORKER_REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static WORKER_REQUESTS_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(200);
+pub static WORKER_MAX_RUNS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// The databases whose syncs the worker runs, a worker each:
 /// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
@@ -129,6 +130,16 @@ pub fn init() {
         &WORKER_REQUESTS_IN_FLIGHT,
         1,
         10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.worker_max_runs",
+        c"The most runs the sync worker keeps going at once.",
+        c"Due syncs beyond it wait, the longest due first. Each run going holds a lock on its sync, so the lock table (max_locks_per_transaction times max_connections) must have room for them.",
+        &WORKER_MAX_RUNS,
+        1,
+        100_000,
         GucContext::Sighup,
         GucFlags::default(),
     );

@@ -44,6 +44,10 @@ fn stopping() -> bool {
     (unsafe { pg_sys::ShutdownRequestPending } != 0) || STOPPING.load(Ordering::Relaxed)
 }
 
+/// How often the worker looks for due syncs while runs go on: each
+/// answer that lands wakes it, and the look reads every sync.
+const ADMIT_EVERY: Duration = Duration::from_millis(100);
+
 /// How long the worker naps while streams are open: events wait at most
 /// this long before they are applied.
 const STREAM_NAP: Duration = Duration::from_millis(50);
@@ -312,9 +316,17 @@ impl Steps for InTransactions {
     }
 }
 
-/// Starts the syncs that are due and not going already: they join the
-/// runs going on, so a run that waits holds up none that falls due.
+/// Starts the syncs that are due and not going already, the longest due
+/// first, up to `salesforce.worker_max_runs` going at once: they join the
+/// runs going on, so a run that waits holds up none that falls due. Each
+/// run going holds its sync's lock, and every commit of the worker walks
+/// the locks it holds, so runs that could only wait for a request slot
+/// are better not started yet.
 fn admit(going: &mut Vec<Going>) {
+    let room = (gucs::WORKER_MAX_RUNS.get().max(1) as usize).saturating_sub(going.len());
+    if room == 0 {
+        return;
+    }
     match in_transaction(due_syncs) {
         Ok(due) => {
             let known: std::collections::HashSet<i64> =
@@ -325,6 +337,7 @@ fn admit(going: &mut Vec<Going>) {
                 // A server whose breaker is open waits, with its syncs due.
                 .filter(|(_, server)| server_allows(server))
                 .map(|(id, _)| id)
+                .take(room)
                 .collect();
             going.extend(new.into_iter().filter_map(start).map(Going::new));
         }
@@ -399,6 +412,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     let mut streams = Streams::default();
     let mut going: Vec<Going> = Vec::new();
     let mut flight = Flight::default();
+    let mut last_admit = Instant::now();
     loop {
         if BackgroundWorker::sighup_received() {
             unsafe {
@@ -412,7 +426,10 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         // How long until a waiting run may go on; None when runs went on.
         let mut waiting = None;
         if gucs::SYNC_ENABLED.get() {
-            admit(&mut going);
+            if going.is_empty() || last_admit.elapsed() >= ADMIT_EVERY {
+                admit(&mut going);
+                last_admit = Instant::now();
+            }
             streams.refresh(&InTransactions);
             streams.pump(&InTransactions);
             if !going.is_empty() && !stopping() {
