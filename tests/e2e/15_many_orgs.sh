@@ -55,7 +55,7 @@ org 1 PATCH "records/Lead/$id" -d '{"Company": "Still on time"}' >/dev/null
 wait_for 15 "SELECT company = 'Still on time' FROM shared.lead WHERE _org = 'o1' AND id = '$id'"
 took=$(python3 -c "print(round($(date +%s.%N) - $start, 1))")
 # Failed steps abort their transactions: no run's lock goes with them.
-! grep -q "you don't own a lock" "$dir/server.log" || fail "a failed step's abort released a sync's lock
+! grep -q "you don't own a lock" "$dir/server.log" || fail "a failed step's abort released a sync's lock"
 wait_for 90 "SELECT server_status LIKE 'unreachable since %' FROM salesforce.sync_status WHERE server = 'o2'"
 wait_for 60 "SELECT server_status LIKE 'unreachable since %' FROM salesforce.sync_status WHERE server = 'o3'"
 echo "isolation: with o2 hung and o3 answering 503, o1's edit arrived in $took s; o2 and o3 show unreachable"
