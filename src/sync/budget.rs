@@ -61,15 +61,7 @@ impl Budget {
                 }
             }
         }
-        let now = now_ms();
-        let bucket = row
-            .map(|r| Bucket {
-                tokens: r.tokens,
-                at_ms: r.at_ms,
-            })
-            .unwrap_or_else(|| Bucket::full(self.max_per_day, now))
-            .sane(self.max_per_day, now)
-            .refilled(self.max_per_day, now);
+        let bucket = self.bucket(row.as_ref(), now_ms());
         let wait = bucket.wait(self.max_per_day);
         if wait > LONGEST_WAIT {
             return Ok(Pace::Throttled(
@@ -88,20 +80,22 @@ impl Budget {
         })
     }
 
+    /// The server's bucket as stored (full when none is), refilled to `now`.
+    fn bucket(&self, row: Option<&store::PacingRow>, now: i64) -> Bucket {
+        row.map(|r| Bucket {
+            tokens: r.tokens,
+            at_ms: r.at_ms,
+        })
+        .unwrap_or_else(|| Bucket::full(self.max_per_day, now))
+        .sane(self.max_per_day, now)
+        .refilled(self.max_per_day, now)
+    }
+
     /// Takes `requests` from `server`'s bucket, and keeps the org's usage
     /// that the last answer's `limit_info` tells.
     pub fn debit(&self, server: &str, requests: i64, limit_info: Option<&str>) -> Result<()> {
-        let now = now_ms();
         let row = store::load_pacing(server, true)?;
-        let bucket = row
-            .as_ref()
-            .map(|r| Bucket {
-                tokens: r.tokens,
-                at_ms: r.at_ms,
-            })
-            .unwrap_or_else(|| Bucket::full(self.max_per_day, now))
-            .sane(self.max_per_day, now)
-            .refilled(self.max_per_day, now);
+        let bucket = self.bucket(row.as_ref(), now_ms());
         let org = limit_info.and_then(pacing::parse_limit_info);
         store::save_pacing(
             server,
