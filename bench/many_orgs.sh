@@ -8,14 +8,18 @@
 #  - counted API requests per org per cycle (sfsim's request logs);
 #  - latency from an edit in a random org until it is in the copy, p50/p99;
 #  - the same for healthy orgs with 10% of orgs hung and 10% answering 503;
-#  - the worker's CPU seconds and private memory (RssAnon), early and at the end.
-# Usage: bench/many_orgs.sh [N ...]   (default: 10 100 1000; DELAY=100, EDITS=40)
+#  - the worker's CPU seconds and private memory (RssAnon), early and at the end;
+#  - with SOAK=M, then M minutes more: every other minute 10% of orgs hung
+#    and 10% answering 503, a few edits a minute, the worker's RssAnon each
+#    minute (the memory over a long run).
+# Usage: bench/many_orgs.sh [N ...]   (default: 10 100 1000; DELAY=100, EDITS=40, SOAK=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(10 100 1000)
 delay=${DELAY:-100}
 edits=${EDITS:-40}
+soak=${SOAK:-0}
 dir=/tmp/pg_salesforce-bench-many-orgs
 
 quietly cargo pgrx install --release --pg-config "$PG_BIN/pg_config"
@@ -95,5 +99,25 @@ SELECT salesforce.sync_enable('o$k', 'Lead', every => '1 second');"
   cpu1=$(cpu_s "$pid"); rss1=$(rss_mib "$pid")
   printf '%-6s %-10s %-14s %-36s %-36s %s\n' "$n" "$cycle" "$per_org" "$healthy" "$faulty" \
     "$(python3 -c "print(round($cpu1 - $cpu0, 1))") / $rss0 -> $rss1"
+  if [ "$soak" -gt 0 ]; then
+    series=()
+    for minute in $(seq "$soak"); do
+      faults=off; [ $((minute % 2)) = 0 ] && faults=on
+      for k in $(seq 1 "$tenth"); do
+        sim "$k" POST faults/hang -d "{\"on\": $([ $faults = on ] && echo true || echo false)}" >/dev/null
+      done
+      for k in $(seq $((tenth + 1)) $((2 * tenth))); do
+        sim "$k" PATCH faults -d "{\"server_unavailable\": $([ $faults = on ] && echo 1.0 || echo 0.0), \"seed\": 1}" >/dev/null
+      done
+      end=$(( $(date +%s) + 60 ))
+      edits=3 latency $(seq $((2 * tenth + 1)) "$n") >/dev/null
+      while [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
+      series+=("$(rss_mib "$pid")")
+      echo "  soak minute $minute (faults $faults): RssAnon $(rss_mib "$pid") MiB, CPU $(cpu_s "$pid") s" >&2
+    done
+    echo "  RssAnon each minute of the soak (MiB): ${series[*]}"
+    python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; h=len(v)//2; print(f"  soak: {v[0]:.1f} MiB after minute 1, {v[h-1]:.1f} at minute {h}, {v[-1]:.1f} at minute {len(v)}; second half {v[-1]-v[h-1]:+.1f} MiB")' "${series[@]}"
+    [ "$(worker_pid)" = "$pid" ] || echo "  the worker restarted during the soak"
+  fi
   stop_cluster "$dir"; stop_sfsim; trap - EXIT
 done
