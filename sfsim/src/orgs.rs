@@ -51,6 +51,9 @@ pub struct Orgs {
     /// Org number by the first 15 characters of its id.
     by_id15: HashMap<String, usize>,
     pending: Mutex<PendingRequests>,
+    /// Until when the whole server is down: its port refuses connections
+    /// and the connections open are cut (`POST /__sim/outage`).
+    pub outage: tokio::sync::watch::Sender<Option<std::time::Instant>>,
 }
 
 /// What approving a pending authorize request gave.
@@ -81,6 +84,7 @@ impl Orgs {
             sims,
             by_id15,
             pending: Mutex::default(),
+            outage: tokio::sync::watch::Sender::new(None),
         })
     }
 

@@ -298,3 +298,44 @@ fn delay_ms_at_start_delays_every_org() {
         assert!(started.elapsed() >= Duration::from_millis(120));
     }
 }
+
+#[test]
+fn an_outage_refuses_connections_cuts_open_ones_and_ends_on_time() {
+    let (server, http) = start(Options::demo());
+    let base = server.base_url.clone();
+    let token = common::token(&http, &base, "admin@sfsim.example");
+    let versions = |http: &Client| {
+        http.get(format!("{base}{V}/limits"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert!(versions(&http).unwrap().status().is_success());
+    let r = http
+        .post(format!("{base}/__sim/outage"))
+        .json(&json!({"seconds": 1.5}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    // The kept-alive connection was cut, and a new one is refused.
+    let e = versions(&http).expect_err("down");
+    assert!(e.is_connect() || e.is_request(), "{e}");
+    let e = versions(&Client::new()).expect_err("down");
+    assert!(e.is_connect(), "refused, not {e}");
+    while started.elapsed() < Duration::from_millis(2500) {
+        if versions(&Client::new()).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let back = started.elapsed();
+    assert!(
+        back >= Duration::from_millis(1400),
+        "up again too soon: {back:?}"
+    );
+    assert!(
+        versions(&http).unwrap().status().is_success(),
+        "up again in {back:?}"
+    );
+}

@@ -42,6 +42,9 @@ pub async fn dispatch(
             .collect();
     let (sim, segments) = match (method.as_str(), segments.as_slice()) {
         ("GET", ["orgs"]) => return list_orgs(&orgs),
+        ("POST", ["outage"]) => {
+            return outage(&orgs, &body).unwrap_or_else(IntoResponse::into_response)
+        }
         (_, ["orgs", number, rest @ ..]) => {
             match number.parse().ok().and_then(|n: usize| orgs.get(n)) {
                 Some(sim) => (sim.clone(), rest),
@@ -56,6 +59,27 @@ pub async fn dispatch(
     sim.run_due_bulk_jobs();
     control(&sim, method.as_str(), segments, &params, &body)
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /__sim/outage {"seconds": N}`: the whole server goes down for N
+/// seconds: its port refuses connections and those open are cut, then it
+/// listens again with every org as it was. Timed, since this API is down
+/// with the rest.
+fn outage(orgs: &Arc<Orgs>, body: &Bytes) -> Result<Response, ApiError> {
+    let seconds = object_body(body)?
+        .get("seconds")
+        .and_then(Json::as_f64)
+        .filter(|s| *s > 0.0 && *s <= 3600.0)
+        .ok_or_else(|| ApiError::bad_json("seconds is required: more than 0, at most 3600"))?;
+    // It starts once this answer is on its way.
+    let start = std::time::Duration::from_millis(100);
+    let until = std::time::Instant::now() + start + std::time::Duration::from_secs_f64(seconds);
+    let orgs = orgs.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(start).await;
+        orgs.outage.send_replace(Some(until));
+    });
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /__sim/orgs`: every org's number, id, admin username and fixed

@@ -227,34 +227,69 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let mut outage = orgs.outage.subscribe();
     let app = router(orgs);
     tokio::pin!(shutdown);
+    let Ok(address) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = listener;
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(_) => continue,
             },
+            changed = outage.changed() => {
+                let until = *outage.borrow_and_update();
+                match (changed, until) {
+                    (Ok(()), Some(until)) if until > std::time::Instant::now() => {
+                        // Down: the port refuses connections until it ends.
+                        drop(listener);
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until.into()) => {}
+                            _ = &mut shutdown => return,
+                        }
+                        listener = loop {
+                            match TcpListener::bind(address).await {
+                                Ok(l) => break l,
+                                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                            }
+                        };
+                    }
+                    (Err(_), _) => return,
+                    _ => {}
+                }
+                continue;
+            }
             _ = &mut shutdown => return,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let tls = tls.clone();
+        let mut cut = outage.clone();
         tokio::spawn(async move {
             let builder = hyper::server::conn::http1::Builder::new();
-            match tls {
-                Some(acceptor) => {
-                    if let Ok(stream) = acceptor.accept(stream).await {
+            let serve = async {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                    None => {
                         let _ = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
                     }
                 }
-                None => {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                }
+            };
+            // An outage cuts the connections open, as a server going down does.
+            tokio::select! {
+                _ = serve => {}
+                _ = cut.changed() => {}
             }
         });
     }
