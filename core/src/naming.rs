@@ -3,6 +3,15 @@
 
 /// snake_case of an API name. Underscores are kept as they are, so custom
 /// suffixes (`__c`, `__s`) stay recognisable.
+/// Whether `name` can be a Salesforce API name (an object or a field):
+/// letters, digits and underscores, from a letter, so that it can go into
+/// a URL's path as it is.
+pub fn is_api_name(name: &str) -> bool {
+    name.len() <= 80
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 pub fn snake_case(api_name: &str) -> String {
     let chars: Vec<char> = api_name.chars().collect();
     let mut out = String::with_capacity(api_name.len() + 4);
@@ -168,6 +177,24 @@ pub fn quote_literal(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_names_are_letters_digits_and_underscores_only() {
+        for good in ["Contact", "User_Id__c", "ns__Thing__e"] {
+            assert!(is_api_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "1Contact",
+            "Contact/../x",
+            "Contact?x=1",
+            "Con tact",
+            "Contact%2F",
+            &"a".repeat(81),
+        ] {
+            assert!(!is_api_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn api_names_become_snake_case() {

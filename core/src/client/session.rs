@@ -111,6 +111,19 @@ pub struct RecordError {
     pub fields: Vec<String>,
 }
 
+/// An sObject Collections call: the records carry their
+/// `attributes.type`, and updates their `id`.
+pub enum Collection<'a> {
+    Create(Vec<serde_json::Value>),
+    Update(Vec<serde_json::Value>),
+    Upsert {
+        object: &'a str,
+        key_field: &'a str,
+        records: Vec<serde_json::Value>,
+    },
+    Delete(&'a [String]),
+}
+
 pub struct Session {
     config: ConnectionConfig,
     client: reqwest::Client,
@@ -630,15 +643,46 @@ impl Session {
         self.get_json(&path, None)
     }
 
-    fn collection(
+    /// One sObject Collections call of up to 200 records: all or none, or
+    /// each record succeeding or failing on its own.
+    pub fn collection(
         &mut self,
-        method: reqwest::Method,
-        path: &str,
-        records: Vec<serde_json::Value>,
-        repeat: Repeat,
+        call: Collection,
+        all_or_none: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let body = serde_json::json!({"allOrNone": true, "records": records});
-        let path = self.data_path(path);
+        let (method, path, records, repeat) = match call {
+            Collection::Delete(ids) => {
+                let path = self.data_path(&format!(
+                    "composite/sobjects?ids={}&allOrNone={all_or_none}",
+                    ids.join(",")
+                ));
+                return self.json(reqwest::Method::DELETE, &path, None, None, Repeat::Safe);
+            }
+            Collection::Create(records) => (
+                reqwest::Method::POST,
+                "composite/sobjects".to_string(),
+                records,
+                Repeat::OnlyIfUnsent,
+            ),
+            Collection::Update(records) => (
+                reqwest::Method::PATCH,
+                "composite/sobjects".to_string(),
+                records,
+                Repeat::Safe,
+            ),
+            Collection::Upsert {
+                object,
+                key_field,
+                records,
+            } => (
+                reqwest::Method::PATCH,
+                format!("composite/sobjects/{object}/{key_field}"),
+                records,
+                Repeat::Safe,
+            ),
+        };
+        let body = serde_json::json!({"allOrNone": all_or_none, "records": records});
+        let path = self.data_path(&path);
         self.json(method, &path, Some(&body), None, repeat)
     }
 
@@ -647,12 +691,7 @@ impl Session {
         &mut self,
         records: Vec<serde_json::Value>,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        self.collection(
-            reqwest::Method::POST,
-            "composite/sobjects",
-            records,
-            Repeat::OnlyIfUnsent,
-        )
+        self.collection(Collection::Create(records), true)
     }
 
     /// Updates up to 200 records (each with its `id`), all or none.
@@ -660,12 +699,7 @@ impl Session {
         &mut self,
         records: Vec<serde_json::Value>,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        self.collection(
-            reqwest::Method::PATCH,
-            "composite/sobjects",
-            records,
-            Repeat::Safe,
-        )
+        self.collection(Collection::Update(records), true)
     }
 
     /// Creates or updates up to 200 records by an external id field, all or none.
@@ -676,20 +710,18 @@ impl Session {
         records: Vec<serde_json::Value>,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
         self.collection(
-            reqwest::Method::PATCH,
-            &format!("composite/sobjects/{object}/{key_field}"),
-            records,
-            Repeat::Safe,
+            Collection::Upsert {
+                object,
+                key_field,
+                records,
+            },
+            true,
         )
     }
 
     /// Deletes up to 200 records, all or none.
     pub fn delete(&mut self, ids: &[String]) -> Result<Vec<RecordResult>, SalesforceError> {
-        let path = self.data_path(&format!(
-            "composite/sobjects?ids={}&allOrNone=true",
-            ids.join(",")
-        ));
-        self.json(reqwest::Method::DELETE, &path, None, None, Repeat::Safe)
+        self.collection(Collection::Delete(ids), true)
     }
 
     /// Up to 200 records' fields by id; None for an id that is not there.

@@ -32,24 +32,38 @@ impl From<SalesforceError> for ChunkError {
     }
 }
 
+impl Op {
+    /// The kind of write, as one Collections call takes it.
+    pub fn kind(&self) -> String {
+        match self {
+            Op::Create { .. } => "create".to_string(),
+            Op::Upsert { key_field, .. } => format!("upsert {key_field}"),
+            Op::Update { .. } => "update".to_string(),
+            Op::Delete { .. } => "delete".to_string(),
+        }
+    }
+}
+
 /// Splits writes into runs Salesforce takes in one call: same target and
 /// kind of write, at most 200 each, order kept.
 pub fn runs(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
-    let kind = |q: &Queued| match &q.op {
-        Op::Create { .. } => "create".to_string(),
-        Op::Upsert { key_field, .. } => format!("upsert {key_field}"),
-        Op::Update { .. } => "update".to_string(),
-        Op::Delete { .. } => "delete".to_string(),
-    };
-    let mut out: Vec<Vec<Queued>> = Vec::new();
-    for q in queued {
+    runs_of(queued, |q| q)
+}
+
+/// `runs` of things that each hold a write.
+pub fn runs_of<T>(items: Vec<T>, write: impl Fn(&T) -> &Queued) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for item in items {
         match out.last_mut() {
             Some(run)
-                if run.len() < CHUNK && run[0].target == q.target && kind(&run[0]) == kind(&q) =>
+                if run.len() < CHUNK && {
+                    let (first, q) = (write(&run[0]), write(&item));
+                    first.target == q.target && first.op.kind() == q.op.kind()
+                } =>
             {
-                run.push(q)
+                run.push(item)
             }
-            _ => out.push(vec![q]),
+            _ => out.push(vec![item]),
         }
     }
     out
@@ -155,15 +169,19 @@ fn field_names(run: &[Queued]) -> Vec<String> {
     names
 }
 
-fn ids(run: &[Queued]) -> Vec<String> {
-    run.iter()
+pub(crate) fn ids<'a>(run: impl IntoIterator<Item = &'a Queued>) -> Vec<String> {
+    run.into_iter()
         .filter_map(|q| q.op.id())
         .map(str::to_string)
         .collect()
 }
 
-fn records(object: &str, run: &[Queued], with_id: bool) -> Vec<Json> {
-    run.iter()
+pub(crate) fn records<'a>(
+    object: &str,
+    run: impl IntoIterator<Item = &'a Queued>,
+    with_id: bool,
+) -> Vec<Json> {
+    run.into_iter()
         .map(|q| {
             let mut r = q.op.fields().cloned().unwrap_or_default();
             if let (true, Some(id)) = (with_id, q.op.id()) {

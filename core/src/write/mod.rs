@@ -2,4 +2,5 @@
 //! undo it, and runs of up to 200 records sent in one Collections call.
 
 pub mod chunk;
+pub mod delivery;
 pub mod journal;

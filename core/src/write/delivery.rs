@@ -1,0 +1,383 @@
+//! Queued writes delivered after their transaction committed: how the
+//! outbox's rows go out in Collections calls, each record succeeding or
+//! failing on its own, and what every answer means for every row.
+//!
+//! A write that may be sent again without harm (an upsert by an external
+//! id, an update, a delete) is tried again after an unknown outcome. A
+//! create is sent at most once: after an outcome that leaves open whether
+//! Salesforce applied it, it is `Unknown`, for a person to decide.
+
+use super::chunk::{ids, records, runs_of, CHUNK};
+use super::journal::{Op, Queued};
+use crate::client::session::{Collection, RecordResult, Session};
+use crate::client::SalesforceError;
+use std::time::Duration;
+
+/// A row of the outbox on its way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    pub outbox_id: i64,
+    pub write: Queued,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Salesforce applied it; the record's Id, when it names one.
+    Delivered { id: Option<String> },
+    /// Salesforce refused it for a reason that trying again will not change.
+    Rejected { code: String, message: String },
+    /// It was not applied (or applying it again is harmless): try again later.
+    Retry { why: String },
+    /// A create that Salesforce may or may not have applied: never resent.
+    Unknown { why: String },
+    /// Not sent: an earlier call of the batch failed, and order is kept.
+    Unsent,
+}
+
+impl Outcome {
+    /// Whether the row is done with (it leaves the queue of pending writes).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Delivered { .. } | Outcome::Rejected { .. } | Outcome::Unknown { .. }
+        )
+    }
+}
+
+/// Whether sending `op` twice does what sending it once does.
+pub fn resendable(op: &Op) -> bool {
+    !matches!(op, Op::Create { .. })
+}
+
+/// The pause before attempt `attempts + 1`: 1 s, doubling, at most 30 s.
+pub fn backoff(attempts: i32) -> Duration {
+    Duration::from_secs(1u64 << attempts.clamp(1, 6).saturating_sub(1)).min(Duration::from_secs(30))
+}
+
+/// What a whole call's failure means for a write in it.
+pub fn after_call_error(op: &Op, e: &SalesforceError) -> Outcome {
+    let why = e.to_string();
+    let surely_unapplied = match e {
+        SalesforceError::ConnectFailed(_) | SalesforceError::Login { .. } => true,
+        // Salesforce answered: an error for the whole call applies nothing.
+        SalesforceError::Api { .. } => true,
+        SalesforceError::Config(_) => true,
+        SalesforceError::Network(_)
+        | SalesforceError::TimedOut(_)
+        | SalesforceError::BadResponse(_)
+        | SalesforceError::Cancelled => false,
+    };
+    match e {
+        SalesforceError::Api {
+            status,
+            code,
+            message,
+        } if *status < 500
+            && !e.is_retryable()
+            && code != "REQUEST_LIMIT_EXCEEDED"
+            && *status != 401 =>
+        {
+            Outcome::Rejected {
+                code: code.clone(),
+                message: message.clone(),
+            }
+        }
+        _ if surely_unapplied || resendable(op) => Outcome::Retry { why },
+        _ => Outcome::Unknown { why },
+    }
+}
+
+/// What one record's result in a call means.
+pub fn after_result(op: &Op, r: &RecordResult) -> Outcome {
+    if r.success {
+        return Outcome::Delivered {
+            id: r.id.clone().or_else(|| op.id().map(str::to_string)),
+        };
+    }
+    let first = r.errors.first();
+    let code = first.map_or("UNKNOWN_EXCEPTION", |e| e.status_code.as_str());
+    let message = first.map_or("rejected without a reason", |e| e.message.as_str());
+    match code {
+        // Gone already: what the delete was for.
+        "ENTITY_IS_DELETED" if matches!(op, Op::Delete { .. }) => Outcome::Delivered {
+            id: op.id().map(str::to_string),
+        },
+        "UNABLE_TO_LOCK_ROW" => Outcome::Retry {
+            why: format!("{code}: {message}"),
+        },
+        _ => Outcome::Rejected {
+            code: code.to_string(),
+            message: message.to_string(),
+        },
+    }
+}
+
+/// Sends `rows` (one user mapping's, in the order they were queued) in
+/// calls of up to 200 like writes, each record on its own. After a call
+/// that failed as a whole, the rest wait their turn: `Unsent`.
+pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Vec<(i64, Outcome)> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut stopped = false;
+    let calls = runs_of(rows, |o| &o.write)
+        .into_iter()
+        .flat_map(without_repeats);
+    for call in calls {
+        if stopped {
+            out.extend(call.iter().map(|o| (o.outbox_id, Outcome::Unsent)));
+            continue;
+        }
+        let outcomes = send(session, &call);
+        stopped = outcomes.iter().any(|o| !o.is_final());
+        out.extend(call.iter().map(|o| o.outbox_id).zip(outcomes));
+    }
+    out
+}
+
+/// Which record a write names: its Id, or its external id's value.
+fn names(op: &Op) -> Option<String> {
+    match op {
+        Op::Update { id, .. } | Op::Delete { id } => Some(id.clone()),
+        Op::Upsert { key_field, record } => record.get(key_field).map(|v| v.to_string()),
+        Op::Create { .. } => None,
+    }
+}
+
+/// Splits a run so that no call names a record twice: Salesforce refuses
+/// a list that repeats an external id, and two writes of one record go in
+/// the order they were queued.
+fn without_repeats(run: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
+    let mut calls: Vec<Vec<Outgoing>> = vec![];
+    let mut named = std::collections::HashSet::new();
+    for o in run {
+        let name = names(&o.write.op);
+        let repeated = name.as_ref().is_some_and(|n| named.contains(n));
+        if repeated || calls.is_empty() {
+            calls.push(vec![]);
+            named.clear();
+        }
+        if let Some(n) = name {
+            named.insert(n);
+        }
+        calls.last_mut().expect("a call").push(o);
+    }
+    calls
+}
+
+fn send(session: &mut Session, call: &[Outgoing]) -> Vec<Outcome> {
+    debug_assert!(call.len() <= CHUNK);
+    let writes = call.iter().map(|o| &o.write);
+    let first = &call[0].write;
+    let object = first.target.object.as_str();
+    let answer = match &first.op {
+        Op::Create { .. } => {
+            session.collection(Collection::Create(records(object, writes, false)), false)
+        }
+        Op::Update { .. } => {
+            session.collection(Collection::Update(records(object, writes, true)), false)
+        }
+        Op::Upsert { key_field, .. } => session.collection(
+            Collection::Upsert {
+                object,
+                key_field,
+                records: records(object, writes, false),
+            },
+            false,
+        ),
+        Op::Delete { .. } => session.collection(Collection::Delete(&ids(writes)), false),
+    };
+    let answer = answer.and_then(|results| {
+        if results.len() == call.len() {
+            Ok(results)
+        } else {
+            Err(SalesforceError::BadResponse(format!(
+                "{} results for {} records",
+                results.len(),
+                call.len()
+            )))
+        }
+    });
+    match answer {
+        Ok(results) => call
+            .iter()
+            .zip(&results)
+            .map(|(o, r)| after_result(&o.write.op, r))
+            .collect(),
+        Err(e) => call
+            .iter()
+            .map(|o| after_call_error(&o.write.op, &e))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::session::RecordError;
+    use serde_json::{json, Map};
+
+    fn record() -> Map<String, serde_json::Value> {
+        json!({"LastName": "Ng"}).as_object().unwrap().clone()
+    }
+
+    fn failed(code: &str) -> RecordResult {
+        RecordResult {
+            id: None,
+            success: false,
+            errors: vec![RecordError {
+                status_code: code.into(),
+                message: "no".into(),
+                fields: vec![],
+            }],
+            created: None,
+        }
+    }
+
+    #[test]
+    fn a_create_is_never_sent_twice_after_an_unknown_outcome() {
+        let create = Op::Create { record: record() };
+        let upsert = Op::Upsert {
+            key_field: "Ext__c".into(),
+            record: record(),
+        };
+        let dropped = SalesforceError::Network("connection reset".into());
+        let hung = SalesforceError::TimedOut("no answer in 30 s".into());
+        for e in [&dropped, &hung] {
+            assert!(matches!(
+                after_call_error(&create, e),
+                Outcome::Unknown { .. }
+            ));
+            assert!(matches!(
+                after_call_error(&upsert, e),
+                Outcome::Retry { .. }
+            ));
+        }
+        // Refused connections and 503s applied nothing: a create may go again.
+        let refused = SalesforceError::ConnectFailed("connection refused".into());
+        let unavailable = SalesforceError::Api {
+            status: 503,
+            code: "SERVER_UNAVAILABLE".into(),
+            message: "down".into(),
+        };
+        for e in [&refused, &unavailable] {
+            assert!(matches!(
+                after_call_error(&create, e),
+                Outcome::Retry { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_refused_record_is_rejected_a_locked_one_retried_a_deleted_one_done() {
+        let delete = Op::Delete { id: "003A".into() };
+        let create = Op::Create { record: record() };
+        assert!(matches!(
+            after_result(&create, &failed("REQUIRED_FIELD_MISSING")),
+            Outcome::Rejected { ref code, .. } if code == "REQUIRED_FIELD_MISSING"
+        ));
+        assert!(matches!(
+            after_result(&create, &failed("UNABLE_TO_LOCK_ROW")),
+            Outcome::Retry { .. }
+        ));
+        assert_eq!(
+            after_result(&delete, &failed("ENTITY_IS_DELETED")),
+            Outcome::Delivered {
+                id: Some("003A".into())
+            }
+        );
+        // A call Salesforce refused as a whole, for good.
+        let bad_object = SalesforceError::Api {
+            status: 400,
+            code: "INVALID_TYPE".into(),
+            message: "no such object".into(),
+        };
+        assert!(matches!(
+            after_call_error(&create, &bad_object),
+            Outcome::Rejected { .. }
+        ));
+        let limit = SalesforceError::Api {
+            status: 403,
+            code: "REQUEST_LIMIT_EXCEEDED".into(),
+            message: "limit".into(),
+        };
+        assert!(matches!(
+            after_call_error(&create, &limit),
+            Outcome::Retry { .. }
+        ));
+    }
+
+    fn outgoing(outbox_id: i64, op: Op) -> Outgoing {
+        Outgoing {
+            outbox_id,
+            write: Queued {
+                target: super::super::journal::Target {
+                    server: 1,
+                    user: 10,
+                    object: "Contact".into(),
+                },
+                op,
+                row: 1,
+                statement: "queued write".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn each_record_of_a_call_succeeds_or_fails_on_its_own_and_an_upsert_twice_is_one_record() {
+        let sim = sfsim::server::spawn(sfsim::server::Options::demo()).unwrap();
+        let mut s = crate::client::composite::tests::session_at(&sim.base_url);
+        let keyed = |n: i64| {
+            let r = json!({"LastName": "Queued", "User_Id__c": "u-outbox-1"});
+            outgoing(
+                n,
+                Op::Upsert {
+                    key_field: "User_Id__c".into(),
+                    record: r.as_object().unwrap().clone(),
+                },
+            )
+        };
+        let rows = vec![
+            outgoing(1, Op::Create { record: record() }),
+            outgoing(
+                2,
+                Op::Create {
+                    record: json!({"FirstName": "No last name"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                },
+            ),
+            keyed(3),
+            keyed(4),
+        ];
+        let before = s.requests;
+        let outcomes = deliver(&mut s, rows);
+        assert_eq!(
+            s.requests - before,
+            3,
+            "two creates in one call, then each upsert of the one key in a call of its own"
+        );
+        assert!(matches!(&outcomes[0].1, Outcome::Delivered { id: Some(_) }));
+        assert!(
+            matches!(&outcomes[1].1, Outcome::Rejected { code, .. } if code == "REQUIRED_FIELD_MISSING")
+        );
+        let (Outcome::Delivered { id: Some(a) }, Outcome::Delivered { id: Some(b) }) =
+            (&outcomes[2].1, &outcomes[3].1)
+        else {
+            panic!("upserts delivered: {outcomes:?}");
+        };
+        assert_eq!(a, b);
+        let page = s
+            .query(
+                "SELECT Id FROM Contact WHERE User_Id__c = 'u-outbox-1'",
+                false,
+            )
+            .unwrap();
+        assert_eq!(page.records.len(), 1);
+    }
+
+    #[test]
+    fn the_pause_doubles_up_to_half_a_minute() {
+        let secs: Vec<u64> = (1..=8).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}
