@@ -6,9 +6,9 @@
 //! session, so no caller can step, finish or read another's.
 
 use super::api::{find_sync, refuse_on_standby};
-use super::flight::Flight;
 use super::run::{Run, Started};
 use super::store;
+use super::together::Flight;
 use super::together::{round, settle, Going, Steps};
 use crate::access;
 use crate::error::{Error, OrRaise, Result};

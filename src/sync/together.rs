@@ -8,13 +8,17 @@
 //! wait (for its server's budget, or a Bulk job) waits alone.
 
 use super::fetch::Fetched;
-use super::flight::{Flight, Job, Landed, Mapping};
+use super::flight::Job;
 use super::run::{Next, Run};
 use crate::connection;
 use crate::error::{Error, Result};
+use crate::flight::{Landed, Mapping};
 use salesforce_core::SalesforceError;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// The worker's request threads, as syncs use them.
+pub type Flight = crate::flight::Flight<Job>;
 
 /// How long a run waits, when it waits only for requests in flight, before
 /// the driver looks again: a landing wakes the worker's latch sooner.
@@ -132,7 +136,7 @@ pub fn round(going: &mut [Going], steps: &impl Steps, flight: &mut Flight) -> Op
 }
 
 /// Applies what landed to the runs that asked. True if anything did.
-fn land(going: &mut [Going], steps: &impl Steps, landed: Vec<Landed>) -> bool {
+fn land(going: &mut [Going], steps: &impl Steps, landed: Vec<Landed<Vec<(i64, Fetched)>>>) -> bool {
     if landed.is_empty() {
         return false;
     }
@@ -141,7 +145,7 @@ fn land(going: &mut [Going], steps: &impl Steps, landed: Vec<Landed>) -> bool {
         .enumerate()
         .map(|(i, g)| (g.run.sync_id(), i))
         .collect();
-    for (sync_id, fetched) in landed.into_iter().flat_map(|l| l.fetched) {
+    for (sync_id, fetched) in landed.into_iter().flat_map(|l| l.out) {
         if let Some(g) = at.get(&sync_id).map(|&i| &mut going[i]) {
             if g.in_flight {
                 g.in_flight = false;
