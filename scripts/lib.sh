@@ -2,7 +2,7 @@
 # PostgreSQL cluster and an sfsim, both on this machine only.
 # shellcheck shell=bash
 
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 as_postgres() { if [ "$(id -u)" = 0 ]; then sudo -u postgres "$@"; else "$@"; fi; }
 
