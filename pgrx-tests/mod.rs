@@ -4,6 +4,7 @@
 
 mod access;
 mod bulk;
+mod delivery;
 mod extension;
 mod functions;
 mod read;

@@ -12,6 +12,10 @@ pub enum WriteMode {
     /// Writes are queued and sent just before COMMIT.
     #[name = c"commit"]
     Commit,
+    /// Writes are stored with the transaction and delivered after COMMIT
+    /// by the sync worker.
+    #[name = c"queued"]
+    Queued,
 }
 
 pub static WRITE_MODE: GucSetting<WriteMode> = GucSetting::<WriteMode>::new(WriteMode::Statement);
@@ -27,6 +31,7 @@ pub static MAX_SYNCS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static WORKER_REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static WORKER_REQUESTS_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static WORKER_MAX_RUNS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static OUTBOX_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 86400);
 
 /// The databases whose syncs the worker runs, a worker each:
 /// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
@@ -56,7 +61,7 @@ pub fn init() {
     GucRegistry::define_enum_guc(
         c"salesforce.write_mode",
         c"When INSERT, UPDATE and DELETE on Salesforce tables reach Salesforce.",
-        c"statement: when each statement runs, undone as far as possible if the transaction aborts; commit: queued and sent just before COMMIT.",
+        c"statement: when each statement runs, undone as far as possible if the transaction aborts; commit: queued and sent just before COMMIT; queued: stored with the transaction and delivered after COMMIT by the sync worker.",
         &WRITE_MODE,
         GucContext::Userset,
         GucFlags::default(),
@@ -150,6 +155,16 @@ pub fn init() {
         &DESCRIBE_INTERVAL,
         0,
         86400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.outbox_retention",
+        c"How long delivered and discarded queued writes stay in salesforce.queued_writes.",
+        c"The sync worker deletes them this long after they were done; failed and unknown writes stay until retried or discarded.",
+        &OUTBOX_RETENTION,
+        0,
+        i32::MAX,
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );

@@ -2,10 +2,11 @@
 //!
 //! Layers, each depending only on those below it (docs/architecture.md):
 //! - features: `fdw` (foreign tables), `write` (writes in the transaction),
-//!   `sync` (local copies); none imports another's internals, and this file
-//!   wires the one link between them, write-through;
+//!   `delivery` (writes queued for after commit), `sync` (local copies);
+//!   `fdw` queues writes through `delivery::queue`, the sync worker drives
+//!   `delivery::deliver`, and this file wires write-through;
 //! - PostgreSQL glue: `access`, `catalog`, `connection`, `copy`, `error`,
-//!   `gucs`, `pg`, `read_ahead`, `records`, `shared_cache`, `values`;
+//!   `flight`, `gucs`, `pg`, `read_ahead`, `records`, `shared_cache`, `values`;
 //! - `salesforce_core`, a crate without pgrx: the Salesforce client and the
 //!   logic that needs no database.
 
@@ -15,8 +16,10 @@ mod access;
 mod catalog;
 mod connection;
 mod copy;
+mod delivery;
 mod error;
 mod fdw;
+mod flight;
 mod gucs;
 mod pg;
 mod read_ahead;

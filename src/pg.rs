@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
 use std::ffi::{c_void, CStr, CString};
+use std::panic::AssertUnwindSafe;
 
 /// The pointers in a PostgreSQL List.
 ///
@@ -134,4 +135,32 @@ pub fn get_one_kept<T: pgrx::FromDatum + pgrx::IntoDatum>(
     args: &[pgrx::datum::DatumWithOid],
 ) -> std::result::Result<Option<T>, pgrx::spi::SpiError> {
     kept(sql, Some(1), args, |t| t.first().get_one())
+}
+
+/// Runs `f` in a transaction of its own; an error of any kind aborts that
+/// transaction and comes back, typed: how the worker keeps one sync or
+/// delivery from stopping others.
+pub fn in_transaction<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let outcome = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(|e| Err(Error::caught(e)))
+        .execute();
+    unsafe {
+        match outcome {
+            Ok(v) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                Ok(v)
+            }
+            Err(e) => {
+                pg_sys::AbortCurrentTransaction();
+                pg_sys::FlushErrorState();
+                Err(e)
+            }
+        }
+    }
 }

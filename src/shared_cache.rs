@@ -1,5 +1,6 @@
 //! Access tokens and describes shared by every backend of the cluster, in
-//! shared memory, when the extension is in shared_preload_libraries. Without
+//! shared memory, when the extension is in shared_preload_libraries, and
+//! where each database's sync worker is (`worker_slot`). Without
 //! preloading there is no such memory and every backend keeps its own.
 //!
 //! Entries are keyed by database, server, user and the fingerprint of the
@@ -11,10 +12,11 @@ use pgrx::pg_sys;
 use salesforce_core::client::auth::Token;
 use salesforce_core::client::describe::ObjectDescribe;
 use salesforce_core::client::token_shelf::{Shelved, TokenShelf};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TOKEN_SLOTS: usize = 64;
+const WORKER_SLOTS: usize = 64;
 const DESCRIBE_SLOTS: usize = 256;
 const TOKEN_BYTES: usize = 512;
 const URL_BYTES: usize = 256;
@@ -68,6 +70,34 @@ struct Area {
     describes: [DescribeSlot; DESCRIBE_SLOTS],
     describe_count: usize,
     arena_used: usize,
+    workers: [WorkerSlot; WORKER_SLOTS],
+}
+
+/// A database's sync worker, read and written without the lock.
+#[repr(C)]
+pub struct WorkerSlot {
+    database: AtomicU32,
+    pub pid: AtomicI32,
+    /// A transaction that queued writes committed since the worker looked.
+    pub queued: AtomicBool,
+}
+
+/// The slot of `database`'s worker; `claim` takes a free one if it has none.
+pub fn worker_slot(database: u32, claim: bool) -> Option<&'static WorkerSlot> {
+    let area = unsafe { AREA.load(Ordering::Acquire).as_ref()? };
+    let found = area
+        .workers
+        .iter()
+        .find(|w| w.database.load(Ordering::Acquire) == database);
+    found.or_else(|| {
+        claim.then(|| {
+            area.workers.iter().find(|w| {
+                w.database
+                    .compare_exchange(0, database, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            })
+        })?
+    })
 }
 
 static AREA: AtomicPtr<Area> = AtomicPtr::new(std::ptr::null_mut());

@@ -262,10 +262,13 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
     let plan: ModifyPlan =
         serde_json::from_str(&text_of((*item).sval)).expect("a plan made by plan_foreign_modify");
     let mode = WRITE_MODE.get();
-    if mode == WriteMode::Commit && plan.returning && plan.kind == Kind::Insert {
+    if mode != WriteMode::Statement && plan.returning && plan.kind == Kind::Insert {
         Err(Error::mapping(
             "INSERT ... RETURNING needs salesforce.write_mode = statement",
-            "In commit mode Salesforce assigns the new Ids only at COMMIT.",
+            match mode {
+                WriteMode::Queued => "Queued writes get their Ids when the sync worker delivers them: see salesforce.queued_writes.",
+                _ => "In commit mode Salesforce assigns the new Ids only at COMMIT.",
+            },
         ))
         .or_raise()
     }
@@ -360,6 +363,10 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>> {
             transaction::queue(q);
             Ok(vec![])
         }
+        WriteMode::Queued => {
+            queue_for_delivery(&state.plan, &q.op)?;
+            Ok(vec![])
+        }
         WriteMode::Statement => {
             state.pending.push(q);
             if state.pending.len() >= CHUNK
@@ -371,6 +378,14 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>> {
             }
         }
     }
+}
+
+/// Stores the write in the outbox, delivered after commit as the role the
+/// statement runs as.
+fn queue_for_delivery(plan: &ModifyPlan, op: &Op) -> Result<()> {
+    let server = catalog::server_name(Oid::from(plan.server));
+    crate::delivery::queue(Oid::from(plan.user), &server, &plan.object, op)?;
+    Ok(())
 }
 
 fn flush(state: &mut ModifyState) -> Result<Vec<Done>> {
@@ -431,12 +446,18 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
             statement: state.plan.statement(),
         });
     }
-    if state.mode == WriteMode::Commit {
-        std::mem::take(&mut state.pending)
+    match state.mode {
+        WriteMode::Commit => std::mem::take(&mut state.pending)
             .into_iter()
-            .for_each(transaction::queue);
-    } else {
-        flush(state).or_raise();
+            .for_each(transaction::queue),
+        WriteMode::Queued => {
+            for q in std::mem::take(&mut state.pending) {
+                queue_for_delivery(&state.plan, &q.op).or_raise();
+            }
+        }
+        WriteMode::Statement => {
+            flush(state).or_raise();
+        }
     }
     slots
 }

@@ -8,14 +8,18 @@
 //! its search path pinned, and writes each copy as the sync's owner
 //! (`copy_table`), as autovacuum works on a table as its owner.
 
+use super::budget::{Budget, Pace};
 use super::fetch::Fetched;
-use super::flight::Flight;
 use super::run::{Run, Started};
 use super::stream::Streams;
+use super::together::Flight;
 use super::together::{round, Going, Steps};
 use crate::access;
+use crate::catalog;
+use crate::delivery::deliver::{Deliveries, Servers};
 use crate::error::{self, Error, Result};
 use crate::gucs;
+use crate::pg::in_transaction;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -23,7 +27,6 @@ use pgrx::{PgLogLevel, Spi};
 use salesforce_core::sync::breaker::{Breaker, Change};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use std::time::Instant;
@@ -52,6 +55,9 @@ const ADMIT_EVERY: Duration = Duration::from_millis(100);
 /// this long before they are applied.
 const STREAM_NAP: Duration = Duration::from_millis(50);
 
+/// The longest nap: queued writes whose back-off ended wait at most this.
+const DELIVERY_NAP: Duration = Duration::from_secs(1);
+
 pub fn register() {
     for database in gucs::sync_databases() {
         BackgroundWorkerBuilder::new(&format!("pg_salesforce sync worker for {database}"))
@@ -62,33 +68,6 @@ pub fn register() {
             .enable_spi_access()
             .set_restart_time(Some(Duration::from_secs(5)))
             .load();
-    }
-}
-
-/// Runs `f` in a transaction of its own; an error of any kind aborts that
-/// transaction and comes back, typed, so one sync cannot stop others.
-fn in_transaction<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    }
-    let outcome = PgTryBuilder::new(AssertUnwindSafe(f))
-        .catch_others(|e| Err(Error::caught(e)))
-        .execute();
-    unsafe {
-        match outcome {
-            Ok(v) => {
-                pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
-                Ok(v)
-            }
-            Err(e) => {
-                pg_sys::AbortCurrentTransaction();
-                pg_sys::FlushErrorState();
-                Err(e)
-            }
-        }
     }
 }
 
@@ -302,31 +281,66 @@ impl Steps for InTransactions {
     }
 
     fn observe(&self, run: &Run, fetched: &Fetched) {
-        let server = run.server_name().to_string();
         let unreachable = match &fetched.answer {
             Err(Error::Salesforce(e)) if e.is_retryable() => Some(e.to_string()),
             _ => None,
         };
-        let change = BREAKERS.with(|b| {
-            let mut b = b.borrow_mut();
-            let breaker = b.entry(server.clone()).or_default();
-            match &unreachable {
-                Some(_) => breaker.failure(Instant::now()),
-                None => breaker.success(),
-            }
-        });
-        match change {
-            Change::Opened(pause) => {
-                let why = unreachable.unwrap_or_default();
-                warn(&format!(
-                    "pg_salesforce: server {server} does not answer; its syncs wait {} s: {why}",
-                    pause.as_secs()
-                ));
-                save_reachability(&server, Some(&why));
-            }
-            Change::Closed => save_reachability(&server, None),
-            Change::None => {}
+        observe_server(run.server_name(), unreachable);
+    }
+}
+
+/// Tells the server's breaker how a request went: `unreachable` says why
+/// it failed in a way that trying later may mend.
+fn observe_server(server: &str, unreachable: Option<String>) {
+    let change = BREAKERS.with(|b| {
+        let mut b = b.borrow_mut();
+        let breaker = b.entry(server.to_string()).or_default();
+        match &unreachable {
+            Some(_) => breaker.failure(Instant::now()),
+            None => breaker.success(),
         }
+    });
+    match change {
+        Change::Opened(pause) => {
+            let why = unreachable.unwrap_or_default();
+            warn(&format!(
+                "pg_salesforce: server {server} does not answer; its syncs and deliveries wait {} s: {why}",
+                pause.as_secs()
+            ));
+            save_reachability(server, Some(&why));
+        }
+        Change::Closed => save_reachability(server, None),
+        Change::None => {}
+    }
+}
+
+/// What delivery needs of the worker: each server's breaker, shared with
+/// the syncs, and its API budget.
+struct WorkerServers;
+
+fn server_budget(server: &str) -> Result<Budget> {
+    let (options, _) = catalog::server_options(catalog::server_oid(server)?)?;
+    Ok(Budget::new(
+        options.max_requests_per_day as f64,
+        options.budget_reserve_percent as f64,
+        0,
+    ))
+}
+
+impl Servers for WorkerServers {
+    fn may_send(&self, server: &str) -> bool {
+        server_allows(server)
+            && server_budget(server)
+                .and_then(|b| b.pace(server, 0))
+                .is_ok_and(|pace| matches!(pace, Pace::Now))
+    }
+
+    fn observe(&self, server: &str, unreachable: Option<String>) {
+        observe_server(server, unreachable);
+    }
+
+    fn debit(&self, server: &str, requests: i64, limit_info: Option<&str>) -> Result<()> {
+        server_budget(server)?.debit(server, requests, limit_info)
     }
 }
 
@@ -366,10 +380,15 @@ fn admitted(due: Vec<DueSync>, going: &[Going], room: usize, cap: usize) -> Vec<
     for group in due.chunk_by(|a, b| a.server == b.server && a.owner == b.owner) {
         let first = &group[0];
         // A server whose breaker is open waits, with its syncs due.
-        if polling.contains(&(first.server.as_str(), first.owner)) || !server_allows(&first.server) {
+        if polling.contains(&(first.server.as_str(), first.owner)) || !server_allows(&first.server)
+        {
             continue;
         }
-        let ids: Vec<i64> = group.iter().map(|d| d.id).filter(|id| !known.contains(id)).collect();
+        let ids: Vec<i64> = group
+            .iter()
+            .map(|d| d.id)
+            .filter(|id| !known.contains(id))
+            .collect();
         if new.len() + ids.len() > room && !(new.is_empty() && room == cap) {
             break;
         }
@@ -442,6 +461,8 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         Ok(())
     });
+    crate::delivery::wake::register_worker();
+    let mut deliveries = Deliveries::default();
     let mut streams = Streams::default();
     let mut going: Vec<Going> = Vec::new();
     let mut flight = Flight::default();
@@ -468,6 +489,9 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
             if !going.is_empty() && !stopping() {
                 waiting = round(&mut going, &InTransactions, &mut flight);
                 finish_done(&mut going);
+            }
+            if !stopping() && deliveries.step(&WorkerServers) {
+                continue;
             }
         } else {
             stop_all(
@@ -498,6 +522,9 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         if streams.active() {
             nap = nap.min(STREAM_NAP);
         }
+        // Queued writes waiting out a back-off are looked at again; a
+        // commit that queues some, or a batch landing, wakes the worker.
+        nap = nap.min(DELIVERY_NAP);
         InTransactions.wait(nap);
         if stopping() {
             break;

@@ -1,0 +1,176 @@
+//! What users call: queue a write for an org chosen at run time, and
+//! retry or discard their own writes that did not go through.
+
+use super::{outbox, queue};
+use crate::access;
+use crate::catalog;
+use crate::error::{Error, OrRaise, Result};
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgSqlErrorCode};
+use salesforce_core::naming::is_api_name;
+use salesforce_core::write::journal::Op;
+use serde_json::Value as Json;
+
+fn invalid(message: impl Into<String>, hint: &str) -> Error {
+    Error::sql(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message).with_hint(hint)
+}
+
+/// The write `operation` means for `record`, with the external id field
+/// `key` (a write with a key is an upsert by it).
+fn op_for(operation: &str, record: Json, key: Option<&str>) -> Result<Op> {
+    let Json::Object(mut record) = record else {
+        return Err(invalid(
+            "record must be a JSON object of field values",
+            "Pass jsonb_build_object('LastName', 'Ng', ...).",
+        ));
+    };
+    record.remove("attributes");
+    let id_field = record
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("id"))
+        .cloned();
+    let id = id_field.and_then(|f| record.remove(&f));
+    for field in record.keys() {
+        if !is_api_name(field) {
+            return Err(invalid(
+                format!("{field:?} is not a Salesforce field name"),
+                "Use the fields' API names.",
+            ));
+        }
+    }
+    let id = match id {
+        Some(Json::String(id)) if !id.is_empty() => Some(id),
+        None | Some(Json::Null) => None,
+        Some(other) => {
+            return Err(invalid(
+                format!("the record's Id must be text, not {other}"),
+                "Pass the 15- or 18-character record Id.",
+            ))
+        }
+    };
+    match (operation.to_ascii_lowercase().as_str(), key) {
+        ("insert" | "upsert", Some(key)) => {
+            if !is_api_name(key) {
+                return Err(invalid(
+                    format!("{key:?} is not a Salesforce field name"),
+                    "key is the API name of an external id field.",
+                ));
+            }
+            if record.get(key).is_none_or(Json::is_null) {
+                return Err(invalid(
+                    format!("the record has no value for its key {key}"),
+                    "A write with a key carries the key's value, so that a second delivery updates the record the first made.",
+                ));
+            }
+            Ok(Op::Upsert {
+                key_field: key.to_string(),
+                record,
+            })
+        }
+        ("upsert", None) => Err(invalid(
+            "an upsert needs a key",
+            "Pass key => the API name of the external id field.",
+        )),
+        ("insert", None) => Ok(Op::Create { record }),
+        ("update" | "delete", Some(_)) => Err(invalid(
+            format!("an {operation} names its record by Id, not by a key"),
+            "Put the Id in the record, or queue an upsert by the key.",
+        )),
+        ("update", None) => match id {
+            Some(id) => Ok(Op::Update { id, fields: record }),
+            None => Err(invalid(
+                "an update needs the record's Id",
+                "Put \"Id\" in the record.",
+            )),
+        },
+        ("delete", None) => match id {
+            Some(id) => Ok(Op::Delete { id }),
+            None => Err(invalid(
+                "a delete needs the record's Id",
+                "Put \"Id\" in the record.",
+            )),
+        },
+        (other, _) => Err(invalid(
+            format!("unknown operation {other:?}"),
+            "operation is insert, upsert, update or delete.",
+        )),
+    }
+}
+
+/// Queues a write to `object` on `server`, delivered by the sync worker
+/// after this transaction commits, with the caller's user mapping; returns
+/// the queued write's id (see salesforce.queued_writes).
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+fn enqueue(
+    server: &str,
+    object: &str,
+    operation: &str,
+    record: JsonB,
+    key: default!(Option<&str>, "NULL"),
+) -> i64 {
+    let role = access::current_role();
+    (|| {
+        let server_oid = catalog::server_oid(server)?;
+        access::check_server_use(server_oid, role)?;
+        if !is_api_name(object) {
+            return Err(invalid(
+                format!("{object:?} is not a Salesforce object name"),
+                "Use the object's API name, such as Contact.",
+            ));
+        }
+        let op = op_for(operation, record.0, key)?;
+        queue(role, server, object, &op)
+    })()
+    .or_raise()
+}
+
+/// Sends a failed or unknown queued write again, from its first attempt.
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+fn retry_queued(id: i64) {
+    outbox::set_state(id, &["failed", "unknown"], "pending", "retried").or_raise();
+    super::wake::at_commit();
+}
+
+/// Gives up a queued write that is not delivered.
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+fn discard_queued(id: i64) {
+    outbox::set_state(
+        id,
+        &["pending", "failed", "unknown"],
+        "discarded",
+        "discarded",
+    )
+    .or_raise();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_key_makes_an_upsert_and_an_update_needs_an_id() {
+        let upsert = op_for(
+            "insert",
+            json!({"LastName": "Ng", "User_Id__c": "u-1"}),
+            Some("User_Id__c"),
+        )
+        .unwrap();
+        assert!(matches!(upsert, Op::Upsert { ref key_field, .. } if key_field == "User_Id__c"));
+        assert!(op_for("insert", json!({"LastName": "Ng"}), Some("User_Id__c")).is_err());
+        assert!(op_for("update", json!({"LastName": "Ng"}), None).is_err());
+        let update = op_for("UPDATE", json!({"id": "003A", "LastName": "Ng"}), None).unwrap();
+        assert_eq!(
+            update,
+            Op::Update {
+                id: "003A".into(),
+                fields: json!({"LastName": "Ng"}).as_object().unwrap().clone()
+            }
+        );
+        assert!(op_for("insert", json!({"Last/Name": "x"}), None).is_err());
+        assert!(op_for("merge", json!({}), None).is_err());
+    }
+}

@@ -1,0 +1,287 @@
+//! The worker's delivery: each (server, owner) whose oldest pending write
+//! may go gets its next writes claimed, durably marked as on their way,
+//! and sent on a request thread of their own (`crate::flight`), one batch
+//! per mapping at a time, so a server that hangs delays only its own
+//! writes. What lands is settled in a transaction, and announced.
+
+use super::outbox::{self, Claimed};
+use crate::access;
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::flight::{Flight, Work};
+use crate::gucs;
+use crate::pg::in_transaction;
+use pgrx::pg_sys::Oid;
+use pgrx::{PgLogLevel, Spi};
+use salesforce_core::client::session::Session;
+use salesforce_core::write::delivery::{after_call_error, deliver, Outcome, Outgoing};
+use salesforce_core::write::journal::{Queued, Target};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Writes claimed at once for one mapping: ten Collections calls.
+const BATCH: i64 = 2000;
+
+/// How often the worker looks for writes whose back-off ended, besides
+/// when a commit that queued some wakes it, or a batch lands.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the worker lends delivery of what it keeps per server.
+pub trait Servers {
+    /// Whether the server's breaker and API budget let a request go now.
+    fn may_send(&self, server: &str) -> bool;
+    /// How a batch's requests went: why the server could not be reached.
+    fn observe(&self, server: &str, unreachable: Option<String>);
+    /// Counts the batch's requests against the server's budget.
+    fn debit(&self, server: &str, requests: i64, limit_info: Option<&str>) -> Result<()>;
+}
+
+/// One mapping's claimed writes, in the order they were queued.
+struct Batch {
+    server: String,
+    rows: Vec<Outgoing>,
+}
+
+/// What a batch came to.
+struct Delivered {
+    server: String,
+    outcomes: Vec<(i64, Outcome)>,
+    requests: i64,
+    limit_info: Option<String>,
+}
+
+impl Work for Batch {
+    type Out = Delivered;
+
+    fn make(self, session: &mut Session) -> Delivered {
+        let before = session.requests;
+        let outcomes = deliver(session, self.rows);
+        Delivered {
+            server: self.server,
+            outcomes,
+            requests: (session.requests - before) as i64,
+            limit_info: session.last_limit_info.clone(),
+        }
+    }
+
+    fn unmade(&self, e: &Error) -> Delivered {
+        let e = salesforce_core::SalesforceError::Config(e.message());
+        Delivered {
+            server: self.server.clone(),
+            outcomes: self
+                .rows
+                .iter()
+                .map(|o| (o.outbox_id, after_call_error(&o.write.op, &e)))
+                .collect(),
+            requests: 0,
+            limit_info: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Deliveries {
+    flight: Flight<Batch>,
+    /// Tries so far of each write on its way.
+    attempts: HashMap<i64, i32>,
+    recovered: bool,
+    /// Outcomes not recorded yet (their transaction failed): tried again.
+    unsettled: Vec<(i64, i32, Outcome)>,
+    last_look: Option<Instant>,
+    last_prune: Option<Instant>,
+}
+
+fn warn(message: &str) {
+    crate::error::notice(PgLogLevel::WARNING, message);
+}
+
+fn installed() -> Result<bool> {
+    Ok(Spi::get_one::<bool>("SELECT to_regclass('salesforce.outbox') IS NOT NULL")? == Some(true))
+}
+
+impl Deliveries {
+    /// Settles what landed and sends what may go. Returns whether anything
+    /// happened, so the worker looks again at once.
+    pub fn step(&mut self, servers: &impl Servers) -> bool {
+        let landed = self.flight.landed();
+        let progressed = !landed.is_empty();
+        for l in landed {
+            self.settle(servers, l.out);
+        }
+        if !self.unsettled.is_empty() {
+            self.settle_outcomes(vec![]);
+        }
+        let woken = super::wake::writes_queued();
+        if !progressed && !woken && self.last_look.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
+            return false;
+        }
+        self.last_look = Some(Instant::now());
+        if !self.recovered {
+            match in_transaction(|| {
+                if installed()? {
+                    outbox::recover().map(Some)
+                } else {
+                    Ok(None)
+                }
+            }) {
+                Ok(Some(n)) => {
+                    self.recovered = true;
+                    if n > 0 {
+                        pgrx::log!("pg_salesforce: {n} queued write(s) were on their way when the worker stopped");
+                    }
+                }
+                Ok(None) => return progressed,
+                Err(e) => {
+                    warn(&format!(
+                        "pg_salesforce: cannot take back queued writes: {e}"
+                    ));
+                    return progressed;
+                }
+            }
+        }
+        self.prune();
+        let ready = match in_transaction(outbox::ready) {
+            Ok(ready) => ready,
+            Err(e) => {
+                warn(&format!("pg_salesforce: cannot list queued writes: {e}"));
+                return progressed;
+            }
+        };
+        let mut sent = false;
+        for (server, owner) in ready {
+            sent |= self.send(servers, &server, owner);
+        }
+        progressed || sent
+    }
+
+    /// Claims and sends the mapping's next writes, unless it has a batch
+    /// on its way or its server may not be asked now.
+    fn send(&mut self, servers: &impl Servers, server: &str, owner: Oid) -> bool {
+        let prepared = in_transaction(|| {
+            let server_oid = catalog::server_oid(server)?;
+            if self.flight.busy((server_oid, owner)) || !servers.may_send(server) {
+                return Ok(None);
+            }
+            // The owner may have lost the server since: the writes fail.
+            let refused = access::check_server_use(server_oid, owner).err();
+            if refused.is_none() {
+                crate::connection::prepare_session(server_oid, owner)?;
+            }
+            let claimed = outbox::claim(server, owner, BATCH)?;
+            Ok(Some((server_oid, refused, claimed)))
+        });
+        let (server_oid, refused, claimed) = match prepared {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(e) => {
+                warn(&format!(
+                    "pg_salesforce: cannot send the writes queued for server {server}: {e}"
+                ));
+                return false;
+            }
+        };
+        let mut rows = Vec::with_capacity(claimed.len());
+        let mut unusable = Vec::new();
+        for Claimed {
+            id,
+            object,
+            op,
+            attempts,
+        } in claimed
+        {
+            self.attempts.insert(id, attempts);
+            match (&refused, &op) {
+                (Some(e), _) | (None, Err(e)) => unusable.push((
+                    id,
+                    Outcome::Rejected {
+                        code: e.sqlstate(),
+                        message: e.message(),
+                    },
+                )),
+                (None, Ok(_)) => rows.push(Outgoing {
+                    outbox_id: id,
+                    write: Queued {
+                        target: Target {
+                            server: server_oid.to_u32(),
+                            user: owner.to_u32(),
+                            object,
+                        },
+                        op: op.expect("checked"),
+                        row: 0,
+                        statement: "queued write".into(),
+                    },
+                }),
+            }
+        }
+        if !unusable.is_empty() {
+            self.settle_outcomes(unusable);
+        }
+        if rows.is_empty() {
+            return false;
+        }
+        self.flight.launch(
+            (server_oid, owner),
+            Batch {
+                server: server.to_string(),
+                rows,
+            },
+        );
+        true
+    }
+
+    fn settle(&mut self, servers: &impl Servers, d: Delivered) {
+        let unreachable = d.outcomes.iter().find_map(|(_, o)| match o {
+            Outcome::Retry { why } | Outcome::Unknown { why } => Some(why.clone()),
+            _ => None,
+        });
+        let answered = d
+            .outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Delivered { .. } | Outcome::Rejected { .. }));
+        servers.observe(&d.server, unreachable.filter(|_| !answered));
+        if d.requests > 0 {
+            let debited =
+                in_transaction(|| servers.debit(&d.server, d.requests, d.limit_info.as_deref()));
+            if let Err(e) = debited {
+                warn(&format!(
+                    "pg_salesforce: cannot count requests to server {}: {e}",
+                    d.server
+                ));
+            }
+        }
+        self.settle_outcomes(d.outcomes);
+    }
+
+    fn settle_outcomes(&mut self, outcomes: Vec<(i64, Outcome)>) {
+        let mut with_attempts = std::mem::take(&mut self.unsettled);
+        with_attempts.extend(
+            outcomes
+                .into_iter()
+                .map(|(id, o)| (id, self.attempts.remove(&id).unwrap_or(1), o)),
+        );
+        if let Err(e) = in_transaction(|| outbox::settle(&with_attempts)) {
+            // Still `sending`: tried again at the next step, and if the
+            // worker stops first, its next start takes them back.
+            warn(&format!(
+                "pg_salesforce: cannot record what became of {} queued write(s): {e}",
+                with_attempts.len()
+            ));
+            self.unsettled = with_attempts;
+        }
+    }
+
+    fn prune(&mut self) {
+        if self.last_prune.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let retention = gucs::OUTBOX_RETENTION.get() as i64;
+        if let Err(e) = in_transaction(|| outbox::prune(retention)) {
+            warn(&format!(
+                "pg_salesforce: cannot prune delivered writes: {e}"
+            ));
+        }
+    }
+}

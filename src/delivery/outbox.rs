@@ -1,0 +1,325 @@
+//! The outbox's table access: queued writes added by the transaction that
+//! makes them, claimed and settled by the worker's delivery, retried or
+//! discarded by their owners. Every statement runs as the extension's
+//! owner (users cannot write the table) with the search path pinned.
+
+use crate::access;
+use crate::error::{Error, Result};
+use crate::pg::{get_one_kept, run_kept};
+use pgrx::pg_sys::Oid;
+use pgrx::{JsonB, PgSqlErrorCode, Spi};
+use salesforce_core::write::delivery::{backoff, Outcome};
+use salesforce_core::write::journal::Op;
+use serde_json::{Map, Value as Json};
+
+/// How a write is kept: operation, fields, external id field, record Id.
+fn stored(op: &Op) -> (&'static str, Json, Option<&str>, Option<&str>) {
+    match op {
+        Op::Create { record } => ("insert", Json::Object(record.clone()), None, None),
+        Op::Upsert { key_field, record } => (
+            "upsert",
+            Json::Object(record.clone()),
+            Some(key_field.as_str()),
+            None,
+        ),
+        Op::Update { id, fields } => ("update", Json::Object(fields.clone()), None, Some(id)),
+        Op::Delete { id } => ("delete", Json::Object(Map::new()), None, Some(id)),
+    }
+}
+
+/// The write a stored row holds.
+pub fn op_of(
+    operation: &str,
+    record: Json,
+    key: Option<String>,
+    record_id: Option<String>,
+) -> Result<Op> {
+    let record = match record {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    };
+    let id = || {
+        record_id.clone().ok_or_else(|| {
+            Error::sql(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("a queued {operation} has no record Id"),
+            )
+        })
+    };
+    Ok(match (operation, key) {
+        ("insert", _) => Op::Create { record },
+        ("upsert", Some(key_field)) => Op::Upsert { key_field, record },
+        ("update", _) => Op::Update {
+            id: id()?,
+            fields: record,
+        },
+        ("delete", _) => Op::Delete { id: id()? },
+        (other, _) => {
+            return Err(Error::sql(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("a queued write has the unknown operation {other:?}"),
+            ))
+        }
+    })
+}
+
+/// Stores `op` for `owner` to deliver after commit; returns its id.
+pub fn add(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
+    let (operation, record, key, record_id) = stored(op);
+    let id = access::as_extension(|| {
+        Ok(get_one_kept::<i64>(
+            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[
+                owner.into(),
+                server.into(),
+                object.into(),
+                operation.into(),
+                JsonB(record).into(),
+                key.into(),
+                record_id.into(),
+            ],
+        )?)
+    })?;
+    id.ok_or_else(|| {
+        Error::sql(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "the outbox gave no id",
+        )
+    })
+}
+
+/// Commits of the worker's delivery reach the disk before anything is
+/// sent, or is taken as done: the worker commits asynchronously otherwise.
+fn durably() -> Result<()> {
+    Spi::run("SET LOCAL synchronous_commit TO on")?;
+    Ok(())
+}
+
+/// After the worker stopped with writes on their way: those that may be
+/// sent again go back to pending; creates are left `unknown`.
+pub fn recover() -> Result<i64> {
+    durably()?;
+    let n = Spi::get_one::<i64>(
+        "WITH back AS (
+           UPDATE salesforce.outbox
+              SET state = CASE WHEN operation = 'insert' THEN 'unknown' ELSE 'pending' END,
+                  attempts = CASE WHEN operation = 'insert' THEN attempts ELSE attempts - 1 END,
+                  error = CASE WHEN operation = 'insert'
+                               THEN 'the sync worker stopped while this create was on its way: it may or may not be in Salesforce'
+                               ELSE error END,
+                  done_at = CASE WHEN operation = 'insert' THEN now() END
+            WHERE state = 'sending' RETURNING 1)
+         SELECT count(*) FROM back",
+    )?;
+    Ok(n.unwrap_or(0))
+}
+
+/// The (server, owner) pairs whose oldest pending write may go now.
+pub fn ready() -> Result<Vec<(String, Oid)>> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT server::text, owner::bigint FROM (
+               SELECT DISTINCT ON (server, owner) server, owner, next_attempt_at
+                 FROM salesforce.outbox WHERE state = 'pending' ORDER BY server, owner, id) oldest
+              WHERE next_attempt_at <= now()",
+            None,
+            &[],
+        )?;
+        rows.map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                Oid::from(r.get::<i64>(2)?.unwrap_or_default() as u32),
+            ))
+        })
+        .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+    })
+    .map_err(Error::from)
+}
+
+/// A row the worker took to send.
+pub struct Claimed {
+    pub id: i64,
+    pub object: String,
+    pub op: Result<Op>,
+    /// Counting this one.
+    pub attempts: i32,
+}
+
+/// Marks the next `limit` pending writes of (server, owner) as on their
+/// way, durably, and returns them in the order they were queued.
+pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
+    durably()?;
+    let mut claimed = Spi::connect_mut(|client| {
+        let rows = client.update(
+            "UPDATE salesforce.outbox o SET state = 'sending', attempts = o.attempts + 1, sent_at = now()
+              WHERE o.id IN (SELECT id FROM salesforce.outbox
+                              WHERE server = $1 AND owner = $2 AND state = 'pending'
+                              ORDER BY id LIMIT $3 FOR UPDATE)
+             RETURNING o.id, o.object, o.operation, o.record, o.key, o.record_id, o.attempts",
+            None,
+            &[server.into(), owner.into(), limit.into()],
+        )?;
+        rows.map(|r| {
+            let operation = r.get::<String>(3)?.unwrap_or_default();
+            let record = r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or(Json::Null);
+            let op = op_of(&operation, record, r.get::<String>(5)?, r.get::<String>(6)?);
+            Ok(Claimed {
+                id: r.get::<i64>(1)?.unwrap_or_default(),
+                object: r.get::<String>(2)?.unwrap_or_default(),
+                op,
+                attempts: r.get::<i32>(7)?.unwrap_or(1),
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+    })?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+/// Records what became of writes on their way (`attempts` is each one's
+/// count of tries so far), and announces the final ones on the channel
+/// `salesforce_delivery` with their id and state.
+pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    durably()?;
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let (mut states, mut record_ids, mut codes, mut errors, mut retry_in, mut uncount) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (id, attempts, outcome) in outcomes {
+        ids.push(*id);
+        let (state, record_id, code, error, retry, unsent) = match outcome {
+            Outcome::Delivered { id } => ("delivered", id.clone(), None, None, None, false),
+            Outcome::Rejected { code, message } => (
+                "failed",
+                None,
+                Some(code.clone()),
+                Some(message.clone()),
+                None,
+                false,
+            ),
+            Outcome::Retry { why } => (
+                "pending",
+                None,
+                None,
+                Some(why.clone()),
+                Some(backoff(*attempts).as_secs_f64()),
+                false,
+            ),
+            Outcome::Unknown { why } => ("unknown", None, None, Some(why.clone()), None, false),
+            Outcome::Unsent => ("pending", None, None, None, None, true),
+        };
+        states.push(state);
+        record_ids.push(record_id);
+        codes.push(code);
+        errors.push(error);
+        retry_in.push(retry);
+        uncount.push(unsent);
+    }
+    run_kept(
+        "WITH u AS (
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bool[])
+                      AS u(id, state, record_id, code, error, retry_in, unsent)),
+         settled AS (
+           UPDATE salesforce.outbox o
+              SET state = u.state,
+                  record_id = coalesce(u.record_id, o.record_id),
+                  error_code = CASE WHEN u.unsent THEN o.error_code ELSE u.code END,
+                  error = CASE WHEN u.unsent THEN o.error ELSE u.error END,
+                  attempts = o.attempts - u.unsent::int,
+                  next_attempt_at = CASE WHEN u.retry_in IS NULL THEN o.next_attempt_at
+                                         ELSE now() + u.retry_in * interval '1 second' END,
+                  done_at = CASE WHEN u.state IN ('delivered', 'failed', 'unknown') THEN now() END
+             FROM u WHERE o.id = u.id AND o.state = 'sending'
+           RETURNING o.id, o.state)
+         SELECT pg_catalog.pg_notify('salesforce_delivery',
+                  pg_catalog.json_build_object('id', id, 'state', state)::text)
+           FROM settled WHERE state <> 'pending'",
+        &[
+            ids.into(),
+            states.into(),
+            record_ids.into(),
+            codes.into(),
+            errors.into(),
+            retry_in.into(),
+            uncount.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Forgets delivered and discarded writes done longer than `retention`
+/// seconds ago; returns how many.
+pub fn prune(retention: i64) -> Result<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "WITH gone AS (DELETE FROM salesforce.outbox
+                        WHERE state IN ('delivered', 'discarded')
+                          AND done_at < now() - $1 * interval '1 second' RETURNING 1)
+         SELECT count(*) FROM gone",
+        &[retention.into()],
+    )?
+    .unwrap_or(0))
+}
+
+/// The owner and state of queued write `id`, as the caller may see it.
+fn owner_and_state(id: i64) -> Result<(Oid, String)> {
+    let row = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT owner::bigint, state FROM salesforce.outbox WHERE id = $1 FOR UPDATE",
+            Some(1),
+            &[id.into()],
+        )?;
+        rows.map(
+            |r| -> std::result::Result<(Oid, String), pgrx::spi::SpiError> {
+                Ok((
+                    Oid::from(r.get::<i64>(1)?.unwrap_or_default() as u32),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                ))
+            },
+        )
+        .next()
+        .transpose()
+    })?;
+    row.ok_or_else(|| {
+        Error::sql(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("queued write {id} does not exist"),
+        )
+    })
+}
+
+/// Changes queued write `id` from one of `from` to `to`, for a caller who
+/// acts for its owner.
+pub fn set_state(id: i64, from: &[&str], to: &str, what: &str) -> Result<()> {
+    let caller = access::current_role();
+    access::as_extension(|| {
+        let (owner, state) = owner_and_state(id)?;
+        if !access::acts_for(caller, owner) {
+            return Err(Error::sql(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for queued write {id}"),
+            )
+            .with_hint("Only the role that queued the write, a member of it, or a superuser may retry or discard it."));
+        }
+        if !from.contains(&state.as_str()) {
+            return Err(Error::sql(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "queued write {id} is {state}: only a write that is {} can be {what}",
+                    from.join(" or ")
+                ),
+            ));
+        }
+        Spi::run_with_args(
+            "UPDATE salesforce.outbox
+                SET state = $2, attempts = CASE WHEN $2 = 'pending' THEN 0 ELSE attempts END,
+                    next_attempt_at = CASE WHEN $2 = 'pending' THEN '-infinity' ELSE next_attempt_at END,
+                    done_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END
+              WHERE id = $1",
+            &[id.into(), to.into()],
+        )?;
+        Ok(())
+    })
+}

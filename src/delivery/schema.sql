@@ -1,0 +1,46 @@
+-- Queued writes (salesforce.write_mode = 'queued', salesforce.enqueue):
+-- stored by the transaction that queues them, so they commit or roll back
+-- with it, and delivered by the sync worker after commit. Users read their
+-- own through queued_writes and manage them through retry_queued and
+-- discard_queued; no user writes this table.
+CREATE TABLE @extschema@.outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- The role that queued the write: delivered with its user mapping.
+    owner oid NOT NULL,
+    server name NOT NULL,
+    object text NOT NULL,
+    operation text NOT NULL CHECK (operation IN ('insert', 'upsert', 'update', 'delete')),
+    -- The fields sent (an update's and a delete's Id is record_id).
+    record jsonb NOT NULL,
+    -- An upsert's external id field.
+    key text,
+    -- The record's Id: the one updated or deleted, or the one delivery made.
+    record_id text,
+    -- pending -> sending -> delivered | failed | unknown; discarded by hand.
+    state text NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'unknown', 'discarded')),
+    attempts integer NOT NULL DEFAULT 0,
+    error_code text,
+    error text,
+    queued_at timestamptz NOT NULL DEFAULT now(),
+    next_attempt_at timestamptz NOT NULL DEFAULT '-infinity',
+    sent_at timestamptz,
+    done_at timestamptz
+);
+CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)
+    WHERE state IN ('pending', 'sending');
+CREATE INDEX outbox_done ON @extschema@.outbox (done_at)
+    WHERE state IN ('delivered', 'discarded');
+ALTER TABLE @extschema@.outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outbox_of_own_roles ON @extschema@.outbox FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+REVOKE ALL ON @extschema@.outbox FROM PUBLIC;
+GRANT SELECT ON @extschema@.outbox TO PUBLIC;
+
+CREATE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
+SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
+       o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
+       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record
+  FROM @extschema@.outbox o
+ WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
+GRANT SELECT ON @extschema@.queued_writes TO PUBLIC;

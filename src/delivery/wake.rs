@@ -1,0 +1,66 @@
+//! Waking the sync worker when a transaction that queued writes commits,
+//! so delivery does not wait for the worker's next look. Each worker puts
+//! its process id in shared memory under its database
+//! (`shared_cache::worker_slot`); a committing backend marks the slot and
+//! sets that process's latch. Without shared_preload_libraries there is
+//! neither the memory nor a worker.
+
+use crate::shared_cache::worker_slot;
+use pgrx::pg_sys;
+use pgrx::{register_xact_callback, PgXactCallbackEvent};
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+
+fn database() -> u32 {
+    unsafe { pg_sys::MyDatabaseId }.to_u32()
+}
+
+/// For the worker: whether writes were queued since it last asked.
+pub fn writes_queued() -> bool {
+    worker_slot(database(), false).is_some_and(|s| s.queued.swap(false, Ordering::AcqRel))
+}
+
+/// The worker of this database says where it is.
+pub fn register_worker() {
+    if let Some(slot) = worker_slot(database(), true) {
+        slot.pid
+            .store(unsafe { pg_sys::MyProcPid }, Ordering::Release);
+    }
+}
+
+/// Marks that writes were queued and sets the latch of this database's
+/// worker, if it runs.
+fn wake_worker() {
+    let Some(slot) = worker_slot(database(), false) else {
+        return;
+    };
+    slot.queued.store(true, Ordering::Release);
+    let pid = slot.pid.load(Ordering::Acquire);
+    if pid == 0 {
+        return;
+    }
+    unsafe {
+        // Only a live PostgreSQL process: a stale pid finds none, or
+        // another backend, whose latch a spurious wake-up does not harm.
+        let proc_ = pg_sys::BackendPidGetProc(pid);
+        if !proc_.is_null() {
+            pg_sys::SetLatch(&raw mut (*proc_).procLatch);
+        }
+    }
+}
+
+thread_local! {
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The worker is woken when this transaction commits.
+pub fn at_commit() {
+    if REGISTERED.replace(true) {
+        return;
+    }
+    register_xact_callback(PgXactCallbackEvent::Commit, || {
+        REGISTERED.set(false);
+        wake_worker();
+    });
+    register_xact_callback(PgXactCallbackEvent::Abort, || REGISTERED.set(false));
+}
