@@ -24,7 +24,7 @@ cargo build --release -q -p sfsim
 start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1" \
   "salesforce.worker_request_timeout = 5"
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
-start_sfsim target/release/sfsim --seed empty --records Contact=10
+start_sfsim "${CARGO_TARGET_DIR:-target}/release/sfsim" --seed empty --records Contact=10 --daily-limit 1000000000
 counted() { curl -sf "$SFSIM_URL/__sim/requests" | python3 -c 'import json, sys; print(sum(r["counted"] for r in json.load(sys.stdin)["requests"]))'; }
 sql -q <<SQL
 SET client_min_messages = warning;

@@ -12,7 +12,7 @@ use crate::flight::{Flight, Work};
 use crate::gucs;
 use crate::pg::in_transaction;
 use pgrx::pg_sys::Oid;
-use pgrx::{PgLogLevel, Spi};
+use pgrx::{PgLogLevel, PgSqlErrorCode, Spi};
 use salesforce_core::client::session::Session;
 use salesforce_core::write::delivery::{after_call_error, deliver, Outcome, Outgoing};
 use salesforce_core::write::journal::{Queued, Target};
@@ -48,6 +48,8 @@ struct Batch {
 struct Delivered {
     server: String,
     outcomes: Vec<(i64, Outcome)>,
+    /// Why the server could not be reached, for its breaker.
+    unreachable: Option<String>,
     requests: i64,
     limit_info: Option<String>,
 }
@@ -57,10 +59,14 @@ impl Work for Batch {
 
     fn make(self, session: &mut Session) -> Delivered {
         let before = session.requests;
-        let outcomes = deliver(session, self.rows);
+        let delivery = deliver(session, self.rows);
         Delivered {
             server: self.server,
-            outcomes,
+            outcomes: delivery.outcomes,
+            unreachable: delivery
+                .failure
+                .filter(|e| e.is_retryable())
+                .map(|e| e.to_string()),
             requests: (session.requests - before) as i64,
             limit_info: session.last_limit_info.clone(),
         }
@@ -75,6 +81,7 @@ impl Work for Batch {
                 .iter()
                 .map(|o| (o.outbox_id, after_call_error(&o.write.op, &e)))
                 .collect(),
+            unreachable: None,
             requests: 0,
             limit_info: None,
         }
@@ -160,13 +167,26 @@ impl Deliveries {
     /// on its way or its server may not be asked now.
     fn send(&mut self, servers: &impl Servers, server: &str, owner: Oid) -> bool {
         let prepared = in_transaction(|| {
-            let server_oid = catalog::server_oid(server)?;
-            if self.flight.busy((server_oid, owner)) || !servers.may_send(server) {
-                return Ok(None);
-            }
-            // The owner may have lost the server since: the writes fail.
-            let refused = access::check_server_use(server_oid, owner).err();
+            // The server or the role may be gone, or the role may have lost
+            // the server since: the writes fail, saying why.
+            let (server_oid, refused) = match catalog::server_oid(server) {
+                Ok(oid) if !access::role_exists(owner) => (
+                    oid,
+                    Some(Error::sql(
+                        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                        format!(
+                            "the role (OID {}) that queued the write no longer exists",
+                            owner.to_u32()
+                        ),
+                    )),
+                ),
+                Ok(oid) => (oid, access::check_server_use(oid, owner).err()),
+                Err(e) => (Oid::INVALID, Some(e)),
+            };
             if refused.is_none() {
+                if self.flight.busy((server_oid, owner)) || !servers.may_send(server) {
+                    return Ok(None);
+                }
                 crate::connection::prepare_session(server_oid, owner)?;
             }
             let claimed = outbox::claim(server, owner, BATCH)?;
@@ -232,15 +252,7 @@ impl Deliveries {
     }
 
     fn settle(&mut self, servers: &impl Servers, d: Delivered) {
-        let unreachable = d.outcomes.iter().find_map(|(_, o)| match o {
-            Outcome::Retry { why } | Outcome::Unknown { why } => Some(why.clone()),
-            _ => None,
-        });
-        let answered = d
-            .outcomes
-            .iter()
-            .any(|(_, o)| matches!(o, Outcome::Delivered { .. } | Outcome::Rejected { .. }));
-        servers.observe(&d.server, unreachable.filter(|_| !answered));
+        servers.observe(&d.server, d.unreachable.clone());
         if d.requests > 0 {
             let debited =
                 in_transaction(|| servers.debit(&d.server, d.requests, d.limit_info.as_deref()));

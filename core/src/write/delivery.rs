@@ -112,11 +112,20 @@ pub fn after_result(op: &Op, r: &RecordResult) -> Outcome {
     }
 }
 
+/// What sending a mapping's writes came to.
+pub struct Delivery {
+    /// Each row's outcome, by outbox id.
+    pub outcomes: Vec<(i64, Outcome)>,
+    /// Why a call failed as a whole, if one did.
+    pub failure: Option<SalesforceError>,
+}
+
 /// Sends `rows` (one user mapping's, in the order they were queued) in
 /// calls of up to 200 like writes, each record on its own. After a call
 /// that failed as a whole, the rest wait their turn: `Unsent`.
-pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Vec<(i64, Outcome)> {
+pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Delivery {
     let mut out = Vec::with_capacity(rows.len());
+    let mut failure = None;
     let mut stopped = false;
     let calls = runs_of(rows, |o| &o.write)
         .into_iter()
@@ -126,11 +135,15 @@ pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Vec<(i64, Outcome)
             out.extend(call.iter().map(|o| (o.outbox_id, Outcome::Unsent)));
             continue;
         }
-        let outcomes = send(session, &call);
+        let (outcomes, failed) = send(session, &call);
         stopped = outcomes.iter().any(|o| !o.is_final());
+        failure = failure.or(failed);
         out.extend(call.iter().map(|o| o.outbox_id).zip(outcomes));
     }
-    out
+    Delivery {
+        outcomes: out,
+        failure,
+    }
 }
 
 /// Which record a write names: its Id, or its external id's value.
@@ -163,7 +176,7 @@ fn without_repeats(run: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
     calls
 }
 
-fn send(session: &mut Session, call: &[Outgoing]) -> Vec<Outcome> {
+fn send(session: &mut Session, call: &[Outgoing]) -> (Vec<Outcome>, Option<SalesforceError>) {
     debug_assert!(call.len() <= CHUNK);
     let writes = call.iter().map(|o| &o.write);
     let first = &call[0].write;
@@ -197,15 +210,19 @@ fn send(session: &mut Session, call: &[Outgoing]) -> Vec<Outcome> {
         }
     });
     match answer {
-        Ok(results) => call
-            .iter()
-            .zip(&results)
-            .map(|(o, r)| after_result(&o.write.op, r))
-            .collect(),
-        Err(e) => call
-            .iter()
-            .map(|o| after_call_error(&o.write.op, &e))
-            .collect(),
+        Ok(results) => (
+            call.iter()
+                .zip(&results)
+                .map(|(o, r)| after_result(&o.write.op, r))
+                .collect(),
+            None,
+        ),
+        Err(e) => (
+            call.iter()
+                .map(|o| after_call_error(&o.write.op, &e))
+                .collect(),
+            Some(e),
+        ),
     }
 }
 
@@ -350,7 +367,9 @@ mod tests {
             keyed(4),
         ];
         let before = s.requests;
-        let outcomes = deliver(&mut s, rows);
+        let delivery = deliver(&mut s, rows);
+        assert!(delivery.failure.is_none());
+        let outcomes = delivery.outcomes;
         assert_eq!(
             s.requests - before,
             3,
