@@ -35,16 +35,16 @@ CREATE USER MAPPING FOR postgres SERVER sf OPTIONS (grant_type 'password', clien
 CREATE SCHEMA app;
 CREATE TABLE app.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now());
 SQL
+# A signup is one statement, its own transaction, with or without the
+# queued Contact.
 cat > "$dir/plain.sql" <<'SQL'
 \set r random(1, 2000000000)
-INSERT INTO app.users (email) VALUES ('u' || :r || '@example.com');
+INSERT INTO app.users (email) VALUES ('u' || :r || '@example.com') RETURNING id;
 SQL
 cat > "$dir/queued.sql" <<'SQL'
 \set r random(1, 2000000000)
-BEGIN;
-INSERT INTO app.users (email) VALUES ('u' || :r || '@example.com') RETURNING id AS uid \gset
-SELECT salesforce.enqueue('sf', 'Contact', 'insert', jsonb_build_object('LastName', 'Signup ' || :uid, 'User_Id__c', 'signup-' || :uid), 'User_Id__c');
-COMMIT;
+WITH u AS (INSERT INTO app.users (email) VALUES ('u' || :r || '@example.com') RETURNING id)
+SELECT salesforce.enqueue('sf', 'Contact', 'insert', jsonb_build_object('LastName', 'Signup ' || u.id, 'User_Id__c', 'signup-' || u.id), 'User_Id__c') FROM u;
 SQL
 tps() { # tps SCRIPT: signups per second, 4 clients, $signups in all
   as_postgres "$PG_BIN/pgbench" -n -h "$PGHOST" -p "$PGPORT" -U postgres -c 4 -j 2 -t $((signups / 4)) -f "$1" postgres 2>/dev/null \

@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use crate::pg::text_of;
 use pgrx::pg_sys::{self, Oid};
-use pgrx::{PgSqlErrorCode, Spi};
+use pgrx::PgSqlErrorCode;
 
 /// The search path every statement of the extension runs with.
 const PINNED_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
@@ -316,8 +316,9 @@ pub fn pin_for_process() {
 /// The role that owns the extension, and so its tables.
 pub fn extension_owner() -> Result<Oid> {
     pinned(|| {
-        Spi::get_one::<Oid>(
+        crate::pg::get_one_kept::<Oid>(
             "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_salesforce'",
+            &[],
         )
     })?
     .ok_or_else(|| {

@@ -26,6 +26,9 @@ const BATCH: i64 = 2000;
 /// when a commit that queued some wakes it, or a batch lands.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
+/// The shortest time between two looks.
+const LOOK_SOONEST: Duration = Duration::from_millis(50);
+
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// What the worker lends delivery of what it keeps per server.
@@ -109,6 +112,17 @@ fn installed() -> Result<bool> {
 }
 
 impl Deliveries {
+    /// How long the worker may nap before delivery wants to look again.
+    pub fn nap(&self) -> Duration {
+        let since = self.last_look.map_or(LOOK_EVERY, |at| at.elapsed());
+        let next = if super::wake::writes_waiting() {
+            LOOK_SOONEST
+        } else {
+            LOOK_EVERY
+        };
+        next.saturating_sub(since)
+    }
+
     /// Settles what landed and sends what may go. Returns whether anything
     /// happened, so the worker looks again at once.
     pub fn step(&mut self, servers: &impl Servers) -> bool {
@@ -120,8 +134,15 @@ impl Deliveries {
         if !self.unsettled.is_empty() {
             self.settle_outcomes(vec![]);
         }
+        // Commits wake the worker, but it looks at most every LOOK_SOONEST:
+        // writes queued meanwhile go together, and a burst of commits
+        // while a server is down costs one look, not one each.
+        let since = self.last_look.map(|at| at.elapsed());
+        if since.is_some_and(|d| d < LOOK_SOONEST) {
+            return progressed;
+        }
         let woken = super::wake::writes_queued();
-        if !progressed && !woken && self.last_look.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
+        if !progressed && !woken && since.is_some_and(|d| d < LOOK_EVERY) {
             return false;
         }
         self.last_look = Some(Instant::now());

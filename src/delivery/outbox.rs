@@ -115,14 +115,26 @@ pub fn recover() -> Result<i64> {
     Ok(n.unwrap_or(0))
 }
 
-/// The (server, owner) pairs whose oldest pending write may go now.
+/// The (server, owner) pairs whose oldest write not done is pending and
+/// may go now (one on its way means a batch is out).
 pub fn ready() -> Result<Vec<(String, Oid)>> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT server::text, owner::bigint FROM (
-               SELECT DISTINCT ON (server, owner) server, owner, next_attempt_at
-                 FROM salesforce.outbox WHERE state = 'pending' ORDER BY server, owner, id) oldest
-              WHERE next_attempt_at <= now()",
+            // Each (server, owner) with writes to send, found through the
+            // index a step at a time, and its oldest write.
+            "WITH RECURSIVE mapping AS (
+               (SELECT server, owner FROM salesforce.outbox WHERE state IN ('pending', 'sending')
+                 ORDER BY server, owner LIMIT 1)
+               UNION ALL
+               SELECT next.server, next.owner FROM mapping,
+                 LATERAL (SELECT o.server, o.owner FROM salesforce.outbox o
+                           WHERE o.state IN ('pending', 'sending') AND (o.server, o.owner) > (mapping.server, mapping.owner)
+                           ORDER BY o.server, o.owner LIMIT 1) next)
+             SELECT mapping.server::text, mapping.owner::bigint FROM mapping,
+               LATERAL (SELECT o.state, o.next_attempt_at FROM salesforce.outbox o
+                         WHERE o.server = mapping.server AND o.owner = mapping.owner AND o.state IN ('pending', 'sending')
+                         ORDER BY o.id LIMIT 1) oldest
+              WHERE oldest.state = 'pending' AND oldest.next_attempt_at <= now()",
             None,
             &[],
         )?;

@@ -20,6 +20,12 @@ pub fn writes_queued() -> bool {
     worker_slot(database(), false).is_some_and(|s| s.queued.swap(false, Ordering::AcqRel))
 }
 
+/// For the worker: whether writes were queued since it last asked,
+/// leaving the mark in place.
+pub fn writes_waiting() -> bool {
+    worker_slot(database(), false).is_some_and(|s| s.queued.load(Ordering::Acquire))
+}
+
 /// The worker of this database says where it is.
 pub fn register_worker() {
     if let Some(slot) = worker_slot(database(), true) {
@@ -34,7 +40,10 @@ fn wake_worker() {
     let Some(slot) = worker_slot(database(), false) else {
         return;
     };
-    slot.queued.store(true, Ordering::Release);
+    if slot.queued.swap(true, Ordering::AcqRel) {
+        // Woken already, and not yet looked.
+        return;
+    }
     let pid = slot.pid.load(Ordering::Acquire);
     if pid == 0 {
         return;

@@ -55,8 +55,6 @@ const ADMIT_EVERY: Duration = Duration::from_millis(100);
 /// this long before they are applied.
 const STREAM_NAP: Duration = Duration::from_millis(50);
 
-/// The longest nap: queued writes whose back-off ended wait at most this.
-const DELIVERY_NAP: Duration = Duration::from_secs(1);
 
 pub fn register() {
     for database in gucs::sync_databases() {
@@ -524,7 +522,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         // Queued writes waiting out a back-off are looked at again; a
         // commit that queues some, or a batch landing, wakes the worker.
-        nap = nap.min(DELIVERY_NAP);
+        nap = nap.min(deliveries.nap());
         InTransactions.wait(nap);
         if stopping() {
             break;

@@ -71,6 +71,13 @@ as alice -q -c "SELECT salesforce.discard_queued($bad)" >/dev/null
 [ "$(sql -tA -c "SELECT state FROM salesforce.queued_writes WHERE id = $bad")" = discarded ] || fail "not discarded"
 echo "rejected: REQUIRED_FIELD_MISSING shown; retried and discarded by alice; bob sees none of it and writes no outbox row"
 
+# A role that lost the server after queueing: its write fails, saying so.
+lost=$(sql -tA -c "BEGIN" -c "SET ROLE bob" -c "SELECT salesforce.enqueue('sf', 'Contact', 'insert', '{\"LastName\": \"Lost\"}')" \
+  -c "RESET ROLE" -c "REVOKE USAGE ON FOREIGN SERVER sf FROM bob" -c "COMMIT")
+wait_for 10 "SELECT state = 'failed' AND error = 'permission denied for foreign server sf: role bob has no USAGE on it' FROM salesforce.outbox WHERE id = $lost"
+[ "$(in_salesforce "LastName = 'Lost'")" = 0 ] || fail "a write of a role without USAGE was delivered"
+echo "privileges: bob's write failed once bob lost USAGE on the server, and was not sent"
+
 # Writes through a foreign table, in queued mode.
 as alice -q -c "IMPORT FOREIGN SCHEMA salesforce LIMIT TO (contact) FROM SERVER sf INTO crm" >/dev/null
 err=$(as alice -c "SET salesforce.write_mode = queued" -c "INSERT INTO crm.contact (last_name) VALUES ('x') RETURNING id" 2>&1) && fail "RETURNING in queued mode"

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// only after the client's own retries (`http::MAX_RETRIES`) failed too.
 pub const FAILURES_TO_OPEN: u32 = 1;
 const FIRST_PAUSE: Duration = Duration::from_secs(5);
-const LONGEST_PAUSE: Duration = Duration::from_secs(300);
+/// A server that is down is tried again at least this often, so that
+/// queued writes and syncs resume within about half a minute of its return;
+/// a try costs one request on a thread of its own.
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default)]
 pub struct Breaker {
@@ -99,7 +102,7 @@ mod tests {
                 t += p;
             }
         }
-        assert_eq!(last, Duration::from_secs(300));
+        assert_eq!(last, Duration::from_secs(30));
         assert_eq!(b.success(), Change::Closed);
         assert!(b.allows(t) && !b.is_open());
         assert_eq!(b.success(), Change::None);
