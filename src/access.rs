@@ -313,18 +313,22 @@ pub fn pin_for_process() {
     }
 }
 
-/// The role that owns the extension, and so its tables.
+/// The role that owns the extension's tables (the extension's owner, who
+/// made them), read through the catalog caches: routines that write them
+/// ask on every call.
 pub fn extension_owner() -> Result<Oid> {
-    pinned(|| {
-        crate::pg::get_one_kept::<Oid>(
-            "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_salesforce'",
-            &[],
-        )
-    })?
-    .ok_or_else(|| {
+    let relid = unsafe {
+        let schema = pg_sys::get_namespace_oid(c"salesforce".as_ptr(), true);
+        if schema == Oid::INVALID {
+            Oid::INVALID
+        } else {
+            pg_sys::get_relname_relid(c"syncs".as_ptr(), schema)
+        }
+    };
+    table_owner(relid).ok_or_else(|| {
         Error::sql(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            "the extension has no owner",
+            "the extension's tables are missing: is pg_salesforce installed in schema salesforce?",
         )
     })
 }
