@@ -277,8 +277,9 @@ pub fn prune(retention: i64) -> Result<i64> {
 
 /// The owner and state of queued write `id`, as the caller may see it.
 fn owner_and_state(id: i64) -> Result<(Oid, String)> {
-    let row = Spi::connect(|client| {
-        let rows = client.select(
+    // Read for update: the row is locked against the worker's settling.
+    let row = Spi::connect_mut(|client| {
+        let rows = client.update(
             "SELECT owner::bigint, state FROM salesforce.outbox WHERE id = $1 FOR UPDATE",
             Some(1),
             &[id.into()],

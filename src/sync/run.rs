@@ -158,16 +158,6 @@ impl Run {
         (self.server, self.user)
     }
 
-    /// The role the sync runs as.
-    pub fn owner(&self) -> u32 {
-        self.sync.owner
-    }
-
-    /// Whether the run follows changes (rather than copying everything).
-    pub fn polls(&self) -> bool {
-        self.sync.stage == Stage::Incremental
-    }
-
     /// The server's name.
     pub fn server_name(&self) -> &str {
         &self.sync.server

@@ -55,7 +55,6 @@ const ADMIT_EVERY: Duration = Duration::from_millis(100);
 /// this long before they are applied.
 const STREAM_NAP: Duration = Duration::from_millis(50);
 
-
 pub fn register() {
     for database in gucs::sync_databases() {
         BackgroundWorkerBuilder::new(&format!("pg_salesforce sync worker for {database}"))
@@ -77,39 +76,25 @@ fn warn(message: &str) {
 /// and with them those of the same user mapping due within half their
 /// interval: runs that end a moment apart fall due a moment apart, and are
 /// polled together again, not one call each as each falls due.
-fn due_syncs() -> Result<Vec<DueSync>> {
+fn due_syncs() -> Result<Vec<(i64, String)>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.syncs') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
-        // A mapping's syncs come one after another, the mapping whose sync
-        // is the longest due first, so the worker can admit them together.
         let rows = client.select(
             "WITH due AS (SELECT server, owner FROM salesforce.syncs WHERE enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 10))
-             SELECT id, server::text, owner::bigint FROM salesforce.syncs s
+             SELECT id, server::text FROM salesforce.syncs s
               WHERE enabled AND next_due <= clock_timestamp() + least(interval '1 second', every / 2)
                 AND EXISTS (SELECT FROM due WHERE due.server = s.server AND due.owner = s.owner)
-              ORDER BY min(next_due) OVER (PARTITION BY server, owner), server, owner, id",
+              ORDER BY next_due, id",
             None,
             &[],
         )?;
-        rows.map(|r| {
-            Ok(DueSync {
-                id: r.get::<i64>(1)?.unwrap_or_default(),
-                server: r.get::<String>(2)?.unwrap_or_default(),
-                owner: r.get::<i64>(3)?.unwrap_or_default() as u32,
-            })
-        })
-        .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+        rows.map(|r| Ok((r.get::<i64>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())))
+            .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
     })
     .map_err(Error::from)
-}
-
-struct DueSync {
-    id: i64,
-    server: String,
-    owner: u32,
 }
 
 thread_local! {
@@ -349,50 +334,26 @@ impl Servers for WorkerServers {
 /// the locks it holds, so runs that could only wait for a request slot
 /// are better not started yet.
 fn admit(going: &mut Vec<Going>) {
-    let cap = gucs::WORKER_MAX_RUNS.get().max(1) as usize;
-    let room = cap.saturating_sub(going.len());
+    let room = (gucs::WORKER_MAX_RUNS.get().max(1) as usize).saturating_sub(going.len());
     if room == 0 {
         return;
     }
     match in_transaction(due_syncs) {
         Ok(due) => {
-            let new = admitted(due, going, room, cap);
+            let known: std::collections::HashSet<i64> =
+                going.iter().map(|g| g.run.sync_id()).collect();
+            let new: Vec<i64> = due
+                .into_iter()
+                .filter(|(id, _)| !known.contains(id))
+                // A server whose breaker is open waits, with its syncs due.
+                .filter(|(_, server)| server_allows(server))
+                .map(|(id, _)| id)
+                .take(room)
+                .collect();
             going.extend(new.into_iter().filter_map(start).map(Going::new));
         }
         Err(e) => warn(&format!("pg_salesforce: cannot list due syncs: {e}")),
     }
-}
-
-/// Which due syncs start now: a user mapping's together or not at all, so
-/// their polls share a call. A mapping waits while one of its polls is
-/// going (its syncs join it when it ends), and so does one whose syncs
-/// would not all fit in the room left, unless no run is going at all.
-fn admitted(due: Vec<DueSync>, going: &[Going], room: usize, cap: usize) -> Vec<i64> {
-    let polling: std::collections::HashSet<(&str, u32)> = going
-        .iter()
-        .filter(|g| g.run.polls())
-        .map(|g| (g.run.server_name(), g.run.owner()))
-        .collect();
-    let known: std::collections::HashSet<i64> = going.iter().map(|g| g.run.sync_id()).collect();
-    let mut new = vec![];
-    for group in due.chunk_by(|a, b| a.server == b.server && a.owner == b.owner) {
-        let first = &group[0];
-        // A server whose breaker is open waits, with its syncs due.
-        if polling.contains(&(first.server.as_str(), first.owner)) || !server_allows(&first.server)
-        {
-            continue;
-        }
-        let ids: Vec<i64> = group
-            .iter()
-            .map(|d| d.id)
-            .filter(|id| !known.contains(id))
-            .collect();
-        if new.len() + ids.len() > room && !(new.is_empty() && room == cap) {
-            break;
-        }
-        new.extend(ids);
-    }
-    new
 }
 
 /// Logs the runs that are done and lets their syncs go.

@@ -84,7 +84,7 @@ err=$(as alice -c "SET salesforce.write_mode = queued" -c "INSERT INTO crm.conta
 grep -q "needs salesforce.write_mode = statement" <<<"$err" || fail "unexpected: $err"
 as alice -q -c "SET salesforce.write_mode = queued" -c "INSERT INTO crm.contact (last_name, user_id__c) VALUES ('Through the table', 'table-1')" \
   -c "UPDATE crm.contact SET title = 'Queued update' WHERE user_id__c = 'first-1'" >/dev/null
-wait_for 10 "SELECT count(*) = 2 AND bool_and(state = 'delivered') FROM salesforce.queued_writes WHERE id > $bad"
+wait_for 10 "SELECT count(*) = 2 AND bool_and(state = 'delivered') FROM salesforce.queued_writes WHERE id > $lost"
 [ "$(in_salesforce "User_Id__c = 'table-1' OR (User_Id__c = 'first-1' AND Title = 'Queued update')")" = 2 ] || fail "the table's writes did not arrive"
 echo "foreign table: INSERT and UPDATE in queued mode delivered; INSERT ... RETURNING refused"
 
