@@ -57,10 +57,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 const SCRUBBED: &str = "********";
 
+/// Every credential this backend has held, ever, and a matcher for them
+/// all, made again after one is added: scrubbing costs one pass over the
+/// text however many orgs the backend (the worker, say) has logged in to.
+#[derive(Default)]
+struct Secrets {
+    known: BTreeSet<String>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
 thread_local! {
-    /// Every credential this backend has held, ever: scrubbed from every
-    /// message, even after the session that held it is gone.
-    static SECRETS: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+    /// Scrubbed from every message, even after the session that held one
+    /// is gone.
+    static SECRETS: RefCell<Secrets> = RefCell::new(Secrets::default());
 }
 
 /// Adds credentials to scrub. Short values are left out: they would
@@ -69,8 +78,9 @@ pub fn remember_secrets(secrets: impl IntoIterator<Item = String>) {
     SECRETS.with(|s| {
         let mut s = s.borrow_mut();
         for secret in secrets {
-            if secret.len() >= 4 && !s.contains(&secret) {
-                s.insert(secret);
+            if secret.len() >= 4 && !s.known.contains(&secret) {
+                s.known.insert(secret);
+                s.matcher = None;
             }
         }
     });
@@ -79,13 +89,36 @@ pub fn remember_secrets(secrets: impl IntoIterator<Item = String>) {
 /// The text with every known credential replaced.
 pub fn scrub(text: &str) -> String {
     SECRETS.with(|s| {
-        // Longest first, so a secret that contains another goes whole.
-        let known = s.borrow();
-        let mut secrets: Vec<&String> = known.iter().collect();
-        secrets.sort_by_key(|x| std::cmp::Reverse(x.len()));
-        secrets
-            .into_iter()
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), SCRUBBED))
+        let mut s = s.borrow_mut();
+        if text.is_empty() || s.known.is_empty() {
+            return text.to_string();
+        }
+        if s.matcher.is_none() {
+            // Leftmost-longest: a secret that contains another goes whole.
+            s.matcher = aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(&s.known)
+                .ok();
+        }
+        match &s.matcher {
+            Some(matcher) => {
+                let mut out = String::with_capacity(text.len());
+                matcher.replace_all_with(text, &mut out, |_, _, out| {
+                    out.push_str(SCRUBBED);
+                    true
+                });
+                out
+            }
+            // Too many to build a matcher for (it has a size limit): one
+            // at a time, longest first.
+            None => {
+                let mut secrets: Vec<&String> = s.known.iter().collect();
+                secrets.sort_by_key(|x| std::cmp::Reverse(x.len()));
+                secrets
+                    .into_iter()
+                    .fold(text.to_string(), |t, s| t.replace(s.as_str(), SCRUBBED))
+            }
+        }
     })
 }
 

@@ -31,9 +31,11 @@ impl Job {
 
 /// Every sync of the job failing with `e`.
 fn all_failed(sync_ids: Vec<i64>, e: &Error) -> Vec<(i64, Fetched)> {
+    // Rendered once: every job has these made ready before it starts.
+    let (code, message) = (e.code(), e.message());
     sync_ids
         .into_iter()
-        .map(|id| (id, Fetched::failed(Error::sql(e.code(), e.message()))))
+        .map(|id| (id, Fetched::failed(Error::sql(code, message.clone()))))
         .collect()
 }
 
