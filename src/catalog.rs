@@ -18,6 +18,12 @@ pub fn server_name(server: Oid) -> String {
     unsafe { text_of((*pg_sys::GetForeignServer(server)).servername) }
 }
 
+/// The server's name, None if it was dropped.
+pub fn server_name_if_exists(server: Oid) -> Option<String> {
+    let found = unsafe { pg_sys::GetForeignServerExtended(server, pg_sys::FSV_MISSING_OK as _) };
+    (!found.is_null()).then(|| unsafe { text_of((*found).servername) })
+}
+
 /// The server's options and a fingerprint-ready list of what they were.
 pub fn server_options(server: Oid) -> Result<(ServerOptions, Vec<(String, String)>)> {
     let raw = unsafe { options_of((*pg_sys::GetForeignServer(server)).options) };

@@ -139,7 +139,7 @@ fn retry_queued(id: i64) {
 fn discard_queued(id: i64) {
     outbox::set_state(
         id,
-        &["pending", "failed", "unknown"],
+        &["pending", "failed", "unknown", "unresolved"],
         "discarded",
         "discarded",
     )

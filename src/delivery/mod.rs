@@ -10,15 +10,49 @@ pub mod deliver;
 mod outbox;
 pub mod wake;
 
+use crate::catalog;
 use crate::error::Result;
 use pgrx::pg_sys::Oid;
 use salesforce_core::write::journal::Op;
+use salesforce_core::write::sent_log::Remedy;
 
 /// Queues `op` for `owner` on `server`: stored now, sent after commit.
 pub fn queue(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
     let id = outbox::add(owner, server, object, op)?;
     wake::at_commit();
     Ok(id)
+}
+
+/// Puts in the outbox what a transaction that did not commit left in
+/// Salesforce (`origin` names it): undos to deliver, and what only a
+/// person can settle, each for the role whose mapping sent it. Returns how
+/// many; none if `origin` was handled already.
+pub fn queue_left_behind(remedies: &[Remedy], origin: &str) -> Result<usize> {
+    if outbox::has_origin(origin)? {
+        return Ok(0);
+    }
+    // The log of what was sent goes once this commits: this must be on disk.
+    outbox::durably()?;
+    for remedy in remedies {
+        let (target, op, unresolved) = match remedy {
+            Remedy::Undo(target, op) => (target, op, None),
+            Remedy::Unresolved { target, op, why } => (target, op, Some(why.as_str())),
+        };
+        let server = catalog::server_name_if_exists(Oid::from(target.server))
+            .unwrap_or_else(|| format!("(dropped server {})", target.server));
+        outbox::add_left_behind(
+            Oid::from(target.user),
+            &server,
+            &target.object,
+            op,
+            origin,
+            unresolved,
+        )?;
+    }
+    if !remedies.is_empty() {
+        wake::at_commit();
+    }
+    Ok(remedies.len())
 }
 
 pgrx::extension_sql_file!(

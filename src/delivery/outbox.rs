@@ -89,9 +89,52 @@ pub fn add(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
     })
 }
 
+/// Whether writes from `origin` are in the outbox already.
+pub fn has_origin(origin: &str) -> Result<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM salesforce.outbox WHERE origin = $1)",
+        &[origin.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// Stores what a transaction that did not commit left in Salesforce, for
+/// `owner`: a write that undoes it (`unresolved` None), delivered as any
+/// queued write, or, with the reason, one only a person can settle.
+pub fn add_left_behind(
+    owner: Oid,
+    server: &str,
+    object: &str,
+    op: &Op,
+    origin: &str,
+    unresolved: Option<&str>,
+) -> Result<()> {
+    let (operation, record, key, record_id) = stored(op);
+    access::as_extension(|| {
+        Spi::run_with_args(
+            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id, origin, state, error, done_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                     CASE WHEN $9::text IS NULL THEN 'pending' ELSE 'unresolved' END, $9,
+                     CASE WHEN $9::text IS NULL THEN NULL ELSE now() END)",
+            &[
+                owner.into(),
+                server.into(),
+                object.into(),
+                operation.into(),
+                JsonB(record).into(),
+                key.into(),
+                record_id.into(),
+                origin.into(),
+                unresolved.into(),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
 /// Commits of the worker's delivery reach the disk before anything is
 /// sent, or is taken as done: the worker commits asynchronously otherwise.
-fn durably() -> Result<()> {
+pub fn durably() -> Result<()> {
     Spi::run("SET LOCAL synchronous_commit TO on")?;
     Ok(())
 }

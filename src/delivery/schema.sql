@@ -17,15 +17,20 @@ CREATE TABLE @extschema@.outbox (
     -- The record's Id: the one updated or deleted, or the one delivery made.
     record_id text,
     -- pending -> sending -> delivered | failed | unknown; discarded by hand.
+    -- unresolved: left in Salesforce by a transaction that did not commit,
+    -- beyond the API to undo; a person settles it, then discards it.
     state text NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'unknown', 'discarded')),
+        CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'unknown', 'discarded', 'unresolved')),
     attempts integer NOT NULL DEFAULT 0,
     error_code text,
     error text,
     queued_at timestamptz NOT NULL DEFAULT now(),
     next_attempt_at timestamptz NOT NULL DEFAULT '-infinity',
     sent_at timestamptz,
-    done_at timestamptz
+    done_at timestamptz,
+    -- Set on what the worker queued for a transaction that sent writes in
+    -- statement or commit mode and did not commit: which one.
+    origin text
 );
 CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)
     WHERE state IN ('pending', 'sending');
@@ -40,7 +45,7 @@ GRANT SELECT ON @extschema@.outbox TO PUBLIC;
 CREATE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
 SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
        o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
-       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record
+       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin
   FROM @extschema@.outbox o
  WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
 GRANT SELECT ON @extschema@.queued_writes TO PUBLIC;

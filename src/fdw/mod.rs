@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use supabase_wrappers::prelude::*;
 
 #[wrappers_fdw(
-    version = "0.7.0",
+    version = "0.8.0",
     author = "pg_salesforce developers",
     error_type = "Error"
 )]

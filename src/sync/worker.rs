@@ -422,6 +422,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     });
     crate::delivery::wake::register_worker();
     let mut deliveries = Deliveries::default();
+    let mut left_behind = crate::write::left_behind::LeftBehind::default();
     let mut streams = Streams::default();
     let mut going: Vec<Going> = Vec::new();
     let mut flight = Flight::default();
@@ -448,6 +449,9 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
             if !going.is_empty() && !stopping() {
                 waiting = round(&mut going, &InTransactions, &mut flight);
                 finish_done(&mut going);
+            }
+            if !stopping() {
+                left_behind.step();
             }
             if !stopping() && deliveries.step(&WorkerServers) {
                 continue;
@@ -483,7 +487,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         // Queued writes waiting out a back-off are looked at again; a
         // commit that queues some, or a batch landing, wakes the worker.
-        nap = nap.min(deliveries.nap());
+        nap = nap.min(deliveries.nap()).min(left_behind.nap());
         InTransactions.wait(nap);
         if stopping() {
             break;

@@ -8,6 +8,7 @@
 //! with `on_applied` (the sync, for its local copies) sees each write as
 //! Salesforce applies it.
 
+use super::sent_file;
 use crate::connection;
 use crate::error::{self, Error, Result};
 use pgrx::pg_sys::{self, Oid};
@@ -17,7 +18,8 @@ use pgrx::{
 };
 use salesforce_core::client::session::{RecordResult, Session};
 use salesforce_core::write::chunk::{self, ChunkError};
-use salesforce_core::write::journal::{compensation, Done, Journal, Queued, Target};
+use salesforce_core::write::journal::{compensation, Done, Journal, Op, Queued, Target};
+use salesforce_core::write::sent_log::{self, Entry, Outstanding};
 use salesforce_core::SalesforceError;
 use std::cell::{Cell, RefCell};
 
@@ -29,6 +31,11 @@ thread_local! {
     static JOURNAL: RefCell<Journal> = RefCell::new(Journal::default());
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
     static ON_APPLIED: Cell<Option<AppliedHook>> = const { Cell::new(None) };
+    /// The call sent and not answered yet: while it is, what it did is unknown.
+    static UNANSWERED: RefCell<Option<(Target, Vec<Op>)>> = const { RefCell::new(None) };
+    /// What rolled-back savepoints left in Salesforce: their undo failed,
+    /// or their call was never answered. Queued at commit for the worker.
+    static LEFT_BY_SAVEPOINTS: RefCell<Outstanding> = RefCell::new(Outstanding::default());
 }
 
 /// Registers what runs after every applied run of writes.
@@ -42,6 +49,8 @@ fn subxact() -> u32 {
 
 fn end_of_transaction() {
     JOURNAL.with(|j| j.borrow_mut().clear());
+    UNANSWERED.take();
+    LEFT_BY_SAVEPOINTS.take();
     REGISTERED.set(false);
 }
 
@@ -51,15 +60,33 @@ fn ensure_callbacks() {
         return;
     }
     register_xact_callback(PgXactCallbackEvent::PreCommit, send_queued_or_fail);
-    register_xact_callback(PgXactCallbackEvent::Commit, end_of_transaction);
+    register_xact_callback(PgXactCallbackEvent::Commit, || {
+        sent_file::remove();
+        end_of_transaction();
+    });
     register_xact_callback(PgXactCallbackEvent::Abort, || {
-        let done = JOURNAL.with(|j| j.borrow_mut().take_done());
-        compensate(done, "transaction");
+        let mut done = JOURNAL.with(|j| j.borrow_mut().take_done());
+        let left = LEFT_BY_SAVEPOINTS.take();
+        done.extend(left.applied);
+        let failed = compensate(done.clone(), "transaction");
+        let unanswered = UNANSWERED.take().is_some() || !left.unknown.is_empty();
+        leave_log(&done, &failed, unanswered);
         end_of_transaction();
     });
     register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |sub, _parent| {
         let done = JOURNAL.with(|j| j.borrow_mut().subxact_aborted(sub));
-        compensate(done, "savepoint");
+        let failed = compensate(done.clone(), "savepoint");
+        let _ = sent_file::append(&Entry::Undone(sent_log::undone(&done, &failed)), false);
+        let unanswered = UNANSWERED.take();
+        LEFT_BY_SAVEPOINTS.with(|l| {
+            let mut l = l.borrow_mut();
+            l.applied
+                .extend(done.into_iter().filter(|d| failed.contains(&key_of(d))));
+            if let Some((target, ops)) = unanswered {
+                l.unknown
+                    .extend(ops.into_iter().map(|op| (target.clone(), op)));
+            }
+        });
     });
     register_subxact_callback(PgSubXactCallbackEvent::CommitSub, |sub, parent| {
         JOURNAL.with(|j| j.borrow_mut().subxact_committed(sub, parent));
@@ -73,6 +100,63 @@ fn chunk_error(e: ChunkError) -> Error {
     }
 }
 
+fn key_of(d: &Done) -> (Target, String) {
+    match d {
+        Done::Created { target, id }
+        | Done::Updated { target, id, .. }
+        | Done::Deleted { target, id } => (target.clone(), id.clone()),
+    }
+}
+
+/// At the end of a transaction that rolled back: its log goes if the
+/// rollback undid everything it sent, else it stays for the worker.
+fn leave_log(done: &[Done], failed: &[(Target, String)], unanswered: bool) {
+    if !sent_file::exists() {
+        return;
+    }
+    if failed.is_empty() && !unanswered {
+        sent_file::remove();
+        return;
+    }
+    let _ = sent_file::append(&Entry::Undone(sent_log::undone(done, failed)), true);
+    sent_file::keep();
+    error::notice(
+        PgLogLevel::WARNING,
+        "pg_salesforce: what this transaction sent to Salesforce and could not undo is left to the sync worker, which undoes it or lists it in salesforce.queued_writes",
+    );
+}
+
+/// Logs a call before it goes and its answer when it comes, outside the
+/// transaction, so that a crash in between leaves a trace.
+fn send_logged(
+    session: &mut Session,
+    run: &[Queued],
+) -> std::result::Result<Vec<Done>, ChunkError> {
+    let target = run[0].target.clone();
+    let ops: Vec<Op> = run.iter().map(|q| q.op.clone()).collect();
+    let sending = Entry::Sending {
+        target: target.clone(),
+        ops: ops.clone(),
+    };
+    if let Err(e) = sent_file::append(&sending, true) {
+        return Err(ChunkError::Salesforce(SalesforceError::Config(e.message())));
+    }
+    UNANSWERED.set(Some((target, ops)));
+    let sent = chunk::send(session, run);
+    let answered = match &sent {
+        Ok(done) => Some(Entry::Applied(done.clone())),
+        Err(ChunkError::Rejected(_)) => Some(Entry::NotApplied),
+        Err(ChunkError::Salesforce(e)) if !e.may_have_applied() => Some(Entry::NotApplied),
+        Err(ChunkError::Salesforce(_)) => None,
+    };
+    if let Some(entry) = answered {
+        UNANSWERED.take();
+        // Not waited for: lost to a crash, the call counts as unanswered.
+        let _ = sent_file::append(&entry, false);
+    }
+    sent
+}
+
 /// Sends writes now (statement mode) and journals them. Returns what
 /// Salesforce applied, in order.
 pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>> {
@@ -81,7 +165,7 @@ pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>> {
     for run in chunk::runs(queued) {
         let t: &Target = &run[0].target;
         let done = connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| {
-            Ok(chunk::send(s, &run))
+            Ok(send_logged(s, &run))
         })?
         .map_err(chunk_error)?;
         let sub = subxact();
@@ -105,25 +189,38 @@ pub fn queue(q: Queued) {
     JOURNAL.with(|j| j.borrow_mut().queue(sub, q));
 }
 
-/// At pre-commit: sends the queue; any failure fails the COMMIT.
+/// At pre-commit: sends the queue, and queues for the worker what
+/// rolled-back savepoints left in Salesforce; any failure fails the COMMIT.
 fn send_queued_or_fail() {
     let queued = JOURNAL.with(|j| j.borrow_mut().take_queued());
-    if queued.is_empty() {
+    let left = LEFT_BY_SAVEPOINTS.take();
+    if queued.is_empty() && left.is_empty() {
         return;
     }
-    // Write-through runs SQL, which needs a snapshot; by pre-commit the
-    // statement's is gone.
+    // Write-through and the outbox run SQL, which needs a snapshot; by
+    // pre-commit the statement's is gone.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    let sent = apply(queued);
+    let sent = apply(queued).and_then(|_| {
+        if left.is_empty() {
+            return Ok(0);
+        }
+        let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+        crate::delivery::queue_left_behind(
+            &sent_log::remedies(left),
+            &format!("a savepoint of transaction {xid} rolled back"),
+        )
+    });
     unsafe { pg_sys::PopActiveSnapshot() };
     if let Err(e) = sent {
         e.raise();
     }
 }
 
-fn undo(done: Vec<Done>) -> Vec<String> {
+/// Takes back `done`; returns what could not be, and the records it was.
+fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
     let plan = compensation(done);
     let mut problems = Vec::new();
+    let mut failed: Vec<(Target, String)> = Vec::new();
     type Call<'a> =
         &'a dyn Fn(&mut Session) -> std::result::Result<Vec<RecordResult>, SalesforceError>;
     let mut run = |t: &Target, what: &str, ids: Vec<String>, call: Call| {
@@ -131,6 +228,7 @@ fn undo(done: Vec<Done>) -> Vec<String> {
             Some(Ok(results)) => {
                 for (id, r) in ids.iter().zip(&results) {
                     if !r.success {
+                        failed.push((t.clone(), id.clone()));
                         let why = r
                             .errors
                             .first()
@@ -140,17 +238,23 @@ fn undo(done: Vec<Done>) -> Vec<String> {
                     }
                 }
             }
-            Some(Err(e)) => problems.push(format!(
-                "{what} {} {}: {}",
-                t.object,
-                ids.join(", "),
-                e.message()
-            )),
-            None => problems.push(format!(
-                "{what} {} {}: no connection to Salesforce",
-                t.object,
-                ids.join(", ")
-            )),
+            Some(Err(e)) => {
+                problems.push(format!(
+                    "{what} {} {}: {}",
+                    t.object,
+                    ids.join(", "),
+                    e.message()
+                ));
+                failed.extend(ids.iter().map(|id| (t.clone(), id.clone())));
+            }
+            None => {
+                problems.push(format!(
+                    "{what} {} {}: no connection to Salesforce",
+                    t.object,
+                    ids.join(", ")
+                ));
+                failed.extend(ids.iter().map(|id| (t.clone(), id.clone())));
+            }
         }
     };
     for (t, ids) in plan.deletes {
@@ -180,6 +284,7 @@ fn undo(done: Vec<Done>) -> Vec<String> {
             });
         }
     }
+    failed.extend(plan.lost.iter().cloned());
     if !plan.lost.is_empty() {
         let ids: Vec<String> = plan
             .lost
@@ -191,18 +296,24 @@ fn undo(done: Vec<Done>) -> Vec<String> {
             ids.join(", ")
         ));
     }
-    problems
+    (problems, failed)
 }
 
 /// Takes back what Salesforce applied, as far as its API allows. Runs while
 /// PostgreSQL aborts: it reads no catalog, raises no error, and reports
-/// what it could not undo as WARNINGs.
-fn compensate(done: Vec<Done>, scope: &str) {
+/// what it could not undo as WARNINGs. Returns the records it could not.
+fn compensate(done: Vec<Done>, scope: &str) -> Vec<(Target, String)> {
     if done.is_empty() {
-        return;
+        return vec![];
     }
     let count = done.len();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done))) {
+    let all: Vec<(Target, String)> = done.iter().map(key_of).collect();
+    let undone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done)));
+    let failed = match &undone {
+        Ok((_, failed)) => failed.clone(),
+        Err(_) => all,
+    };
+    match undone.map(|(problems, _)| problems) {
         Ok(problems) if problems.is_empty() => error::notice(
             PgLogLevel::NOTICE,
             &format!("pg_salesforce: the {scope} rolled back; {count} write(s) in Salesforce were undone"),
@@ -220,4 +331,5 @@ fn compensate(done: Vec<Done>, scope: &str) {
             &format!("pg_salesforce: the {scope} rolled back; undoing its Salesforce writes failed unexpectedly"),
         ),
     }
+    failed
 }

@@ -29,6 +29,22 @@ pub enum SalesforceError {
 }
 
 impl SalesforceError {
+    /// Whether a write whose call failed this way may have been applied:
+    /// the request may have reached Salesforce and no answer said otherwise.
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            // Salesforce answered: an error for the whole call applies nothing.
+            SalesforceError::Api { .. } => false,
+            SalesforceError::ConnectFailed(_)
+            | SalesforceError::Login { .. }
+            | SalesforceError::Config(_) => false,
+            SalesforceError::Network(_)
+            | SalesforceError::TimedOut(_)
+            | SalesforceError::BadResponse(_)
+            | SalesforceError::Cancelled => true,
+        }
+    }
+
     /// Worth trying again after a pause.
     pub fn is_retryable(&self) -> bool {
         match self {

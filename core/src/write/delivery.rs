@@ -57,16 +57,6 @@ pub fn backoff(attempts: i32) -> Duration {
 /// What a whole call's failure means for a write in it.
 pub fn after_call_error(op: &Op, e: &SalesforceError) -> Outcome {
     let why = e.to_string();
-    let surely_unapplied = match e {
-        SalesforceError::ConnectFailed(_) | SalesforceError::Login { .. } => true,
-        // Salesforce answered: an error for the whole call applies nothing.
-        SalesforceError::Api { .. } => true,
-        SalesforceError::Config(_) => true,
-        SalesforceError::Network(_)
-        | SalesforceError::TimedOut(_)
-        | SalesforceError::BadResponse(_)
-        | SalesforceError::Cancelled => false,
-    };
     match e {
         SalesforceError::Api {
             status,
@@ -82,7 +72,7 @@ pub fn after_call_error(op: &Op, e: &SalesforceError) -> Outcome {
                 message: message.clone(),
             }
         }
-        _ if surely_unapplied || resendable(op) => Outcome::Retry { why },
+        _ if !e.may_have_applied() || resendable(op) => Outcome::Retry { why },
         _ => Outcome::Unknown { why },
     }
 }

@@ -2,17 +2,18 @@
 //! writes already done in Salesforce (to compensate if the transaction, or a
 //! savepoint, rolls back). Plain Rust; the callbacks live in `transaction`.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 /// Which org, as which user, and which object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Target {
     pub server: u32,
     pub user: u32,
     pub object: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     Create {
         record: Map<String, Json>,
@@ -61,7 +62,7 @@ pub struct Queued {
 }
 
 /// A write Salesforce has applied.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Done {
     Created {
         target: Target,

@@ -4,3 +4,4 @@
 pub mod chunk;
 pub mod delivery;
 pub mod journal;
+pub mod sent_log;

@@ -1,0 +1,292 @@
+//! The log a transaction keeps, outside itself, of what it sent to
+//! Salesforce (statement and commit mode). It outlives a crash of the
+//! backend between sending and committing, so that whoever reads it later
+//! can tell what Salesforce may hold for a transaction that never
+//! committed: what to undo, and what only a person can settle.
+//!
+//! The log is a sequence of entries, one JSON line each, appended as the
+//! transaction goes: `Sending` before each call (written to disk before the
+//! request leaves), then `Applied` or `NotApplied` when its answer came, and
+//! `Undone` when a rollback took writes back. A `Sending` with no answer
+//! after it is a call whose outcome is unknown.
+
+use super::journal::{compensation, Done, Op, Target};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// A call is about to go: its writes, in case no answer comes.
+    Sending { target: Target, ops: Vec<Op> },
+    /// The call's answer: Salesforce applied these.
+    Applied(Vec<Done>),
+    /// The call's answer: Salesforce applied nothing of it.
+    NotApplied,
+    /// Taken back by a rollback: these records need nothing more.
+    Undone(Vec<(Target, String)>),
+}
+
+impl Entry {
+    pub fn line(&self) -> String {
+        let mut line = serde_json::to_string(self).expect("entries serialize");
+        line.push('\n');
+        line
+    }
+}
+
+/// What a log says Salesforce may still hold.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outstanding {
+    /// Applied and not taken back.
+    pub applied: Vec<Done>,
+    /// Sent, and no answer came: applied or not, nobody knows.
+    pub unknown: Vec<(Target, Op)>,
+}
+
+impl Outstanding {
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty() && self.unknown.is_empty()
+    }
+}
+
+fn target_and_id(d: &Done) -> (&Target, &str) {
+    match d {
+        Done::Created { target, id }
+        | Done::Updated { target, id, .. }
+        | Done::Deleted { target, id } => (target, id),
+    }
+}
+
+/// Reads a log's text. A last line cut short by a crash is left out: it
+/// was being written before its call went, or it is an answer, and then
+/// the call counts as unanswered, which is the safe side.
+pub fn outstanding(text: &str) -> Outstanding {
+    let mut out = Outstanding::default();
+    let mut open: Option<(Target, Vec<Op>)> = None;
+    let close_unanswered = |open: &mut Option<(Target, Vec<Op>)>, out: &mut Outstanding| {
+        if let Some((target, ops)) = open.take() {
+            out.unknown
+                .extend(ops.into_iter().map(|op| (target.clone(), op)));
+        }
+    };
+    for entry in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+    {
+        match entry {
+            Entry::Sending { target, ops } => {
+                close_unanswered(&mut open, &mut out);
+                open = Some((target, ops));
+            }
+            Entry::Applied(done) => {
+                open = None;
+                out.applied.extend(done);
+            }
+            Entry::NotApplied => open = None,
+            Entry::Undone(records) => out.applied.retain(|d| {
+                let (t, id) = target_and_id(d);
+                !records.iter().any(|(rt, rid)| rt == t && rid == id)
+            }),
+        }
+    }
+    close_unanswered(&mut open, &mut out);
+    out
+}
+
+/// What to do about what a transaction that did not commit left behind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Remedy {
+    /// A write that takes one back: delete a record it created, or put
+    /// back the fields it changed.
+    Undo(Target, Op),
+    /// Beyond the API: a deleted record (only the Recycle Bin restores
+    /// it), or a call whose outcome is unknown. Listed for a person.
+    Unresolved { target: Target, op: Op, why: String },
+}
+
+pub fn remedies(out: Outstanding) -> Vec<Remedy> {
+    let plan = compensation(out.applied);
+    let mut remedies = Vec::new();
+    for (target, ids) in plan.deletes {
+        remedies.extend(
+            ids.into_iter()
+                .map(|id| Remedy::Undo(target.clone(), Op::Delete { id })),
+        );
+    }
+    for (target, records) in plan.restores {
+        for mut fields in records {
+            let id = fields
+                .remove("id")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            remedies.push(Remedy::Undo(target.clone(), Op::Update { id, fields }));
+        }
+    }
+    for (target, id) in plan.lost {
+        remedies.push(Remedy::Unresolved {
+            target,
+            op: Op::Delete { id },
+            why: "the transaction that deleted this record did not commit, and Salesforce's API cannot bring a deleted record back: restore it from the Recycle Bin, then discard this".into(),
+        });
+    }
+    for (target, op) in out.unknown {
+        remedies.push(Remedy::Unresolved {
+            target,
+            op,
+            why: "the transaction that sent this write did not commit, and Salesforce's answer never came: find out whether Salesforce applied it, undo it there if so, then discard this".into(),
+        });
+    }
+    remedies
+}
+
+/// The records whose undo went through, from the writes a rollback took
+/// back and those it could not.
+pub fn undone(taken_back: &[Done], failed: &[(Target, String)]) -> Vec<(Target, String)> {
+    let mut records: Vec<(Target, String)> = Vec::new();
+    for d in taken_back {
+        let (t, id) = target_and_id(d);
+        let key = (t.clone(), id.to_string());
+        if !failed.contains(&key) && !records.contains(&key) {
+            records.push(key);
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn contact() -> Target {
+        Target {
+            server: 1,
+            user: 10,
+            object: "Contact".into(),
+        }
+    }
+
+    fn create(name: &str) -> Op {
+        Op::Create {
+            record: json!({"LastName": name}).as_object().unwrap().clone(),
+        }
+    }
+
+    fn created(id: &str) -> Done {
+        Done::Created {
+            target: contact(),
+            id: id.into(),
+        }
+    }
+
+    fn log(entries: &[Entry]) -> String {
+        entries.iter().map(Entry::line).collect()
+    }
+
+    #[test]
+    fn an_answered_call_is_applied_or_not_and_an_unanswered_one_unknown() {
+        let text = log(&[
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("A"), create("B")],
+            },
+            Entry::Applied(vec![created("003A"), created("003B")]),
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("C")],
+            },
+            Entry::NotApplied,
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("D")],
+            },
+        ]);
+        let out = outstanding(&text);
+        assert_eq!(out.applied, vec![created("003A"), created("003B")]);
+        assert_eq!(out.unknown, vec![(contact(), create("D"))]);
+    }
+
+    #[test]
+    fn a_call_followed_by_another_without_its_answer_is_unknown() {
+        let text = log(&[
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("A")],
+            },
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("B")],
+            },
+            Entry::Applied(vec![created("003B")]),
+        ]);
+        let out = outstanding(&text);
+        assert_eq!(out.unknown, vec![(contact(), create("A"))]);
+        assert_eq!(out.applied, vec![created("003B")]);
+    }
+
+    #[test]
+    fn undone_records_need_nothing_and_a_torn_last_line_counts_as_unanswered() {
+        let mut text = log(&[
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("A"), create("B")],
+            },
+            Entry::Applied(vec![created("003A"), created("003B")]),
+            Entry::Undone(vec![(contact(), "003A".into())]),
+            Entry::Sending {
+                target: contact(),
+                ops: vec![create("C")],
+            },
+        ]);
+        text.push_str(&Entry::Applied(vec![created("003C")]).line()[..10]);
+        let out = outstanding(&text);
+        assert_eq!(out.applied, vec![created("003B")]);
+        assert_eq!(out.unknown, vec![(contact(), create("C"))]);
+    }
+
+    #[test]
+    fn remedies_delete_creations_restore_updates_and_list_the_rest() {
+        let out = Outstanding {
+            applied: vec![
+                created("003A"),
+                Done::Updated {
+                    target: contact(),
+                    id: "003B".into(),
+                    prior: json!({"Email": "old@x.io"}).as_object().unwrap().clone(),
+                },
+                Done::Deleted {
+                    target: contact(),
+                    id: "003C".into(),
+                },
+            ],
+            unknown: vec![(contact(), create("D"))],
+        };
+        let r = remedies(out);
+        assert_eq!(
+            r[0],
+            Remedy::Undo(contact(), Op::Delete { id: "003A".into() })
+        );
+        assert_eq!(
+            r[1],
+            Remedy::Undo(
+                contact(),
+                Op::Update {
+                    id: "003B".into(),
+                    fields: json!({"Email": "old@x.io"}).as_object().unwrap().clone()
+                }
+            )
+        );
+        assert!(matches!(&r[2], Remedy::Unresolved { op: Op::Delete { id }, .. } if id == "003C"));
+        assert!(matches!(&r[3], Remedy::Unresolved { op, .. } if *op == create("D")));
+        assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn only_the_records_whose_undo_went_through_are_undone() {
+        let taken_back = vec![created("003A"), created("003B"), created("003A")];
+        assert_eq!(
+            undone(&taken_back, &[(contact(), "003B".into())]),
+            vec![(contact(), "003A".to_string())]
+        );
+    }
+}

@@ -1,0 +1,14 @@
+-- 0.8.0: what a transaction that sent writes in statement or commit mode
+-- and did not commit left in Salesforce reaches the outbox: undos delivered
+-- by the worker, and what only a person can settle ('unresolved').
+ALTER TABLE @extschema@.outbox DROP CONSTRAINT outbox_state_check;
+ALTER TABLE @extschema@.outbox ADD CONSTRAINT outbox_state_check
+    CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'unknown', 'discarded', 'unresolved'));
+ALTER TABLE @extschema@.outbox ADD COLUMN origin text;
+
+CREATE OR REPLACE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
+SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
+       o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
+       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin
+  FROM @extschema@.outbox o
+ WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
