@@ -95,8 +95,10 @@ pub fn scrub(text: &str) -> String {
         }
         if s.matcher.is_none() {
             // Leftmost-longest: a secret that contains another goes whole.
+            // A contiguous NFA: thousands of secrets in little memory.
             s.matcher = aho_corasick::AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
                 .build(&s.known)
                 .ok();
         }
