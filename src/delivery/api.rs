@@ -17,7 +17,7 @@ fn invalid(message: impl Into<String>, hint: &str) -> Error {
 
 /// The write `operation` means for `record`, with the external id field
 /// `key` (a write with a key is an upsert by it).
-fn op_for(operation: &str, record: Json, key: Option<&str>) -> Result<Op> {
+fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) -> Result<Op> {
     let Json::Object(mut record) = record else {
         return Err(invalid(
             "record must be a JSON object of field values",
@@ -39,7 +39,15 @@ fn op_for(operation: &str, record: Json, key: Option<&str>) -> Result<Op> {
         }
     }
     let id = match id {
-        Some(Json::String(id)) if !id.is_empty() => Some(id),
+        Some(Json::String(id)) if !id.is_empty() && id_of.is_none() => Some(id),
+        Some(_) if id_of.is_some() => {
+            return Err(invalid(
+                "a write with id_of takes its Id from that write, not from the record",
+                "Leave \"Id\" out of the record.",
+            ))
+        }
+        // Filled in from the write id_of names, once it is delivered.
+        None | Some(Json::Null) if id_of.is_some() => Some(String::new()),
         None | Some(Json::Null) => None,
         Some(other) => {
             return Err(invalid(
@@ -48,7 +56,14 @@ fn op_for(operation: &str, record: Json, key: Option<&str>) -> Result<Op> {
             ))
         }
     };
-    match (operation.to_ascii_lowercase().as_str(), key) {
+    let operation = operation.to_ascii_lowercase();
+    if id_of.is_some() && !matches!(operation.as_str(), "update" | "delete") {
+        return Err(invalid(
+            format!("an {operation} cannot take its Id from another queued write"),
+            "id_of is for an update or delete of the record an earlier queued insert creates.",
+        ));
+    }
+    match (operation.as_str(), key) {
         ("insert" | "upsert", Some(key)) => {
             if !is_api_name(key) {
                 return Err(invalid(
@@ -99,7 +114,9 @@ fn op_for(operation: &str, record: Json, key: Option<&str>) -> Result<Op> {
 
 /// Queues a write to `object` on `server`, delivered by the sync worker
 /// after this transaction commits, with the caller's user mapping; returns
-/// the queued write's id (see salesforce.queued_writes).
+/// the queued write's id (see salesforce.queued_writes). An update or
+/// delete may name, instead of an Id, the earlier queued insert whose
+/// record it changes (`id_of`): it waits for that write's Id.
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn enqueue(
@@ -108,6 +125,7 @@ fn enqueue(
     operation: &str,
     record: JsonB,
     key: default!(Option<&str>, "NULL"),
+    id_of: default!(Option<i64>, "NULL"),
 ) -> i64 {
     let role = access::current_role();
     (|| {
@@ -119,8 +137,16 @@ fn enqueue(
                 "Use the object's API name, such as Contact.",
             ));
         }
-        let op = op_for(operation, record.0, key)?;
-        queue(role, server, object, &op)
+        let op = op_for(operation, record.0, key, id_of)?;
+        match id_of {
+            Some(first) => {
+                outbox::check_id_of(first, role, server, object)?;
+                let id = outbox::add(role, server, object, &op, Some(first))?;
+                super::wake::at_commit();
+                Ok(id)
+            }
+            None => queue(role, server, object, &op),
+        }
     })()
     .or_raise()
 }
@@ -157,12 +183,25 @@ mod tests {
             "insert",
             json!({"LastName": "Ng", "User_Id__c": "u-1"}),
             Some("User_Id__c"),
+            None,
         )
         .unwrap();
         assert!(matches!(upsert, Op::Upsert { ref key_field, .. } if key_field == "User_Id__c"));
-        assert!(op_for("insert", json!({"LastName": "Ng"}), Some("User_Id__c")).is_err());
-        assert!(op_for("update", json!({"LastName": "Ng"}), None).is_err());
-        let update = op_for("UPDATE", json!({"id": "003A", "LastName": "Ng"}), None).unwrap();
+        assert!(op_for(
+            "insert",
+            json!({"LastName": "Ng"}),
+            Some("User_Id__c"),
+            None
+        )
+        .is_err());
+        assert!(op_for("update", json!({"LastName": "Ng"}), None, None).is_err());
+        let update = op_for(
+            "UPDATE",
+            json!({"id": "003A", "LastName": "Ng"}),
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             update,
             Op::Update {
@@ -170,7 +209,11 @@ mod tests {
                 fields: json!({"LastName": "Ng"}).as_object().unwrap().clone()
             }
         );
-        assert!(op_for("insert", json!({"Last/Name": "x"}), None).is_err());
-        assert!(op_for("merge", json!({}), None).is_err());
+        assert!(op_for("insert", json!({"Last/Name": "x"}), None, None).is_err());
+        assert!(
+            op_for("merge", json!({}), None, None).is_err()
+                && op_for("update", json!({"Id": "003A"}), None, Some(4)).is_err()
+                && op_for("insert", json!({"LastName": "x"}), None, Some(4)).is_err()
+        );
     }
 }

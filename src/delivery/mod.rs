@@ -18,7 +18,7 @@ use salesforce_core::write::sent_log::Remedy;
 
 /// Queues `op` for `owner` on `server`: stored now, sent after commit.
 pub fn queue(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
-    let id = outbox::add(owner, server, object, op)?;
+    let id = outbox::add(owner, server, object, op, None)?;
     wake::at_commit();
     Ok(id)
 }

@@ -63,13 +63,16 @@ pub fn op_of(
     })
 }
 
-/// Stores `op` for `owner` to deliver after commit; returns its id.
-pub fn add(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
+/// Stores `op` for `owner` to deliver after commit; returns its id. An
+/// update or delete `id_of` another queued write names the record that
+/// write creates, and waits for it.
+pub fn add(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>) -> Result<i64> {
     let (operation, record, key, record_id) = stored(op);
+    let record_id = record_id.filter(|id| !id.is_empty());
     let id = access::as_extension(|| {
         Ok(get_one_kept::<i64>(
-            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id, depends_on)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
                 owner.into(),
                 server.into(),
@@ -78,6 +81,7 @@ pub fn add(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
                 JsonB(record).into(),
                 key.into(),
                 record_id.into(),
+                id_of.into(),
             ],
         )?)
     })?;
@@ -201,24 +205,61 @@ pub struct Claimed {
     pub attempts: i32,
 }
 
-/// Marks the next `limit` pending writes of (server, owner) as on their
-/// way, durably, and returns them in the order they were queued.
-pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
-    durably()?;
-    let mut claimed = Spi::connect_mut(|client| {
+/// The next `limit` pending writes of (server, owner), in order, up to
+/// the first that waits for the Id of a write not done yet.
+fn claimable(server: &str, owner: Oid, limit: i64) -> Result<Vec<i64>> {
+    Spi::connect_mut(|client| {
         let rows = client.update(
-            "UPDATE salesforce.outbox o SET state = 'sending', attempts = o.attempts + 1, sent_at = now()
-              WHERE o.id IN (SELECT id FROM salesforce.outbox
-                              WHERE server = $1 AND owner = $2 AND state = 'pending'
-                              ORDER BY id LIMIT $3 FOR UPDATE)
-             RETURNING o.id, o.object, o.operation, o.record, o.key, o.record_id, o.attempts",
+            "SELECT o.id, o.depends_on IS NOT NULL AND d.state IN ('pending', 'sending')
+               FROM salesforce.outbox o LEFT JOIN salesforce.outbox d ON d.id = o.depends_on
+              WHERE o.server = $1 AND o.owner = $2 AND o.state = 'pending'
+              ORDER BY o.id LIMIT $3 FOR UPDATE OF o",
             None,
             &[server.into(), owner.into(), limit.into()],
+        )?;
+        let mut ids = Vec::new();
+        for r in rows {
+            if r.get::<bool>(2)?.unwrap_or(false) {
+                break;
+            }
+            ids.push(r.get::<i64>(1)?.unwrap_or_default());
+        }
+        Ok::<_, pgrx::spi::SpiError>(ids)
+    })
+    .map_err(Error::from)
+}
+
+/// Marks the next `limit` pending writes of (server, owner) as on their
+/// way, durably, and returns them in the order they were queued. A write
+/// that waits for another's Id gets it now; if that one was not
+/// delivered, it cannot be sent, and says why.
+pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
+    durably()?;
+    let ids = claimable(server, owner, limit)?;
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut claimed = Spi::connect_mut(|client| {
+        let rows = client.update(
+            "UPDATE salesforce.outbox o SET state = 'sending', attempts = o.attempts + 1, sent_at = now(),
+                    record_id = coalesce(o.record_id, d.record_id)
+               FROM salesforce.outbox o2 LEFT JOIN salesforce.outbox d ON d.id = o2.depends_on AND d.state = 'delivered'
+              WHERE o.id = o2.id AND o.id = ANY($1)
+             RETURNING o.id, o.object, o.operation, o.record, o.key, o.record_id, o.attempts,
+                       CASE WHEN o.depends_on IS NOT NULL AND d.id IS NULL THEN o.depends_on END",
+            None,
+            &[ids.into()],
         )?;
         rows.map(|r| {
             let operation = r.get::<String>(3)?.unwrap_or_default();
             let record = r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or(Json::Null);
-            let op = op_of(&operation, record, r.get::<String>(5)?, r.get::<String>(6)?);
+            let op = match r.get::<i64>(8)? {
+                Some(first) => Err(Error::sql(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("queued write {first}, whose record this {operation} names, was not delivered"),
+                )),
+                None => op_of(&operation, record, r.get::<String>(5)?, r.get::<String>(6)?),
+            };
             Ok(Claimed {
                 id: r.get::<i64>(1)?.unwrap_or_default(),
                 object: r.get::<String>(2)?.unwrap_or_default(),
@@ -230,6 +271,24 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
     })?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
+}
+
+/// Checks that `id_of`, a write an update or delete of `owner` waits for,
+/// is `owner`'s, to the same server and object, and creates a record.
+pub fn check_id_of(id_of: i64, owner: Oid, server: &str, object: &str) -> Result<()> {
+    let fits = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM salesforce.outbox WHERE id = $1 AND owner = $2 AND server = $3
+                          AND object = $4 AND operation IN ('insert', 'upsert'))",
+        &[id_of.into(), owner.into(), server.into(), object.into()],
+    )?;
+    match fits {
+        Some(true) => Ok(()),
+        _ => Err(Error::sql(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("queued write {id_of} is not an insert or upsert of {object} on server {server} queued by this role"),
+        )
+        .with_hint("id_of names a write this role queued earlier that creates the record.")),
+    }
 }
 
 /// Records what became of writes on their way (`attempts` is each one's

@@ -30,7 +30,10 @@ CREATE TABLE @extschema@.outbox (
     done_at timestamptz,
     -- Set on what the worker queued for a transaction that sent writes in
     -- statement or commit mode and did not commit: which one.
-    origin text
+    origin text,
+    -- An update or delete of the record an earlier queued insert creates
+    -- (enqueue's id_of): it waits for that write, and takes its Id.
+    depends_on bigint
 );
 CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)
     WHERE state IN ('pending', 'sending');
@@ -45,7 +48,7 @@ GRANT SELECT ON @extschema@.outbox TO PUBLIC;
 CREATE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
 SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
        o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
-       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin
+       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin, o.depends_on
   FROM @extschema@.outbox o
  WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
 GRANT SELECT ON @extschema@.queued_writes TO PUBLIC;

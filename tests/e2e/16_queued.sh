@@ -71,6 +71,18 @@ as alice -q -c "SELECT salesforce.discard_queued($bad)" >/dev/null
 [ "$(sql -tA -c "SELECT state FROM salesforce.queued_writes WHERE id = $bad")" = discarded ] || fail "not discarded"
 echo "rejected: REQUIRED_FIELD_MISSING shown; retried and discarded by alice; bob sees none of it and writes no outbox row"
 
+# An update queued after an insert whose Id is not known yet waits for it, then uses it.
+read -r parent child < <(as alice -tA -c "WITH c AS (SELECT salesforce.enqueue('sf', 'Contact', 'insert', '{\"LastName\": \"Parent\"}') AS id)
+  SELECT c.id || ' ' || salesforce.enqueue('sf', 'Contact', 'update', '{\"Title\": \"Set after\"}', id_of => c.id) FROM c")
+wait_for 10 "SELECT c.state = 'delivered' AND c.salesforce_id = p.salesforce_id AND c.depends_on = p.id FROM salesforce.queued_writes c, salesforce.queued_writes p WHERE c.id = $child AND p.id = $parent"
+[ "$(in_salesforce "LastName = 'Parent' AND Title = 'Set after'")" = 1 ] || fail "the update did not reach the record its insert created"
+orphan=$(as alice -tA -c "WITH c AS (SELECT salesforce.enqueue('sf', 'Contact', 'insert', '{\"FirstName\": \"No last name\"}') AS id)
+  SELECT salesforce.enqueue('sf', 'Contact', 'delete', '{}', id_of => c.id) FROM c")
+wait_for 10 "SELECT state = 'failed' AND error LIKE 'queued write % was not delivered' FROM salesforce.queued_writes WHERE id = $orphan"
+err=$(as bob -c "SELECT salesforce.enqueue('sf', 'Contact', 'delete', '{}', id_of => $parent)" 2>&1) && fail "bob named alice's write"
+grep -q "is not an insert or upsert of Contact on server sf queued by this role" <<<"$err" || fail "unexpected: $err"
+echo "ordering: an update queued with id_of its insert was sent once the insert had its Id, to that record; one whose insert failed fails, saying so"
+
 # A role that lost the server after queueing: its write fails, saying so.
 lost=$(sql -tA -c "BEGIN" -c "SET ROLE bob" -c "SELECT salesforce.enqueue('sf', 'Contact', 'insert', '{\"LastName\": \"Lost\"}')" \
   -c "RESET ROLE" -c "REVOKE USAGE ON FOREIGN SERVER sf FROM bob" -c "COMMIT")
