@@ -9,6 +9,8 @@ ALTER TABLE @extschema@.outbox ADD COLUMN origin text;
 -- enqueue(..., id_of): an update or delete of the record an earlier queued
 -- insert creates waits for it.
 ALTER TABLE @extschema@.outbox ADD COLUMN depends_on bigint;
+CREATE INDEX outbox_waiting ON @extschema@.outbox (depends_on)
+    WHERE depends_on IS NOT NULL;
 
 CREATE OR REPLACE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
 SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,

@@ -284,6 +284,14 @@ pub fn as_role<T>(role: Oid, f: impl FnOnce() -> T) -> T {
 pub fn pinned<T>(f: impl FnOnce() -> T) -> T {
     unsafe {
         let nest_level = pg_sys::NewGUCNestLevel();
+        // Already pinned (a routine's own SET search_path): setting it again
+        // would only make PostgreSQL work out the path anew, twice.
+        let current = pg_sys::namespace_search_path;
+        if !current.is_null() && std::ffi::CStr::from_ptr(current) == PINNED_PATH {
+            let out = f();
+            pg_sys::AtEOXact_GUC(false, nest_level);
+            return out;
+        }
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
             PINNED_PATH.as_ptr(),

@@ -39,6 +39,8 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
         }
     }
     let id = match id {
+        // Filled in from the write id_of names, once it is delivered.
+        None | Some(Json::Null) if id_of.is_some() => Some(String::new()),
         Some(Json::String(id)) if !id.is_empty() && id_of.is_none() => Some(id),
         Some(_) if id_of.is_some() => {
             return Err(invalid(
@@ -46,8 +48,6 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
                 "Leave \"Id\" out of the record.",
             ))
         }
-        // Filled in from the write id_of names, once it is delivered.
-        None | Some(Json::Null) if id_of.is_some() => Some(String::new()),
         None | Some(Json::Null) => None,
         Some(other) => {
             return Err(invalid(

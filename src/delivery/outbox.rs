@@ -368,9 +368,13 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<()> {
 /// seconds ago; returns how many.
 pub fn prune(retention: i64) -> Result<i64> {
     Ok(Spi::get_one_with_args::<i64>(
-        "WITH gone AS (DELETE FROM salesforce.outbox
-                        WHERE state IN ('delivered', 'discarded')
-                          AND done_at < now() - $1 * interval '1 second' RETURNING 1)
+        "WITH gone AS (DELETE FROM salesforce.outbox o
+                        WHERE o.state IN ('delivered', 'discarded')
+                          AND o.done_at < now() - $1 * interval '1 second'
+                          -- A write waiting for this one's Id still needs it.
+                          AND NOT EXISTS (SELECT FROM salesforce.outbox w
+                                           WHERE w.depends_on = o.id AND w.state IN ('pending', 'sending'))
+                        RETURNING 1)
          SELECT count(*) FROM gone",
         &[retention.into()],
     )?

@@ -39,6 +39,8 @@ CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)
     WHERE state IN ('pending', 'sending');
 CREATE INDEX outbox_done ON @extschema@.outbox (done_at)
     WHERE state IN ('delivered', 'discarded');
+CREATE INDEX outbox_waiting ON @extschema@.outbox (depends_on)
+    WHERE depends_on IS NOT NULL;
 ALTER TABLE @extschema@.outbox ENABLE ROW LEVEL SECURITY;
 CREATE POLICY outbox_of_own_roles ON @extschema@.outbox FOR SELECT
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));

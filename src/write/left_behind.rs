@@ -11,6 +11,7 @@ use crate::pg::in_transaction;
 use pgrx::{PgSqlErrorCode, Spi};
 use salesforce_core::write::sent_log;
 use std::fs::File;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 /// How often the worker looks.
@@ -74,28 +75,47 @@ fn settle(path: &std::path::Path, xid: u64) -> Result<()> {
             format!("{}: {e}", path.display()),
         )
     };
-    let file = File::open(path).map_err(io)?;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        // Its transaction just ended, and took it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
     match file.try_lock() {
         Ok(()) => {}
         // Its transaction is going on, or ending.
         Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let mut log = Vec::new();
+    file.read_to_end(&mut log).map_err(io)?;
+    let outstanding = sent_log::outstanding(&log);
+    let timeline = unsafe { pgrx::pg_sys::GetWALInsertionTimeLine() };
     let queued = in_transaction(|| {
         let status = status(xid)?;
-        match status.as_deref() {
-            Some("committed") => Ok(None),
-            Some("in progress") => Err(Error::sql(
-                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "the transaction is in progress but holds no lock on its log",
-            )),
-            _ => {
-                let remedies = sent_log::remedies(sent_log::outstanding(&text));
-                let origin = format!("transaction {xid} did not commit");
-                crate::delivery::queue_left_behind(&remedies, &origin).map(Some)
+        let origin = format!("transaction {xid} did not commit");
+        let remedies = match (status.as_deref(), outstanding.timeline) {
+            (Some("committed"), _) => return Ok(None),
+            (Some("in progress"), _) => {
+                return Err(Error::sql(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "the transaction is in progress but holds no lock on its log",
+                ))
             }
-        }
+            (Some(_), Some(t)) if t == timeline => sent_log::remedies(outstanding),
+            (Some(_), logged) => sent_log::all_unresolved(
+                outstanding,
+                &format!(
+                    "this log is from WAL timeline {}, not this server's {timeline} (a promotion or a recovery came between): whether its transaction committed is not known here",
+                    logged.map_or("unknown".to_string(), |t| t.to_string())
+                ),
+            ),
+            (None, _) => sent_log::all_unresolved(
+                outstanding,
+                "the transaction is too old for PostgreSQL to say whether it committed",
+            ),
+        };
+        crate::delivery::queue_left_behind(&remedies, &origin).map(Some)
     });
     match queued {
         Ok(None) => {}

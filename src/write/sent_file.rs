@@ -8,11 +8,22 @@
 use crate::error::{Error, Result};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
-use salesforce_core::write::sent_log::Entry;
+use salesforce_core::write::sent_log::{self, Entry, Outstanding};
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
+
+extern "C-unwind" {
+    /// PostgreSQL's (replication/message.h), not bound by pgrx: writes a
+    /// logical decoding message to the WAL.
+    fn LogLogicalMessage(
+        prefix: *const std::ffi::c_char,
+        message: *const std::ffi::c_char,
+        size: usize,
+        transactional: bool,
+    ) -> pg_sys::XLogRecPtr;
+}
 
 /// Relative to the data directory, every backend's working directory.
 pub const DIR: &str = "pg_salesforce/sent";
@@ -48,18 +59,28 @@ fn io_error(path: &std::path::Path, e: std::io::Error) -> Error {
 
 fn open_log() -> Result<Open> {
     // The log is named by the transaction's id, which it gets now if its
-    // local writes have not given it one.
-    let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    // local writes have not given it one. That id must be in the WAL, on
+    // disk, before anything is sent: after a crash, an id the WAL never
+    // saw could be given to another transaction, whose fate would be
+    // taken for this one's.
+    let (xid, timeline) = unsafe {
+        let xid = pg_sys::GetTopFullTransactionId().value;
+        let lsn = LogLogicalMessage(c"pg_salesforce".as_ptr(), c"".as_ptr(), 0, true);
+        pg_sys::XLogFlush(lsn);
+        (xid, pg_sys::GetWALInsertionTimeLine())
+    };
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let dir = PathBuf::from(DIR);
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let path = dir.join(file_name(database, xid));
-    let file = OpenOptions::new()
-        .create(true)
+    let mut file = OpenOptions::new()
+        .create_new(true)
         .append(true)
         .open(&path)
         .map_err(|e| io_error(&path, e))?;
     file.lock().map_err(|e| io_error(&path, e))?;
+    file.write_all(Entry::Began { timeline }.line().as_bytes())
+        .map_err(|e| io_error(&path, e))?;
     // The name reaches the disk before the first call goes.
     File::open(&dir)
         .and_then(|d| d.sync_all())
@@ -92,6 +113,18 @@ pub fn append(entry: &Entry, durable: bool) -> Result<()> {
 /// Whether this transaction has sent anything.
 pub fn exists() -> bool {
     OPEN.with(|cell| cell.borrow().is_some())
+}
+
+/// What this transaction's own log says Salesforce may still hold; None
+/// if it has no log, or the log cannot be read.
+pub fn outstanding() -> Option<Outstanding> {
+    OPEN.with(|cell| {
+        let open = cell.borrow();
+        let path = &open.as_ref()?.path;
+        std::fs::read(path)
+            .ok()
+            .map(|log| sent_log::outstanding(&log))
+    })
 }
 
 /// The transaction committed, or left nothing in Salesforce: its log goes.

@@ -66,17 +66,33 @@ fn ensure_callbacks() {
     });
     register_xact_callback(PgXactCallbackEvent::Abort, || {
         let mut done = JOURNAL.with(|j| j.borrow_mut().take_done());
-        let left = LEFT_BY_SAVEPOINTS.take();
-        done.extend(left.applied);
+        done.extend(LEFT_BY_SAVEPOINTS.take().applied);
         let failed = compensate(done.clone(), "transaction");
-        let unanswered = UNANSWERED.take().is_some() || !left.unknown.is_empty();
-        leave_log(&done, &failed, unanswered);
+        leave_log(&done, &failed);
         end_of_transaction();
+    });
+    // Writes sent or queued cannot wait in a prepared transaction: its
+    // COMMIT PREPARED could come from any session, or never.
+    register_xact_callback(PgXactCallbackEvent::PrePrepare, || {
+        let queued = JOURNAL.with(|j| j.borrow().has_writes());
+        if queued || sent_file::exists() {
+            Error::sql(
+                pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "cannot PREPARE a transaction that wrote to Salesforce",
+            )
+            .raise();
+        }
     });
     register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |sub, _parent| {
         let done = JOURNAL.with(|j| j.borrow_mut().subxact_aborted(sub));
+        if done.is_empty() && UNANSWERED.with(|u| u.borrow().is_none()) {
+            return;
+        }
         let failed = compensate(done.clone(), "savepoint");
-        let _ = sent_file::append(&Entry::Undone(sent_log::undone(&done, &failed)), false);
+        let undone = sent_log::undone(&done, &failed);
+        if !undone.is_empty() {
+            let _ = sent_file::append(&Entry::Undone(undone), false);
+        }
         let unanswered = UNANSWERED.take();
         LEFT_BY_SAVEPOINTS.with(|l| {
             let mut l = l.borrow_mut();
@@ -108,17 +124,20 @@ fn key_of(d: &Done) -> (Target, String) {
     }
 }
 
-/// At the end of a transaction that rolled back: its log goes if the
-/// rollback undid everything it sent, else it stays for the worker.
-fn leave_log(done: &[Done], failed: &[(Target, String)], unanswered: bool) {
+/// At the end of a transaction that rolled back: its log goes if, read
+/// again, it says the rollback undid everything sent, else it stays for
+/// the worker.
+fn leave_log(done: &[Done], failed: &[(Target, String)]) {
+    UNANSWERED.take();
     if !sent_file::exists() {
         return;
     }
-    if failed.is_empty() && !unanswered {
+    let undone = sent_log::undone(done, failed);
+    let recorded = undone.is_empty() || sent_file::append(&Entry::Undone(undone), true).is_ok();
+    if recorded && sent_file::outstanding().is_some_and(|o| o.is_empty()) {
         sent_file::remove();
         return;
     }
-    let _ = sent_file::append(&Entry::Undone(sent_log::undone(done, failed)), true);
     sent_file::keep();
     error::notice(
         PgLogLevel::WARNING,
@@ -193,7 +212,16 @@ pub fn queue(q: Queued) {
 /// rolled-back savepoints left in Salesforce; any failure fails the COMMIT.
 fn send_queued_or_fail() {
     let queued = JOURNAL.with(|j| j.borrow_mut().take_queued());
-    let left = LEFT_BY_SAVEPOINTS.take();
+    // Read, not taken: should the COMMIT fail after all, the abort still
+    // finds them.
+    let left = LEFT_BY_SAVEPOINTS.with(|l| {
+        let l = l.borrow();
+        Outstanding {
+            timeline: None,
+            applied: l.applied.clone(),
+            unknown: l.unknown.clone(),
+        }
+    });
     if queued.is_empty() && left.is_empty() {
         return;
     }

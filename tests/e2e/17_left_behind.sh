@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 dir=/tmp/pg_salesforce-e2e-left-behind
 start_sfsim "${SFSIM_BIN:?set SFSIM_BIN}" --seed demo --orgs 2
-start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1"
+start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1" "max_prepared_transactions = 2"
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
 source "$(dirname "$0")/helpers.sh"
 org() { local k=$1 m=$2 p=$3; shift 3; curl -sf -X "$m" "$SFSIM_URL/__sim/orgs/$k/$p" -H 'Content-Type: application/json' "$@"; }
@@ -57,11 +57,17 @@ old_title=$(in_org 1 "SELECT Title FROM Contact WHERE Id = '$seeded'" Title)
 # A committed transaction, and a rollback that undid everything, leave no log.
 as_alice -q -c "INSERT INTO crm.contact (last_name) VALUES ('Committed')"
 as_alice -q -c "BEGIN" -c "INSERT INTO crm.contact (last_name) VALUES ('Rolled back')" -c "ROLLBACK" 2>/dev/null
+err=$(as_alice -c "BEGIN" -c "INSERT INTO crm.contact (last_name) VALUES ('Prepared')" -c "PREPARE TRANSACTION 'p1'" 2>&1) && fail "a transaction that wrote to Salesforce was prepared"
+grep -q "cannot PREPARE a transaction that wrote to Salesforce" <<<"$err" || fail "unexpected: $err"
+[ "$(in_org 1 "SELECT Id FROM Contact WHERE LastName = 'Prepared'")" = 0 ] || fail "the refused PREPARE left its Contact"
 [ "$(logs)" = 0 ] || fail "a transaction that ended cleanly left a log: $(ls "$dir/data/pg_salesforce/sent")"
 [ "$(in_org 1 "SELECT Id FROM Contact WHERE LastName = 'Rolled back'")" = 0 ] || fail "the rollback did not undo"
 
 # statement mode: the backend is killed after sending, before COMMIT.
+# A savepoint inside it changed the new Contact and rolled back: that undo
+# must not take the Contact's creation with it.
 (as_alice -c "BEGIN" -c "INSERT INTO crm.contact (last_name) VALUES ('Crash statement')" \
+  -c "SAVEPOINT sp" -c "UPDATE crm.contact SET title = 'Inner' WHERE last_name = 'Crash statement'" -c "ROLLBACK TO SAVEPOINT sp" \
   -c "UPDATE crm.contact SET title = 'Set by a crash' WHERE id = '$seeded'" -c "SELECT pg_sleep(60) AS crash_statement" >/dev/null 2>&1 || true) &
 crashing=$!
 wait_in_org 1 "SELECT Id FROM Contact WHERE LastName = 'Crash statement'" 1 20
@@ -74,7 +80,7 @@ wait_for 60 "SELECT count(*) = 2 AND bool_and(state = 'delivered') FROM salesfor
 [ "$(in_org 1 "SELECT Title FROM Contact WHERE Id = '$seeded'" Title)" = "$old_title" ] || fail "the Title was not restored"
 [ "$(in_org 1 "SELECT Id FROM Contact WHERE LastName = 'Committed'")" = 1 ] || fail "a committed write was undone"
 [ "$(logs)" = 0 ] || fail "the settled log stayed"
-echo "statement mode: after kill -9 before COMMIT, the worker deleted the created Contact and restored the updated Title (as alice, through the outbox)"
+echo "statement mode: after kill -9 before COMMIT, the worker deleted the created Contact (a savepoint's undone update of it notwithstanding) and restored the updated Title (as alice, through the outbox); PREPARE of such a transaction is refused"
 
 # commit mode: killed during COMMIT, the first org's writes sent, the second org hung.
 mkfifo "$dir/commit"

@@ -197,6 +197,11 @@ impl Journal {
         self.queued.clear();
         self.done.clear();
     }
+
+    /// Whether writes are queued for COMMIT or done in Salesforce.
+    pub fn has_writes(&self) -> bool {
+        !self.queued.is_empty() || !self.done.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -16,14 +16,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entry {
+    /// The log's first line: the WAL timeline the transaction ran on. A log
+    /// read on another timeline (after a promotion, or a point-in-time
+    /// recovery) cannot be trusted to say whether its transaction committed.
+    Began { timeline: u32 },
     /// A call is about to go: its writes, in case no answer comes.
     Sending { target: Target, ops: Vec<Op> },
     /// The call's answer: Salesforce applied these.
     Applied(Vec<Done>),
     /// The call's answer: Salesforce applied nothing of it.
     NotApplied,
-    /// Taken back by a rollback: these records need nothing more.
-    Undone(Vec<(Target, String)>),
+    /// Taken back by a rollback: these writes need nothing more.
+    Undone(Vec<Done>),
 }
 
 impl Entry {
@@ -37,6 +41,8 @@ impl Entry {
 /// What a log says Salesforce may still hold.
 #[derive(Debug, Default, PartialEq)]
 pub struct Outstanding {
+    /// The timeline of `Began`, if the log has one.
+    pub timeline: Option<u32>,
     /// Applied and not taken back.
     pub applied: Vec<Done>,
     /// Sent, and no answer came: applied or not, nobody knows.
@@ -57,10 +63,10 @@ fn target_and_id(d: &Done) -> (&Target, &str) {
     }
 }
 
-/// Reads a log's text. A last line cut short by a crash is left out: it
-/// was being written before its call went, or it is an answer, and then
-/// the call counts as unanswered, which is the safe side.
-pub fn outstanding(text: &str) -> Outstanding {
+/// Reads a log. A line that does not parse, such as a last one cut short
+/// by a crash, is left out: it was written before its call went, or it is
+/// an answer, and then the call counts as unanswered, the safe side.
+pub fn outstanding(log: &[u8]) -> Outstanding {
     let mut out = Outstanding::default();
     let mut open: Option<(Target, Vec<Op>)> = None;
     let close_unanswered = |open: &mut Option<(Target, Vec<Op>)>, out: &mut Outstanding| {
@@ -69,11 +75,12 @@ pub fn outstanding(text: &str) -> Outstanding {
                 .extend(ops.into_iter().map(|op| (target.clone(), op)));
         }
     };
-    for entry in text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+    for entry in log
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Entry>(l).ok())
     {
         match entry {
+            Entry::Began { timeline } => out.timeline = Some(timeline),
             Entry::Sending { target, ops } => {
                 close_unanswered(&mut open, &mut out);
                 open = Some((target, ops));
@@ -83,10 +90,16 @@ pub fn outstanding(text: &str) -> Outstanding {
                 out.applied.extend(done);
             }
             Entry::NotApplied => open = None,
-            Entry::Undone(records) => out.applied.retain(|d| {
-                let (t, id) = target_and_id(d);
-                !records.iter().any(|(rt, rid)| rt == t && rid == id)
-            }),
+            // Each undone write takes out the latest entry equal to it: an
+            // earlier one, made outside the savepoint that rolled back,
+            // still stands.
+            Entry::Undone(undone) => {
+                for d in undone {
+                    if let Some(i) = out.applied.iter().rposition(|a| *a == d) {
+                        out.applied.remove(i);
+                    }
+                }
+            }
         }
     }
     close_unanswered(&mut open, &mut out);
@@ -139,18 +152,47 @@ pub fn remedies(out: Outstanding) -> Vec<Remedy> {
     remedies
 }
 
-/// The records whose undo went through, from the writes a rollback took
-/// back and those it could not.
-pub fn undone(taken_back: &[Done], failed: &[(Target, String)]) -> Vec<(Target, String)> {
-    let mut records: Vec<(Target, String)> = Vec::new();
-    for d in taken_back {
-        let (t, id) = target_and_id(d);
-        let key = (t.clone(), id.to_string());
-        if !failed.contains(&key) && !records.contains(&key) {
-            records.push(key);
+/// When nobody can tell whether the transaction committed (its log is from
+/// another timeline, or it is too old for PostgreSQL to know): nothing is
+/// undone, everything is listed for a person.
+pub fn all_unresolved(out: Outstanding, why: &str) -> Vec<Remedy> {
+    let applied = out.applied.into_iter().map(|d| match d {
+        Done::Created { target, id } => (target, Op::Delete { id }, "created"),
+        Done::Updated { target, id, prior } => {
+            (target, Op::Update { id, fields: prior }, "updated")
         }
-    }
-    records
+        Done::Deleted { target, id } => (target, Op::Delete { id }, "deleted"),
+    });
+    let mut remedies: Vec<Remedy> = applied
+        .map(|(target, op, what)| Remedy::Unresolved {
+            target,
+            op,
+            why: format!("{why}; the transaction {what} this record (for an update, `record` holds the fields' earlier values)"),
+        })
+        .collect();
+    remedies.extend(
+        out.unknown
+            .into_iter()
+            .map(|(target, op)| Remedy::Unresolved {
+                target,
+                op,
+                why: format!("{why}; the transaction sent this write and its answer never came"),
+            }),
+    );
+    remedies
+}
+
+/// The writes whose undo went through, from those a rollback took back
+/// and the records it could not.
+pub fn undone(taken_back: &[Done], failed: &[(Target, String)]) -> Vec<Done> {
+    taken_back
+        .iter()
+        .filter(|d| {
+            let (t, id) = target_and_id(d);
+            !failed.iter().any(|(ft, fid)| ft == t && fid == id)
+        })
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -179,8 +221,12 @@ mod tests {
         }
     }
 
-    fn log(entries: &[Entry]) -> String {
-        entries.iter().map(Entry::line).collect()
+    fn log(entries: &[Entry]) -> Vec<u8> {
+        entries
+            .iter()
+            .map(Entry::line)
+            .collect::<String>()
+            .into_bytes()
     }
 
     #[test]
@@ -232,13 +278,13 @@ mod tests {
                 ops: vec![create("A"), create("B")],
             },
             Entry::Applied(vec![created("003A"), created("003B")]),
-            Entry::Undone(vec![(contact(), "003A".into())]),
+            Entry::Undone(vec![created("003A")]),
             Entry::Sending {
                 target: contact(),
                 ops: vec![create("C")],
             },
         ]);
-        text.push_str(&Entry::Applied(vec![created("003C")]).line()[..10]);
+        text.extend_from_slice(&Entry::Applied(vec![created("003C")]).line().as_bytes()[..10]);
         let out = outstanding(&text);
         assert_eq!(out.applied, vec![created("003B")]);
         assert_eq!(out.unknown, vec![(contact(), create("C"))]);
@@ -247,6 +293,7 @@ mod tests {
     #[test]
     fn remedies_delete_creations_restore_updates_and_list_the_rest() {
         let out = Outstanding {
+            timeline: None,
             applied: vec![
                 created("003A"),
                 Done::Updated {
@@ -282,11 +329,43 @@ mod tests {
     }
 
     #[test]
-    fn only_the_records_whose_undo_went_through_are_undone() {
-        let taken_back = vec![created("003A"), created("003B"), created("003A")];
+    fn only_the_writes_whose_undo_went_through_are_undone() {
+        let taken_back = vec![created("003A"), created("003B")];
         assert_eq!(
             undone(&taken_back, &[(contact(), "003B".into())]),
-            vec![(contact(), "003A".to_string())]
+            vec![created("003A")]
         );
+    }
+
+    #[test]
+    fn a_savepoint_undone_leaves_the_outer_writes_to_the_same_record() {
+        let updated = |title: &str| Done::Updated {
+            target: contact(),
+            id: "003A".into(),
+            prior: json!({"Title": title}).as_object().unwrap().clone(),
+        };
+        let text = log(&[
+            Entry::Began { timeline: 1 },
+            Entry::Applied(vec![created("003A")]),
+            Entry::Applied(vec![updated("a")]),
+            Entry::Applied(vec![updated("a")]),
+            // A savepoint around the second update rolled back.
+            Entry::Undone(vec![updated("a")]),
+        ]);
+        let out = outstanding(&text);
+        assert_eq!(out.timeline, Some(1));
+        assert_eq!(out.applied, vec![created("003A"), updated("a")]);
+    }
+
+    #[test]
+    fn a_log_nobody_can_judge_is_listed_whole() {
+        let out = Outstanding {
+            timeline: Some(1),
+            applied: vec![created("003A")],
+            unknown: vec![(contact(), create("B"))],
+        };
+        let r = all_unresolved(out, "the log is from timeline 1");
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| matches!(r, Remedy::Unresolved { .. })));
     }
 }
