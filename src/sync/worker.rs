@@ -487,7 +487,9 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         // Queued writes waiting out a back-off are looked at again; a
         // commit that queues some, or a batch landing, wakes the worker.
-        nap = nap.min(deliveries.nap()).min(left_behind.nap());
+        if gucs::SYNC_ENABLED.get() {
+            nap = nap.min(deliveries.nap()).min(left_behind.nap());
+        }
         InTransactions.wait(nap);
         if stopping() {
             break;
