@@ -26,6 +26,15 @@ pub fn writes_waiting() -> bool {
     worker_slot(database(), false).is_some_and(|s| s.queued.load(Ordering::Acquire))
 }
 
+/// Whether a sync worker runs for this database now.
+pub fn worker_running() -> bool {
+    let Some(slot) = worker_slot(database(), false) else {
+        return false;
+    };
+    let pid = slot.pid.load(Ordering::Acquire);
+    pid != 0 && !unsafe { pg_sys::BackendPidGetProc(pid) }.is_null()
+}
+
 /// The worker of this database says where it is.
 pub fn register_worker() {
     if let Some(slot) = worker_slot(database(), true) {

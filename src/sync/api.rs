@@ -433,10 +433,17 @@ fn sync_enable(
         // loads every record beside them, then replaces them at once.
         start_resync(&access::as_extension(|| store::load_sync(id)).or_raise());
     }
+    let who = if !crate::delivery::wake::worker_running() {
+        "no sync worker runs for this database (pg_salesforce in shared_preload_libraries, the database in salesforce.sync_databases): run"
+    } else if !crate::gucs::SYNC_ENABLED.get() {
+        "the sync worker waits while salesforce.sync_enabled is off; or run"
+    } else {
+        "the sync worker picks it up, or run"
+    };
     crate::error::notice(
         pgrx::PgLogLevel::NOTICE,
         &format!(
-            "{} will be copied into {}: the sync worker picks it up, or run CALL salesforce.sync_now('{server}', '{}')",
+            "{} will be copied into {}: {who} CALL salesforce.sync_now('{server}', '{}')",
             describe.name,
             name.qualified(),
             describe.name

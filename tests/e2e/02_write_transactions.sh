@@ -99,7 +99,9 @@ grep -q "DUPLICATES_DETECTED" <<<"$out" || fail "the duplicate signup was not re
 [ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c = 'dup-signup'")" = 0 ] || fail "the refused signup left a contact"
 
 # Write-through: a synced object's local copy takes each write in the same transaction.
-sql -q -c "SET client_min_messages = warning" -c "SELECT salesforce.sync_enable('org', 'Contact', target => 'copies.contact', options => '{\"fields\": [\"LastName\", \"Email\", \"User_Id__c\"]}')" >/dev/null
+notice=$(sql -q -c "SELECT salesforce.sync_enable('org', 'Contact', target => 'copies.contact', options => '{\"fields\": [\"LastName\", \"Email\", \"User_Id__c\"]}')" 2>&1 >/dev/null)
+# Not preloaded here: no worker, and the NOTICE says so.
+grep -q "no sync worker runs for this database" <<<"$notice" || fail "sync_enable's NOTICE, with no worker: $notice"
 sql -q -c "CALL salesforce.sync_now('org', 'Contact')" >/dev/null
 copy_matches() {
   local columns=${2:-id, last_name, email, user_id__c, system_modstamp}

@@ -28,7 +28,8 @@ caught_up() { # every change made so far is in: a run that started after now suc
 setup_org remote contact
 sql -q -c "ALTER SERVER org OPTIONS (ADD max_requests_per_day '1000000')"
 # REST here; 06_bulk.sh runs the same backfill through Bulk API 2.0.
-sql -tA -c "SELECT salesforce.sync_enable('org', 'Contact', every => '2 seconds', options => '{\"api\": \"rest\"}')" >/dev/null 2>&1
+notice=$(sql -tA -c "SELECT salesforce.sync_enable('org', 'Contact', every => '2 seconds', options => '{\"api\": \"rest\"}')" 2>&1 >/dev/null)
+grep -q "the sync worker picks it up" <<<"$notice" || fail "sync_enable's NOTICE, with a worker running: $notice"
 
 # 1. Backfill of 100,000 Contacts by the worker, killed three times midway.
 for at in 20000 45000 70000; do
