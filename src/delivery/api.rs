@@ -138,15 +138,10 @@ fn enqueue(
             ));
         }
         let op = op_for(operation, record.0, key, id_of)?;
-        match id_of {
-            Some(first) => {
-                outbox::check_id_of(first, role, server, object)?;
-                let id = outbox::add(role, server, object, &op, Some(first))?;
-                super::wake::at_commit();
-                Ok(id)
-            }
-            None => queue(role, server, object, &op),
+        if let Some(first) = id_of {
+            outbox::check_id_of(first, role, server, object)?;
         }
+        queue(role, server, object, &op, id_of)
     })()
     .or_raise()
 }

@@ -17,8 +17,8 @@ use salesforce_core::write::journal::Op;
 use salesforce_core::write::sent_log::Remedy;
 
 /// Queues `op` for `owner` on `server`: stored now, sent after commit.
-pub fn queue(owner: Oid, server: &str, object: &str, op: &Op) -> Result<i64> {
-    let id = outbox::add(owner, server, object, op, None)?;
+pub fn queue(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>) -> Result<i64> {
+    let id = outbox::add(owner, server, object, op, id_of)?;
     wake::at_commit();
     Ok(id)
 }

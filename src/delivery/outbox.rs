@@ -67,39 +67,18 @@ pub fn op_of(
 /// update or delete `id_of` another queued write names the record that
 /// write creates, and waits for it.
 pub fn add(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>) -> Result<i64> {
-    let (operation, record, key, record_id) = stored(op);
-    let record_id = record_id.filter(|id| !id.is_empty());
-    let id = access::as_extension(|| {
-        Ok(get_one_kept::<i64>(
-            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id, depends_on)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            &[
-                owner.into(),
-                server.into(),
-                object.into(),
-                operation.into(),
-                JsonB(record).into(),
-                key.into(),
-                record_id.into(),
-                id_of.into(),
-            ],
-        )?)
-    })?;
-    id.ok_or_else(|| {
-        Error::sql(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "the outbox gave no id",
-        )
-    })
+    insert(owner, server, object, op, id_of, None, None)
 }
 
 /// Whether writes from `origin` are in the outbox already.
 pub fn has_origin(origin: &str) -> Result<bool> {
-    Ok(Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT FROM salesforce.outbox WHERE origin = $1)",
-        &[origin.into()],
-    )?
-    .unwrap_or(false))
+    access::as_extension(|| {
+        Ok(Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM salesforce.outbox WHERE origin = $1)",
+            &[origin.into()],
+        )?
+        .unwrap_or(false))
+    })
 }
 
 /// Stores what a transaction that did not commit left in Salesforce, for
@@ -113,13 +92,27 @@ pub fn add_left_behind(
     origin: &str,
     unresolved: Option<&str>,
 ) -> Result<()> {
+    insert(owner, server, object, op, None, Some(origin), unresolved).map(|_| ())
+}
+
+fn insert(
+    owner: Oid,
+    server: &str,
+    object: &str,
+    op: &Op,
+    id_of: Option<i64>,
+    origin: Option<&str>,
+    unresolved: Option<&str>,
+) -> Result<i64> {
     let (operation, record, key, record_id) = stored(op);
-    access::as_extension(|| {
-        Spi::run_with_args(
-            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id, origin, state, error, done_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-                     CASE WHEN $9::text IS NULL THEN 'pending' ELSE 'unresolved' END, $9,
-                     CASE WHEN $9::text IS NULL THEN NULL ELSE now() END)",
+    let record_id = record_id.filter(|id| !id.is_empty());
+    let id = access::as_extension(|| {
+        Ok(get_one_kept::<i64>(
+            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id, depends_on, origin, state, error, done_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                     CASE WHEN $10::text IS NULL THEN 'pending' ELSE 'unresolved' END, $10,
+                     CASE WHEN $10::text IS NULL THEN NULL ELSE now() END)
+             RETURNING id",
             &[
                 owner.into(),
                 server.into(),
@@ -128,11 +121,17 @@ pub fn add_left_behind(
                 JsonB(record).into(),
                 key.into(),
                 record_id.into(),
+                id_of.into(),
                 origin.into(),
                 unresolved.into(),
             ],
-        )?;
-        Ok(())
+        )?)
+    })?;
+    id.ok_or_else(|| {
+        Error::sql(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "the outbox gave no id",
+        )
     })
 }
 

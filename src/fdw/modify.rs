@@ -384,7 +384,7 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>> {
 /// statement runs as.
 fn queue_for_delivery(plan: &ModifyPlan, op: &Op) -> Result<()> {
     let server = catalog::server_name(Oid::from(plan.server));
-    crate::delivery::queue(Oid::from(plan.user), &server, &plan.object, op)?;
+    crate::delivery::queue(Oid::from(plan.user), &server, &plan.object, op, None)?;
     Ok(())
 }
 

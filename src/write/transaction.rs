@@ -117,11 +117,8 @@ fn chunk_error(e: ChunkError) -> Error {
 }
 
 fn key_of(d: &Done) -> (Target, String) {
-    match d {
-        Done::Created { target, id }
-        | Done::Updated { target, id, .. }
-        | Done::Deleted { target, id } => (target.clone(), id.clone()),
-    }
+    let (target, id) = d.record();
+    (target.clone(), id.to_string())
 }
 
 /// At the end of a transaction that rolled back: its log goes if, read

@@ -21,15 +21,7 @@ org() { local k=$1 m=$2 p=$3; shift 3; curl -sf -X "$m" "$SFSIM_URL/__sim/orgs/$
 as() { local role=$1; shift; sql -v ON_ERROR_STOP=1 -c "SET ROLE $role" "$@"; }
 in_salesforce() { try_sql "SELECT count(*) FROM salesforce.query('sf', \$\$SELECT Id FROM Contact WHERE $1\$\$)"; }
 
-sql -q <<SQL >/dev/null
-SET client_min_messages = warning;
-CREATE EXTENSION pg_salesforce;
-CREATE SERVER sf FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE SERVER sf2 FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE USER MAPPING FOR PUBLIC SERVER sf OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
-CREATE USER MAPPING FOR PUBLIC SERVER sf2 OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@org2.sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+{ two_orgs_sql; cat <<SQL; } | sql -q >/dev/null
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
 GRANT USAGE ON FOREIGN SERVER sf, sf2 TO alice, bob;

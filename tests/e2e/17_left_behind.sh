@@ -32,15 +32,7 @@ wait_in_org() { # wait_in_org K SOQL-count EXPECTED SECONDS
   fail "org $1: expected $3 for $2, got $(in_org "$1" "$2")"
 }
 
-sql -q <<SQL >/dev/null
-SET client_min_messages = warning;
-CREATE EXTENSION pg_salesforce;
-CREATE SERVER sf FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE SERVER sf2 FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
-CREATE USER MAPPING FOR PUBLIC SERVER sf OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
-CREATE USER MAPPING FOR PUBLIC SERVER sf2 OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
-  client_secret 'sfsim-client-secret', username 'admin@org2.sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+{ two_orgs_sql; cat <<SQL; } | sql -q >/dev/null
 CREATE ROLE alice LOGIN;
 GRANT USAGE ON FOREIGN SERVER sf, sf2 TO alice;
 GRANT USAGE ON SCHEMA salesforce TO alice;

@@ -15,3 +15,17 @@ checksum() { try_sql "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id)
 # The synced columns of OBJECT's copy.
 columns() { try_sql "SELECT string_agg(quote_ident(c), ', ') FROM salesforce.syncs, unnest(columns) c WHERE object = '$1'"; }
 worker_pid() { try_sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_salesforce sync'"; }
+# SQL that creates the extension and servers sf and sf2 on sfsim's orgs 1
+# and 2, each with a PUBLIC user mapping.
+two_orgs_sql() {
+  cat <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION pg_salesforce;
+CREATE SERVER sf FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
+CREATE SERVER sf2 FOREIGN DATA WRAPPER salesforce OPTIONS (login_url '$SFSIM_URL');
+CREATE USER MAPPING FOR PUBLIC SERVER sf OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
+  client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+CREATE USER MAPPING FOR PUBLIC SERVER sf2 OPTIONS (grant_type 'password', client_id 'sfsim-client-id',
+  client_secret 'sfsim-client-secret', username 'admin@org2.sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN');
+SQL
+}

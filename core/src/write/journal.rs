@@ -80,6 +80,17 @@ pub enum Done {
     },
 }
 
+impl Done {
+    /// The record the write applied to.
+    pub fn record(&self) -> (&Target, &str) {
+        match self {
+            Done::Created { target, id }
+            | Done::Updated { target, id, .. }
+            | Done::Deleted { target, id } => (target, id),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Journal {
     queued: Vec<(u32, Queued)>,

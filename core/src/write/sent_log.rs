@@ -55,14 +55,6 @@ impl Outstanding {
     }
 }
 
-fn target_and_id(d: &Done) -> (&Target, &str) {
-    match d {
-        Done::Created { target, id }
-        | Done::Updated { target, id, .. }
-        | Done::Deleted { target, id } => (target, id),
-    }
-}
-
 /// Reads a log. A line that does not parse, such as a last one cut short
 /// by a crash, is left out: it was written before its call went, or it is
 /// an answer, and then the call counts as unanswered, the safe side.
@@ -188,7 +180,7 @@ pub fn undone(taken_back: &[Done], failed: &[(Target, String)]) -> Vec<Done> {
     taken_back
         .iter()
         .filter(|d| {
-            let (t, id) = target_and_id(d);
+            let (t, id) = d.record();
             !failed.iter().any(|(ft, fid)| ft == t && fid == id)
         })
         .cloned()
