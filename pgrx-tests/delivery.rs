@@ -108,4 +108,79 @@ mod tests {
             "queued inserts called Salesforce"
         );
     }
+
+    #[pg_test]
+    fn a_queued_write_is_stored_whole_without_sql() {
+        create_server("dq_rows", "");
+        let first = Spi::get_one::<i64>(
+            "SELECT salesforce.enqueue('dq_rows', 'Contact', 'update', '{\"Id\": \"003000000000001AAA\", \"Title\": \"CTO\"}')",
+        )
+        .unwrap()
+        .unwrap();
+        let second = Spi::get_one::<i64>(
+            "SELECT salesforce.enqueue('dq_rows', 'Contact', 'insert', '{\"LastName\": \"Ng\"}')",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(second, first + 1, "ids come from the identity, in order");
+        // Seen by the next statement of the same transaction, every column
+        // as SQL would have stored it (defaults included).
+        let row = Spi::get_one::<String>(&format!(
+            "SELECT concat_ws('|', server, object, operation, record::text, coalesce(key, '-'), record_id, state, attempts,
+                              queued_at = now(), next_attempt_at = '-infinity', coalesce(done_at::text, '-'), coalesce(depends_on, 0))
+               FROM salesforce.outbox WHERE id = {first}"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            row,
+            "dq_rows|Contact|update|{\"Title\": \"CTO\"}|-|003000000000001AAA|pending|0|t|t|-|0"
+        );
+        let delete = Spi::get_one::<i64>(&format!(
+            "SELECT salesforce.enqueue('dq_rows', 'Contact', 'delete', '{{}}', id_of => {second})"
+        ))
+        .unwrap()
+        .unwrap();
+        let waiting = Spi::get_one::<i64>(&format!(
+            "SELECT depends_on FROM salesforce.outbox WHERE id = {delete}"
+        ))
+        .unwrap();
+        assert_eq!(waiting, Some(second));
+        // Found through the delivery's partial index like any pending write.
+        assert_eq!(
+            count("SELECT * FROM salesforce.outbox WHERE server = 'dq_rows' AND state IN ('pending', 'sending')"),
+            3
+        );
+    }
+
+    #[pg_test]
+    fn a_row_added_without_sql_is_checked_against_its_table() {
+        use crate::row_insert::{insert, value};
+        run("CREATE TABLE public.dq_plain (id bigint NOT NULL, note text)");
+        let missing = insert("public", "dq_plain", &[value("note", "x")]).unwrap_err();
+        assert_eq!(missing.message(), "no value for column id");
+        let mistyped = insert("public", "dq_plain", &[value("id", "1")]).unwrap_err();
+        assert!(
+            mistyped.message().starts_with("column id is of type"),
+            "{}",
+            mistyped.message()
+        );
+        let unknown = insert(
+            "public",
+            "dq_plain",
+            &[value("id", 1i64), value("nope", 1i64)],
+        )
+        .unwrap_err();
+        assert_eq!(unknown.message(), "the table has no column nope");
+        insert(
+            "public",
+            "dq_plain",
+            &[value("id", 7i64), value("note", "kept")],
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT * FROM public.dq_plain WHERE id = 7 AND note = 'kept'"),
+            1
+        );
+    }
 }

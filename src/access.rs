@@ -97,11 +97,11 @@ pub fn mapping_user(server: Oid, role: Oid) -> Option<Oid> {
 
 /// May `role` use `server`: USAGE on it, and a user mapping to log in with.
 pub fn check_server_use(server: Oid, role: Oid) -> Result<()> {
-    let name = crate::catalog::server_name(server);
     let usage = unsafe {
         pg_sys::pg_foreign_server_aclcheck(server, role, pg_sys::ACL_USAGE as pg_sys::AclMode)
     };
     if usage != pg_sys::AclResult::ACLCHECK_OK {
+        let name = crate::catalog::server_name(server);
         return Err(denied(
             format!(
                 "permission denied for foreign server {name}: role {} has no USAGE on it",
@@ -111,6 +111,7 @@ pub fn check_server_use(server: Oid, role: Oid) -> Result<()> {
         ));
     }
     if !has_user_mapping(server, role) {
+        let name = crate::catalog::server_name(server);
         return Err(Error::sql(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!(

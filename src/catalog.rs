@@ -53,14 +53,14 @@ pub fn user_mapping(server: Oid, user: Oid) -> Result<(UserMappingOptions, Vec<(
 pub fn server_oid(name: &str) -> Result<Oid> {
     let c = std::ffi::CString::new(name)
         .map_err(|_| Error::sql(PgSqlErrorCode::ERRCODE_INVALID_NAME, "bad server name"))?;
-    let server = unsafe { pg_sys::GetForeignServerByName(c.as_ptr(), true) };
-    if server.is_null() {
+    let server = unsafe { pg_sys::get_foreign_server_oid(c.as_ptr(), true) };
+    if server == pg_sys::InvalidOid {
         return Err(Error::sql(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("server \"{name}\" does not exist"),
         ));
     }
-    Ok(unsafe { (*server).serverid })
+    Ok(server)
 }
 
 /// The user whose mapping a scan uses: the view owner's for a view, else the current user.

@@ -24,6 +24,7 @@ mod gucs;
 mod pg;
 mod read_ahead;
 mod records;
+mod row_insert;
 mod shared_cache;
 mod sync;
 mod values;

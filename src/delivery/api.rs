@@ -116,9 +116,10 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
 /// after this transaction commits, with the caller's user mapping; returns
 /// the queued write's id (see salesforce.queued_writes). An update or
 /// delete may name, instead of an Id, the earlier queued insert whose
-/// record it changes (`id_of`): it waits for that write's Id.
+/// record it changes (`id_of`): it waits for that write's Id. No
+/// search_path of its own: it runs SQL only with the path pinned, and a
+/// function's SET clause would cost each queued write a GUC nest level.
 #[pg_extern]
-#[search_path(pg_catalog, pg_temp)]
 fn enqueue(
     server: &str,
     object: &str,
@@ -139,7 +140,7 @@ fn enqueue(
         }
         let op = op_for(operation, record.0, key, id_of)?;
         if let Some(first) = id_of {
-            outbox::check_id_of(first, role, server, object)?;
+            access::pinned(|| outbox::check_id_of(first, role, server, object))?;
         }
         queue(role, server, object, &op, id_of)
     })()

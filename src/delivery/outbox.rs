@@ -1,12 +1,14 @@
 //! The outbox's table access: queued writes added by the transaction that
 //! makes them, claimed and settled by the worker's delivery, retried or
 //! discarded by their owners. Every statement runs as the extension's
-//! owner (users cannot write the table) with the search path pinned.
+//! owner (users cannot write the table) with the search path pinned; a
+//! write is added without SQL (`row_insert`), as its transaction pays for it.
 
 use crate::access;
 use crate::error::{Error, Result};
-use crate::pg::{get_one_kept, run_kept};
-use pgrx::pg_sys::Oid;
+use crate::pg::run_kept;
+use crate::row_insert;
+use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
 use salesforce_core::write::delivery::{backoff, Outcome};
 use salesforce_core::write::journal::Op;
@@ -106,33 +108,40 @@ fn insert(
 ) -> Result<i64> {
     let (operation, record, key, record_id) = stored(op);
     let record_id = record_id.filter(|id| !id.is_empty());
-    let id = access::as_extension(|| {
-        Ok(get_one_kept::<i64>(
-            "INSERT INTO salesforce.outbox (owner, server, object, operation, record, key, record_id, depends_on, origin, state, error, done_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                     CASE WHEN $10::text IS NULL THEN 'pending' ELSE 'unresolved' END, $10,
-                     CASE WHEN $10::text IS NULL THEN NULL ELSE now() END)
-             RETURNING id",
-            &[
-                owner.into(),
-                server.into(),
-                object.into(),
-                operation.into(),
-                JsonB(record).into(),
-                key.into(),
-                record_id.into(),
-                id_of.into(),
-                origin.into(),
-                unresolved.into(),
-            ],
-        )?)
-    })?;
-    id.ok_or_else(|| {
-        Error::sql(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "the outbox gave no id",
-        )
-    })
+    // Without SQL: an application's transaction pays for this per write.
+    let id = row_insert::next_identity("salesforce", "outbox", "id")?;
+    let now = Datum::from(unsafe { pg_sys::GetCurrentTransactionStartTimestamp() });
+    let never = Datum::from(i64::MIN); // -infinity
+    let (state, done_at) = match unresolved {
+        None => ("pending", None),
+        Some(_) => ("unresolved", Some(now)),
+    };
+    let mut values = vec![
+        row_insert::value("id", id),
+        row_insert::value("owner", owner),
+        row_insert::name_value("server", server),
+        row_insert::value("object", object),
+        row_insert::value("operation", operation),
+        row_insert::value("record", JsonB(record)),
+        row_insert::value("key", key),
+        row_insert::value("record_id", record_id),
+        row_insert::value("depends_on", id_of),
+        row_insert::value("origin", origin),
+        row_insert::value("state", state),
+        row_insert::value("error", unresolved),
+        row_insert::value("attempts", 0i32),
+        row_insert::datum_value("queued_at", now, pg_sys::TIMESTAMPTZOID),
+        row_insert::datum_value("next_attempt_at", never, pg_sys::TIMESTAMPTZOID),
+    ];
+    if let Some(at) = done_at {
+        values.push(row_insert::datum_value(
+            "done_at",
+            at,
+            pg_sys::TIMESTAMPTZOID,
+        ));
+    }
+    row_insert::insert("salesforce", "outbox", &values)?;
+    Ok(id)
 }
 
 /// Commits of the worker's delivery reach the disk before anything is

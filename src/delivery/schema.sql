@@ -9,7 +9,10 @@ CREATE TABLE @extschema@.outbox (
     owner oid NOT NULL,
     server name NOT NULL,
     object text NOT NULL,
-    operation text NOT NULL CHECK (operation IN ('insert', 'upsert', 'update', 'delete')),
+    -- insert, upsert, update or delete. The extension is this table's only
+    -- writer and keeps to these values and the states below; no CHECK, as
+    -- each queued write would pay for its evaluation.
+    operation text NOT NULL,
     -- The fields sent (an update's and a delete's Id is record_id).
     record jsonb NOT NULL,
     -- An upsert's external id field.
@@ -19,8 +22,7 @@ CREATE TABLE @extschema@.outbox (
     -- pending -> sending -> delivered | failed | unknown; discarded by hand.
     -- unresolved: left in Salesforce by a transaction that did not commit,
     -- beyond the API to undo; a person settles it, then discards it.
-    state text NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'unknown', 'discarded', 'unresolved')),
+    state text NOT NULL DEFAULT 'pending',
     attempts integer NOT NULL DEFAULT 0,
     error_code text,
     error text,
