@@ -35,6 +35,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub trait Servers {
     /// Whether the server's breaker and API budget let a request go now.
     fn may_send(&self, server: &str) -> bool;
+    /// Whether the server was down and may be asked again: one write tries.
+    fn on_trial(&self, server: &str) -> bool;
     /// How a batch's requests went: why the server could not be reached.
     fn observe(&self, server: &str, unreachable: Option<String>);
     /// Counts the batch's requests against the server's budget.
@@ -210,7 +212,11 @@ impl Deliveries {
                 }
                 crate::connection::prepare_session(server_oid, owner)?;
             }
-            let claimed = outbox::claim(server, owner, BATCH)?;
+            // While a server is on trial, one write goes: a batch would be
+            // claimed and settled again, thousands of rows written twice,
+            // for each try while it stays down.
+            let limit = if servers.on_trial(server) { 1 } else { BATCH };
+            let claimed = outbox::claim(server, owner, limit)?;
             Ok(Some((server_oid, refused, claimed)))
         });
         let (server_oid, refused, claimed) = match prepared {

@@ -111,6 +111,12 @@ fn server_allows(server: &str) -> bool {
     })
 }
 
+/// Whether the server's breaker opened and its pause is over: the next
+/// request tells whether the server is back.
+fn server_on_trial(server: &str) -> bool {
+    BREAKERS.with(|b| b.borrow().get(server).is_some_and(|b| b.is_open()))
+}
+
 /// The servers whose breaker keeps their syncs waiting now.
 fn blocked_servers() -> Vec<String> {
     let now = Instant::now();
@@ -316,6 +322,10 @@ impl Servers for WorkerServers {
             && server_budget(server)
                 .and_then(|b| b.pace(server, 0))
                 .is_ok_and(|pace| matches!(pace, Pace::Now))
+    }
+
+    fn on_trial(&self, server: &str) -> bool {
+        server_on_trial(server)
     }
 
     fn observe(&self, server: &str, unreachable: Option<String>) {
