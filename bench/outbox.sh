@@ -2,15 +2,17 @@
 # Prints figures for queued writes (salesforce.enqueue), against sfsim:
 #  - signups per second (a user row, and with it a queued Contact keyed by
 #    an external id) against the same signups without the Contact, pgbench
-#    with 4 clients, SIGNUPS each (default 5,000);
+#    with 4 clients, SIGNUPS each (default 5,000), ROUNDS rounds (3) with
+#    each protocol;
 #  - delivery: rows/s from commit until the last is delivered, and counted
 #    API requests per 1,000 rows (sfsim's request log), for ROWS (20,000)
 #    committed at once;
 #  - latency from commit to Salesforce, p50/p99, for signups at 20/s;
 #  - an outage of OUTAGE seconds (default 120: refused connections for the
-#    first half, then a hang): signups per second while it lasts, against
-#    the plain ones, and the time to drain the backlog once it ends.
-# Usage: bench/outbox.sh   (SIGNUPS=5000 ROWS=20000 OUTAGE=120)
+#    first half, then a hang): signups per second in each half, against
+#    the plain ones in the same half, and the time to drain the backlog
+#    once it ends.
+# Usage: bench/outbox.sh   (SIGNUPS=5000 ROUNDS=3 ROWS=20000 OUTAGE=120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -36,19 +38,41 @@ CREATE SCHEMA app;
 CREATE TABLE app.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now());
 SQL
 # A signup is one statement, its own transaction, with or without the
-# queued Contact.
+# queued Contact; numbers become text by a cast, not by ||'s inlined SQL
+# function, in both.
 cat > "$dir/plain.sql" <<'SQL'
 \set r random(1, 2000000000)
-INSERT INTO app.users (email) VALUES ('u' || :r || '@example.com') RETURNING id;
+INSERT INTO app.users (email) VALUES ('u' || :r::text || '@example.com') RETURNING id;
 SQL
 cat > "$dir/queued.sql" <<'SQL'
 \set r random(1, 2000000000)
-WITH u AS (INSERT INTO app.users (email) VALUES ('u' || :r || '@example.com') RETURNING id)
-SELECT salesforce.enqueue('sf', 'Contact', 'insert', jsonb_build_object('LastName', 'Signup ' || u.id, 'User_Id__c', 'signup-' || u.id), 'User_Id__c') FROM u;
+WITH u AS (INSERT INTO app.users (email) VALUES ('u' || :r::text || '@example.com') RETURNING id)
+SELECT salesforce.enqueue('sf', 'Contact', 'insert', jsonb_build_object('LastName', 'Signup ' || u.id::text, 'User_Id__c', 'signup-' || u.id::text), 'User_Id__c') FROM u;
 SQL
-tps() { # tps SCRIPT: signups per second, 4 clients, $signups in all
-  as_postgres "$PG_BIN/pgbench" -n -h "$PGHOST" -p "$PGPORT" -U postgres -c 4 -j 2 -t $((signups / 4)) -f "$1" postgres 2>/dev/null \
+tps() { # tps SCRIPT PROTOCOL: signups per second, 4 clients, $signups in all
+  as_postgres "$PG_BIN/pgbench" -n -h "$PGHOST" -p "$PGPORT" -U postgres -c 4 -j 2 -M "$2" -t $((signups / 4)) -f "$1" postgres 2>/dev/null \
     | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+# compare: ROUNDS rounds, each the plain signups then the queued ones, with
+# the simple protocol (psql's, and drivers' without prepared statements)
+# and the extended one with prepared statements (JDBC, Rails, psycopg
+# after a few runs); one line per protocol: the queued rate, the plain one
+# and their ratio, each the median of the rounds (this machine's fsync
+# times vary from one second to the next).
+compare() {
+  local protocol q p r
+  for protocol in simple prepared; do
+    local ratios=() queued=() plain=()
+    for _ in $(seq "${ROUNDS:-3}"); do
+      p=$(tps "$dir/plain.sql" "$protocol"); q=$(tps "$dir/queued.sql" "$protocol")
+      plain+=("$p"); queued+=("$q"); ratios+=("$(python3 -c "print($q / $p)")")
+    done
+    python3 - "$protocol" "${queued[*]}" "${plain[*]}" "${ratios[*]}" <<'PY'
+import statistics, sys
+protocol, q, p, r = sys.argv[1], *[list(map(float, a.split())) for a in sys.argv[2:]]
+print(f"  {protocol:<8} {statistics.median(q):6.0f}/s with a queued Contact, {statistics.median(p):6.0f}/s without: {statistics.median(r):.0%} (rounds: {', '.join(f'{x:.0%}' for x in r)})")
+PY
+  done
 }
 drained() { # seconds until nothing is pending or on its way, from $1
   for _ in $(seq 6000); do
@@ -58,10 +82,9 @@ drained() { # seconds until nothing is pending or on its way, from $1
   python3 -c "print(round($(date +%s.%N) - $1, 1))"
 }
 
-plain=$(tps "$dir/plain.sql")
-queued=$(tps "$dir/queued.sql")
+echo "signups while healthy, median of ${ROUNDS:-3} rounds of $signups:"
+compare
 drained "$(date +%s.%N)" >/dev/null
-echo "signups/s while healthy: $queued with a queued Contact, $plain without ($(python3 -c "print(f'{$queued / $plain:.0%}')"))"
 
 c0=$(counted)
 start=$(date +%s.%N)
@@ -82,15 +105,19 @@ sql -tA -c "SELECT extract(epoch FROM done_at - queued_at) FROM salesforce.outbo
 curl -sf -X POST "$SFSIM_URL/__sim/outage" -H 'Content-Type: application/json' -d "{\"seconds\": $((outage / 2))}"
 sleep 0.5
 down_start=$(date +%s.%N)
-during=$(tps "$dir/queued.sql")
-down_took=$(python3 -c "print(round($(date +%s.%N) - $down_start, 1))")
-sleep "$(python3 -c "print(max(0, $outage / 2 + 0.2 - $down_took))")"
+echo "outage of $outage s, signups while it lasts, median of ${ROUNDS:-3} rounds of $signups:"
+echo " refused connections:"
+compare
+sleep "$(python3 -c "print(max(0, $outage / 2 + 0.2 - ($(date +%s.%N) - $down_start)))")"
 curl -sf -X POST "$SFSIM_URL/__sim/faults/hang" -H 'Content-Type: application/json' -d '{"on": true}' >/dev/null
-sleep $((outage / 2))
+hang_start=$(date +%s.%N)
+echo " a hang:"
+compare
+sleep "$(python3 -c "print(max(0, $outage / 2 - ($(date +%s.%N) - $hang_start)))")"
 curl -sf -X DELETE "$SFSIM_URL/__sim/faults/hang" >/dev/null
 backlog=$(sql -tA -c "SELECT count(*) FROM salesforce.outbox WHERE state IN ('pending', 'sending')")
 recovered=$(date +%s.%N)
-echo "outage of $outage s: $during signups/s with a queued Contact ($(python3 -c "print(f'{$during / $plain:.0%}')") of $plain without), committed in $down_took s; backlog of $backlog drained in $(drained "$recovered") s after it ended"
+echo "outage: a backlog of $backlog drained in $(drained "$recovered") s after it ended"
 in_sf=$(sql -tA -c "SELECT count(*) FROM salesforce.query('sf', \$\$SELECT Id FROM Contact WHERE User_Id__c LIKE 'signup-%'\$\$)")
 queued_signups=$(sql -tA -c "SELECT count(*) FROM salesforce.outbox WHERE record->>'User_Id__c' LIKE 'signup-%'")
 echo "signups: $queued_signups Contacts queued, $in_sf in Salesforce"
