@@ -13,11 +13,26 @@ ALTER TABLE @extschema@.outbox ADD COLUMN origin text;
 ALTER TABLE @extschema@.outbox ADD COLUMN depends_on bigint;
 CREATE INDEX outbox_waiting ON @extschema@.outbox (depends_on)
     WHERE depends_on IS NOT NULL;
+-- Read-write copies (sync option "write"): the sync whose copy a write
+-- was captured from; for an update, the copy's SystemModstamp it was made
+-- against, and the values it replaced when Salesforce had changed the
+-- record since.
+ALTER TABLE @extschema@.outbox ADD COLUMN sync_id bigint;
+ALTER TABLE @extschema@.outbox ADD COLUMN seen_stamp timestamptz;
+ALTER TABLE @extschema@.outbox ADD COLUMN conflict jsonb;
 
 CREATE OR REPLACE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
 SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
        o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
-       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin, o.depends_on
+       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin, o.depends_on,
+       o.sync_id,
+       -- The copy's row it came from: 'queued:' and the id until an insert
+       -- is delivered and its Id written back.
+       CASE WHEN o.sync_id IS NULL THEN NULL
+            WHEN o.operation IN ('insert', 'upsert') AND o.state <> 'delivered' THEN 'queued:' || o.id
+            WHEN o.record_id IS NULL OR o.record_id = '' THEN 'queued:' || o.depends_on
+            ELSE o.record_id END AS copy_row_id,
+       o.conflict
   FROM @extschema@.outbox o
  WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
 
@@ -32,3 +47,9 @@ CREATE FUNCTION @extschema@."enqueue"(
 ) RETURNS bigint /* i64 */
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'enqueue_wrapper';
+
+-- The trigger of a read-write copy (sync option "write": true).
+CREATE FUNCTION @extschema@."capture_copy_write"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'capture_copy_write_wrapper';

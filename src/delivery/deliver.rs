@@ -57,6 +57,7 @@ struct Delivered {
     unreachable: Option<String>,
     requests: i64,
     limit_info: Option<String>,
+    conflicts: Vec<(i64, serde_json::Value)>,
 }
 
 impl Work for Batch {
@@ -74,6 +75,7 @@ impl Work for Batch {
                 .map(|e| e.to_string()),
             requests: (session.requests - before) as i64,
             limit_info: session.last_limit_info.clone(),
+            conflicts: delivery.conflicts,
         }
     }
 
@@ -89,6 +91,7 @@ impl Work for Batch {
             unreachable: None,
             requests: 0,
             limit_info: None,
+            conflicts: vec![],
         }
     }
 }
@@ -236,6 +239,7 @@ impl Deliveries {
             object,
             op,
             attempts,
+            seen,
         } in claimed
         {
             self.attempts.insert(id, attempts);
@@ -259,6 +263,7 @@ impl Deliveries {
                         row: 0,
                         statement: "queued write".into(),
                     },
+                    seen,
                 }),
             }
         }
@@ -287,6 +292,13 @@ impl Deliveries {
                 warn(&format!(
                     "pg_salesforce: cannot count requests to server {}: {e}",
                     d.server
+                ));
+            }
+        }
+        if !d.conflicts.is_empty() {
+            if let Err(e) = in_transaction(|| outbox::record_conflicts(&d.conflicts)) {
+                warn(&format!(
+                    "pg_salesforce: cannot record the versions queued writes replaced: {e}"
                 ));
             }
         }

@@ -6,6 +6,7 @@
 //! batching and what each answer means, is `salesforce_core::write::delivery`.
 
 mod api;
+pub mod capture;
 pub mod deliver;
 mod outbox;
 pub mod wake;

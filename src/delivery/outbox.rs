@@ -69,7 +69,32 @@ pub fn op_of(
 /// update or delete `id_of` another queued write names the record that
 /// write creates, and waits for it.
 pub fn add(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>) -> Result<i64> {
-    insert(owner, server, object, op, id_of, None, None)
+    let how = How {
+        id_of,
+        ..How::default()
+    };
+    insert(owner, server, object, op, how)
+}
+
+/// The same, for a write captured from sync `sync_id`'s read-write copy.
+pub fn add_captured(
+    owner: Oid,
+    server: &str,
+    object: &str,
+    op: &Op,
+    id_of: Option<i64>,
+    sync_id: i64,
+    seen_stamp: Option<Datum>,
+) -> Result<i64> {
+    let how = How {
+        id_of,
+        sync_id: Some(sync_id),
+        seen_stamp,
+        ..How::default()
+    };
+    let id = insert(owner, server, object, op, how)?;
+    super::wake::at_commit();
+    Ok(id)
 }
 
 /// Whether writes from `origin` are in the outbox already.
@@ -94,18 +119,37 @@ pub fn add_left_behind(
     origin: &str,
     unresolved: Option<&str>,
 ) -> Result<()> {
-    insert(owner, server, object, op, None, Some(origin), unresolved).map(|_| ())
+    let how = How {
+        origin: Some(origin),
+        unresolved,
+        ..How::default()
+    };
+    insert(owner, server, object, op, how).map(|_| ())
 }
 
-fn insert(
-    owner: Oid,
-    server: &str,
-    object: &str,
-    op: &Op,
+/// Where a queued write comes from, besides its owner and target.
+#[derive(Default)]
+struct How<'a> {
+    /// The earlier queued insert whose Id it waits for.
     id_of: Option<i64>,
-    origin: Option<&str>,
-    unresolved: Option<&str>,
-) -> Result<i64> {
+    /// The transaction that did not commit, for what it left behind.
+    origin: Option<&'a str>,
+    /// Why only a person can settle it.
+    unresolved: Option<&'a str>,
+    /// The sync whose read-write copy it was captured from.
+    sync_id: Option<i64>,
+    /// The copy's SystemModstamp (timestamptz) an update was made against.
+    seen_stamp: Option<Datum>,
+}
+
+fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i64> {
+    let How {
+        id_of,
+        origin,
+        unresolved,
+        sync_id,
+        seen_stamp,
+    } = how;
     let (operation, record, key, record_id) = stored(op);
     let record_id = record_id.filter(|id| !id.is_empty());
     // Without SQL: an application's transaction pays for this per write.
@@ -127,12 +171,20 @@ fn insert(
         row_insert::value("record_id", record_id),
         row_insert::value("depends_on", id_of),
         row_insert::value("origin", origin),
+        row_insert::value("sync_id", sync_id),
         row_insert::value("state", state),
         row_insert::value("error", unresolved),
         row_insert::value("attempts", 0i32),
         row_insert::datum_value("queued_at", now, pg_sys::TIMESTAMPTZOID),
         row_insert::datum_value("next_attempt_at", never, pg_sys::TIMESTAMPTZOID),
     ];
+    if let Some(seen) = seen_stamp {
+        values.push(row_insert::datum_value(
+            "seen_stamp",
+            seen,
+            pg_sys::TIMESTAMPTZOID,
+        ));
+    }
     if let Some(at) = done_at {
         values.push(row_insert::datum_value(
             "done_at",
@@ -211,6 +263,8 @@ pub struct Claimed {
     pub op: Result<Op>,
     /// Counting this one.
     pub attempts: i32,
+    /// The copy's SystemModstamp an update from a read-write copy was made against.
+    pub seen: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The next `limit` pending writes of (server, owner), in order, up to
@@ -254,7 +308,8 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
                FROM salesforce.outbox o2 LEFT JOIN salesforce.outbox d ON d.id = o2.depends_on AND d.state = 'delivered'
               WHERE o.id = o2.id AND o.id = ANY($1)
              RETURNING o.id, o.object, o.operation, o.record, o.key, o.record_id, o.attempts,
-                       CASE WHEN o.depends_on IS NOT NULL AND d.id IS NULL THEN o.depends_on END",
+                       CASE WHEN o.depends_on IS NOT NULL AND d.id IS NULL THEN o.depends_on END,
+                       extract(epoch FROM o.seen_stamp)::float8",
             None,
             &[ids.into()],
         )?;
@@ -273,6 +328,9 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
                 object: r.get::<String>(2)?.unwrap_or_default(),
                 op,
                 attempts: r.get::<i32>(7)?.unwrap_or(1),
+                seen: r.get::<f64>(9)?.and_then(|s| {
+                    chrono::DateTime::from_timestamp_micros((s * 1e6).round() as i64)
+                }),
             })
         })
         .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
@@ -360,7 +418,7 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<()> {
                   pg_catalog.json_build_object('id', id, 'state', state)::text)
            FROM settled WHERE state <> 'pending'",
         &[
-            ids.into(),
+            ids.clone().into(),
             states.into(),
             record_ids.into(),
             codes.into(),
@@ -369,6 +427,56 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<()> {
             uncount.into(),
         ],
     )?;
+    write_back(&ids)
+}
+
+/// Records the losing versions of updates from read-write copies that
+/// overwrote a change made in Salesforce meanwhile.
+pub fn record_conflicts(conflicts: &[(i64, Json)]) -> Result<()> {
+    for (id, losing) in conflicts {
+        run_kept(
+            "UPDATE salesforce.outbox SET conflict = $2 WHERE id = $1",
+            &[(*id).into(), JsonB(losing.clone()).into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Salesforce's Ids of delivered inserts captured from read-write copies
+/// go into the rows they came from. A row that cannot take its Id keeps
+/// `queued:<id>`, with a WARNING; the write stays delivered.
+fn write_back(ids: &[i64]) -> Result<()> {
+    let rows = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT o.id, o.record_id, s.target_relid::bigint, s.owner::bigint
+                   FROM salesforce.outbox o JOIN salesforce.syncs s ON s.id = o.sync_id
+                  WHERE o.id = ANY($1) AND o.state = 'delivered' AND o.operation IN ('insert', 'upsert')
+                    AND o.record_id IS NOT NULL",
+                None,
+                &[ids.to_vec().into()],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<i64>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<i64>(3)?.unwrap_or_default() as u32,
+                    r.get::<i64>(4)?.unwrap_or_default() as u32,
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+    })?;
+    for (queued, id, copy, owner) in rows {
+        let written = crate::pg::in_subtransaction(|| {
+            super::capture::write_back(Oid::from(copy), Oid::from(owner), queued, &id)
+        });
+        if let Err(e) = written {
+            crate::error::notice(
+                pgrx::PgLogLevel::WARNING,
+                &format!("pg_salesforce: the row queued:{queued} of a read-write copy cannot take its Id {id}: {e}"),
+            );
+        }
+    }
     Ok(())
 }
 

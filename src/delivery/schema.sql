@@ -35,7 +35,13 @@ CREATE TABLE @extschema@.outbox (
     origin text,
     -- An update or delete of the record an earlier queued insert creates
     -- (enqueue's id_of): it waits for that write, and takes its Id.
-    depends_on bigint
+    depends_on bigint,
+    -- Captured from a read-write copy: the sync whose copy it changed; for
+    -- an update, the copy's SystemModstamp it was made against, and, when
+    -- Salesforce had changed the record since, the values it replaced.
+    sync_id bigint,
+    seen_stamp timestamptz,
+    conflict jsonb
 );
 CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)
     WHERE state IN ('pending', 'sending');
@@ -52,7 +58,15 @@ GRANT SELECT ON @extschema@.outbox TO PUBLIC;
 CREATE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
 SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
        o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
-       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin, o.depends_on
+       o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin, o.depends_on,
+       o.sync_id,
+       -- The copy's row it came from: 'queued:' and the id until an insert
+       -- is delivered and its Id written back.
+       CASE WHEN o.sync_id IS NULL THEN NULL
+            WHEN o.operation IN ('insert', 'upsert') AND o.state <> 'delivered' THEN 'queued:' || o.id
+            WHEN o.record_id IS NULL OR o.record_id = '' THEN 'queued:' || o.depends_on
+            ELSE o.record_id END AS copy_row_id,
+       o.conflict
   FROM @extschema@.outbox o
  WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
 GRANT SELECT ON @extschema@.queued_writes TO PUBLIC;

@@ -428,6 +428,10 @@ fn sync_enable(
         })
     })
     .or_raise();
+    if parsed.write {
+        // The caller owns the copy: its trigger is the caller's.
+        access::pinned(|| crate::delivery::capture::install(&name.qualified(), id)).or_raise();
+    }
     if has_rows {
         // Rows already there may not be in Salesforce: the first run
         // loads every record beside them, then replaces them at once.
@@ -503,6 +507,16 @@ fn sync_disable_by_id(sync_id: i64, drop_table: default!(bool, "false")) {
 fn disable(sync: SyncRow, drop_table: bool) {
     lock_for_transaction(sync.id);
     access::as_extension(|| store::delete_sync(sync.id)).or_raise();
+    let copy = sync.target();
+    if !drop_table && SyncOptions::parse(&sync.options).is_ok_and(|o| o.write) {
+        // Writes to the table stay local from now on.
+        if let Ok(name) = access::check_table(copy.relid, copy.owner, "the copy") {
+            access::as_role(copy.owner, || {
+                crate::delivery::capture::remove(&name.qualified())
+            })
+            .or_raise();
+        }
+    }
     if let Some(staging) = sync.staging() {
         drop_owned(staging, "the resync's staging table");
     }

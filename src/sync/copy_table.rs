@@ -42,6 +42,12 @@ impl CopyTable {
     /// copy, say) comes back as an `Err` with its SQLSTATE; the caller's
     /// (sub)transaction must then abort.
     fn write<T>(&self, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        // What the sync writes is never captured for Salesforce (a
+        // read-write copy's trigger), so nothing it reads goes back.
+        crate::delivery::capture::applying(|| self.write_unchecked(f))
+    }
+
+    fn write_unchecked<T>(&self, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
         access::as_role(self.owner, || {
             catching(|| {
                 // Checked before the lock too: never queue for a table
@@ -383,9 +389,9 @@ fn keep_only(
 ) -> Result<i64> {
     let id = quote_ident(id_column);
     let sql = if soft_delete {
-        format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE NOT ({id} = ANY($1)) AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d")
+        format!("WITH d AS (UPDATE {table} SET {DELETED_AT} = $2::timestamptz, {SYNCED_AT} = now() WHERE NOT ({id} = ANY($1)) AND {id} NOT LIKE 'queued:%' AND {DELETED_AT} IS NULL RETURNING 1) SELECT count(*) FROM d")
     } else {
-        format!("WITH d AS (DELETE FROM {table} WHERE NOT ({id} = ANY($1)) AND $2::timestamptz IS NOT NULL RETURNING 1) SELECT count(*) FROM d")
+        format!("WITH d AS (DELETE FROM {table} WHERE NOT ({id} = ANY($1)) AND {id} NOT LIKE 'queued:%' AND $2::timestamptz IS NOT NULL RETURNING 1) SELECT count(*) FROM d")
     };
     Ok(
         Spi::get_one_with_args::<i64>(&sql, &[live.to_vec().into(), at.to_rfc3339().into()])?
@@ -410,7 +416,7 @@ fn replace_contents(
     }
     let list = quoted.join(", ");
     run(&format!(
-        "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.{id} = t.{id})"
+        "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.{id} = t.{id}) AND t.{id} NOT LIKE 'queued:%'"
     ))?;
     run(&format!(
         "INSERT INTO {target} AS t ({list}) SELECT {list} FROM {staging} ON CONFLICT ({id}) DO UPDATE SET {} WHERE {}",

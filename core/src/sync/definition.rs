@@ -76,6 +76,9 @@ pub struct SyncOptions {
     /// The copy is one org's partition of a table shared by several
     /// servers' syncs of the object, keyed by (`_org`, id).
     pub shared: bool,
+    /// Read-write: INSERT, UPDATE and DELETE on the copy are queued for
+    /// Salesforce in the same transaction.
+    pub write: bool,
 }
 
 /// Formula fields are read again every 6 hours unless a sync says otherwise:
@@ -107,7 +110,7 @@ fn invalid(message: String, hint: &str) -> OptionError {
     }
 }
 
-const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest'), formula_refresh (an interval such as \"1 hour\", or \"off\"), cdc (boolean) and shared (boolean).";
+const OPTIONS_HINT: &str = "Options are fields (an array of API names), soft_delete (boolean), lookback_seconds (a number), api ('auto', 'bulk' or 'rest'), formula_refresh (an interval such as \"1 hour\", or \"off\"), cdc (boolean), shared (boolean) and write (boolean).";
 
 impl SyncOptions {
     pub fn parse(options: &Json) -> Result<SyncOptions, OptionError> {
@@ -122,6 +125,7 @@ impl SyncOptions {
             formula_refresh_seconds: Some(DEFAULT_FORMULA_REFRESH_SECONDS),
             cdc: false,
             shared: false,
+            write: false,
         };
         for (key, value) in map {
             match key.as_str() {
@@ -130,6 +134,7 @@ impl SyncOptions {
                     parsed.fields = Some(names.filter(|n| !n.is_empty()).ok_or_else(|| invalid("sync option \"fields\" must be a non-empty array of field names".into(), OPTIONS_HINT))?);
                 }
                 "cdc" => parsed.cdc = value.as_bool().ok_or_else(|| invalid("sync option \"cdc\" must be true or false".into(), OPTIONS_HINT))?,
+                "write" => parsed.write = value.as_bool().ok_or_else(|| invalid("sync option \"write\" must be true or false".into(), OPTIONS_HINT))?,
                 "shared" => parsed.shared = value.as_bool().ok_or_else(|| invalid("sync option \"shared\" must be true or false".into(), OPTIONS_HINT))?,
                 "soft_delete" => parsed.soft_delete = value.as_bool().ok_or_else(|| invalid("sync option \"soft_delete\" must be true or false".into(), OPTIONS_HINT))?,
                 "lookback_seconds" => {
@@ -152,6 +157,12 @@ impl SyncOptions {
                 }
                 other => return Err(invalid(format!("invalid sync option \"{other}\""), OPTIONS_HINT)),
             }
+        }
+        if parsed.write && parsed.shared {
+            return Err(invalid(
+                "sync options \"write\" and \"shared\" cannot go together".into(),
+                "A shared copy holds several orgs' records: write to each org through its own copy or foreign table.",
+            ));
         }
         Ok(parsed)
     }
@@ -409,7 +420,16 @@ mod tests {
                 formula_refresh_seconds: Some(6 * 3600),
                 cdc: false,
                 shared: false,
+                write: false,
             }
+        );
+        assert!(SyncOptions::parse(&json!({"write": true})).unwrap().write);
+        assert!(SyncOptions::parse(&json!({"write": "yes"})).is_err());
+        assert_eq!(
+            SyncOptions::parse(&json!({"write": true, "shared": true}))
+                .unwrap_err()
+                .message,
+            "sync options \"write\" and \"shared\" cannot go together"
         );
         let refresh = |v: serde_json::Value| {
             SyncOptions::parse(&json!({ "formula_refresh": v })).map(|o| o.formula_refresh_seconds)

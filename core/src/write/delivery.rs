@@ -11,6 +11,8 @@ use super::chunk::{ids, records, runs_of, CHUNK};
 use super::journal::{Op, Queued};
 use crate::client::session::{Collection, RecordResult, Session};
 use crate::client::SalesforceError;
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
 use std::time::Duration;
 
 /// A row of the outbox on its way.
@@ -18,6 +20,10 @@ use std::time::Duration;
 pub struct Outgoing {
     pub outbox_id: i64,
     pub write: Queued,
+    /// For an update made against a copy of the record: the copy's
+    /// SystemModstamp then. A record changed in Salesforce since is a
+    /// conflict, and the values the update replaces are its losing version.
+    pub seen: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -108,12 +114,17 @@ pub struct Delivery {
     pub outcomes: Vec<(i64, Outcome)>,
     /// Why a call failed as a whole, if one did.
     pub failure: Option<SalesforceError>,
+    /// Updates of records changed in Salesforce since the copy's version
+    /// they were made against: Salesforce's values of the fields they
+    /// replace, with its SystemModstamp.
+    pub conflicts: Vec<(i64, Json)>,
 }
 
 /// Sends `rows` (one user mapping's, in the order they were queued) in
 /// calls of up to 200 like writes, each record on its own. After a call
 /// that failed as a whole, the rest wait their turn: `Unsent`.
 pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Delivery {
+    let conflicts = super::conflict::replaced(session, &rows);
     let mut out = Vec::with_capacity(rows.len());
     let mut failure = None;
     let mut stopped = false;
@@ -133,6 +144,7 @@ pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Delivery {
     Delivery {
         outcomes: out,
         failure,
+        conflicts,
     }
 }
 
@@ -314,6 +326,7 @@ mod tests {
 
     fn outgoing(outbox_id: i64, op: Op) -> Outgoing {
         Outgoing {
+            seen: None,
             outbox_id,
             write: Queued {
                 target: super::super::journal::Target {
