@@ -146,10 +146,27 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(waiting, Some(second));
+        // An insert's record is stored as given; one with something to
+        // take out (attributes) is stored without it.
+        let kept = Spi::get_one::<String>(&format!(
+            "SELECT record::text FROM salesforce.outbox WHERE id = {second}"
+        ))
+        .unwrap();
+        assert_eq!(kept.as_deref(), Some("{\"LastName\": \"Ng\"}"));
+        let third = Spi::get_one::<i64>(
+            "SELECT salesforce.enqueue('dq_rows', 'Contact', 'insert', '{\"attributes\": {\"type\": \"Contact\"}, \"LastName\": \"Li\"}')",
+        )
+        .unwrap()
+        .unwrap();
+        let trimmed = Spi::get_one::<String>(&format!(
+            "SELECT record::text FROM salesforce.outbox WHERE id = {third}"
+        ))
+        .unwrap();
+        assert_eq!(trimmed.as_deref(), Some("{\"LastName\": \"Li\"}"));
         // Found through the delivery's partial index like any pending write.
         assert_eq!(
             count("SELECT * FROM salesforce.outbox WHERE server = 'dq_rows' AND state IN ('pending', 'sending')"),
-            3
+            4
         );
     }
 

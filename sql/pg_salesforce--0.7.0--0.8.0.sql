@@ -41,7 +41,7 @@ CREATE FUNCTION @extschema@."enqueue"(
 	"server" TEXT, /* &str */
 	"object" TEXT, /* &str */
 	"operation" TEXT, /* &str */
-	"record" jsonb, /* pgrx::datum::json::JsonB */
+	"record" jsonb, /* pg_salesforce::delivery::api::GivenJsonb */
 	"key" TEXT DEFAULT NULL, /* core::option::Option<&str> */
 	"id_of" bigint DEFAULT NULL /* core::option::Option<i64> */
 ) RETURNS bigint /* i64 */

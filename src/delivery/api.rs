@@ -11,6 +11,52 @@ use salesforce_core::naming::is_api_name;
 use salesforce_core::write::journal::Op;
 use serde_json::Value as Json;
 
+/// A jsonb argument, read, and as given: a record that needs no change is
+/// stored as it came, not written out and parsed again.
+struct GivenJsonb {
+    datum: pg_sys::Datum,
+    value: Json,
+}
+
+impl FromDatum for GivenJsonb {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        let value = JsonB::from_polymorphic_datum(datum, is_null, typoid)?.0;
+        let datum = pg_sys::Datum::from(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()));
+        Some(GivenJsonb { datum, value })
+    }
+}
+
+unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for GivenJsonb {
+    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        arg.unbox_arg_using_from_datum()
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for GivenJsonb {
+    fn argument_sql() -> std::result::Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMapping,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > {
+        Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMapping::literal(
+            "jsonb",
+        ))
+    }
+    fn return_sql() -> std::result::Result<
+        pgrx::pgrx_sql_entity_graph::metadata::Returns,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > {
+        Ok(pgrx::pgrx_sql_entity_graph::metadata::Returns::One(
+            pgrx::pgrx_sql_entity_graph::metadata::SqlMapping::literal("jsonb"),
+        ))
+    }
+}
+
 fn invalid(message: impl Into<String>, hint: &str) -> Error {
     Error::sql(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message).with_hint(hint)
 }
@@ -124,7 +170,7 @@ fn enqueue(
     server: &str,
     object: &str,
     operation: &str,
-    record: JsonB,
+    record: GivenJsonb,
     key: default!(Option<&str>, "NULL"),
     id_of: default!(Option<i64>, "NULL"),
 ) -> i64 {
@@ -138,11 +184,22 @@ fn enqueue(
                 "Use the object's API name, such as Contact.",
             ));
         }
-        let op = op_for(operation, record.0, key, id_of)?;
+        let fields = record.value.as_object().map_or(0, |m| m.len());
+        let op = op_for(operation, record.value, key, id_of)?;
         if let Some(first) = id_of {
             access::pinned(|| outbox::check_id_of(first, role, server, object))?;
         }
-        queue(role, server, object, &op, id_of)
+        match &op {
+            // Stored as given, when nothing was taken out of it.
+            Op::Create { record: kept } | Op::Upsert { record: kept, .. }
+                if kept.len() == fields =>
+            {
+                let id = outbox::add_given(role, server, object, &op, record.datum)?;
+                super::wake::at_commit();
+                Ok(id)
+            }
+            _ => queue(role, server, object, &op, id_of),
+        }
     })()
     .or_raise()
 }

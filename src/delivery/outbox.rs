@@ -14,18 +14,23 @@ use salesforce_core::write::delivery::{backoff, Outcome};
 use salesforce_core::write::journal::Op;
 use serde_json::{Map, Value as Json};
 
-/// How a write is kept: operation, fields, external id field, record Id.
-fn stored(op: &Op) -> (&'static str, Json, Option<&str>, Option<&str>) {
+/// How a write is kept: operation, fields (None: none), external id
+/// field, record Id.
+fn stored(
+    op: &Op,
+) -> (
+    &'static str,
+    Option<&Map<String, Json>>,
+    Option<&str>,
+    Option<&str>,
+) {
     match op {
-        Op::Create { record } => ("insert", Json::Object(record.clone()), None, None),
-        Op::Upsert { key_field, record } => (
-            "upsert",
-            Json::Object(record.clone()),
-            Some(key_field.as_str()),
-            None,
-        ),
-        Op::Update { id, fields } => ("update", Json::Object(fields.clone()), None, Some(id)),
-        Op::Delete { id } => ("delete", Json::Object(Map::new()), None, Some(id)),
+        Op::Create { record } => ("insert", Some(record), None, None),
+        Op::Upsert { key_field, record } => {
+            ("upsert", Some(record), Some(key_field.as_str()), None)
+        }
+        Op::Update { id, fields } => ("update", Some(fields), None, Some(id)),
+        Op::Delete { id } => ("delete", None, None, Some(id)),
     }
 }
 
@@ -71,6 +76,16 @@ pub fn op_of(
 pub fn add(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>) -> Result<i64> {
     let how = How {
         id_of,
+        ..How::default()
+    };
+    insert(owner, server, object, op, how)
+}
+
+/// The same, an insert or upsert whose fields are `given`, a jsonb datum
+/// holding exactly `op`'s record.
+pub fn add_given(owner: Oid, server: &str, object: &str, op: &Op, given: Datum) -> Result<i64> {
+    let how = How {
+        given: Some(given),
         ..How::default()
     };
     insert(owner, server, object, op, how)
@@ -140,6 +155,8 @@ struct How<'a> {
     sync_id: Option<i64>,
     /// The copy's SystemModstamp (timestamptz) an update was made against.
     seen_stamp: Option<Datum>,
+    /// The record's fields as a jsonb datum already.
+    given: Option<Datum>,
 }
 
 fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i64> {
@@ -149,6 +166,7 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
         unresolved,
         sync_id,
         seen_stamp,
+        given,
     } = how;
     let (operation, record, key, record_id) = stored(op);
     let record_id = record_id.filter(|id| !id.is_empty());
@@ -166,7 +184,13 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
         row_insert::name_value("server", server),
         row_insert::value("object", object),
         row_insert::value("operation", operation),
-        row_insert::value("record", JsonB(record)),
+        match given {
+            Some(jsonb) => row_insert::datum_value("record", jsonb, pg_sys::JSONBOID),
+            None => row_insert::value(
+                "record",
+                JsonB(Json::Object(record.cloned().unwrap_or_default())),
+            ),
+        },
         row_insert::value("key", key),
         row_insert::value("record_id", record_id),
         row_insert::value("depends_on", id_of),
