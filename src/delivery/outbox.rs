@@ -14,23 +14,31 @@ use salesforce_core::write::delivery::{backoff, Outcome};
 use salesforce_core::write::journal::Op;
 use serde_json::{Map, Value as Json};
 
-/// How a write is kept: operation, fields (None: none), external id
-/// field, record Id.
-fn stored(
-    op: &Op,
-) -> (
-    &'static str,
-    Option<&Map<String, Json>>,
-    Option<&str>,
-    Option<&str>,
-) {
-    match op {
+/// How a write is kept.
+struct Stored<'a> {
+    operation: &'static str,
+    /// The fields sent; None for none.
+    record: Option<&'a Map<String, Json>>,
+    /// An upsert's external id field.
+    key: Option<&'a str>,
+    /// The record updated or deleted.
+    record_id: Option<&'a str>,
+}
+
+fn stored(op: &Op) -> Stored<'_> {
+    let (operation, record, key, record_id) = match op {
         Op::Create { record } => ("insert", Some(record), None, None),
         Op::Upsert { key_field, record } => {
             ("upsert", Some(record), Some(key_field.as_str()), None)
         }
-        Op::Update { id, fields } => ("update", Some(fields), None, Some(id)),
-        Op::Delete { id } => ("delete", None, None, Some(id)),
+        Op::Update { id, fields } => ("update", Some(fields), None, Some(id.as_str())),
+        Op::Delete { id } => ("delete", None, None, Some(id.as_str())),
+    };
+    Stored {
+        operation,
+        record,
+        key,
+        record_id,
     }
 }
 
@@ -168,7 +176,12 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
         seen_stamp,
         given,
     } = how;
-    let (operation, record, key, record_id) = stored(op);
+    let Stored {
+        operation,
+        record,
+        key,
+        record_id,
+    } = stored(op);
     let record_id = record_id.filter(|id| !id.is_empty());
     // Without SQL: an application's transaction pays for this per write.
     let id = row_insert::next_identity("salesforce", "outbox", "id")?;
