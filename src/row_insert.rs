@@ -129,6 +129,10 @@ pub fn insert(schema: &str, table: &str, values: &[Value]) -> Result<()> {
         let filled = fill_checked(rel, values);
         let done = filled.map(|(datums, nulls)| {
             let estate = pg_sys::CreateExecutorState();
+            // What follows is allocated with the executor state, and freed
+            // with it: a caller inserting many rows in one context keeps
+            // nothing per row.
+            let caller = pg_sys::MemoryContextSwitchTo((*estate).es_query_cxt);
             let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
                 as *mut pg_sys::ResultRelInfo;
             (*rri).type_ = pg_sys::NodeTag::T_ResultRelInfo;
@@ -144,6 +148,7 @@ pub fn insert(schema: &str, table: &str, values: &[Value]) -> Result<()> {
             pg_sys::ExecSimpleRelationInsert(rri, estate, slot);
             pg_sys::ExecCloseIndices(rri);
             pg_sys::ExecDropSingleTupleTableSlot(slot);
+            pg_sys::MemoryContextSwitchTo(caller);
             pg_sys::FreeExecutorState(estate);
         });
         pg_sys::table_close(rel, pg_sys::NoLock as _);

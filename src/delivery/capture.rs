@@ -5,7 +5,7 @@
 //! what the sync itself writes into the copy is never captured, so
 //! nothing read from Salesforce goes back to it.
 
-use super::outbox;
+use super::outbox::{self, Captured};
 use crate::access;
 use crate::catalog;
 use crate::error::{Error, OrRaise};
@@ -65,8 +65,10 @@ pub fn applying<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// The trigger's name on a read-write copy.
+/// The triggers' names on a read-write copy: one gives a new row its
+/// `queued:<n>` id, the other queues each row stored, changed or deleted.
 pub const TRIGGER: &str = "salesforce_write";
+const ID_TRIGGER: &str = "salesforce_write_id";
 
 fn refused(message: String, hint: &str) -> Error {
     Error::sql(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message).with_hint(hint)
@@ -74,6 +76,7 @@ fn refused(message: String, hint: &str) -> Error {
 
 /// What the trigger needs of its sync.
 struct Copied {
+    relid: Oid,
     server: String,
     object: String,
     fields: Vec<String>,
@@ -84,7 +87,7 @@ fn sync_of(sync_id: i64) -> Res<Copied> {
     let (server, object, pairs) = access::as_extension(|| {
         access::pinned(|| {
             Ok(Spi::get_three_with_args::<String, String, pgrx::JsonB>(
-                "SELECT s.server::text, s.object, jsonb_build_array(s.fields, s.columns)
+                "SELECT s.server::text, s.object, jsonb_build_array(s.fields, s.columns, s.target_relid::bigint)
                    FROM (SELECT) one LEFT JOIN salesforce.syncs s ON s.id = $1",
                 &[sync_id.into()],
             )?)
@@ -110,6 +113,7 @@ fn sync_of(sync_id: i64) -> Res<Copied> {
             .unwrap_or_default()
     };
     Ok(Copied {
+        relid: Oid::from(pairs.0[2].as_u64().unwrap_or_default() as u32),
         server,
         object,
         fields: list(0),
@@ -235,10 +239,25 @@ fn target_of(id: Option<String>) -> Res<(String, Option<i64>)> {
 
 fn capture(trigger: &PgTrigger<'_>) -> Res<Option<Datum>> {
     let data = trigger.trigger_data();
-    let (old_tuple, new_tuple) = (data.tg_trigtuple, data.tg_newtuple);
     let event = data.tg_event;
-    let is = |e: u32| event & pg_sys::TRIGGER_EVENT_OPMASK == e;
-    let returned = if is(pg_sys::TRIGGER_EVENT_UPDATE) {
+    let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
+    let after = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER;
+    let row_level = event & pg_sys::TRIGGER_EVENT_ROW != 0;
+    let known_op = [
+        pg_sys::TRIGGER_EVENT_INSERT,
+        pg_sys::TRIGGER_EVENT_UPDATE,
+        pg_sys::TRIGGER_EVENT_DELETE,
+    ]
+    .contains(&op);
+    if !row_level || !known_op || !(after || (before && op == pg_sys::TRIGGER_EVENT_INSERT)) {
+        return Err(refused(
+            "capture_copy_write runs only as a read-write copy's row triggers".into(),
+            "sync_enable with the option \"write\": true makes them.",
+        ));
+    }
+    let (old_tuple, new_tuple) = (data.tg_trigtuple, data.tg_newtuple);
+    let returned = if op == pg_sys::TRIGGER_EVENT_UPDATE {
         new_tuple
     } else {
         old_tuple
@@ -252,58 +271,57 @@ fn capture(trigger: &PgTrigger<'_>) -> Res<Option<Datum>> {
         .and_then(|a| a.first().and_then(|s| s.parse::<i64>().ok()))
         .ok_or_else(|| refused("the trigger names no sync".into(), "sync_enable makes it."))?;
     let copied = sync_of(sync_id)?;
+    let relation = data.tg_relation;
+    if unsafe { (*relation).rd_id } != copied.relid {
+        return Err(refused(
+            format!("this table is not the copy of sync {sync_id}"),
+            "Only sync_enable puts capture_copy_write on a table.",
+        ));
+    }
+    let desc = unsafe { (*relation).rd_att };
+    let probe = unsafe { Row::read(desc, old_tuple) };
+    let id_column = "id";
+    match probe.index(id_column).map(|i| probe.attr(i).atttypid) {
+        Some(pg_sys::TEXTOID | pg_sys::VARCHAROID) => {}
+        _ => {
+            return Err(refused(
+                "a read-write copy keeps its records' Ids in a text column id".into(),
+                "Make id text, or sync into a new table.",
+            ))
+        }
+    }
+    if before {
+        return given_queued_id(&probe, desc).map(Some);
+    }
     let role = access::current_role();
     access::check_server_use(catalog::server_oid(&copied.server)?, role)?;
-    let desc = unsafe { (*data.tg_relation).rd_att };
-    let id_column = "id";
-    let queue = |op: Op, id_of: Option<i64>, seen: Option<Datum>| {
-        outbox::add_captured(
-            role,
-            &copied.server,
-            &copied.object,
-            &op,
-            id_of,
-            sync_id,
-            seen,
-        )
+    let queue = |op: Op, how: Captured| {
+        outbox::add_captured(role, &copied.server, &copied.object, &op, sync_id, how)
     };
-    if is(pg_sys::TRIGGER_EVENT_INSERT) {
-        let row = unsafe { Row::read(desc, old_tuple) };
-        if row.text(id_column).is_some_and(|id| !id.is_empty()) {
-            return Err(refused(
-                "a row added to a read-write copy gets its id from Salesforce".into(),
-                "Leave id out of the INSERT: the row holds queued:<n> until Salesforce's Id is written back.",
-            ));
-        }
-        let fields = record(&copied, &row, |i| !row.nulls[i])?;
-        let queued = queue(Op::Create { record: fields }, None, None)?;
-        let i = row.index(id_column).ok_or_else(|| {
-            refused(
-                "the copy has no id column".into(),
-                "A copy keeps its records' Ids in id.",
-            )
-        })?;
-        let mut values = row.values.clone();
-        let mut nulls = row.nulls.clone();
-        values[i] = format!("{QUEUED_PREFIX}{queued}")
-            .into_datum()
-            .expect("text");
-        nulls[i] = false;
-        // When the row was written: now, by its user, until the sync reads
-        // it back.
-        if let Some(at) = row.index(SYNCED_AT) {
-            if nulls[at] && row.attr(at).atttypid == pg_sys::TIMESTAMPTZOID {
-                values[at] = Datum::from(unsafe { pg_sys::GetCurrentTransactionStartTimestamp() });
-                nulls[at] = false;
-            }
-        }
-        let tuple =
-            unsafe { pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr()) };
-        return Ok(Some(Datum::from(tuple)));
+    if op == pg_sys::TRIGGER_EVENT_INSERT {
+        let reserved = probe.text(id_column).and_then(|id| {
+            id.strip_prefix(QUEUED_PREFIX)
+                .and_then(|n| n.parse::<i64>().ok())
+        });
+        let Some(reserved) = reserved else {
+            return Err(new_row_with_id());
+        };
+        let fields = record(&copied, &probe, |i| !probe.nulls[i])?;
+        queue(
+            Op::Create { record: fields },
+            Captured {
+                reserved: Some(reserved),
+                ..Captured::default()
+            },
+        )?;
+        return Ok(Some(Datum::from(returned)));
     }
-    let old = unsafe { Row::read(desc, old_tuple) };
+    let old = probe;
     let (id, id_of) = target_of(old.text(id_column))?;
-    if is(pg_sys::TRIGGER_EVENT_UPDATE) {
+    if let Some(first) = id_of {
+        outbox::check_captured_insert(first, sync_id)?;
+    }
+    if op == pg_sys::TRIGGER_EVENT_UPDATE {
         let new = unsafe { Row::read(desc, new_tuple) };
         if new.text(id_column) != old.text(id_column) {
             return Err(refused(
@@ -313,12 +331,54 @@ fn capture(trigger: &PgTrigger<'_>) -> Res<Option<Datum>> {
         }
         let fields = record(&copied, &new, |i| !new.same(&old, i))?;
         if !fields.is_empty() {
-            queue(Op::Update { id, fields }, id_of, old.stamp(&copied))?;
+            let how = Captured {
+                id_of,
+                seen_stamp: old.stamp(&copied),
+                ..Captured::default()
+            };
+            queue(Op::Update { id, fields }, how)?;
         }
     } else {
-        queue(Op::Delete { id }, id_of, None)?;
+        let how = Captured {
+            id_of,
+            ..Captured::default()
+        };
+        queue(Op::Delete { id }, how)?;
     }
     Ok(Some(Datum::from(returned)))
+}
+
+fn new_row_with_id() -> Error {
+    refused(
+        "a row added to a read-write copy gets its id from Salesforce".into(),
+        "Leave id out of the INSERT: the row holds queued:<n> until Salesforce's Id is written back.",
+    )
+}
+
+/// A new row, before it is stored: its id becomes `queued:<n>`, `n` the
+/// id its queued write will have once the row is stored.
+fn given_queued_id(row: &Row, desc: pg_sys::TupleDesc) -> Res<Datum> {
+    if row.text("id").is_some_and(|id| !id.is_empty()) {
+        return Err(new_row_with_id());
+    }
+    let reserved = outbox::reserve_id()?;
+    let i = row.index("id").expect("checked");
+    let mut values = row.values.clone();
+    let mut nulls = row.nulls.clone();
+    values[i] = format!("{QUEUED_PREFIX}{reserved}")
+        .into_datum()
+        .expect("text");
+    nulls[i] = false;
+    // When the row was written: now, by its user, until the sync reads it
+    // back.
+    if let Some(at) = row.index(SYNCED_AT) {
+        if nulls[at] && row.attr(at).atttypid == pg_sys::TIMESTAMPTZOID {
+            values[at] = Datum::from(unsafe { pg_sys::GetCurrentTransactionStartTimestamp() });
+            nulls[at] = false;
+        }
+    }
+    let tuple = unsafe { pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr()) };
+    Ok(Datum::from(tuple))
 }
 
 /// The trigger of a read-write copy (sync option "write": true).
@@ -340,21 +400,29 @@ fn capture_copy_write<'a>(
 
 /// Puts the trigger on a read-write copy; run as the copy's owner.
 pub fn install(table: &str, sync_id: i64) -> Res<()> {
+    // Queued after the row is stored (AFTER): a row an ON CONFLICT turns
+    // into an update, or another trigger drops, is not sent.
     Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON {table} \
+        "CREATE TRIGGER {ID_TRIGGER} BEFORE INSERT ON {table} \
+         FOR EACH ROW EXECUTE FUNCTION salesforce.capture_copy_write('{sync_id}')"
+    ))?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} \
          FOR EACH ROW EXECUTE FUNCTION salesforce.capture_copy_write('{sync_id}')"
     ))
     .map_err(Error::from)
 }
 
-/// Takes it off again, if it is there.
+/// Takes them off again, if they are there.
 pub fn remove(table: &str) -> Res<()> {
+    Spi::run(&format!("DROP TRIGGER IF EXISTS {ID_TRIGGER} ON {table}"))?;
     Spi::run(&format!("DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")).map_err(Error::from)
 }
 
 /// Writes Salesforce's Id into the row a delivered insert came from, as
 /// the copy's owner, uncaptured. A row the sync read meanwhile with that
-/// Id (the poll came first) stays, and the waiting one goes.
+/// Id (the poll came first) stays, and the waiting one goes. A row locked
+/// for more than 2 s is left as it is (a WARNING says so).
 pub fn write_back(copy: Oid, owner: Oid, queued: i64, id: &str) -> Res<()> {
     access::as_role(owner, || {
         crate::pg::catching(|| {
@@ -364,6 +432,9 @@ pub fn write_back(copy: Oid, owner: Oid, queued: i64, id: &str) -> Res<()> {
             let table = name.qualified();
             let waiting = format!("{QUEUED_PREFIX}{queued}");
             applying(|| {
+                // A user holding the row must not hold up the worker: the
+                // setting ends with `as_role`'s nest level.
+                Spi::run("SET LOCAL lock_timeout = '2s'")?;
                 Spi::run_with_args(
                     &format!("DELETE FROM {table} WHERE id = $1 AND EXISTS (SELECT FROM {table} WHERE id = $2)"),
                     &[waiting.as_str().into(), id.into()],

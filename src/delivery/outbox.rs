@@ -99,20 +99,60 @@ pub fn add_given(owner: Oid, server: &str, object: &str, op: &Op, given: Datum) 
     insert(owner, server, object, op, how)
 }
 
+/// How a write captured from a read-write copy came.
+#[derive(Default)]
+pub struct Captured {
+    /// Its id, reserved when the row was given `queued:<id>`.
+    pub reserved: Option<i64>,
+    /// The queued insert whose Id it waits for.
+    pub id_of: Option<i64>,
+    /// The copy's SystemModstamp (timestamptz) an update was made against.
+    pub seen_stamp: Option<Datum>,
+}
+
+/// An id for a queued write added later (`Captured::reserved`).
+pub fn reserve_id() -> Result<i64> {
+    row_insert::next_identity("salesforce", "outbox", "id")
+}
+
+/// Checks that queued write `id`, whose Id a copy's row waits for, is an
+/// insert captured from the same sync.
+pub fn check_captured_insert(id: i64, sync_id: i64) -> Result<()> {
+    let fits = access::as_extension(|| {
+        access::pinned(|| {
+            Ok(Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT FROM salesforce.outbox WHERE id = $1 AND sync_id = $2
+                                  AND operation IN ('insert', 'upsert'))",
+                &[id.into(), sync_id.into()],
+            )?)
+        })
+    })?;
+    if fits == Some(true) {
+        return Ok(());
+    }
+    Err(Error::sql(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("queued:{id} is not a row this copy added"),
+    )
+    .with_hint(
+        "Ids starting with queued: stand for rows of this copy waiting for their Salesforce Id.",
+    ))
+}
+
 /// The same, for a write captured from sync `sync_id`'s read-write copy.
 pub fn add_captured(
     owner: Oid,
     server: &str,
     object: &str,
     op: &Op,
-    id_of: Option<i64>,
     sync_id: i64,
-    seen_stamp: Option<Datum>,
+    captured: Captured,
 ) -> Result<i64> {
     let how = How {
-        id_of,
+        id: captured.reserved,
+        id_of: captured.id_of,
         sync_id: Some(sync_id),
-        seen_stamp,
+        seen_stamp: captured.seen_stamp,
         ..How::default()
     };
     let id = insert(owner, server, object, op, how)?;
@@ -153,6 +193,8 @@ pub fn add_left_behind(
 /// Where a queued write comes from, besides its owner and target.
 #[derive(Default)]
 struct How<'a> {
+    /// Its id, when reserved already.
+    id: Option<i64>,
     /// The earlier queued insert whose Id it waits for.
     id_of: Option<i64>,
     /// The transaction that did not commit, for what it left behind.
@@ -169,6 +211,7 @@ struct How<'a> {
 
 fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i64> {
     let How {
+        id: reserved,
         id_of,
         origin,
         unresolved,
@@ -184,7 +227,10 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
     } = stored(op);
     let record_id = record_id.filter(|id| !id.is_empty());
     // Without SQL: an application's transaction pays for this per write.
-    let id = row_insert::next_identity("salesforce", "outbox", "id")?;
+    let id = match reserved {
+        Some(id) => id,
+        None => reserve_id()?,
+    };
     let now = Datum::from(unsafe { pg_sys::GetCurrentTransactionStartTimestamp() });
     let never = Datum::from(i64::MIN); // -infinity
     let (state, done_at) = match unresolved {

@@ -59,6 +59,13 @@ bad=$(as alice -tA -c "INSERT INTO crm.contact (first_name) VALUES ('No last nam
 wait_for 20 "SELECT w.state = 'failed' AND w.error_code = 'REQUIRED_FIELD_MISSING' FROM crm.contact c JOIN salesforce.queued_writes w ON w.copy_row_id = c.id WHERE c.id = '$bad'"
 echo "rejected: $bad shows REQUIRED_FIELD_MISSING beside it"
 
+# The trigger function runs only as the copy's row triggers.
+err=$(as alice -c "CREATE TABLE crm.other (id text)" -c "CREATE TRIGGER t BEFORE TRUNCATE ON crm.other EXECUTE FUNCTION salesforce.capture_copy_write('1')" -c "TRUNCATE crm.other" 2>&1) && fail "capture_copy_write ran as a TRUNCATE trigger"
+grep -q "runs only as a read-write copy's row triggers" <<<"$err" || fail "unexpected: $err"
+sync_id=$(try_sql "SELECT id FROM salesforce.syncs WHERE object = 'Contact'")
+err=$(as alice -c "CREATE TRIGGER t2 AFTER INSERT ON crm.other FOR EACH ROW EXECUTE FUNCTION salesforce.capture_copy_write('$sync_id')" -c "INSERT INTO crm.other VALUES ('x')" 2>&1) && fail "capture_copy_write ran on another table"
+grep -q "this table is not the copy of sync" <<<"$err" || fail "unexpected: $err"
+
 # Local ids are Salesforce's: a changed id or a given one is refused.
 err=$(as alice -c "INSERT INTO crm.contact (id, last_name) VALUES ('003000000000000AAA', 'x')" 2>&1) && fail "an insert with an id was accepted"
 grep -q "gets its id from Salesforce" <<<"$err" || fail "unexpected: $err"
