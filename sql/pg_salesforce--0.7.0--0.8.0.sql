@@ -19,6 +19,7 @@ CREATE INDEX outbox_waiting ON @extschema@.outbox (depends_on)
 -- record since.
 ALTER TABLE @extschema@.outbox ADD COLUMN sync_id bigint;
 ALTER TABLE @extschema@.outbox ADD COLUMN seen_stamp timestamptz;
+ALTER TABLE @extschema@.outbox ADD COLUMN seen_values jsonb;
 ALTER TABLE @extschema@.outbox ADD COLUMN conflict jsonb;
 
 CREATE OR REPLACE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS

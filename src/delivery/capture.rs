@@ -334,6 +334,9 @@ fn capture(trigger: &PgTrigger<'_>) -> Res<Option<Datum>> {
             let how = Captured {
                 id_of,
                 seen_stamp: old.stamp(&copied),
+                seen_values: Some(serde_json::Value::Object(record(&copied, &old, |i| {
+                    !new.same(&old, i)
+                })?)),
                 ..Captured::default()
             };
             queue(Op::Update { id, fields }, how)?;

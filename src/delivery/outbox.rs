@@ -10,7 +10,7 @@ use crate::pg::run_kept;
 use crate::row_insert;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
-use salesforce_core::write::delivery::{backoff, Outcome};
+use salesforce_core::write::delivery::{backoff, Outcome, Seen};
 use salesforce_core::write::journal::Op;
 use serde_json::{Map, Value as Json};
 
@@ -108,6 +108,8 @@ pub struct Captured {
     pub id_of: Option<i64>,
     /// The copy's SystemModstamp (timestamptz) an update was made against.
     pub seen_stamp: Option<Datum>,
+    /// The copy's values then of the fields the update changes.
+    pub seen_values: Option<Json>,
 }
 
 /// An id for a queued write added later (`Captured::reserved`).
@@ -153,6 +155,7 @@ pub fn add_captured(
         id_of: captured.id_of,
         sync_id: Some(sync_id),
         seen_stamp: captured.seen_stamp,
+        seen_values: captured.seen_values,
         ..How::default()
     };
     let id = insert(owner, server, object, op, how)?;
@@ -205,6 +208,7 @@ struct How<'a> {
     sync_id: Option<i64>,
     /// The copy's SystemModstamp (timestamptz) an update was made against.
     seen_stamp: Option<Datum>,
+    seen_values: Option<Json>,
     /// The record's fields as a jsonb datum already.
     given: Option<Datum>,
 }
@@ -217,6 +221,7 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
         unresolved,
         sync_id,
         seen_stamp,
+        seen_values,
         given,
     } = how;
     let Stored {
@@ -261,6 +266,9 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
         row_insert::datum_value("queued_at", now, pg_sys::TIMESTAMPTZOID),
         row_insert::datum_value("next_attempt_at", never, pg_sys::TIMESTAMPTZOID),
     ];
+    if let Some(old) = seen_values {
+        values.push(row_insert::value("seen_values", JsonB(old)));
+    }
     if let Some(seen) = seen_stamp {
         values.push(row_insert::datum_value(
             "seen_stamp",
@@ -346,8 +354,8 @@ pub struct Claimed {
     pub op: Result<Op>,
     /// Counting this one.
     pub attempts: i32,
-    /// The copy's SystemModstamp an update from a read-write copy was made against.
-    pub seen: Option<chrono::DateTime<chrono::Utc>>,
+    /// The copy's version an update from a read-write copy was made against.
+    pub seen: Option<Seen>,
 }
 
 /// The next `limit` pending writes of (server, owner), in order, up to
@@ -392,7 +400,7 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
               WHERE o.id = o2.id AND o.id = ANY($1)
              RETURNING o.id, o.object, o.operation, o.record, o.key, o.record_id, o.attempts,
                        CASE WHEN o.depends_on IS NOT NULL AND d.id IS NULL THEN o.depends_on END,
-                       extract(epoch FROM o.seen_stamp)::float8",
+                       extract(epoch FROM o.seen_stamp)::float8, o.seen_values",
             None,
             &[ids.into()],
         )?;
@@ -411,9 +419,13 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
                 object: r.get::<String>(2)?.unwrap_or_default(),
                 op,
                 attempts: r.get::<i32>(7)?.unwrap_or(1),
-                seen: r.get::<f64>(9)?.and_then(|s| {
-                    chrono::DateTime::from_timestamp_micros((s * 1e6).round() as i64)
-                }),
+                seen: match (r.get::<f64>(9)?, r.get::<JsonB>(10)?) {
+                    (Some(at), Some(JsonB(Json::Object(values)))) => {
+                        chrono::DateTime::from_timestamp_micros((at * 1e6).round() as i64)
+                            .map(|stamp| Seen { stamp, values })
+                    }
+                    _ => None,
+                },
             })
         })
         .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()

@@ -41,6 +41,8 @@ CREATE TABLE @extschema@.outbox (
     -- Salesforce had changed the record since, the values it replaced.
     sync_id bigint,
     seen_stamp timestamptz,
+    -- The copy's values of the fields the update changes, as they were.
+    seen_values jsonb,
     conflict jsonb
 );
 CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)

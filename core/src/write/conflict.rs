@@ -4,11 +4,10 @@
 //! the values the update replaces are its losing version.
 
 use super::chunk::CHUNK;
-use super::delivery::Outgoing;
+use super::delivery::{Outgoing, Seen};
 use super::journal::Op;
 use crate::client::session::{parse_datetime, Session};
 use crate::soql::literal::quote;
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
@@ -18,7 +17,7 @@ struct Checked<'a> {
     object: &'a str,
     id: &'a str,
     sent: &'a Map<String, Json>,
-    seen: DateTime<Utc>,
+    seen: &'a Seen,
 }
 
 /// For each update in `rows` whose record Salesforce changed after the
@@ -29,7 +28,7 @@ struct Checked<'a> {
 pub fn replaced(session: &mut Session, rows: &[Outgoing]) -> Vec<(i64, Json)> {
     let checked: Vec<Checked> = rows
         .iter()
-        .filter_map(|o| match (&o.write.op, o.seen) {
+        .filter_map(|o| match (&o.write.op, &o.seen) {
             (Op::Update { id, fields }, Some(seen)) if !id.is_empty() => Some(Checked {
                 outbox_id: o.outbox_id,
                 object: o.write.target.object.as_str(),
@@ -88,15 +87,17 @@ fn query(object: &str, updates: &[&Checked]) -> String {
 /// The values `u` replaces in Salesforce's `now`, if it changed since.
 fn losing_version(u: &Checked, now: &Map<String, Json>) -> Option<Json> {
     let stamp = now.get("SystemModstamp").and_then(Json::as_str)?;
-    if parse_datetime(stamp).is_none_or(|t| t <= u.seen) {
+    if parse_datetime(stamp).is_none_or(|t| t <= u.seen.stamp) {
         return None;
     }
+    // A field Salesforce holds as the copy had it was not changed there.
     let mut losing: Map<String, Json> = u
         .sent
         .iter()
         .filter_map(|(f, v)| {
             let theirs = now.get(f.as_str())?;
-            (theirs != v).then(|| (f.clone(), theirs.clone()))
+            let changed = u.seen.values.get(f.as_str()) != Some(theirs);
+            (theirs != v && changed).then(|| (f.clone(), theirs.clone()))
         })
         .collect();
     if losing.is_empty() {
@@ -111,20 +112,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn update(sent: &Map<String, Json>) -> Checked<'_> {
+    fn update<'a>(sent: &'a Map<String, Json>, seen: &'a Seen) -> Checked<'a> {
         Checked {
             outbox_id: 7,
             object: "Contact",
             id: "003000000000001AAA",
             sent,
-            seen: parse_datetime("2026-12-03T10:00:00.000+0000").unwrap(),
+            seen,
         }
     }
 
     #[test]
     fn only_a_newer_record_with_other_values_is_a_conflict() {
         let sent = json!({"Title": "Local"}).as_object().unwrap().clone();
-        let u = update(&sent);
+        let seen = Seen {
+            stamp: parse_datetime("2026-12-03T10:00:00.000+0000").unwrap(),
+            values: json!({"Title": "Before"}).as_object().unwrap().clone(),
+        };
+        let u = update(&sent, &seen);
         let now = |stamp: &str, title: &str| {
             json!({"Id": "003000000000001AAA", "SystemModstamp": stamp, "Title": title})
                 .as_object()

@@ -21,9 +21,17 @@ pub struct Outgoing {
     pub outbox_id: i64,
     pub write: Queued,
     /// For an update made against a copy of the record: the copy's
-    /// SystemModstamp then. A record changed in Salesforce since is a
-    /// conflict, and the values the update replaces are its losing version.
-    pub seen: Option<DateTime<Utc>>,
+    /// version then. A record changed in Salesforce since is a conflict,
+    /// and the values the update replaces are its losing version.
+    pub seen: Option<Seen>,
+}
+
+/// The copy's version of a record an update was made against.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    pub stamp: DateTime<Utc>,
+    /// The values of the fields the update changes, as the copy had them.
+    pub values: serde_json::Map<String, Json>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
