@@ -425,7 +425,7 @@ pub fn remove(table: &str) -> Res<()> {
 /// Writes Salesforce's Id into the row a delivered insert came from, as
 /// the copy's owner, uncaptured. A row the sync read meanwhile with that
 /// Id (the poll came first) stays, and the waiting one goes. A row locked
-/// for more than 2 s is left as it is (a WARNING says so).
+/// for more than 2 s fails it: the worker tries again later.
 pub fn write_back(copy: Oid, owner: Oid, queued: i64, id: &str) -> Res<()> {
     access::as_role(owner, || {
         crate::pg::catching(|| {

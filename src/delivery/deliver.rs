@@ -106,6 +106,9 @@ pub struct Deliveries {
     unsettled: Vec<(i64, i32, Outcome)>,
     last_look: Option<Instant>,
     last_prune: Option<Instant>,
+    /// Delivered inserts from read-write copies whose row has not taken
+    /// its Id yet: tried again each look.
+    unwritten: Vec<i64>,
 }
 
 fn warn(message: &str) {
@@ -151,6 +154,7 @@ impl Deliveries {
             return false;
         }
         self.last_look = Some(Instant::now());
+        self.write_back_again();
         if !self.recovered {
             match in_transaction(|| {
                 if installed()? {
@@ -312,14 +316,33 @@ impl Deliveries {
                 .into_iter()
                 .map(|(id, o)| (id, self.attempts.remove(&id).unwrap_or(1), o)),
         );
-        if let Err(e) = in_transaction(|| outbox::settle(&with_attempts)) {
-            // Still `sending`: tried again at the next step, and if the
-            // worker stops first, its next start takes them back.
-            warn(&format!(
-                "pg_salesforce: cannot record what became of {} queued write(s): {e}",
-                with_attempts.len()
-            ));
-            self.unsettled = with_attempts;
+        match in_transaction(|| outbox::settle(&with_attempts)) {
+            Ok(unwritten) => self.unwritten.extend(unwritten),
+            Err(e) => {
+                // Still `sending`: tried again at the next step, and if the
+                // worker stops first, its next start takes them back.
+                warn(&format!(
+                    "pg_salesforce: cannot record what became of {} queued write(s): {e}",
+                    with_attempts.len()
+                ));
+                self.unsettled = with_attempts;
+            }
+        }
+    }
+
+    fn write_back_again(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.unwritten);
+        match in_transaction(|| outbox::write_back(&ids, false)) {
+            Ok(again) => self.unwritten = again,
+            Err(e) => {
+                warn(&format!(
+                    "pg_salesforce: cannot write Salesforce's Ids back into read-write copies: {e}"
+                ));
+                self.unwritten = ids;
+            }
         }
     }
 

@@ -455,9 +455,9 @@ pub fn check_id_of(id_of: i64, owner: Oid, server: &str, object: &str) -> Result
 /// Records what became of writes on their way (`attempts` is each one's
 /// count of tries so far), and announces the final ones on the channel
 /// `salesforce_delivery` with their id and state.
-pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<()> {
+pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
     if outcomes.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
     durably()?;
     let mut ids = Vec::with_capacity(outcomes.len());
@@ -522,7 +522,7 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<()> {
             uncount.into(),
         ],
     )?;
-    write_back(&ids)
+    write_back(&ids, true)
 }
 
 /// Records the losing versions of updates from read-write copies that
@@ -538,9 +538,10 @@ pub fn record_conflicts(conflicts: &[(i64, Json)]) -> Result<()> {
 }
 
 /// Salesforce's Ids of delivered inserts captured from read-write copies
-/// go into the rows they came from. A row that cannot take its Id keeps
-/// `queued:<id>`, with a WARNING; the write stays delivered.
-fn write_back(ids: &[i64]) -> Result<()> {
+/// go into the rows they came from. Returns the writes whose row could not
+/// take its Id now (locked, say): it keeps `queued:<id>` until a later
+/// try; the first failure is a WARNING (`first_try`).
+pub fn write_back(ids: &[i64], first_try: bool) -> Result<Vec<i64>> {
     let rows = Spi::connect(|client| {
         client
             .select(
@@ -561,18 +562,22 @@ fn write_back(ids: &[i64]) -> Result<()> {
             })
             .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
     })?;
+    let mut again = vec![];
     for (queued, id, copy, owner) in rows {
         let written = crate::pg::in_subtransaction(|| {
             super::capture::write_back(Oid::from(copy), Oid::from(owner), queued, &id)
         });
         if let Err(e) = written {
-            crate::error::notice(
-                pgrx::PgLogLevel::WARNING,
-                &format!("pg_salesforce: the row queued:{queued} of a read-write copy cannot take its Id {id}: {e}"),
-            );
+            again.push(queued);
+            if first_try {
+                crate::error::notice(
+                    pgrx::PgLogLevel::WARNING,
+                    &format!("pg_salesforce: the row queued:{queued} of a read-write copy cannot take its Id {id} now, tried again later: {e}"),
+                );
+            }
         }
     }
-    Ok(())
+    Ok(again)
 }
 
 /// Forgets delivered and discarded writes done longer than `retention`

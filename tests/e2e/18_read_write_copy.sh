@@ -40,6 +40,23 @@ wait_for 10 "SELECT count(*) = 1 FROM crm.contact WHERE last_name = 'Rw Insert' 
 [ "$(try_sql "SELECT role FROM salesforce.queued_writes WHERE id = $write")" = alice ] || fail "the write was not queued as alice"
 echo "insert: queued as $queued_id, delivered, Id written back"
 
+# A row a session holds locked takes its Id once the lock is gone: the
+# worker does not wait on it, and tries again.
+sql -q -c "ALTER SYSTEM SET salesforce.sync_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 2
+locked=$(as alice -tA -c "INSERT INTO crm.contact (last_name) VALUES ('Rw Locked') RETURNING id")
+(as alice -q -c "BEGIN" -c "SELECT 1 FROM crm.contact WHERE id = '$locked' FOR UPDATE" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null) &
+locker=$!
+sleep 0.5
+sql -q -c "ALTER SYSTEM SET salesforce.sync_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 20 "SELECT state = 'delivered' FROM salesforce.queued_writes WHERE id = ${locked#queued:}"
+sleep 3
+[ "$(try_sql "SELECT count(*) FROM crm.contact WHERE id = '$locked'")" = 1 ] || fail "the locked row did not wait for its lock"
+wait "$locker"
+wait_for 20 "SELECT count(*) = 1 FROM crm.contact WHERE last_name = 'Rw Locked' AND id LIKE '003%'"
+grep -q "the row $locked of a read-write copy cannot take its Id .* now, tried again later" "$dir/server.log" || fail "no WARNING for the locked row"
+echo "write-back: a locked row took its Id once the lock was gone"
+
 # An update and a delete; an insert and its update in one transaction, the
 # update waiting for the insert's Id.
 as alice -q -c "UPDATE crm.contact SET title = 'CTO' WHERE last_name = 'Rw Insert'"
