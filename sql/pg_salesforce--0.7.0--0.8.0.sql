@@ -22,7 +22,10 @@ ALTER TABLE @extschema@.outbox ADD COLUMN seen_stamp timestamptz;
 ALTER TABLE @extschema@.outbox ADD COLUMN seen_values jsonb;
 ALTER TABLE @extschema@.outbox ADD COLUMN conflict jsonb;
 
-CREATE OR REPLACE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
+-- The server's name as text: 64 bytes less in each row and index entry.
+DROP VIEW @extschema@.queued_writes;
+ALTER TABLE @extschema@.outbox ALTER COLUMN server TYPE text COLLATE "C";
+CREATE VIEW @extschema@.queued_writes WITH (security_barrier = true) AS
 SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
        o.record_id AS salesforce_id, o.state, o.attempts, o.error_code, o.error,
        o.queued_at, o.next_attempt_at, o.sent_at, o.done_at, o.record, o.origin, o.depends_on,
@@ -36,6 +39,7 @@ SELECT o.id, o.owner::regrole AS role, o.server, o.object, o.operation, o.key,
        o.conflict
   FROM @extschema@.outbox o
  WHERE pg_catalog.pg_has_role(o.owner, 'USAGE');
+GRANT SELECT ON @extschema@.queued_writes TO PUBLIC;
 
 DROP FUNCTION @extschema@."enqueue"(TEXT, TEXT, TEXT, jsonb, TEXT);
 CREATE FUNCTION @extschema@."enqueue"(

@@ -44,22 +44,6 @@ pub fn datum_value(column: &'static str, datum: Datum, type_oid: Oid) -> Value {
     }
 }
 
-/// A `name` column's value.
-pub fn name_value(column: &'static str, v: &str) -> Value {
-    let bytes = v.as_bytes();
-    let len = bytes.len().min(pg_sys::NAMEDATALEN as usize - 1);
-    let datum = unsafe {
-        let name = pg_sys::palloc0(pg_sys::NAMEDATALEN as usize) as *mut u8;
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), name, len);
-        Datum::from(name)
-    };
-    Value {
-        column,
-        datum: Some(datum),
-        type_oid: pg_sys::NAMEOID,
-    }
-}
-
 fn internal(message: String) -> Error {
     Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message)
 }

@@ -245,7 +245,7 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
     let mut values = vec![
         row_insert::value("id", id),
         row_insert::value("owner", owner),
-        row_insert::name_value("server", server),
+        row_insert::value("server", server),
         row_insert::value("object", object),
         row_insert::value("operation", operation),
         match given {
