@@ -69,6 +69,7 @@ pub fn applying<T>(f: impl FnOnce() -> T) -> T {
 /// `queued:<n>` id, the other queues each row stored, changed or deleted.
 pub const TRIGGER: &str = "salesforce_write";
 const ID_TRIGGER: &str = "salesforce_write_id";
+const TRUNCATE_TRIGGER: &str = "salesforce_write_truncate";
 
 fn refused(message: String, hint: &str) -> Error {
     Error::sql(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message).with_hint(hint)
@@ -250,7 +251,10 @@ fn capture(trigger: &PgTrigger<'_>) -> Res<Option<Datum>> {
         pg_sys::TRIGGER_EVENT_DELETE,
     ]
     .contains(&op);
-    if !row_level || !known_op || !(after || (before && op == pg_sys::TRIGGER_EVENT_INSERT)) {
+    let truncate = op == pg_sys::TRIGGER_EVENT_TRUNCATE && before && !row_level;
+    if !truncate
+        && (!row_level || !known_op || !(after || (before && op == pg_sys::TRIGGER_EVENT_INSERT)))
+    {
         return Err(refused(
             "capture_copy_write runs only as a read-write copy's row triggers".into(),
             "sync_enable with the option \"write\": true makes them.",
@@ -276,6 +280,12 @@ fn capture(trigger: &PgTrigger<'_>) -> Res<Option<Datum>> {
         return Err(refused(
             format!("this table is not the copy of sync {sync_id}"),
             "Only sync_enable puts capture_copy_write on a table.",
+        ));
+    }
+    if truncate {
+        return Err(refused(
+            "TRUNCATE of a read-write copy would not reach Salesforce".into(),
+            "DELETE the rows (each delete is queued for Salesforce), or salesforce.sync_disable() first.",
         ));
     }
     let desc = unsafe { (*relation).rd_att };
@@ -412,6 +422,11 @@ pub fn install(table: &str, sync_id: i64) -> Res<()> {
     Spi::run(&format!(
         "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} \
          FOR EACH ROW EXECUTE FUNCTION salesforce.capture_copy_write('{sync_id}')"
+    ))?;
+    // TRUNCATE fires no row triggers: refused rather than left local.
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRUNCATE_TRIGGER} BEFORE TRUNCATE ON {table} \
+         FOR EACH STATEMENT EXECUTE FUNCTION salesforce.capture_copy_write('{sync_id}')"
     ))
     .map_err(Error::from)
 }
@@ -419,6 +434,9 @@ pub fn install(table: &str, sync_id: i64) -> Res<()> {
 /// Takes them off again, if they are there.
 pub fn remove(table: &str) -> Res<()> {
     Spi::run(&format!("DROP TRIGGER IF EXISTS {ID_TRIGGER} ON {table}"))?;
+    Spi::run(&format!(
+        "DROP TRIGGER IF EXISTS {TRUNCATE_TRIGGER} ON {table}"
+    ))?;
     Spi::run(&format!("DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")).map_err(Error::from)
 }
 

@@ -77,8 +77,10 @@ wait_for 20 "SELECT w.state = 'failed' AND w.error_code = 'REQUIRED_FIELD_MISSIN
 echo "rejected: $bad shows REQUIRED_FIELD_MISSING beside it"
 
 # The trigger function runs only as the copy's row triggers.
-err=$(as alice -c "CREATE TABLE crm.other (id text)" -c "CREATE TRIGGER t BEFORE TRUNCATE ON crm.other EXECUTE FUNCTION salesforce.capture_copy_write('1')" -c "TRUNCATE crm.other" 2>&1) && fail "capture_copy_write ran as a TRUNCATE trigger"
+err=$(as alice -c "CREATE TABLE crm.other (id text)" -c "CREATE TRIGGER t BEFORE UPDATE ON crm.other EXECUTE FUNCTION salesforce.capture_copy_write('1')" -c "UPDATE crm.other SET id = id" 2>&1) && fail "capture_copy_write ran as a statement trigger"
 grep -q "runs only as a read-write copy's row triggers" <<<"$err" || fail "unexpected: $err"
+err=$(as alice -c "TRUNCATE crm.contact" 2>&1) && fail "a read-write copy was truncated"
+grep -q "TRUNCATE of a read-write copy would not reach Salesforce" <<<"$err" || fail "unexpected: $err"
 sync_id=$(try_sql "SELECT id FROM salesforce.syncs WHERE object = 'Contact'")
 err=$(as alice -c "CREATE TRIGGER t2 AFTER INSERT ON crm.other FOR EACH ROW EXECUTE FUNCTION salesforce.capture_copy_write('$sync_id')" -c "INSERT INTO crm.other VALUES ('x')" 2>&1) && fail "capture_copy_write ran on another table"
 grep -q "this table is not the copy of sync" <<<"$err" || fail "unexpected: $err"
