@@ -109,6 +109,8 @@ pub struct Caught {
     pub code: String,
     pub detail: String,
     pub hint: String,
+    /// LOCATION as psql's verbose mode shows it: function, file:line.
+    pub location: String,
 }
 
 /// Runs a statement expected to fail and returns its error.
@@ -121,6 +123,7 @@ pub fn sql_error(sql: &str) -> Caught {
             code: String::new(),
             detail: String::new(),
             hint: String::new(),
+            location: String::new(),
         }
     })
     .catch_others(|e| match e {
@@ -131,6 +134,12 @@ pub fn sql_error(sql: &str) -> Caught {
             code: format!("{:?}", r.sql_error_code()),
             detail: r.detail().unwrap_or_default().to_string(),
             hint: r.hint().unwrap_or_default().to_string(),
+            location: format!(
+                "{}, {}:{}",
+                r.function_name().unwrap_or_default(),
+                r.file(),
+                r.line_number()
+            ),
         },
     })
     .execute()

@@ -206,10 +206,31 @@ impl Error {
         self.report_parts().3
     }
 
-    /// Raises the error as a PostgreSQL ERROR.
+    /// Raises the error as a PostgreSQL ERROR, located where it is raised.
+    #[track_caller]
     pub fn raise(self) -> ! {
-        ErrorReport::from(self).report(PgLogLevel::ERROR);
+        self.into_report().report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
+    }
+
+    /// The report PostgreSQL raises: its LOCATION is the caller's file and
+    /// line, and the Rust function there.
+    #[track_caller]
+    fn into_report(self) -> ErrorReport {
+        if matches!(self, Error::Salesforce(SalesforceError::Cancelled)) {
+            // Raises PostgreSQL's own cancel or timeout error when one is pending.
+            pgrx::check_for_interrupts!();
+        }
+        let (code, message, detail, hint) = self.report_parts();
+        let mut report =
+            ErrorReport::new(code, message, function_at(std::panic::Location::caller()));
+        if let Some(d) = detail {
+            report = report.set_detail(d);
+        }
+        if let Some(h) = hint {
+            report = report.set_hint(h);
+        }
+        report
     }
 
     fn report_parts(&self) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
@@ -372,20 +393,24 @@ impl From<pgrx::spi::Error> for Error {
 }
 
 impl From<Error> for ErrorReport {
+    #[track_caller]
     fn from(e: Error) -> ErrorReport {
-        if matches!(e, Error::Salesforce(SalesforceError::Cancelled)) {
-            // Raises PostgreSQL's own cancel or timeout error when one is pending.
-            pgrx::check_for_interrupts!();
-        }
-        let (code, message, detail, hint) = e.report_parts();
-        let mut report = ErrorReport::new(code, message, "");
-        if let Some(d) = detail {
-            report = report.set_detail(d);
-        }
-        if let Some(h) = hint {
-            report = report.set_hint(h);
-        }
-        report
+        e.into_report()
+    }
+}
+
+/// Where each function of the extension starts: (file, line, name), in
+/// file and line order (`build.rs` makes it).
+static FUNCTIONS: &[(&str, u32, &str)] = include!(concat!(env!("OUT_DIR"), "/functions.rs"));
+
+/// The function of the extension that holds `location`: the last one that
+/// starts above it in its file (a closure's is the function around it).
+pub fn function_at(location: &std::panic::Location<'_>) -> &'static str {
+    let (file, line) = (location.file(), location.line());
+    let after = FUNCTIONS.partition_point(|(f, l, _)| (*f, *l) <= (file, line));
+    match after.checked_sub(1).map(|i| FUNCTIONS[i]) {
+        Some((f, _, name)) if f == file => name,
+        _ => "",
     }
 }
 
@@ -395,17 +420,22 @@ pub trait OrRaise<T> {
 }
 
 impl<T, E: Into<Error>> OrRaise<T> for std::result::Result<T, E> {
+    #[track_caller]
     fn or_raise(self) -> T {
-        self.unwrap_or_else(|e| e.into().raise())
+        match self {
+            Ok(v) => v,
+            Err(e) => e.into().raise(),
+        }
     }
 }
 
 /// A NOTICE, WARNING or LOG line, scrubbed like every error.
+#[track_caller]
 pub fn notice(level: PgLogLevel, message: &str) {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
         scrub(message),
-        "",
+        function_at(std::panic::Location::caller()),
     )
     .report(level);
 }
