@@ -58,3 +58,134 @@ CREATE FUNCTION @extschema@."capture_copy_write"()
 	RETURNS TRIGGER
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'capture_copy_write_wrapper';
+
+-- The everyday operator (issue 25): a bounded run log, lag per mode, the
+-- CDC selection checked, foreign table options checked against columns.
+ALTER TABLE @extschema@.syncs ADD COLUMN stream_warning text;
+ALTER TABLE @extschema@.streams ADD COLUMN heard_at timestamptz;
+-- API requests of runs trimmed from sync_runs within the last day, by
+-- server and hour, so sync_status still counts them.
+CREATE TABLE @extschema@.api_usage (
+    server name NOT NULL,
+    hour timestamptz NOT NULL,
+    requests bigint NOT NULL,
+    PRIMARY KEY (server, hour)
+);
+REVOKE ALL ON @extschema@.api_usage FROM PUBLIC;
+
+-- Each role's syncs (a superuser's: all), with their last runs and the
+-- server's budget. Figures come from the extension's tables and the
+-- catalog: reading the view runs no code of any copy's.
+CREATE OR REPLACE VIEW @extschema@.sync_status WITH (security_barrier = true) AS
+SELECT s.id,
+       s.server,
+       s.object,
+       coalesce((SELECT format('%I.%I', n.nspname, c.relname)
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = s.target_relid),
+                format('%I.%I', s.target_schema, s.target_table)) AS target,
+       s.enabled,
+       s.stage,
+       last.id AS last_run_id,
+       last.status AS last_status,
+       last.finished_at AS last_finished_at,
+       last.error AS last_error,
+       -- How far behind Salesforce the copy may be: for a streaming Change
+       -- Data Capture sync, since the later of the last event's commit and
+       -- the last word from the stream (an event or a keepalive); else since
+       -- the start of the last successful run.
+       now() - CASE WHEN st.status = 'streaming' AND s.stream_warning IS NULL
+                    THEN greatest(ok.started_at, st.last_commit_at, st.heard_at)
+                    ELSE ok.started_at END AS lag,
+       s.row_count AS rows,
+       CASE WHEN s.stage = 'incremental' THEN 100.0
+            WHEN coalesce(s.backfill_total, 0) = 0 THEN NULL
+            ELSE round(100.0 * least(s.backfill_rows, s.backfill_total) / s.backfill_total, 1)
+       END AS backfill_percent,
+       s.next_due,
+       used.requests AS api_requests_24h,
+       coalesce(@extschema@._server_option(s.server, 'max_requests_per_day')::bigint, 28800) - used.requests AS api_requests_left,
+       p.org_used AS org_api_used,
+       p.org_max AS org_api_max,
+       s.formulas_refreshed_at,
+       st.status AS stream_status,
+       st.last_commit_at AS stream_last_commit_at,
+       st.last_event_at - st.last_commit_at AS stream_lag,
+       pg_catalog.pg_get_userbyid(s.owner) AS owner,
+       s.paused_reason,
+       CASE WHEN s.paused_reason LIKE 'disconnected: %' THEN s.paused_reason
+            WHEN p.unreachable_since IS NOT NULL
+            THEN format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
+            ELSE 'ok'
+       END AS server_status,
+       s.stream_warning
+FROM @extschema@.syncs s
+LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
+LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
+LEFT JOIN LATERAL (SELECT coalesce(sum(r.api_requests), 0)
+                          + coalesce((SELECT sum(u.requests) FROM @extschema@.api_usage u WHERE u.server = s.server AND u.hour > now() - interval '1 day'), 0) AS requests
+                     FROM @extschema@.sync_runs r WHERE r.server = s.server AND r.started_at > now() - interval '1 day') used ON true
+LEFT JOIN @extschema@.pacing p ON p.server = s.server
+LEFT JOIN @extschema@.streams st ON st.server = s.server AND st.owner = s.owner AND (s.options->>'cdc')::boolean
+WHERE coalesce(pg_catalog.pg_has_role(s.owner, 'USAGE'), false)
+   OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER);
+
+-- A foreign table's rowid_column and upsert_key must name one of its
+-- columns (upsert_key: a column, or the Salesforce field of one), checked
+-- when the table is made or altered: the options' validator sees the
+-- options alone, not the table.
+CREATE FUNCTION @extschema@._check_foreign_table_options() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT c.objid::regclass AS tab, o.option_name, o.option_value INTO bad
+      FROM pg_catalog.pg_event_trigger_ddl_commands() c
+      JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.objid
+      JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
+      JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw AND w.fdwname = 'salesforce'
+      CROSS JOIN LATERAL pg_catalog.pg_options_to_table(ft.ftoptions) o
+     WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND o.option_name IN ('rowid_column', 'upsert_key')
+       AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = ft.ftrelid AND a.attnum > 0 AND NOT a.attisdropped
+              AND (a.attname = o.option_value
+                   OR (o.option_name = 'upsert_key'
+                       AND pg_catalog.lower(coalesce((SELECT f.option_value FROM pg_catalog.pg_options_to_table(a.attfdwoptions) f
+                                                      WHERE f.option_name = 'field'), a.attname))
+                           = pg_catalog.lower(o.option_value))))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'HV005', -- fdw_column_name_not_found
+            MESSAGE = pg_catalog.format('%s %L of foreign table %s names none of its columns',
+                                        bad.option_name, bad.option_value, bad.tab),
+            HINT = CASE bad.option_name
+                   WHEN 'rowid_column' THEN 'Name the column that holds the record Id, such as id.'
+                   ELSE 'Name the column of an external id field, or its Salesforce field.' END;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_foreign_table_options() FROM PUBLIC;
+CREATE EVENT TRIGGER pg_salesforce_foreign_table_options ON ddl_command_end
+    WHEN TAG IN ('CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'ALTER TABLE', 'IMPORT FOREIGN SCHEMA')
+    EXECUTE FUNCTION @extschema@._check_foreign_table_options();
+
+CREATE FUNCTION @extschema@."refresh_describe"(
+	"server" TEXT, /* &str */
+	"object" TEXT DEFAULT NULL /* core::option::Option<&str> */
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'refresh_describe_wrapper';
+
+CREATE FUNCTION @extschema@."sync_alter"(
+	"server" TEXT, /* &str */
+	"object" TEXT, /* &str */
+	"every" interval DEFAULT NULL, /* core::option::Option<pgrx::datum::interval::Interval> */
+	"options" jsonb DEFAULT NULL /* core::option::Option<pgrx::datum::json::JsonB> */
+) RETURNS void
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sync_alter_wrapper';

@@ -32,6 +32,8 @@ pub static WORKER_REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static WORKER_REQUESTS_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static WORKER_MAX_RUNS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static OUTBOX_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 86400);
+pub static SYNC_RUNS_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 86400);
+pub static SYNC_RUNS_PER_SYNC: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// The databases whose syncs the worker runs, a worker each:
 /// `salesforce.sync_databases` if set, else `salesforce.sync_database`.
@@ -167,5 +169,25 @@ pub fn init() {
         i32::MAX,
         GucContext::Sighup,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.sync_runs_retention",
+        c"How long finished runs stay in salesforce.sync_runs.",
+        c"The sync worker deletes older runs once a minute; each sync's last run and last successful run stay. 0 keeps runs forever.",
+        &SYNC_RUNS_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"salesforce.sync_runs_per_sync",
+        c"How many finished runs of each sync stay in salesforce.sync_runs.",
+        c"The sync worker deletes a sync's older runs beyond this many once a minute, keeping their API requests in the day's count. 0 keeps every run.",
+        &SYNC_RUNS_PER_SYNC,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
     );
 }

@@ -16,6 +16,7 @@ use pgrx::datum::Interval;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
+use salesforce_core::cdc::selection;
 use salesforce_core::naming::{quote_ident, snake_case, with_suffix};
 use salesforce_core::sync::definition::{
     check_every, create_partition_sql, create_shared_table_sql, create_table_sql, synced_fields,
@@ -23,7 +24,8 @@ use salesforce_core::sync::definition::{
 };
 use std::ffi::CString;
 
-fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
+#[track_caller]
+pub(super) fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
     let e = Error::sql(code, message);
     match hint {
         Some(h) => e.with_hint(h).raise(),
@@ -53,7 +55,7 @@ pub(super) fn find_sync(server: &str, object: &str) -> SyncRow {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("{object} on server {server} is not synced"),
-            Some("Start with SELECT salesforce.sync_enable(server, object)."),
+            Some("salesforce.sync_status lists the syncs. A copy left by sync_disable is an ordinary table now: DROP TABLE removes it, and sync_enable takes it up again."),
         );
     }
     let id = match all.iter().find(|(_, owner)| *owner == caller) {
@@ -428,6 +430,9 @@ fn sync_enable(
         })
     })
     .or_raise();
+    if parsed.cdc {
+        check_cdc_selection(server_oid, caller, &describe.name, id);
+    }
     if parsed.write {
         // The caller owns the copy: its trigger is the caller's.
         access::pinned(|| crate::delivery::capture::install(&name.qualified(), id)).or_raise();
@@ -454,6 +459,29 @@ fn sync_enable(
         ),
     );
     id
+}
+
+/// Whether the org selected the object for Change Data Capture: if not, a
+/// WARNING now and `sync_status.stream_warning` until a stream start finds
+/// it selected.
+pub(super) fn check_cdc_selection(server: Oid, role: Oid, object: &str, sync_id: i64) {
+    match connection::with_session(server, role, |s| s.cdc_selection()) {
+        Ok(selected) => {
+            let warning = (!selection::is_selected(&selected, object))
+                .then(|| selection::not_selected_warning(object));
+            if let Some(w) = &warning {
+                crate::error::notice(pgrx::PgLogLevel::WARNING, &format!("{w}."));
+            }
+            access::as_extension(|| store::set_stream_warning(sync_id, warning.as_deref()))
+                .or_raise();
+        }
+        Err(e) => crate::error::notice(
+            pgrx::PgLogLevel::WARNING,
+            &format!(
+                "cannot check whether {object} is selected for Change Data Capture (the Tooling API's PlatformEventChannelMember needs the View Setup and Configuration permission): {e}"
+            ),
+        ),
+    }
 }
 
 /// Drops a table the sync made or used, as its owner; one that is no

@@ -91,24 +91,24 @@ impl BulkBackfill {
 
     /// What to ask Salesforce next, once `until_poll` has passed.
     pub fn request(&self, sync: &SyncRow, object: &str, soft_delete: bool) -> Result<Request> {
-        Ok(match self.step {
-            Step::Create => {
-                let select = match &self.select {
-                    Some(Ok(select)) => select,
-                    Some(Err(field)) => {
-                        return Err(Error::sql(
-                            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                            format!("Bulk API 2.0 cannot return field {field} of {object}"),
-                        )
-                        .with_hint("Sync it with the option \"api\": \"rest\", or leave the field out with \"fields\"."))
-                    }
-                    None => unreachable!("the describe comes first"),
-                };
-                Request::CreateJob {
-                    soql: queries::bulk_backfill(object, &select.fields),
-                    include_deleted: soft_delete,
-                }
+        // Checked at every step: a field Bulk cannot return may appear in
+        // Salesforce while a job runs, and the run's describe adds it.
+        let select = match &self.select {
+            Some(Ok(select)) => select,
+            Some(Err(field)) => {
+                return Err(Error::sql(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!("Bulk API 2.0 cannot return field {field} of {object}"),
+                )
+                .with_hint("Sync it with the option \"api\": \"rest\" (salesforce.sync_alter), or leave the field out with \"fields\"."))
             }
+            None => unreachable!("the describe comes first"),
+        };
+        Ok(match self.step {
+            Step::Create => Request::CreateJob {
+                soql: queries::bulk_backfill(object, &select.fields),
+                include_deleted: soft_delete,
+            },
             Step::Wait => {
                 Request::PollJob(sync.bulk_job.clone().expect("a job is being waited for"))
             }
@@ -133,11 +133,12 @@ impl BulkBackfill {
         soft_delete: bool,
     ) -> std::result::Result<(), SalesforceError> {
         if self.page.is_none() {
-            let select = self
-                .select
-                .as_ref()
-                .and_then(|b| b.as_ref().ok())
-                .expect("a Bulk backfill has its select");
+            let Some(Ok(select)) = self.select.as_ref() else {
+                // `request` refused the step already.
+                return Err(SalesforceError::Config(
+                    "the Bulk backfill has no fields to read".into(),
+                ));
+            };
             let open = bulk::open_page(s, select, fields, job, locator, skip)?;
             self.page = Some(bulk::read_ahead(open, fields, soft_delete));
         }

@@ -8,6 +8,7 @@
 //! `copy_table`). What needs no database, the definitions, SOQL and
 //! pacing, is `salesforce_core::sync`.
 
+mod alter;
 mod api;
 mod backfill;
 mod backfill_bulk;
@@ -25,6 +26,7 @@ mod outdated;
 mod rest;
 mod rows;
 pub(crate) mod run;
+mod run_log;
 mod seen;
 mod steps;
 mod store;

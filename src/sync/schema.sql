@@ -49,6 +49,9 @@ CREATE TABLE @extschema@.syncs (
     -- minutes), and when.
     row_count bigint,
     row_count_at timestamptz,
+    -- Why Change Data Capture cannot keep the copy current (the org has not
+    -- selected the object), as checked by sync_enable and each stream start.
+    stream_warning text,
     UNIQUE (server, object, owner)
 );
 
@@ -97,6 +100,16 @@ CREATE TABLE @extschema@.pacing (
     unreachable_error text
 );
 
+-- API requests of runs trimmed from sync_runs within the last day, by
+-- server and hour, so sync_status still counts them.
+CREATE TABLE @extschema@.api_usage (
+    server name NOT NULL,
+    hour timestamptz NOT NULL,
+    requests bigint NOT NULL,
+    PRIMARY KEY (server, hour)
+);
+REVOKE ALL ON @extschema@.api_usage FROM PUBLIC;
+
 -- Change Data Capture: the sync worker's event stream per server and owner
 -- (Salesforce sends each user what that user may see).
 CREATE TABLE @extschema@.streams (
@@ -110,6 +123,8 @@ CREATE TABLE @extschema@.streams (
     last_commit_at timestamptz,
     error text,
     updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- The last event or keepalive: the stream was current then.
+    heard_at timestamptz,
     PRIMARY KEY (server, owner)
 );
 
@@ -161,7 +176,13 @@ SELECT s.id,
        last.status AS last_status,
        last.finished_at AS last_finished_at,
        last.error AS last_error,
-       now() - ok.started_at AS lag,
+       -- How far behind Salesforce the copy may be: for a streaming Change
+       -- Data Capture sync, since the later of the last event's commit and
+       -- the last word from the stream (an event or a keepalive); else since
+       -- the start of the last successful run.
+       now() - CASE WHEN st.status = 'streaming' AND s.stream_warning IS NULL
+                    THEN greatest(ok.started_at, st.last_commit_at, st.heard_at)
+                    ELSE ok.started_at END AS lag,
        s.row_count AS rows,
        CASE WHEN s.stage = 'incremental' THEN 100.0
             WHEN coalesce(s.backfill_total, 0) = 0 THEN NULL
@@ -182,11 +203,14 @@ SELECT s.id,
             WHEN p.unreachable_since IS NOT NULL
             THEN format('unreachable since %s: %s', p.unreachable_since, p.unreachable_error)
             ELSE 'ok'
-       END AS server_status
+       END AS server_status,
+       s.stream_warning
 FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
-LEFT JOIN LATERAL (SELECT coalesce(sum(r.api_requests), 0) AS requests FROM @extschema@.sync_runs r WHERE r.server = s.server AND r.started_at > now() - interval '1 day') used ON true
+LEFT JOIN LATERAL (SELECT coalesce(sum(r.api_requests), 0)
+                          + coalesce((SELECT sum(u.requests) FROM @extschema@.api_usage u WHERE u.server = s.server AND u.hour > now() - interval '1 day'), 0) AS requests
+                     FROM @extschema@.sync_runs r WHERE r.server = s.server AND r.started_at > now() - interval '1 day') used ON true
 LEFT JOIN @extschema@.pacing p ON p.server = s.server
 LEFT JOIN @extschema@.streams st ON st.server = s.server AND st.owner = s.owner AND (s.options->>'cdc')::boolean
 WHERE coalesce(pg_catalog.pg_has_role(s.owner, 'USAGE'), false)

@@ -240,6 +240,46 @@ pub fn delete_sync(id: i64) -> Result<()> {
         .map_err(Error::from)
 }
 
+/// A sync's new schedule and options (`sync_alter`): a shorter interval
+/// makes the next run due sooner.
+pub fn alter_sync(id: i64, every: Option<pgrx::datum::Interval>, options: JsonB) -> Result<()> {
+    crate::pg::run_kept(
+        "UPDATE salesforce.syncs SET every = coalesce($2, every), options = $3,
+             next_due = least(next_due, now() + coalesce($2, every)) WHERE id = $1",
+        &[id.into(), every.into(), options.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// Why the stream cannot keep a sync's copy current, or None.
+pub fn set_stream_warning(sync_id: i64, warning: Option<&str>) -> Result<()> {
+    crate::pg::run_kept(
+        "UPDATE salesforce.syncs SET stream_warning = $2 WHERE id = $1 AND stream_warning IS DISTINCT FROM $2",
+        &[sync_id.into(), warning.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// Leaves a backfill's Bulk job for the API the sync now names: the
+/// backfill starts over, upserting over the rows the job brought.
+pub fn leave_bulk_job(id: i64) -> Result<()> {
+    crate::pg::run_kept(
+        "UPDATE salesforce.syncs SET bulk_job = NULL, bulk_locator = NULL, bulk_page_rows = 0, backfill_after = NULL,
+             backfill_overlaps = backfill_overlaps OR backfill_rows > 0 WHERE id = $1 AND bulk_job IS NOT NULL",
+        &[id.into()],
+    )
+    .map_err(Error::from)
+}
+
+/// The fields a sync copies, and their columns, in the same order.
+pub fn set_fields(id: i64, fields: Vec<String>, columns: Vec<String>) -> Result<()> {
+    crate::pg::run_kept(
+        "UPDATE salesforce.syncs SET fields = $2, columns = $3 WHERE id = $1",
+        &[id.into(), fields.into(), columns.into()],
+    )
+    .map_err(Error::from)
+}
+
 /// Records the staging table of a resync, or that there is none.
 pub fn set_staging(id: i64, relid: Option<Oid>) -> Result<()> {
     crate::pg::run_kept(

@@ -434,6 +434,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     let mut deliveries = Deliveries::default();
     let mut left_behind = crate::write::left_behind::LeftBehind::default();
     let mut streams = Streams::default();
+    let mut run_log = super::run_log::RunLog::default();
     let mut going: Vec<Going> = Vec::new();
     let mut flight = Flight::default();
     let mut last_admit = Instant::now();
@@ -476,6 +477,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         if stopping() {
             break;
         }
+        run_log.step();
         if !going.is_empty() && waiting.is_none() {
             continue;
         }

@@ -8,6 +8,7 @@ mod bitmap;
 mod connect;
 mod decode;
 mod schema;
+pub mod selection;
 mod status;
 mod stream;
 mod subscription;

@@ -555,6 +555,22 @@ impl Session {
         self.get_json(&path, None)
     }
 
+    /// The change events the org selected for Change Data Capture on the
+    /// standard channel (Tooling API), every page of them.
+    pub fn cdc_selection(&mut self) -> Result<Vec<String>, SalesforceError> {
+        let encoded: String =
+            url::form_urlencoded::byte_serialize(crate::cdc::selection::MEMBERS_SOQL.as_bytes())
+                .collect();
+        let mut page: QueryPage =
+            self.get_json(&self.data_path(&format!("tooling/query?q={encoded}")), None)?;
+        let mut records = std::mem::take(&mut page.records);
+        while let Some(next) = page.next_records_url.take().filter(|_| !page.done) {
+            page = self.get_json(&next, None)?;
+            records.append(&mut page.records);
+        }
+        Ok(crate::cdc::selection::standard_channel_selection(&records))
+    }
+
     pub fn describe(&mut self, object: &str) -> Result<ObjectDescribe, SalesforceError> {
         let path = self.data_path(&format!("sobjects/{object}/describe"));
         self.get_json(&path, None)

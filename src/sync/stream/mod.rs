@@ -26,7 +26,7 @@ use crate::error::{self, Error, Result};
 use pgrx::pg_sys::Oid;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 use salesforce_core::cdc::{
-    ChangeEvent, ChangeType, Replay, StreamConfig, StreamItem, Subscription,
+    selection, ChangeEvent, ChangeType, Replay, StreamConfig, StreamItem, Subscription,
 };
 use salesforce_core::sync::definition::{present_fields, SyncOptions};
 use salesforce_core::SalesforceError;
@@ -224,6 +224,40 @@ impl Stream {
                 "Change Data Capture needs a grant that logs in (the org id comes from the login), not access_token".into(),
             ))
         })?;
+        // One Tooling query: an object the org has not selected sends no
+        // events, and its sync must say so rather than look current.
+        let selection =
+            connection::with_prepared_session(mapping.0, mapping.1, |s| s.cdc_selection());
+        let warnings: Vec<(i64, Option<String>)> = match &selection {
+            Ok(selected) => targets
+                .iter()
+                .map(|t| {
+                    let warning = (!selection::is_selected(selected, &t.object))
+                        .then(|| selection::not_selected_warning(&t.object));
+                    (t.sync_id, warning)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for (t, (_, w)) in targets.iter().zip(&warnings) {
+            if let Some(w) = w {
+                error::notice(
+                    PgLogLevel::WARNING,
+                    &format!(
+                        "pg_salesforce: sync of {} on server {server}: {w}.",
+                        t.object
+                    ),
+                );
+            }
+        }
+        if let Err(e) = &selection {
+            error::notice(
+                PgLogLevel::WARNING,
+                &format!(
+                    "pg_salesforce: cannot read which objects server {server} selected for Change Data Capture (the Tooling API's PlatformEventChannelMember needs the View Setup and Configuration permission): {e}"
+                ),
+            );
+        }
         let recovering = replay_id.is_none();
         let subscription = Subscription::open(StreamConfig {
             pubsub_url: server_options.pubsub_url.clone(),
@@ -241,6 +275,9 @@ impl Stream {
                 state::poll_now(&sync_ids)?;
             }
             state::set_status(&key, "streaming", None)?;
+            for (sync_id, warning) in &warnings {
+                store::set_stream_warning(*sync_id, warning.as_deref())?;
+            }
             sync_ids
                 .iter()
                 .map(|id| state::start_session(*id))

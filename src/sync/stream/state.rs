@@ -57,7 +57,7 @@ pub fn applied(
     Spi::run_with_args(
         "UPDATE salesforce.streams SET replay_id = $2, status = 'streaming', error = NULL, events = events + $3,
              last_event_at = CASE WHEN $3 > 0 THEN clock_timestamp() ELSE last_event_at END,
-             last_commit_at = coalesce($4::timestamptz, last_commit_at), updated_at = clock_timestamp()
+             last_commit_at = coalesce($4::timestamptz, last_commit_at), updated_at = clock_timestamp(), heard_at = clock_timestamp()
          WHERE server = $1 AND owner = $5",
         &[
             key.server.as_str().into(),
