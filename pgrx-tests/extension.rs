@@ -34,6 +34,70 @@ mod tests {
         assert_eq!(servers, Ok(Some(1)));
     }
 
+    #[pg_test]
+    fn upsert_key_and_rowid_column_name_columns_of_the_table() {
+        // Each case on a table of its own: an error caught here undoes
+        // nothing, and leaves the event trigger's search_path in place.
+        Spi::run("CREATE SERVER keyed FOREIGN DATA WRAPPER salesforce OPTIONS (login_url 'http://127.0.0.1:7777')").unwrap();
+        let table = |name: &str| {
+            Spi::run(&format!(
+                "CREATE FOREIGN TABLE public.{name} (id text, ext text OPTIONS (field 'User_Id__c'), last_name text)
+                 SERVER keyed OPTIONS (object 'Contact', rowid_column 'id', upsert_key 'User_Id__c')"
+            ))
+            .unwrap();
+        };
+        table("keyed_a");
+        Spi::run("ALTER FOREIGN TABLE public.keyed_a OPTIONS (SET upsert_key 'ext')").unwrap();
+        let e = sql_error("ALTER FOREIGN TABLE public.keyed_a OPTIONS (SET upsert_key 'user_id')");
+        assert_eq!(
+            e.message,
+            "upsert_key 'user_id' of foreign table public.keyed_a names none of its columns",
+        );
+        assert!(e.hint.contains("external id"), "{}", e.hint);
+        table("keyed_b");
+        let e = sql_error("ALTER FOREIGN TABLE public.keyed_b OPTIONS (SET rowid_column 'Id')");
+        assert_eq!(
+            e.message,
+            "rowid_column 'Id' of foreign table public.keyed_b names none of its columns"
+        );
+        table("keyed_c");
+        let e = sql_error("ALTER TABLE public.keyed_c DROP COLUMN ext");
+        assert!(
+            e.message.starts_with("upsert_key 'User_Id__c'"),
+            "{}",
+            e.message
+        );
+        table("keyed_d");
+        let e = sql_error("ALTER TABLE public.keyed_d RENAME COLUMN id TO record_id");
+        assert!(e.message.starts_with("rowid_column 'id'"), "{}", e.message);
+        let e = sql_error("CREATE FOREIGN TABLE public.keyed_e (id text) SERVER keyed OPTIONS (object 'Lead', upsert_key 'Email')");
+        assert!(e.message.starts_with("upsert_key 'Email'"), "{}", e.message);
+        // Other wrappers' tables are not ours to check.
+        Spi::run("CREATE FOREIGN DATA WRAPPER other_fdw").unwrap();
+        Spi::run("CREATE SERVER other FOREIGN DATA WRAPPER other_fdw").unwrap();
+        Spi::run("CREATE FOREIGN TABLE public.other_table (a int) SERVER other OPTIONS (upsert_key 'nope')").unwrap();
+    }
+
+    #[pg_test]
+    fn an_error_names_the_rust_function_that_raised_it() {
+        let e = sql_error("SELECT salesforce.sync_enable('no_such_server', 'Account')");
+        assert!(
+            e.location.starts_with("sync_enable, api.rs:"),
+            "{} at {}",
+            e.message,
+            e.location
+        );
+        let e = sql_error(
+            "SELECT salesforce.sync_alter('no_such_server', 'Account', every => '1 minute')",
+        );
+        assert!(
+            e.location.starts_with("find_sync, api.rs:"),
+            "{} at {}",
+            e.message,
+            e.location
+        );
+    }
+
     #[pg_test(error = "invalid option \"logon_url\" for a salesforce server")]
     fn validator_names_an_unknown_server_option() {
         Spi::run("CREATE SERVER typo FOREIGN DATA WRAPPER salesforce OPTIONS (logon_url 'https://login.salesforce.com')").unwrap();

@@ -45,6 +45,35 @@ thread_local! {
     /// worker asks Salesforce outside any), stored at the next chance.
     static ROTATED: RefCell<Vec<(Key, String)>> = const { RefCell::new(Vec::new()) };
     static DESCRIBES: RefCell<Describes> = RefCell::new(HashMap::new());
+    /// `shared_cache::describes_refreshed()` when DESCRIBES was last valid.
+    static DESCRIBES_AS_OF: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Drops this backend's describes if `salesforce.refresh_describe()` was
+/// called, here or in another backend, since they were made.
+fn drop_refreshed_describes() {
+    let refreshed = shared_cache::describes_refreshed();
+    if DESCRIBES_AS_OF.replace(refreshed) != refreshed {
+        DESCRIBES.with(|c| c.borrow_mut().clear());
+    }
+}
+
+/// Drops the describes of a server, of one object or all, for every user:
+/// this backend's, the shared ones, and (through the shared count of
+/// refreshes) other backends' own.
+pub fn refresh_describes(server: Oid, object: Option<&str>) {
+    let object_key = object.map(str::to_ascii_lowercase);
+    DESCRIBES.with(|c| {
+        c.borrow_mut().retain(|((s, _), o), _| {
+            *s != server.to_u32() || object_key.as_ref().is_some_and(|k| k != o)
+        })
+    });
+    shared_cache::refresh_describes(
+        unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        server.to_u32(),
+        object,
+    );
+    DESCRIBES_AS_OF.set(shared_cache::describes_refreshed());
 }
 
 /// Whether a wait for Salesforce must end: a cancel or statement timeout, a
@@ -318,6 +347,7 @@ pub fn unknown_object(e: Error, object: &str) -> Error {
 /// server and the user mapping are unchanged.
 pub fn describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescribe>> {
     let fingerprint = prepare_session(server, user)?;
+    drop_refreshed_describes();
     let cache_key = (key(server, user), object.to_ascii_lowercase());
     if let Some((print, _, d)) = DESCRIBES.with(|c| c.borrow().get(&cache_key).cloned()) {
         if print == fingerprint {
@@ -353,6 +383,12 @@ pub fn remember_describe(server: Oid, user: Oid, d: ObjectDescribe) -> Rc<Object
     remember_locally(key, fingerprint, d)
 }
 
+/// An object's describe asked of Salesforce now, kept for later uses.
+pub fn fresh_describe(server: Oid, user: Oid, object: &str) -> Result<Rc<ObjectDescribe>> {
+    let d = with_session(server, user, |s| s.describe(object))?;
+    Ok(remember_describe(server, user, d))
+}
+
 /// Drops an object's cached describe, here and shared, so the next use
 /// asks Salesforce.
 pub fn forget_describe(server: Oid, user: Oid, object: &str) {
@@ -373,6 +409,7 @@ pub fn recent_describe(
 ) -> Option<Rc<ObjectDescribe>> {
     let fingerprint =
         SESSIONS.with(|c| c.borrow().get(&key(server, user)).map(|s| s.fingerprint))?;
+    drop_refreshed_describes();
     let cache_key = (key(server, user), object.to_ascii_lowercase());
     let local = DESCRIBES.with(|c| {
         c.borrow()

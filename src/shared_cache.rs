@@ -12,7 +12,7 @@ use pgrx::pg_sys;
 use salesforce_core::client::auth::Token;
 use salesforce_core::client::describe::ObjectDescribe;
 use salesforce_core::client::token_shelf::{Shelved, TokenShelf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TOKEN_SLOTS: usize = 64;
@@ -71,6 +71,9 @@ struct Area {
     describe_count: usize,
     arena_used: usize,
     workers: [WorkerSlot; WORKER_SLOTS],
+    /// Counts `salesforce.refresh_describe()` calls: a backend's own
+    /// describes made under an older count are made again.
+    describes_refreshed: AtomicU64,
 }
 
 /// A database's sync worker, read and written without the lock.
@@ -323,6 +326,32 @@ pub fn remember_describe(key: Key, d: &ObjectDescribe) {
         slot.made = now_ms();
         slot.offset = offset;
         slot.len = json.len();
+    });
+}
+
+/// How many times describes were refreshed since the server started; 0
+/// without shared memory.
+pub fn describes_refreshed() -> u64 {
+    unsafe { AREA.load(Ordering::Acquire).as_ref() }
+        .map_or(0, |area| area.describes_refreshed.load(Ordering::Acquire))
+}
+
+/// Drops the shared describes of a server in `database`, for every user,
+/// of one object or all, and tells every backend to drop its own.
+pub fn refresh_describes(database: u32, server: u32, object: Option<&str>) {
+    let object = object.map(str::to_ascii_lowercase);
+    locked(pg_sys::LWLockMode::LW_EXCLUSIVE, |area| {
+        for slot in &mut area.describes[..area.describe_count] {
+            if slot.key.database == database
+                && slot.key.server == server
+                && object
+                    .as_ref()
+                    .is_none_or(|o| &slot.object[..slot.object_len] == o.as_bytes())
+            {
+                slot.made = i64::MIN;
+            }
+        }
+        area.describes_refreshed.fetch_add(1, Ordering::AcqRel);
     });
 }
 

@@ -164,3 +164,13 @@ fn describe_object(
         )
     }))
 }
+
+/// Drops what is cached of a server's describes, of one object or all, for
+/// every user, in every backend: the next use asks Salesforce. For a field
+/// added in Salesforce that a foreign table or a sync should see now.
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+fn refresh_describe(server: &str, object: default!(Option<&str>, "NULL")) {
+    let (server, _) = mapping(server);
+    connection::refresh_describes(server, object);
+}

@@ -108,7 +108,7 @@ pub fn statements(server: Oid, stmt: &ImportForeignSchemaStmt) -> Result<Vec<Str
             ImportSchemaType::FdwImportSchemaExcept => !listed.contains(table.as_str()),
         };
         if wanted {
-            let object = connection::describe(server, user, &summary.name)?;
+            let object = connection::fresh_describe(server, user, &summary.name)?;
             // One COUNT() per object; an object too large to count in time gets no estimate.
             let rows = connection::with_session(server, user, |s| {
                 s.query(&format!("SELECT COUNT() FROM {}", object.name), false)

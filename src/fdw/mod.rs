@@ -15,6 +15,8 @@ mod plan;
 mod table;
 mod upper;
 
+pgrx::extension_sql_file!("schema.sql", name = "fdw_schema");
+
 use crate::error::Error;
 use pgrx::pg_sys::{BuiltinOid, Oid};
 use salesforce_core::options::{validate, OptionScope};
