@@ -9,11 +9,13 @@ bash scripts/setup.sh
 source scripts/lib.sh
 
 echo "== building and installing pg_salesforce"
-quietly cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
-cargo build --release -q -p sfsim
+# The dev profile, as the tests build: a release build with LTO takes
+# minutes longer, and nothing in the demo needs its speed.
+quietly cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config
+cargo build -q -p sfsim
 
 DEMO_DIR=${DEMO_DIR:-/tmp/pg_salesforce-demo}
-start_sfsim target/release/sfsim --seed demo
+start_sfsim target/debug/sfsim --seed demo
 start_cluster "$DEMO_DIR"
 if [ "${1:-}" != "--keep" ]; then trap 'stop_cluster "$DEMO_DIR"; stop_sfsim' EXIT; fi
 echo "== sfsim serves the demo org at $SFSIM_URL; PostgreSQL listens in $PGHOST on port $PGPORT"
