@@ -254,6 +254,10 @@ pub(super) fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response,
         },
         ["composite", "sobjects", rest @ ..] => super::collections::route(req, rest),
         ["jobs", "query", rest @ ..] => super::bulk::route(req, rest),
+        ["tooling", "query"] => match method.as_str() {
+            "GET" => super::tooling::query(req),
+            _ => allow("GET"),
+        },
         _ => Err(ApiError::not_found()),
     }
 }

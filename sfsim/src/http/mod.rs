@@ -11,6 +11,7 @@ mod control;
 mod data;
 mod errors;
 mod oauth;
+mod tooling;
 
 use crate::orgs::Orgs;
 use crate::request_log::LoggedRequest;

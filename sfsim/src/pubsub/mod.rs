@@ -20,6 +20,7 @@ mod topics;
 pub use bus::{Bus, State};
 pub use faults::CdcFaults;
 pub use replay::ReplayLog;
+pub use topics::entity_name;
 
 use crate::sim::Sim;
 use crate::tls::SelfSigned;
