@@ -37,9 +37,10 @@ out=$(messages "SELECT salesforce.sync_alter('org', 'Account', every => '1 hour'
   = '01:00:00 ["Name", "Industry"] id,name,industry,system_modstamp' ] \
   || fail "sync_alter did not change the sync: $(try_sql "SELECT every, options, columns FROM salesforce.syncs WHERE object = 'Account'")"
 [ "$(try_sql "SELECT count(*) FROM org.account WHERE industry IS NOT NULL")" = 0 ] || fail "the new column filled before a resync"
-sql -q -c "CALL salesforce.resync('org', 'Account')"
+out=$(messages "CALL salesforce.resync('org', 'Account')")
+[ -z "$out" ] || fail "resync said: $out"
 same_as_salesforce org.account "id, name, industry"
-sql -q -c "SELECT salesforce.sync_alter('org', 'Account', options => '{\"lookback_seconds\": 30}')"
+sql -q -c "SELECT salesforce.sync_alter('org', 'Account', options => '{\"lookback_seconds\": 30}')" >/dev/null
 [ "$(try_sql "SELECT options FROM salesforce.syncs WHERE object = 'Account'")" = '{"fields": ["Name", "Industry"], "lookback_seconds": 30}' ] \
   || fail "options did not merge: $(try_sql "SELECT options FROM salesforce.syncs WHERE object = 'Account'")"
 out=$(messages "SELECT salesforce.sync_alter('org', 'Account', options => '{\"soft_delete\": true}')")
@@ -56,7 +57,7 @@ out=$(messages "SELECT salesforce.sync_enable('org', 'Account', every => '2 seco
 [ "$(wc -l <<<"$out")" = 1 ] && grep -q "^NOTICE:  Account will be copied into org.account" <<<"$out" || fail "taking the copy up again: $out"
 wait_for 60 "SELECT last_status = 'succeeded' AND stage = 'incremental' FROM salesforce.sync_status WHERE object = 'Account'"
 same_as_salesforce org.account "id, name, industry"
-sql -q -c "SELECT salesforce.sync_disable('org', 'Account', drop_table => true)"
+sql -q -c "SELECT salesforce.sync_disable('org', 'Account', drop_table => true)" >/dev/null
 [ "$(try_sql "SELECT to_regclass('org.account') IS NULL")" = t ] || fail "drop_table left the copy"
 out=$(messages "SELECT salesforce.sync_disable('org', 'Account', drop_table => true)")
 grep -q "^ERROR:  Account on server org is not synced" <<<"$out" && grep -q "^HINT:  .*DROP TABLE removes it" <<<"$out" \
@@ -126,7 +127,7 @@ sql -q -c "ALTER SYSTEM SET salesforce.sync_enabled = off" -c "SELECT pg_reload_
 sleep 2
 control PATCH settings '{"bulk_job_processing_ms": 600000}' >/dev/null
 sql -q -c "SELECT salesforce.sync_disable('org', 'Contact', drop_table => true)" \
-  -c "SELECT salesforce.sync_enable('org', 'Contact', every => '1 hour', options => '{\"api\": \"bulk\"}')" 2>/dev/null
+  -c "SELECT salesforce.sync_enable('org', 'Contact', every => '1 hour', options => '{\"api\": \"bulk\"}')" >/dev/null 2>&1
 sql -q <<'SQL'
 DO $$
 DECLARE run bigint := salesforce._sync_begin('org', 'Contact');
@@ -138,18 +139,18 @@ END $$;
 SQL
 [ "$(try_sql "SELECT bulk_job IS NOT NULL FROM salesforce.syncs WHERE object = 'Contact'")" = t ] || fail "no Bulk job started"
 control POST objects/Contact/fields '[{"name": "Photo__c", "type": "base64", "label": "Photo"}]' >/dev/null
-sql -q -c "SELECT salesforce.refresh_describe('org', 'Contact')"
+sql -q -c "SELECT salesforce.refresh_describe('org', 'Contact')" >/dev/null
 out=$(messages "CALL salesforce.sync_now('org', 'Contact')")
 grep -q "Bulk API 2.0 cannot return field Photo__c of Contact" <<<"$out" || fail "the Bulk read phase: $out"
 control PATCH settings '{"bulk_job_processing_ms": 0}' >/dev/null
-sql -q -c "SELECT salesforce.sync_alter('org', 'Contact', options => '{\"api\": \"rest\"}')"
-sql -q -c "CALL salesforce.sync_now('org', 'Contact')"
+sql -q -c "SELECT salesforce.sync_alter('org', 'Contact', options => '{\"api\": \"rest\"}')" >/dev/null
+sql -q -c "CALL salesforce.sync_now('org', 'Contact')" >/dev/null
 [ "$(try_sql "SELECT count(*) FROM org.contact")" = "$(try_sql "SELECT count(*) FROM crm.contact")" ] || fail "the REST backfill after the switch"
 echo "base64 during a Bulk backfill: the clear error, then REST"
 
 # 7. The run log stays bounded (5 runs a sync here), and the API requests
 # of the runs it drops still count in sync_status.
-for _ in $(seq 8); do sql -q -c "CALL salesforce.sync_now('org', 'Lead')"; done
+for _ in $(seq 8); do sql -q -c "CALL salesforce.sync_now('org', 'Lead')" >/dev/null; done
 used=$(try_sql "SELECT api_requests_24h FROM salesforce.sync_status WHERE object = 'Lead'")
 wait_for 90 "SELECT count(*) <= 5 FROM salesforce.sync_runs WHERE object = 'Lead'"
 [ "$(try_sql "SELECT api_requests_24h FROM salesforce.sync_status WHERE object = 'Lead'")" = "$used" ] \
