@@ -9,7 +9,8 @@ pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 root=target/pkg/root
 rm -rf "$root"
-cargo pgrx package --pg-config "$pg_config" --out-dir "$root" >/dev/null
+# PACKAGE_PROFILE=dev builds faster, for tests of the packaging itself.
+cargo pgrx package --profile "${PACKAGE_PROFILE:-release}" --pg-config "$pg_config" --out-dir "$root" >/dev/null
 extdir=$root$("$pg_config" --sharedir)/extension
 # Released install scripts, which cargo pgrx does not copy: a database made
 # with an older version can be created anew from the same package.
