@@ -90,11 +90,14 @@ SELECT s.id,
        last.status AS last_status,
        last.finished_at AS last_finished_at,
        last.error AS last_error,
-       -- How far behind Salesforce the copy may be: for a streaming Change
-       -- Data Capture sync, since the later of the last event's commit and
-       -- the last word from the stream (an event or a keepalive); else since
-       -- the start of the last successful run.
+       -- How far behind Salesforce the copy may be: for a sync the stream
+       -- is applying now, since the later of the last event's commit and the
+       -- last keepalive (sent when nothing is pending); else since the start
+       -- of the last successful run.
        now() - CASE WHEN st.status = 'streaming' AND s.stream_warning IS NULL
+                         AND s.enabled AND s.stage = 'incremental' AND s.paused_reason IS NULL
+                         AND EXISTS (SELECT 1 FROM @extschema@.sync_runs r
+                                      WHERE r.sync_id = s.id AND r.kind = 'stream' AND r.status = 'running')
                     THEN greatest(ok.started_at, st.last_commit_at, st.heard_at)
                     ELSE ok.started_at END AS lag,
        s.row_count AS rows,
@@ -123,7 +126,7 @@ FROM @extschema@.syncs s
 LEFT JOIN LATERAL (SELECT r.* FROM @extschema@.sync_runs r WHERE r.sync_id = s.id ORDER BY r.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (SELECT r.started_at FROM @extschema@.sync_runs r WHERE r.sync_id = s.id AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) ok ON true
 LEFT JOIN LATERAL (SELECT coalesce(sum(r.api_requests), 0)
-                          + coalesce((SELECT sum(u.requests) FROM @extschema@.api_usage u WHERE u.server = s.server AND u.hour > now() - interval '1 day'), 0) AS requests
+                          + coalesce((SELECT sum(u.requests) FROM @extschema@.api_usage u WHERE u.server = s.server AND u.hour >= date_trunc('hour', now() - interval '1 day')), 0) AS requests
                      FROM @extschema@.sync_runs r WHERE r.server = s.server AND r.started_at > now() - interval '1 day') used ON true
 LEFT JOIN @extschema@.pacing p ON p.server = s.server
 LEFT JOIN @extschema@.streams st ON st.server = s.server AND st.owner = s.owner AND (s.options->>'cdc')::boolean
@@ -152,9 +155,13 @@ BEGIN
             WHERE a.attrelid = ft.ftrelid AND a.attnum > 0 AND NOT a.attisdropped
               AND (a.attname = o.option_value
                    OR (o.option_name = 'upsert_key'
-                       AND pg_catalog.lower(coalesce((SELECT f.option_value FROM pg_catalog.pg_options_to_table(a.attfdwoptions) f
-                                                      WHERE f.option_name = 'field'), a.attname))
-                           = pg_catalog.lower(o.option_value))))
+                       AND coalesce((SELECT pg_catalog.lower(f.option_value) = pg_catalog.lower(o.option_value)
+                                       FROM pg_catalog.pg_options_to_table(a.attfdwoptions) f
+                                      WHERE f.option_name = 'field'),
+                                    -- no field option: the field named as the column, ignoring
+                                    -- case, or whose snake_case name the column is
+                                    pg_catalog.replace(pg_catalog.lower(a.attname), '_', '')
+                                      = pg_catalog.replace(pg_catalog.lower(o.option_value), '_', '')))))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION USING

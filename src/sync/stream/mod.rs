@@ -59,6 +59,9 @@ pub struct Streams {
 struct Stream {
     key: StreamKey,
     sync_ids: Vec<i64>,
+    /// The syncs' fields and columns as the stream opened with them: a
+    /// change (sync_alter, a field added in Salesforce) reopens it.
+    shape: String,
     mapping: Option<(Oid, Oid)>,
     targets: Vec<Target>,
     subscription: Option<Subscription>,
@@ -98,19 +101,20 @@ impl Streams {
         let (keep, gone): (Vec<Stream>, Vec<Stream>) = std::mem::take(&mut self.streams)
             .into_iter()
             .partition(|s| {
-                wanted
-                    .iter()
-                    .any(|(key, ids)| *key == s.key && *ids == s.sync_ids)
+                wanted.iter().any(|(key, ids, shape)| {
+                    *key == s.key && *ids == s.sync_ids && *shape == s.shape
+                })
             });
         for mut s in gone {
             s.close(steps, None);
         }
         self.streams = keep;
-        for (key, sync_ids) in wanted {
+        for (key, sync_ids, shape) in wanted {
             if !self.streams.iter().any(|s| s.key == key) {
                 self.streams.push(Stream {
                     key,
                     sync_ids,
+                    shape,
                     mapping: None,
                     targets: vec![],
                     subscription: None,

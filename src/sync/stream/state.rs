@@ -57,7 +57,8 @@ pub fn applied(
     Spi::run_with_args(
         "UPDATE salesforce.streams SET replay_id = $2, status = 'streaming', error = NULL, events = events + $3,
              last_event_at = CASE WHEN $3 > 0 THEN clock_timestamp() ELSE last_event_at END,
-             last_commit_at = coalesce($4::timestamptz, last_commit_at), updated_at = clock_timestamp(), heard_at = clock_timestamp()
+             last_commit_at = coalesce($4::timestamptz, last_commit_at), updated_at = clock_timestamp(),
+             heard_at = CASE WHEN $3 = 0 THEN clock_timestamp() ELSE heard_at END
          WHERE server = $1 AND owner = $5",
         &[
             key.server.as_str().into(),
@@ -122,14 +123,16 @@ pub fn end_session(run_id: i64, error: Option<&str>) -> Result<()> {
 /// Each server and owner with a sync that streams, with those syncs in Id
 /// order: only syncs past their backfill, which a poll has brought up to
 /// date, and not paused.
-pub fn streaming_syncs() -> Result<Vec<(StreamKey, Vec<i64>)>> {
+pub fn streaming_syncs() -> Result<Vec<(StreamKey, Vec<i64>, String)>> {
     let installed = Spi::get_one::<bool>("SELECT to_regclass('salesforce.streams') IS NOT NULL")?;
     if installed != Some(true) {
         return Ok(vec![]);
     }
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT server::text, owner, array_agg(id ORDER BY id) FROM salesforce.syncs
+            "SELECT server::text, owner, array_agg(id ORDER BY id),
+                    md5(string_agg(id || ':' || array_to_string(fields, ',') || ':' || array_to_string(columns, ','), '|' ORDER BY id))
+               FROM salesforce.syncs
              WHERE enabled AND stage = 'incremental' AND (options->>'cdc')::boolean AND paused_reason IS NULL
              GROUP BY server, owner ORDER BY server, owner",
             None,
@@ -142,6 +145,7 @@ pub fn streaming_syncs() -> Result<Vec<(StreamKey, Vec<i64>)>> {
                     owner: r.get::<Oid>(2)?.unwrap_or(Oid::INVALID),
                 },
                 r.get::<Vec<i64>>(3)?.unwrap_or_default(),
+                r.get::<String>(4)?.unwrap_or_default(),
             ))
         })
         .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
