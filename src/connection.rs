@@ -62,6 +62,8 @@ fn drop_refreshed_describes() {
 /// this backend's, the shared ones, and (through the shared count of
 /// refreshes) other backends' own.
 pub fn refresh_describes(server: Oid, object: Option<&str>) {
+    // Refreshes other backends made since this one looked count first.
+    drop_refreshed_describes();
     let object_key = object.map(str::to_ascii_lowercase);
     DESCRIBES.with(|c| {
         c.borrow_mut().retain(|((s, _), o), _| {

@@ -75,7 +75,7 @@ fn fields_after(
                 kept.push(f);
             }
             None => {
-                if sync.columns.contains(&f.column) {
+                if sync.columns.contains(&f.column) || has_column(sync.target().relid, &f.column) {
                     return Err(Error::sql(
                         PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
                         format!(
@@ -92,18 +92,33 @@ fn fields_after(
     Ok((kept, added))
 }
 
+/// Whether the table has a column of that name already (one a user added).
+fn has_column(relid: pgrx::pg_sys::Oid, column: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(column) else {
+        return false;
+    };
+    unsafe {
+        pgrx::pg_sys::get_attnum(relid, name.as_ptr()) != pgrx::pg_sys::InvalidAttrNumber as i16
+    }
+}
+
 /// A new list of fields: columns for the fields added, in the copy and in
 /// a resync's staging table. Fields left out keep their columns, no
 /// longer updated.
 fn change_fields(sync: &SyncRow, fields: &Vec<String>) -> Result<()> {
     let server = catalog::server_oid(&sync.server)?;
+    access::check_server_use(server, sync.owner())?;
     let describe = connection::with_session(server, sync.owner(), |s| s.describe(&sync.object))?;
     let wanted = synced_fields(&describe, Some(fields.as_slice()))
         .map_err(|m| Error::sql(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m))?;
     let (kept, added) = fields_after(sync, wanted)?;
     if !added.is_empty() {
         sync.target().add_columns(&added)?;
-        if let Some(staging) = sync.staging() {
+        // A staging table dropped meanwhile is made again by the next run.
+        if let Some(staging) = sync
+            .staging()
+            .filter(|t| access::table_name(t.relid).is_some())
+        {
             staging.add_columns(&added)?;
         }
     }
@@ -178,6 +193,7 @@ fn sync_alter(
     }
     if after.cdc && !before.cdc {
         let server = catalog::server_oid(&sync.server).or_raise();
+        access::check_server_use(server, sync.owner()).or_raise();
         check_cdc_selection(server, sync.owner(), &sync.object, sync.id);
     }
     if !after.cdc {

@@ -245,7 +245,7 @@ pub fn delete_sync(id: i64) -> Result<()> {
 pub fn alter_sync(id: i64, every: Option<pgrx::datum::Interval>, options: JsonB) -> Result<()> {
     crate::pg::run_kept(
         "UPDATE salesforce.syncs SET every = coalesce($2, every), options = $3,
-             next_due = least(next_due, now() + coalesce($2, every)) WHERE id = $1",
+             next_due = CASE WHEN $2 IS NULL THEN next_due ELSE least(next_due, now() + $2) END WHERE id = $1",
         &[id.into(), every.into(), options.into()],
     )
     .map_err(Error::from)

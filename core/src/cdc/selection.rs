@@ -28,8 +28,12 @@ pub fn standard_channel_selection(records: &[Map<String, Value>]) -> Vec<String>
     records
         .iter()
         .filter(|r| {
-            text(r, "EventChannel").eq_ignore_ascii_case("ChangeEvents")
-                || text(r, "DeveloperName").starts_with("ChangeEvents_")
+            let channel = text(r, "EventChannel");
+            let developer = text(r, "DeveloperName");
+            channel.eq_ignore_ascii_case("ChangeEvents")
+                || (!channel.ends_with("__chn")
+                    && developer.starts_with("ChangeEvents_")
+                    && !developer.starts_with("ChangeEvents_chn_"))
         })
         .map(|r| text(r, "SelectedEntity"))
         .filter(|e| !e.is_empty())
@@ -45,7 +49,7 @@ pub fn is_selected(selection: &[String], object: &str) -> bool {
 /// What to tell the user when an object is not selected.
 pub fn not_selected_warning(object: &str) -> String {
     format!(
-        "{object} is not selected for Change Data Capture: Salesforce sends no change events for it, and only the hourly safety-net poll keeps the copy current. In Setup, Integrations > Change Data Capture, move {object} to Selected Entities"
+        "{object} is not selected for Change Data Capture: Salesforce sends no change events for it, and only the sync's polls keep the copy current. In Setup, Integrations > Change Data Capture, move {object} to Selected Entities"
     )
 }
 
@@ -85,11 +89,20 @@ mod selection_tests {
                 "Orders_chn_ContactChangeEvent",
                 "ContactChangeEvent",
             ),
+            member(
+                "ChangeEvents__chn",
+                "ChangeEvents_chn_LeadChangeEvent",
+                "LeadChangeEvent",
+            ),
         ];
         let selected = standard_channel_selection(&records);
         assert!(is_selected(&selected, "Account"));
         assert!(is_selected(&selected, "invoice__c"));
         assert!(!is_selected(&selected, "Contact"));
+        assert!(
+            !is_selected(&selected, "Lead"),
+            "a custom channel named ChangeEvents__chn"
+        );
         assert!(not_selected_warning("Contact").contains("move Contact to Selected Entities"));
     }
 }
