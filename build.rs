@@ -1,6 +1,8 @@
 //! Indexes where each Rust function of the extension starts, so an ERROR's
 //! LOCATION can name the function that raised it (`error::function_at`):
 //! Rust has no `__func__`, and `#[track_caller]` gives only file and line.
+//! A line scan, not a parser: a function nested in another names the rest
+//! of the outer one, and a trait method goes by its own name alone.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,10 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// any of `pub`, `pub(crate)`, `const`, `async`, `unsafe`, `extern "C"`.
 fn declared_function(line: &str) -> Option<&str> {
     let mut rest = line.trim_start();
+    // `#[inline] fn f`: attributes on the same line.
+    while rest.starts_with("#[") {
+        rest = rest.split_once("] ").map_or("", |(_, r)| r).trim_start();
+    }
     loop {
         let before = rest;
         for prefix in [

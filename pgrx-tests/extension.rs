@@ -70,6 +70,9 @@ mod tests {
         table("keyed_d");
         let e = sql_error("ALTER TABLE public.keyed_d RENAME COLUMN id TO record_id");
         assert!(e.message.starts_with("rowid_column 'id'"), "{}", e.message);
+        // A column without a field option reads the field its name is the
+        // snake_case of.
+        Spi::run("CREATE FOREIGN TABLE public.keyed_f (id text, account_number text) SERVER keyed OPTIONS (object 'Account', upsert_key 'AccountNumber')").unwrap();
         let e = sql_error("CREATE FOREIGN TABLE public.keyed_e (id text) SERVER keyed OPTIONS (object 'Lead', upsert_key 'Email')");
         assert!(e.message.starts_with("upsert_key 'Email'"), "{}", e.message);
         // Other wrappers' tables are not ours to check.

@@ -5,11 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-echo "== salesforce_core: the client and the pure logic, without PostgreSQL"
-cargo test -p salesforce_core
-
-echo "== sfsim: unit, SOQL rule and HTTP API tests"
-cargo test -p sfsim
+# One cargo run for both crates: their shared dependencies build once.
+echo "== salesforce_core (the client and the pure logic, without PostgreSQL) and sfsim (unit, SOQL rule and HTTP API tests)"
+cargo test -p salesforce_core -p sfsim
 cargo build -q -p sfsim
 export SFSIM_BIN=$PWD/target/debug/sfsim
 

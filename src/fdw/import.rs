@@ -77,14 +77,19 @@ fn create_table(
     let estimate = rows
         .map(|n| format!(", estimated_rows '{n}'"))
         .unwrap_or_default();
+    // An object without an Id field (some system objects) gets no rowid_column.
+    let rowid = if id_column.is_empty() {
+        String::new()
+    } else {
+        format!(", rowid_column {}", quote_literal(&id_column))
+    };
     format!(
-        "CREATE FOREIGN TABLE {}.{} (\n{}\n) SERVER {} OPTIONS (object {}, rowid_column {}{estimate})",
+        "CREATE FOREIGN TABLE {}.{} (\n{}\n) SERVER {} OPTIONS (object {}{rowid}{estimate})",
         quote_ident(schema),
         quote_ident(table),
         columns.join(",\n"),
         quote_ident(server),
         quote_literal(&object.name),
-        quote_literal(&id_column)
     )
 }
 

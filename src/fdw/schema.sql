@@ -20,9 +20,13 @@ BEGIN
             WHERE a.attrelid = ft.ftrelid AND a.attnum > 0 AND NOT a.attisdropped
               AND (a.attname = o.option_value
                    OR (o.option_name = 'upsert_key'
-                       AND pg_catalog.lower(coalesce((SELECT f.option_value FROM pg_catalog.pg_options_to_table(a.attfdwoptions) f
-                                                      WHERE f.option_name = 'field'), a.attname))
-                           = pg_catalog.lower(o.option_value))))
+                       AND coalesce((SELECT pg_catalog.lower(f.option_value) = pg_catalog.lower(o.option_value)
+                                       FROM pg_catalog.pg_options_to_table(a.attfdwoptions) f
+                                      WHERE f.option_name = 'field'),
+                                    -- no field option: the field named as the column, ignoring
+                                    -- case, or whose snake_case name the column is
+                                    pg_catalog.replace(pg_catalog.lower(a.attname), '_', '')
+                                      = pg_catalog.replace(pg_catalog.lower(o.option_value), '_', '')))))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION USING

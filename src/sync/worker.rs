@@ -447,7 +447,11 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
             crate::connection::cap_request_timeout(Duration::from_secs(
                 gucs::WORKER_REQUEST_TIMEOUT.get() as u64,
             ));
+            // A new retention applies at once.
+            run_log = super::run_log::RunLog::default();
         }
+        // Before anything that may go round again at once.
+        run_log.step();
         // How long until a waiting run may go on; None when runs went on.
         let mut waiting = None;
         if gucs::SYNC_ENABLED.get() {
@@ -477,7 +481,6 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         if stopping() {
             break;
         }
-        run_log.step();
         if !going.is_empty() && waiting.is_none() {
             continue;
         }

@@ -9,8 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 dir=/tmp/pg_salesforce-e2e-operator
 start_sfsim "${SFSIM_BIN:?set SFSIM_BIN}" --seed demo --records Contact=3000 --pubsub-listen 127.0.0.1:0 --pubsub-keepalive 2
-start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1" \
-  "salesforce.sync_runs_per_sync = 5"
+start_cluster "$dir" "shared_preload_libraries = 'pg_salesforce'" "salesforce.sync_naptime = 1"
 trap 'stop_cluster "$dir"; stop_sfsim' EXIT
 source "$(dirname "$0")/helpers.sh"
 
@@ -148,11 +147,13 @@ sql -q -c "CALL salesforce.sync_now('org', 'Contact')" >/dev/null
 [ "$(try_sql "SELECT count(*) FROM org.contact")" = "$(try_sql "SELECT count(*) FROM crm.contact")" ] || fail "the REST backfill after the switch"
 echo "base64 during a Bulk backfill: the clear error, then REST"
 
-# 7. The run log stays bounded (5 runs a sync here), and the API requests
-# of the runs it drops still count in sync_status.
+# 7. The run log stays bounded (5 runs a sync here, applied at the reload),
+# and the API requests of the runs it drops still count in sync_status.
 for _ in $(seq 8); do sql -q -c "CALL salesforce.sync_now('org', 'Lead')" >/dev/null; done
 used=$(try_sql "SELECT api_requests_24h FROM salesforce.sync_status WHERE object = 'Lead'")
-wait_for 90 "SELECT count(*) <= 5 FROM salesforce.sync_runs WHERE object = 'Lead'"
+[ "$(try_sql "SELECT count(*) > 5 FROM salesforce.sync_runs WHERE object = 'Lead'")" = t ] || fail "too few runs to trim"
+sql -q -c "ALTER SYSTEM SET salesforce.sync_runs_per_sync = 5" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 30 "SELECT count(*) <= 5 FROM salesforce.sync_runs WHERE object = 'Lead'"
 [ "$(try_sql "SELECT api_requests_24h FROM salesforce.sync_status WHERE object = 'Lead'")" = "$used" ] \
   || fail "api_requests_24h changed when runs were dropped: $used, now $(try_sql "SELECT api_requests_24h FROM salesforce.sync_status WHERE object = 'Lead'")"
 [ "$(try_sql "SELECT count(*) > 0 FROM salesforce.api_usage")" = t ] || fail "no requests kept in api_usage"
