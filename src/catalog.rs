@@ -96,3 +96,11 @@ pub fn column_field(relid: Oid, attno: i16) -> Option<String> {
         .find(|(k, _)| k == "field")
         .map(|(_, v)| v)
 }
+
+/// Whether the relation has a column of that name, not dropped.
+pub fn has_column(relid: Oid, column: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(column) else {
+        return false;
+    };
+    unsafe { pg_sys::get_attnum(relid, name.as_ptr()) != pg_sys::InvalidAttrNumber as i16 }
+}

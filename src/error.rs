@@ -392,6 +392,7 @@ impl From<pgrx::spi::Error> for Error {
     }
 }
 
+/// supabase-wrappers raises the wrapper's errors through this.
 impl From<Error> for ErrorReport {
     #[track_caller]
     fn from(e: Error) -> ErrorReport {

@@ -10,6 +10,7 @@ use crate::catalog;
 use crate::connection;
 use crate::error::{Error, OrRaise, Result};
 use pgrx::datum::Interval;
+use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use salesforce_core::sync::definition::{
@@ -75,7 +76,10 @@ fn fields_after(
                 kept.push(f);
             }
             None => {
-                if sync.columns.contains(&f.column) || has_column(sync.target().relid, &f.column) {
+                // A column a user added is not taken over.
+                if sync.columns.contains(&f.column)
+                    || catalog::has_column(sync.target().relid, &f.column)
+                {
                     return Err(Error::sql(
                         PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
                         format!(
@@ -92,24 +96,13 @@ fn fields_after(
     Ok((kept, added))
 }
 
-/// Whether the table has a column of that name already (one a user added).
-fn has_column(relid: pgrx::pg_sys::Oid, column: &str) -> bool {
-    let Ok(name) = std::ffi::CString::new(column) else {
-        return false;
-    };
-    unsafe {
-        pgrx::pg_sys::get_attnum(relid, name.as_ptr()) != pgrx::pg_sys::InvalidAttrNumber as i16
-    }
-}
-
 /// A new list of fields: columns for the fields added, in the copy and in
 /// a resync's staging table. Fields left out keep their columns, no
 /// longer updated.
-fn change_fields(sync: &SyncRow, fields: &Vec<String>) -> Result<()> {
-    let server = catalog::server_oid(&sync.server)?;
+fn change_fields(sync: &SyncRow, server: Oid, fields: &[String]) -> Result<()> {
     access::check_server_use(server, sync.owner())?;
     let describe = connection::with_session(server, sync.owner(), |s| s.describe(&sync.object))?;
-    let wanted = synced_fields(&describe, Some(fields.as_slice()))
+    let wanted = synced_fields(&describe, Some(fields))
         .map_err(|m| Error::sql(PgSqlErrorCode::ERRCODE_FDW_COLUMN_NAME_NOT_FOUND, m))?;
     let (kept, added) = fields_after(sync, wanted)?;
     if !added.is_empty() {
@@ -179,9 +172,11 @@ fn sync_alter(
         )
     });
     refuse_reshaping(&before, &after, &sync);
+    // Looked up only for a change that asks Salesforce.
+    let server = || catalog::server_oid(&sync.server).or_raise();
     if after.fields != before.fields {
         if let Some(fields) = &after.fields {
-            change_fields(&sync, fields).or_raise();
+            change_fields(&sync, server(), fields).or_raise();
         }
         // Back to every field: the next run adds the columns missing.
     }
@@ -192,7 +187,7 @@ fn sync_alter(
         access::as_extension(|| store::leave_bulk_job(sync.id)).or_raise();
     }
     if after.cdc && !before.cdc {
-        let server = catalog::server_oid(&sync.server).or_raise();
+        let server = server();
         access::check_server_use(server, sync.owner()).or_raise();
         check_cdc_selection(server, sync.owner(), &sync.object, sync.id);
     }

@@ -184,11 +184,7 @@ fn check_columns(relid: Oid, fields: &[SyncedField], soft_delete: bool) -> Resul
     }
     let missing: Vec<String> = wanted
         .into_iter()
-        .filter(|c| {
-            let name = CString::new(c.as_str()).expect("a column name has no NUL");
-            let attnum = unsafe { pg_sys::get_attnum(relid, name.as_ptr()) };
-            attnum == pg_sys::InvalidAttrNumber as i16
-        })
+        .filter(|c| !catalog::has_column(relid, c))
         .collect();
     let table = access::table_name(relid)
         .map(|n| n.qualified())
@@ -467,8 +463,7 @@ fn sync_enable(
 pub(super) fn check_cdc_selection(server: Oid, role: Oid, object: &str, sync_id: i64) {
     match connection::with_session(server, role, |s| s.cdc_selection()) {
         Ok(selected) => {
-            let warning = (!selection::is_selected(&selected, object))
-                .then(|| selection::not_selected_warning(object));
+            let warning = selection::warning(&selected, object);
             if let Some(w) = &warning {
                 crate::error::notice(pgrx::PgLogLevel::WARNING, &format!("{w}."));
             }
@@ -478,7 +473,8 @@ pub(super) fn check_cdc_selection(server: Oid, role: Oid, object: &str, sync_id:
         Err(e) => crate::error::notice(
             pgrx::PgLogLevel::WARNING,
             &format!(
-                "cannot check whether {object} is selected for Change Data Capture (the Tooling API's PlatformEventChannelMember needs the View Setup and Configuration permission): {e}"
+                "cannot check whether {object} is selected for Change Data Capture ({}): {e}",
+                selection::UNREADABLE
             ),
         ),
     }

@@ -46,6 +46,15 @@ pub fn is_selected(selection: &[String], object: &str) -> bool {
     selection.iter().any(|e| e.eq_ignore_ascii_case(&wanted))
 }
 
+/// The warning for `object` given the selection: None when it is selected.
+pub fn warning(selection: &[String], object: &str) -> Option<String> {
+    (!is_selected(selection, object)).then(|| not_selected_warning(object))
+}
+
+/// Why the selection could not be read, most often.
+pub const UNREADABLE: &str =
+    "the Tooling API's PlatformEventChannelMember needs the View Setup and Configuration permission";
+
 /// What to tell the user when an object is not selected.
 pub fn not_selected_warning(object: &str) -> String {
     format!(

@@ -524,7 +524,8 @@ fn aggregate_answer(
     ))
 }
 
-fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiError> {
+/// The statement of a query resource's `q`, logged with the request.
+pub(super) fn soql_param(req: &mut ApiRequest) -> Result<String, ApiError> {
     let soql = req.param("q").map(str::to_string).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -533,6 +534,11 @@ fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiErr
         )
     })?;
     req.info.soql = Some(soql.clone());
+    Ok(soql)
+}
+
+fn query(req: &mut ApiRequest, include_deleted: bool) -> Result<Response, ApiError> {
+    let soql = soql_param(req)?;
     let org = req.sim.org.read();
     let mut plan = plan::plan_as(&org, &soql, org.field_access(req.user))?;
     let projection = std::mem::replace(&mut plan.projection, Projection::Count);

@@ -471,14 +471,7 @@ fn answer(version: &str, fields: &[Field], rows: &[Member]) -> Json {
 
 /// `GET /tooling/query?q=`.
 pub fn query(req: &mut ApiRequest) -> Result<Response, ApiError> {
-    let soql = req.param("q").map(str::to_string).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_QUERY",
-            "A query string has to be specified",
-        )
-    })?;
-    req.info.soql = Some(soql.clone());
+    let soql = super::data::soql_param(req)?;
     let statement = Statement::parse(&soql, req.version)?;
     let rows = statement.run(members(req.sim))?;
     req.info.records = Some(rows.len());

@@ -235,11 +235,7 @@ impl Stream {
         let warnings: Vec<(i64, Option<String>)> = match &selection {
             Ok(selected) => targets
                 .iter()
-                .map(|t| {
-                    let warning = (!selection::is_selected(selected, &t.object))
-                        .then(|| selection::not_selected_warning(&t.object));
-                    (t.sync_id, warning)
-                })
+                .map(|t| (t.sync_id, selection::warning(selected, &t.object)))
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -258,7 +254,8 @@ impl Stream {
             error::notice(
                 PgLogLevel::WARNING,
                 &format!(
-                    "pg_salesforce: cannot read which objects server {server} selected for Change Data Capture (the Tooling API's PlatformEventChannelMember needs the View Setup and Configuration permission): {e}"
+                    "pg_salesforce: cannot read which objects server {server} selected for Change Data Capture ({}): {e}",
+                    selection::UNREADABLE
                 ),
             );
         }
