@@ -28,6 +28,7 @@ impl OptionScope {
                 "max_requests_per_day",
                 "budget_reserve_percent",
                 "pubsub_url",
+                "bulk_threshold",
             ],
             OptionScope::UserMapping => &[
                 "grant_type",
@@ -40,7 +41,13 @@ impl OptionScope {
                 "private_key",
                 "access_token",
             ],
-            OptionScope::Table => &["object", "rowid_column", "upsert_key", "estimated_rows"],
+            OptionScope::Table => &[
+                "object",
+                "rowid_column",
+                "upsert_key",
+                "estimated_rows",
+                "bulk_threshold",
+            ],
             OptionScope::Column => &["field"],
         }
     }
@@ -202,6 +209,8 @@ pub struct ServerOptions {
     pub budget_reserve_percent: u64,
     /// Where Change Data Capture events are streamed from (gRPC).
     pub pubsub_url: String,
+    /// Rows from which a write goes through a Bulk ingest job; 0: never.
+    pub bulk_threshold: u64,
 }
 
 impl ServerOptions {
@@ -216,6 +225,7 @@ impl ServerOptions {
             max_requests_per_day: DEFAULT_MAX_REQUESTS_PER_DAY,
             budget_reserve_percent: DEFAULT_RESERVE_PERCENT,
             pubsub_url: DEFAULT_PUBSUB_URL.into(),
+            bulk_threshold: crate::write::bulk::DEFAULT_THRESHOLD as u64,
         };
         for (name, value) in options {
             match name.as_str() {
@@ -246,6 +256,7 @@ impl ServerOptions {
                 "budget_reserve_percent" => {
                     parsed.budget_reserve_percent = integer(name, value, 0, 99)?
                 }
+                "bulk_threshold" => parsed.bulk_threshold = bulk_threshold(value)?,
                 _ => {}
             }
         }
@@ -341,6 +352,8 @@ pub struct TableOptions {
     pub upsert_key: Option<String>,
     /// How many records the object holds, for the planner.
     pub estimated_rows: Option<u64>,
+    /// Overrides the server's `bulk_threshold`.
+    pub bulk_threshold: Option<u64>,
 }
 
 impl TableOptions {
@@ -355,11 +368,17 @@ impl TableOptions {
                 "estimated_rows" => {
                     parsed.estimated_rows = Some(integer(name, value, 0, u64::MAX)?)
                 }
+                "bulk_threshold" => parsed.bulk_threshold = Some(bulk_threshold(value)?),
                 _ => {}
             }
         }
         Ok(parsed)
     }
+}
+
+/// Bulk takes up to 150 million records a day; 0 turns it off.
+fn bulk_threshold(value: &str) -> Result<u64, OptionError> {
+    integer("bulk_threshold", value, 0, 150_000_000)
 }
 
 fn is_api_version(v: &str) -> bool {

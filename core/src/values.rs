@@ -270,6 +270,27 @@ pub fn from_csv(text: &str, field_type: &str) -> Json {
     }
 }
 
+/// A value bound for a write as a Bulk ingest CSV cell: `null` (the text
+/// that clears the field, `#N/A` where an empty cell would leave it as it
+/// is) for null and empty text, a multipicklist joined with `;`.
+pub fn csv_cell<'a>(v: &'a Json, null: &'static str) -> Cow<'a, str> {
+    match v {
+        Json::Null => Cow::Borrowed(null),
+        Json::String(s) if s.is_empty() => Cow::Borrowed(null),
+        Json::String(s) => Cow::Borrowed(s),
+        Json::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Json::Number(n) => Cow::Owned(n.to_string()),
+        Json::Array(items) => Cow::Owned(
+            items
+                .iter()
+                .map(|i| i.as_str().map(Cow::Borrowed).unwrap_or_else(|| Cow::Owned(i.to_string())))
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        Json::Object(_) => Cow::Owned(v.to_string()),
+    }
+}
+
 /// A datetime as REST writes it: `2024-02-06T20:48:32.000+0000`.
 pub fn datetime_to_rest(t: DateTime<Utc>) -> Json {
     Json::String(t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())

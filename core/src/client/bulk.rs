@@ -137,9 +137,15 @@ impl Session {
             rest.push_str(&format!("&locator={encoded}"));
         }
         let path = self.job_path(&rest);
+        self.results_page(&path)
+    }
+
+    /// A CSV results resource (a query job's page, an ingest job's
+    /// results), read as a stream.
+    pub(super) fn results_page(&mut self, path: &str) -> Result<ResultsPage, SalesforceError> {
         let answer = self.request(
             reqwest::Method::GET,
-            &path,
+            path,
             None,
             None,
             Repeat::Safe,

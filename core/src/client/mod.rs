@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod bulk_ingest;
 pub mod composite;
 pub mod describe;
 pub mod error;

@@ -124,6 +124,13 @@ pub enum Collection<'a> {
     Delete(&'a [String]),
 }
 
+/// A request's body.
+pub(super) enum Payload {
+    Json(String),
+    /// Shared, so that a retry sends the same bytes without a copy.
+    Csv(bytes::Bytes),
+}
+
 pub struct Session {
     config: ConnectionConfig,
     client: reqwest::Client,
@@ -469,6 +476,20 @@ impl Session {
         repeat: Repeat,
         read: Read,
     ) -> Result<Answer, SalesforceError> {
+        let payload = body.map(|b| Payload::Json(b.to_string()));
+        self.request_with(method, path_and_query, payload, header, repeat, read)
+    }
+
+    /// `request` with any body: JSON, or CSV for Bulk ingest uploads.
+    pub(super) fn request_with(
+        &mut self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        payload: Option<Payload>,
+        header: Option<(&str, &str)>,
+        repeat: Repeat,
+        read: Read,
+    ) -> Result<Answer, SalesforceError> {
         let mut relogged = false;
         loop {
             let token = self.token()?;
@@ -482,10 +503,11 @@ impl Session {
                 if let Some((name, value)) = header {
                     r = r.header(name, value);
                 }
-                match body {
-                    Some(b) => r
+                match &payload {
+                    Some(Payload::Json(b)) => r
                         .header("Content-Type", "application/json")
-                        .body(b.to_string()),
+                        .body(b.clone()),
+                    Some(Payload::Csv(b)) => r.header("Content-Type", "text/csv").body(b.clone()),
                     None => r,
                 }
             };

@@ -2,6 +2,7 @@
 //! writes already done in Salesforce (to compensate if the transaction, or a
 //! savepoint, rolls back). Plain Rust; the callbacks live in `transaction`.
 
+use super::bulk::BulkApplied;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -78,15 +79,21 @@ pub enum Done {
         target: Target,
         id: String,
     },
+    /// What a Bulk ingest job applied, kept compact; known by its job id.
+    Bulk {
+        target: Target,
+        applied: BulkApplied,
+    },
 }
 
 impl Done {
-    /// The record the write applied to.
+    /// The record the write applied to (for a Bulk job, the job).
     pub fn record(&self) -> (&Target, &str) {
         match self {
             Done::Created { target, id }
             | Done::Updated { target, id, .. }
             | Done::Deleted { target, id } => (target, id),
+            Done::Bulk { target, applied } => (target, &applied.job),
         }
     }
 }
@@ -106,6 +113,8 @@ pub struct Compensation {
     pub restores: Vec<(Target, Vec<Map<String, Json>>)>,
     /// Records deleted: REST cannot bring them back.
     pub lost: Vec<(Target, String)>,
+    /// Records a Bulk job updated: their earlier values were not read.
+    pub unrestorable: Vec<(Target, String)>,
 }
 
 fn push_grouped<T>(groups: &mut Vec<(Target, Vec<T>)>, target: &Target, item: T) {
@@ -145,6 +154,15 @@ pub fn compensation(done: Vec<Done>) -> Compensation {
             }
             Done::Deleted { target, id } if !was_created(&target, &id) => {
                 out.lost.push((target, id))
+            }
+            Done::Bulk { target, applied } => {
+                for id in applied.created.iter() {
+                    push_grouped(&mut out.deletes, &target, id.to_string());
+                }
+                out.lost
+                    .extend(applied.deleted.iter().map(|id| (target.clone(), id.to_string())));
+                out.unrestorable
+                    .extend(applied.updated.iter().map(|id| (target.clone(), id.to_string())));
             }
             _ => {}
         }

@@ -22,6 +22,9 @@ pub enum Entry {
     Began { timeline: u32 },
     /// A call is about to go: its writes, in case no answer comes.
     Sending { target: Target, ops: Vec<Op> },
+    /// A Bulk ingest job is about to be closed, after which Salesforce
+    /// applies its records; answered by `Applied` with what it did.
+    BulkSending { target: Target, job: String },
     /// The call's answer: Salesforce applied these.
     Applied(Vec<Done>),
     /// The call's answer: Salesforce applied nothing of it.
@@ -77,6 +80,14 @@ pub fn outstanding(log: &[u8]) -> Outstanding {
                 close_unanswered(&mut open, &mut out);
                 open = Some((target, ops));
             }
+            // Listed as a write whose answer never came: the job's results
+            // (kept 7 days) say what it did.
+            Entry::BulkSending { target, job } => {
+                close_unanswered(&mut open, &mut out);
+                let mut record = serde_json::Map::new();
+                record.insert("bulk_ingest_job".into(), job.into());
+                open = Some((target, vec![Op::Create { record }]));
+            }
             Entry::Applied(done) => {
                 open = None;
                 out.applied.extend(done);
@@ -127,6 +138,13 @@ pub fn remedies(out: Outstanding) -> Vec<Remedy> {
             remedies.push(Remedy::Undo(target.clone(), Op::Update { id, fields }));
         }
     }
+    for (target, id) in plan.unrestorable {
+        remedies.push(Remedy::Unresolved {
+            target,
+            op: Op::Update { id, fields: Default::default() },
+            why: "the transaction that updated this record through a Bulk ingest job did not commit, and a Bulk job's earlier values are not kept: check the record, then discard this".into(),
+        });
+    }
     for (target, id) in plan.lost {
         remedies.push(Remedy::Unresolved {
             target,
@@ -148,12 +166,23 @@ pub fn remedies(out: Outstanding) -> Vec<Remedy> {
 /// another timeline, or it is too old for PostgreSQL to know): nothing is
 /// undone, everything is listed for a person.
 pub fn all_unresolved(out: Outstanding, why: &str) -> Vec<Remedy> {
-    let applied = out.applied.into_iter().map(|d| match d {
-        Done::Created { target, id } => (target, Op::Delete { id }, "created"),
+    let applied = out.applied.into_iter().flat_map(|d| match d {
+        Done::Created { target, id } => vec![(target, Op::Delete { id }, "created")],
         Done::Updated { target, id, prior } => {
-            (target, Op::Update { id, fields: prior }, "updated")
+            vec![(target, Op::Update { id, fields: prior }, "updated")]
         }
-        Done::Deleted { target, id } => (target, Op::Delete { id }, "deleted"),
+        Done::Deleted { target, id } => vec![(target, Op::Delete { id }, "deleted")],
+        Done::Bulk { target, applied } => {
+            let each = |ids: &super::bulk::Ids, op: fn(String) -> Op, what| {
+                ids.iter()
+                    .map(|id| (target.clone(), op(id.to_string()), what))
+                    .collect::<Vec<_>>()
+            };
+            let mut all = each(&applied.created, |id| Op::Delete { id }, "created");
+            all.extend(each(&applied.updated, |id| Op::Update { id, fields: Default::default() }, "updated, through Bulk (earlier values not kept),"));
+            all.extend(each(&applied.deleted, |id| Op::Delete { id }, "deleted"));
+            all
+        }
     });
     let mut remedies: Vec<Remedy> = applied
         .map(|(target, op, what)| Remedy::Unresolved {
