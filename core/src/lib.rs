@@ -9,6 +9,7 @@
 pub mod aggregates;
 pub mod cdc;
 pub mod client;
+pub mod events;
 pub mod naming;
 pub mod options;
 pub mod pushdown;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bulk;
 pub mod clock;
 pub mod cursors;
+pub mod event_defs;
 pub mod faults;
 pub mod http;
 pub mod ids;

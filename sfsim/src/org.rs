@@ -220,6 +220,8 @@ pub struct Org {
     /// Users who can log in; seeding fills it.
     pub logins: Vec<Login>,
     pub objects: Vec<ObjectData>,
+    /// Platform events, which are published rather than stored.
+    pub events: Vec<Arc<crate::event_defs::EventDef>>,
     by_name: HashMap<String, usize>,
     by_prefix: HashMap<String, usize>,
     pub deleted_log: Vec<DeletedRecord>,
@@ -253,6 +255,7 @@ impl Org {
             declared_users: schema.users,
             logins: Vec::new(),
             objects,
+            events: schema.events,
             by_name,
             by_prefix,
             deleted_log: Vec::new(),
@@ -260,6 +263,13 @@ impl Org {
             clock: Arc::new(Clock::default()),
             journal: Journal::default(),
         }
+    }
+
+    /// The platform event of that name (ignoring case).
+    pub fn event(&self, name: &str) -> Option<&Arc<crate::event_defs::EventDef>> {
+        self.events
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
     }
 
     pub fn object(&self, name: &str) -> Option<usize> {

@@ -408,6 +408,8 @@ struct OrgFile {
     objects: Vec<ObjectSpec>,
     #[serde(default)]
     users: Vec<UserSpec>,
+    #[serde(default)]
+    platform_events: Vec<crate::event_defs::EventSpec>,
 }
 
 /// A user the data file declares besides the admin: who it is, and the
@@ -682,6 +684,8 @@ pub struct Schema {
     pub org_id: String,
     pub objects: Vec<Arc<ObjectDef>>,
     pub users: Vec<DeclaredUser>,
+    /// Platform events (`Name__e`): published, never stored.
+    pub events: Vec<Arc<crate::event_defs::EventDef>>,
 }
 
 fn declared_user(spec: UserSpec, objects: &[Arc<ObjectDef>]) -> Result<DeclaredUser, String> {
@@ -730,10 +734,17 @@ impl Schema {
             .map(|u| declared_user(u, &objects))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("org schema: {e}"))?;
+        let events = file
+            .platform_events
+            .into_iter()
+            .map(|e| e.into_def().map(Arc::new))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("org schema: {e}"))?;
         Ok(Schema {
             org_id: file.org_id,
             objects,
             users,
+            events,
         })
     }
 

@@ -5,11 +5,11 @@
 //! would have them, so the JSON conversions of [`crate::values`] apply.
 
 mod bitmap;
-mod connect;
+pub(crate) mod connect;
 mod decode;
 mod schema;
 pub mod selection;
-mod status;
+pub(crate) mod status;
 mod stream;
 mod subscription;
 #[cfg(test)]

@@ -141,13 +141,19 @@ fn create(req: &mut ApiRequest) -> Result<Response, ApiError> {
     let (all_or_none, records) = records_of(&req.json_body()?)?;
     req.info.records = Some(records.len());
     let author = req.sim.author(req.user);
+    let (sim, user) = (req.sim, req.user);
     let mut org = req.sim.org.write();
     let outcomes = records
         .iter()
         .map(|record| {
-            let result = match record_type(record).and_then(|t| org.object(t)) {
-                Some(object) => org.create(object, record, &author, &mut req.undo),
-                None => Err(no_type()),
+            let kind = record_type(record).map(|t| (org.object(t), org.event(t).cloned()));
+            let result = match kind {
+                Some((Some(object), _)) => org.create(object, record, &author, &mut req.undo),
+                // Platform events are published at once, whatever the others do.
+                Some((None, Some(event))) => {
+                    super::events::publish_record(sim, &event, record, user).map(|p| p.id)
+                }
+                _ => Err(no_type()),
             };
             match result {
                 Ok(id) => Outcome::done(id, None),

@@ -258,6 +258,7 @@ fn settings(sim: &Sim) -> Json {
         "bulk_daily_job_limit": bulk.created.daily_limit,
         "bulk_results_page_bytes": bulk.results_page_bytes,
         "cdc_daily_delivery_limit": deliveries,
+        "platform_event_hourly_publish_limit": sim.pubsub.state().published.limit,
     })
 }
 
@@ -268,6 +269,7 @@ const SETTINGS: &[&str] = &[
     "bulk_daily_job_limit",
     "bulk_results_page_bytes",
     "cdc_daily_delivery_limit",
+    "platform_event_hourly_publish_limit",
 ];
 
 /// Applies the changed settings, each checked before any is applied.
@@ -295,6 +297,9 @@ fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiErro
     let daily_job_limit = number("bulk_daily_job_limit", 0)?;
     let page_bytes = number("bulk_results_page_bytes", 1)?;
     let deliveries = number("cdc_daily_delivery_limit", 0)?;
+    if let Some(limit) = number("platform_event_hourly_publish_limit", 0)? {
+        sim.pubsub.state().published.limit = limit;
+    }
     if let Some(limit) = deliveries {
         sim.pubsub.state().deliveries.daily_limit = limit;
     }
@@ -417,6 +422,9 @@ fn control(
             super::cdc::arm(sim, fault, body)?;
             ok(faults(sim))
         }
+        ("GET", ["events"]) => Ok(super::events::list(sim)),
+        ("GET", ["events", event]) => super::events::show(sim, event),
+        ("POST", ["events", event]) => super::events::publish(sim, event, body),
         ("GET", ["cdc"]) => Ok(super::cdc::show(sim)),
         ("POST", ["cdc"]) => super::cdc::select(sim, body),
         (_, ["records", object, rest @ ..]) => record_edit(sim, method, object, rest, params, body),

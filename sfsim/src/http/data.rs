@@ -227,6 +227,10 @@ pub(super) fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response,
             "GET" => Ok(describe_global(req)),
             _ => allow("GET"),
         },
+        ["sobjects", object, rest @ ..] if req.sim.org.read().event(object).is_some() => {
+            let def = req.sim.org.read().event(object).cloned();
+            super::events::route(req, def.expect("checked above"), rest)
+        }
         ["sobjects", object] => match method.as_str() {
             "GET" => sobject_info(req, object),
             "POST" => create(req, object),
@@ -279,6 +283,11 @@ fn limits(req: &ApiRequest) -> Response {
         let max = jobs.created.daily_limit;
         serde_json::json!({"Max": max, "Remaining": max.saturating_sub(jobs.created.used(now))})
     };
+    let published = {
+        let mut state = req.sim.pubsub.state();
+        let max = state.published.limit;
+        serde_json::json!({"Max": max, "Remaining": max.saturating_sub(state.published.used(now))})
+    };
     let mut usage = req.sim.usage.lock();
     let used = usage.used(now);
     let max = usage.daily_limit;
@@ -294,6 +303,7 @@ fn limits(req: &ApiRequest) -> Response {
             "DailyBulkV2QueryJobs": bulk_jobs,
             "DataStorageMB": fixed(1_024),
             "FileStorageMB": fixed(1_024),
+            "HourlyPublishedPlatformEvents": published,
         }),
     )
 }
@@ -309,6 +319,7 @@ fn describe_global(req: &ApiRequest) -> Response {
         .objects
         .iter()
         .map(|o| o.def.sobject_summary(req.version))
+        .chain(org.events.iter().map(|e| e.sobject_summary(req.version)))
         .collect();
     json(
         StatusCode::OK,

@@ -10,6 +10,7 @@ mod composite;
 mod control;
 mod data;
 mod errors;
+mod events;
 mod oauth;
 mod tooling;
 

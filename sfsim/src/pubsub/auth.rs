@@ -40,6 +40,14 @@ pub fn authenticate(sim: &Sim, metadata: &MetadataMap, rpc_id: &str) -> Result<C
 }
 
 impl Caller {
+    /// The id of the user whose token this is, while it is live.
+    pub fn user(&self, sim: &Sim) -> Option<String> {
+        sim.auth
+            .lock()
+            .user_of(&self.token, sim.clock.now())
+            .map(str::to_string)
+    }
+
     /// Whether the caller's token is still live: tokens expire and are
     /// revoked while streams are open.
     pub fn is_valid(&self, sim: &Sim) -> bool {

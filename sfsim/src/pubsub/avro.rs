@@ -361,7 +361,7 @@ impl Schemas {
 
 /// A schema id as Salesforce's look: 22 characters of URL-safe base64, here
 /// of the first 16 bytes of the schema's SHA-256.
-fn fingerprint(json: &str) -> String {
+pub(super) fn fingerprint(json: &str) -> String {
     let digest = Sha256::digest(json.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
 }

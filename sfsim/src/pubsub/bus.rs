@@ -6,15 +6,18 @@
 use super::avro::{EventSchema, Schemas};
 use super::events::{drafts, Publishing};
 use super::faults::CdcFaults;
+use super::hourly::{Hourly, DEFAULT_HOURLY_PUBLISHED};
+use super::platform::PlatformSchema;
 use super::replay::{ReplayLog, Start, StoredEvent};
 use super::topics::Topic;
+use crate::event_defs::EventDef;
 use crate::journal::Change;
 use crate::org::Org;
 use crate::schema::ObjectDef;
 use crate::usage::Usage;
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -33,6 +36,10 @@ pub struct State {
     /// Events delivered to subscribers over the last 24 hours.
     pub deliveries: Usage,
     commits: i64,
+    /// Platform event schemas, by event name.
+    pub event_schemas: HashMap<String, Arc<PlatformSchema>>,
+    /// Platform events published over the last hour.
+    pub published: Hourly,
 }
 
 pub struct Bus {
@@ -56,6 +63,8 @@ impl Default for Bus {
                 faults: CdcFaults::default(),
                 deliveries: Usage::new(DEFAULT_DAILY_DELIVERIES),
                 commits: 0,
+                event_schemas: HashMap::new(),
+                published: Hourly::new(DEFAULT_HOURLY_PUBLISHED),
             }),
             tip,
             drops,
@@ -108,9 +117,54 @@ impl Bus {
                 payload: payload.into(),
                 published_at: now,
                 published,
+                deliveries: Arc::default(),
             });
         }
         self.tip.send_replace(state.log.tip());
+    }
+
+    /// The platform event's schema, made once per event definition.
+    pub fn event_schema(&self, def: &Arc<EventDef>) -> Arc<PlatformSchema> {
+        let mut state = self.state.lock();
+        if let Some(schema) = state.event_schemas.get(&def.name) {
+            if Arc::ptr_eq(&schema.event, def) {
+                return schema.clone();
+            }
+        }
+        let schema = Arc::new(PlatformSchema::of(def.clone()));
+        state.event_schemas.insert(def.name.clone(), schema.clone());
+        schema
+    }
+
+    /// Counts one platform event against the hourly publishing allocation;
+    /// false when it is used up.
+    pub fn take_publish(&self, now: DateTime<Utc>) -> bool {
+        self.state.lock().published.take(now)
+    }
+
+    /// Puts a published platform event on the bus; answers its replay id.
+    pub fn publish_event(
+        &self,
+        event: &str,
+        schema_id: Arc<str>,
+        payload: Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> (u64, String) {
+        let mut state = self.state.lock();
+        let replay_id = state.log.next_id();
+        let uuid = super::uuid();
+        state.log.push(StoredEvent {
+            replay_id,
+            object: event.into(),
+            uuid: uuid.clone(),
+            schema_id,
+            payload: payload.into(),
+            published_at: now,
+            published: Instant::now(),
+            deliveries: Arc::default(),
+        });
+        self.tip.send_replace(state.log.tip());
+        (replay_id, uuid)
     }
 
     /// Forgets every event and disarms the faults; the selection and the
@@ -131,7 +185,14 @@ impl Bus {
     }
 
     pub fn schema_json(&self, id: &str) -> Option<Arc<str>> {
-        self.state.lock().schemas.json(id)
+        let state = self.state.lock();
+        state.schemas.json(id).or_else(|| {
+            state
+                .event_schemas
+                .values()
+                .find(|s| &*s.id == id)
+                .map(|s| s.json.clone())
+        })
     }
 
     /// The newest position: where a subscription to new events starts.

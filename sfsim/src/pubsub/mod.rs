@@ -1,7 +1,9 @@
-//! Change Data Capture over Salesforce's Pub/Sub API: the gRPC service of
-//! package `eventbus.v1` on its own address. Committed writes of the objects
-//! selected for CDC become Avro-encoded change events on `/data/ChangeEvents`
-//! and `/data/<Object>ChangeEvent`, kept 72 hours and replayable by replay id.
+//! Change Data Capture and platform events over Salesforce's Pub/Sub API:
+//! the gRPC service of package `eventbus.v1` on its own address. Committed
+//! writes of the objects selected for CDC become Avro-encoded change events
+//! on `/data/ChangeEvents` and `/data/<Object>ChangeEvent`; platform events
+//! published by clients, REST or the control API go on `/event/Name__e`.
+//! All are kept 72 hours and replayable by replay id.
 
 mod auth;
 mod avro;
@@ -11,6 +13,9 @@ mod calls;
 mod events;
 mod faults;
 mod header;
+mod hourly;
+mod platform;
+mod publish;
 mod replay;
 mod service;
 mod status;
@@ -19,6 +24,8 @@ mod topics;
 
 pub use bus::{Bus, State};
 pub use faults::CdcFaults;
+pub use platform::PlatformSchema;
+pub use publish::{MAX_EVENT_BYTES, MAX_REQUEST_BYTES};
 pub use replay::ReplayLog;
 pub use topics::entity_name;
 
@@ -56,7 +63,10 @@ pub async fn serve(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|e| format!("Pub/Sub TLS: {e}"))?;
     }
-    let service = PubSubServer::new(service::PubSubService::new(resolve, keepalive));
+    // Requests past the publish limit reach the service, which refuses them
+    // with its own error, rather than gRPC's 4 MB default.
+    let service = PubSubServer::new(service::PubSubService::new(resolve, keepalive))
+        .max_decoding_message_size(4 * MAX_REQUEST_BYTES);
     builder
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +27,8 @@ pub struct StoredEvent {
     pub published_at: DateTime<Utc>,
     /// When it was published in real time, for the delivery delay fault.
     pub published: Instant,
+    /// How many times Subscribe streams have received it.
+    pub deliveries: Arc<AtomicU64>,
 }
 
 pub fn encode(replay_id: u64) -> Vec<u8> {
@@ -132,6 +135,11 @@ impl ReplayLog {
         }
     }
 
+    /// Every retained event, oldest first.
+    pub fn events(&self) -> impl Iterator<Item = &StoredEvent> {
+        self.events.iter()
+    }
+
     /// The events after `position`, oldest first.
     pub fn after(&self, position: u64) -> impl Iterator<Item = &StoredEvent> {
         let from = self.events.partition_point(|e| e.replay_id <= position);
@@ -153,6 +161,7 @@ mod tests {
             payload: Arc::from(&[][..]),
             published_at: at,
             published: Instant::now(),
+            deliveries: Arc::default(),
         });
         replay_id
     }

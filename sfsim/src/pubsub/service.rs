@@ -1,9 +1,10 @@
 //! The `eventbus.v1.PubSub` service: GetTopic, GetSchema, Subscribe, and
-//! Publish and PublishStream, which refuse, change event topics being
-//! Salesforce's to publish on.
+//! Publish and PublishStream for platform events (change event topics
+//! being Salesforce's alone to publish on).
 
 use super::auth::authenticate;
 use super::calls;
+use super::publish;
 use super::status::{code_name, failure, SCHEMA_NOT_FOUND, TOPIC_NOT_FOUND, TOPIC_NOT_PERMITTED};
 use super::subscription;
 use super::topics::Topic;
@@ -88,13 +89,14 @@ pub fn can_subscribe(sim: &Sim, topic: &Topic) -> bool {
     match topic {
         Topic::AllChanges => true,
         Topic::Object(object) => sim.pubsub.is_selected(object),
+        Topic::Event(_) => true,
     }
 }
 
 pub fn not_permitted(topic: &Topic, rpc_id: &str) -> Status {
     let detail = match topic {
         Topic::Object(object) => format!("; select {object} for Change Data Capture"),
-        Topic::AllChanges => String::new(),
+        Topic::AllChanges | Topic::Event(_) => String::new(),
     };
     failure(
         Code::PermissionDenied,
@@ -105,21 +107,6 @@ pub fn not_permitted(topic: &Topic, rpc_id: &str) -> Status {
         ),
         rpc_id,
     )
-}
-
-fn publish_refused(topic_name: &str, rpc_id: &str, sim: &Sim) -> Status {
-    match find_topic(sim, topic_name, rpc_id) {
-        Err(not_found) => not_found,
-        Ok(topic) => failure(
-            Code::PermissionDenied,
-            TOPIC_NOT_PERMITTED,
-            format!(
-                "Publishing to {} isn't allowed: change events are published by Salesforce.",
-                topic.name()
-            ),
-            rpc_id,
-        ),
-    }
 }
 
 #[tonic::async_trait]
@@ -201,13 +188,18 @@ impl PubSub for PubSubService {
                             let def = org.def(org.object(object).expect("a parsed topic's object"));
                             sim.pubsub.schema(def).id.to_string()
                         }
+                        Topic::Event(event) => {
+                            let def = org.event(event).expect("a parsed topic's event");
+                            sim.pubsub.event_schema(def).id.to_string()
+                        }
                     };
                     (org.org_id.clone(), schema_id)
                 };
                 Ok(TopicInfo {
                     topic_name: topic.name(),
                     tenant_guid,
-                    can_publish: false,
+                    // Only platform events are published by clients.
+                    can_publish: matches!(topic, Topic::Event(_)),
                     can_subscribe: can_subscribe(sim, &topic),
                     schema_id,
                     rpc_id: rpc_id.to_string(),
@@ -221,29 +213,49 @@ impl PubSub for PubSubService {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
+        let sim = self.sim_for(request.metadata());
+        sim.stall.wait_while_hung().await;
+        let rpc_id = super::uuid();
         let name = request.get_ref().topic_name.clone();
-        self.unary(
-            "Publish",
-            Some(name.clone()),
-            request.metadata(),
-            |sim, rpc_id| Err(publish_refused(&name, rpc_id, sim)),
-        )
-        .await
+        let answer = authenticate(&sim, request.metadata(), &rpc_id)
+            .and_then(|caller| publish::publish(&sim, &caller, request.into_inner(), &rpc_id));
+        publish::log_publish(&sim, name, &answer);
+        sim.stall.delay().await;
+        answer.map(Response::new)
     }
 
     async fn publish_stream(
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
-        let metadata = request.metadata().clone();
-        let first = request.into_inner().message().await?;
-        let name = first.map(|r| r.topic_name).unwrap_or_default();
-        self.unary(
-            "PublishStream",
-            Some(name.clone()),
-            &metadata,
-            |sim, rpc_id| Err(publish_refused(&name, rpc_id, sim)),
-        )
-        .await
+        let sim = self.sim_for(request.metadata());
+        sim.stall.wait_while_hung().await;
+        let rpc_id = super::uuid();
+        let caller = match authenticate(&sim, request.metadata(), &rpc_id) {
+            Ok(caller) => caller,
+            Err(status) => {
+                calls::log(
+                    &sim,
+                    RpcCall {
+                        rpc: "PublishStream",
+                        topic: None,
+                        events: None,
+                        grpc_status: Some(code_name(status.code())),
+                    },
+                );
+                sim.stall.delay().await;
+                return Err(status);
+            }
+        };
+        let (out, responses) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(publish::stream(
+            sim.clone(),
+            caller,
+            rpc_id,
+            request.into_inner(),
+            out,
+        ));
+        sim.stall.delay().await;
+        Ok(Response::new(ReceiverStream::new(responses)))
     }
 }

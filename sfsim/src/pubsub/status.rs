@@ -14,6 +14,7 @@ pub const SERVICE_UNAVAILABLE: &str = "sfdc.platform.eventbus.grpc.service.unava
 pub const TOPIC_NOT_FOUND: &str = "sfdc.platform.eventbus.grpc.topic.notfound";
 pub const TOPIC_NOT_PERMITTED: &str = "sfdc.platform.eventbus.grpc.topic.permission.denied";
 pub const TOPIC_MISMATCH: &str = "sfdc.platform.eventbus.grpc.subscription.topic.mismatch";
+pub const PUBLISH_REQUEST_TOO_LARGE: &str = "sfdc.platform.eventbus.grpc.publish.request.too.large";
 pub const SCHEMA_NOT_FOUND: &str = "sfdc.platform.eventbus.grpc.schema.notfound";
 
 pub fn failure(

@@ -172,6 +172,10 @@ impl Subscription {
             ));
         }
         let events: Vec<StoredEvent> = fetched.events.into_iter().take(allowed).collect();
+        for e in &events {
+            e.deliveries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.position = events.last().map_or(self.position, |e| e.replay_id);
         self.pending -= events.len() as i32;
         calls::log(

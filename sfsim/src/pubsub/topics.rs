@@ -7,17 +7,23 @@ use crate::org::Org;
 pub const ALL_CHANGES: &str = "/data/ChangeEvents";
 const PREFIX: &str = "/data/";
 const SUFFIX: &str = "ChangeEvent";
+const EVENT_PREFIX: &str = "/event/";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Topic {
     AllChanges,
     /// One object's channel, by the object's API name.
     Object(String),
+    /// A platform event's channel, `/event/Name__e`, by the event's name.
+    Event(String),
 }
 
 impl Topic {
     /// The topic a channel name names, if it is one of the org's.
     pub fn parse(name: &str, org: &Org) -> Option<Topic> {
+        if let Some(event) = name.strip_prefix(EVENT_PREFIX) {
+            return org.event(event).map(|e| Topic::Event(e.name.clone()));
+        }
         let entity = name.strip_prefix(PREFIX)?;
         if entity == "ChangeEvents" {
             return Some(Topic::AllChanges);
@@ -33,8 +39,9 @@ impl Topic {
 
     pub fn carries(&self, object: &str) -> bool {
         match self {
-            Topic::AllChanges => true,
-            Topic::Object(o) => o == object,
+            // Platform events are never change events.
+            Topic::AllChanges => !object.ends_with("__e"),
+            Topic::Object(o) | Topic::Event(o) => o == object,
         }
     }
 
@@ -42,6 +49,7 @@ impl Topic {
         match self {
             Topic::AllChanges => ALL_CHANGES.to_string(),
             Topic::Object(object) => format!("{PREFIX}{}", entity_name(object)),
+            Topic::Event(event) => format!("{EVENT_PREFIX}{event}"),
         }
     }
 }
@@ -74,6 +82,11 @@ mod tests {
         );
         assert_eq!(parse("/data/NopeChangeEvent"), None);
         assert_eq!(parse("/event/Order__e"), None);
+        assert_eq!(
+            parse("/event/Signup__e"),
+            Some(Topic::Event("Signup__e".into()))
+        );
+        assert!(!Topic::AllChanges.carries("Signup__e"));
         assert_eq!(parse("/data/Account"), None);
         assert_eq!(
             Topic::Object("Invoice__c".into()).name(),
