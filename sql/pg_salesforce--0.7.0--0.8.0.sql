@@ -196,3 +196,15 @@ CREATE FUNCTION @extschema@."sync_alter"(
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'sync_alter_wrapper';
+
+-- Platform events published at COMMIT, each listed in the outbox as a
+-- delivered 'publish' with its replay id.
+CREATE FUNCTION @extschema@."publish"(
+	"server" TEXT, /* &str */
+	"topic" TEXT, /* &str */
+	"payload" jsonb /* pgrx::datum::json::JsonB */
+) RETURNS void
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'publish_wrapper';

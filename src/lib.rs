@@ -18,6 +18,7 @@ mod connection;
 mod copy;
 mod delivery;
 mod error;
+mod events;
 mod fdw;
 mod flight;
 mod gucs;

@@ -24,6 +24,12 @@ pub fn queue(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>
     Ok(id)
 }
 
+/// Records in the outbox a platform event this transaction published at
+/// its COMMIT, so that `queued_writes` lists every publish with its result.
+pub fn record_published(owner: Oid, server: &str, topic: &str, payload: &serde_json::Value, replay_id: &str) -> Result<i64> {
+    outbox::add_published(owner, server, topic, payload, replay_id)
+}
+
 /// Puts in the outbox what a transaction that did not commit left in
 /// Salesforce (`origin` names it): undos to deliver, and what only a
 /// person can settle, each for the role whose mapping sent it. Returns how

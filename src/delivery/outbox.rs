@@ -287,6 +287,30 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
     Ok(id)
 }
 
+/// Records a platform event published at COMMIT: operation `publish`,
+/// already delivered, its replay id (hex) as `record_id`.
+pub fn add_published(owner: Oid, server: &str, topic: &str, payload: &Json, replay_id: &str) -> Result<i64> {
+    let id = reserve_id()?;
+    let now = Datum::from(unsafe { pg_sys::GetCurrentTimestamp() });
+    let values = vec![
+        row_insert::value("id", id),
+        row_insert::value("owner", owner),
+        row_insert::value("server", server),
+        row_insert::value("object", topic),
+        row_insert::value("operation", "publish"),
+        row_insert::value("record", JsonB(payload.clone())),
+        row_insert::value("record_id", replay_id),
+        row_insert::value("state", "delivered"),
+        row_insert::value("attempts", 1i32),
+        row_insert::datum_value("queued_at", now, pg_sys::TIMESTAMPTZOID),
+        row_insert::datum_value("next_attempt_at", Datum::from(i64::MIN), pg_sys::TIMESTAMPTZOID),
+        row_insert::datum_value("sent_at", now, pg_sys::TIMESTAMPTZOID),
+        row_insert::datum_value("done_at", now, pg_sys::TIMESTAMPTZOID),
+    ];
+    row_insert::insert("salesforce", "outbox", &values)?;
+    Ok(id)
+}
+
 /// Commits of the worker's delivery reach the disk before anything is
 /// sent, or is taken as done: the worker commits asynchronously otherwise.
 pub fn durably() -> Result<()> {

@@ -11,7 +11,8 @@ CREATE TABLE @extschema@.outbox (
     -- each entry of outbox_to_send, which every queued write pays for.
     server text COLLATE "C" NOT NULL,
     object text NOT NULL,
-    -- insert, upsert, update or delete. The extension is this table's only
+    -- insert, upsert, update or delete; publish for a platform event
+    -- published at COMMIT (delivered already). The extension is this table's only
     -- writer and keeps to these values and the states below; no CHECK, as
     -- each queued write would pay for its evaluation.
     operation text NOT NULL,

@@ -155,6 +155,48 @@ impl Publisher {
     /// connection lost) is the outer error, and then events of earlier
     /// calls of this publish may already be published (their results are
     /// lost with the error).
+    /// The first event that cannot be published as it is (a field the
+    /// topic lacks, a wrong type, too large), found without sending any:
+    /// for a caller that must publish all or none.
+    pub fn check(
+        &mut self,
+        topic: &str,
+        events: &[Map<String, Json>],
+    ) -> Result<Option<(usize, PublishError)>, SalesforceError> {
+        let token = self.access_token.clone();
+        let schema = self.topic(topic).map_err(|e| e.redacted(&token))?;
+        let now = chrono::Utc::now().timestamp_millis();
+        for (i, event) in events.iter().enumerate() {
+            match schema.encode(event, now, &self.user_id) {
+                Err(e) => {
+                    return Ok(Some((
+                        i,
+                        PublishError {
+                            code: "ENCODE".into(),
+                            message: e.message,
+                            field: e.field,
+                        },
+                    )))
+                }
+                Ok(p) if p.len() > MAX_EVENT_BYTES => {
+                    return Ok(Some((
+                        i,
+                        PublishError {
+                            code: "TOO_LARGE".into(),
+                            message: format!(
+                                "the event is {} bytes encoded; an event can be at most {MAX_EVENT_BYTES}",
+                                p.len()
+                            ),
+                            field: None,
+                        },
+                    )))
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
     pub fn publish(
         &mut self,
         topic: &str,
