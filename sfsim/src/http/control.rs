@@ -473,7 +473,7 @@ fn record_edit(
             &mut Undo::default(),
         )?,
         ("DELETE", [id]) if params.get("hard").is_some_and(|h| h == "true") => {
-            org.hard_delete(index, id, &author)?
+            org.hard_delete(index, id, &author, &mut Undo::default())?
         }
         ("DELETE", [id]) => org.delete(index, id, &author, &mut Undo::default())?,
         ("POST", [id, "undelete"]) => org.undelete(index, id, &author)?,
