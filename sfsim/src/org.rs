@@ -226,6 +226,8 @@ pub struct Org {
     pub admin_user_id: String,
     /// The users the data file declares besides the admin, for seeding to create.
     pub declared_users: Vec<DeclaredUser>,
+    /// The permissions the admin's profile grants.
+    pub admin_permissions: Vec<String>,
     /// Users who can log in; seeding fills it.
     pub logins: Vec<Login>,
     pub objects: Vec<ObjectData>,
@@ -260,6 +262,7 @@ impl Org {
             org_id: schema.org_id,
             admin_user_id: String::new(),
             declared_users: schema.users,
+            admin_permissions: schema.admin_permissions,
             logins: Vec::new(),
             objects,
             by_name,
@@ -281,6 +284,14 @@ impl Org {
             .iter()
             .find(|l| l.user_id == user_id)
             .map_or(&EVERYTHING, |l| &l.access)
+    }
+
+    /// Whether a user's profile grants a permission (`schema::PERMISSIONS`).
+    pub fn has_permission(&self, user_id: &str, permission: &str) -> bool {
+        self.logins
+            .iter()
+            .find(|l| l.user_id == user_id)
+            .is_some_and(|l| l.permissions.iter().any(|p| p == permission))
     }
 
     pub fn def(&self, object: usize) -> &Arc<ObjectDef> {

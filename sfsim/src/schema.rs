@@ -408,6 +408,20 @@ struct OrgFile {
     objects: Vec<ObjectSpec>,
     #[serde(default)]
     users: Vec<UserSpec>,
+    /// User permissions the admin's profile grants (see `PERMISSIONS`).
+    #[serde(default)]
+    admin_permissions: Vec<String>,
+}
+
+/// The user permissions sfsim models: `BulkApiHardDelete` ("Bulk API Hard
+/// Delete"), which Bulk API 2.0 `hardDelete` jobs need.
+pub const PERMISSIONS: &[&str] = &["BulkApiHardDelete"];
+
+fn known_permissions(who: &str, permissions: Vec<String>) -> Result<Vec<String>, String> {
+    match permissions.iter().find(|p| !PERMISSIONS.contains(&p.as_str())) {
+        Some(p) => Err(format!("{who}: unknown permission {p}")),
+        None => Ok(permissions),
+    }
 }
 
 /// A user the data file declares besides the admin: who it is, and the
@@ -420,6 +434,8 @@ struct UserSpec {
     last_name: String,
     #[serde(default)]
     hidden_fields: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 /// A user the data file declares, for seeding to create.
@@ -429,6 +445,8 @@ pub struct DeclaredUser {
     pub first_name: String,
     pub last_name: String,
     pub access: FieldAccess,
+    /// User permissions its profile grants, off unless the data file lists them.
+    pub permissions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +700,7 @@ pub struct Schema {
     pub org_id: String,
     pub objects: Vec<Arc<ObjectDef>>,
     pub users: Vec<DeclaredUser>,
+    pub admin_permissions: Vec<String>,
 }
 
 fn declared_user(spec: UserSpec, objects: &[Arc<ObjectDef>]) -> Result<DeclaredUser, String> {
@@ -709,6 +728,7 @@ fn declared_user(spec: UserSpec, objects: &[Arc<ObjectDef>]) -> Result<DeclaredU
         }
     }
     Ok(DeclaredUser {
+        permissions: known_permissions(&spec.username, spec.permissions)?,
         username: spec.username,
         first_name: spec.first_name,
         last_name: spec.last_name,
@@ -734,6 +754,8 @@ impl Schema {
             org_id: file.org_id,
             objects,
             users,
+            admin_permissions: known_permissions("admin", file.admin_permissions)
+                .map_err(|e| format!("org schema: {e}"))?,
         })
     }
 

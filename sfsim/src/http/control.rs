@@ -257,6 +257,8 @@ fn settings(sim: &Sim) -> Json {
         "bulk_job_processing_ms": bulk.processing.num_milliseconds(),
         "bulk_daily_job_limit": bulk.created.daily_limit,
         "bulk_results_page_bytes": bulk.results_page_bytes,
+        "bulk_daily_batch_limit": bulk.ingest.batches.daily_limit,
+        "bulk_daily_record_limit": bulk.ingest.records.daily_limit,
         "cdc_daily_delivery_limit": deliveries,
     })
 }
@@ -267,6 +269,8 @@ const SETTINGS: &[&str] = &[
     "bulk_job_processing_ms",
     "bulk_daily_job_limit",
     "bulk_results_page_bytes",
+    "bulk_daily_batch_limit",
+    "bulk_daily_record_limit",
     "cdc_daily_delivery_limit",
 ];
 
@@ -294,6 +298,8 @@ fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiErro
     let processing_ms = number("bulk_job_processing_ms", 0)?;
     let daily_job_limit = number("bulk_daily_job_limit", 0)?;
     let page_bytes = number("bulk_results_page_bytes", 1)?;
+    let batch_limit = number("bulk_daily_batch_limit", 0)?;
+    let record_limit = number("bulk_daily_record_limit", 0)?;
     let deliveries = number("cdc_daily_delivery_limit", 0)?;
     if let Some(limit) = deliveries {
         sim.pubsub.state().deliveries.daily_limit = limit;
@@ -313,6 +319,12 @@ fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiErro
     }
     if let Some(bytes) = page_bytes {
         bulk.results_page_bytes = bytes as usize;
+    }
+    if let Some(limit) = batch_limit {
+        bulk.ingest.batches.daily_limit = limit;
+    }
+    if let Some(limit) = record_limit {
+        bulk.ingest.records.daily_limit = limit;
     }
     Ok(())
 }
