@@ -49,7 +49,13 @@ pub fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiErr
             "PUT" => upload(req, id),
             _ => allow("PUT"),
         },
-        [id, kind @ ("successfulResults" | "failedResults" | "unprocessedrecords")] => {
+        // Salesforce documents `unprocessedrecords`; clients also send
+        // `unprocessedRecords`, which it answers too.
+        [id, kind]
+            if ["successfulResults", "failedResults", "unprocessedrecords"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(kind)) =>
+        {
             match method.as_str() {
                 "GET" => results(req, id, kind),
                 _ => allow("GET"),
@@ -442,9 +448,9 @@ fn results(req: &ApiRequest, id: &str, kind: &str) -> Result<Response, ApiError>
             })?;
         (outcomes, job.format)
     };
-    let kind = match kind {
-        "successfulResults" => Kind::Successful,
-        "failedResults" => Kind::Failed,
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "successfulresults" => Kind::Successful,
+        "failedresults" => Kind::Failed,
         _ => Kind::Unprocessed,
     };
     let csv = outcomes.render(kind, format);
