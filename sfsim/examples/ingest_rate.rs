@@ -84,7 +84,10 @@ fn main() {
         .send()
         .and_then(|r| r.json())
         .expect("a token");
-    let token = token["access_token"].as_str().expect("access_token").to_string();
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
     let jobs = format!("{base_url}/services/data/v62.0/jobs/ingest");
     for round in 0..2 {
         let pieces = csv_pieces(n, round);

@@ -418,7 +418,10 @@ struct OrgFile {
 pub const PERMISSIONS: &[&str] = &["BulkApiHardDelete"];
 
 fn known_permissions(who: &str, permissions: Vec<String>) -> Result<Vec<String>, String> {
-    match permissions.iter().find(|p| !PERMISSIONS.contains(&p.as_str())) {
+    match permissions
+        .iter()
+        .find(|p| !PERMISSIONS.contains(&p.as_str()))
+    {
         Some(p) => Err(format!("{who}: unknown permission {p}")),
         None => Ok(permissions),
     }

@@ -162,9 +162,9 @@ pub fn from_json(field: &FieldDef, json: &Json) -> Result<Value, ConversionError
             | FieldType::Long
             | FieldType::Double
             | FieldType::Currency
-            | FieldType::Percent => n.as_f64().map_or_else(|| Err(err()), |f| {
-                number_value(field, f).ok_or_else(err)
-            }),
+            | FieldType::Percent => n
+                .as_f64()
+                .map_or_else(|| Err(err()), |f| number_value(field, f).ok_or_else(err)),
             _ => Ok(Value::text(n.to_string())),
         },
         Json::Array(_) | Json::Object(_) => Err(err()),
@@ -206,7 +206,12 @@ pub fn from_text(field: &FieldDef, s: &str) -> Result<Value, ()> {
         | FieldType::Double
         | FieldType::Currency
         | FieldType::Percent => {
-            let n = s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).ok_or(())?;
+            let n = s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or(())?;
             number_value(field, n).ok_or(())?
         }
         FieldType::Date => Value::Date(parse_date(s).ok_or(())?),

@@ -77,14 +77,21 @@ fn insert_writes_each_record_on_its_own() {
                Ingest,Ada,ada.ingest@example.net,2000-01-02,true\n\
                ,NoLast,,,\n\
                Ingest,\"Quote \"\"q\"\"\",q.ingest@example.net,02/01/2000,\n";
-    let (id, done) = run(&org, json!({"object": "Contact", "operation": "insert"}), csv);
+    let (id, done) = run(
+        &org,
+        json!({"object": "Contact", "operation": "insert"}),
+        csv,
+    );
     assert_eq!(done["state"], "JobComplete");
     assert_eq!(done["jobType"], "V2Ingest");
     assert_eq!(done["numberRecordsProcessed"], 3);
     assert_eq!(done["numberRecordsFailed"], 2);
     let ok = result(&org, &id, "successfulResults");
     let ok = lines(&ok);
-    assert_eq!(ok[0], "\"sf__Id\",\"sf__Created\",LastName,FirstName,Email,Birthdate,HasOptedOutOfEmail");
+    assert_eq!(
+        ok[0],
+        "\"sf__Id\",\"sf__Created\",LastName,FirstName,Email,Birthdate,HasOptedOutOfEmail"
+    );
     assert_eq!(ok.len(), 2);
     let new_id = ok[1][1..19].to_string();
     assert!(new_id.starts_with("003"), "{}", ok[1]);
@@ -94,7 +101,10 @@ fn insert_writes_each_record_on_its_own() {
     );
     let failed = result(&org, &id, "failedResults");
     let failed = lines(&failed);
-    assert_eq!(failed[0], "\"sf__Id\",\"sf__Error\",LastName,FirstName,Email,Birthdate,HasOptedOutOfEmail");
+    assert_eq!(
+        failed[0],
+        "\"sf__Id\",\"sf__Error\",LastName,FirstName,Email,Birthdate,HasOptedOutOfEmail"
+    );
     assert_eq!(
         failed[1],
         "\"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --\",\"\",\"NoLast\",\"\",\"\",\"\""
@@ -103,7 +113,10 @@ fn insert_writes_each_record_on_its_own() {
         failed[2],
         "\"\",\"INVALID_FIELD:Failed to deserialize field at col 4. Due to, '02/01/2000' is not a valid value for the type xsd:date:Birthdate --\",\"Ingest\",\"Quote \"\"q\"\"\",\"q.ingest@example.net\",\"02/01/2000\",\"\""
     );
-    assert_eq!(result(&org, &id, "unprocessedrecords").trim_end(), "LastName,FirstName,Email,Birthdate,HasOptedOutOfEmail");
+    assert_eq!(
+        result(&org, &id, "unprocessedrecords").trim_end(),
+        "LastName,FirstName,Email,Birthdate,HasOptedOutOfEmail"
+    );
     let rows = org.records(&format!(
         "SELECT FirstName, Birthdate, HasOptedOutOfEmail FROM Contact WHERE Id = '{new_id}'"
     ));
@@ -111,7 +124,8 @@ fn insert_writes_each_record_on_its_own() {
     assert_eq!(rows[0]["Birthdate"], "2000-01-02");
     assert_eq!(rows[0]["HasOptedOutOfEmail"], true);
     assert_eq!(
-        org.records("SELECT Id FROM Contact WHERE LastName = 'Ingest'").len(),
+        org.records("SELECT Id FROM Contact WHERE LastName = 'Ingest'")
+            .len(),
         1,
         "the failed records are not written, the good one stays"
     );
@@ -125,19 +139,29 @@ fn update_takes_na_as_null_and_leaves_empty_cells_alone() {
         &format!("{V}/sobjects/Contact"),
         json!({"LastName": "Upd", "FirstName": "Before", "Phone": "555-0100", "Title": "Boss"}),
     );
-    let contact = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let contact = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let unknown = "0035g0000zzzzzzAAA";
     let csv = format!(
         "Id,FirstName,Phone,Title\n{contact},#N/A,,Chief\n{unknown},X,,\n003bad,X,,\n{contact},,,#N/A\n"
     );
-    let (id, done) = run(&org, json!({"object": "Contact", "operation": "update"}), &csv);
+    let (id, done) = run(
+        &org,
+        json!({"object": "Contact", "operation": "update"}),
+        &csv,
+    );
     assert_eq!(done["numberRecordsProcessed"], 4);
     assert_eq!(done["numberRecordsFailed"], 2);
     let rows = org.records(&format!(
         "SELECT FirstName, Phone, Title FROM Contact WHERE Id = '{contact}'"
     ));
     assert_eq!(rows[0]["FirstName"], Value::Null);
-    assert_eq!(rows[0]["Phone"], "555-0100", "an empty cell leaves the field");
+    assert_eq!(
+        rows[0]["Phone"], "555-0100",
+        "an empty cell leaves the field"
+    );
     assert_eq!(rows[0]["Title"], Value::Null, "the later row nulled it");
     let failed = result(&org, &id, "failedResults");
     let failed = lines(&failed);
@@ -145,7 +169,11 @@ fn update_takes_na_as_null_and_leaves_empty_cells_alone() {
         failed[1],
         format!("\"{unknown}\",\"INVALID_CROSS_REFERENCE_KEY:invalid cross reference id:--\",\"{unknown}\",\"X\",\"\",\"\"")
     );
-    assert!(failed[2].starts_with("\"003bad\",\"MALFORMED_ID:malformed id 003bad:--\""), "{}", failed[2]);
+    assert!(
+        failed[2].starts_with("\"003bad\",\"MALFORMED_ID:malformed id 003bad:--\""),
+        "{}",
+        failed[2]
+    );
     let ok = result(&org, &id, "successfulResults");
     assert!(lines(&ok)[1].starts_with(&format!("\"{contact}\",\"false\",\"{contact}\",\"#N/A\"")));
 }
@@ -154,31 +182,58 @@ fn update_takes_na_as_null_and_leaves_empty_cells_alone() {
 fn upsert_creates_and_updates_by_external_id() {
     let org = Org::demo();
     let csv = "User_Id__c,LastName,Languages__c\nU-ING-1,First,English;French\nU-ING-2,Second,\n";
-    let job = json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "User_Id__c"});
+    let job =
+        json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "User_Id__c"});
     let (id, done) = run(&org, job.clone(), csv);
     assert_eq!(done["externalIdFieldName"], "User_Id__c");
     assert_eq!(done["numberRecordsFailed"], 0);
     let ok = result(&org, &id, "successfulResults");
-    assert!(lines(&ok)[1..].iter().all(|l| l.contains("\"true\",\"U-ING-")));
-    let csv = "User_Id__c,LastName,Languages__c\nu-ing-1,Renamed,#N/A\nU-ING-3,Third,German\n,NoKey,\n";
+    assert!(lines(&ok)[1..]
+        .iter()
+        .all(|l| l.contains("\"true\",\"U-ING-")));
+    let csv =
+        "User_Id__c,LastName,Languages__c\nu-ing-1,Renamed,#N/A\nU-ING-3,Third,German\n,NoKey,\n";
     let (id, done) = run(&org, job, csv);
     assert_eq!(done["numberRecordsProcessed"], 3);
     assert_eq!(done["numberRecordsFailed"], 1);
     let ok = result(&org, &id, "successfulResults");
     let ok = lines(&ok);
-    assert!(ok[1].ends_with("\"false\",\"u-ing-1\",\"Renamed\",\"#N/A\""), "{}", ok[1]);
-    assert!(ok[2].ends_with("\"true\",\"U-ING-3\",\"Third\",\"German\""), "{}", ok[2]);
+    assert!(
+        ok[1].ends_with("\"false\",\"u-ing-1\",\"Renamed\",\"#N/A\""),
+        "{}",
+        ok[1]
+    );
+    assert!(
+        ok[2].ends_with("\"true\",\"U-ING-3\",\"Third\",\"German\""),
+        "{}",
+        ok[2]
+    );
     let failed = result(&org, &id, "failedResults");
-    assert!(failed.contains("MISSING_ARGUMENT:User_Id__c not specified:--"), "{failed}");
-    let rows = org.records("SELECT LastName, Languages__c FROM Contact WHERE User_Id__c = 'U-ING-1'");
+    assert!(
+        failed.contains("MISSING_ARGUMENT:User_Id__c not specified:--"),
+        "{failed}"
+    );
+    let rows =
+        org.records("SELECT LastName, Languages__c FROM Contact WHERE User_Id__c = 'U-ING-1'");
     assert_eq!(rows[0]["LastName"], "Renamed");
     assert_eq!(rows[0]["Languages__c"], Value::Null);
-    assert_eq!(org.records("SELECT Id FROM Contact WHERE User_Id__c LIKE 'U-ING-%'").len(), 3);
+    assert_eq!(
+        org.records("SELECT Id FROM Contact WHERE User_Id__c LIKE 'U-ING-%'")
+            .len(),
+        3
+    );
 }
 
 fn new_account(org: &Org, name: &str) -> String {
-    let r = org.send(Method::POST, &format!("{V}/sobjects/Account"), json!({"Name": name}));
-    r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string()
+    let r = org.send(
+        Method::POST,
+        &format!("{V}/sobjects/Account"),
+        json!({"Name": name}),
+    );
+    r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn query_all(org: &Org, soql: &str) -> Vec<Value> {
@@ -189,7 +244,10 @@ fn query_all(org: &Org, soql: &str) -> Vec<Value> {
         .bearer_auth(&org.token)
         .send()
         .unwrap();
-    r.json::<Value>().unwrap()["records"].as_array().unwrap().clone()
+    r.json::<Value>().unwrap()["records"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
@@ -197,14 +255,35 @@ fn delete_goes_to_the_recycle_bin_and_hard_delete_does_not() {
     let org = Org::demo();
     let soft = new_account(&org, "Bulk Soft");
     let hard = new_account(&org, "Bulk Hard");
-    let (id, done) = run(&org, json!({"object": "Account", "operation": "delete"}), &format!("Id\n{soft}\n"));
+    let (id, done) = run(
+        &org,
+        json!({"object": "Account", "operation": "delete"}),
+        &format!("Id\n{soft}\n"),
+    );
     assert_eq!(done["numberRecordsFailed"], 0);
-    assert_eq!(lines(&result(&org, &id, "successfulResults"))[1], format!("\"{soft}\",\"false\",\"{soft}\""));
-    let (_, done) = run(&org, json!({"object": "Account", "operation": "hardDelete"}), &format!("Id\n{hard}\n{soft}\n"));
+    assert_eq!(
+        lines(&result(&org, &id, "successfulResults"))[1],
+        format!("\"{soft}\",\"false\",\"{soft}\"")
+    );
+    let (_, done) = run(
+        &org,
+        json!({"object": "Account", "operation": "hardDelete"}),
+        &format!("Id\n{hard}\n{soft}\n"),
+    );
     assert_eq!(done["numberRecordsProcessed"], 2);
-    assert_eq!(done["numberRecordsFailed"], 1, "the deleted one is no longer live");
-    let seen = query_all(&org, "SELECT Id, IsDeleted FROM Account WHERE Name LIKE 'Bulk %'");
-    assert_eq!(seen.len(), 1, "queryAll no longer sees the hard-deleted record");
+    assert_eq!(
+        done["numberRecordsFailed"], 1,
+        "the deleted one is no longer live"
+    );
+    let seen = query_all(
+        &org,
+        "SELECT Id, IsDeleted FROM Account WHERE Name LIKE 'Bulk %'",
+    );
+    assert_eq!(
+        seen.len(),
+        1,
+        "queryAll no longer sees the hard-deleted record"
+    );
     assert_eq!(seen[0]["Id"], soft);
     assert_eq!(seen[0]["IsDeleted"], true);
 }
@@ -213,11 +292,18 @@ fn delete_goes_to_the_recycle_bin_and_hard_delete_does_not() {
 fn hard_delete_needs_the_permission() {
     let mut org = Org::demo();
     org.token = org.token_for("limited@sfsim.example");
-    let r = create(&org, json!({"object": "Account", "operation": "hardDelete"}));
+    let r = create(
+        &org,
+        json!({"object": "Account", "operation": "hardDelete"}),
+    );
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&r.json().unwrap()), "FEATURENOTENABLED");
     let r = create(&org, json!({"object": "Account", "operation": "delete"}));
-    assert_eq!(r.status(), StatusCode::OK, "a soft delete needs nothing more");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a soft delete needs nothing more"
+    );
 }
 
 #[test]
@@ -231,8 +317,14 @@ fn several_uploads_and_batches_come_back_last_batch_first() {
         }
         csv
     };
-    assert_eq!(put(&org, &id, upload(0, 12_500)).status(), StatusCode::CREATED);
-    assert_eq!(put(&org, &id, upload(12_500, 25_000)).status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&org, &id, upload(0, 12_500)).status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put(&org, &id, upload(12_500, 25_000)).status(),
+        StatusCode::CREATED
+    );
     assert_eq!(info(&org, &id)["state"], "Open");
     set_state(&org, &id, "UploadComplete");
     let done = info(&org, &id);
@@ -260,12 +352,27 @@ fn unknown_header_fails_the_job_and_writes_nothing() {
         "LastName,Nope__c\nGhost,1\n",
     );
     assert_eq!(done["state"], "Failed");
-    assert_eq!(done["errorMessage"], "InvalidBatch : Field name not found : Nope__c");
+    assert_eq!(
+        done["errorMessage"],
+        "InvalidBatch : Field name not found : Nope__c"
+    );
     assert_eq!(done["numberRecordsProcessed"], 0);
-    assert_eq!(result(&org, &id, "unprocessedrecords"), "LastName,Nope__c\n\"Ghost\",\"1\"\n");
-    assert!(org.records("SELECT Id FROM Contact WHERE LastName = 'Ghost'").is_empty());
-    let (_, done) = run(&org, json!({"object": "Contact", "operation": "update"}), "LastName\nX\n");
-    assert_eq!(done["errorMessage"], "InvalidBatch : Field name not found : Id");
+    assert_eq!(
+        result(&org, &id, "unprocessedrecords"),
+        "LastName,Nope__c\n\"Ghost\",\"1\"\n"
+    );
+    assert!(org
+        .records("SELECT Id FROM Contact WHERE LastName = 'Ghost'")
+        .is_empty());
+    let (_, done) = run(
+        &org,
+        json!({"object": "Contact", "operation": "update"}),
+        "LastName\nX\n",
+    );
+    assert_eq!(
+        done["errorMessage"],
+        "InvalidBatch : Field name not found : Id"
+    );
     let (_, done) = run(
         &org,
         json!({"object": "Contact", "operation": "insert", "lineEnding": "CRLF"}),
@@ -284,41 +391,80 @@ fn nothing_is_processed_before_upload_complete_and_states_are_kept() {
     put(&org, &id, "LastName\nWaiting\n");
     org.advance_clock(3_600);
     assert_eq!(info(&org, &id)["state"], "Open");
-    assert!(org.records("SELECT Id FROM Contact WHERE LastName = 'Waiting'").is_empty());
+    assert!(org
+        .records("SELECT Id FROM Contact WHERE LastName = 'Waiting'")
+        .is_empty());
     let r = org.get(&format!("{V}/jobs/ingest/{id}/successfulResults"));
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
-    let r = org.send(Method::DELETE, &format!("{V}/jobs/ingest/{id}"), Value::Null);
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an Open job cannot be deleted");
+    let r = org.send(
+        Method::DELETE,
+        &format!("{V}/jobs/ingest/{id}"),
+        Value::Null,
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "an Open job cannot be deleted"
+    );
     let aborted = set_state(&org, &id, "Aborted");
     assert_eq!(aborted.json::<Value>().unwrap()["state"], "Aborted");
-    assert!(org.records("SELECT Id FROM Contact WHERE LastName = 'Waiting'").is_empty());
-    assert_eq!(result(&org, &id, "unprocessedrecords"), "LastName\n\"Waiting\"\n");
+    assert!(org
+        .records("SELECT Id FROM Contact WHERE LastName = 'Waiting'")
+        .is_empty());
+    assert_eq!(
+        result(&org, &id, "unprocessedrecords"),
+        "LastName\n\"Waiting\"\n"
+    );
     let r = put(&org, &id, "LastName\nLate\n");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&r.json().unwrap()), "INVALIDJOBSTATE");
     let r = set_state(&org, &id, "UploadComplete");
     assert_eq!(error_code(&r.json().unwrap()), "INVALIDJOBSTATE");
-    let r = org.send(Method::DELETE, &format!("{V}/jobs/ingest/{id}"), Value::Null);
+    let r = org.send(
+        Method::DELETE,
+        &format!("{V}/jobs/ingest/{id}"),
+        Value::Null,
+    );
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(org.get(&format!("{V}/jobs/ingest/{id}")).status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        org.get(&format!("{V}/jobs/ingest/{id}")).status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
 fn jobs_move_on_the_clock_and_aborting_does_not_undo() {
     let org = Org::demo();
-    org.control(Method::PATCH, "settings", json!({"bulk_job_processing_ms": 10_000}));
+    org.control(
+        Method::PATCH,
+        "settings",
+        json!({"bulk_job_processing_ms": 10_000}),
+    );
     let id = job_id(&org, json!({"object": "Account", "operation": "insert"}));
     put(&org, &id, "Name\nClocked\n");
     set_state(&org, &id, "UploadComplete");
     assert_eq!(info(&org, &id)["state"], "UploadComplete");
     org.advance_clock(6);
     assert_eq!(info(&org, &id)["state"], "InProgress");
-    assert_eq!(org.records("SELECT Id FROM Account WHERE Name = 'Clocked'").len(), 1);
+    assert_eq!(
+        org.records("SELECT Id FROM Account WHERE Name = 'Clocked'")
+            .len(),
+        1
+    );
     let aborted = set_state(&org, &id, "Aborted");
     assert_eq!(aborted.status(), StatusCode::OK);
-    assert_eq!(org.records("SELECT Id FROM Account WHERE Name = 'Clocked'").len(), 1, "not undone");
+    assert_eq!(
+        org.records("SELECT Id FROM Account WHERE Name = 'Clocked'")
+            .len(),
+        1,
+        "not undone"
+    );
     let listed: Value = org.get(&format!("{V}/jobs/ingest")).json().unwrap();
-    assert!(listed["records"].as_array().unwrap().iter().any(|j| j["id"] == id.as_str() && j["state"] == "Aborted"));
+    assert!(listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["id"] == id.as_str() && j["state"] == "Aborted"));
 }
 
 #[test]
@@ -332,20 +478,44 @@ fn create_refusals() {
         answer[0]["message"].as_str().unwrap().to_string()
     };
     assert_eq!(
-        refused(json!({"object": "Nope", "operation": "insert"}), "INVALIDENTITY"),
+        refused(
+            json!({"object": "Nope", "operation": "insert"}),
+            "INVALIDENTITY"
+        ),
         "Entity 'Nope' is not supported by the Bulk API."
     );
     assert_eq!(
-        refused(json!({"object": "Contact", "operation": "upsert"}), "INVALIDJOB"),
+        refused(
+            json!({"object": "Contact", "operation": "upsert"}),
+            "INVALIDJOB"
+        ),
         "External ID was blank for Contact. An External ID must be specified for upsert."
     );
-    refused(json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Email"}), "INVALIDJOB");
-    refused(json!({"object": "Contact", "operation": "merge"}), "API_ERROR");
-    refused(json!({"object": "Contact", "operation": "insert", "columnDelimiter": "COLON"}), "API_ERROR");
-    let r = create(&org, json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Id", "columnDelimiter": "PIPE", "lineEnding": "CRLF"}));
+    refused(
+        json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Email"}),
+        "INVALIDJOB",
+    );
+    refused(
+        json!({"object": "Contact", "operation": "merge"}),
+        "API_ERROR",
+    );
+    refused(
+        json!({"object": "Contact", "operation": "insert", "columnDelimiter": "COLON"}),
+        "API_ERROR",
+    );
+    let r = create(
+        &org,
+        json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Id", "columnDelimiter": "PIPE", "lineEnding": "CRLF"}),
+    );
     let info: Value = r.json().unwrap();
     assert_eq!(info["externalIdFieldName"], "Id");
-    assert_eq!(info["contentUrl"], format!("services/data/v62.0/jobs/ingest/{}/batches", info["id"].as_str().unwrap()));
+    assert_eq!(
+        info["contentUrl"],
+        format!(
+            "services/data/v62.0/jobs/ingest/{}/batches",
+            info["id"].as_str().unwrap()
+        )
+    );
     assert_eq!(info["columnDelimiter"], "PIPE");
     assert_eq!(info["lineEnding"], "CRLF");
 }
@@ -356,7 +526,10 @@ fn pipe_and_crlf_jobs_answer_in_their_format_and_gzip() {
     let job = json!({"object": "Account", "operation": "insert", "columnDelimiter": "PIPE", "lineEnding": "CRLF"});
     let (id, _) = run(&org, job, "Name|Description\r\nPiped|a,b\r\n");
     let ok = result(&org, &id, "successfulResults");
-    assert!(ok.starts_with("\"sf__Id\"|\"sf__Created\"|Name|Description\r\n"), "{ok}");
+    assert!(
+        ok.starts_with("\"sf__Id\"|\"sf__Created\"|Name|Description\r\n"),
+        "{ok}"
+    );
     assert!(ok.ends_with("|\"true\"|\"Piped\"|\"a,b\"\r\n"), "{ok}");
     let r = org
         .http
@@ -367,7 +540,9 @@ fn pipe_and_crlf_jobs_answer_in_their_format_and_gzip() {
         .unwrap();
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let mut text = String::new();
-    flate2::read::GzDecoder::new(r).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(r)
+        .read_to_string(&mut text)
+        .unwrap();
     assert_eq!(text, ok);
 }
 
@@ -388,7 +563,11 @@ fn multipart_create_uploads_and_closes() {
     assert_eq!(created["state"], "UploadComplete");
     let done = info(&org, created["id"].as_str().unwrap());
     assert_eq!(done["state"], "JobComplete");
-    assert_eq!(org.records("SELECT Id FROM Contact WHERE LastName = 'Multipart'").len(), 2);
+    assert_eq!(
+        org.records("SELECT Id FROM Contact WHERE LastName = 'Multipart'")
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -410,25 +589,50 @@ fn uploads_beyond_axums_default_body_limit_are_taken() {
 fn batches_count_against_the_daily_allocation() {
     let org = Org::demo();
     let limits = |org: &Org| -> Value { org.get(&format!("{V}/limits")).json().unwrap() };
-    assert_eq!(limits(&org)["DailyBulkApiBatches"], json!({"Max": 15000, "Remaining": 15000}));
-    org.control(Method::PATCH, "settings", json!({"bulk_daily_batch_limit": 3}));
+    assert_eq!(
+        limits(&org)["DailyBulkApiBatches"],
+        json!({"Max": 15000, "Remaining": 15000})
+    );
+    org.control(
+        Method::PATCH,
+        "settings",
+        json!({"bulk_daily_batch_limit": 3}),
+    );
     let used_before = org.api_requests_used();
     let mut csv = String::from("LastName\n");
     for i in 0..10_001 {
         csv.push_str(&format!("Q{i}\n"));
     }
-    let (_, done) = run(&org, json!({"object": "Contact", "operation": "insert"}), &csv);
+    let (_, done) = run(
+        &org,
+        json!({"object": "Contact", "operation": "insert"}),
+        &csv,
+    );
     assert_eq!(done["state"], "JobComplete");
-    assert_eq!(org.api_requests_used() - used_before, 4, "every call counts");
+    assert_eq!(
+        org.api_requests_used() - used_before,
+        4,
+        "every call counts"
+    );
     assert_eq!(limits(&org)["DailyBulkApiBatches"]["Remaining"], 1);
     // Two batches, one allowed: the last (one record) completes first, the other is left.
-    let (id, done) = run(&org, json!({"object": "Contact", "operation": "insert"}), &csv);
+    let (id, done) = run(
+        &org,
+        json!({"object": "Contact", "operation": "insert"}),
+        &csv,
+    );
     assert_eq!(done["state"], "Failed");
-    assert_eq!(done["errorMessage"], "ExceededQuota : ApiBatchItems Limit exceeded.");
+    assert_eq!(
+        done["errorMessage"],
+        "ExceededQuota : ApiBatchItems Limit exceeded."
+    );
     assert_eq!(done["numberRecordsProcessed"], 1);
     let ok = result(&org, &id, "successfulResults");
     assert!(lines(&ok)[1].ends_with("\"Q10000\""));
-    assert_eq!(lines(&result(&org, &id, "unprocessedrecords")).len(), 10_001);
+    assert_eq!(
+        lines(&result(&org, &id, "unprocessedrecords")).len(),
+        10_001
+    );
     assert_eq!(limits(&org)["DailyBulkApiBatches"]["Remaining"], 0);
     let r = create(&org, json!({"object": "Contact", "operation": "insert"}));
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -444,7 +648,11 @@ fn faults_reach_ingest_calls() {
     let r = create(&org, json!({"object": "Contact", "operation": "insert"}));
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     org.control(Method::PATCH, "faults", json!({}));
-    org.control(Method::POST, "faults/echo_token", json!({"count": 1, "path_contains": "/jobs/ingest"}));
+    org.control(
+        Method::POST,
+        "faults/echo_token",
+        json!({"count": 1, "path_contains": "/jobs/ingest"}),
+    );
     let r = create(&org, json!({"object": "Contact", "operation": "insert"}));
     assert_eq!(error_code(&r.json().unwrap()), "UNKNOWN_EXCEPTION");
     job_id(&org, json!({"object": "Contact", "operation": "insert"}));
@@ -454,8 +662,16 @@ fn faults_reach_ingest_calls() {
 fn ingested_writes_publish_change_events() {
     let org = Org::demo();
     org.control(Method::POST, "cdc", json!({"objects": ["Contact"]}));
-    let before = org.control(Method::GET, "cdc", Value::Null)["events"].as_u64().unwrap();
-    run(&org, json!({"object": "Contact", "operation": "insert"}), "LastName\nEv1\nEv2\n");
-    let after = org.control(Method::GET, "cdc", Value::Null)["events"].as_u64().unwrap();
+    let before = org.control(Method::GET, "cdc", Value::Null)["events"]
+        .as_u64()
+        .unwrap();
+    run(
+        &org,
+        json!({"object": "Contact", "operation": "insert"}),
+        "LastName\nEv1\nEv2\n",
+    );
+    let after = org.control(Method::GET, "cdc", Value::Null)["events"]
+        .as_u64()
+        .unwrap();
     assert_eq!(after - before, 2, "one create event per ingested record");
 }

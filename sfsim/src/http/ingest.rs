@@ -99,7 +99,11 @@ fn job_info(job: &Job, now: DateTime<Utc>, view: View) -> Json {
     if view != View::Listed {
         map.insert(
             "contentUrl".into(),
-            format!("services/data/v{}/jobs/ingest/{}/batches", job.api_version, job.id).into(),
+            format!(
+                "services/data/v{}/jobs/ingest/{}/batches",
+                job.api_version, job.id
+            )
+            .into(),
         );
     }
     map.insert("lineEnding".into(), job.format.line_ending.name().into());
@@ -153,14 +157,20 @@ fn new_job(req: &ApiRequest, request: CreateRequest) -> Result<NewJob, ApiError>
         Some(name) => ColumnDelimiter::parse(&name).ok_or_else(|| {
             bad_request(
                 "API_ERROR",
-                format!("Invalid columnDelimiter: {name}. It is one of {}", ColumnDelimiter::NAMES),
+                format!(
+                    "Invalid columnDelimiter: {name}. It is one of {}",
+                    ColumnDelimiter::NAMES
+                ),
             )
         })?,
     };
     let line_ending = match request.line_ending {
         None => LineEnding::Lf,
         Some(name) => LineEnding::parse(&name).ok_or_else(|| {
-            bad_request("API_ERROR", format!("Invalid lineEnding: {name}. It is LF or CRLF"))
+            bad_request(
+                "API_ERROR",
+                format!("Invalid lineEnding: {name}. It is LF or CRLF"),
+            )
         })?,
     };
     let name = request
@@ -443,7 +453,11 @@ fn results(req: &ApiRequest, id: &str, kind: &str) -> Result<Response, ApiError>
                 ApiError::new(
                     StatusCode::PRECONDITION_FAILED,
                     "JOB_NOT_COMPLETE",
-                    format!("Job {} is not complete: its state is {}", job.id, state.name()),
+                    format!(
+                        "Job {} is not complete: its state is {}",
+                        job.id,
+                        state.name()
+                    ),
                 )
             })?;
         (outcomes, job.format)

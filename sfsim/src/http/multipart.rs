@@ -35,7 +35,10 @@ fn parts<'b>(body: &'b [u8], boundary: &str) -> Vec<(String, &'b [u8])> {
         };
         let part = &rest[..next];
         rest = &rest[next + delimiter.len()..];
-        let part = part.strip_prefix(b"\r\n").or_else(|| part.strip_prefix(b"\n")).unwrap_or(part);
+        let part = part
+            .strip_prefix(b"\r\n")
+            .or_else(|| part.strip_prefix(b"\n"))
+            .unwrap_or(part);
         let (head, body) = match find(part, b"\r\n\r\n") {
             Some(i) => (&part[..i], &part[i + 4..]),
             None => match find(part, b"\n\n") {
@@ -55,7 +58,8 @@ fn parts<'b>(body: &'b [u8], boundary: &str) -> Vec<(String, &'b [u8])> {
                 return None;
             }
             v.split(';').map(str::trim).find_map(|p| {
-                p.strip_prefix("name=").map(|n| n.trim_matches('"').to_string())
+                p.strip_prefix("name=")
+                    .map(|n| n.trim_matches('"').to_string())
             })
         });
         if let Some(name) = name {
@@ -74,7 +78,10 @@ pub fn create(req: &mut ApiRequest, content_type: &str) -> Result<Response, ApiE
     let job = part("job")
         .ok_or_else(|| bad_request("API_ERROR", "A multipart request needs a part named job"))?;
     let content = part("content").ok_or_else(|| {
-        bad_request("API_ERROR", "A multipart request needs a part named content")
+        bad_request(
+            "API_ERROR",
+            "A multipart request needs a part named content",
+        )
     })?;
     super::ingest::create_with_content(req, job, content)
 }
@@ -88,8 +95,14 @@ mod tests {
         let body = b"--B\r\nContent-Type: application/json\r\nContent-Disposition: form-data; name=\"job\"\r\n\r\n{\"object\":\"Contact\"}\r\n--B\r\nContent-Type: text/csv\r\nContent-Disposition: form-data; name=\"content\"; filename=\"content\"\r\n\r\nLastName\nNg\n\r\n--B--\r\n";
         let parts = parts(body, "B");
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0], ("job".to_string(), &b"{\"object\":\"Contact\"}"[..]));
+        assert_eq!(
+            parts[0],
+            ("job".to_string(), &b"{\"object\":\"Contact\"}"[..])
+        );
         assert_eq!(parts[1], ("content".to_string(), &b"LastName\nNg\n"[..]));
-        assert_eq!(boundary("multipart/form-data; boundary=\"B\"").as_deref(), Some("B"));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"B\"").as_deref(),
+            Some("B")
+        );
     }
 }

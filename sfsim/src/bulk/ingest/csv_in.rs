@@ -82,9 +82,9 @@ impl Upload {
                             let mut start = 0;
                             for end in &ends {
                                 let end = *end as usize;
-                                upload.header.push(
-                                    String::from_utf8_lossy(&out[start..end]).into_owned(),
-                                );
+                                upload
+                                    .header
+                                    .push(String::from_utf8_lossy(&out[start..end]).into_owned());
                                 start = end;
                             }
                             ends.clear();

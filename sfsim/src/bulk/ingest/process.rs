@@ -90,7 +90,10 @@ impl Processor {
             return fail(error, uploads);
         }
         let Some(first) = uploads.first() else {
-            return fail("InvalidBatch : Records not processed: no data was uploaded".into(), uploads);
+            return fail(
+                "InvalidBatch : Records not processed: no data was uploaded".into(),
+                uploads,
+            );
         };
         let header = first.header.clone();
         if let Some(other) = uploads.iter().find(|u| u.header != header) {
@@ -102,7 +105,10 @@ impl Processor {
             return fail(message, uploads);
         }
         let Some(object) = org.object(object_name) else {
-            return fail(format!("InvalidBatch : Unable to find object: {object_name}"), uploads);
+            return fail(
+                format!("InvalidBatch : Unable to find object: {object_name}"),
+                uploads,
+            );
         };
         let def = org.def(object);
         let mut fields = Vec::with_capacity(header.len());
@@ -180,7 +186,10 @@ impl Processor {
             let result = self.write(org, upload, row, author, &mut undo);
             processed += 1;
             match result {
-                Ok((id, created)) => self.outcomes.succeeded.push(Success::new(record, &id, created)),
+                Ok((id, created)) => self
+                    .outcomes
+                    .succeeded
+                    .push(Success::new(record, &id, created)),
                 Err((id, e)) => {
                     failed += 1;
                     self.outcomes.failed.push(Failure {
@@ -277,7 +286,11 @@ impl Processor {
                 .map_err(|e| (None, e)),
             (Operation::Update | Operation::Delete | Operation::HardDelete, Some("")) => Err((
                 None,
-                RecordError::new("MISSING_ARGUMENT", "Id not specified in an update call", vec![]),
+                RecordError::new(
+                    "MISSING_ARGUMENT",
+                    "Id not specified in an update call",
+                    vec![],
+                ),
             )),
             (Operation::Update, Some(id)) => self
                 .update(org, id, upload, row, author, undo)
@@ -307,7 +320,11 @@ impl Processor {
                 if key.is_empty() {
                     return Err((
                         None,
-                        RecordError::new("MISSING_ARGUMENT", format!("{name} not specified"), vec![]),
+                        RecordError::new(
+                            "MISSING_ARGUMENT",
+                            format!("{name} not specified"),
+                            vec![],
+                        ),
                     ));
                 }
                 let value = value::from_text(field, key).unwrap_or_else(|()| Value::text(key));
@@ -327,7 +344,9 @@ impl Processor {
                         None,
                         RecordError::new(
                             "DUPLICATE_EXTERNAL_ID",
-                            format!("{name}: more than one record found for external id field: {key}"),
+                            format!(
+                                "{name}: more than one record found for external id field: {key}"
+                            ),
                             vec![name.clone()],
                         ),
                     )),

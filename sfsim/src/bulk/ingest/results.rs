@@ -82,9 +82,15 @@ impl Outcomes {
             .find(|u| u.error.is_none())
             .map(|u| u.header.clone())
             .unwrap_or_default();
-        let usable = uploads.iter().all(|u| u.error.is_none() && u.header == header);
+        let usable = uploads
+            .iter()
+            .all(|u| u.error.is_none() && u.header == header);
         Outcomes {
-            unprocessed: if usable { (0..total as u32).collect() } else { vec![] },
+            unprocessed: if usable {
+                (0..total as u32).collect()
+            } else {
+                vec![]
+            },
             header,
             uploads: if usable { uploads } else { vec![] },
             total,

@@ -47,8 +47,14 @@ pub fn run_due(sim: &Sim, jobs: &mut Jobs, now: DateTime<Utc>) {
             Ok(mut processor) => {
                 for batch in completion_order(processor.batches()) {
                     let size = processor.batch_range(batch).len() as u64;
-                    let batches_left = jobs.batches.daily_limit.saturating_sub(jobs.batches.used(now));
-                    let records_left = jobs.records.daily_limit.saturating_sub(jobs.records.used(now));
+                    let batches_left = jobs
+                        .batches
+                        .daily_limit
+                        .saturating_sub(jobs.batches.used(now));
+                    let records_left = jobs
+                        .records
+                        .daily_limit
+                        .saturating_sub(jobs.records.used(now));
                     if batches_left == 0 || records_left < size {
                         processor
                             .outcomes
