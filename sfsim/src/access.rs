@@ -33,4 +33,6 @@ pub struct Login {
     pub username: String,
     pub user_id: String,
     pub access: FieldAccess,
+    /// User permissions its profile grants (`schema::PERMISSIONS`).
+    pub permissions: Vec<String>,
 }

@@ -59,6 +59,15 @@ impl RecordError {
     }
 }
 
+/// A value a write gives one field: JSON from the REST API, or a Bulk
+/// CSV cell's text (`column` counts from 1), or null.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    Json(&'a Json),
+    Text { text: &'a str, column: usize },
+    Null,
+}
+
 pub struct DeletedRecord {
     pub id: String,
     pub object: String,
@@ -217,6 +226,8 @@ pub struct Org {
     pub admin_user_id: String,
     /// The users the data file declares besides the admin, for seeding to create.
     pub declared_users: Vec<DeclaredUser>,
+    /// The permissions the admin's profile grants.
+    pub admin_permissions: Vec<String>,
     /// Users who can log in; seeding fills it.
     pub logins: Vec<Login>,
     pub objects: Vec<ObjectData>,
@@ -253,6 +264,7 @@ impl Org {
             org_id: schema.org_id,
             admin_user_id: String::new(),
             declared_users: schema.users,
+            admin_permissions: schema.admin_permissions,
             logins: Vec::new(),
             objects,
             events: schema.events,
@@ -282,6 +294,14 @@ impl Org {
             .iter()
             .find(|l| l.user_id == user_id)
             .map_or(&EVERYTHING, |l| &l.access)
+    }
+
+    /// Whether a user's profile grants a permission (`schema::PERMISSIONS`).
+    pub fn has_permission(&self, user_id: &str, permission: &str) -> bool {
+        self.logins
+            .iter()
+            .find(|l| l.user_id == user_id)
+            .is_some_and(|l| l.permissions.iter().any(|p| p == permission))
     }
 
     pub fn def(&self, object: usize) -> &Arc<ObjectDef> {
@@ -462,22 +482,53 @@ impl Org {
         creating: bool,
         author: &Author,
     ) -> Result<Vec<(usize, Value)>, RecordError> {
-        let def = self.def(object);
-        let access = self.field_access(&author.user_id);
-        let mut out = Vec::with_capacity(body.len());
-        let mut read_only = Vec::new();
+        let mut fields = Vec::with_capacity(body.len());
         for (key, json) in body {
             if key == "attributes" {
                 continue;
             }
-            let visible = def.field_index(key).filter(|i| access.can_see(object, *i));
-            let Some(index) = visible else {
-                return Err(RecordError::new(
+            let index = self.writable_field(object, key, author)?;
+            fields.push((index, Input::Json(json)));
+        }
+        self.parse_inputs(object, fields, creating)
+    }
+
+    /// The field a write names, if the author may see it; unknown and
+    /// hidden fields are `INVALID_FIELD`.
+    pub fn writable_field(
+        &self,
+        object: usize,
+        name: &str,
+        author: &Author,
+    ) -> Result<usize, RecordError> {
+        let def = self.def(object);
+        let access = self.field_access(&author.user_id);
+        def.field_index(name)
+            .filter(|i| access.can_see(object, *i))
+            .ok_or_else(|| {
+                RecordError::new(
                     "INVALID_FIELD",
-                    format!("No such column '{key}' on sobject of type {}", def.name),
+                    format!("No such column '{name}' on sobject of type {}", def.name),
                     vec![],
-                ));
-            };
+                )
+            })
+    }
+
+    /// Converts and checks the values a write gives fields already found
+    /// with `writable_field`, in their order: the Id (refused on create,
+    /// skipped on update), fields the author cannot write, values of the
+    /// wrong type or out of the field's range.
+    pub fn parse_inputs<'a>(
+        &self,
+        object: usize,
+        fields: impl IntoIterator<Item = (usize, Input<'a>)>,
+        creating: bool,
+    ) -> Result<Vec<(usize, Value)>, RecordError> {
+        let def = self.def(object);
+        let fields = fields.into_iter();
+        let mut out = Vec::with_capacity(fields.size_hint().0);
+        let mut read_only = Vec::new();
+        for (index, input) in fields {
             let field = &def.fields[index];
             if index == def.system.id {
                 if creating {
@@ -497,8 +548,21 @@ impl Org {
                 read_only.push(field.name.clone());
                 continue;
             }
-            let value = value::from_json(field, json)
-                .map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?;
+            let value = match input {
+                Input::Json(json) => value::from_json(field, json)
+                    .map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?,
+                Input::Text { text, column } => value::from_text(field, text).map_err(|_| {
+                    RecordError::new(
+                        "INVALID_FIELD",
+                        format!(
+                            "Failed to deserialize field at col {column}. Due to, '{text}' is not a valid value for the type {}",
+                            value::xsd_type(field)
+                        ),
+                        vec![field.name.clone()],
+                    )
+                })?,
+                Input::Null => Value::Null,
+            };
             self.check_value(field, &value)?;
             out.push((index, value));
         }
@@ -669,8 +733,19 @@ impl Org {
         author: &Author,
         undo: &mut Undo,
     ) -> Result<String, RecordError> {
-        let def = self.def(object).clone();
         let parsed = self.parse_fields(object, body, true, author)?;
+        self.create_parsed(object, parsed, author, undo)
+    }
+
+    /// Creates a record from values `parse_inputs` has checked.
+    pub fn create_parsed(
+        &mut self,
+        object: usize,
+        parsed: Vec<(usize, Value)>,
+        author: &Author,
+        undo: &mut Undo,
+    ) -> Result<String, RecordError> {
+        let def = self.def(object).clone();
         let mut values = vec![Value::Null; def.fields.len()];
         for (i, f) in def.fields.iter().enumerate() {
             if f.ftype == FieldType::Boolean {
@@ -712,7 +787,7 @@ impl Org {
         Ok(id)
     }
 
-    fn live_record(&self, object: usize, id: &str) -> Result<Arc<Record>, RecordError> {
+    pub fn live_record(&self, object: usize, id: &str) -> Result<Arc<Record>, RecordError> {
         let rec = self.record(object, id).ok_or_else(not_found)?;
         if rec.is_deleted(self.def(object)) {
             return Err(RecordError::new(
@@ -741,9 +816,21 @@ impl Org {
         author: &Author,
         undo: &mut Undo,
     ) -> Result<String, RecordError> {
-        let def = self.def(object).clone();
         let current = self.live_record(object, id)?;
         let parsed = self.parse_fields(object, body, false, author)?;
+        self.update_parsed(object, current, parsed, author, undo)
+    }
+
+    /// Updates a live record (from `live_record`) with values `parse_inputs` has checked.
+    pub fn update_parsed(
+        &mut self,
+        object: usize,
+        current: Arc<Record>,
+        parsed: Vec<(usize, Value)>,
+        author: &Author,
+        undo: &mut Undo,
+    ) -> Result<String, RecordError> {
+        let def = self.def(object).clone();
         let mut rec = Self::touched(&def, (*current).clone(), author);
         for (i, v) in parsed {
             rec.values[i] = v;
@@ -814,6 +901,7 @@ impl Org {
         object: usize,
         id: &str,
         author: &Author,
+        undo: &mut Undo,
     ) -> Result<String, RecordError> {
         let current = self.record(object, id).ok_or_else(not_found)?.clone();
         let id = current.id().to_string();
@@ -825,7 +913,7 @@ impl Org {
                 deleted_date: author.now,
             });
         }
-        self.put(object, &id, None, author, &mut Undo::default());
+        self.put(object, &id, None, author, undo);
         Ok(id)
     }
 

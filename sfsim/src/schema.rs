@@ -410,6 +410,23 @@ struct OrgFile {
     users: Vec<UserSpec>,
     #[serde(default)]
     platform_events: Vec<crate::event_defs::EventSpec>,
+    /// User permissions the admin's profile grants (see `PERMISSIONS`).
+    #[serde(default)]
+    admin_permissions: Vec<String>,
+}
+
+/// The user permissions sfsim models: `BulkApiHardDelete` ("Bulk API Hard
+/// Delete"), which Bulk API 2.0 `hardDelete` jobs need.
+pub const PERMISSIONS: &[&str] = &["BulkApiHardDelete"];
+
+fn known_permissions(who: &str, permissions: Vec<String>) -> Result<Vec<String>, String> {
+    match permissions
+        .iter()
+        .find(|p| !PERMISSIONS.contains(&p.as_str()))
+    {
+        Some(p) => Err(format!("{who}: unknown permission {p}")),
+        None => Ok(permissions),
+    }
 }
 
 /// A user the data file declares besides the admin: who it is, and the
@@ -422,6 +439,8 @@ struct UserSpec {
     last_name: String,
     #[serde(default)]
     hidden_fields: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 /// A user the data file declares, for seeding to create.
@@ -431,6 +450,8 @@ pub struct DeclaredUser {
     pub first_name: String,
     pub last_name: String,
     pub access: FieldAccess,
+    /// User permissions its profile grants, off unless the data file lists them.
+    pub permissions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -686,6 +707,7 @@ pub struct Schema {
     pub users: Vec<DeclaredUser>,
     /// Platform events (`Name__e`): published, never stored.
     pub events: Vec<Arc<crate::event_defs::EventDef>>,
+    pub admin_permissions: Vec<String>,
 }
 
 fn declared_user(spec: UserSpec, objects: &[Arc<ObjectDef>]) -> Result<DeclaredUser, String> {
@@ -713,6 +735,7 @@ fn declared_user(spec: UserSpec, objects: &[Arc<ObjectDef>]) -> Result<DeclaredU
         }
     }
     Ok(DeclaredUser {
+        permissions: known_permissions(&spec.username, spec.permissions)?,
         username: spec.username,
         first_name: spec.first_name,
         last_name: spec.last_name,
@@ -745,6 +768,8 @@ impl Schema {
             objects,
             users,
             events,
+            admin_permissions: known_permissions("admin", file.admin_permissions)
+                .map_err(|e| format!("org schema: {e}"))?,
         })
     }
 

@@ -277,6 +277,7 @@ fn add_logins(org: &mut Org, user_object: usize, domain: &str) {
         username: in_domain(ADMIN_USERNAME, domain),
         user_id: admin.clone(),
         access: FieldAccess::default(),
+        permissions: org.admin_permissions.clone(),
     });
     let mut b = Builder::new(&def);
     for declared in org.declared_users.clone() {
@@ -287,6 +288,7 @@ fn add_logins(org: &mut Org, user_object: usize, domain: &str) {
             username,
             user_id: id,
             access: declared.access,
+            permissions: declared.permissions,
         });
     }
 }

@@ -133,37 +133,55 @@ fn type_error(field: &FieldDef, json: &Json) -> ConversionError {
 /// Converts a JSON value from a write request into the field's stored form.
 /// Reference ids come back in their canonical 18-character form.
 pub fn from_json(field: &FieldDef, json: &Json) -> Result<Value, ConversionError> {
-    if json.is_null() {
-        return Ok(Value::Null);
-    }
     let err = || type_error(field, json);
-    let text = || match json {
-        Json::String(s) => Some(s.clone()),
-        Json::Number(n) => Some(n.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
-        _ => None,
-    };
-    let number = || match json {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
-        _ => None,
-    };
-    Ok(match field.ftype {
-        FieldType::Boolean => match json {
-            Json::Bool(b) => Value::Bool(*b),
-            Json::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
-            Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
-            _ => return Err(err()),
+    match json {
+        Json::Null => Ok(Value::Null),
+        Json::String(s) => from_text(field, s).map_err(|()| err()),
+        Json::Bool(b) => match field.ftype {
+            FieldType::Boolean => Ok(Value::Bool(*b)),
+            FieldType::Int
+            | FieldType::Long
+            | FieldType::Double
+            | FieldType::Currency
+            | FieldType::Percent
+            | FieldType::Date
+            | FieldType::Datetime
+            | FieldType::Time
+            | FieldType::Address
+            | FieldType::Location => Err(err()),
+            _ => Ok(Value::text(b.to_string())),
         },
+        Json::Number(n) => match field.ftype {
+            FieldType::Boolean
+            | FieldType::Date
+            | FieldType::Datetime
+            | FieldType::Time
+            | FieldType::Address
+            | FieldType::Location => Err(err()),
+            FieldType::Int
+            | FieldType::Long
+            | FieldType::Double
+            | FieldType::Currency
+            | FieldType::Percent => n
+                .as_f64()
+                .map_or_else(|| Err(err()), |f| number_value(field, f).ok_or_else(err)),
+            _ => Ok(Value::text(n.to_string())),
+        },
+        Json::Array(_) | Json::Object(_) => Err(err()),
+    }
+}
+
+/// A number in a numeric field: whole for int and long, rounded to the
+/// field's scale for the others.
+fn number_value(field: &FieldDef, n: f64) -> Option<Value> {
+    Some(match field.ftype {
         FieldType::Int | FieldType::Long => {
-            let n = number().ok_or_else(err)?;
             if n.fract() != 0.0 {
-                return Err(err());
+                return None;
             }
             Value::Int(n as i64)
         }
-        FieldType::Double | FieldType::Currency | FieldType::Percent => {
-            let n = number().ok_or_else(err)?;
+        _ => {
             let factor = 10f64.powi(field.scale as i32);
             Value::Number(if field.scale > 0 || field.precision > 0 {
                 (n * factor).round() / factor
@@ -171,14 +189,51 @@ pub fn from_json(field: &FieldDef, json: &Json) -> Result<Value, ConversionError
                 n
             })
         }
-        FieldType::Date => Value::Date(json.as_str().and_then(parse_date).ok_or_else(err)?),
-        FieldType::Datetime => {
-            Value::DateTime(json.as_str().and_then(parse_datetime).ok_or_else(err)?)
-        }
-        FieldType::Time => Value::Time(json.as_str().and_then(parse_time).ok_or_else(err)?),
-        FieldType::Address | FieldType::Location => return Err(err()),
-        _ => Value::text(text().ok_or_else(err)?),
     })
+}
+
+/// Converts a value written as text (a JSON string, a Bulk CSV cell) into
+/// the field's stored form: booleans `true`/`false` in any case, numbers,
+/// dates `yyyy-MM-dd`, datetimes in ISO 8601, times, and text as it is
+/// (multipicklists as `a;b`).
+pub fn from_text(field: &FieldDef, s: &str) -> Result<Value, ()> {
+    Ok(match field.ftype {
+        FieldType::Boolean if s.eq_ignore_ascii_case("true") => Value::Bool(true),
+        FieldType::Boolean if s.eq_ignore_ascii_case("false") => Value::Bool(false),
+        FieldType::Boolean => return Err(()),
+        FieldType::Int
+        | FieldType::Long
+        | FieldType::Double
+        | FieldType::Currency
+        | FieldType::Percent => {
+            let n = s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or(())?;
+            number_value(field, n).ok_or(())?
+        }
+        FieldType::Date => Value::Date(parse_date(s).ok_or(())?),
+        FieldType::Datetime => Value::DateTime(parse_datetime(s).ok_or(())?),
+        FieldType::Time => Value::Time(parse_time(s).ok_or(())?),
+        FieldType::Address | FieldType::Location => return Err(()),
+        _ => Value::text(s),
+    })
+}
+
+/// The XML schema type Bulk's CSV errors name for a field.
+pub fn xsd_type(field: &FieldDef) -> &'static str {
+    match field.ftype {
+        FieldType::Boolean => "xsd:boolean",
+        FieldType::Int => "xsd:int",
+        FieldType::Long => "xsd:long",
+        FieldType::Double | FieldType::Currency | FieldType::Percent => "xsd:double",
+        FieldType::Date => "xsd:date",
+        FieldType::Datetime => "xsd:dateTime",
+        FieldType::Time => "xsd:time",
+        _ => "xsd:string",
+    }
 }
 
 #[cfg(test)]

@@ -240,3 +240,61 @@ test('web-server flow with PKCE: authorize, approve, exchange, rotate, revoke', 
   await conn.logout(true);
   await assert.rejects(oauth.refreshToken(latest), /expired access\/refresh token/);
 });
+
+// Bulk API 2.0 ingest jobs through jsforce's bulk2.loadAndWaitForResults.
+
+const load = (conn, options) => conn.bulk2.loadAndWaitForResults({ pollInterval: 50, pollTimeout: 30_000, ...options });
+
+test('bulk2 insert reports successful and failed records', () => withBulkOrg({}, async (conn) => {
+  const input = [
+    // jsforce takes the CSV's columns from the first record.
+    { LastName: 'IngestJs One', FirstName: 'Ada', Title: 'says "hi", twice', Email: 'one@ingest-js.example' },
+    { FirstName: 'NoLast', Email: 'nolast@ingest-js.example' },
+    { LastName: 'IngestJs Two', Title: 'line\nbreak' },
+  ];
+  const res = await load(conn, { object: 'Contact', operation: 'insert', input });
+  assert.equal(res.successfulResults.length, 2);
+  assert.ok(res.successfulResults.every((r) => r.sf__Id.startsWith('003') && r.sf__Created === 'true'));
+  assert.deepEqual(res.successfulResults.map((r) => r.Title).sort(), ['line\nbreak', 'says "hi", twice']);
+  assert.equal(res.failedResults.length, 1);
+  assert.equal(res.failedResults[0].sf__Error, 'REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --');
+  assert.equal(res.failedResults[0].FirstName, 'NoLast');
+  assert.deepEqual(res.unprocessedRecords, []);
+  const found = await conn.query("SELECT Id FROM Contact WHERE LastName LIKE 'IngestJs%'");
+  assert.deepEqual(found.records.map((r) => r.Id).sort(), res.successfulResults.map((r) => r.sf__Id).sort());
+}));
+
+test('bulk2 upsert by external id creates, updates and nulls', () => withBulkOrg({}, async (conn) => {
+  const first = await load(conn, {
+    object: 'Contact', operation: 'upsert', externalIdFieldName: 'User_Id__c',
+    input: [{ User_Id__c: 'JS-1', LastName: 'Upsert One', Title: 'Keep?' }],
+  });
+  assert.equal(first.successfulResults[0].sf__Created, 'true');
+  const res = await load(conn, {
+    object: 'Contact', operation: 'upsert', externalIdFieldName: 'User_Id__c',
+    input: [
+      { User_Id__c: 'JS-1', LastName: 'Upsert Renamed', Title: null, Email: 'js1@ingest-js.example' },
+      { User_Id__c: 'JS-2', LastName: 'Upsert Two' },
+      { User_Id__c: 'JS-3', LastName: 'Upsert Bad', Email: 'not an email' },
+    ],
+  });
+  const byKey = Object.fromEntries(res.successfulResults.map((r) => [r.User_Id__c, r]));
+  assert.equal(byKey['JS-1'].sf__Created, 'false');
+  assert.equal(byKey['JS-1'].sf__Id, first.successfulResults[0].sf__Id);
+  assert.equal(byKey['JS-2'].sf__Created, 'true');
+  assert.equal(res.failedResults.length, 1);
+  assert.match(res.failedResults[0].sf__Error, /^INVALID_EMAIL_ADDRESS:/);
+  const [one] = (await conn.query("SELECT LastName, Title FROM Contact WHERE User_Id__c = 'JS-1'")).records;
+  assert.equal(one.LastName, 'Upsert Renamed');
+  assert.equal(one.Title, null, 'jsforce writes null as #N/A');
+}));
+
+test('bulk2 delete removes records and reports unknown ids', () => withBulkOrg({}, async (conn) => {
+  const made = await conn.sobject('Account').create([{ Name: 'IngestJs Del 1' }, { Name: 'IngestJs Del 2' }], { allOrNone: true });
+  const unknown = '0015g0000zzzzzzAAA';
+  const res = await load(conn, { object: 'Account', operation: 'delete', input: [...made.map((m) => ({ Id: m.id })), { Id: unknown }] });
+  assert.deepEqual(res.successfulResults.map((r) => r.sf__Id).sort(), made.map((m) => m.id).sort());
+  assert.ok(res.successfulResults.every((r) => r.sf__Created === 'false'));
+  assert.deepEqual(res.failedResults, [{ sf__Id: unknown, sf__Error: 'INVALID_CROSS_REFERENCE_KEY:invalid cross reference id:--', Id: unknown }]);
+  assert.equal((await conn.query("SELECT Id FROM Account WHERE Name LIKE 'IngestJs Del%'")).totalSize, 0);
+}));

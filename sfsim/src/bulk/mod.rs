@@ -4,6 +4,7 @@
 //! starts, a snapshot of the records then, and kept until the job is deleted
 //! or, once final, is seven days old.
 
+pub mod ingest;
 pub mod refusals;
 pub mod results;
 
@@ -171,6 +172,8 @@ pub struct Jobs {
     pub results_page_bytes: usize,
     /// Job creations over the rolling 24 hours, counted as API requests are.
     pub created: Usage,
+    /// Ingest jobs, numbered in the same sequence.
+    pub ingest: ingest::Jobs,
 }
 
 impl Default for Jobs {
@@ -181,6 +184,7 @@ impl Default for Jobs {
             processing: Duration::milliseconds(DEFAULT_PROCESSING_MS),
             results_page_bytes: DEFAULT_RESULTS_PAGE_BYTES,
             created: Usage::new(DEFAULT_DAILY_JOB_LIMIT),
+            ingest: ingest::Jobs::default(),
         }
     }
 }
@@ -194,6 +198,7 @@ impl Jobs {
             processing: self.processing,
             results_page_bytes: self.results_page_bytes,
             created: Usage::new(self.created.daily_limit),
+            ingest: self.ingest.cleared(),
             ..Jobs::default()
         }
     }
@@ -224,6 +229,12 @@ impl Jobs {
             results: None,
         };
         Ok(self.jobs.entry(seq).or_insert(job))
+    }
+
+    /// The next job number, for a job of either kind.
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
     }
 
     fn seq_of(id: &str) -> Option<u64> {

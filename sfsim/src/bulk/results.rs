@@ -51,7 +51,7 @@ impl ColumnDelimiter {
         }
     }
 
-    fn byte(self) -> u8 {
+    pub(crate) fn byte(self) -> u8 {
         match self {
             ColumnDelimiter::Backquote => b'`',
             ColumnDelimiter::Caret => b'^',
@@ -102,17 +102,25 @@ pub struct CsvFormat {
 /// csv-core writes into caller-provided room; this keeps that room in a Vec.
 /// (The csv crate's Writer cannot leave one field of a quoted record bare,
 /// which Bulk's nulls need.)
-struct CsvWriter {
+pub(crate) struct CsvWriter {
     core: csv_core::Writer,
-    out: Vec<u8>,
+    pub(crate) out: Vec<u8>,
 }
 
 impl CsvWriter {
-    fn new(format: CsvFormat, capacity: usize) -> CsvWriter {
+    pub(crate) fn new(format: CsvFormat, capacity: usize) -> CsvWriter {
+        Self::quoting(format, capacity, csv_core::QuoteStyle::Always)
+    }
+
+    pub(crate) fn quoting(
+        format: CsvFormat,
+        capacity: usize,
+        style: csv_core::QuoteStyle,
+    ) -> CsvWriter {
         let core = csv_core::WriterBuilder::new()
             .delimiter(format.delimiter.byte())
             .terminator(format.line_ending.terminator())
-            .quote_style(csv_core::QuoteStyle::Always)
+            .quote_style(style)
             .build();
         CsvWriter {
             core,
@@ -132,16 +140,16 @@ impl CsvWriter {
         self.out.truncate(len + written);
     }
 
-    fn field(&mut self, text: &[u8]) {
+    pub(crate) fn field(&mut self, text: &[u8]) {
         // Quoting at most doubles a field and adds its quotes, so one call writes it all.
         self.write(2 * text.len() + 2, |core, out| core.field(text, out).2);
     }
 
-    fn delimiter(&mut self) {
+    pub(crate) fn delimiter(&mut self) {
         self.write(2, |core, out| core.delimiter(out).1);
     }
 
-    fn end_row(&mut self) {
+    pub(crate) fn end_row(&mut self) {
         self.write(5, |core, out| core.terminator(out).1);
     }
 }

@@ -60,13 +60,13 @@ pub fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response, ApiErr
     }
 }
 
-fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
 /// The request body; a field of the wrong type is answered as Salesforce's
 /// JSON binding answers it.
-fn body<T: DeserializeOwned>(req: &ApiRequest) -> Result<T, ApiError> {
+pub(super) fn body<T: DeserializeOwned>(req: &ApiRequest) -> Result<T, ApiError> {
     serde_json::from_slice(req.body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => bad_request(
             "API_ERROR",
@@ -354,7 +354,7 @@ fn list(req: &ApiRequest) -> Result<Response, ApiError> {
     ))
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -371,7 +371,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-fn gzip(parts: &[Bytes]) -> Vec<u8> {
+pub(super) fn gzip(parts: &[Bytes]) -> Vec<u8> {
     let size: usize = parts.iter().map(Bytes::len).sum();
     let mut encoder = GzEncoder::new(Vec::with_capacity(size / 4), Compression::fast());
     for part in parts {

@@ -257,6 +257,8 @@ fn settings(sim: &Sim) -> Json {
         "bulk_job_processing_ms": bulk.processing.num_milliseconds(),
         "bulk_daily_job_limit": bulk.created.daily_limit,
         "bulk_results_page_bytes": bulk.results_page_bytes,
+        "bulk_daily_batch_limit": bulk.ingest.batches.daily_limit,
+        "bulk_daily_record_limit": bulk.ingest.records.daily_limit,
         "cdc_daily_delivery_limit": deliveries,
         "platform_event_hourly_publish_limit": sim.pubsub.state().published.limit,
     })
@@ -268,6 +270,8 @@ const SETTINGS: &[&str] = &[
     "bulk_job_processing_ms",
     "bulk_daily_job_limit",
     "bulk_results_page_bytes",
+    "bulk_daily_batch_limit",
+    "bulk_daily_record_limit",
     "cdc_daily_delivery_limit",
     "platform_event_hourly_publish_limit",
 ];
@@ -296,6 +300,8 @@ fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiErro
     let processing_ms = number("bulk_job_processing_ms", 0)?;
     let daily_job_limit = number("bulk_daily_job_limit", 0)?;
     let page_bytes = number("bulk_results_page_bytes", 1)?;
+    let batch_limit = number("bulk_daily_batch_limit", 0)?;
+    let record_limit = number("bulk_daily_record_limit", 0)?;
     let deliveries = number("cdc_daily_delivery_limit", 0)?;
     if let Some(limit) = number("platform_event_hourly_publish_limit", 0)? {
         sim.pubsub.state().published.limit = limit;
@@ -318,6 +324,12 @@ fn change_settings(sim: &Sim, changes: &Map<String, Json>) -> Result<(), ApiErro
     }
     if let Some(bytes) = page_bytes {
         bulk.results_page_bytes = bytes as usize;
+    }
+    if let Some(limit) = batch_limit {
+        bulk.ingest.batches.daily_limit = limit;
+    }
+    if let Some(limit) = record_limit {
+        bulk.ingest.records.daily_limit = limit;
     }
     Ok(())
 }
@@ -481,7 +493,7 @@ fn record_edit(
             &mut Undo::default(),
         )?,
         ("DELETE", [id]) if params.get("hard").is_some_and(|h| h == "true") => {
-            org.hard_delete(index, id, &author)?
+            org.hard_delete(index, id, &author, &mut Undo::default())?
         }
         ("DELETE", [id]) => org.delete(index, id, &author, &mut Undo::default())?,
         ("POST", [id, "undelete"]) => org.undelete(index, id, &author)?,

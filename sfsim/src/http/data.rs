@@ -258,6 +258,7 @@ pub(super) fn route(req: &mut ApiRequest, segments: &[&str]) -> Result<Response,
         },
         ["composite", "sobjects", rest @ ..] => super::collections::route(req, rest),
         ["jobs", "query", rest @ ..] => super::bulk::route(req, rest),
+        ["jobs", "ingest", rest @ ..] => super::ingest::route(req, rest),
         ["tooling", "query"] => match method.as_str() {
             "GET" => super::tooling::query(req),
             _ => allow("GET"),
@@ -278,10 +279,16 @@ fn resources(req: &ApiRequest) -> Response {
 
 fn limits(req: &ApiRequest) -> Response {
     let now = req.sim.clock.now();
-    let bulk_jobs = {
+    let (bulk_jobs, bulk_batches) = {
         let mut jobs = req.sim.bulk.lock();
         let max = jobs.created.daily_limit;
-        serde_json::json!({"Max": max, "Remaining": max.saturating_sub(jobs.created.used(now))})
+        let batches = &mut jobs.ingest.batches;
+        let batch_max = batches.daily_limit;
+        let batches_used = batches.used(now);
+        (
+            serde_json::json!({"Max": max, "Remaining": max.saturating_sub(jobs.created.used(now))}),
+            serde_json::json!({"Max": batch_max, "Remaining": batch_max.saturating_sub(batches_used)}),
+        )
     };
     let published = {
         let mut state = req.sim.pubsub.state();
@@ -298,7 +305,7 @@ fn limits(req: &ApiRequest) -> Response {
             "ConcurrentAsyncGetReportInstances": fixed(200),
             "DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)},
             "DailyAsyncApexExecutions": fixed(250_000),
-            "DailyBulkApiBatches": fixed(15_000),
+            "DailyBulkApiBatches": bulk_batches,
             "DailyBulkV2QueryFileStorageMB": fixed(976_562),
             "DailyBulkV2QueryJobs": bulk_jobs,
             "DataStorageMB": fixed(1_024),

@@ -11,6 +11,8 @@ mod control;
 mod data;
 mod errors;
 mod events;
+mod ingest;
+mod multipart;
 mod oauth;
 mod tooling;
 
@@ -35,6 +37,9 @@ use tokio_rustls::TlsAcceptor;
 
 /// URI plus headers may take this many bytes; past it 431, or 414 for the URI alone.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16_384;
+/// Data API bodies axum reads; Bulk ingest uploads are refused in
+/// Salesforce's terms below this (see `bulk::ingest::MAX_UPLOAD_BASE64_BYTES`).
+const MAX_DATA_BODY_BYTES: usize = 256 << 20;
 /// Bodies of data API writes kept in the request log.
 const LOGGED_BODY_BYTES: usize = 1 << 20;
 
@@ -58,7 +63,10 @@ pub fn router(orgs: Arc<Orgs>) -> Router {
         )
         .route("/services/data", get(data::versions))
         .route("/services/data/", get(data::versions))
-        .route("/services/data/{*rest}", any(data::dispatch))
+        .route(
+            "/services/data/{*rest}",
+            any(data::dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_DATA_BODY_BYTES)),
+        )
         .route("/id/{org}/{user}", get(oauth::identity))
         .route("/__sim/{*rest}", any(control::dispatch))
         .fallback(|| async { ApiError::not_found() })

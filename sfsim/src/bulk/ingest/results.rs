@@ -1,0 +1,202 @@
+//! What an ingest job did to each record, and its three result files as
+//! CSV in the job's delimiter and line ending: `sf__Id`, `sf__Created` or
+//! `sf__Error`, then the uploaded columns, each cell echoed as uploaded.
+//! Rows come in the order the internal batches completed (see
+//! `process::completion_order`), upload order within a batch.
+
+use super::csv_in::Upload;
+use crate::bulk::results::{CsvFormat, CsvWriter};
+
+/// A record written: its id and whether it was created.
+pub struct Success {
+    pub record: u32,
+    id: [u8; 18],
+    created: bool,
+}
+
+impl Success {
+    pub fn new(record: usize, id: &str, created: bool) -> Success {
+        let mut bytes = [0u8; 18];
+        let n = id.len().min(18);
+        bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+        Success {
+            record: record as u32,
+            id: bytes,
+            created,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        std::str::from_utf8(&self.id).unwrap_or_default()
+    }
+}
+
+/// A record refused: the id it named or matched, if any, and why.
+pub struct Failure {
+    pub record: u32,
+    pub id: Option<Box<str>>,
+    pub error: Box<str>,
+}
+
+pub struct Outcomes {
+    pub header: Vec<String>,
+    pub uploads: Vec<Upload>,
+    /// Records in the job.
+    pub total: usize,
+    /// In the order they were written.
+    pub succeeded: Vec<Success>,
+    pub failed: Vec<Failure>,
+    pub unprocessed: Vec<u32>,
+    /// Records processed and failed in each batch, in completion order.
+    pub batches: Vec<(usize, usize)>,
+    /// The job's error when it Failed.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Successful,
+    Failed,
+    Unprocessed,
+}
+
+impl Outcomes {
+    pub fn new(header: Vec<String>, uploads: Vec<Upload>, total: usize) -> Outcomes {
+        Outcomes {
+            header,
+            uploads,
+            total,
+            succeeded: Vec::with_capacity(total),
+            failed: vec![],
+            unprocessed: vec![],
+            batches: vec![],
+            error: None,
+        }
+    }
+
+    /// A job that failed before writing anything: every record unprocessed.
+    pub fn failed_job(error: String, uploads: Vec<Upload>) -> Outcomes {
+        let total = uploads.iter().map(|u| u.rows).sum();
+        let header = uploads
+            .iter()
+            .find(|u| u.error.is_none())
+            .map(|u| u.header.clone())
+            .unwrap_or_default();
+        let usable = uploads
+            .iter()
+            .all(|u| u.error.is_none() && u.header == header);
+        Outcomes {
+            unprocessed: if usable {
+                (0..total as u32).collect()
+            } else {
+                vec![]
+            },
+            header,
+            uploads: if usable { uploads } else { vec![] },
+            total,
+            succeeded: vec![],
+            failed: vec![],
+            batches: vec![],
+            error: Some(error),
+        }
+    }
+
+    /// Records processed and failed once `share` (0 to 1) of the batches are done.
+    pub fn counts_after(&self, share: f64) -> (usize, usize) {
+        let n = self.batches.len();
+        let done = if share >= 1.0 {
+            n
+        } else {
+            ((share * n as f64).floor() as usize).min(n)
+        };
+        self.batches[..done]
+            .iter()
+            .fold((0, 0), |(p, f), (bp, bf)| (p + bp, f + bf))
+    }
+
+    fn cells(&self, record: u32) -> impl Iterator<Item = &str> + '_ {
+        let record = record as usize;
+        let mut upload = 0;
+        let mut start = 0;
+        while start + self.uploads[upload].rows <= record {
+            start += self.uploads[upload].rows;
+            upload += 1;
+        }
+        self.uploads[upload].row(record - start)
+    }
+
+    /// One result file, whole.
+    pub fn render(&self, kind: Kind, format: CsvFormat) -> Vec<u8> {
+        let rows = match kind {
+            Kind::Successful => self.succeeded.len(),
+            Kind::Failed => self.failed.len(),
+            Kind::Unprocessed => self.unprocessed.len(),
+        };
+        let row_bytes = 48 + 12 * self.header.len();
+        let mut w = CsvWriter::quoting(format, rows * row_bytes, csv_core::QuoteStyle::Necessary);
+        // Salesforce quotes its own column names and echoes the uploaded ones.
+        let own: &[&str] = match kind {
+            Kind::Successful => &["sf__Id", "sf__Created"],
+            Kind::Failed => &["sf__Id", "sf__Error"],
+            Kind::Unprocessed => &[],
+        };
+        for name in own {
+            w.out.push(b'"');
+            w.out.extend_from_slice(name.as_bytes());
+            w.out.push(b'"');
+            w.out.push(format.delimiter.byte());
+        }
+        if self.header.is_empty() && !own.is_empty() {
+            w.out.pop();
+        }
+        for (i, name) in self.header.iter().enumerate() {
+            if i > 0 {
+                w.delimiter();
+            }
+            w.field(name.as_bytes());
+        }
+        w.end_row();
+        let mut values = CsvWriter::new(format, rows * row_bytes);
+        values.out = std::mem::take(&mut w.out);
+        let mut row = |first: [&str; 2], own: bool, cells: &mut dyn Iterator<Item = &str>| {
+            let mut any = false;
+            if own {
+                for cell in first {
+                    if any {
+                        values.delimiter();
+                    }
+                    values.field(cell.as_bytes());
+                    any = true;
+                }
+            }
+            for cell in cells {
+                if any {
+                    values.delimiter();
+                }
+                values.field(cell.as_bytes());
+                any = true;
+            }
+            values.end_row();
+        };
+        match kind {
+            Kind::Successful => {
+                for s in &self.succeeded {
+                    let created = if s.created { "true" } else { "false" };
+                    row([s.id(), created], true, &mut self.cells(s.record));
+                }
+            }
+            Kind::Failed => {
+                for f in &self.failed {
+                    let id = f.id.as_deref().unwrap_or("");
+                    row([id, &f.error], true, &mut self.cells(f.record));
+                }
+            }
+            Kind::Unprocessed => {
+                for r in &self.unprocessed {
+                    row(["", ""], false, &mut self.cells(*r));
+                }
+            }
+        }
+        values.out
+    }
+}
