@@ -8,6 +8,7 @@ use crate::error::{Error, OrRaise, Result};
 use crate::gucs::{WriteMode, WRITE_MODE};
 use crate::pg::{list_append, list_items, pg_string, relation_name, text_of};
 use crate::values::to_json;
+use crate::write::bulk::{self, BulkWrite};
 use crate::write::transaction;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{pg_guard, IntoDatum, PgMemoryContexts, PgRelation};
@@ -48,6 +49,8 @@ struct ModifyPlan {
     /// The statement has RETURNING: each inserted row is sent on its own so
     /// its new Id can be returned.
     returning: bool,
+    /// The table's `bulk_threshold`, if it sets one.
+    bulk_threshold: Option<u64>,
 }
 
 struct ModifyState {
@@ -57,6 +60,10 @@ struct ModifyState {
     row_id: i16,
     rows: usize,
     pending: Vec<Queued>,
+    /// Rows from which the statement's writes go through Bulk; None: never.
+    bulk_threshold: Option<usize>,
+    /// The Bulk job the statement's writes go to, once they reached the threshold.
+    bulk: Option<BulkWrite>,
 }
 
 impl ModifyPlan {
@@ -222,6 +229,7 @@ fn plan_modify(rte: *mut pg_sys::RangeTblEntry, kind: Kind, returning: bool) -> 
         upsert_key,
         id_attno: id_attno(relid)?,
         returning,
+        bulk_threshold: table.options.bulk_threshold,
     })
 }
 
@@ -278,12 +286,22 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         let subplan = (*(*mtstate).ps.lefttree).plan;
         pg_sys::ExecFindJunkAttributeInTlist((*subplan).targetlist, ROW_ID.as_ptr())
     };
+    let server_threshold = catalog::server_options(Oid::from(plan.server))
+        .or_raise()
+        .0
+        .bulk_threshold;
+    let bulk_threshold = bulk::threshold(plan.bulk_threshold, server_threshold);
+    if let Some(t) = bulk_threshold {
+        transaction::bulk_threshold_for(plan.target(), t);
+    }
     let state = ModifyState {
         plan,
         mode,
         row_id,
         rows: 0,
         pending: Vec::new(),
+        bulk_threshold,
+        bulk: None,
     };
     let estate = (*mtstate).ps.state;
     (*rinfo).ri_FdwState = PgMemoryContexts::For((*estate).es_query_cxt)
@@ -369,14 +387,39 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>> {
         }
         WriteMode::Statement => {
             state.pending.push(q);
-            if state.pending.len() >= CHUNK
-                || state.plan.kind == Kind::Insert && state.plan.returning
-            {
+            if state.plan.kind == Kind::Insert && state.plan.returning {
                 flush(state)
             } else {
-                Ok(vec![])
+                send_when_due(state).map(|()| vec![])
             }
         }
+    }
+}
+
+/// Statement mode: writes wait until the statement ends or reaches the
+/// Bulk threshold. At the end they go 200 to a call; at the threshold a
+/// Bulk job takes them, and every later row goes straight into its upload.
+/// Without a threshold they go 200 to a call as they come.
+fn send_when_due(state: &mut ModifyState) -> Result<()> {
+    if let Some(job) = &mut state.bulk {
+        for q in std::mem::take(&mut state.pending) {
+            job.push(&q)?;
+        }
+        return Ok(());
+    }
+    match state.bulk_threshold {
+        Some(t) if state.pending.len() >= t => {
+            let fields: Vec<String> = state.plan.columns.iter().map(|c| c.field.clone()).collect();
+            let mut job = BulkWrite::open(&state.pending[0], &fields)?;
+            for q in std::mem::take(&mut state.pending) {
+                job.push(&q)?;
+            }
+            state.bulk = Some(job);
+            Ok(())
+        }
+        Some(_) => Ok(()),
+        None if state.pending.len() >= CHUNK => flush(state).map(drop),
+        None => Ok(()),
     }
 }
 
@@ -456,7 +499,7 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
             }
         }
         WriteMode::Statement => {
-            flush(state).or_raise();
+            send_when_due(state).or_raise();
         }
     }
     slots
@@ -495,6 +538,9 @@ pub unsafe extern "C-unwind" fn end_foreign_modify(
     rinfo: *mut pg_sys::ResultRelInfo,
 ) {
     if let Some(state) = state_of(rinfo) {
-        flush(state).or_raise();
+        match state.bulk.take() {
+            Some(job) => job.finish().map(drop).or_raise(),
+            None => flush(state).map(drop).or_raise(),
+        }
     }
 }

@@ -36,6 +36,8 @@ pub fn changes_by_target(done: &[Done]) -> Vec<(Target, CopyChanges)> {
         let (target, id, removed) = match d {
             Done::Created { target, id } | Done::Updated { target, id, .. } => (target, id, false),
             Done::Deleted { target, id } => (target, id, true),
+            // Bulk writes reach the copy at the sync's next run.
+            Done::Bulk { .. } => continue,
         };
         let i = match out.iter().position(|(t, _)| t == target) {
             Some(i) => i,

@@ -2,6 +2,7 @@
 //! per `salesforce.write_mode`, journaled, and taken back on abort. The
 //! journal and the batching themselves are `salesforce_core::write`.
 
+pub mod bulk;
 pub mod left_behind;
 pub mod sent_file;
 pub mod transaction;

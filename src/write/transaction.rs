@@ -17,6 +17,7 @@ use pgrx::{
     PgXactCallbackEvent,
 };
 use salesforce_core::client::session::{RecordResult, Session};
+use salesforce_core::write::bulk;
 use salesforce_core::write::chunk::{self, ChunkError};
 use salesforce_core::write::journal::{compensation, Done, Journal, Op, Queued, Target};
 use salesforce_core::write::sent_log::{self, Entry, Outstanding};
@@ -36,6 +37,40 @@ thread_local! {
     /// What rolled-back savepoints left in Salesforce: their undo failed,
     /// or their call was never answered. Queued at commit for the worker.
     static LEFT_BY_SAVEPOINTS: RefCell<Outstanding> = RefCell::new(Outstanding::default());
+    static BULK_THRESHOLDS: RefCell<std::collections::HashMap<Target, usize>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+/// Remembers from how many rows writes to `target` go through Bulk, for
+/// those sent at COMMIT.
+pub fn bulk_threshold_for(target: Target, rows: usize) {
+    BULK_THRESHOLDS.with(|b| b.borrow_mut().insert(target, rows));
+}
+
+/// Consecutive writes of one kind to one target.
+fn same_kind_groups(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
+    let mut groups: Vec<Vec<Queued>> = Vec::new();
+    for q in queued {
+        match groups.last_mut() {
+            Some(g) if g[0].target == q.target && g[0].op.kind() == q.op.kind() => g.push(q),
+            _ => groups.push(vec![q]),
+        }
+    }
+    groups
+}
+
+fn send_bulk(group: &[Queued]) -> Result<()> {
+    let mut fields: Vec<String> = Vec::new();
+    for f in group.iter().filter_map(|q| q.op.fields()).flat_map(|m| m.keys()) {
+        if !fields.contains(f) {
+            fields.push(f.clone());
+        }
+    }
+    let mut job = super::bulk::BulkWrite::open(&group[0], &fields)?;
+    for q in group {
+        job.push(q)?;
+    }
+    job.finish().map(drop)
 }
 
 /// Registers what runs after every applied run of writes.
@@ -51,6 +86,7 @@ fn end_of_transaction() {
     JOURNAL.with(|j| j.borrow_mut().clear());
     UNANSWERED.take();
     LEFT_BY_SAVEPOINTS.take();
+    BULK_THRESHOLDS.with(|b| b.borrow_mut().clear());
     REGISTERED.set(false);
 }
 
@@ -178,24 +214,42 @@ fn send_logged(
 pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>> {
     ensure_callbacks();
     let mut all = Vec::new();
-    for run in chunk::runs(queued) {
-        let t: &Target = &run[0].target;
-        let done = connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| {
-            Ok(send_logged(s, &run))
-        })?
-        .map_err(chunk_error)?;
-        let sub = subxact();
-        JOURNAL.with(|j| {
-            done.iter()
-                .for_each(|d| j.borrow_mut().record(sub, d.clone()))
-        });
-        // Journaled first: if a hook fails, the abort undoes them.
-        if let Some(hook) = ON_APPLIED.get() {
-            hook(&done)?;
+    for group in same_kind_groups(queued) {
+        let threshold = BULK_THRESHOLDS.with(|b| b.borrow().get(&group[0].target).copied());
+        if threshold.is_some_and(|t| group.len() >= t) {
+            send_bulk(&group)?;
+            continue;
         }
-        all.extend(done);
+        for run in chunk::runs(group) {
+            all.extend(send_run(&run)?);
+        }
     }
     Ok(all)
+}
+
+fn send_run(run: &[Queued]) -> Result<Vec<Done>> {
+    let t: &Target = &run[0].target;
+    let done = connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| {
+        Ok(send_logged(s, run))
+    })?
+    .map_err(chunk_error)?;
+    let sub = subxact();
+    JOURNAL.with(|j| {
+        done.iter()
+            .for_each(|d| j.borrow_mut().record(sub, d.clone()))
+    });
+    // Journaled first: if a hook fails, the abort undoes them.
+    if let Some(hook) = ON_APPLIED.get() {
+        hook(&done)?;
+    }
+    Ok(done)
+}
+
+/// Journals what a Bulk job applied, for the abort to take back.
+pub fn record_applied(done: Done) {
+    ensure_callbacks();
+    let sub = subxact();
+    JOURNAL.with(|j| j.borrow_mut().record(sub, done));
 }
 
 /// Queues a write for COMMIT (commit mode).
@@ -246,6 +300,39 @@ fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
     let plan = compensation(done);
     let mut problems = Vec::new();
     let mut failed: Vec<(Target, String)> = Vec::new();
+    let (big_deletes, small_deletes): (Vec<_>, Vec<_>) = plan
+        .deletes
+        .into_iter()
+        .partition(|(_, ids)| ids.len() >= bulk::DEFAULT_THRESHOLD);
+    for (t, ids) in big_deletes {
+        match connection::with_cached_session(t.server, t.user, |s| {
+            s.uninterruptible(|s| bulk::delete_all(s, &t.object, &ids))
+        }) {
+            Some(Ok(failed_ids)) => {
+                for (id, why) in failed_ids {
+                    problems.push(format!("could not delete created {} {id}: {why}", t.object));
+                    failed.push((t.clone(), id));
+                }
+            }
+            Some(Err(e)) => {
+                problems.push(format!(
+                    "could not delete the {} {} records it created: {}",
+                    ids.len(),
+                    t.object,
+                    e.message()
+                ));
+                failed.extend(ids.iter().map(|id| (t.clone(), id.clone())));
+            }
+            None => {
+                problems.push(format!(
+                    "could not delete the {} {} records it created: no connection to Salesforce",
+                    ids.len(),
+                    t.object
+                ));
+                failed.extend(ids.iter().map(|id| (t.clone(), id.clone())));
+            }
+        }
+    }
     type Call<'a> =
         &'a dyn Fn(&mut Session) -> std::result::Result<Vec<RecordResult>, SalesforceError>;
     let mut run = |t: &Target, what: &str, ids: Vec<String>, call: Call| {
@@ -282,7 +369,7 @@ fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
             }
         }
     };
-    for (t, ids) in plan.deletes {
+    for (t, ids) in small_deletes {
         for part in ids.chunks(chunk::CHUNK) {
             run(&t, "could not delete created", part.to_vec(), &|s| {
                 s.delete(part)
@@ -309,6 +396,16 @@ fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
             });
         }
     }
+    if !plan.unrestorable.is_empty() {
+        let objects: std::collections::BTreeSet<&str> =
+            plan.unrestorable.iter().map(|(t, _)| t.object.as_str()).collect();
+        problems.push(format!(
+            "{} record(s) of {} updated through a Bulk ingest job keep their new values: a Bulk job's earlier values are not read",
+            plan.unrestorable.len(),
+            objects.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+        failed.extend(plan.unrestorable.iter().cloned());
+    }
     failed.extend(plan.lost.iter().cloned());
     if !plan.lost.is_empty() {
         let ids: Vec<String> = plan
@@ -331,13 +428,44 @@ fn compensate(done: Vec<Done>, scope: &str) -> Vec<(Target, String)> {
     if done.is_empty() {
         return vec![];
     }
-    let count = done.len();
+    let count: usize = done
+        .iter()
+        .map(|d| match d {
+            Done::Bulk { applied, .. } => {
+                applied.created.len() + applied.updated.len() + applied.deleted.len()
+            }
+            _ => 1,
+        })
+        .sum();
     let all: Vec<(Target, String)> = done.iter().map(key_of).collect();
+    let bulk_jobs: Vec<(Target, bulk::BulkApplied)> = done
+        .iter()
+        .filter_map(|d| match d {
+            Done::Bulk { target, applied } => Some((target.clone(), applied.clone())),
+            _ => None,
+        })
+        .collect();
     let undone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done)));
-    let failed = match &undone {
+    let mut failed = match &undone {
         Ok((_, failed)) => failed.clone(),
         Err(_) => all,
     };
+    // A Bulk job is known by its job id: any of its records left makes it left.
+    let failed_ids: std::collections::HashSet<&str> =
+        failed.iter().map(|(_, id)| id.as_str()).collect();
+    let left_jobs: Vec<(Target, String)> = bulk_jobs
+        .into_iter()
+        .filter(|(_, applied)| {
+            applied
+                .created
+                .iter()
+                .chain(applied.updated.iter())
+                .chain(applied.deleted.iter())
+                .any(|id| failed_ids.contains(id))
+        })
+        .map(|(t, applied)| (t, applied.job))
+        .collect();
+    failed.extend(left_jobs);
     match undone.map(|(problems, _)| problems) {
         Ok(problems) if problems.is_empty() => error::notice(
             PgLogLevel::NOTICE,

@@ -1,0 +1,126 @@
+//! A statement's (or a COMMIT's) writes through one Bulk API 2.0 ingest
+//! job: opened when the writes reach the threshold, fed part by part as
+//! rows come, closed and read at the end. The job is not atomic: what it
+//! applied is journaled before any rejection is raised, so the abort the
+//! rejection causes takes it back (see `transaction`).
+
+use super::{sent_file, transaction};
+use crate::connection;
+use crate::error::{Error, Result};
+use pgrx::pg_sys::Oid;
+use salesforce_core::write::bulk::{self, header_for, operation_of, Outcome, Upload};
+use salesforce_core::write::journal::{Done, Queued, Target};
+use salesforce_core::write::sent_log::Entry;
+
+pub struct BulkWrite {
+    target: Target,
+    job: String,
+    key: Option<String>,
+    upload: Upload,
+}
+
+fn on_session<T>(
+    t: &Target,
+    f: impl FnOnce(
+        &mut salesforce_core::client::session::Session,
+    ) -> std::result::Result<T, salesforce_core::SalesforceError>,
+) -> Result<T> {
+    connection::with_session(Oid::from(t.server), Oid::from(t.user), |s| Ok(f(s)))?
+        .map_err(Error::Salesforce)
+}
+
+impl BulkWrite {
+    /// Opens a job for writes like `first`, setting `fields`.
+    pub fn open(first: &Queued, fields: &[String]) -> Result<BulkWrite> {
+        let (operation, key) = operation_of(&first.op);
+        let key = key.map(str::to_string);
+        let target = first.target.clone();
+        let job = on_session(&target, |s| {
+            s.create_ingest_job(&target.object, operation, key.as_deref())
+        })?;
+        Ok(BulkWrite {
+            upload: Upload::new(operation, header_for(operation, fields), first.statement.clone()),
+            target,
+            job: job.id,
+            key,
+        })
+    }
+
+    /// Adds a write, uploading a part when one is full.
+    pub fn push(&mut self, q: &Queued) -> Result<()> {
+        if let Some(part) = self.upload.push(q) {
+            let job = self.job.clone();
+            on_session(&self.target, |s| s.upload_ingest_part(&job, part))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the job and waits for it; journals what it applied, then
+    /// fails on the first rejected row. Returns the rows applied.
+    pub fn finish(self) -> Result<usize> {
+        let BulkWrite {
+            target,
+            job,
+            key,
+            upload,
+        } = self;
+        let statement = upload.statement.clone();
+        let rows = upload.rows();
+        // From here on Salesforce may apply records: a crash leaves a trace.
+        sent_file::append(
+            &Entry::BulkSending {
+                target: target.clone(),
+                job: job.clone(),
+            },
+            true,
+        )?;
+        let finished = on_session(&target, |s| bulk::finish(s, &job, upload, key.as_deref()));
+        let outcome: Outcome = match finished {
+            Ok(o) => o,
+            Err(Error::Salesforce(e)) if !e.may_have_applied() => {
+                let _ = sent_file::append(&Entry::NotApplied, false);
+                return Err(Error::Salesforce(e));
+            }
+            // Unanswered: the log keeps the job for the worker to list.
+            Err(e) => return Err(e),
+        };
+        let applied = outcome.applied.created.len()
+            + outcome.applied.updated.len()
+            + outcome.applied.deleted.len();
+        let done = Done::Bulk {
+            target,
+            applied: outcome.applied,
+        };
+        // Not cloned: a million Ids are 19 MB.
+        let entry = Entry::Applied(vec![done]);
+        let _ = sent_file::append(&entry, false);
+        if let Entry::Applied(done) = entry {
+            done.into_iter().for_each(transaction::record_applied);
+        }
+        if let Some(r) = outcome.rejection {
+            return Err(Error::from(r));
+        }
+        if outcome.failed > 0 || outcome.unprocessed > 0 || applied < rows {
+            let why = outcome
+                .job_error
+                .unwrap_or_else(|| "no reason given".to_string());
+            return Err(Error::mapping(
+                format!(
+                    "Salesforce's Bulk job {job} for the {statement} applied {applied} of {rows} rows ({} failed, {} not processed): {why}",
+                    outcome.failed, outcome.unprocessed
+                ),
+                "The transaction rolls back; what the job applied is undone.",
+            ));
+        }
+        Ok(applied)
+    }
+}
+
+/// The threshold for a table's writes: its own option, else its server's;
+/// None when Bulk is off.
+pub fn threshold(table: Option<u64>, server: u64) -> Option<usize> {
+    match table.unwrap_or(server) {
+        0 => None,
+        n => Some(n as usize),
+    }
+}
