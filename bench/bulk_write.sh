@@ -58,7 +58,7 @@ run() {
 }
 
 for n in ${SIZES:-100000 1000000}; do
-  sql -q -c "TRUNCATE rows_local" -c "INSERT INTO rows_local SELECT 'Bulk ' || g, 'Ada', 'ada' || g || '@example.com', 'Engineer', 'key-$n-' || g FROM generate_series(1, $n) g"
+  sql -q -c "TRUNCATE rows_local" -c "INSERT INTO rows_local SELECT 'Bulk $n-' || g, 'Ada', 'ada-$n-' || g || '@example.com', 'Engineer', 'key-$n-' || g FROM generate_series(1, $n) g"
   sql -q -c "COPY rows_local TO '$dir/rows.csv' (FORMAT csv)"
   sql -q -c "CREATE TABLE copy_target (LIKE rows_local)"
   start=$(date +%s.%N)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints figures for inserting N rows into a Salesforce table: API requests
 # and rows per second, in each write mode, then in statement mode again with
-# Contact synced, so each write also reaches the local copy.
+# Contact synced, so each write also reaches the local copy. Collections
+# only (bulk_threshold '0'): bench/bulk_write.sh measures Bulk ingest.
 # Usage: bench/insert.sh [N ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ sizes=("$@")
 bench_cluster /tmp/pg_salesforce-bench-insert
 start_sfsim target/release/sfsim --seed empty --daily-limit 1000000000
 setup_org sf contact
+# sObject Collections at every size: bench/bulk_write.sh measures Bulk ingest.
+sql -q -c "ALTER SERVER org OPTIONS (ADD bulk_threshold '0')"
 # Data API calls on sObject Collections: the writes, and write-through's read-backs.
 requests() { curl -s "$SFSIM_URL/__sim/requests" | python3 -c 'import json,sys; print(sum("/composite/sobjects" in r["path"] for r in json.load(sys.stdin)["requests"]))'; }
 

@@ -208,3 +208,43 @@ STRICT
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'publish_wrapper';
+
+-- Platform event feeds: a channel's events into a table, through the worker.
+CREATE TABLE @extschema@.event_feeds (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner oid NOT NULL,
+    server text NOT NULL,
+    topic text NOT NULL,
+    target regclass NOT NULL,
+    replay_id bytea,
+    status text NOT NULL DEFAULT 'starting',
+    error text,
+    events bigint NOT NULL DEFAULT 0,
+    heard_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (server, topic, target)
+);
+ALTER TABLE @extschema@.event_feeds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY event_feeds_of_own_roles ON @extschema@.event_feeds FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+REVOKE ALL ON @extschema@.event_feeds FROM PUBLIC;
+GRANT SELECT ON @extschema@.event_feeds TO PUBLIC;
+
+CREATE FUNCTION @extschema@."event_feed"(
+	"server" TEXT, /* &str */
+	"topic" TEXT, /* &str */
+	"target" TEXT /* &str */
+) RETURNS bigint
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'event_feed_wrapper';
+
+CREATE FUNCTION @extschema@."event_feed_drop"(
+	"server" TEXT, /* &str */
+	"topic" TEXT /* &str */
+) RETURNS bigint
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'event_feed_drop_wrapper';

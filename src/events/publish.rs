@@ -41,7 +41,7 @@ fn invalid(message: impl Into<String>, hint: &str) -> Error {
 }
 
 /// `Signup__e` or `/event/Signup__e` → `Signup__e`.
-fn event_name(topic: &str) -> Result<String> {
+pub(super) fn event_name(topic: &str) -> Result<String> {
     let name = topic.strip_prefix("/event/").unwrap_or(topic);
     if !is_api_name(name) || !name.ends_with("__e") {
         return Err(invalid(

@@ -354,6 +354,40 @@ unsafe fn record_of(
     Ok(record)
 }
 
+/// The values of the statement's columns in a slot as Bulk CSV cells, in
+/// column order, into `values` (kept between rows) and `cells`.
+unsafe fn cells_of(
+    plan: &ModifyPlan,
+    slot: *mut pg_sys::TupleTableSlot,
+    null: &'static str,
+    values: &mut Vec<Json>,
+    cells: &mut Vec<String>,
+) -> Result<()> {
+    deform(slot, (*(*slot).tts_tupleDescriptor).natts);
+    values.clear();
+    for c in &plan.columns {
+        let i = c.attno as usize - 1;
+        let value = to_json(
+            *(*slot).tts_values.add(i),
+            *(*slot).tts_isnull.add(i),
+            Oid::from(c.type_oid),
+        )
+        .map_err(|message| Error::Conversion {
+            column: c.name.clone(),
+            field: c.field.clone(),
+            record: None,
+            message,
+        })?;
+        values.push(value);
+    }
+    cells.resize(values.len(), String::new());
+    for (cell, v) in cells.iter_mut().zip(values.iter()) {
+        cell.clear();
+        cell.push_str(&salesforce_core::values::csv_cell(v, null));
+    }
+    Ok(())
+}
+
 unsafe fn row_id(state: &ModifyState, plan_slot: *mut pg_sys::TupleTableSlot) -> Result<String> {
     deform(plan_slot, state.row_id as i32);
     let i = state.row_id as usize - 1;
@@ -478,6 +512,17 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
     num_slots: *mut i32,
 ) -> *mut *mut pg_sys::TupleTableSlot {
     let state = state_of(rinfo).expect("begun");
+    if let Some(job) = &mut state.bulk {
+        // A Bulk job is open: rows go straight into its upload.
+        let (mut values, mut cells) = (Vec::new(), Vec::new());
+        let null = job.null_cell();
+        for i in 0..*num_slots as usize {
+            cells_of(&state.plan, *slots.add(i), null, &mut values, &mut cells).or_raise();
+            state.rows += 1;
+            job.push_cells(state.rows, &cells).or_raise();
+        }
+        return slots;
+    }
     for i in 0..*num_slots as usize {
         let record = record_of(&state.plan, *slots.add(i)).or_raise();
         let op = insert_op(&state.plan, record);

@@ -434,6 +434,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
     let mut deliveries = Deliveries::default();
     let mut left_behind = crate::write::left_behind::LeftBehind::default();
     let mut streams = Streams::default();
+    let mut feeds = crate::events::feed::Feeds::default();
     let mut run_log = super::run_log::RunLog::default();
     let mut going: Vec<Going> = Vec::new();
     let mut flight = Flight::default();
@@ -461,6 +462,7 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
             }
             streams.refresh(&InTransactions);
             streams.pump(&InTransactions);
+            feeds.step(stopping);
             if !going.is_empty() && !stopping() {
                 waiting = round(&mut going, &InTransactions, &mut flight);
                 finish_done(&mut going);
@@ -499,6 +501,9 @@ pub extern "C-unwind" fn pg_salesforce_sync_worker_main(_arg: pg_sys::Datum) {
         }
         if streams.active() {
             nap = nap.min(STREAM_NAP);
+        }
+        if feeds.active() && gucs::SYNC_ENABLED.get() {
+            nap = nap.min(feeds.nap());
         }
         // Queued writes waiting out a back-off are looked at again; a
         // commit that queues some, or a batch landing, wakes the worker.

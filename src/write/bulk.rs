@@ -55,6 +55,21 @@ impl BulkWrite {
         Ok(())
     }
 
+    /// Adds a row given as its CSV cells, in the order of the fields the
+    /// job was opened with (no `Queued` made: the path of large INSERTs).
+    pub fn push_cells<S: AsRef<str>>(&mut self, row: usize, cells: &[S]) -> Result<()> {
+        if let Some(part) = self.upload.push_cells(row, cells) {
+            let job = self.job.clone();
+            on_session(&self.target, |s| s.upload_ingest_part(&job, part))?;
+        }
+        Ok(())
+    }
+
+    /// The text that clears a field in this job's CSV.
+    pub fn null_cell(&self) -> &'static str {
+        self.upload.operation.null_cell()
+    }
+
     /// Closes the job and waits for it; journals what it applied, then
     /// fails on the first rejected row. Returns the rows applied.
     pub fn finish(self) -> Result<usize> {

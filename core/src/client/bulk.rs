@@ -114,9 +114,14 @@ impl Session {
     /// Deletes a finished job and its results.
     pub fn delete_query_job(&mut self, id: &str) -> Result<(), SalesforceError> {
         let path = self.job_path(&format!("/{id}"));
+        self.delete_path(&path)
+    }
+
+    /// DELETE of a resource (a query or ingest job).
+    pub(super) fn delete_path(&mut self, path: &str) -> Result<(), SalesforceError> {
         self.request(
             reqwest::Method::DELETE,
-            &path,
+            path,
             None,
             None,
             Repeat::Safe,

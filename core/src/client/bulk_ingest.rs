@@ -182,15 +182,7 @@ impl Session {
 
     pub fn delete_ingest_job(&mut self, id: &str) -> Result<(), SalesforceError> {
         let path = self.ingest_path(&format!("/{id}"));
-        self.request(
-            reqwest::Method::DELETE,
-            &path,
-            None,
-            None,
-            Repeat::Safe,
-            Read::Whole,
-        )
-        .map(drop)
+        self.delete_path(&path)
     }
 
     /// One of a finished job's record sets, as a stream.

@@ -141,7 +141,8 @@ impl Upload {
     /// Adds a write; returns a part once it is full, to be uploaded.
     pub fn push(&mut self, q: &Queued) -> Option<bytes::Bytes> {
         let null = self.operation.null_cell();
-        self.cells.clear();
+        let mut cells = std::mem::take(&mut self.cells);
+        cells.clear();
         for column in &self.header {
             let cell = match (&q.op, q.op.fields().and_then(|f| f.get(column))) {
                 (_, Some(v)) => csv_cell(v, null).into_owned(),
@@ -149,13 +150,21 @@ impl Upload {
                 // Not set by this write: an empty cell leaves the field be.
                 (_, None) => String::new(),
             };
-            self.cells.push(cell);
+            cells.push(cell);
         }
+        let part = self.push_cells(q.row, &cells);
+        self.cells = cells;
+        part
+    }
+
+    /// Adds a row given as its cells, in header order (`row` is its place
+    /// in the statement); returns a part once it is full, to be uploaded.
+    pub fn push_cells<S: AsRef<str>>(&mut self, row: usize, cells: &[S]) -> Option<bytes::Bytes> {
         self.writer
-            .write_record(&self.cells)
+            .write_record(cells.iter().map(|c| c.as_ref().as_bytes()))
             .expect("writing to memory");
         self.rows
-            .push((q.row as u32, row_hash(self.cells.iter().map(String::as_str))));
+            .push((row as u32, row_hash(cells.iter().map(|c| c.as_ref()))));
         self.rows_in_part += 1;
         (self.writer.get_ref().len() >= UPLOAD_PART_BYTES).then(|| self.take_part())?
     }

@@ -1,0 +1,239 @@
+//! The sync worker's side of event feeds: each feed's topic is read with
+//! its owner's user mapping, a batch at a time, after the replay id stored
+//! with the feed; each batch is inserted into the feed's table as its owner
+//! and the replay id moves on in the same transaction, so each event lands
+//! once whatever stops the worker. A NOTIFY on the feed's channel (the
+//! event's name in lower case) tells listeners. A feed that fails waits,
+//! doubling up to a minute, while the others go on.
+
+use super::feed_api::COLUMNS;
+use crate::access;
+use crate::catalog;
+use crate::connection;
+use crate::error::{Error, Result};
+use crate::gucs;
+use crate::pg::in_transaction;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgSqlErrorCode};
+use salesforce_core::cdc::{Replay, StreamConfig};
+use salesforce_core::events::{read, PlatformEvent};
+use std::time::{Duration, Instant};
+
+/// Events read at a time.
+const BATCH: usize = 100;
+/// How long one read waits for events.
+const LISTEN: Duration = Duration::from_millis(100);
+/// How often each feed is read, and the feed list looked at again.
+const EVERY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(60);
+
+struct Feed {
+    id: i64,
+    owner: pg_sys::Oid,
+    server: String,
+    topic: String,
+    target: pg_sys::Oid,
+    replay: Option<Vec<u8>>,
+    next_read: Instant,
+    failures: u32,
+}
+
+#[derive(Default)]
+pub struct Feeds {
+    feeds: Vec<Feed>,
+    refreshed: Option<Instant>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string())
+}
+
+type Row = (i64, pg_sys::Oid, String, String, pg_sys::Oid, Option<Vec<u8>>);
+
+fn listed() -> Result<Vec<Row>> {
+    if Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('salesforce.event_feeds') IS NOT NULL")
+        .map_err(internal)?
+        != Some(true)
+    {
+        return Ok(vec![]);
+    }
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT id, owner, server, topic, target::pg_catalog.oid, replay_id FROM salesforce.event_feeds ORDER BY id",
+                None,
+                &[],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<i64>(1)?.unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<String>(4)?.unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(5)?.unwrap_or_default(),
+                    r.get::<Vec<u8>>(6)?,
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
+    })
+    .map_err(internal)
+}
+
+impl Feeds {
+    pub fn active(&self) -> bool {
+        !self.feeds.is_empty()
+    }
+
+    /// How long the worker may nap before a feed is due.
+    pub fn nap(&self) -> Duration {
+        let now = Instant::now();
+        self.feeds
+            .iter()
+            .map(|f| f.next_read.saturating_duration_since(now))
+            .min()
+            .unwrap_or(EVERY)
+            .min(EVERY)
+    }
+
+    fn refresh(&mut self) {
+        if self.refreshed.is_some_and(|r| r.elapsed() < EVERY) {
+            return;
+        }
+        self.refreshed = Some(Instant::now());
+        let Ok(rows) = in_transaction(listed) else {
+            return;
+        };
+        let mut old = std::mem::take(&mut self.feeds);
+        for (id, owner, server, topic, target, replay) in rows {
+            match old.iter().position(|f| f.id == id) {
+                Some(i) => self.feeds.push(old.swap_remove(i)),
+                None => self.feeds.push(Feed {
+                    id,
+                    owner,
+                    server,
+                    topic,
+                    target,
+                    replay,
+                    next_read: Instant::now(),
+                    failures: 0,
+                }),
+            }
+        }
+    }
+
+    /// Reads every feed that is due, and stores what came.
+    pub fn step(&mut self, stopping: impl Fn() -> bool) {
+        self.refresh();
+        let now = Instant::now();
+        for feed in self.feeds.iter_mut().filter(|f| f.next_read <= now) {
+            if stopping() {
+                return;
+            }
+            match feed.read_and_store() {
+                Ok(_) => {
+                    feed.failures = 0;
+                    feed.next_read = Instant::now() + EVERY;
+                }
+                Err(e) => {
+                    feed.failures += 1;
+                    let wait = (EVERY * 2u32.saturating_pow(feed.failures)).min(LONGEST_RETRY);
+                    feed.next_read = Instant::now() + wait;
+                    let message = crate::error::scrub(&e.message());
+                    let _ = in_transaction(|| {
+                        access::as_extension(|| {
+                            Spi::run_with_args(
+                                "UPDATE salesforce.event_feeds SET status = 'failing', error = $2 WHERE id = $1",
+                                &[feed.id.into(), message.as_str().into()],
+                            )
+                            .map_err(internal)
+                        })
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Feed {
+    fn config(&self) -> Result<StreamConfig> {
+        in_transaction(|| {
+            let server = catalog::server_oid(&self.server)?;
+            access::check_server_use(server, self.owner)?;
+            let (options, _) = catalog::server_options(server)?;
+            let token = connection::with_session(server, self.owner, |s| s.live_token())?;
+            let tenant_id = token.org_id.clone().ok_or_else(|| {
+                Error::mapping(
+                    "an event feed needs a grant that logs in (the org id comes from the login), not access_token",
+                    "Give the owner's user mapping a password, refresh_token, client_credentials or jwt_bearer grant.",
+                )
+            })?;
+            Ok(StreamConfig {
+                pubsub_url: options.pubsub_url,
+                topic: format!("/event/{}", self.topic),
+                access_token: token.access_token,
+                instance_url: token.instance_url,
+                tenant_id,
+                replay: self.replay.clone().map_or(Replay::Earliest, Replay::After),
+                batch: BATCH as i32,
+                timeout: Duration::from_secs(gucs::WORKER_REQUEST_TIMEOUT.get() as u64),
+            })
+        })
+    }
+
+    fn read_and_store(&mut self) -> Result<usize> {
+        let config = self.config()?;
+        let (events, _) = read(&config, BATCH, LISTEN).map_err(Error::Salesforce)?;
+        let Some(last) = events.last().map(|e| e.replay_id.clone()) else {
+            return Ok(0);
+        };
+        in_transaction(|| self.store(&events, &last))?;
+        self.replay = Some(last);
+        Ok(events.len())
+    }
+
+    fn store(&self, events: &[PlatformEvent], last: &[u8]) -> Result<()> {
+        let table = access::check_table(self.target, self.owner, "the feed's table")?;
+        let columns: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
+        let insert = format!(
+            "INSERT INTO {} ({}) VALUES ($1, $2, $3::pg_catalog.timestamptz, $4) ON CONFLICT DO NOTHING",
+            table.qualified(),
+            columns.join(", ")
+        );
+        access::as_role(self.owner, || -> Result<()> {
+            for e in events {
+                let created = e
+                    .fields
+                    .get("CreatedDate")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                let payload = JsonB(serde_json::Value::Object(e.fields.clone()));
+                Spi::run_with_args(
+                    &insert,
+                    &[
+                        e.replay_id.clone().into(),
+                        e.event_uuid.as_str().into(),
+                        created.into(),
+                        payload.into(),
+                    ],
+                )
+                .map_err(internal)?;
+            }
+            Ok(())
+        })?;
+        access::as_extension(|| {
+            Spi::run_with_args(
+                "UPDATE salesforce.event_feeds SET replay_id = $2, events = events + $3, heard_at = pg_catalog.now(), status = 'streaming', error = NULL WHERE id = $1",
+                &[self.id.into(), last.to_vec().into(), (events.len() as i64).into()],
+            )
+            .map_err(internal)?;
+            Spi::run_with_args(
+                "SELECT pg_catalog.pg_notify($1, $2)",
+                &[
+                    self.topic.to_ascii_lowercase().into(),
+                    events.len().to_string().into(),
+                ],
+            )
+            .map_err(internal)
+        })
+    }
+}
