@@ -97,8 +97,8 @@ pub fn append(entry: &Entry, durable: bool) -> Result<()> {
             *open = Some(open_log()?);
         }
         let log = open.as_mut().expect("opened above");
-        log.file
-            .write_all(entry.line().as_bytes())
+        entry
+            .write_line(&mut log.file)
             .and_then(|()| {
                 if durable {
                     log.file.sync_data()

@@ -34,6 +34,16 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// Writes the entry as its line, without building it in memory first:
+    /// a large Bulk job's entry holds a million Ids.
+    pub fn write_line(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+        serde_json::to_writer(&mut out, self).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
     pub fn line(&self) -> String {
         let mut line = serde_json::to_string(self).expect("entries serialize");
         line.push('\n');
