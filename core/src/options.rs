@@ -376,9 +376,10 @@ impl TableOptions {
     }
 }
 
-/// Bulk takes up to 150 million records a day; 0 turns it off.
+/// 0 turns Bulk off. At most 100,000: rows below the threshold wait in
+/// the backend's memory until their statement ends.
 fn bulk_threshold(value: &str) -> Result<u64, OptionError> {
-    integer("bulk_threshold", value, 0, 150_000_000)
+    integer("bulk_threshold", value, 0, 100_000)
 }
 
 fn is_api_version(v: &str) -> bool {

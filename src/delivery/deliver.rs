@@ -266,6 +266,7 @@ impl Deliveries {
                         op: op.expect("checked"),
                         row: 0,
                         statement: "queued write".into(),
+                        bulk_from: None,
                     },
                     seen,
                 }),

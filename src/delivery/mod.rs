@@ -26,8 +26,20 @@ pub fn queue(owner: Oid, server: &str, object: &str, op: &Op, id_of: Option<i64>
 
 /// Records in the outbox a platform event this transaction published at
 /// its COMMIT, so that `queued_writes` lists every publish with its result.
-pub fn record_published(owner: Oid, server: &str, topic: &str, payload: &serde_json::Value, replay_id: &str) -> Result<i64> {
-    outbox::add_published(owner, server, topic, payload, replay_id)
+pub fn record_published(
+    id: i64,
+    owner: Oid,
+    server: &str,
+    topic: &str,
+    payload: &serde_json::Value,
+    replay_id: &str,
+) -> Result<()> {
+    outbox::add_published(id, owner, server, topic, payload, replay_id)
+}
+
+/// An outbox id, taken before what it will record happens.
+pub fn reserve_id() -> Result<i64> {
+    outbox::reserve_id()
 }
 
 /// Puts in the outbox what a transaction that did not commit left in

@@ -289,8 +289,14 @@ fn insert(owner: Oid, server: &str, object: &str, op: &Op, how: How) -> Result<i
 
 /// Records a platform event published at COMMIT: operation `publish`,
 /// already delivered, its replay id (hex) as `record_id`.
-pub fn add_published(owner: Oid, server: &str, topic: &str, payload: &Json, replay_id: &str) -> Result<i64> {
-    let id = reserve_id()?;
+pub fn add_published(
+    id: i64,
+    owner: Oid,
+    server: &str,
+    topic: &str,
+    payload: &Json,
+    replay_id: &str,
+) -> Result<()> {
     let now = Datum::from(unsafe { pg_sys::GetCurrentTimestamp() });
     let values = vec![
         row_insert::value("id", id),
@@ -307,8 +313,7 @@ pub fn add_published(owner: Oid, server: &str, topic: &str, payload: &Json, repl
         row_insert::datum_value("sent_at", now, pg_sys::TIMESTAMPTZOID),
         row_insert::datum_value("done_at", now, pg_sys::TIMESTAMPTZOID),
     ];
-    row_insert::insert("salesforce", "outbox", &values)?;
-    Ok(id)
+    row_insert::insert("salesforce", "outbox", &values)
 }
 
 /// Commits of the worker's delivery reach the disk before anything is

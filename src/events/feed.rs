@@ -4,7 +4,9 @@
 //! and the replay id moves on in the same transaction, so each event lands
 //! once whatever stops the worker. A NOTIFY on the feed's channel (the
 //! event's name in lower case) tells listeners. A feed that fails waits,
-//! doubling up to a minute, while the others go on.
+//! doubling up to a minute, while the others go on: each read runs on a
+//! thread of its own, so a hung org holds up neither the other feeds nor
+//! the worker.
 
 use super::feed_api::COLUMNS;
 use crate::access;
@@ -27,7 +29,13 @@ const LISTEN: Duration = Duration::from_millis(100);
 const EVERY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(60);
 
+type Read = std::thread::JoinHandle<
+    std::result::Result<(Vec<PlatformEvent>, Vec<u8>), salesforce_core::SalesforceError>,
+>;
+
 struct Feed {
+    /// The read under way, on its thread.
+    reading: Option<Read>,
     id: i64,
     owner: pg_sys::Oid,
     server: String,
@@ -84,9 +92,12 @@ impl Feeds {
         !self.feeds.is_empty()
     }
 
-    /// How long the worker may nap before a feed is due.
+    /// How long the worker may nap before a feed is due, or a read ends.
     pub fn nap(&self) -> Duration {
         let now = Instant::now();
+        if self.feeds.iter().any(|f| f.reading.is_some()) {
+            return Duration::from_millis(50);
+        }
         self.feeds
             .iter()
             .map(|f| f.next_read.saturating_duration_since(now))
@@ -108,6 +119,7 @@ impl Feeds {
             match old.iter().position(|f| f.id == id) {
                 Some(i) => self.feeds.push(old.swap_remove(i)),
                 None => self.feeds.push(Feed {
+                    reading: None,
                     id,
                     owner,
                     server,
@@ -121,35 +133,29 @@ impl Feeds {
         }
     }
 
-    /// Reads every feed that is due, and stores what came.
+    /// Stores what finished reads brought, and starts reads of the feeds
+    /// that are due.
     pub fn step(&mut self, stopping: impl Fn() -> bool) {
         self.refresh();
-        let now = Instant::now();
-        for feed in self.feeds.iter_mut().filter(|f| f.next_read <= now) {
+        for feed in self.feeds.iter_mut() {
             if stopping() {
                 return;
             }
-            match feed.read_and_store() {
-                Ok(_) => {
-                    feed.failures = 0;
-                    feed.next_read = Instant::now() + EVERY;
-                }
-                Err(e) => {
-                    feed.failures += 1;
-                    let wait = (EVERY * 2u32.saturating_pow(feed.failures)).min(LONGEST_RETRY);
-                    feed.next_read = Instant::now() + wait;
-                    let message = crate::error::scrub(&e.message());
-                    let _ = in_transaction(|| {
-                        access::as_extension(|| {
-                            Spi::run_with_args(
-                                "UPDATE salesforce.event_feeds SET status = 'failing', error = $2 WHERE id = $1",
-                                &[feed.id.into(), message.as_str().into()],
-                            )
-                            .map_err(internal)
-                        })
-                    });
-                }
-            }
+            let outcome = feed.step();
+            let Err(e) = outcome else { continue };
+            feed.failures += 1;
+            let wait = (EVERY * 2u32.saturating_pow(feed.failures)).min(LONGEST_RETRY);
+            feed.next_read = Instant::now() + wait;
+            let message = crate::error::scrub(&e.message());
+            let _ = in_transaction(|| {
+                access::as_extension(|| {
+                    Spi::run_with_args(
+                        "UPDATE salesforce.event_feeds SET status = 'failing', error = $2 WHERE id = $1",
+                        &[feed.id.into(), message.as_str().into()],
+                    )
+                    .map_err(internal)
+                })
+            });
         }
     }
 }
@@ -180,15 +186,36 @@ impl Feed {
         })
     }
 
-    fn read_and_store(&mut self) -> Result<usize> {
+    /// Takes a finished read's events into the table, or starts a read
+    /// when one is due.
+    fn step(&mut self) -> Result<()> {
+        if let Some(reading) = self.reading.take_if(|r| r.is_finished()) {
+            let (events, _) = reading
+                .join()
+                .map_err(|_| internal("an event feed's read panicked"))?
+                .map_err(Error::Salesforce)?;
+            self.failures = 0;
+            // A full batch: more may be waiting.
+            self.next_read = match events.len() {
+                BATCH => Instant::now(),
+                _ => Instant::now() + EVERY,
+            };
+            if let Some(last) = events.last().map(|e| e.replay_id.clone()) {
+                in_transaction(|| self.store(&events, &last))?;
+                self.replay = Some(last);
+            }
+            return Ok(());
+        }
+        if self.reading.is_some() || self.next_read > Instant::now() {
+            return Ok(());
+        }
         let config = self.config()?;
-        let (events, _) = read(&config, BATCH, LISTEN).map_err(Error::Salesforce)?;
-        let Some(last) = events.last().map(|e| e.replay_id.clone()) else {
-            return Ok(0);
-        };
-        in_transaction(|| self.store(&events, &last))?;
-        self.replay = Some(last);
-        Ok(events.len())
+        let reading = std::thread::Builder::new()
+            .name("salesforce-feed".into())
+            .spawn(move || read(&config, BATCH, LISTEN))
+            .map_err(|e| internal(format!("cannot start a thread: {e}")))?;
+        self.reading = Some(reading);
+        Ok(())
     }
 
     fn store(&self, events: &[PlatformEvent], last: &[u8]) -> Result<()> {

@@ -68,6 +68,13 @@ fn publish(server: &str, topic: &str, payload: JsonB) {
                 "Pass jsonb_build_object('Email__c', 'ada@example.com', ...).",
             ));
         };
+        if unsafe { pg_sys::XactReadOnly || pg_sys::RecoveryInProgress() } {
+            return Err(Error::sql(
+                PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+                "cannot publish a platform event in a read-only transaction",
+            )
+            .with_hint("Each published event is recorded in salesforce.outbox at COMMIT."));
+        }
         if WRITE_MODE.get() == WriteMode::Queued {
             return Err(Error::sql(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -96,6 +103,10 @@ fn ensure_callbacks() {
     if REGISTERED.replace(true) {
         return;
     }
+    // Writes sent at COMMIT go first (callbacks run in the order they were
+    // registered): a write Salesforce refuses fails the COMMIT before any
+    // event is out.
+    crate::write::transaction::ensure_callbacks();
     register_xact_callback(PgXactCallbackEvent::PreCommit, publish_pending_or_fail);
     register_xact_callback(PgXactCallbackEvent::Commit, end);
     register_xact_callback(PgXactCallbackEvent::Abort, end);
@@ -221,6 +232,12 @@ fn publish_all(batches: Vec<Batch>) -> Result<()> {
             return Err(refused(&b.topic, b.events[i].0, &e.code, &message));
         }
     }
+    // The outbox ids too, so that recording an event cannot fail after it went.
+    let mut ids: Vec<i64> = Vec::new();
+    for _ in batches.iter().flat_map(|b| &b.events) {
+        ids.push(crate::delivery::reserve_id()?);
+    }
+    let mut ids = ids.into_iter();
     let mut published: Vec<String> = Vec::new();
     for b in batches {
         let p = &mut publishers
@@ -241,13 +258,18 @@ fn publish_all(batches: Vec<Batch>) -> Result<()> {
                 Ok(replay_id) => {
                     let replay: String = replay_id.iter().map(|b| format!("{b:02x}")).collect();
                     published.push(format!("{} {replay}", b.topic));
-                    crate::delivery::record_published(
+                    let recorded = crate::delivery::record_published(
+                        ids.next().expect("one id per event"),
                         b.role,
                         &b.server_name,
                         &b.topic,
                         &Json::Object(payload),
                         &replay,
-                    )?;
+                    );
+                    if let Err(e) = recorded {
+                        warn_published(&published);
+                        return Err(e);
+                    }
                 }
                 Err(e) => {
                     warn_published(&published);

@@ -291,9 +291,6 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         .0
         .bulk_threshold;
     let bulk_threshold = bulk::threshold(plan.bulk_threshold, server_threshold);
-    if let Some(t) = bulk_threshold {
-        transaction::bulk_threshold_for(plan.target(), t);
-    }
     let state = ModifyState {
         plan,
         mode,
@@ -409,6 +406,7 @@ fn submit(state: &mut ModifyState, op: Op) -> Result<Vec<Done>> {
         op,
         row: state.rows,
         statement: state.plan.statement(),
+        bulk_from: state.bulk_threshold,
     };
     match state.mode {
         WriteMode::Commit => {
@@ -532,6 +530,7 @@ pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
             op,
             row: state.rows,
             statement: state.plan.statement(),
+            bulk_from: state.bulk_threshold,
         });
     }
     match state.mode {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use pgrx::pg_sys::Oid;
 use salesforce_core::write::bulk::{self, header_for, operation_of, Outcome, Upload};
 use salesforce_core::write::journal::{Done, Queued, Target};
-use salesforce_core::write::sent_log::Entry;
+use salesforce_core::write::sent_log::{self, Entry};
 
 pub struct BulkWrite {
     target: Target,
@@ -32,6 +32,8 @@ fn on_session<T>(
 impl BulkWrite {
     /// Opens a job for writes like `first`, setting `fields`.
     pub fn open(first: &Queued, fields: &[String]) -> Result<BulkWrite> {
+        // The transaction's callbacks, before anything can need them.
+        transaction::ensure_callbacks();
         let (operation, key) = operation_of(&first.op);
         let key = key.map(str::to_string);
         let target = first.target.clone();
@@ -77,11 +79,12 @@ impl BulkWrite {
             target,
             job,
             key,
-            upload,
+            mut upload,
         } = self;
         let statement = upload.statement.clone();
         let rows = upload.rows();
-        // From here on Salesforce may apply records: a crash leaves a trace.
+        // From the close on, Salesforce applies records: a crash, a cancel
+        // or an error leaves the job in the log, for the worker to list.
         sent_file::append(
             &Entry::BulkSending {
                 target: target.clone(),
@@ -89,16 +92,19 @@ impl BulkWrite {
             },
             true,
         )?;
-        let finished = on_session(&target, |s| bulk::finish(s, &job, upload, key.as_deref()));
-        let outcome: Outcome = match finished {
-            Ok(o) => o,
+        transaction::unanswered(target.clone(), vec![sent_log::bulk_job_marker(&job)]);
+        match on_session(&target, |s| bulk::close(s, &job, &mut upload)) {
+            Ok(()) => {}
             Err(Error::Salesforce(e)) if !e.may_have_applied() => {
+                // Still open: it applies nothing.
+                transaction::answered();
                 let _ = sent_file::append(&Entry::NotApplied, false);
                 return Err(Error::Salesforce(e));
             }
-            // Unanswered: the log keeps the job for the worker to list.
             Err(e) => return Err(e),
-        };
+        }
+        let outcome: Outcome = on_session(&target, |s| bulk::collect(s, &job, upload, key.as_deref()))?;
+        transaction::answered();
         let applied = outcome.applied.created.len()
             + outcome.applied.updated.len()
             + outcome.applied.deleted.len();

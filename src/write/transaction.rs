@@ -37,22 +37,22 @@ thread_local! {
     /// What rolled-back savepoints left in Salesforce: their undo failed,
     /// or their call was never answered. Queued at commit for the worker.
     static LEFT_BY_SAVEPOINTS: RefCell<Outstanding> = RefCell::new(Outstanding::default());
-    static BULK_THRESHOLDS: RefCell<std::collections::HashMap<Target, usize>> =
-        RefCell::new(std::collections::HashMap::new());
 }
 
-/// Remembers from how many rows writes to `target` go through Bulk, for
-/// those sent at COMMIT.
-pub fn bulk_threshold_for(target: Target, rows: usize) {
-    BULK_THRESHOLDS.with(|b| b.borrow_mut().insert(target, rows));
-}
-
-/// Consecutive writes of one kind to one target.
-fn same_kind_groups(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
+/// Runs of writes one statement made to one target, in order: a new run
+/// starts where the target, the kind of write or the statement changes
+/// (row numbers start again at each statement).
+fn statement_runs(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
     let mut groups: Vec<Vec<Queued>> = Vec::new();
     for q in queued {
         match groups.last_mut() {
-            Some(g) if g[0].target == q.target && g[0].op.kind() == q.op.kind() => g.push(q),
+            Some(g)
+                if g[0].target == q.target
+                    && g[0].op.kind() == q.op.kind()
+                    && g.last().is_some_and(|last| last.row < q.row) =>
+            {
+                g.push(q)
+            }
             _ => groups.push(vec![q]),
         }
     }
@@ -86,12 +86,11 @@ fn end_of_transaction() {
     JOURNAL.with(|j| j.borrow_mut().clear());
     UNANSWERED.take();
     LEFT_BY_SAVEPOINTS.take();
-    BULK_THRESHOLDS.with(|b| b.borrow_mut().clear());
     REGISTERED.set(false);
 }
 
 /// Registers this transaction's callbacks the first time it writes.
-fn ensure_callbacks() {
+pub fn ensure_callbacks() {
     if REGISTERED.replace(true) {
         return;
     }
@@ -126,14 +125,21 @@ fn ensure_callbacks() {
         }
         let failed = compensate(done.clone(), "savepoint");
         let undone = sent_log::undone(&done, &failed);
+        let left_of_bulk = sent_log::left_of_bulk(&done, &failed);
         if !undone.is_empty() {
             let _ = sent_file::append(&Entry::Undone(undone), false);
+        }
+        if !left_of_bulk.is_empty() {
+            let _ = sent_file::append(&Entry::Applied(left_of_bulk.clone()), false);
         }
         let unanswered = UNANSWERED.take();
         LEFT_BY_SAVEPOINTS.with(|l| {
             let mut l = l.borrow_mut();
-            l.applied
-                .extend(done.into_iter().filter(|d| failed.contains(&key_of(d))));
+            l.applied.extend(left_of_bulk);
+            l.applied.extend(
+                done.into_iter()
+                    .filter(|d| !matches!(d, Done::Bulk { .. }) && failed.contains(&key_of(d))),
+            );
             if let Some((target, ops)) = unanswered {
                 l.unknown
                     .extend(ops.into_iter().map(|op| (target.clone(), op)));
@@ -166,7 +172,9 @@ fn leave_log(done: &[Done], failed: &[(Target, String)]) {
         return;
     }
     let undone = sent_log::undone(done, failed);
+    let left = sent_log::left_of_bulk(done, failed);
     let recorded = undone.is_empty() || sent_file::append(&Entry::Undone(undone), true).is_ok();
+    let recorded = recorded && (left.is_empty() || sent_file::append(&Entry::Applied(left), true).is_ok());
     if recorded && sent_file::outstanding().is_some_and(|o| o.is_empty()) {
         sent_file::remove();
         return;
@@ -214,17 +222,24 @@ fn send_logged(
 pub fn apply(queued: Vec<Queued>) -> Result<Vec<Done>> {
     ensure_callbacks();
     let mut all = Vec::new();
-    for group in same_kind_groups(queued) {
-        let threshold = BULK_THRESHOLDS.with(|b| b.borrow().get(&group[0].target).copied());
-        if threshold.is_some_and(|t| group.len() >= t) {
-            send_bulk(&group)?;
-            continue;
-        }
-        for run in chunk::runs(group) {
-            all.extend(send_run(&run)?);
-        }
+    for run in chunk::runs(queued) {
+        all.extend(send_run(&run)?);
     }
     Ok(all)
+}
+
+/// At COMMIT (commit mode): a statement's run of writes that reached its
+/// table's Bulk threshold goes through one ingest job, the others through
+/// collections, in order.
+fn apply_at_commit(queued: Vec<Queued>) -> Result<()> {
+    for group in statement_runs(queued) {
+        if group[0].bulk_from.is_some_and(|t| group.len() >= t) {
+            send_bulk(&group)?;
+        } else {
+            apply(group)?;
+        }
+    }
+    Ok(())
 }
 
 fn send_run(run: &[Queued]) -> Result<Vec<Done>> {
@@ -243,6 +258,16 @@ fn send_run(run: &[Queued]) -> Result<Vec<Done>> {
         hook(&done)?;
     }
     Ok(done)
+}
+
+/// A call (a Bulk job's close) whose answer has not come: what it did is
+/// unknown until `answered`.
+pub fn unanswered(target: Target, ops: Vec<Op>) {
+    UNANSWERED.set(Some((target, ops)));
+}
+
+pub fn answered() {
+    UNANSWERED.take();
 }
 
 /// Journals what a Bulk job applied, for the abort to take back.
@@ -279,7 +304,7 @@ fn send_queued_or_fail() {
     // Write-through and the outbox run SQL, which needs a snapshot; by
     // pre-commit the statement's is gone.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    let sent = apply(queued).and_then(|_| {
+    let sent = apply_at_commit(queued).and_then(|_| {
         if left.is_empty() {
             return Ok(0);
         }
@@ -295,6 +320,10 @@ fn send_queued_or_fail() {
     }
 }
 
+/// How long an abort waits for a Bulk delete job; past it, what is left
+/// goes to the worker.
+const UNDO_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Takes back `done`; returns what could not be, and the records it was.
 fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
     let plan = compensation(done);
@@ -306,13 +335,22 @@ fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
         .partition(|(_, ids)| ids.len() >= bulk::DEFAULT_THRESHOLD);
     for (t, ids) in big_deletes {
         match connection::with_cached_session(t.server, t.user, |s| {
-            s.uninterruptible(|s| bulk::delete_all(s, &t.object, &ids))
+            s.uninterruptible(|s| bulk::delete_all(s, &t.object, &ids, UNDO_PATIENCE))
         }) {
             Some(Ok(failed_ids)) => {
-                for (id, why) in failed_ids {
-                    problems.push(format!("could not delete created {} {id}: {why}", t.object));
-                    failed.push((t.clone(), id));
+                if failed_ids.len() > 20 {
+                    problems.push(format!(
+                        "could not delete {} of the {} records it created; the first: {}",
+                        failed_ids.len(),
+                        t.object,
+                        failed_ids[0].1
+                    ));
+                } else {
+                    for (id, why) in &failed_ids {
+                        problems.push(format!("could not delete created {} {id}: {why}", t.object));
+                    }
                 }
+                failed.extend(failed_ids.into_iter().map(|(id, _)| (t.clone(), id)));
             }
             Some(Err(e)) => {
                 problems.push(format!(
@@ -411,10 +449,15 @@ fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
         let ids: Vec<String> = plan
             .lost
             .iter()
+            .take(20)
             .map(|(t, id)| format!("{} {id}", t.object))
             .collect();
+        let more = match plan.lost.len() {
+            n if n > 20 => format!(" and {} more", n - 20),
+            _ => String::new(),
+        };
         problems.push(format!(
-            "records deleted in Salesforce cannot be restored through its API and stay in its Recycle Bin: {}",
+            "records deleted in Salesforce cannot be restored through its API and stay in its Recycle Bin: {}{more}",
             ids.join(", ")
         ));
     }
@@ -437,35 +480,24 @@ fn compensate(done: Vec<Done>, scope: &str) -> Vec<(Target, String)> {
             _ => 1,
         })
         .sum();
-    let all: Vec<(Target, String)> = done.iter().map(key_of).collect();
-    let bulk_jobs: Vec<(Target, bulk::BulkApplied)> = done
+    let all: Vec<(Target, String)> = done
         .iter()
-        .filter_map(|d| match d {
-            Done::Bulk { target, applied } => Some((target.clone(), applied.clone())),
-            _ => None,
-        })
-        .collect();
-    let undone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done)));
-    let mut failed = match &undone {
-        Ok((_, failed)) => failed.clone(),
-        Err(_) => all,
-    };
-    // A Bulk job is known by its job id: any of its records left makes it left.
-    let failed_ids: std::collections::HashSet<&str> =
-        failed.iter().map(|(_, id)| id.as_str()).collect();
-    let left_jobs: Vec<(Target, String)> = bulk_jobs
-        .into_iter()
-        .filter(|(_, applied)| {
-            applied
+        .flat_map(|d| match d {
+            Done::Bulk { target, applied } => applied
                 .created
                 .iter()
                 .chain(applied.updated.iter())
                 .chain(applied.deleted.iter())
-                .any(|id| failed_ids.contains(id))
+                .map(|id| (target.clone(), id.to_string()))
+                .collect(),
+            _ => vec![key_of(d)],
         })
-        .map(|(t, applied)| (t, applied.job))
         .collect();
-    failed.extend(left_jobs);
+    let undone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo(done)));
+    let failed = match &undone {
+        Ok((_, failed)) => failed.clone(),
+        Err(_) => all,
+    };
     match undone.map(|(problems, _)| problems) {
         Ok(problems) if problems.is_empty() => error::notice(
             PgLogLevel::NOTICE,

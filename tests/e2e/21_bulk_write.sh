@@ -91,6 +91,39 @@ sql -q -c "BEGIN" -c "SET LOCAL salesforce.write_mode = 'commit'" \
 read -r counted ingest collections <<<"$(requests_since "$m")"
 [ "$collections" = 0 ] && [ "$ingest" -ge 4 ] || fail "commit mode: ingest=$ingest collections=$collections"
 
+# commit mode: a rejection fails the COMMIT naming the row, and nothing stays.
+out=$(psql_out -c "BEGIN" -c "SET LOCAL salesforce.write_mode = 'commit'" \
+  -c "INSERT INTO sf.contact (last_name, user_id__c) SELECT CASE WHEN g = 5 THEN NULL ELSE 'Cr ' || g END, 'cr-' || g FROM generate_series(1, 3000) g" -c "COMMIT")
+grep -q "rejected row 5 of the INSERT into contact" <<<"$out" || fail "commit-mode rejection: $out"
+[ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c LIKE 'cr-%'")" = 0 ] || fail "a rejected commit-mode Bulk insert left records"
+
+# A savepoint around a Bulk insert: ROLLBACK TO takes the job's records back.
+sql -q <<SQL
+BEGIN;
+SAVEPOINT s;
+INSERT INTO sf.contact (last_name, user_id__c) SELECT 'Sp ' || g, 'sp-' || g FROM generate_series(1, 3000) g;
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO sf.contact (last_name, user_id__c) VALUES ('After', 'sp-after');
+COMMIT;
+SQL
+[ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c LIKE 'sp-%'")" = 1 ] || fail "ROLLBACK TO SAVEPOINT left the Bulk insert"
+
+# Inserted then updated through Bulk, rolled back: the records go, and no
+# warning about updates that could not be undone (they were the new ones).
+out=$(psql_out <<SQL
+BEGIN;
+INSERT INTO sf.contact (last_name, user_id__c) SELECT 'Iu ' || g, 'iu-' || g FROM generate_series(1, 3000) g;
+UPDATE sf.contact SET title = 'Changed' WHERE user_id__c LIKE 'iu-%';
+ROLLBACK;
+SQL
+)
+grep -q WARNING <<<"$out" && fail "warnings for the rollback of created-then-updated records: $out"
+[ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c LIKE 'iu-%'")" = 0 ] || fail "the rollback left inserted-then-updated records"
+
+# An upsert that updated through Bulk, rolled back, says its updates stay.
+out=$(psql_out -c "BEGIN" -c "INSERT INTO sf.contact_by_key (user_id__c, last_name, title) SELECT 'up-' || g, 'Up ' || g, 'Third' FROM generate_series(1, 3000) g" -c "ROLLBACK")
+grep -q "3000 record(s) of Contact updated through a Bulk ingest job keep their new values" <<<"$out" || fail "no warning for the Bulk updates: $out"
+
 # bulk_threshold '0' on the table: collections even for 3,000 rows.
 sql -q -c "ALTER FOREIGN TABLE sf.contact OPTIONS (ADD bulk_threshold '0')"
 m=$(mark)

@@ -70,9 +70,11 @@ grep -q "Nope__c" <<<"$out" || fail "the error does not name the field: $out"
 # Not a platform event; a change event channel; no USAGE.
 out=$(psql_out -c "SELECT salesforce.publish('org', 'Contact', '{}')")
 grep -q '"Contact" is not a platform event' <<<"$out" || fail "a non-event topic was taken: $out"
-sql -q -c "CREATE ROLE outsider LOGIN"
+sql -q -c "CREATE ROLE outsider LOGIN" -c "GRANT USAGE ON SCHEMA salesforce TO outsider"
 out=$(as_postgres psql -X -h "$PGHOST" -p "$PGPORT" -U outsider -d postgres -c "SELECT salesforce.publish('org', 'Signup__e', '{}')" 2>&1 || true)
-grep -q "permission denied" <<<"$out" || fail "a role without USAGE published: $out"
+grep -q "permission denied for foreign server org" <<<"$out" || fail "a role without USAGE on the server published: $out"
+out=$(psql_out -c "BEGIN READ ONLY" -c "SELECT salesforce.publish('org', 'Signup__e', '{}')" -c "ROLLBACK")
+grep -q "cannot publish a platform event in a read-only transaction" <<<"$out" || fail "read-only: $out"
 
 # queued mode is not taken yet, and says so.
 out=$(psql_out -c "SET salesforce.write_mode = 'queued'" -c "SELECT salesforce.publish('org', 'Signup__e', '{}')")

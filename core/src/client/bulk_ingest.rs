@@ -126,19 +126,25 @@ impl Session {
         .map(drop)
     }
 
-    fn set_ingest_state(&mut self, id: &str, state: &str) -> Result<IngestJob, SalesforceError> {
+    fn set_ingest_state(
+        &mut self,
+        id: &str,
+        state: &str,
+        repeat: Repeat,
+    ) -> Result<IngestJob, SalesforceError> {
         let path = self.ingest_path(&format!("/{id}"));
         let body = serde_json::json!({ "state": state });
-        self.json(reqwest::Method::PATCH, &path, Some(&body), None, Repeat::Safe)
+        self.json(reqwest::Method::PATCH, &path, Some(&body), None, repeat)
     }
 
-    /// Ends the upload: Salesforce starts processing.
+    /// Ends the upload: Salesforce starts processing. Sent again only if
+    /// surely unsent, so that an error answer means the job stayed open.
     pub fn close_ingest_job(&mut self, id: &str) -> Result<IngestJob, SalesforceError> {
-        self.set_ingest_state(id, "UploadComplete")
+        self.set_ingest_state(id, "UploadComplete", Repeat::OnlyIfUnsent)
     }
 
     pub fn abort_ingest_job(&mut self, id: &str) -> Result<IngestJob, SalesforceError> {
-        self.set_ingest_state(id, "Aborted")
+        self.set_ingest_state(id, "Aborted", Repeat::Safe)
     }
 
     pub fn ingest_job(&mut self, id: &str) -> Result<IngestJob, SalesforceError> {

@@ -320,19 +320,24 @@ fn count_unprocessed(session: &mut Session, job: &str) -> Result<u64, Salesforce
     Ok(n)
 }
 
-/// Uploads what is left, closes the job, waits for it, reads its results
-/// and deletes it.
-pub fn finish(
-    session: &mut Session,
-    job: &str,
-    mut upload: Upload,
-    key: Option<&str>,
-) -> Result<Outcome, SalesforceError> {
+/// Uploads what is left and closes the job: from here on Salesforce
+/// applies its records. An error that may have closed it is the caller's
+/// to treat as an unknown outcome.
+pub fn close(session: &mut Session, job: &str, upload: &mut Upload) -> Result<(), SalesforceError> {
     if let Some(part) = upload.take_part() {
         session.upload_ingest_part(job, part)?;
     }
+    session.close_ingest_job(job).map(drop)
+}
+
+/// Waits for a closed job, reads its results and deletes it.
+pub fn collect(
+    session: &mut Session,
+    job: &str,
+    upload: Upload,
+    key: Option<&str>,
+) -> Result<Outcome, SalesforceError> {
     let operation = upload.operation;
-    session.close_ingest_job(job)?;
     let ended = session.wait_for_ingest_job(job, PATIENCE)?;
     let rows = upload.rows() as u64;
     let (failed, rejection) = if ended.number_records_failed.unwrap_or(1) > 0 {
@@ -373,54 +378,50 @@ pub fn delete_all(
     session: &mut Session,
     object: &str,
     ids: &[String],
+    patience: Duration,
 ) -> Result<Vec<(String, String)>, SalesforceError> {
     let job = session.create_ingest_job(object, IngestOperation::Delete, None)?.id;
     let mut upload = Upload::new(IngestOperation::Delete, vec!["Id".into()], String::new());
-    for id in ids {
-        let op = Op::Delete { id: id.clone() };
-        let q = Queued {
-            target: super::journal::Target {
-                server: 0,
-                user: 0,
-                object: object.to_string(),
-            },
-            op,
-            row: 0,
-            statement: String::new(),
-        };
-        if let Some(part) = upload.push(&q) {
+    for (row, id) in ids.iter().enumerate() {
+        if let Some(part) = upload.push_cells(row + 1, &[id]) {
             session.upload_ingest_part(&job, part)?;
         }
     }
-    if let Some(part) = upload.take_part() {
-        session.upload_ingest_part(&job, part)?;
+    close(session, &job, &mut upload)?;
+    let ended = session.wait_for_ingest_job(&job, patience)?;
+    // Deleted: what the successful results list, and what was gone already.
+    let mut deleted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut page = session.ingest_results(&job, IngestResults::Successful)?;
+    let id_at = column(&page, "sf__Id")?;
+    while let Some(r) = page.next_record()? {
+        deleted.insert(r[id_at].to_string());
     }
-    session.close_ingest_job(&job)?;
-    let ended = session.wait_for_ingest_job(&job, PATIENCE)?;
-    let mut refused = Vec::new();
+    let mut why: HashMap<String, String> = HashMap::new();
     if ended.number_records_failed != Some(0) {
         let mut page = session.ingest_results(&job, IngestResults::Failed)?;
         let id_at = page.header.iter().position(|h| h == "Id").unwrap_or(0);
         let error_at = column(&page, "sf__Error")?;
         while let Some(r) = page.next_record()? {
             let error = parse_sf_error(&r[error_at]);
-            if error.status_code != "ENTITY_IS_DELETED" {
-                refused.push((
-                    r[id_at].to_string(),
-                    format!("{}: {}", error.status_code, error.message),
-                ));
+            if error.status_code == "ENTITY_IS_DELETED" {
+                deleted.insert(r[id_at].to_string());
+            } else {
+                why.insert(r[id_at].to_string(), format!("{}: {}", error.status_code, error.message));
             }
         }
     }
-    if ended.state != JobState::JobComplete && refused.is_empty() {
-        return Err(SalesforceError::BadResponse(format!(
-            "Bulk delete job {job} ended {:?}: {}",
-            ended.state,
-            ended.error_message.unwrap_or_default()
-        )));
-    }
     let _ = session.delete_ingest_job(&job);
-    Ok(refused)
+    let left = ids
+        .iter()
+        .filter(|id| !deleted.contains(*id))
+        .map(|id| {
+            let reason = why.remove(id).unwrap_or_else(|| {
+                format!("not processed: Bulk delete job {job} ended {:?}", ended.state)
+            });
+            (id.clone(), reason)
+        })
+        .collect();
+    Ok(left)
 }
 
 #[cfg(test)]
@@ -439,6 +440,7 @@ mod tests {
             op,
             row,
             statement: "INSERT into contact".into(),
+            bulk_from: None,
         }
     }
 

@@ -287,6 +287,7 @@ mod tests {
             op,
             row,
             statement: "INSERT into contact".into(),
+            bulk_from: None,
         }
     }
 

@@ -345,6 +345,7 @@ mod tests {
                 op,
                 row: 1,
                 statement: "queued write".into(),
+                bulk_from: None,
             },
         }
     }

@@ -60,6 +60,9 @@ pub struct Queued {
     pub row: usize,
     /// "INSERT into contact", for messages.
     pub statement: String,
+    /// From how many rows its statement's writes go through Bulk at
+    /// COMMIT (commit mode); None: never.
+    pub bulk_from: Option<usize>,
 }
 
 /// A write Salesforce has applied.
@@ -127,14 +130,19 @@ fn push_grouped<T>(groups: &mut Vec<(Target, Vec<T>)>, target: &Target, item: T)
 /// What undoes `done`: created records go, updated ones get their earliest
 /// prior values back, deleted ones are reported.
 pub fn compensation(done: Vec<Done>) -> Compensation {
-    let created: Vec<(Target, String)> = done
-        .iter()
-        .filter_map(|d| match d {
-            Done::Created { target, id } => Some((target.clone(), id.clone())),
-            _ => None,
-        })
-        .collect();
-    let was_created = |t: &Target, id: &str| created.iter().any(|(ct, cid)| ct == t && cid == id);
+    let mut created: std::collections::HashSet<(Target, String)> = std::collections::HashSet::new();
+    for d in &done {
+        match d {
+            Done::Created { target, id } => {
+                created.insert((target.clone(), id.clone()));
+            }
+            Done::Bulk { target, applied } => {
+                created.extend(applied.created.iter().map(|id| (target.clone(), id.to_string())));
+            }
+            _ => {}
+        }
+    }
+    let was_created = |t: &Target, id: &str| created.contains(&(t.clone(), id.to_string()));
     let mut out = Compensation::default();
     let mut restored: Vec<(Target, String)> = Vec::new();
     for d in done {
@@ -159,10 +167,20 @@ pub fn compensation(done: Vec<Done>) -> Compensation {
                 for id in applied.created.iter() {
                     push_grouped(&mut out.deletes, &target, id.to_string());
                 }
-                out.lost
-                    .extend(applied.deleted.iter().map(|id| (target.clone(), id.to_string())));
-                out.unrestorable
-                    .extend(applied.updated.iter().map(|id| (target.clone(), id.to_string())));
+                out.lost.extend(
+                    applied
+                        .deleted
+                        .iter()
+                        .filter(|id| !was_created(&target, id))
+                        .map(|id| (target.clone(), id.to_string())),
+                );
+                out.unrestorable.extend(
+                    applied
+                        .updated
+                        .iter()
+                        .filter(|id| !was_created(&target, id))
+                        .map(|id| (target.clone(), id.to_string())),
+                );
             }
             _ => {}
         }
@@ -308,6 +326,7 @@ mod tests {
             },
             row,
             statement: "DELETE from lead".into(),
+            bulk_from: None,
         };
         j.queue(1, q(1));
         j.queue(2, q(2));

@@ -94,9 +94,7 @@ pub fn outstanding(log: &[u8]) -> Outstanding {
             // (kept 7 days) say what it did.
             Entry::BulkSending { target, job } => {
                 close_unanswered(&mut open, &mut out);
-                let mut record = serde_json::Map::new();
-                record.insert("bulk_ingest_job".into(), job.into());
-                open = Some((target, vec![Op::Create { record }]));
+                open = Some((target, vec![bulk_job_marker(&job)]));
             }
             Entry::Applied(done) => {
                 open = None;
@@ -219,11 +217,54 @@ pub fn undone(taken_back: &[Done], failed: &[(Target, String)]) -> Vec<Done> {
     taken_back
         .iter()
         .filter(|d| {
-            let (t, id) = d.record();
-            !failed.iter().any(|(ft, fid)| ft == t && fid == id)
+            // A Bulk job is taken out whole; `left` states what remains of it.
+            matches!(d, Done::Bulk { .. }) || {
+                let (t, id) = d.record();
+                !failed.iter().any(|(ft, fid)| ft == t && fid == id)
+            }
         })
         .cloned()
         .collect()
+}
+
+/// What remains of each Bulk job a rollback took back: the records whose
+/// undo failed (or cannot be done), as a smaller job of their own.
+pub fn left_of_bulk(taken_back: &[Done], failed: &[(Target, String)]) -> Vec<Done> {
+    let failed: std::collections::HashSet<(&Target, &str)> =
+        failed.iter().map(|(t, id)| (t, id.as_str())).collect();
+    taken_back
+        .iter()
+        .filter_map(|d| {
+            let Done::Bulk { target, applied } = d else {
+                return None;
+            };
+            let keep = |ids: &super::bulk::Ids| {
+                let mut left = super::bulk::Ids::default();
+                ids.iter()
+                    .filter(|id| failed.contains(&(target, *id)))
+                    .for_each(|id| left.push(id));
+                left
+            };
+            let left = super::bulk::BulkApplied {
+                job: applied.job.clone(),
+                created: keep(&applied.created),
+                updated: keep(&applied.updated),
+                deleted: keep(&applied.deleted),
+            };
+            (!left.is_empty()).then(|| Done::Bulk {
+                target: target.clone(),
+                applied: left,
+            })
+        })
+        .collect()
+}
+
+/// How a Bulk job whose outcome is unknown is listed: a create whose record
+/// names the job, never sent again.
+pub fn bulk_job_marker(job: &str) -> Op {
+    let mut record = serde_json::Map::new();
+    record.insert("bulk_ingest_job".into(), job.into());
+    Op::Create { record }
 }
 
 #[cfg(test)]
