@@ -15,7 +15,7 @@ pub struct Change {
     /// The record before and after; None before a create, after a hard delete.
     pub before: Option<Arc<Record>>,
     pub after: Option<Arc<Record>>,
-    pub user_id: String,
+    pub user_id: Arc<str>,
     pub transaction: u64,
     /// The API that wrote it (`com/salesforce/api/rest/62.0`), empty for
     /// edits made as in Salesforce's UI.
@@ -28,6 +28,8 @@ pub struct Change {
 pub struct Journal {
     pending: Vec<Change>,
     next_seq: u64,
+    /// The last writer's id, shared by the changes it makes.
+    last_user: Option<Arc<str>>,
 }
 
 /// What `record` needs besides the records themselves.
@@ -48,11 +50,19 @@ impl Journal {
         after: Option<Arc<Record>>,
     ) -> u64 {
         self.next_seq += 1;
+        let user_id = match &self.last_user {
+            Some(last) if **last == *written.user_id => last.clone(),
+            _ => {
+                let user: Arc<str> = written.user_id.into();
+                self.last_user = Some(user.clone());
+                user
+            }
+        };
         self.pending.push(Change {
             object: written.object,
             before,
             after,
-            user_id: written.user_id.to_string(),
+            user_id,
             transaction: written.transaction,
             origin: written.origin.clone(),
             at: written.at,

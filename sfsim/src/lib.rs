@@ -14,6 +14,7 @@ pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod journal;
+pub mod lookup;
 pub mod org;
 pub mod orgs;
 pub mod pubsub;

@@ -5,6 +5,7 @@ use crate::access::{FieldAccess, Login, EVERYTHING};
 use crate::clock::Clock;
 use crate::ids;
 use crate::journal::{Journal, Written};
+use crate::lookup::{self, FieldIndex, Rid};
 use crate::schema::{DeclaredUser, FieldDef, FieldType, Formula, ObjectDef, Schema};
 use crate::value::{self, Value};
 use chrono::{DateTime, Utc};
@@ -84,7 +85,7 @@ pub struct Author {
 enum UndoEntry {
     Put {
         object: usize,
-        id: Box<str>,
+        id: Rid,
         previous: Option<Arc<Record>>,
         /// The write's entry in the journal.
         change: u64,
@@ -143,7 +144,7 @@ pub struct ObjectData {
     next_auto_number: u64,
     /// Live records by the lower-cased value of each unique, external-id or
     /// duplicate-rule field.
-    lookup: HashMap<usize, HashMap<String, Vec<Box<str>>>>,
+    lookup: Vec<(usize, FieldIndex)>,
 }
 
 impl ObjectData {
@@ -154,8 +155,13 @@ impl ObjectData {
         if let Some(rule) = &def.duplicate_rule {
             indexed.extend(rule.fields.iter().filter_map(|f| def.field_index(f)));
         }
+        indexed.sort_unstable();
+        indexed.dedup();
         ObjectData {
-            lookup: indexed.into_iter().map(|i| (i, HashMap::new())).collect(),
+            lookup: indexed
+                .into_iter()
+                .map(|i| (i, FieldIndex::default()))
+                .collect(),
             def,
             records: BTreeMap::new(),
             next_seq: 1,
@@ -163,53 +169,96 @@ impl ObjectData {
         }
     }
 
-    fn lookup_key(v: &Value) -> Option<String> {
-        match v {
-            Value::Null => None,
-            Value::Text(s) => Some(s.to_lowercase()),
-            other => Some(format!("{other:?}")),
-        }
+    fn field_index(&self, field: usize) -> Option<&FieldIndex> {
+        self.lookup
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, index)| index)
     }
 
-    fn index(&mut self, rec: &Record, add: bool) {
-        if rec.is_deleted(&self.def) {
-            return;
-        }
-        for (field, map) in self.lookup.iter_mut() {
-            let Some(key) = Self::lookup_key(rec.get(*field)) else {
-                continue;
-            };
-            let ids = map.entry(key.clone()).or_default();
-            if add {
-                ids.push(rec.id().into());
-            } else {
-                ids.retain(|i| &**i != rec.id());
-                if ids.is_empty() {
-                    map.remove(&key);
+    /// Moves a record's index entries from what it held (`old`, if it was
+    /// stored) to what it holds (`new`, if it stays); deleted records are
+    /// not indexed.
+    fn reindex(&mut self, old: Option<&Record>, new: Option<&Record>) {
+        let def = &self.def;
+        let old = old.filter(|r| !r.is_deleted(def));
+        let new = new.filter(|r| !r.is_deleted(def));
+        for (field, index) in self.lookup.iter_mut() {
+            let old_key = old.and_then(|r| lookup::key(r.get(*field)).map(|k| (r, k)));
+            let new_key = new.and_then(|r| lookup::key(r.get(*field)).map(|k| (r, k)));
+            if let (Some((o, ok)), Some((n, nk))) = (&old_key, &new_key) {
+                // A record alone under an unchanged key would be taken out
+                // and put back where it was.
+                let id = Rid::new(n.id());
+                if ok == nk && o.id() == n.id() && index.is_only(nk, id) {
+                    continue;
                 }
+            }
+            if let Some((r, k)) = &old_key {
+                index.remove(k, Rid::new(r.id()));
+            }
+            if let Some((r, k)) = new_key {
+                index.add(k, Rid::new(r.id()));
             }
         }
     }
 
     /// Live records whose indexed field equals `value`, ignoring case.
     pub fn find(&self, field: usize, value: &Value) -> Vec<String> {
-        let Some(key) = Self::lookup_key(value) else {
+        let Some(key) = lookup::key(value) else {
             return vec![];
         };
-        match self.lookup.get(&field) {
-            Some(map) => map
+        match self.field_index(field) {
+            Some(index) => index
                 .get(&key)
-                .map(|ids| ids.iter().map(|i| i.to_string()).collect())
-                .unwrap_or_default(),
+                .iter()
+                .map(|id| id.as_str().to_string())
+                .collect(),
             None => self
                 .records
                 .values()
                 .filter(|r| {
-                    !r.is_deleted(&self.def)
-                        && Self::lookup_key(r.get(field)).as_deref() == Some(key.as_str())
+                    !r.is_deleted(&self.def) && lookup::key(r.get(field)).as_ref() == Some(&key)
                 })
                 .map(|r| r.id().to_string())
                 .collect(),
+        }
+    }
+
+    /// The first live record other than `id` whose field `field` equals
+    /// `value`, ignoring case, as `find` lists them.
+    pub fn find_other(&self, field: usize, value: &Value, id: &str) -> Option<String> {
+        let key = lookup::key(value)?;
+        match self.field_index(field) {
+            Some(index) => index
+                .get(&key)
+                .iter()
+                .find(|other| other.as_str() != id)
+                .map(|other| other.as_str().to_string()),
+            None => self
+                .find(field, value)
+                .into_iter()
+                .find(|other| other != id),
+        }
+    }
+
+    /// The only live record whose indexed field equals `value`: Ok(None)
+    /// when there is none, Err when there are several.
+    pub fn find_one(&self, field: usize, value: &Value) -> Result<Option<Rid>, ()> {
+        let Some(key) = lookup::key(value) else {
+            return Ok(None);
+        };
+        match self.field_index(field) {
+            Some(index) => match index.get(&key) {
+                [] => Ok(None),
+                [one] => Ok(Some(*one)),
+                _ => Err(()),
+            },
+            None => match self.find(field, value).as_slice() {
+                [] => Ok(None),
+                [one] => Ok(Some(Rid::new(one))),
+                _ => Err(()),
+            },
         }
     }
 
@@ -419,12 +468,7 @@ impl Org {
             Some(rec) => data.records.insert(id.into(), rec.clone()),
             None => data.records.remove(id),
         };
-        if let Some(old) = &previous {
-            data.index(old, false);
-        }
-        if let Some(rec) = &new {
-            data.index(rec, true);
-        }
+        data.reindex(previous.as_deref(), new.as_deref());
         previous
     }
 
@@ -448,7 +492,7 @@ impl Org {
         let change = self.journal.record(written, previous.clone(), new);
         undo.entries.push(UndoEntry::Put {
             object,
-            id: id.into(),
+            id: Rid::new(id),
             previous,
             change,
         });
@@ -464,7 +508,7 @@ impl Org {
                     previous,
                     change,
                 } => {
-                    self.swap(object, &id, previous);
+                    self.swap(object, id.as_str(), previous);
                     undone.insert(change);
                 }
                 UndoEntry::DeletedLog(len) => self.deleted_log.truncate(len),
@@ -583,13 +627,13 @@ impl Org {
         let Value::Text(text) = value else {
             return Ok(());
         };
-        let fields = vec![field.name.clone()];
+        let fields = || vec![field.name.clone()];
         if field.ftype == FieldType::Reference {
             let bad_type = || {
                 RecordError::new(
                     "MALFORMED_ID",
                     format!("{}: id value of incorrect type: {text}", field.label),
-                    fields.clone(),
+                    fields(),
                 )
             };
             let id = ids::canonical(text).ok_or_else(bad_type)?;
@@ -608,14 +652,14 @@ impl Org {
                 return Err(RecordError::new(
                     "FIELD_INTEGRITY_EXCEPTION",
                     format!("{}: id value of incorrect type: {text}", field.label),
-                    fields,
+                    fields(),
                 ));
             }
             if rec.is_deleted(self.def(object)) {
                 return Err(RecordError::new(
                     "ENTITY_IS_DELETED",
                     "entity is deleted",
-                    fields,
+                    fields(),
                 ));
             }
             return Ok(());
@@ -627,14 +671,14 @@ impl Org {
                     "{}: data value too large: {text} (max length={})",
                     field.label, field.length
                 ),
-                fields,
+                fields(),
             ));
         }
         if field.ftype == FieldType::Email && !looks_like_email(text) {
             return Err(RecordError::new(
                 "INVALID_EMAIL_ADDRESS",
                 format!("{}: invalid email address: {text}", field.label),
-                fields,
+                fields(),
             ));
         }
         if field.restricted_picklist {
@@ -653,7 +697,7 @@ impl Org {
                         "{}: bad value for restricted picklist field: {bad}",
                         field.label
                     ),
-                    fields,
+                    fields(),
                 ));
             }
         }
@@ -691,15 +735,10 @@ impl Org {
                 ));
             }
         }
-        let others = |field: usize| -> Vec<String> {
-            data.find(field, rec.get(field))
-                .into_iter()
-                .filter(|id| id != rec.id())
-                .collect()
-        };
+        let other = |field: usize| data.find_other(field, rec.get(field), rec.id());
         for (i, f) in def.fields.iter().enumerate() {
             if f.unique {
-                if let Some(other) = others(i).first() {
+                if let Some(other) = other(i) {
                     return Err(RecordError::new(
                         "DUPLICATE_VALUE",
                         format!(
@@ -714,7 +753,7 @@ impl Org {
         if let Some(rule) = &def.duplicate_rule {
             let first = rule.fields.first().and_then(|f| def.field_index(f));
             if let Some(i) = first {
-                if !others(i).is_empty() {
+                if other(i).is_some() {
                     return Err(RecordError::new(
                         "DUPLICATES_DETECTED",
                         "You're creating a duplicate record. We recommend you use an existing record instead.",
@@ -831,7 +870,23 @@ impl Org {
         undo: &mut Undo,
     ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
-        let mut rec = Self::touched(&def, (*current).clone(), author);
+        // Only the fields the update leaves as they were are copied.
+        let mut kept = vec![true; def.fields.len()];
+        for (i, _) in &parsed {
+            kept[*i] = false;
+        }
+        let values = kept
+            .iter()
+            .enumerate()
+            .map(|(i, keep)| {
+                if *keep {
+                    current.get(i).clone()
+                } else {
+                    Value::Null
+                }
+            })
+            .collect();
+        let mut rec = Self::touched(&def, Record { values }, author);
         for (i, v) in parsed {
             rec.values[i] = v;
         }
@@ -964,7 +1019,7 @@ impl Org {
             values[i] = Value::DateTime(created);
         }
         let rec = Record { values };
-        data.index(&rec, true);
+        data.reindex(None, Some(&rec));
         data.records.insert(id.clone().into(), Arc::new(rec));
         id
     }

@@ -90,7 +90,7 @@ fn draft(change: &Change, def: &ObjectDef, schema: Arc<EventSchema>, kind: Chang
             sequence_number: 0,
             commit_timestamp: 0,
             commit_number: 0,
-            commit_user: change.user_id.clone(),
+            commit_user: change.user_id.to_string(),
             nulled_fields,
             diff_fields: vec![],
             changed_fields,

@@ -316,40 +316,39 @@ impl Processor {
             (Operation::Upsert, Some(key)) => {
                 let column = self.key_column.unwrap_or_default();
                 let field = &org.def(object).fields[self.fields[column]];
-                let name = field.name.clone();
                 if key.is_empty() {
                     return Err((
                         None,
                         RecordError::new(
                             "MISSING_ARGUMENT",
-                            format!("{name} not specified"),
+                            format!("{} not specified", field.name),
                             vec![],
                         ),
                     ));
                 }
                 let value = value::from_text(field, key).unwrap_or_else(|()| Value::text(key));
-                let matches = org.objects[object].find(self.fields[column], &value);
-                match matches.as_slice() {
-                    [] => self
+                match org.objects[object].find_one(self.fields[column], &value) {
+                    Ok(None) => self
                         .create(org, upload, row, author, undo)
                         .map(|id| (id, true))
                         .map_err(|e| (None, e)),
-                    [one] => {
-                        let one = one.clone();
-                        self.update(org, &one, upload, row, author, undo)
-                            .map(|id| (id, false))
-                            .map_err(|e| (Some(one), e))
-                    }
-                    _ => Err((
-                        None,
-                        RecordError::new(
-                            "DUPLICATE_EXTERNAL_ID",
-                            format!(
-                                "{name}: more than one record found for external id field: {key}"
+                    Ok(Some(one)) => self
+                        .update(org, one.as_str(), upload, row, author, undo)
+                        .map(|id| (id, false))
+                        .map_err(|e| (Some(one.as_str().to_string()), e)),
+                    Err(()) => {
+                        let name = field.name.clone();
+                        Err((
+                            None,
+                            RecordError::new(
+                                "DUPLICATE_EXTERNAL_ID",
+                                format!(
+                                    "{name}: more than one record found for external id field: {key}"
+                                ),
+                                vec![name],
                             ),
-                            vec![name.clone()],
-                        ),
-                    )),
+                        ))
+                    }
                 }
             }
         }

@@ -5,7 +5,40 @@
 //! `process::completion_order`), upload order within a batch.
 
 use super::csv_in::Upload;
-use crate::bulk::results::{CsvFormat, CsvWriter};
+use crate::bulk::results::{CsvFormat, CsvWriter, LineEnding};
+
+/// Rows with every field quoted, as csv-core writes them with
+/// `QuoteStyle::Always` (quotes doubled, a row of no fields written `""`),
+/// straight into one buffer: results hold millions of cells.
+struct QuotedRows {
+    out: Vec<u8>,
+    delimiter: u8,
+    terminator: &'static [u8],
+}
+
+impl QuotedRows {
+    fn field(&mut self, after_another: bool, text: &[u8]) {
+        if after_another {
+            self.out.push(self.delimiter);
+        }
+        self.out.push(b'"');
+        let mut rest = text;
+        while let Some(quote) = rest.iter().position(|b| *b == b'"') {
+            self.out.extend_from_slice(&rest[..=quote]);
+            self.out.push(b'"');
+            rest = &rest[quote + 1..];
+        }
+        self.out.extend_from_slice(rest);
+        self.out.push(b'"');
+    }
+
+    fn end_row(&mut self, any: bool) {
+        if !any {
+            self.out.extend_from_slice(b"\"\"");
+        }
+        self.out.extend_from_slice(self.terminator);
+    }
+}
 
 /// A record written: its id and whether it was created.
 pub struct Success {
@@ -156,27 +189,27 @@ impl Outcomes {
             w.field(name.as_bytes());
         }
         w.end_row();
-        let mut values = CsvWriter::new(format, rows * row_bytes);
-        values.out = std::mem::take(&mut w.out);
+        let mut values = QuotedRows {
+            out: std::mem::take(&mut w.out),
+            delimiter: format.delimiter.byte(),
+            terminator: match format.line_ending {
+                LineEnding::Lf => b"\n",
+                LineEnding::Crlf => b"\r\n",
+            },
+        };
         let mut row = |first: [&str; 2], own: bool, cells: &mut dyn Iterator<Item = &str>| {
             let mut any = false;
             if own {
                 for cell in first {
-                    if any {
-                        values.delimiter();
-                    }
-                    values.field(cell.as_bytes());
+                    values.field(any, cell.as_bytes());
                     any = true;
                 }
             }
             for cell in cells {
-                if any {
-                    values.delimiter();
-                }
-                values.field(cell.as_bytes());
+                values.field(any, cell.as_bytes());
                 any = true;
             }
-            values.end_row();
+            values.end_row(any);
         };
         match kind {
             Kind::Successful => {
@@ -198,5 +231,66 @@ impl Outcomes {
             }
         }
         values.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bulk::results::ColumnDelimiter;
+
+    #[test]
+    fn quoted_rows_are_what_csv_core_writes_quoting_always() {
+        let rows: &[&[&str]] = &[
+            &[
+                "a",
+                "",
+                "b\"c",
+                "\"\"",
+                "x,y",
+                "line\r\nbreak",
+                "tab\tpipe|",
+            ],
+            &[""],
+            &[],
+            &["ünï", "\"edge"],
+        ];
+        for delimiter in [
+            ColumnDelimiter::Comma,
+            ColumnDelimiter::Pipe,
+            ColumnDelimiter::Tab,
+        ] {
+            for line_ending in [LineEnding::Lf, LineEnding::Crlf] {
+                let format = CsvFormat {
+                    delimiter,
+                    line_ending,
+                };
+                let mut core = CsvWriter::new(format, 0);
+                let mut ours = QuotedRows {
+                    out: vec![],
+                    delimiter: delimiter.byte(),
+                    terminator: if line_ending == LineEnding::Lf {
+                        b"\n"
+                    } else {
+                        b"\r\n"
+                    },
+                };
+                for row in rows {
+                    for (i, cell) in row.iter().enumerate() {
+                        if i > 0 {
+                            core.delimiter();
+                        }
+                        core.field(cell.as_bytes());
+                        ours.field(i > 0, cell.as_bytes());
+                    }
+                    core.end_row();
+                    ours.end_row(!row.is_empty());
+                }
+                assert_eq!(
+                    String::from_utf8_lossy(&ours.out),
+                    String::from_utf8_lossy(&core.out)
+                );
+            }
+        }
     }
 }
