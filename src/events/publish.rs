@@ -210,18 +210,27 @@ fn publish_pending_or_fail() {
     }
 }
 
+/// The publisher for a batch's org and user mapping, made once.
+fn publisher_for<'a>(
+    publishers: &'a mut Vec<((Oid, Oid), Publisher)>,
+    b: &Batch,
+) -> Result<&'a mut Publisher> {
+    let key = (b.server, b.role);
+    let at = match publishers.iter().position(|(k, _)| *k == key) {
+        Some(at) => at,
+        None => {
+            publishers.push((key, publisher(b.server, b.role)?));
+            publishers.len() - 1
+        }
+    };
+    Ok(&mut publishers[at].1)
+}
+
 fn publish_all(batches: Vec<Batch>) -> Result<()> {
     let mut publishers: Vec<((Oid, Oid), Publisher)> = Vec::new();
     // First every check, so that a bad event fails the COMMIT before any goes.
     for b in &batches {
-        if !publishers.iter().any(|(k, _)| *k == (b.server, b.role)) {
-            publishers.push(((b.server, b.role), publisher(b.server, b.role)?));
-        }
-        let p = &mut publishers
-            .iter_mut()
-            .find(|(k, _)| *k == (b.server, b.role))
-            .expect("made above")
-            .1;
+        let p = publisher_for(&mut publishers, b)?;
         let fields: Vec<Map<String, Json>> = b.events.iter().map(|(_, e)| e.clone()).collect();
         let channel = format!("/event/{}", b.topic);
         if let Some((i, e)) = p.check(&channel, &fields).map_err(Error::Salesforce)? {
@@ -240,11 +249,7 @@ fn publish_all(batches: Vec<Batch>) -> Result<()> {
     let mut ids = ids.into_iter();
     let mut published: Vec<String> = Vec::new();
     for b in batches {
-        let p = &mut publishers
-            .iter_mut()
-            .find(|(k, _)| *k == (b.server, b.role))
-            .expect("made above")
-            .1;
+        let p = publisher_for(&mut publishers, &b)?;
         let fields: Vec<Map<String, Json>> = b.events.iter().map(|(_, e)| e.clone()).collect();
         let results = match p.publish(&format!("/event/{}", b.topic), &fields) {
             Ok(r) => r,

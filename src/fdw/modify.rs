@@ -327,6 +327,22 @@ unsafe fn deform(slot: *mut pg_sys::TupleTableSlot, n: i32) {
 }
 
 /// The values of the statement's columns in a slot, as a record to send.
+/// A column's value in a slot (deformed already), as JSON.
+unsafe fn value_of(c: &WriteColumn, slot: *mut pg_sys::TupleTableSlot) -> Result<Json> {
+    let i = c.attno as usize - 1;
+    to_json(
+        *(*slot).tts_values.add(i),
+        *(*slot).tts_isnull.add(i),
+        Oid::from(c.type_oid),
+    )
+    .map_err(|message| Error::Conversion {
+        column: c.name.clone(),
+        field: c.field.clone(),
+        record: None,
+        message,
+    })
+}
+
 unsafe fn record_of(
     plan: &ModifyPlan,
     slot: *mut pg_sys::TupleTableSlot,
@@ -334,19 +350,7 @@ unsafe fn record_of(
     deform(slot, (*(*slot).tts_tupleDescriptor).natts);
     let mut record = Map::new();
     for c in &plan.columns {
-        let i = c.attno as usize - 1;
-        let value = to_json(
-            *(*slot).tts_values.add(i),
-            *(*slot).tts_isnull.add(i),
-            Oid::from(c.type_oid),
-        )
-        .map_err(|message| Error::Conversion {
-            column: c.name.clone(),
-            field: c.field.clone(),
-            record: None,
-            message,
-        })?;
-        record.insert(c.field.clone(), value);
+        record.insert(c.field.clone(), value_of(c, slot)?);
     }
     Ok(record)
 }
@@ -363,19 +367,7 @@ unsafe fn cells_of(
     deform(slot, (*(*slot).tts_tupleDescriptor).natts);
     values.clear();
     for c in &plan.columns {
-        let i = c.attno as usize - 1;
-        let value = to_json(
-            *(*slot).tts_values.add(i),
-            *(*slot).tts_isnull.add(i),
-            Oid::from(c.type_oid),
-        )
-        .map_err(|message| Error::Conversion {
-            column: c.name.clone(),
-            field: c.field.clone(),
-            record: None,
-            message,
-        })?;
-        values.push(value);
+        values.push(value_of(c, slot)?);
     }
     cells.resize(values.len(), String::new());
     for (cell, v) in cells.iter_mut().zip(values.iter()) {
