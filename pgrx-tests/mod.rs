@@ -5,6 +5,7 @@
 mod access;
 mod bulk;
 mod delivery;
+mod events;
 mod extension;
 mod functions;
 mod read;
