@@ -33,6 +33,7 @@ fn stored(op: &Op) -> Stored<'_> {
         }
         Op::Update { id, fields } => ("update", Some(fields), None, Some(id.as_str())),
         Op::Delete { id } => ("delete", None, None, Some(id.as_str())),
+        Op::Publish { record } => ("publish", Some(record), None, None),
     };
     Stored {
         operation,
@@ -63,6 +64,7 @@ pub fn op_of(
     };
     Ok(match (operation, key) {
         ("insert", _) => Op::Create { record },
+        ("publish", _) => Op::Publish { record },
         ("upsert", Some(key_field)) => Op::Upsert { key_field, record },
         ("update", _) => Op::Update {
             id: id()?,
@@ -330,12 +332,14 @@ pub fn recover() -> Result<i64> {
     let n = Spi::get_one::<i64>(
         "WITH back AS (
            UPDATE salesforce.outbox
-              SET state = CASE WHEN operation = 'insert' THEN 'unknown' ELSE 'pending' END,
-                  attempts = CASE WHEN operation = 'insert' THEN attempts ELSE attempts - 1 END,
+              SET state = CASE WHEN operation IN ('insert', 'publish') THEN 'unknown' ELSE 'pending' END,
+                  attempts = CASE WHEN operation IN ('insert', 'publish') THEN attempts ELSE attempts - 1 END,
                   error = CASE WHEN operation = 'insert'
                                THEN 'the sync worker stopped while this create was on its way: it may or may not be in Salesforce'
+                               WHEN operation = 'publish'
+                               THEN 'the sync worker stopped while this event was on its way: it may or may not have been published'
                                ELSE error END,
-                  done_at = CASE WHEN operation = 'insert' THEN now() END
+                  done_at = CASE WHEN operation IN ('insert', 'publish') THEN now() END
             WHERE state = 'sending' RETURNING 1)
          SELECT count(*) FROM back",
     )?;

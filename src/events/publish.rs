@@ -76,11 +76,10 @@ fn publish(server: &str, topic: &str, payload: JsonB) {
             .with_hint("Each published event is recorded in salesforce.outbox at COMMIT."));
         }
         if WRITE_MODE.get() == WriteMode::Queued {
-            return Err(Error::sql(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "salesforce.publish does not queue events for the sync worker yet",
-            )
-            .with_hint("Publish with salesforce.write_mode 'statement' or 'commit': the event goes out at COMMIT, and only then."));
+            // Stored with the transaction; the worker publishes it after COMMIT.
+            let op = salesforce_core::write::journal::Op::Publish { record: payload };
+            crate::delivery::queue(role, server, &topic, &op, None)?;
+            return Ok(());
         }
         ensure_callbacks();
         let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };

@@ -76,7 +76,8 @@ grep -q "permission denied for foreign server org" <<<"$out" || fail "a role wit
 out=$(psql_out -c "BEGIN READ ONLY" -c "SELECT salesforce.publish('org', 'Signup__e', '{}')" -c "ROLLBACK")
 grep -q "cannot publish a platform event in a read-only transaction" <<<"$out" || fail "read-only: $out"
 
-# queued mode is not taken yet, and says so.
-out=$(psql_out -c "SET salesforce.write_mode = 'queued'" -c "SELECT salesforce.publish('org', 'Signup__e', '{}')")
-grep -q "does not queue events" <<<"$out" || fail "queued mode: $out"
+# queued mode: stored in the outbox with the transaction (no worker here).
+sql -q -o /dev/null -c "SET salesforce.write_mode = 'queued'" -c "SELECT salesforce.publish('org', 'Signup__e', '{\"Email__c\": \"queued@example.com\"}')"
+[ "$(sql -tA -c "SELECT state FROM salesforce.queued_writes WHERE operation = 'publish' AND record->>'Email__c' = 'queued@example.com'")" = pending ] || fail "the queued event is not pending in the outbox"
+[ "$(on_bus queued@example.com)" = 0 ] || fail "a queued event went without the worker"
 echo "platform events: ok"

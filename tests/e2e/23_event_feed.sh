@@ -53,6 +53,29 @@ sleep 2
 [ "$(sql -tA -c "SELECT count(*) FROM app.signups WHERE payload->>'Email__c' IN ('rolled@example.com', 'committed@example.com')")" = 1 ] ||
   fail "a rolled-back publish reached the feed, or the committed one twice"
 
+# Queued publishing: the worker publishes after COMMIT. Killed while it
+# delivers, no event goes twice, and each is delivered (on the bus once, in
+# the feed once) or listed unknown; a rolled-back one never goes.
+sql -q -o /dev/null -c "SET salesforce.write_mode = 'queued'" -c "BEGIN" \
+  -c "SELECT salesforce.publish('org', 'Signup__e', '{\"Email__c\": \"queued-rolled@example.com\"}')" -c "ROLLBACK" \
+  -c "SELECT salesforce.publish('org', 'Signup__e', jsonb_build_object('Email__c', 'queued-' || g || '@example.com')) FROM generate_series(1, 300) g"
+sleep 0.2
+kill -9 "$(worker_pid)" 2>/dev/null || true
+wait_for 60 "SELECT count(*) = 0 FROM salesforce.queued_writes WHERE operation = 'publish' AND state IN ('pending', 'sending') AND record->>'Email__c' LIKE 'queued-%'"
+delivered=$(try_sql "SELECT count(*) FROM salesforce.queued_writes WHERE operation = 'publish' AND state = 'delivered' AND record->>'Email__c' LIKE 'queued-%'")
+unknown=$(try_sql "SELECT count(*) FROM salesforce.queued_writes WHERE operation = 'publish' AND state = 'unknown' AND record->>'Email__c' LIKE 'queued-%'")
+[ $((delivered + unknown)) = 300 ] || fail "queued events: $delivered delivered, $unknown unknown, of 300"
+curl -sf "$SFSIM_URL/__sim/events/Signup__e" | python3 -c '
+import collections, json, sys
+seen = collections.Counter(e["payload"].get("Email__c") for e in json.load(sys.stdin)["events"])
+queued = {k: v for k, v in seen.items() if k and k.startswith("queued-")}
+assert all(v == 1 for v in queued.values()), "an event went twice"
+assert "queued-rolled@example.com" not in queued, "a rolled-back queued event went"
+assert len(queued) >= int(sys.argv[1]), (len(queued), sys.argv[1])' "$delivered" || fail "queued events on the bus"
+wait_for 30 "SELECT count(*) >= $delivered FROM app.signups WHERE payload->>'Email__c' LIKE 'queued-%'"
+[ "$(try_sql "SELECT count(*) = count(DISTINCT payload->>'Email__c') FROM app.signups WHERE payload->>'Email__c' LIKE 'queued-%'")" = t ] || fail "the feed holds a queued event twice"
+echo "queued publishing: $delivered delivered, $unknown unknown (the worker killed 0.2 s after COMMIT), none twice"
+
 # The table is the caller's; another role cannot feed into it or drop the feed.
 [ "$(sql -tA -c "SELECT tableowner FROM pg_tables WHERE schemaname = 'app' AND tablename = 'signups'")" = postgres ] || fail "table owner"
 sql -q -c "CREATE ROLE feeder LOGIN" -c "GRANT USAGE ON SCHEMA salesforce TO feeder" -c "GRANT USAGE ON FOREIGN SERVER org TO feeder" -c "CREATE USER MAPPING FOR feeder SERVER org OPTIONS (grant_type 'password', client_id 'sfsim-client-id', client_secret 'sfsim-client-secret', username 'admin@sfsim.example', password 'sfsim-password', security_token 'SFSIMTOKEN')"

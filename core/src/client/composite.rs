@@ -310,6 +310,7 @@ pub(crate) mod tests {
     /// A session of sfsim's admin at `base`, with pages of 200.
     pub(crate) fn session_at(base: &str) -> Session {
         let config = ConnectionConfig {
+            pubsub_url: String::new(),
             login_url: base.to_string(),
             instance_url: None,
             api_version: DEFAULT_API_VERSION.into(),

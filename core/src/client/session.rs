@@ -23,6 +23,8 @@ pub struct ConnectionConfig {
     pub batch_size: u32,
     pub timeout: Duration,
     pub grant: Grant,
+    /// The Pub/Sub API, for platform events published by the worker.
+    pub pubsub_url: String,
 }
 
 impl ConnectionConfig {
@@ -34,6 +36,7 @@ impl ConnectionConfig {
             batch_size: server.batch_size,
             timeout: server.request_timeout,
             grant,
+            pubsub_url: server.pubsub_url.clone(),
         }
     }
 }
@@ -562,6 +565,15 @@ impl Session {
         self.interrupted
     }
 
+    /// Where and how to reach the Pub/Sub API as this session's user.
+    pub fn pubsub_url(&self) -> &str {
+        &self.config.pubsub_url
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
     pub(super) fn data_path(&self, rest: &str) -> String {
         format!("/services/data/v{}/{rest}", self.config.api_version)
     }
@@ -793,6 +805,7 @@ mod tests {
 
     fn config(base: &str, grant: Grant) -> ConnectionConfig {
         ConnectionConfig {
+            pubsub_url: String::new(),
             login_url: base.to_string(),
             instance_url: None,
             api_version: DEFAULT_API_VERSION.into(),

@@ -72,7 +72,8 @@ impl BulkApplied {
 /// The Bulk operation for a write, and the upsert key it needs.
 pub fn operation_of(op: &Op) -> (IngestOperation, Option<&str>) {
     match op {
-        Op::Create { .. } => (IngestOperation::Insert, None),
+        // Events are never written: queued, they are published.
+        Op::Create { .. } | Op::Publish { .. } => (IngestOperation::Insert, None),
         Op::Upsert { key_field, .. } => (IngestOperation::Upsert, Some(key_field)),
         Op::Update { .. } => (IngestOperation::Update, None),
         Op::Delete { .. } => (IngestOperation::Delete, None),

@@ -40,6 +40,7 @@ impl Op {
             Op::Upsert { key_field, .. } => format!("upsert {key_field}"),
             Op::Update { .. } => "update".to_string(),
             Op::Delete { .. } => "delete".to_string(),
+            Op::Publish { .. } => "publish".to_string(),
         }
     }
 }
@@ -80,7 +81,7 @@ fn describe_row(q: &Queued) -> String {
             "{key_field} {}",
             record.get(key_field).map(show).unwrap_or_default()
         ),
-        Op::Create { record } => record
+        Op::Create { record } | Op::Publish { record } => record
             .iter()
             .filter(|(k, v)| *k != "attributes" && !v.is_null())
             .take(3)
@@ -206,6 +207,9 @@ pub fn send(session: &mut Session, run: &[Queued]) -> Result<Vec<Done>, ChunkErr
     let object = &target.object;
     let done = |f: &dyn Fn(usize) -> Done| (0..run.len()).map(f).collect::<Vec<_>>();
     match &run[0].op {
+        Op::Publish { .. } => Err(ChunkError::Salesforce(SalesforceError::Config(
+            "platform events are published at COMMIT or by the worker, not written".into(),
+        ))),
         Op::Create { .. } => {
             let results = session.create(records(object, run, false))?;
             check(&results, run)?;

@@ -12,7 +12,7 @@ use super::journal::{Op, Queued};
 use crate::client::session::{Collection, RecordResult, Session};
 use crate::client::SalesforceError;
 use chrono::{DateTime, Utc};
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 use std::time::Duration;
 
 /// A row of the outbox on its way.
@@ -60,7 +60,7 @@ impl Outcome {
 
 /// Whether sending `op` twice does what sending it once does.
 pub fn resendable(op: &Op) -> bool {
-    !matches!(op, Op::Create { .. })
+    !matches!(op, Op::Create { .. } | Op::Publish { .. })
 }
 
 /// The pause before attempt `attempts + 1`: 1 s, doubling, at most 30 s.
@@ -161,7 +161,7 @@ fn names(op: &Op) -> Option<String> {
     match op {
         Op::Update { id, .. } | Op::Delete { id } => Some(id.clone()),
         Op::Upsert { key_field, record } => record.get(key_field).map(|v| v.to_string()),
-        Op::Create { .. } => None,
+        Op::Create { .. } | Op::Publish { .. } => None,
     }
 }
 
@@ -207,6 +207,7 @@ fn send(session: &mut Session, call: &[Outgoing]) -> (Vec<Outcome>, Option<Sales
             false,
         ),
         Op::Delete { .. } => session.collection(Collection::Delete(&ids(writes)), false),
+        Op::Publish { .. } => return publish(session, object, call),
     };
     let answer = answer.and_then(|results| {
         if results.len() == call.len() {
@@ -224,6 +225,43 @@ fn send(session: &mut Session, call: &[Outgoing]) -> (Vec<Outcome>, Option<Sales
             call.iter()
                 .zip(&results)
                 .map(|(o, r)| after_result(&o.write.op, r))
+                .collect(),
+            None,
+        ),
+        Err(e) => (
+            call.iter()
+                .map(|o| after_call_error(&o.write.op, &e))
+                .collect(),
+            Some(e),
+        ),
+    }
+}
+
+/// Publishes a run of queued platform events: each event's result, or the
+/// call's failure for all of them.
+fn publish(session: &mut Session, event: &str, call: &[Outgoing]) -> (Vec<Outcome>, Option<SalesforceError>) {
+    let events: Vec<Map<String, Json>> = call
+        .iter()
+        .map(|o| o.write.op.fields().cloned().unwrap_or_default())
+        .collect();
+    let published = crate::events::Publisher::for_session(session)
+        .and_then(|mut p| p.publish(&format!("/event/{event}"), &events));
+    match published {
+        Ok(results) => (
+            results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(replay) => Outcome::Delivered {
+                        id: Some(replay.iter().map(|b| format!("{b:02x}")).collect()),
+                    },
+                    Err(e) => Outcome::Rejected {
+                        code: e.code,
+                        message: match e.field {
+                            Some(f) => format!("{} (field {f})", e.message),
+                            None => e.message,
+                        },
+                    },
+                })
                 .collect(),
             None,
         ),

@@ -30,6 +30,11 @@ pub enum Op {
     Delete {
         id: String,
     },
+    /// A platform event on the target's object (`Signup__e`): queued, and
+    /// published by the worker after COMMIT.
+    Publish {
+        record: Map<String, Json>,
+    },
 }
 
 impl Op {
@@ -37,14 +42,16 @@ impl Op {
     pub fn id(&self) -> Option<&str> {
         match self {
             Op::Update { id, .. } | Op::Delete { id } => Some(id),
-            Op::Create { .. } | Op::Upsert { .. } => None,
+            Op::Create { .. } | Op::Upsert { .. } | Op::Publish { .. } => None,
         }
     }
 
     /// The field values a create, upsert or update sends.
     pub fn fields(&self) -> Option<&Map<String, Json>> {
         match self {
-            Op::Create { record } | Op::Upsert { record, .. } => Some(record),
+            Op::Create { record } | Op::Upsert { record, .. } | Op::Publish { record } => {
+                Some(record)
+            }
             Op::Update { fields, .. } => Some(fields),
             Op::Delete { .. } => None,
         }

@@ -79,6 +79,7 @@ fn refresh_grant(refresh_token: &str) -> Grant {
 
 fn session(base: &str, grant: Grant) -> Session {
     let config = ConnectionConfig {
+        pubsub_url: String::new(),
         login_url: base.to_string(),
         instance_url: None,
         api_version: DEFAULT_API_VERSION.into(),
