@@ -225,7 +225,7 @@ impl<'a> Builder<'a> {
         self.values[i] = v;
     }
 
-    fn text(&mut self, name: &'static str, s: impl Into<String>) {
+    fn text(&mut self, name: &'static str, s: impl Into<crate::value::Text>) {
         self.set(name, Value::text(s));
     }
 
