@@ -686,12 +686,12 @@ mod tests {
             let xs: Vec<_> = x
                 .records
                 .values()
-                .map(|r| format!("{:?}", r.values))
+                .map(|r| format!("{r:?}"))
                 .collect();
             let ys: Vec<_> = y
                 .records
                 .values()
-                .map(|r| format!("{:?}", r.values))
+                .map(|r| format!("{r:?}"))
                 .collect();
             assert_eq!(xs, ys, "{}", x.def.name);
         }
