@@ -14,21 +14,81 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// One stored record: only the fields holding a value (not null) take
+/// room, so the many a record leaves empty cost a bit each.
 #[derive(Clone, Debug)]
 pub struct Record {
-    pub values: Vec<Value>,
+    /// A bit per field, set for each field holding a value.
+    set: Bits,
+    /// The values of the fields set, in field order.
+    values: Box<[Value]>,
+}
+
+#[derive(Clone, Debug)]
+enum Bits {
+    /// Objects of up to 128 fields, most of them.
+    Inline([u64; 2]),
+    Heap(Box<[u64]>),
+}
+
+impl Bits {
+    fn words(&self) -> &[u64] {
+        match self {
+            Bits::Inline(words) => words,
+            Bits::Heap(words) => words,
+        }
+    }
 }
 
 static NULL: Value = Value::Null;
 
 impl Record {
+    /// A record of every field's value, by field.
+    pub fn new(values: Vec<Value>) -> Record {
+        let words = values.len().div_ceil(64);
+        let mut set = if words <= 2 {
+            Bits::Inline([0; 2])
+        } else {
+            Bits::Heap(vec![0; words].into_boxed_slice())
+        };
+        let bits = match &mut set {
+            Bits::Inline(words) => &mut words[..],
+            Bits::Heap(words) => &mut words[..],
+        };
+        let mut kept = Vec::with_capacity(values.iter().filter(|v| !v.is_null()).count());
+        for (i, v) in values.into_iter().enumerate() {
+            if !v.is_null() {
+                bits[i / 64] |= 1 << (i % 64);
+                kept.push(v);
+            }
+        }
+        Record {
+            set,
+            values: kept.into_boxed_slice(),
+        }
+    }
+
     /// A field's stored value; fields added after the record was written read as null.
     pub fn get(&self, field: usize) -> &Value {
-        self.values.get(field).unwrap_or(&NULL)
+        let words = self.set.words();
+        let (word, bit) = (field / 64, field % 64);
+        match words.get(word) {
+            Some(w) if w & (1 << bit) != 0 => {
+                let before: u32 = words[..word].iter().map(|w| w.count_ones()).sum();
+                let at = before + (w & ((1u64 << bit) - 1)).count_ones();
+                &self.values[at as usize]
+            }
+            _ => &NULL,
+        }
+    }
+
+    /// Every field's value, by field, for `fields` fields.
+    pub fn to_values(&self, fields: usize) -> Vec<Value> {
+        (0..fields).map(|i| self.get(i).clone()).collect()
     }
 
     pub fn id(&self) -> &str {
-        self.values[0].as_str().expect("every record has an Id")
+        self.get(0).as_str().expect("every record has an Id")
     }
 
     pub fn is_deleted(&self, def: &ObjectDef) -> bool {
@@ -811,16 +871,16 @@ impl Org {
         values[s.id] = Value::text(id.clone());
         if let Some(owner) = s.owner_id {
             if values[owner].is_null() {
-                values[owner] = Value::text(author.user_id.clone());
+                values[owner] = Value::text(author.user_id.as_str());
             }
         }
         for i in [s.created_by_id, s.last_modified_by_id] {
-            values[i] = Value::text(author.user_id.clone());
+            values[i] = Value::text(author.user_id.as_str());
         }
         for i in [s.created_date, s.last_modified_date, s.system_modstamp] {
             values[i] = Value::DateTime(author.now);
         }
-        let rec = Record { values };
+        let rec = Record::new(values);
         self.check_record(object, &rec)?;
         self.put(object, &id, Some(Arc::new(rec)), author, undo);
         Ok(id)
@@ -838,13 +898,13 @@ impl Org {
         Ok(rec.clone())
     }
 
-    fn touched(def: &ObjectDef, mut rec: Record, author: &Author) -> Record {
+    fn touched(def: &ObjectDef, mut values: Vec<Value>, author: &Author) -> Vec<Value> {
         let s = def.system;
-        rec.values.resize(def.fields.len(), Value::Null);
-        rec.values[s.last_modified_by_id] = Value::text(author.user_id.clone());
-        rec.values[s.last_modified_date] = Value::DateTime(author.now);
-        rec.values[s.system_modstamp] = Value::DateTime(author.now);
-        rec
+        values.resize(def.fields.len(), Value::Null);
+        values[s.last_modified_by_id] = Value::text(author.user_id.as_str());
+        values[s.last_modified_date] = Value::DateTime(author.now);
+        values[s.system_modstamp] = Value::DateTime(author.now);
+        values
     }
 
     pub fn update(
@@ -886,10 +946,11 @@ impl Org {
                 }
             })
             .collect();
-        let mut rec = Self::touched(&def, Record { values }, author);
+        let mut values = Self::touched(&def, values, author);
         for (i, v) in parsed {
-            rec.values[i] = v;
+            values[i] = v;
         }
+        let rec = Record::new(values);
         self.check_record(object, &rec)?;
         let id = rec.id().to_string();
         self.put(object, &id, Some(Arc::new(rec)), author, undo);
@@ -906,8 +967,9 @@ impl Org {
     ) -> Result<String, RecordError> {
         let def = self.def(object).clone();
         let current = self.live_record(object, id)?;
-        let mut rec = Self::touched(&def, (*current).clone(), author);
-        rec.values[def.system.is_deleted] = Value::Bool(true);
+        let mut values = Self::touched(&def, current.to_values(def.fields.len()), author);
+        values[def.system.is_deleted] = Value::Bool(true);
+        let rec = Record::new(values);
         let id = rec.id().to_string();
         undo.entries
             .push(UndoEntry::DeletedLog(self.deleted_log.len()));
@@ -935,8 +997,9 @@ impl Org {
                 vec![],
             ));
         }
-        let mut rec = Self::touched(&def, (*current).clone(), author);
-        rec.values[def.system.is_deleted] = Value::Bool(false);
+        let mut values = Self::touched(&def, current.to_values(def.fields.len()), author);
+        values[def.system.is_deleted] = Value::Bool(false);
+        let rec = Record::new(values);
         self.check_record(object, &rec)?;
         let id = rec.id().to_string();
         self.deleted_log.retain(|d| d.id != id);
@@ -1018,7 +1081,7 @@ impl Org {
         for i in [s.created_date, s.last_modified_date, s.system_modstamp] {
             values[i] = Value::DateTime(created);
         }
-        let rec = Record { values };
+        let rec = Record::new(values);
         data.reindex(None, Some(&rec));
         data.records.insert(id.clone().into(), Arc::new(rec));
         id

@@ -225,7 +225,7 @@ impl<'a> Builder<'a> {
         self.values[i] = v;
     }
 
-    fn text(&mut self, name: &'static str, s: impl Into<String>) {
+    fn text(&mut self, name: &'static str, s: impl Into<crate::value::Text>) {
         self.set(name, Value::text(s));
     }
 
@@ -686,12 +686,12 @@ mod tests {
             let xs: Vec<_> = x
                 .records
                 .values()
-                .map(|r| format!("{:?}", r.values))
+                .map(|r| format!("{r:?}"))
                 .collect();
             let ys: Vec<_> = y
                 .records
                 .values()
-                .map(|r| format!("{:?}", r.values))
+                .map(|r| format!("{r:?}"))
                 .collect();
             assert_eq!(xs, ys, "{}", x.def.name);
         }

@@ -147,18 +147,29 @@ impl Sim {
 
     /// Starts the Bulk jobs due by now. Every request calls this before
     /// anything else, so a job's snapshot comes before any later write.
-    /// Ingest jobs due are processed then, their writes made and published.
-    pub fn run_due_bulk_jobs(&self) {
+    /// Ingest jobs due are processed then, their writes made and published,
+    /// on the ingest worker (the request waits for it).
+    pub fn run_due_bulk_jobs(self: &Arc<Self>) {
         let now = self.clock.now();
-        // Taken first, as every request that holds both takes them.
-        let _shared = self.transaction_gate.read();
-        let mut jobs = self.bulk.lock();
-        jobs.forget_expired(now);
-        jobs.ingest.forget_expired(now);
-        if jobs.any_due(now) {
-            jobs.run_due(&self.org.read(), &self.faults, now);
+        {
+            // Taken first, as every request that holds both takes them.
+            let _shared = self.transaction_gate.read();
+            let mut jobs = self.bulk.lock();
+            jobs.forget_expired(now);
+            jobs.ingest.forget_expired(now);
+            if jobs.any_due(now) {
+                jobs.run_due(&self.org.read(), &self.faults, now);
+            }
+            if !jobs.ingest.any_due(now) {
+                return;
+            }
         }
-        crate::bulk::ingest::run::run_due(self, &mut jobs.ingest, now);
+        let sim = self.clone();
+        crate::bulk::ingest::worker::run(move || {
+            let _shared = sim.transaction_gate.read();
+            let mut jobs = sim.bulk.lock();
+            crate::bulk::ingest::run::run_due(&sim, &mut jobs.ingest, now);
+        });
     }
 
     pub fn token_lifetime(&self) -> Duration {

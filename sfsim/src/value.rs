@@ -10,7 +10,7 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Number(f64),
-    Text(Box<str>),
+    Text(Text),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
     Time(NaiveTime),
@@ -19,8 +19,8 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn text(s: impl Into<String>) -> Value {
-        Value::Text(s.into().into_boxed_str())
+    pub fn text(s: impl Into<Text>) -> Value {
+        Value::Text(s.into())
     }
 
     pub fn is_null(&self) -> bool {
@@ -29,7 +29,7 @@ impl Value {
 
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::Text(s) => Some(s),
+            Value::Text(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -39,6 +39,114 @@ impl Value {
             Value::Int(i) => Some(*i as f64),
             Value::Number(n) => Some(*n),
             _ => None,
+        }
+    }
+}
+
+/// Text as a record holds it: up to 22 bytes (ids, names, codes: most of
+/// what records hold) inline, without an allocation of their own; longer
+/// text boxed.
+#[derive(Clone)]
+pub enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Boxed(Box<str>),
+}
+
+const INLINE: usize = 22;
+
+// Text inline keeps a value as small as a boxed string would.
+const _: () = assert!(std::mem::size_of::<Value>() == 24);
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only whole strings are copied in, so the bytes are UTF-8.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            Text::Boxed(s) => s,
+        }
+    }
+
+    fn inline(s: &str) -> Option<Text> {
+        (s.len() <= INLINE).then(|| {
+            let mut bytes = [0u8; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Text::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::inline(s).unwrap_or_else(|| Text::Boxed(s.into()))
+    }
+}
+
+impl From<&String> for Text {
+    fn from(s: &String) -> Text {
+        Text::from(s.as_str())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text::inline(&s).unwrap_or_else(|| Text::Boxed(s.into_boxed_str()))
+    }
+}
+
+impl From<Box<str>> for Text {
+    fn from(s: Box<str>) -> Text {
+        Text::inline(&s).unwrap_or(Text::Boxed(s))
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        match t {
+            Text::Boxed(s) => s.into(),
+            inline => inline.as_str().to_string(),
         }
     }
 }

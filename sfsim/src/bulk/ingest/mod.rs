@@ -10,6 +10,7 @@ pub mod csv_in;
 pub mod process;
 pub mod results;
 pub mod run;
+pub mod worker;
 
 use crate::bulk::results::CsvFormat;
 use crate::usage::Usage;
@@ -289,6 +290,11 @@ impl Jobs {
             && job.aborted_at.is_none()
             && job.outcomes.is_none()
             && job.starts_at <= now
+    }
+
+    /// Whether any job is due to be processed by now.
+    pub fn any_due(&self, now: DateTime<Utc>) -> bool {
+        self.jobs.values().any(|job| Self::is_due(job, now))
     }
 
     /// The jobs due to be processed by now, oldest first.
