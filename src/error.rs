@@ -141,6 +141,11 @@ impl Error {
         }
     }
 
+    /// A bad argument of a routine users call (22023), with what to do.
+    pub fn invalid(message: impl Into<String>, hint: &str) -> Self {
+        Error::sql(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message).with_hint(hint)
+    }
+
     pub fn with_hint(self, hint: impl Into<String>) -> Self {
         match self {
             Error::Sql {

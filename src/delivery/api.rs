@@ -6,7 +6,7 @@ use crate::access;
 use crate::catalog;
 use crate::error::{Error, OrRaise, Result};
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgSqlErrorCode};
+use pgrx::JsonB;
 use salesforce_core::naming::is_api_name;
 use salesforce_core::write::journal::Op;
 use serde_json::Value as Json;
@@ -57,15 +57,11 @@ unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for GivenJson
     }
 }
 
-fn invalid(message: impl Into<String>, hint: &str) -> Error {
-    Error::sql(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message).with_hint(hint)
-}
-
 /// The write `operation` means for `record`, with the external id field
 /// `key` (a write with a key is an upsert by it).
 fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) -> Result<Op> {
     let Json::Object(mut record) = record else {
-        return Err(invalid(
+        return Err(Error::invalid(
             "record must be a JSON object of field values",
             "Pass jsonb_build_object('LastName', 'Ng', ...).",
         ));
@@ -78,7 +74,7 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
     let id = id_field.and_then(|f| record.remove(&f));
     for field in record.keys() {
         if !is_api_name(field) {
-            return Err(invalid(
+            return Err(Error::invalid(
                 format!("{field:?} is not a Salesforce field name"),
                 "Use the fields' API names.",
             ));
@@ -89,14 +85,14 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
         None | Some(Json::Null) if id_of.is_some() => Some(String::new()),
         Some(Json::String(id)) if !id.is_empty() && id_of.is_none() => Some(id),
         Some(_) if id_of.is_some() => {
-            return Err(invalid(
+            return Err(Error::invalid(
                 "a write with id_of takes its Id from that write, not from the record",
                 "Leave \"Id\" out of the record.",
             ))
         }
         None | Some(Json::Null) => None,
         Some(other) => {
-            return Err(invalid(
+            return Err(Error::invalid(
                 format!("the record's Id must be text, not {other}"),
                 "Pass the 15- or 18-character record Id.",
             ))
@@ -104,7 +100,7 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
     };
     let operation = operation.to_ascii_lowercase();
     if id_of.is_some() && !matches!(operation.as_str(), "update" | "delete") {
-        return Err(invalid(
+        return Err(Error::invalid(
             format!("an {operation} cannot take its Id from another queued write"),
             "id_of is for an update or delete of the record an earlier queued insert creates.",
         ));
@@ -112,13 +108,13 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
     match (operation.as_str(), key) {
         ("insert" | "upsert", Some(key)) => {
             if !is_api_name(key) {
-                return Err(invalid(
+                return Err(Error::invalid(
                     format!("{key:?} is not a Salesforce field name"),
                     "key is the API name of an external id field.",
                 ));
             }
             if record.get(key).is_none_or(Json::is_null) {
-                return Err(invalid(
+                return Err(Error::invalid(
                     format!("the record has no value for its key {key}"),
                     "A write with a key carries the key's value, so that a second delivery updates the record the first made.",
                 ));
@@ -128,30 +124,30 @@ fn op_for(operation: &str, record: Json, key: Option<&str>, id_of: Option<i64>) 
                 record,
             })
         }
-        ("upsert", None) => Err(invalid(
+        ("upsert", None) => Err(Error::invalid(
             "an upsert needs a key",
             "Pass key => the API name of the external id field.",
         )),
         ("insert", None) => Ok(Op::Create { record }),
-        ("update" | "delete", Some(_)) => Err(invalid(
+        ("update" | "delete", Some(_)) => Err(Error::invalid(
             format!("an {operation} names its record by Id, not by a key"),
             "Put the Id in the record, or queue an upsert by the key.",
         )),
         ("update", None) => match id {
             Some(id) => Ok(Op::Update { id, fields: record }),
-            None => Err(invalid(
+            None => Err(Error::invalid(
                 "an update needs the record's Id",
                 "Put \"Id\" in the record.",
             )),
         },
         ("delete", None) => match id {
             Some(id) => Ok(Op::Delete { id }),
-            None => Err(invalid(
+            None => Err(Error::invalid(
                 "a delete needs the record's Id",
                 "Put \"Id\" in the record.",
             )),
         },
-        (other, _) => Err(invalid(
+        (other, _) => Err(Error::invalid(
             format!("unknown operation {other:?}"),
             "operation is insert, upsert, update or delete.",
         )),
@@ -179,7 +175,7 @@ fn enqueue(
         let server_oid = catalog::server_oid(server)?;
         access::check_server_use(server_oid, role)?;
         if !is_api_name(object) {
-            return Err(invalid(
+            return Err(Error::invalid(
                 format!("{object:?} is not a Salesforce object name"),
                 "Use the object's API name, such as Contact.",
             ));

@@ -13,7 +13,6 @@ use crate::access;
 use crate::catalog;
 use crate::connection;
 use crate::error::{Error, Result};
-use crate::gucs;
 use crate::pg::in_transaction;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
@@ -165,23 +164,10 @@ impl Feed {
         in_transaction(|| {
             let server = catalog::server_oid(&self.server)?;
             access::check_server_use(server, self.owner)?;
-            let (options, _) = catalog::server_options(server)?;
-            let token = connection::with_session(server, self.owner, |s| s.live_token())?;
-            let tenant_id = token.org_id.clone().ok_or_else(|| {
-                Error::mapping(
-                    "an event feed needs a grant that logs in (the org id comes from the login), not access_token",
-                    "Give the owner's user mapping a password, refresh_token, client_credentials or jwt_bearer grant.",
-                )
-            })?;
-            Ok(StreamConfig {
-                pubsub_url: options.pubsub_url,
-                topic: format!("/event/{}", self.topic),
-                access_token: token.access_token,
-                instance_url: token.instance_url,
-                tenant_id,
-                replay: self.replay.clone().map_or(Replay::Earliest, Replay::After),
-                batch: BATCH as i32,
-                timeout: Duration::from_secs(gucs::WORKER_REQUEST_TIMEOUT.get() as u64),
+            let topic = format!("/event/{}", self.topic);
+            let replay = self.replay.clone().map_or(Replay::Earliest, Replay::After);
+            connection::with_session(server, self.owner, |s| {
+                StreamConfig::for_session(s, &topic, replay, BATCH as i32)
             })
         })
     }

@@ -17,21 +17,17 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("payload", "jsonb"),
 ];
 
-fn invalid(message: impl Into<String>, hint: &str) -> Error {
-    Error::sql(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message).with_hint(hint)
-}
-
 /// `schema.table` as (schema, table), through PostgreSQL's own parser.
 fn qualified_parts(target: &str) -> Result<(String, String)> {
     let parts: Vec<String> = Spi::get_one_with_args::<Vec<String>>(
         "SELECT pg_catalog.parse_ident($1)",
         &[target.into()],
     )
-    .map_err(|_| invalid(format!("{target:?} is not a table name"), "Name it as schema.table."))?
+    .map_err(|_| Error::invalid(format!("{target:?} is not a table name"), "Name it as schema.table."))?
     .unwrap_or_default();
     match parts.as_slice() {
         [schema, table] => Ok((schema.clone(), table.clone())),
-        _ => Err(invalid(
+        _ => Err(Error::invalid(
             format!("{target:?} is not a schema-qualified table name"),
             "Name the feed's table as schema.table, such as app.signups.",
         )),
@@ -63,7 +59,7 @@ fn table_for(target: &str, role: pg_sys::Oid) -> Result<pg_sys::Oid> {
     if existing != pg_sys::Oid::INVALID {
         access::check_table(existing, role, "the feed's table")?;
         if let Some((column, kind)) = COLUMNS.iter().find(|(c, _)| !catalog::has_column(existing, c)) {
-            return Err(invalid(
+            return Err(Error::invalid(
                 format!("table {target} has no column {column}"),
                 &format!("A feed's table has the columns {}; column {column} is {kind}. Or name a new table and the feed makes it.", COLUMNS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")),
             ));

@@ -15,10 +15,8 @@ use pgrx::{
     register_subxact_callback, register_xact_callback, JsonB, PgLogLevel, PgSqlErrorCode,
     PgSubXactCallbackEvent, PgXactCallbackEvent,
 };
-use salesforce_core::cdc::{Replay, StreamConfig};
 use salesforce_core::events::Publisher;
 use salesforce_core::naming::is_api_name;
-use salesforce_core::SalesforceError;
 use serde_json::{Map, Value as Json};
 use std::cell::{Cell, RefCell};
 
@@ -36,15 +34,11 @@ thread_local! {
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn invalid(message: impl Into<String>, hint: &str) -> Error {
-    Error::sql(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message).with_hint(hint)
-}
-
 /// `Signup__e` or `/event/Signup__e` → `Signup__e`.
 pub(super) fn event_name(topic: &str) -> Result<String> {
     let name = topic.strip_prefix("/event/").unwrap_or(topic);
     if !is_api_name(name) || !name.ends_with("__e") {
-        return Err(invalid(
+        return Err(Error::invalid(
             format!("{topic:?} is not a platform event"),
             "Name the event's API name, such as Signup__e (its topic is /event/Signup__e).",
         ));
@@ -63,7 +57,7 @@ fn publish(server: &str, topic: &str, payload: JsonB) {
         access::check_server_use(server_oid, role)?;
         let topic = event_name(topic)?;
         let Json::Object(payload) = payload.0 else {
-            return Err(invalid(
+            return Err(Error::invalid(
                 "payload must be a JSON object of the event's fields",
                 "Pass jsonb_build_object('Email__c', 'ada@example.com', ...).",
             ));
@@ -167,24 +161,7 @@ fn batches(pending: Vec<Pending>) -> Vec<Batch> {
 }
 
 fn publisher(server: Oid, role: Oid) -> Result<Publisher> {
-    let (options, _) = catalog::server_options(server)?;
-    let token = connection::with_session(server, role, |s| s.live_token())?;
-    let tenant_id = token.org_id.clone().ok_or_else(|| {
-        Error::from(SalesforceError::Config(
-            "publishing platform events needs a grant that logs in (the org id comes from the login), not access_token".into(),
-        ))
-    })?;
-    let config = StreamConfig {
-        pubsub_url: options.pubsub_url,
-        topic: String::new(),
-        access_token: token.access_token,
-        instance_url: token.instance_url,
-        tenant_id,
-        replay: Replay::Latest,
-        batch: 1,
-        timeout: options.request_timeout,
-    };
-    Publisher::connect(&config, "").map_err(Error::Salesforce)
+    connection::with_session(server, role, Publisher::for_session)
 }
 
 fn refused(topic: &str, place: usize, code: &str, message: &str) -> Error {

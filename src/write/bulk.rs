@@ -105,9 +105,7 @@ impl BulkWrite {
         }
         let outcome: Outcome = on_session(&target, |s| bulk::collect(s, &job, upload, key.as_deref()))?;
         transaction::answered();
-        let applied = outcome.applied.created.len()
-            + outcome.applied.updated.len()
-            + outcome.applied.deleted.len();
+        let applied = outcome.applied.records();
         let done = Done::Bulk {
             target,
             applied: outcome.applied,

@@ -474,9 +474,7 @@ fn compensate(done: Vec<Done>, scope: &str) -> Vec<(Target, String)> {
     let count: usize = done
         .iter()
         .map(|d| match d {
-            Done::Bulk { applied, .. } => {
-                applied.created.len() + applied.updated.len() + applied.deleted.len()
-            }
+            Done::Bulk { applied, .. } => applied.records(),
             _ => 1,
         })
         .sum();

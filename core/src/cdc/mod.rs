@@ -52,6 +52,35 @@ pub struct StreamConfig {
     pub timeout: Duration,
 }
 
+impl StreamConfig {
+    /// The Pub/Sub API as a REST session's user, on the address its server
+    /// names: the session's token, instance and org id (which only a grant
+    /// that logs in gives), and its request timeout.
+    pub fn for_session(
+        session: &mut crate::client::session::Session,
+        topic: &str,
+        replay: Replay,
+        batch: i32,
+    ) -> Result<StreamConfig, crate::SalesforceError> {
+        let token = session.live_token()?;
+        let tenant_id = token.org_id.clone().ok_or_else(|| {
+            crate::SalesforceError::Config(
+                "the Pub/Sub API needs a grant that logs in (the org id comes from the login), not access_token".into(),
+            )
+        })?;
+        Ok(StreamConfig {
+            pubsub_url: session.pubsub_url().to_string(),
+            topic: topic.to_string(),
+            access_token: token.access_token,
+            instance_url: token.instance_url,
+            tenant_id,
+            replay,
+            batch,
+            timeout: session.request_timeout(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeType {
     Create,

@@ -149,34 +149,21 @@ impl Publisher {
         Ok(schema)
     }
 
+    /// A publisher as a REST session's user, on the Pub/Sub API its
+    /// server names.
+    pub fn for_session(
+        session: &mut crate::client::session::Session,
+    ) -> Result<Publisher, SalesforceError> {
+        let config = StreamConfig::for_session(session, "", crate::cdc::Replay::Latest, 1)?;
+        Publisher::connect(&config, "")
+    }
+
     /// Publishes `events` (each a JSON object of the event's fields) on
     /// `topic` (`/event/Name__e`). Answers one result per event, in input
     /// order; an error for the whole call (topic refused, token dead,
     /// connection lost) is the outer error, and then events of earlier
     /// calls of this publish may already be published (their results are
     /// lost with the error).
-    /// A publisher as a REST session's user, on the Pub/Sub API its
-    /// server names (the worker delivering queued events).
-    pub fn for_session(session: &mut crate::client::session::Session) -> Result<Publisher, SalesforceError> {
-        let token = session.live_token()?;
-        let tenant_id = token.org_id.clone().ok_or_else(|| {
-            SalesforceError::Config(
-                "publishing platform events needs a grant that logs in (the org id comes from the login), not access_token".into(),
-            )
-        })?;
-        let config = StreamConfig {
-            pubsub_url: session.pubsub_url().to_string(),
-            topic: String::new(),
-            access_token: token.access_token,
-            instance_url: token.instance_url,
-            tenant_id,
-            replay: crate::cdc::Replay::Latest,
-            batch: 1,
-            timeout: session.request_timeout(),
-        };
-        Publisher::connect(&config, "")
-    }
-
     /// The first event that cannot be published as it is (a field the
     /// topic lacks, a wrong type, too large), found without sending any:
     /// for a caller that must publish all or none.

@@ -64,6 +64,11 @@ pub struct BulkApplied {
 }
 
 impl BulkApplied {
+    /// How many records the job applied.
+    pub fn records(&self) -> usize {
+        self.created.len() + self.updated.len() + self.deleted.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.created.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
     }
