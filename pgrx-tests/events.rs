@@ -10,7 +10,13 @@ mod tests {
     fn paths_since(since: u64) -> Vec<String> {
         requests_since(since)
             .iter()
-            .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["path"].as_str().unwrap()))
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap(),
+                    r["path"].as_str().unwrap()
+                )
+            })
             .collect()
     }
 
@@ -20,16 +26,42 @@ mod tests {
         let before = mark();
         Spi::run("INSERT INTO bw1.contact (last_name, user_id__c) SELECT 'Bulk ' || g, 'bw1-' || g FROM generate_series(1, 120) g").unwrap();
         let paths = paths_since(before);
-        assert!(paths.iter().any(|p| p.starts_with("POST ") && p.ends_with("/jobs/ingest")), "{paths:?}");
-        assert!(paths.iter().any(|p| p.starts_with("PUT ") && p.ends_with("/batches")), "{paths:?}");
-        assert!(!paths.iter().any(|p| p.contains("/composite/sobjects")), "{paths:?}");
-        assert_eq!(count("SELECT id FROM bw1.contact WHERE user_id__c LIKE 'bw1-%'"), 120);
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.starts_with("POST ") && p.ends_with("/jobs/ingest")),
+            "{paths:?}"
+        );
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.starts_with("PUT ") && p.ends_with("/batches")),
+            "{paths:?}"
+        );
+        assert!(
+            !paths.iter().any(|p| p.contains("/composite/sobjects")),
+            "{paths:?}"
+        );
+        assert_eq!(
+            count("SELECT id FROM bw1.contact WHERE user_id__c LIKE 'bw1-%'"),
+            120
+        );
         // Below the threshold: one collections call.
         let before = mark();
         Spi::run("INSERT INTO bw1.contact (last_name, user_id__c) SELECT 'Small ' || g, 'bw1s-' || g FROM generate_series(1, 30) g").unwrap();
         let paths = paths_since(before);
-        assert_eq!(paths.iter().filter(|p| p.contains("/composite/sobjects")).count(), 1, "{paths:?}");
-        assert!(!paths.iter().any(|p| p.contains("/jobs/ingest")), "{paths:?}");
+        assert_eq!(
+            paths
+                .iter()
+                .filter(|p| p.contains("/composite/sobjects"))
+                .count(),
+            1,
+            "{paths:?}"
+        );
+        assert!(
+            !paths.iter().any(|p| p.contains("/jobs/ingest")),
+            "{paths:?}"
+        );
     }
 
     #[pg_test]
@@ -48,21 +80,37 @@ mod tests {
     fn bulk_threshold_is_checked() {
         create_server("bw3", "");
         let e = sql_error("ALTER SERVER bw3 OPTIONS (ADD bulk_threshold '100001')");
-        assert!(e.message.contains("invalid value for option \"bulk_threshold\""), "{}", e.message);
+        assert!(
+            e.message
+                .contains("invalid value for option \"bulk_threshold\""),
+            "{}",
+            e.message
+        );
         Spi::run("ALTER SERVER bw3 OPTIONS (ADD bulk_threshold '0')").unwrap();
     }
 
     #[pg_test]
     fn publish_holds_events_until_commit_and_checks_its_arguments() {
         create_server("pe1", "");
-        let before = control("GET", "events/Signup__e", None)["events"].as_array().map_or(0, Vec::len);
-        Spi::run("SELECT salesforce.publish('pe1', 'Signup__e', '{\"Email__c\": \"held@example.com\"}')").unwrap();
-        let after = control("GET", "events/Signup__e", None)["events"].as_array().map_or(0, Vec::len);
+        let before = control("GET", "events/Signup__e", None)["events"]
+            .as_array()
+            .map_or(0, Vec::len);
+        Spi::run(
+            "SELECT salesforce.publish('pe1', 'Signup__e', '{\"Email__c\": \"held@example.com\"}')",
+        )
+        .unwrap();
+        let after = control("GET", "events/Signup__e", None)["events"]
+            .as_array()
+            .map_or(0, Vec::len);
         assert_eq!(before, after, "an event went before COMMIT");
         let e = sql_error("SELECT salesforce.publish('pe1', 'Contact', '{}')");
         assert_eq!(e.message, "\"Contact\" is not a platform event");
         let e = sql_error("SELECT salesforce.publish('pe1', 'Signup__e', '[1]')");
-        assert!(e.message.starts_with("payload must be a JSON object"), "{}", e.message);
+        assert!(
+            e.message.starts_with("payload must be a JSON object"),
+            "{}",
+            e.message
+        );
         let e = sql_error("SELECT salesforce.publish('nope', 'Signup__e', '{}')");
         assert!(e.message.contains("nope"), "{}", e.message);
     }
@@ -71,7 +119,10 @@ mod tests {
     fn an_event_feed_makes_its_table_and_refuses_a_foreign_one() {
         create_server("pe2", "");
         Spi::run("CREATE SCHEMA pe2app").unwrap();
-        let id = Spi::get_one::<i64>("SELECT salesforce.event_feed('pe2', '/event/Signup__e', 'pe2app.signups')").unwrap();
+        let id = Spi::get_one::<i64>(
+            "SELECT salesforce.event_feed('pe2', '/event/Signup__e', 'pe2app.signups')",
+        )
+        .unwrap();
         assert!(id.is_some_and(|i| i > 0));
         let columns = Spi::get_one::<String>(
             "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'pe2app.signups'::regclass AND attnum > 0",
@@ -85,7 +136,11 @@ mod tests {
         let e = sql_error("SELECT salesforce.event_feed('pe2', 'Signup__e', 'pe2app.wrong')");
         assert_eq!(e.message, "table pe2app.wrong has no column replay_id");
         let e = sql_error("SELECT salesforce.event_feed('pe2', 'Signup__e', 'unqualified')");
-        assert!(e.message.contains("not a schema-qualified table name"), "{}", e.message);
+        assert!(
+            e.message.contains("not a schema-qualified table name"),
+            "{}",
+            e.message
+        );
         assert_eq!(
             Spi::get_one::<i64>("SELECT salesforce.event_feed_drop('pe2', 'Signup__e')").unwrap(),
             Some(1)

@@ -283,7 +283,11 @@ pub fn csv_cell<'a>(v: &'a Json, null: &'static str) -> Cow<'a, str> {
         Json::Array(items) => Cow::Owned(
             items
                 .iter()
-                .map(|i| i.as_str().map(Cow::Borrowed).unwrap_or_else(|| Cow::Owned(i.to_string())))
+                .map(|i| {
+                    i.as_str()
+                        .map(Cow::Borrowed)
+                        .unwrap_or_else(|| Cow::Owned(i.to_string()))
+                })
                 .collect::<Vec<_>>()
                 .join(";"),
         ),

@@ -683,16 +683,8 @@ mod tests {
         let a = build("demo");
         let b = build("demo");
         for (x, y) in a.objects.iter().zip(&b.objects) {
-            let xs: Vec<_> = x
-                .records
-                .values()
-                .map(|r| format!("{r:?}"))
-                .collect();
-            let ys: Vec<_> = y
-                .records
-                .values()
-                .map(|r| format!("{r:?}"))
-                .collect();
+            let xs: Vec<_> = x.records.values().map(|r| format!("{r:?}")).collect();
+            let ys: Vec<_> = y.records.values().map(|r| format!("{r:?}")).collect();
             assert_eq!(xs, ys, "{}", x.def.name);
         }
     }

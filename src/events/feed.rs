@@ -55,7 +55,14 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string())
 }
 
-type Row = (i64, pg_sys::Oid, String, String, pg_sys::Oid, Option<Vec<u8>>);
+type Row = (
+    i64,
+    pg_sys::Oid,
+    String,
+    String,
+    pg_sys::Oid,
+    Option<Vec<u8>>,
+);
 
 fn listed() -> Result<Vec<Row>> {
     if Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('salesforce.event_feeds') IS NOT NULL")

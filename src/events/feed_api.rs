@@ -23,7 +23,12 @@ fn qualified_parts(target: &str) -> Result<(String, String)> {
         "SELECT pg_catalog.parse_ident($1)",
         &[target.into()],
     )
-    .map_err(|_| Error::invalid(format!("{target:?} is not a table name"), "Name it as schema.table."))?
+    .map_err(|_| {
+        Error::invalid(
+            format!("{target:?} is not a table name"),
+            "Name it as schema.table.",
+        )
+    })?
     .unwrap_or_default();
     match parts.as_slice() {
         [schema, table] => Ok((schema.clone(), table.clone())),
@@ -58,7 +63,10 @@ fn table_for(target: &str, role: pg_sys::Oid) -> Result<pg_sys::Oid> {
     };
     if existing != pg_sys::Oid::INVALID {
         access::check_table(existing, role, "the feed's table")?;
-        if let Some((column, kind)) = COLUMNS.iter().find(|(c, _)| !catalog::has_column(existing, c)) {
+        if let Some((column, kind)) = COLUMNS
+            .iter()
+            .find(|(c, _)| !catalog::has_column(existing, c))
+        {
             return Err(Error::invalid(
                 format!("table {target} has no column {column}"),
                 &format!("A feed's table has the columns {}; column {column} is {kind}. Or name a new table and the feed makes it.", COLUMNS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")),
@@ -94,8 +102,9 @@ fn event_feed(server: &str, topic: &str, target: &str) -> i64 {
         access::check_server_use(server_oid, role)?;
         let topic = event_name(topic)?;
         let relid = table_for(target, role)?;
-        let id = access::as_extension(|| {
-            Spi::get_one_with_args::<i64>(
+        let id =
+            access::as_extension(|| {
+                Spi::get_one_with_args::<i64>(
                 "WITH made AS (INSERT INTO salesforce.event_feeds (owner, server, topic, target) \
                  VALUES ($1, $2, $3, $4::pg_catalog.oid::pg_catalog.regclass) \
                  ON CONFLICT (server, topic, target) DO NOTHING RETURNING id) \
@@ -103,7 +112,7 @@ fn event_feed(server: &str, topic: &str, target: &str) -> i64 {
                 &[role.into(), server.into(), topic.as_str().into(), relid.into()],
             )
             .map_err(|e| Error::sql(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
-        })?;
+            })?;
         let id = id.ok_or_else(|| {
             Error::sql(
                 PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,

@@ -41,7 +41,11 @@ impl BulkWrite {
             s.create_ingest_job(&target.object, operation, key.as_deref())
         })?;
         Ok(BulkWrite {
-            upload: Upload::new(operation, header_for(operation, fields), first.statement.clone()),
+            upload: Upload::new(
+                operation,
+                header_for(operation, fields),
+                first.statement.clone(),
+            ),
             target,
             job: job.id,
             key,
@@ -103,7 +107,8 @@ impl BulkWrite {
             }
             Err(e) => return Err(e),
         }
-        let outcome: Outcome = on_session(&target, |s| bulk::collect(s, &job, upload, key.as_deref()))?;
+        let outcome: Outcome =
+            on_session(&target, |s| bulk::collect(s, &job, upload, key.as_deref()))?;
         transaction::answered();
         let applied = outcome.applied.records();
         let done = Done::Bulk {

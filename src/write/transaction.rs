@@ -61,7 +61,11 @@ fn statement_runs(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
 
 fn send_bulk(group: &[Queued]) -> Result<()> {
     let mut fields: Vec<String> = Vec::new();
-    for f in group.iter().filter_map(|q| q.op.fields()).flat_map(|m| m.keys()) {
+    for f in group
+        .iter()
+        .filter_map(|q| q.op.fields())
+        .flat_map(|m| m.keys())
+    {
         if !fields.contains(f) {
             fields.push(f.clone());
         }
@@ -174,7 +178,8 @@ fn leave_log(done: &[Done], failed: &[(Target, String)]) {
     let undone = sent_log::undone(done, failed);
     let left = sent_log::left_of_bulk(done, failed);
     let recorded = undone.is_empty() || sent_file::append(&Entry::Undone(undone), true).is_ok();
-    let recorded = recorded && (left.is_empty() || sent_file::append(&Entry::Applied(left), true).is_ok());
+    let recorded =
+        recorded && (left.is_empty() || sent_file::append(&Entry::Applied(left), true).is_ok());
     if recorded && sent_file::outstanding().is_some_and(|o| o.is_empty()) {
         sent_file::remove();
         return;
@@ -435,8 +440,11 @@ fn undo(done: Vec<Done>) -> (Vec<String>, Vec<(Target, String)>) {
         }
     }
     if !plan.unrestorable.is_empty() {
-        let objects: std::collections::BTreeSet<&str> =
-            plan.unrestorable.iter().map(|(t, _)| t.object.as_str()).collect();
+        let objects: std::collections::BTreeSet<&str> = plan
+            .unrestorable
+            .iter()
+            .map(|(t, _)| t.object.as_str())
+            .collect();
         problems.push(format!(
             "{} record(s) of {} updated through a Bulk ingest job keep their new values: a Bulk job's earlier values are not read",
             plan.unrestorable.len(),

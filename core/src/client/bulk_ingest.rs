@@ -113,7 +113,11 @@ impl Session {
 
     /// Adds a part of the job's CSV, header row first. Sent again only if
     /// surely unsent: a part taken twice would write its records twice.
-    pub fn upload_ingest_part(&mut self, id: &str, csv: bytes::Bytes) -> Result<(), SalesforceError> {
+    pub fn upload_ingest_part(
+        &mut self,
+        id: &str,
+        csv: bytes::Bytes,
+    ) -> Result<(), SalesforceError> {
         let path = self.ingest_path(&format!("/{id}/batches"));
         self.request_with(
             reqwest::Method::PUT,

@@ -507,9 +507,9 @@ impl Session {
                     r = r.header(name, value);
                 }
                 match &payload {
-                    Some(Payload::Json(b)) => r
-                        .header("Content-Type", "application/json")
-                        .body(b.clone()),
+                    Some(Payload::Json(b)) => {
+                        r.header("Content-Type", "application/json").body(b.clone())
+                    }
                     Some(Payload::Csv(b)) => r.header("Content-Type", "text/csv").body(b.clone()),
                     None => r,
                 }

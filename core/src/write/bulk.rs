@@ -91,7 +91,12 @@ pub fn header_for(operation: IngestOperation, fields: &[String]) -> Vec<String> 
     match operation {
         IngestOperation::Delete | IngestOperation::HardDelete => vec!["Id".into()],
         IngestOperation::Update => std::iter::once("Id".to_string())
-            .chain(fields.iter().filter(|f| !f.eq_ignore_ascii_case("id")).cloned())
+            .chain(
+                fields
+                    .iter()
+                    .filter(|f| !f.eq_ignore_ascii_case("id"))
+                    .cloned(),
+            )
             .collect(),
         IngestOperation::Insert | IngestOperation::Upsert => fields.to_vec(),
     }
@@ -360,12 +365,9 @@ pub fn collect(
     } else {
         0
     };
-    let job_error = ended
-        .error_message
-        .filter(|m| !m.is_empty())
-        .or_else(|| {
-            (ended.state != JobState::JobComplete).then(|| format!("the job ended {:?}", ended.state))
-        });
+    let job_error = ended.error_message.filter(|m| !m.is_empty()).or_else(|| {
+        (ended.state != JobState::JobComplete).then(|| format!("the job ended {:?}", ended.state))
+    });
     // The results were read; a job left behind only costs storage.
     let _ = session.delete_ingest_job(job);
     Ok(Outcome {
@@ -386,7 +388,9 @@ pub fn delete_all(
     ids: &[String],
     patience: Duration,
 ) -> Result<Vec<(String, String)>, SalesforceError> {
-    let job = session.create_ingest_job(object, IngestOperation::Delete, None)?.id;
+    let job = session
+        .create_ingest_job(object, IngestOperation::Delete, None)?
+        .id;
     let mut upload = Upload::new(IngestOperation::Delete, vec!["Id".into()], String::new());
     for (row, id) in ids.iter().enumerate() {
         if let Some(part) = upload.push_cells(row + 1, &[id]) {
@@ -412,7 +416,10 @@ pub fn delete_all(
             if error.status_code == "ENTITY_IS_DELETED" {
                 deleted.insert(r[id_at].to_string());
             } else {
-                why.insert(r[id_at].to_string(), format!("{}: {}", error.status_code, error.message));
+                why.insert(
+                    r[id_at].to_string(),
+                    format!("{}: {}", error.status_code, error.message),
+                );
             }
         }
     }
@@ -422,7 +429,10 @@ pub fn delete_all(
         .filter(|id| !deleted.contains(*id))
         .map(|id| {
             let reason = why.remove(id).unwrap_or_else(|| {
-                format!("not processed: Bulk delete job {job} ended {:?}", ended.state)
+                format!(
+                    "not processed: Bulk delete job {job} ended {:?}",
+                    ended.state
+                )
             });
             (id.clone(), reason)
         })
@@ -459,7 +469,12 @@ mod tests {
         );
         let record = json!({"LastName": "O'Hara, \"Scarlett\"", "Email": null});
         assert!(u
-            .push(&q(1, Op::Create { record: record.as_object().unwrap().clone() }))
+            .push(&q(
+                1,
+                Op::Create {
+                    record: record.as_object().unwrap().clone()
+                }
+            ))
             .is_none());
         let part = u.take_part().unwrap();
         assert_eq!(
@@ -474,7 +489,13 @@ mod tests {
         let header = header_for(IngestOperation::Update, &["Title".into()]);
         let mut u = Upload::new(IngestOperation::Update, header, "UPDATE of contact".into());
         let fields = json!({"Title": null}).as_object().unwrap().clone();
-        u.push(&q(1, Op::Update { id: "003000000000001AAA".into(), fields }));
+        u.push(&q(
+            1,
+            Op::Update {
+                id: "003000000000001AAA".into(),
+                fields,
+            },
+        ));
         let part = u.take_part().unwrap();
         assert_eq!(
             std::str::from_utf8(&part).unwrap(),
@@ -484,13 +505,19 @@ mod tests {
 
     #[test]
     fn salesforce_errors_split_into_code_message_and_fields() {
-        let e = parse_sf_error("REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --");
+        let e = parse_sf_error(
+            "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --",
+        );
         assert_eq!(e.status_code, "REQUIRED_FIELD_MISSING");
         assert_eq!(e.message, "Required fields are missing: [LastName]");
         assert_eq!(e.fields, vec!["LastName"]);
         let e = parse_sf_error("DUPLICATE_VALUE:duplicate value found: Email duplicates value on record with id: 003x:--");
         assert_eq!(e.status_code, "DUPLICATE_VALUE");
-        assert!(e.message.starts_with("duplicate value found"), "{}", e.message);
+        assert!(
+            e.message.starts_with("duplicate value found"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

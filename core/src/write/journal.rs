@@ -144,7 +144,12 @@ pub fn compensation(done: Vec<Done>) -> Compensation {
                 created.insert((target.clone(), id.clone()));
             }
             Done::Bulk { target, applied } => {
-                created.extend(applied.created.iter().map(|id| (target.clone(), id.to_string())));
+                created.extend(
+                    applied
+                        .created
+                        .iter()
+                        .map(|id| (target.clone(), id.to_string())),
+                );
             }
             _ => {}
         }

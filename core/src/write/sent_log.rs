@@ -187,7 +187,14 @@ pub fn all_unresolved(out: Outstanding, why: &str) -> Vec<Remedy> {
                     .collect::<Vec<_>>()
             };
             let mut all = each(&applied.created, |id| Op::Delete { id }, "created");
-            all.extend(each(&applied.updated, |id| Op::Update { id, fields: Default::default() }, "updated, through Bulk (earlier values not kept),"));
+            all.extend(each(
+                &applied.updated,
+                |id| Op::Update {
+                    id,
+                    fields: Default::default(),
+                },
+                "updated, through Bulk (earlier values not kept),",
+            ));
             all.extend(each(&applied.deleted, |id| Op::Delete { id }, "deleted"));
             all
         }
