@@ -197,6 +197,10 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'sync_alter_wrapper';
 
+-- A queued platform event whose publish never answered: when that publish
+-- went. It is looked for on the bus before it is published again.
+ALTER TABLE @extschema@.outbox ADD COLUMN look_back_from timestamptz;
+
 -- Platform events published at COMMIT, each listed in the outbox as a
 -- delivered 'publish' with its replay id.
 CREATE FUNCTION @extschema@."publish"(

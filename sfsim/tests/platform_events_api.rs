@@ -748,3 +748,33 @@ fn events_never_cross_orgs() {
         Code::Unauthenticated
     );
 }
+
+#[test]
+fn an_unanswered_publish_puts_its_events_on_the_bus_and_never_answers() {
+    let e = Events::start();
+    e.org.control(
+        Method::POST,
+        "faults/publish_unanswered",
+        json!({"count": 1}),
+    );
+    let payload = e.signup("lost-answer@example.com", 1.0);
+    let mut client = e.client.clone();
+    let request = e.request(PublishRequest {
+        topic_name: SIGNUP.into(),
+        events: vec![e.event("k1", payload.clone())],
+        auth_refresh: String::new(),
+    });
+    let answered = e.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), client.publish(request)).await
+    });
+    assert!(answered.is_err(), "the call was answered: {answered:?}");
+    let published = e.published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        published[0]["payload"]["Email__c"],
+        "lost-answer@example.com"
+    );
+    // Used up: the next call answers.
+    let again = e.publish(SIGNUP, vec![e.event("k2", payload)]).unwrap();
+    assert!(again.results[0].error.is_none());
+}

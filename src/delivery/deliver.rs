@@ -115,6 +115,13 @@ fn warn(message: &str) {
     crate::error::notice(PgLogLevel::WARNING, message);
 }
 
+/// How long a publish whose answer never came waits before it is looked
+/// for on the bus: the longest a request may take, after which it can no
+/// longer land.
+fn grace() -> Duration {
+    Duration::from_secs(gucs::WORKER_REQUEST_TIMEOUT.get().max(1) as u64)
+}
+
 fn installed() -> Result<bool> {
     Ok(Spi::get_one::<bool>("SELECT to_regclass('salesforce.outbox') IS NOT NULL")? == Some(true))
 }
@@ -158,7 +165,7 @@ impl Deliveries {
         if !self.recovered {
             match in_transaction(|| {
                 if installed()? {
-                    outbox::recover().map(Some)
+                    outbox::recover(grace()).map(Some)
                 } else {
                     Ok(None)
                 }
@@ -244,6 +251,7 @@ impl Deliveries {
             op,
             attempts,
             seen,
+            look_back,
         } in claimed
         {
             self.attempts.insert(id, attempts);
@@ -269,6 +277,7 @@ impl Deliveries {
                         bulk_from: None,
                     },
                     seen,
+                    look_back,
                 }),
             }
         }
@@ -317,7 +326,7 @@ impl Deliveries {
                 .into_iter()
                 .map(|(id, o)| (id, self.attempts.remove(&id).unwrap_or(1), o)),
         );
-        match in_transaction(|| outbox::settle(&with_attempts)) {
+        match in_transaction(|| outbox::settle(&with_attempts, grace())) {
             Ok(unwritten) => self.unwritten.extend(unwritten),
             Err(e) => {
                 // Still `sending`: tried again at the next step, and if the

@@ -10,9 +10,10 @@ use crate::pg::run_kept;
 use crate::row_insert;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::{JsonB, PgSqlErrorCode, Spi};
-use salesforce_core::write::delivery::{backoff, Outcome, Seen};
+use salesforce_core::write::delivery::{backoff, LookBack, Outcome, Seen};
 use salesforce_core::write::journal::Op;
 use serde_json::{Map, Value as Json};
+use std::time::Duration;
 
 /// How a write is kept.
 struct Stored<'a> {
@@ -311,7 +312,11 @@ pub fn add_published(
         row_insert::value("state", "delivered"),
         row_insert::value("attempts", 1i32),
         row_insert::datum_value("queued_at", now, pg_sys::TIMESTAMPTZOID),
-        row_insert::datum_value("next_attempt_at", Datum::from(i64::MIN), pg_sys::TIMESTAMPTZOID),
+        row_insert::datum_value(
+            "next_attempt_at",
+            Datum::from(i64::MIN),
+            pg_sys::TIMESTAMPTZOID,
+        ),
         row_insert::datum_value("sent_at", now, pg_sys::TIMESTAMPTZOID),
         row_insert::datum_value("done_at", now, pg_sys::TIMESTAMPTZOID),
     ];
@@ -326,22 +331,28 @@ pub fn durably() -> Result<()> {
 }
 
 /// After the worker stopped with writes on their way: those that may be
-/// sent again go back to pending; creates are left `unknown`.
-pub fn recover() -> Result<i64> {
+/// sent again go back to pending; creates are left `unknown`; platform
+/// events go back to pending to be looked for on the bus first, once
+/// `grace` (the longest a request may take) has passed since they went.
+pub fn recover(grace: Duration) -> Result<i64> {
     durably()?;
-    let n = Spi::get_one::<i64>(
+    let n = Spi::get_one_with_args::<i64>(
         "WITH back AS (
            UPDATE salesforce.outbox
-              SET state = CASE WHEN operation IN ('insert', 'publish') THEN 'unknown' ELSE 'pending' END,
+              SET state = CASE WHEN operation = 'insert' THEN 'unknown' ELSE 'pending' END,
                   attempts = CASE WHEN operation IN ('insert', 'publish') THEN attempts ELSE attempts - 1 END,
                   error = CASE WHEN operation = 'insert'
                                THEN 'the sync worker stopped while this create was on its way: it may or may not be in Salesforce'
                                WHEN operation = 'publish'
-                               THEN 'the sync worker stopped while this event was on its way: it may or may not have been published'
+                               THEN 'the sync worker stopped while this event was on its way: it is looked for on the bus before it is published again'
                                ELSE error END,
-                  done_at = CASE WHEN operation IN ('insert', 'publish') THEN now() END
+                  look_back_from = CASE WHEN operation = 'publish' THEN coalesce(look_back_from, sent_at) END,
+                  next_attempt_at = CASE WHEN operation = 'publish' THEN sent_at + $1 * interval '1 second'
+                                         ELSE next_attempt_at END,
+                  done_at = CASE WHEN operation = 'insert' THEN now() END
             WHERE state = 'sending' RETURNING 1)
          SELECT count(*) FROM back",
+        &[grace.as_secs_f64().into()],
     )?;
     Ok(n.unwrap_or(0))
 }
@@ -389,6 +400,8 @@ pub struct Claimed {
     pub attempts: i32,
     /// The copy's version an update from a read-write copy was made against.
     pub seen: Option<Seen>,
+    /// For an event whose publish never answered: where to look for it.
+    pub look_back: Option<LookBack>,
 }
 
 /// The next `limit` pending writes of (server, owner), in order, up to
@@ -433,7 +446,14 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
               WHERE o.id = o2.id AND o.id = ANY($1)
              RETURNING o.id, o.object, o.operation, o.record, o.key, o.record_id, o.attempts,
                        CASE WHEN o.depends_on IS NOT NULL AND d.id IS NULL THEN o.depends_on END,
-                       extract(epoch FROM o.seen_stamp)::float8, o.seen_values",
+                       extract(epoch FROM o.seen_stamp)::float8, o.seen_values,
+                       -- The replay id of the topic's newest event known to
+                       -- be published before this one went ('' for none).
+                       CASE WHEN o.look_back_from IS NOT NULL THEN
+                         coalesce((SELECT p.record_id FROM salesforce.outbox p
+                                    WHERE p.server = o.server AND p.object = o.object AND p.operation = 'publish'
+                                      AND p.state = 'delivered' AND p.done_at < o.look_back_from
+                                    ORDER BY p.done_at DESC LIMIT 1), '') END",
             None,
             &[ids.into()],
         )?;
@@ -459,6 +479,9 @@ pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
                     }
                     _ => None,
                 },
+                look_back: r.get::<String>(11)?.map(|after| LookBack {
+                    after: salesforce_core::events::replay_of_hex(&after),
+                }),
             })
         })
         .collect::<std::result::Result<Vec<_>, pgrx::spi::SpiError>>()
@@ -488,7 +511,7 @@ pub fn check_id_of(id_of: i64, owner: Oid, server: &str, object: &str) -> Result
 /// Records what became of writes on their way (`attempts` is each one's
 /// count of tries so far), and announces the final ones on the channel
 /// `salesforce_delivery` with their id and state.
-pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
+pub fn settle(outcomes: &[(i64, i32, Outcome)], grace: Duration) -> Result<Vec<i64>> {
     if outcomes.is_empty() {
         return Ok(vec![]);
     }
@@ -496,6 +519,7 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(outcomes.len());
     let (mut states, mut record_ids, mut codes, mut errors, mut retry_in, mut uncount) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut look_first = Vec::with_capacity(outcomes.len());
     for (id, attempts, outcome) in outcomes {
         ids.push(*id);
         let (state, record_id, code, error, retry, unsent) = match outcome {
@@ -517,6 +541,14 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
                 false,
             ),
             Outcome::Unknown { why } => ("unknown", None, None, Some(why.clone()), None, false),
+            Outcome::LookFirst { why } => (
+                "pending",
+                None,
+                None,
+                Some(why.clone()),
+                Some(grace.as_secs_f64()),
+                false,
+            ),
             Outcome::Unsent => ("pending", None, None, None, None, true),
         };
         states.push(state);
@@ -525,11 +557,12 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
         errors.push(error);
         retry_in.push(retry);
         uncount.push(unsent);
+        look_first.push(matches!(outcome, Outcome::LookFirst { .. }));
     }
     run_kept(
         "WITH u AS (
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bool[])
-                      AS u(id, state, record_id, code, error, retry_in, unsent)),
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bool[], $8::bool[])
+                      AS u(id, state, record_id, code, error, retry_in, unsent, look_first)),
          settled AS (
            UPDATE salesforce.outbox o
               SET state = u.state,
@@ -539,7 +572,9 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
                   attempts = o.attempts - u.unsent::int,
                   next_attempt_at = CASE WHEN u.retry_in IS NULL THEN o.next_attempt_at
                                          ELSE now() + u.retry_in * interval '1 second' END,
-                  done_at = CASE WHEN u.state IN ('delivered', 'failed', 'unknown') THEN now() END
+                  done_at = CASE WHEN u.state IN ('delivered', 'failed', 'unknown') THEN now() END,
+                  look_back_from = CASE WHEN u.look_first THEN coalesce(o.look_back_from, o.sent_at)
+                                        ELSE o.look_back_from END
              FROM u WHERE o.id = u.id AND o.state = 'sending'
            RETURNING o.id, o.state)
          SELECT pg_catalog.pg_notify('salesforce_delivery',
@@ -553,6 +588,7 @@ pub fn settle(outcomes: &[(i64, i32, Outcome)]) -> Result<Vec<i64>> {
             errors.into(),
             retry_in.into(),
             uncount.into(),
+            look_first.into(),
         ],
     )?;
     write_back(&ids, true)

@@ -23,6 +23,8 @@ CREATE TABLE @extschema@.outbox (
     -- The record's Id: the one updated or deleted, or the one delivery made.
     record_id text,
     -- pending -> sending -> delivered | failed | unknown; discarded by hand.
+    -- A publish whose answer never came goes back to pending, with
+    -- look_back_from, and is unknown only when the bus cannot tell.
     -- unresolved: left in Salesforce by a transaction that did not commit,
     -- beyond the API to undo; a person settles it, then discards it.
     state text NOT NULL DEFAULT 'pending',
@@ -46,7 +48,12 @@ CREATE TABLE @extschema@.outbox (
     seen_stamp timestamptz,
     -- The copy's values of the fields the update changes, as they were.
     seen_values jsonb,
-    conflict jsonb
+    conflict jsonb,
+    -- A platform event whose publish never answered (the worker stopped,
+    -- the connection was lost): when that publish went. It is looked for
+    -- on the bus, after the last event known to come before it, and
+    -- published again only if it is not there.
+    look_back_from timestamptz
 );
 CREATE INDEX outbox_to_send ON @extschema@.outbox (server, owner, id)
     WHERE state IN ('pending', 'sending');

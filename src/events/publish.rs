@@ -237,7 +237,7 @@ fn publish_all(batches: Vec<Batch>) -> Result<()> {
         for ((place, payload), result) in b.events.into_iter().zip(results) {
             match result {
                 Ok(replay_id) => {
-                    let replay: String = replay_id.iter().map(|b| format!("{b:02x}")).collect();
+                    let replay = salesforce_core::events::replay_hex(&replay_id);
                     published.push(format!("{} {replay}", b.topic));
                     let recorded = crate::delivery::record_published(
                         ids.next().expect("one id per event"),

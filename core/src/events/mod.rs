@@ -5,11 +5,16 @@
 //! [`read`] subscribes to an event topic for a while and decodes what
 //! comes to JSON. Both take the connection inputs the CDC stream uses
 //! ([`crate::cdc::StreamConfig`]; its `topic`, `replay` and `batch` only
-//! matter to [`read`]).
+//! matter to [`read`]). [`look_back`] finds on the bus events whose
+//! publish never answered.
 
 pub mod encode;
+mod look_back;
 mod publish;
 #[cfg(test)]
 mod tests;
 
-pub use publish::{read, EventResult, PlatformEvent, PublishError, Publisher};
+pub use look_back::{look_back, MAX_EVENTS_READ};
+pub use publish::{
+    read, replay_hex, replay_of_hex, EventResult, PlatformEvent, PublishError, Publisher,
+};

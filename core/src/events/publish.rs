@@ -44,6 +44,22 @@ pub struct PublishError {
 /// One event's outcome: its replay id once published.
 pub type EventResult = Result<Vec<u8>, PublishError>;
 
+/// A replay id as the outbox lists it: in hex.
+pub fn replay_hex(replay_id: &[u8]) -> String {
+    replay_id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The replay id `replay_hex` wrote; None for anything else.
+pub fn replay_of_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 struct Topic {
     schema_id: String,
     schema: Arc<EventSchema>,
@@ -206,6 +222,24 @@ impl Publisher {
         Ok(None)
     }
 
+    /// What the bus will carry of `event`'s own fields once published on
+    /// `topic`: the event encoded with the topic's schema and decoded
+    /// again, without the `CreatedDate` and `CreatedById` Salesforce sets.
+    /// None if it cannot be encoded (then it was never published).
+    pub fn canonical(
+        &mut self,
+        topic: &str,
+        event: &Map<String, Json>,
+    ) -> Result<Option<Map<String, Json>>, SalesforceError> {
+        let token = self.access_token.clone();
+        let schema = self.topic(topic).map_err(|e| e.redacted(&token))?;
+        Ok(schema
+            .encode(event, 0, "")
+            .ok()
+            .and_then(|payload| schema.decode(&payload).ok())
+            .map(own_fields))
+    }
+
     pub fn publish(
         &mut self,
         topic: &str,
@@ -321,6 +355,13 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// An event's fields without those Salesforce sets when it publishes it.
+pub fn own_fields(mut fields: Map<String, Json>) -> Map<String, Json> {
+    fields.remove("CreatedDate");
+    fields.remove("CreatedById");
+    fields
 }
 
 /// A delivered platform event.

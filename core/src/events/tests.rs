@@ -190,3 +190,47 @@ fn over_the_hourly_allocation_events_fail_one_by_one() {
         refused.message
     );
 }
+
+#[test]
+fn events_whose_publish_never_answered_are_found_on_the_bus_by_their_fields() {
+    let org = Org::start();
+    let mut publisher = org.publisher();
+    let topic = "/event/Signup__e";
+    let email = |e: &str| obj(json!({ "Email__c": e }));
+    let before = publisher
+        .publish(topic, &[email("before@example.com")])
+        .unwrap();
+    let anchor = before[0].clone().unwrap();
+    let sent = [
+        obj(json!({"Email__c": "seats@example.com", "Seats__c": 3})),
+        email("twice@example.com"),
+        email("twice@example.com"),
+    ];
+    assert!(publisher
+        .publish(topic, &sent)
+        .unwrap()
+        .iter()
+        .all(Result::is_ok));
+    publisher
+        .publish(topic, &[email("later@example.com")])
+        .unwrap();
+    let wanted = [
+        obj(json!({"Email__c": "seats@example.com", "Seats__c": 3.0})),
+        email("twice@example.com"),
+        email("twice@example.com"),
+        email("twice@example.com"),
+        email("never@example.com"),
+        email("before@example.com"),
+        obj(json!({"Nope__c": 1})),
+    ];
+    let config = org.config(topic, Replay::Latest);
+    let found = look_back(&config, &mut publisher, Some(anchor), &wanted).unwrap();
+    assert!(found[..3].iter().all(Option::is_some), "{found:?}");
+    assert_ne!(found[1], found[2], "each event matches one");
+    assert_eq!(found[3], None, "two on the bus match two");
+    assert_eq!(found[4], None, "never published");
+    assert_eq!(found[5], None, "before the replay id: not looked at");
+    assert_eq!(found[6], None, "cannot be encoded: never published");
+    let from_start = look_back(&config, &mut publisher, None, &wanted[5..6]).unwrap();
+    assert!(from_start[0].is_some(), "from the earliest event");
+}

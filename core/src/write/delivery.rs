@@ -5,7 +5,9 @@
 //! A write that may be sent again without harm (an upsert by an external
 //! id, an update, a delete) is tried again after an unknown outcome. A
 //! create is sent at most once: after an outcome that leaves open whether
-//! Salesforce applied it, it is `Unknown`, for a person to decide.
+//! Salesforce applied it, it is `Unknown`, for a person to decide. A
+//! platform event in that case is looked for on the bus before it is
+//! published again (`LookFirst`), so it goes out once.
 
 use super::chunk::{ids, records, runs_of, CHUNK};
 use super::journal::{Op, Queued};
@@ -24,6 +26,17 @@ pub struct Outgoing {
     /// version then. A record changed in Salesforce since is a conflict,
     /// and the values the update replaces are its losing version.
     pub seen: Option<Seen>,
+    /// For a platform event whose earlier publish never answered: it is
+    /// looked for on the bus first, and published only if it is not there.
+    pub look_back: Option<LookBack>,
+}
+
+/// Where to look for events that may be published already.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookBack {
+    /// The replay id of an event of the topic published before them; from
+    /// the earliest event retained when none is known.
+    pub after: Option<Vec<u8>>,
 }
 
 /// The copy's version of a record an update was made against.
@@ -44,6 +57,9 @@ pub enum Outcome {
     Retry { why: String },
     /// A create that Salesforce may or may not have applied: never resent.
     Unknown { why: String },
+    /// A platform event that may or may not be on the bus: looked for
+    /// there before it is published again.
+    LookFirst { why: String },
     /// Not sent: an earlier call of the batch failed, and order is kept.
     Unsent,
 }
@@ -87,6 +103,7 @@ pub fn after_call_error(op: &Op, e: &SalesforceError) -> Outcome {
             }
         }
         _ if !e.may_have_applied() || resendable(op) => Outcome::Retry { why },
+        _ if matches!(op, Op::Publish { .. }) => Outcome::LookFirst { why },
         _ => Outcome::Unknown { why },
     }
 }
@@ -238,39 +255,93 @@ fn send(session: &mut Session, call: &[Outgoing]) -> (Vec<Outcome>, Option<Sales
 }
 
 /// Publishes a run of queued platform events: each event's result, or the
-/// call's failure for all of them.
-fn publish(session: &mut Session, event: &str, call: &[Outgoing]) -> (Vec<Outcome>, Option<SalesforceError>) {
+/// call's failure. Events whose earlier publish never answered are looked
+/// for on the bus first; only those not found there are published.
+fn publish(
+    session: &mut Session,
+    event: &str,
+    call: &[Outgoing],
+) -> (Vec<Outcome>, Option<SalesforceError>) {
+    let topic = format!("/event/{event}");
     let events: Vec<Map<String, Json>> = call
         .iter()
         .map(|o| o.write.op.fields().cloned().unwrap_or_default())
         .collect();
-    let published = crate::events::Publisher::for_session(session)
-        .and_then(|mut p| p.publish(&format!("/event/{event}"), &events));
-    match published {
-        Ok(results) => (
-            results
-                .into_iter()
-                .map(|r| match r {
-                    Ok(replay) => Outcome::Delivered {
-                        id: Some(replay.iter().map(|b| format!("{b:02x}")).collect()),
-                    },
-                    Err(e) => Outcome::Rejected {
-                        code: e.code,
-                        message: match e.field {
-                            Some(f) => format!("{} (field {f})", e.message),
-                            None => e.message,
+    let mut publisher = match crate::events::Publisher::for_session(session) {
+        Ok(p) => p,
+        Err(e) => {
+            let outcomes = call.iter().map(|o| after_call_error(&o.write.op, &e));
+            return (outcomes.collect(), Some(e));
+        }
+    };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; call.len()];
+    let looking: Vec<usize> = (0..call.len())
+        .filter(|&i| call[i].look_back.is_some())
+        .collect();
+    if let Some(&first) = looking.first() {
+        // The oldest row's replay id comes before all of theirs.
+        let after = call[first].look_back.as_ref().and_then(|l| l.after.clone());
+        let wanted: Vec<_> = looking.iter().map(|&i| events[i].clone()).collect();
+        let looked = crate::cdc::StreamConfig::for_session(
+            session,
+            &topic,
+            crate::cdc::Replay::Earliest,
+            100,
+        )
+        .and_then(|config| crate::events::look_back(&config, &mut publisher, after, &wanted));
+        match looked {
+            Ok(found) => {
+                for (&i, replay) in looking.iter().zip(found) {
+                    outcomes[i] = replay.map(|r| delivered_event(&r));
+                }
+            }
+            Err(e) => {
+                let why = format!("cannot tell whether it was published: {e}");
+                for (i, outcome) in outcomes.iter_mut().enumerate() {
+                    *outcome = Some(match (&e, call[i].look_back.is_some()) {
+                        (_, false) => Outcome::Unsent,
+                        (SalesforceError::Config(_), true) => Outcome::Unknown { why: why.clone() },
+                        (_, true) => Outcome::LookFirst { why: why.clone() },
+                    });
+                }
+                return (outcomes.into_iter().flatten().collect(), Some(e));
+            }
+        }
+    }
+    let to_send: Vec<usize> = (0..call.len()).filter(|&i| outcomes[i].is_none()).collect();
+    let mut failure = None;
+    if !to_send.is_empty() {
+        let fields: Vec<_> = to_send.iter().map(|&i| events[i].clone()).collect();
+        match publisher.publish(&topic, &fields) {
+            Ok(results) => {
+                for (&i, r) in to_send.iter().zip(results) {
+                    outcomes[i] = Some(match r {
+                        Ok(replay) => delivered_event(&replay),
+                        Err(e) => Outcome::Rejected {
+                            code: e.code,
+                            message: match e.field {
+                                Some(f) => format!("{} (field {f})", e.message),
+                                None => e.message,
+                            },
                         },
-                    },
-                })
-                .collect(),
-            None,
-        ),
-        Err(e) => (
-            call.iter()
-                .map(|o| after_call_error(&o.write.op, &e))
-                .collect(),
-            Some(e),
-        ),
+                    });
+                }
+            }
+            Err(e) => {
+                for &i in &to_send {
+                    outcomes[i] = Some(after_call_error(&call[i].write.op, &e));
+                }
+                failure = Some(e);
+            }
+        }
+    }
+    (outcomes.into_iter().flatten().collect(), failure)
+}
+
+/// A published event's outcome: its replay id, in hex, stands for its Id.
+fn delivered_event(replay_id: &[u8]) -> Outcome {
+    Outcome::Delivered {
+        id: Some(crate::events::replay_hex(replay_id)),
     }
 }
 
@@ -373,6 +444,7 @@ mod tests {
     fn outgoing(outbox_id: i64, op: Op) -> Outgoing {
         Outgoing {
             seen: None,
+            look_back: None,
             outbox_id,
             write: Queued {
                 target: super::super::journal::Target {

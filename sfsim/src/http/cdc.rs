@@ -66,7 +66,7 @@ struct Delay {
     ms: u64,
 }
 
-/// Arms a CDC fault; a count (or delay) of 0 disarms it.
+/// Arms a Pub/Sub fault; a count (or delay) of 0 disarms it.
 pub fn arm(sim: &Sim, fault: &str, body: &Bytes) -> Result<(), ApiError> {
     let bad_json = ApiError::bad_json;
     match fault {
@@ -89,6 +89,10 @@ pub fn arm(sim: &Sim, fault: &str, body: &Bytes) -> Result<(), ApiError> {
             sim.pubsub.state().faults.delay_ms = delay.ms;
         }
         "cdc_drop_streams" => sim.pubsub.drop_streams(),
+        "publish_unanswered" => {
+            let count: Count = serde_json::from_slice(body).map_err(bad_json)?;
+            sim.pubsub.state().faults.unanswered_publishes = count.count;
+        }
         _ => return Err(ApiError::not_found()),
     }
     Ok(())

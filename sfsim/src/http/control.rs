@@ -430,7 +430,9 @@ fn control(
             }
             ok(oauth_settings(sim))
         }
-        ("POST", ["faults", fault]) if fault.starts_with("cdc_") => {
+        ("POST", ["faults", fault])
+            if fault.starts_with("cdc_") || *fault == "publish_unanswered" =>
+        {
             super::cdc::arm(sim, fault, body)?;
             ok(faults(sim))
         }

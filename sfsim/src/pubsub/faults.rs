@@ -1,7 +1,7 @@
-//! Change Data Capture faults armed through the control API: gap events in
-//! place of the next changes of an object, GAP_OVERFLOW in place of whole
-//! transactions, and a delivery delay. (Dropping streams is immediate; the
-//! bus does it.)
+//! Pub/Sub faults armed through the control API: gap events in place of
+//! the next changes of an object, GAP_OVERFLOW in place of whole
+//! transactions, a delivery delay, and Publish calls that publish but never
+//! answer. (Dropping streams is immediate; the bus does it.)
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,6 +14,8 @@ pub struct CdcFaults {
     pub overflow: u64,
     /// Events become deliverable this long after they are published.
     pub delay_ms: u64,
+    /// Publish calls still to publish their events and then never answer.
+    pub unanswered_publishes: u64,
 }
 
 impl CdcFaults {
@@ -27,6 +29,13 @@ impl CdcFaults {
             self.gaps.remove(object);
         }
         true
+    }
+
+    /// Whether this Publish call goes unanswered, using up one if so.
+    pub fn take_unanswered_publish(&mut self) -> bool {
+        let take = self.unanswered_publishes > 0;
+        self.unanswered_publishes -= u64::from(take);
+        take
     }
 
     /// Whether a transaction that published events goes out as overflow

@@ -23,6 +23,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Responses a Subscribe stream may have ready before the client reads them.
 const STREAM_BUFFER: usize = 4;
+/// How long a Publish call armed to go unanswered holds its answer.
+const UNANSWERED: Duration = Duration::from_secs(3600);
 
 pub struct PubSubService {
     resolve: super::Resolve,
@@ -220,6 +222,12 @@ impl PubSub for PubSubService {
         let answer = authenticate(&sim, request.metadata(), &rpc_id)
             .and_then(|caller| publish::publish(&sim, &caller, request.into_inner(), &rpc_id));
         publish::log_publish(&sim, name, &answer);
+        if answer.is_ok() && sim.pubsub.state().faults.take_unanswered_publish() {
+            // Published, and the answer never comes: the call ends when
+            // the client gives up or goes away.
+            tokio::time::sleep(UNANSWERED).await;
+            return Err(Status::unavailable("the answer was lost"));
+        }
         sim.stall.delay().await;
         answer.map(Response::new)
     }
