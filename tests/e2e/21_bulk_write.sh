@@ -47,13 +47,14 @@ sql -q -c "INSERT INTO sf.contact (last_name, user_id__c) SELECT 'Small ' || g, 
 read -r counted ingest collections <<<"$(requests_since "$m")"
 [ "$ingest" = 0 ] && [ "$collections" = 2 ] || fail "400 rows: expected 2 collections calls, got ingest=$ingest collections=$collections"
 
-# 10,000 rows with 1% rejected (no LastName): the statement fails naming the
-# first rejected row, and nothing the job created remains.
+# 100,000 rows with 1% rejected (no LastName), in statement mode: the
+# statement fails naming the first rejected row, and nothing the job
+# created remains.
 out=$(psql_out -c "INSERT INTO sf.contact (last_name, user_id__c)
-  SELECT CASE WHEN g % 100 = 37 THEN NULL ELSE 'Rejecting ' || g END, 'rej-' || g FROM generate_series(1, 10000) g")
+  SELECT CASE WHEN g % 100 = 37 THEN NULL ELSE 'Rejecting ' || g END, 'rej-' || g FROM generate_series(1, 100000) g")
 grep -q "ERROR:  Salesforce rejected row 37 of the INSERT into contact" <<<"$out" || fail "the error does not name row 37: $out"
 grep -q "REQUIRED_FIELD_MISSING" <<<"$out" || fail "the error does not carry Salesforce's code: $out"
-grep -q "9900 write(s) in Salesforce were undone" <<<"$out" || fail "no notice of the undo: $out"
+grep -q "99000 write(s) in Salesforce were undone" <<<"$out" || fail "no notice of the undo: $out"
 [ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c LIKE 'rej-%'")" = 0 ] || fail "rejected Bulk insert left records"
 
 # Upsert by key: 3,000 new, then the same keys again update them.
