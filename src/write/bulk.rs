@@ -4,6 +4,7 @@
 //! applied is journaled before any rejection is raised, so the abort the
 //! rejection causes takes it back (see `transaction`).
 
+use super::upload_behind::UploadBehind;
 use super::{sent_file, transaction};
 use crate::connection;
 use crate::error::{Error, Result};
@@ -17,6 +18,8 @@ pub struct BulkWrite {
     job: String,
     key: Option<String>,
     upload: Upload,
+    /// Full parts go out on a thread of their own while the next fills.
+    parts: UploadBehind,
 }
 
 fn on_session<T>(
@@ -37,10 +40,12 @@ impl BulkWrite {
         let (operation, key) = operation_of(&first.op);
         let key = key.map(str::to_string);
         let target = first.target.clone();
-        let job = on_session(&target, |s| {
+        let (job, fork) = on_session(&target, |s| {
             s.create_ingest_job(&target.object, operation, key.as_deref())
+                .map(|job| (job, s.fork()))
         })?;
         Ok(BulkWrite {
+            parts: UploadBehind::start(fork, job.id.clone()),
             upload: Upload::new(
                 operation,
                 header_for(operation, fields),
@@ -54,21 +59,19 @@ impl BulkWrite {
 
     /// Adds a write, uploading a part when one is full.
     pub fn push(&mut self, q: &Queued) -> Result<()> {
-        if let Some(part) = self.upload.push(q) {
-            let job = self.job.clone();
-            on_session(&self.target, |s| s.upload_ingest_part(&job, part))?;
+        match self.upload.push(q) {
+            Some(part) => self.parts.send(part),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Adds a row given as its CSV cells, in the order of the fields the
     /// job was opened with (no `Queued` made: the path of large INSERTs).
     pub fn push_cells<S: AsRef<str>>(&mut self, row: usize, cells: &[S]) -> Result<()> {
-        if let Some(part) = self.upload.push_cells(row, cells) {
-            let job = self.job.clone();
-            on_session(&self.target, |s| s.upload_ingest_part(&job, part))?;
+        match self.upload.push_cells(row, cells) {
+            Some(part) => self.parts.send(part),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The text that clears a field in this job's CSV.
@@ -84,7 +87,9 @@ impl BulkWrite {
             job,
             key,
             mut upload,
+            parts,
         } = self;
+        parts.finish()?;
         let statement = upload.statement.clone();
         let rows = upload.rows();
         // From the close on, Salesforce applies records: a crash, a cancel

@@ -6,3 +6,4 @@ pub mod bulk;
 pub mod left_behind;
 pub mod sent_file;
 pub mod transaction;
+mod upload_behind;
