@@ -41,6 +41,15 @@ read -r counted ingest collections <<<"$(requests_since "$m")"
 [ "$counted" -le 12 ] || fail "5,000 rows cost $counted API requests"
 echo "5,000-row INSERT: $counted API requests ($ingest to the ingest job)"
 
+# A CSV of several 16 MB parts: the full parts go out on a thread of their
+# own while the next is written; every row arrives once.
+m=$(mark)
+sql -q -c "INSERT INTO sf.contact (last_name, user_id__c, description) SELECT 'Parts ' || g, 'parts-' || g, repeat('p', 600) FROM generate_series(1, 60000) g"
+uploads=$(curl -sf "$SFSIM_URL/__sim/requests?since=$m" | python3 -c 'import json, sys; print(sum(r["method"] == "PUT" and r["path"].endswith("/batches") for r in json.load(sys.stdin)["requests"]))')
+[ "$uploads" -ge 3 ] || fail "a 36 MB CSV went in $uploads upload(s)"
+[ "$(in_salesforce "SELECT COUNT() FROM Contact WHERE User_Id__c LIKE 'parts-%'")" = 60000 ] || fail "the CSV in parts did not create 60,000 contacts"
+echo "60,000 rows of 36 MB: $uploads uploads"
+
 # Below the threshold: collections, 200 to a call.
 m=$(mark)
 sql -q -c "INSERT INTO sf.contact (last_name, user_id__c) SELECT 'Small ' || g, 'small-' || g FROM generate_series(1, 400) g"
