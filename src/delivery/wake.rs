@@ -7,7 +7,6 @@
 
 use crate::shared_cache::worker_slot;
 use pgrx::pg_sys;
-use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
@@ -68,17 +67,34 @@ fn wake_worker() {
 }
 
 thread_local! {
-    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static WAKE_AT_COMMIT: Cell<bool> = const { Cell::new(false) };
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The worker is woken when this transaction commits.
+/// The worker is woken when this transaction commits: once its cache
+/// invalidations are out (a GRANT or REVOKE in the same transaction
+/// reaches the worker before the writes do), not at the commit callback,
+/// which runs before them.
 pub fn at_commit() {
-    if REGISTERED.replace(true) {
+    WAKE_AT_COMMIT.set(true);
+    if !HOOKED.replace(true) {
+        unsafe { pg_sys::RegisterResourceReleaseCallback(Some(after_release), std::ptr::null_mut()) };
+    }
+}
+
+/// The top transaction's last release phase, after its invalidations were
+/// sent and its locks let go.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn after_release(
+    phase: pg_sys::ResourceReleasePhase::Type,
+    is_commit: bool,
+    is_top_level: bool,
+    _arg: *mut std::ffi::c_void,
+) {
+    if !is_top_level || phase != pg_sys::ResourceReleasePhase::RESOURCE_RELEASE_AFTER_LOCKS {
         return;
     }
-    register_xact_callback(PgXactCallbackEvent::Commit, || {
-        REGISTERED.set(false);
+    if WAKE_AT_COMMIT.replace(false) && is_commit {
         wake_worker();
-    });
-    register_xact_callback(PgXactCallbackEvent::Abort, || REGISTERED.set(false));
+    }
 }
