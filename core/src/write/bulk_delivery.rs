@@ -298,6 +298,11 @@ mod tests {
             !logged.iter().any(|(_, p)| p.contains("/composite")),
             "no collections call: {logged:?}"
         );
+        assert_eq!(
+            requests as usize,
+            logged.len(),
+            "each of the job's requests is counted"
+        );
         assert!(requests < 20, "{requests} requests: {logged:?}");
 
         let outcomes: HashMap<i64, Outcome> = delivery.outcomes.into_iter().collect();
