@@ -414,8 +414,8 @@ pub const MOST_CLAIMED: usize = 100_000;
 const MOST_CLAIMED_BYTES: i64 = 32 << 20;
 
 /// The most pending writes read at a time past the first `limit`. Pages
-/// start at `limit` and double: rows read past the run's end are read
-/// (and locked) for nothing.
+/// past it start at `limit` and double: rows read past the run's end are
+/// read (and locked) for nothing.
 const PAGE: i64 = 16_000;
 
 /// The kind of write a row holds, as runs of like writes are told apart:
@@ -434,7 +434,7 @@ fn claimable(server: &str, owner: Oid, limit: usize, bulk_from: Option<usize>) -
         let mut run: Option<Kind> = None;
         let mut run_start = 0;
         let mut after = 0i64;
-        let mut page = limit as i64;
+        let (mut page, mut next_page) = (limit as i64, limit as i64);
         'pages: loop {
             let rows = client.update(
                 "SELECT o.id, o.depends_on IS NOT NULL AND d.state IN ('pending', 'sending'),
@@ -476,7 +476,8 @@ fn claimable(server: &str, owner: Oid, limit: usize, bulk_from: Option<usize>) -
             if read < page || bulk_from.is_none() {
                 break;
             }
-            page = (page * 2).min(PAGE);
+            page = next_page;
+            next_page = (next_page * 2).min(PAGE);
         }
         // Claimed past the batch for nothing: the run is too short for Bulk.
         if ids.len() > limit && bulk_from.is_some_and(|t| ids.len() - run_start < t) {
