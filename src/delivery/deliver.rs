@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::flight::{Flight, Work};
 use crate::gucs;
 use crate::pg::in_transaction;
+use crate::write::bulk;
 use pgrx::pg_sys::Oid;
 use pgrx::{PgLogLevel, PgSqlErrorCode, Spi};
 use salesforce_core::client::session::Session;
@@ -19,8 +20,9 @@ use salesforce_core::write::journal::{Queued, Target};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Writes claimed at once for one mapping: ten Collections calls.
-const BATCH: i64 = 2000;
+/// Writes claimed at once for one mapping: ten Collections calls (more
+/// for a backlog of like writes that goes through Bulk: `outbox::claim`).
+const BATCH: usize = 2000;
 
 /// How often the worker looks for writes whose back-off ended, besides
 /// when a commit that queued some wakes it, or a batch lands.
@@ -220,20 +222,27 @@ impl Deliveries {
                 Ok(oid) => (oid, access::check_server_use(oid, owner).err()),
                 Err(e) => (Oid::INVALID, Some(e)),
             };
+            let mut bulk_from = None;
             if refused.is_none() {
                 if self.flight.busy((server_oid, owner)) || !servers.may_send(server) {
                     return Ok(None);
                 }
                 crate::connection::prepare_session(server_oid, owner)?;
+                let (options, _) = catalog::server_options(server_oid)?;
+                bulk_from = bulk::threshold(None, options.bulk_threshold);
             }
             // While a server is on trial, one write goes: a batch would be
             // claimed and settled again, thousands of rows written twice,
             // for each try while it stays down.
-            let limit = if servers.on_trial(server) { 1 } else { BATCH };
-            let claimed = outbox::claim(server, owner, limit)?;
-            Ok(Some((server_oid, refused, claimed)))
+            let (limit, bulk_from) = if servers.on_trial(server) {
+                (1, None)
+            } else {
+                (BATCH, bulk_from)
+            };
+            let claimed = outbox::claim(server, owner, limit, bulk_from)?;
+            Ok(Some((server_oid, refused, claimed, bulk_from)))
         });
-        let (server_oid, refused, claimed) = match prepared {
+        let (server_oid, refused, claimed, bulk_from) = match prepared {
             Ok(Some(p)) => p,
             Ok(None) => return false,
             Err(e) => {
@@ -274,7 +283,7 @@ impl Deliveries {
                         op: op.expect("checked"),
                         row: 0,
                         statement: "queued write".into(),
-                        bulk_from: None,
+                        bulk_from,
                     },
                     seen,
                     look_back,

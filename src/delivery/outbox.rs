@@ -404,24 +404,84 @@ pub struct Claimed {
     pub look_back: Option<LookBack>,
 }
 
+/// Writes claimed at once at most, however long a backlog of like writes
+/// is: with `MOST_CLAIMED_BYTES`, what bounds the worker's memory for one
+/// mapping's writes on their way.
+pub const MOST_CLAIMED: usize = 100_000;
+
+/// The most of their records' stored size claimed at once (at least one
+/// write is, whatever its size).
+const MOST_CLAIMED_BYTES: i64 = 32 << 20;
+
+/// The most pending writes read at a time past the first `limit`. Pages
+/// past it start at `limit` and double: rows read past the run's end are
+/// read (and locked) for nothing.
+const PAGE: i64 = 16_000;
+
+/// The kind of write a row holds, as runs of like writes are told apart:
+/// object, operation and upsert key.
+type Kind = (String, String, Option<String>);
+
 /// The next `limit` pending writes of (server, owner), in order, up to
-/// the first that waits for the Id of a write not done yet.
-fn claimable(server: &str, owner: Oid, limit: i64) -> Result<Vec<i64>> {
+/// the first that waits for the Id of a write not done yet. With a Bulk
+/// threshold (`bulk_from`), a run of like writes the batch ends in goes
+/// on past `limit` (up to `MOST_CLAIMED`) if it reaches the threshold, so
+/// that it goes through one ingest job.
+fn claimable(server: &str, owner: Oid, limit: usize, bulk_from: Option<usize>) -> Result<Vec<i64>> {
     Spi::connect_mut(|client| {
-        let rows = client.update(
-            "SELECT o.id, o.depends_on IS NOT NULL AND d.state IN ('pending', 'sending')
-               FROM salesforce.outbox o LEFT JOIN salesforce.outbox d ON d.id = o.depends_on
-              WHERE o.server = $1 AND o.owner = $2 AND o.state = 'pending'
-              ORDER BY o.id LIMIT $3 FOR UPDATE OF o",
-            None,
-            &[server.into(), owner.into(), limit.into()],
-        )?;
-        let mut ids = Vec::new();
-        for r in rows {
-            if r.get::<bool>(2)?.unwrap_or(false) {
+        let mut ids: Vec<i64> = Vec::new();
+        let mut bytes = 0i64;
+        let mut run: Option<Kind> = None;
+        let mut run_start = 0;
+        let mut after = 0i64;
+        let (mut page, mut next_page) = (limit as i64, limit as i64);
+        'pages: loop {
+            let rows = client.update(
+                "SELECT o.id, o.depends_on IS NOT NULL AND d.state IN ('pending', 'sending'),
+                        o.object, o.operation, o.key, pg_catalog.pg_column_size(o.record)
+                   FROM salesforce.outbox o LEFT JOIN salesforce.outbox d ON d.id = o.depends_on
+                  WHERE o.server = $1 AND o.owner = $2 AND o.state = 'pending' AND o.id > $4
+                  ORDER BY o.id LIMIT $3 FOR UPDATE OF o",
+                None,
+                &[server.into(), owner.into(), page.into(), after.into()],
+            )?;
+            let read = rows.len() as i64;
+            for r in rows {
+                after = r.get::<i64>(1)?.unwrap_or_default();
+                let kind: Kind = (
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<String>(4)?.unwrap_or_default(),
+                    r.get::<String>(5)?,
+                );
+                let size = r.get::<i32>(6)?.unwrap_or_default() as i64;
+                let waits = r.get::<bool>(2)?.unwrap_or(false);
+                let too_big = !ids.is_empty() && bytes + size > MOST_CLAIMED_BYTES;
+                // Past the batch only the run it ends in goes on, and only
+                // a run that may go through Bulk (events never do).
+                let past_batch = ids.len() >= limit
+                    && (bulk_from.is_none()
+                        || ids.len() >= MOST_CLAIMED
+                        || run.as_ref() != Some(&kind)
+                        || kind.1 == "publish");
+                if waits || too_big || past_batch {
+                    break 'pages;
+                }
+                if run.as_ref() != Some(&kind) {
+                    run = Some(kind);
+                    run_start = ids.len();
+                }
+                ids.push(after);
+                bytes += size;
+            }
+            if read < page || bulk_from.is_none() {
                 break;
             }
-            ids.push(r.get::<i64>(1)?.unwrap_or_default());
+            page = next_page;
+            next_page = (next_page * 2).min(PAGE);
+        }
+        // Claimed past the batch for nothing: the run is too short for Bulk.
+        if ids.len() > limit && bulk_from.is_some_and(|t| ids.len() - run_start < t) {
+            ids.truncate(limit);
         }
         Ok::<_, pgrx::spi::SpiError>(ids)
     })
@@ -429,12 +489,18 @@ fn claimable(server: &str, owner: Oid, limit: i64) -> Result<Vec<i64>> {
 }
 
 /// Marks the next `limit` pending writes of (server, owner) as on their
-/// way, durably, and returns them in the order they were queued. A write
-/// that waits for another's Id gets it now; if that one was not
-/// delivered, it cannot be sent, and says why.
-pub fn claim(server: &str, owner: Oid, limit: i64) -> Result<Vec<Claimed>> {
+/// way, durably (more for a backlog of like writes that reaches
+/// `bulk_from`: see `claimable`), and returns them in the order they were
+/// queued. A write that waits for another's Id gets it now; if that one
+/// was not delivered, it cannot be sent, and says why.
+pub fn claim(
+    server: &str,
+    owner: Oid,
+    limit: usize,
+    bulk_from: Option<usize>,
+) -> Result<Vec<Claimed>> {
     durably()?;
-    let ids = claimable(server, owner, limit)?;
+    let ids = claimable(server, owner, limit, bulk_from)?;
     if ids.is_empty() {
         return Ok(vec![]);
     }

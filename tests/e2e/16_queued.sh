@@ -3,7 +3,8 @@
 # nothing is sent for a transaction that rolls back; a committed write is
 # delivered by the worker and announced; a rejected one shows Salesforce's
 # error and can be retried or discarded by its owner and no one else;
-# writes through a foreign table queue the same way. Then an outage:
+# writes through a foreign table queue the same way, and a backlog of
+# 5,000 goes through one Bulk ingest job. Then an outage:
 # sfsim refuses connections, then hangs, while signups commit; after it,
 # with the worker killed three times mid-delivery and 2% of connections
 # dropped, every keyed Contact is in Salesforce exactly once, and no
@@ -93,6 +94,32 @@ as alice -q -c "SET salesforce.write_mode = queued" -c "INSERT INTO crm.contact 
 wait_for 10 "SELECT count(*) = 2 AND bool_and(state = 'delivered') FROM salesforce.queued_writes WHERE id > $lost"
 [ "$(in_salesforce "User_Id__c = 'table-1' OR (User_Id__c = 'first-1' AND Title = 'Queued update')")" = 2 ] || fail "the table's writes did not arrive"
 echo "foreign table: INSERT and UPDATE in queued mode delivered; INSERT ... RETURNING refused"
+
+# A backlog of like writes that reaches bulk_threshold goes through one
+# Bulk ingest job: 5,000 Contacts from one queued INSERT, one refused.
+bulk_rows=5000
+logged() { control GET "requests?since=$1" | python3 -c "import json, sys; rs = json.load(sys.stdin)['requests']; $2"; }
+seq=$(logged 0 "print(max([r['seq'] for r in rs], default=0))")
+last=$(sql -tA -c "SELECT max(id) FROM salesforce.outbox")
+as alice -q -c "SET salesforce.write_mode = queued" \
+  -c "INSERT INTO crm.contact (last_name, user_id__c)
+      SELECT CASE WHEN i = 2500 THEN NULL ELSE 'Bulk ' || i END, 'bulk-' || i FROM generate_series(1, $bulk_rows) i" >/dev/null
+wait_for 60 "SELECT count(*) = $bulk_rows AND bool_and(state IN ('delivered', 'failed')) FROM salesforce.queued_writes WHERE id > $last"
+read -r jobs collections requests < <(logged "$seq" "
+data = [r for r in rs if r['path'].startswith('/services/data/')]
+print(sum(r['method'] == 'POST' and r['path'].endswith('/jobs/ingest') for r in data),
+      sum('/composite' in r['path'] for r in data), len(data))")
+[ "$jobs" = 1 ] || fail "$jobs Bulk ingest jobs for $bulk_rows queued rows, not 1"
+[ "$collections" = 0 ] || fail "$collections collections calls for a backlog that went through Bulk"
+[ "$(sql -tA -c "SELECT state || ' ' || error_code FROM salesforce.queued_writes WHERE id > $last AND record->>'User_Id__c' = 'bulk-2500'")" = "failed REQUIRED_FIELD_MISSING" ] \
+  || fail "the row without a last name: $(sql -tA -c "SELECT state, error_code, error FROM salesforce.queued_writes WHERE id > $last AND record->>'User_Id__c' = 'bulk-2500'")"
+# Each delivered row has the Id of the record made from it.
+matched=$(try_sql "SELECT count(*) FROM salesforce.queued_writes w
+  JOIN salesforce.query('sf', \$\$SELECT Id, User_Id__c FROM Contact WHERE User_Id__c LIKE 'bulk-%'\$\$) r
+    ON r->>'User_Id__c' = w.record->>'User_Id__c' AND r->>'Id' = w.salesforce_id
+ WHERE w.id > $last AND w.state = 'delivered'")
+[ "$matched" = $((bulk_rows - 1)) ] || fail "$matched of $((bulk_rows - 1)) delivered rows have their record's Id"
+echo "bulk: $bulk_rows queued rows went through 1 ingest job ($requests requests, no collections call; collections would take $((bulk_rows / 200))); $matched delivered with their own Id, the row without a last name failed with REQUIRED_FIELD_MISSING"
 
 # An outage: refused connections for 20 s, then a 10 s hang, while signups
 # commit; sf2's org hangs meanwhile and delays only its own writes.

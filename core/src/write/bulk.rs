@@ -11,7 +11,7 @@ use crate::client::session::{RecordError, Session};
 use crate::client::SalesforceError;
 use crate::values::csv_cell;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
@@ -151,11 +151,16 @@ impl Upload {
 
     /// Adds a write; returns a part once it is full, to be uploaded.
     pub fn push(&mut self, q: &Queued) -> Option<bytes::Bytes> {
+        self.push_op(q.row, &q.op)
+    }
+
+    /// Adds a write as row `row`; returns a part once it is full.
+    pub fn push_op(&mut self, row: usize, op: &Op) -> Option<bytes::Bytes> {
         let null = self.operation.null_cell();
         let mut cells = std::mem::take(&mut self.cells);
         cells.clear();
         for column in &self.header {
-            let cell = match (&q.op, q.op.fields().and_then(|f| f.get(column))) {
+            let cell = match (op, op.fields().and_then(|f| f.get(column))) {
                 (_, Some(v)) => csv_cell(v, null).into_owned(),
                 (op, None) if column == "Id" => op.id().unwrap_or_default().to_string(),
                 // Not set by this write: an empty cell leaves the field be.
@@ -163,7 +168,7 @@ impl Upload {
             };
             cells.push(cell);
         }
-        let part = self.push_cells(q.row, &cells);
+        let part = self.push_cells(row, &cells);
         self.cells = cells;
         part
     }
@@ -180,6 +185,18 @@ impl Upload {
         (self.writer.get_ref().len() >= UPLOAD_PART_BYTES).then(|| self.take_part())?
     }
 
+    /// The rows pushed so far, found by their cells.
+    pub fn rows_by_cells(&self) -> RowsByCells {
+        let mut rows: HashMap<u64, VecDeque<u32>> = HashMap::with_capacity(self.rows.len());
+        for (row, hash) in &self.rows {
+            rows.entry(*hash).or_default().push_back(*row);
+        }
+        RowsByCells {
+            rows,
+            columns: self.header.len(),
+        }
+    }
+
     /// The part written so far, if it has rows.
     pub fn take_part(&mut self) -> Option<bytes::Bytes> {
         if self.rows_in_part == 0 {
@@ -188,6 +205,37 @@ impl Upload {
         let full = std::mem::replace(&mut self.writer, Self::part_writer(&self.header));
         self.rows_in_part = 0;
         Some(bytes::Bytes::from(full.into_inner().expect("memory")))
+    }
+}
+
+/// An upload's rows by their cells, to find the row a result row stands
+/// for: results echo the uploaded cells but come in any order.
+pub struct RowsByCells {
+    /// Rows with the same cells, in upload order.
+    rows: HashMap<u64, VecDeque<u32>>,
+    columns: usize,
+}
+
+impl RowsByCells {
+    /// Where the uploaded cells of `page`'s rows start: they come last.
+    pub fn first_cell(&self, page: &ResultsPage) -> Result<usize, SalesforceError> {
+        page.header.len().checked_sub(self.columns).ok_or_else(|| {
+            SalesforceError::BadResponse(format!(
+                "ingest results with {} columns for {} uploaded",
+                page.header.len(),
+                self.columns
+            ))
+        })
+    }
+
+    /// The row a result row stands for, taken so that another result with
+    /// the same cells stands for the next such row; None when no row is
+    /// left for it.
+    pub fn take(&mut self, result: &csv::StringRecord, first_cell: usize) -> Option<usize> {
+        let same = self
+            .rows
+            .get_mut(&row_hash(result.iter().skip(first_cell)))?;
+        same.pop_front().map(|row| row as usize)
     }
 }
 
@@ -223,7 +271,8 @@ pub fn parse_sf_error(text: &str) -> RecordError {
     }
 }
 
-fn column(page: &ResultsPage, name: &str) -> Result<usize, SalesforceError> {
+/// Where a results page has column `name`.
+pub fn column(page: &ResultsPage, name: &str) -> Result<usize, SalesforceError> {
     page.header.iter().position(|h| h == name).ok_or_else(|| {
         SalesforceError::BadResponse(format!("ingest results without a {name} column"))
     })
@@ -331,13 +380,23 @@ fn count_unprocessed(session: &mut Session, job: &str) -> Result<u64, Salesforce
     Ok(n)
 }
 
+/// Uploads the part written so far, if it has rows.
+pub fn upload_rest(
+    session: &mut Session,
+    job: &str,
+    upload: &mut Upload,
+) -> Result<(), SalesforceError> {
+    match upload.take_part() {
+        Some(part) => session.upload_ingest_part(job, part),
+        None => Ok(()),
+    }
+}
+
 /// Uploads what is left and closes the job: from here on Salesforce
 /// applies its records. An error that may have closed it is the caller's
 /// to treat as an unknown outcome.
 pub fn close(session: &mut Session, job: &str, upload: &mut Upload) -> Result<(), SalesforceError> {
-    if let Some(part) = upload.take_part() {
-        session.upload_ingest_part(job, part)?;
-    }
+    upload_rest(session, job, upload)?;
     session.close_ingest_job(job).map(drop)
 }
 

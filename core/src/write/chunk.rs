@@ -53,11 +53,17 @@ pub fn runs(queued: Vec<Queued>) -> Vec<Vec<Queued>> {
 
 /// `runs` of things that each hold a write.
 pub fn runs_of<T>(items: Vec<T>, write: impl Fn(&T) -> &Queued) -> Vec<Vec<T>> {
+    runs_up_to(items, CHUNK, write)
+}
+
+/// Runs of like writes (same target and kind of write) of at most `max`,
+/// order kept.
+pub fn runs_up_to<T>(items: Vec<T>, max: usize, write: impl Fn(&T) -> &Queued) -> Vec<Vec<T>> {
     let mut out: Vec<Vec<T>> = Vec::new();
     for item in items {
         match out.last_mut() {
             Some(run)
-                if run.len() < CHUNK && {
+                if run.len() < max && {
                     let (first, q) = (write(&run[0]), write(&item));
                     first.target == q.target && first.op.kind() == q.op.kind()
                 } =>

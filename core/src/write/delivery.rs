@@ -1,6 +1,8 @@
 //! Queued writes delivered after their transaction committed: how the
-//! outbox's rows go out in Collections calls, each record succeeding or
-//! failing on its own, and what every answer means for every row.
+//! outbox's rows go out in Collections calls (or, a backlog of like writes
+//! that reached the Bulk threshold, in one ingest job: `bulk_delivery`),
+//! each record succeeding or failing on its own, and what every answer
+//! means for every row.
 //!
 //! A write that may be sent again without harm (an upsert by an external
 //! id, an update, a delete) is tried again after an unknown outcome. A
@@ -9,7 +11,7 @@
 //! platform event in that case is looked for on the bus before it is
 //! published again (`LookFirst`), so it goes out once.
 
-use super::chunk::{ids, records, runs_of, CHUNK};
+use super::chunk::{ids, records, runs_up_to, CHUNK};
 use super::journal::{Op, Queued};
 use crate::client::session::{Collection, RecordResult, Session};
 use crate::client::SalesforceError;
@@ -146,31 +148,68 @@ pub struct Delivery {
 }
 
 /// Sends `rows` (one user mapping's, in the order they were queued) in
-/// calls of up to 200 like writes, each record on its own. After a call
-/// that failed as a whole, the rest wait their turn: `Unsent`.
+/// calls of up to 200 like writes, each record on its own; like writes
+/// that reach their `bulk_from` go through one ingest job instead. After
+/// a call that did not settle every row, the rest wait their turn: `Unsent`.
 pub fn deliver(session: &mut Session, rows: Vec<Outgoing>) -> Delivery {
     let conflicts = super::conflict::replaced(session, &rows);
     let mut out = Vec::with_capacity(rows.len());
     let mut failure = None;
     let mut stopped = false;
-    let calls = runs_of(rows, |o| &o.write)
-        .into_iter()
-        .flat_map(without_repeats);
-    for call in calls {
+    for call in calls(rows) {
+        let rows = match &call {
+            Call::Collection(rows) | Call::Bulk(rows) => rows,
+        };
         if stopped {
-            out.extend(call.iter().map(|o| (o.outbox_id, Outcome::Unsent)));
+            out.extend(rows.iter().map(|o| (o.outbox_id, Outcome::Unsent)));
             continue;
         }
-        let (outcomes, failed) = send(session, &call);
+        let (outcomes, failed) = match &call {
+            Call::Collection(rows) => send(session, rows),
+            Call::Bulk(rows) => super::bulk_delivery::send(session, rows),
+        };
         stopped = outcomes.iter().any(|o| !o.is_final());
         failure = failure.or(failed);
-        out.extend(call.iter().map(|o| o.outbox_id).zip(outcomes));
+        out.extend(rows.iter().map(|o| o.outbox_id).zip(outcomes));
     }
     Delivery {
         outcomes: out,
         failure,
         conflicts,
     }
+}
+
+/// Writes that go out together.
+enum Call {
+    /// Up to 200, in one Collections call.
+    Collection(Vec<Outgoing>),
+    /// A backlog that reached the Bulk threshold, in one ingest job.
+    Bulk(Vec<Outgoing>),
+}
+
+/// Splits rows into calls: runs of like writes, cut where a record is
+/// named again; a run that reaches its `bulk_from` is one Bulk call, the
+/// others go 200 to a call.
+fn calls(rows: Vec<Outgoing>) -> Vec<Call> {
+    let mut calls = vec![];
+    for piece in runs_up_to(rows, usize::MAX, |o| &o.write)
+        .into_iter()
+        .flat_map(without_repeats)
+    {
+        let first = &piece[0].write;
+        // Events are published, never written through Bulk.
+        let bulk = !matches!(first.op, Op::Publish { .. })
+            && first.bulk_from.is_some_and(|t| piece.len() >= t);
+        if bulk {
+            calls.push(Call::Bulk(piece));
+            continue;
+        }
+        let mut rest = piece.into_iter().peekable();
+        while rest.peek().is_some() {
+            calls.push(Call::Collection(rest.by_ref().take(CHUNK).collect()));
+        }
+    }
+    calls
 }
 
 /// Which record a write names: its Id, or its external id's value.
@@ -183,8 +222,9 @@ fn names(op: &Op) -> Option<String> {
 }
 
 /// Splits a run so that no call names a record twice: Salesforce refuses
-/// a list that repeats an external id, and two writes of one record go in
-/// the order they were queued.
+/// a list that repeats an external id, processes a Bulk job's records in
+/// no set order, and two writes of one record go in the order they were
+/// queued.
 fn without_repeats(run: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
     let mut calls: Vec<Vec<Outgoing>> = vec![];
     let mut named = std::collections::HashSet::new();
@@ -514,6 +554,53 @@ mod tests {
             )
             .unwrap();
         assert_eq!(page.records.len(), 1);
+    }
+
+    #[test]
+    fn a_run_of_like_writes_that_reaches_the_threshold_is_one_bulk_call() {
+        let with_threshold = |mut o: Outgoing| {
+            o.write.bulk_from = Some(3);
+            o
+        };
+        let upsert = |n: i64, key: &str| {
+            let record = json!({"LastName": "K", "Ext__c": key});
+            let op = Op::Upsert {
+                key_field: "Ext__c".into(),
+                record: record.as_object().unwrap().clone(),
+            };
+            outgoing(n, op)
+        };
+        let create = |n: i64| outgoing(n, Op::Create { record: record() });
+        let rows = vec![
+            outgoing(1, Op::Delete { id: "003A".into() }),
+            create(2),
+            create(3),
+            create(4),
+            create(5),
+            // Three upserts, but the third names the first's record again.
+            upsert(6, "k1"),
+            upsert(7, "k2"),
+            upsert(8, "k1"),
+            create(9),
+        ];
+        let shape: Vec<(&str, Vec<i64>)> = calls(rows.into_iter().map(with_threshold).collect())
+            .into_iter()
+            .map(|c| match c {
+                Call::Collection(rows) => ("collection", rows),
+                Call::Bulk(rows) => ("bulk", rows),
+            })
+            .map(|(kind, rows)| (kind, rows.iter().map(|o| o.outbox_id).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("collection", vec![1]),
+                ("bulk", vec![2, 3, 4, 5]),
+                ("collection", vec![6, 7]),
+                ("collection", vec![8]),
+                ("collection", vec![9]),
+            ]
+        );
     }
 
     #[test]

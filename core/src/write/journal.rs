@@ -68,7 +68,8 @@ pub struct Queued {
     /// "INSERT into contact", for messages.
     pub statement: String,
     /// From how many rows its statement's writes go through Bulk at
-    /// COMMIT (commit mode); None: never.
+    /// COMMIT (commit mode), or a backlog of like queued writes goes
+    /// through Bulk when the worker delivers it (queued mode); None: never.
     pub bulk_from: Option<usize>,
 }
 
