@@ -78,7 +78,9 @@ thread_local! {
 pub fn at_commit() {
     WAKE_AT_COMMIT.set(true);
     if !HOOKED.replace(true) {
-        unsafe { pg_sys::RegisterResourceReleaseCallback(Some(after_release), std::ptr::null_mut()) };
+        unsafe {
+            pg_sys::RegisterResourceReleaseCallback(Some(after_release), std::ptr::null_mut())
+        };
     }
 }
 

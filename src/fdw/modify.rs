@@ -8,7 +8,7 @@ use crate::error::{Error, OrRaise, Result};
 use crate::gucs::{WriteMode, WRITE_MODE};
 use crate::pg::{list_append, list_items, pg_string, relation_name, text_of};
 use crate::values::to_json;
-use crate::write::bulk::{self, BulkWrite};
+use crate::write::bulk::BulkWrite;
 use crate::write::transaction;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{pg_guard, IntoDatum, PgMemoryContexts, PgRelation};
@@ -290,7 +290,8 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         .or_raise()
         .0
         .bulk_threshold;
-    let bulk_threshold = bulk::threshold(plan.bulk_threshold, server_threshold);
+    let bulk_threshold =
+        salesforce_core::write::bulk::threshold(plan.bulk_threshold, server_threshold);
     let state = ModifyState {
         plan,
         mode,

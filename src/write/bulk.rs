@@ -144,12 +144,3 @@ impl BulkWrite {
         Ok(applied)
     }
 }
-
-/// The threshold for a table's writes: its own option, else its server's;
-/// None when Bulk is off.
-pub fn threshold(table: Option<u64>, server: u64) -> Option<usize> {
-    match table.unwrap_or(server) {
-        0 => None,
-        n => Some(n as usize),
-    }
-}

@@ -19,6 +19,15 @@ use std::time::Duration;
 /// or table sets `bulk_threshold`. Salesforce suggests Bulk from about 2,000.
 pub const DEFAULT_THRESHOLD: usize = 2_000;
 
+/// The threshold for a table's writes: its own option, else its server's;
+/// None when Bulk is off.
+pub fn threshold(table: Option<u64>, server: u64) -> Option<usize> {
+    match table.unwrap_or(server) {
+        0 => None,
+        n => Some(n as usize),
+    }
+}
+
 /// How long a closed job may take before the statement gives up on it.
 pub const PATIENCE: Duration = Duration::from_secs(3600);
 
