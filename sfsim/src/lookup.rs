@@ -2,27 +2,10 @@
 //! of each unique, external-id or duplicate-rule field: written once a
 //! record, so they hold ids inline and hash keys cheaply.
 
+use crate::ids::Rid;
 use crate::value::Value;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-
-/// A record id (always 18 characters) held without an allocation.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Rid([u8; 18]);
-
-impl Rid {
-    pub fn new(id: &str) -> Rid {
-        let mut bytes = [0u8; 18];
-        let n = id.len().min(18);
-        bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
-        Rid(bytes)
-    }
-
-    pub fn as_str(&self) -> &str {
-        let len = self.0.iter().position(|b| *b == 0).unwrap_or(18);
-        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
-    }
-}
 
 /// A multiply-rotate hash over eight bytes at a time: index keys are the
 /// simulator's own data, so there is no flooding to resist.
@@ -122,11 +105,13 @@ pub enum Key {
 
 impl Key {
     pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
         match self {
-            Key::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
-            }
-            Key::Boxed(s) => s,
+            Key::Inline { len, bytes } => &bytes[..*len as usize],
+            Key::Boxed(s) => s.as_bytes(),
         }
     }
 
@@ -135,9 +120,10 @@ impl Key {
     }
 }
 
+// Compared and hashed as bytes: keys are looked up several times a write.
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -145,13 +131,7 @@ impl Eq for Key {}
 
 impl std::hash::Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
-    }
-}
-
-impl std::borrow::Borrow<str> for Key {
-    fn borrow(&self) -> &str {
-        self.as_str()
+        state.write(self.as_bytes())
     }
 }
 
@@ -183,7 +163,7 @@ pub struct FieldIndex {
 
 impl FieldIndex {
     pub fn get(&self, key: &Key) -> &[Rid] {
-        self.map.get(key.as_str()).map_or(&[], Ids::as_slice)
+        self.map.get(key).map_or(&[], Ids::as_slice)
     }
 
     pub fn add(&mut self, key: Key, id: Rid) {
@@ -196,16 +176,16 @@ impl FieldIndex {
     }
 
     pub fn remove(&mut self, key: &Key, id: Rid) {
-        if let Some(ids) = self.map.get_mut(key.as_str()) {
+        if let Some(ids) = self.map.get_mut(key) {
             if ids.remove(id) {
-                self.map.remove(key.as_str());
+                self.map.remove(key);
             }
         }
     }
 
     /// Whether `id` is the only record holding `key`.
     pub fn is_only(&self, key: &Key, id: Rid) -> bool {
-        matches!(self.map.get(key.as_str()), Some(Ids::One(only)) if *only == id)
+        matches!(self.map.get(key), Some(Ids::One(only)) if *only == id)
     }
 }
 

@@ -3,9 +3,9 @@
 
 use crate::access::{FieldAccess, Login, EVERYTHING};
 use crate::clock::Clock;
-use crate::ids;
+use crate::ids::{self, Rid};
 use crate::journal::{Journal, Written};
-use crate::lookup::{self, FieldIndex, Rid};
+use crate::lookup::{self, FieldIndex};
 use crate::schema::{DeclaredUser, FieldDef, FieldType, Formula, ObjectDef, Schema};
 use crate::value::{self, Value};
 use chrono::{DateTime, Utc};
@@ -199,7 +199,7 @@ impl Undo {
 
 pub struct ObjectData {
     pub def: Arc<ObjectDef>,
-    pub records: BTreeMap<Box<str>, Arc<Record>>,
+    pub records: BTreeMap<Rid, Arc<Record>>,
     next_seq: u64,
     next_auto_number: u64,
     /// Live records by the lower-cased value of each unique, external-id or
@@ -423,8 +423,8 @@ impl Org {
 
     /// The record with this id (15 or 18 characters), deleted or not.
     pub fn record(&self, object: usize, id: &str) -> Option<&Arc<Record>> {
-        let id = ids::canonical(id)?;
-        self.objects[object].records.get(id.as_str())
+        let id = Rid::canonical(id)?;
+        self.objects[object].records.get(&id)
     }
 
     pub fn record_by_id(&self, id: &str) -> Option<(usize, &Arc<Record>)> {
@@ -522,11 +522,11 @@ impl Org {
     }
 
     /// Stores or removes a record, keeping the indexes right; answers what was there.
-    fn swap(&mut self, object: usize, id: &str, new: Option<Arc<Record>>) -> Option<Arc<Record>> {
+    fn swap(&mut self, object: usize, id: Rid, new: Option<Arc<Record>>) -> Option<Arc<Record>> {
         let data = &mut self.objects[object];
         let previous = match &new {
-            Some(rec) => data.records.insert(id.into(), rec.clone()),
-            None => data.records.remove(id),
+            Some(rec) => data.records.insert(id, rec.clone()),
+            None => data.records.remove(&id),
         };
         data.reindex(previous.as_deref(), new.as_deref());
         previous
@@ -541,6 +541,7 @@ impl Org {
         author: &Author,
         undo: &mut Undo,
     ) {
+        let id = Rid::new(id);
         let previous = self.swap(object, id, new.clone());
         let written = Written {
             object,
@@ -552,7 +553,7 @@ impl Org {
         let change = self.journal.record(written, previous.clone(), new);
         undo.entries.push(UndoEntry::Put {
             object,
-            id: Rid::new(id),
+            id,
             previous,
             change,
         });
@@ -568,7 +569,7 @@ impl Org {
                     previous,
                     change,
                 } => {
-                    self.swap(object, id.as_str(), previous);
+                    self.swap(object, id, previous);
                     undone.insert(change);
                 }
                 UndoEntry::DeletedLog(len) => self.deleted_log.truncate(len),
@@ -1083,7 +1084,7 @@ impl Org {
         }
         let rec = Record::new(values);
         data.reindex(None, Some(&rec));
-        data.records.insert(id.clone().into(), Arc::new(rec));
+        data.records.insert(Rid::new(&id), Arc::new(rec));
         id
     }
 }
