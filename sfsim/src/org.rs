@@ -784,8 +784,8 @@ impl Org {
                 missing,
             ));
         }
-        for rule in &def.validation_rules {
-            let Some(i) = def.field_index(&rule.field) else {
+        for (rule, field) in def.validation_rules_by_field() {
+            let Some(i) = field else {
                 continue;
             };
             if rec.get(i).as_f64().is_some_and(|v| v < rule.min) {
@@ -811,16 +811,13 @@ impl Org {
                 }
             }
         }
-        if let Some(rule) = &def.duplicate_rule {
-            let first = rule.fields.first().and_then(|f| def.field_index(f));
-            if let Some(i) = first {
-                if other(i).is_some() {
-                    return Err(RecordError::new(
-                        "DUPLICATES_DETECTED",
-                        "You're creating a duplicate record. We recommend you use an existing record instead.",
-                        vec![],
-                    ));
-                }
+        if let Some(i) = def.duplicate_field() {
+            if other(i).is_some() {
+                return Err(RecordError::new(
+                    "DUPLICATES_DETECTED",
+                    "You're creating a duplicate record. We recommend you use an existing record instead.",
+                    vec![],
+                ));
             }
         }
         Ok(())
