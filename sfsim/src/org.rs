@@ -91,6 +91,10 @@ impl Record {
         self.get(0).as_str().expect("every record has an Id")
     }
 
+    pub fn rid(&self) -> Rid {
+        Rid::new(self.id())
+    }
+
     pub fn is_deleted(&self, def: &ObjectDef) -> bool {
         matches!(self.get(def.system.is_deleted), Value::Bool(true))
     }
@@ -249,16 +253,16 @@ impl ObjectData {
             if let (Some((o, ok)), Some((n, nk))) = (&old_key, &new_key) {
                 // A record alone under an unchanged key would be taken out
                 // and put back where it was.
-                let id = Rid::new(n.id());
-                if ok == nk && o.id() == n.id() && index.is_only(nk, id) {
+                let id = n.rid();
+                if ok == nk && o.rid() == id && index.is_only(nk, id) {
                     continue;
                 }
             }
             if let Some((r, k)) = &old_key {
-                index.remove(k, Rid::new(r.id()));
+                index.remove(k, r.rid());
             }
-            if let Some((r, k)) = new_key {
-                index.add(k, Rid::new(r.id()));
+            if let Some((r, k)) = &new_key {
+                index.add(k, r.rid());
             }
         }
     }
@@ -287,18 +291,18 @@ impl ObjectData {
 
     /// The first live record other than `id` whose field `field` equals
     /// `value`, ignoring case, as `find` lists them.
-    pub fn find_other(&self, field: usize, value: &Value, id: &str) -> Option<String> {
+    pub fn find_other(&self, field: usize, value: &Value, id: Rid) -> Option<String> {
         let key = lookup::key(value)?;
         match self.field_index(field) {
             Some(index) => index
                 .get(&key)
                 .iter()
-                .find(|other| other.as_str() != id)
+                .find(|other| **other != id)
                 .map(|other| other.as_str().to_string()),
             None => self
                 .find(field, value)
                 .into_iter()
-                .find(|other| other != id),
+                .find(|other| *other != id.as_str()),
         }
     }
 
@@ -796,7 +800,7 @@ impl Org {
                 ));
             }
         }
-        let other = |field: usize| data.find_other(field, rec.get(field), rec.id());
+        let other = |field: usize| data.find_other(field, rec.get(field), rec.rid());
         for (i, f) in def.fields.iter().enumerate() {
             if f.unique {
                 if let Some(other) = other(i) {
