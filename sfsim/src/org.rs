@@ -32,11 +32,34 @@ enum Bits {
 }
 
 impl Bits {
+    fn for_fields(fields: usize) -> Bits {
+        let words = fields.div_ceil(64);
+        if words <= 2 {
+            Bits::Inline([0; 2])
+        } else {
+            Bits::Heap(vec![0; words].into_boxed_slice())
+        }
+    }
+
     fn words(&self) -> &[u64] {
         match self {
             Bits::Inline(words) => words,
             Bits::Heap(words) => words,
         }
+    }
+
+    fn insert(&mut self, field: usize) {
+        let words = match self {
+            Bits::Inline(words) => &mut words[..],
+            Bits::Heap(words) => &mut words[..],
+        };
+        words[field / 64] |= 1 << (field % 64);
+    }
+
+    fn contains(&self, field: usize) -> bool {
+        self.words()
+            .get(field / 64)
+            .is_some_and(|w| w & (1 << (field % 64)) != 0)
     }
 }
 
@@ -44,28 +67,32 @@ static NULL: Value = Value::Null;
 
 impl Record {
     /// A record of every field's value, by field.
-    pub fn new(values: Vec<Value>) -> Record {
-        let words = values.len().div_ceil(64);
-        let mut set = if words <= 2 {
-            Bits::Inline([0; 2])
-        } else {
-            Bits::Heap(vec![0; words].into_boxed_slice())
-        };
-        let bits = match &mut set {
-            Bits::Inline(words) => &mut words[..],
-            Bits::Heap(words) => &mut words[..],
-        };
-        let mut kept = Vec::with_capacity(values.iter().filter(|v| !v.is_null()).count());
-        for (i, v) in values.into_iter().enumerate() {
+    pub fn new(mut values: Vec<Value>) -> Record {
+        Record::take(&mut values)
+    }
+
+    /// A record of the values in `slots` (one per field), taken out: every
+    /// slot is left null, ready for the next record.
+    pub fn take(slots: &mut [Value]) -> Record {
+        let mut set = Bits::for_fields(slots.len());
+        let mut kept = Vec::with_capacity(slots.iter().filter(|v| !v.is_null()).count());
+        for (i, v) in slots.iter_mut().enumerate() {
             if !v.is_null() {
-                bits[i / 64] |= 1 << (i % 64);
-                kept.push(v);
+                set.insert(i);
+                kept.push(std::mem::replace(v, Value::Null));
             }
         }
         Record {
             set,
             values: kept.into_boxed_slice(),
         }
+    }
+
+    /// The fields holding a value, with it, in field order.
+    pub fn fields(&self) -> impl Iterator<Item = (usize, &Value)> + '_ {
+        let words = self.set.words();
+        let fields = (0..words.len() * 64).filter(|i| words[i / 64] & (1 << (i % 64)) != 0);
+        fields.zip(self.values.iter())
     }
 
     /// A field's stored value; fields added after the record was written read as null.
@@ -354,6 +381,9 @@ pub struct Org {
     pub clock: Arc<Clock>,
     /// Writes not yet committed.
     pub journal: Journal,
+    /// A slot per field for the record a write builds, all null between
+    /// writes: kept to save an allocation a write.
+    slots: Vec<Value>,
 }
 
 fn not_found() -> RecordError {
@@ -387,6 +417,7 @@ impl Org {
             schema_changed_at: now,
             clock: Arc::new(Clock::default()),
             journal: Journal::default(),
+            slots: Vec::new(),
         }
     }
 
@@ -540,12 +571,11 @@ impl Org {
     fn put(
         &mut self,
         object: usize,
-        id: &str,
+        id: Rid,
         new: Option<Arc<Record>>,
         author: &Author,
         undo: &mut Undo,
     ) {
-        let id = Rid::new(id);
         let previous = self.swap(object, id, new.clone());
         let written = Written {
             object,
@@ -635,7 +665,8 @@ impl Org {
     ) -> Result<Vec<(usize, Value)>, RecordError> {
         let def = self.def(object);
         let fields = fields.into_iter();
-        let mut out = Vec::with_capacity(fields.size_hint().0);
+        let (least, most) = fields.size_hint();
+        let mut out = Vec::with_capacity(most.unwrap_or(least));
         let mut read_only = Vec::new();
         for (index, input) in fields {
             let field = &def.fields[index];
@@ -729,7 +760,11 @@ impl Org {
             }
             return Ok(());
         }
-        if field.ftype != FieldType::Base64 && text.chars().count() > field.length as usize {
+        // No more bytes than the length allows means no more characters.
+        if field.ftype != FieldType::Base64
+            && text.len() > field.length as usize
+            && text.chars().count() > field.length as usize
+        {
             return Err(RecordError::new(
                 "STRING_TOO_LONG",
                 format!(
@@ -835,7 +870,8 @@ impl Org {
         undo: &mut Undo,
     ) -> Result<String, RecordError> {
         let parsed = self.parse_fields(object, body, true, author)?;
-        self.create_parsed(object, parsed, author, undo)
+        let id = self.create_parsed(object, parsed, author, undo)?;
+        Ok(id.as_str().to_string())
     }
 
     /// Creates a record from values `parse_inputs` has checked.
@@ -845,21 +881,21 @@ impl Org {
         parsed: Vec<(usize, Value)>,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let def = self.def(object).clone();
-        let mut values = vec![Value::Null; def.fields.len()];
+        let mut values = self.take_slots(def.fields.len());
         for (i, f) in def.fields.iter().enumerate() {
             if f.ftype == FieldType::Boolean {
                 values[i] = Value::Bool(false);
             } else if let (Some(d), true) = (&f.default_value, f.ftype == FieldType::Picklist) {
-                values[i] = Value::text(d.clone());
+                values[i] = Value::text(d.as_str());
             }
         }
         for (i, v) in parsed {
             values[i] = v;
         }
         let data = &mut self.objects[object];
-        let id = ids::generate(&def.key_prefix, data.next_seq);
+        let id = Rid::generate(&def.key_prefix, data.next_seq);
         data.next_seq += 1;
         for (i, f) in def.fields.iter().enumerate() {
             if let Some(format) = &f.auto_number {
@@ -870,7 +906,7 @@ impl Org {
             data.next_auto_number += 1;
         }
         let s = def.system;
-        values[s.id] = Value::text(id.clone());
+        values[s.id] = Value::text(id.as_str());
         if let Some(owner) = s.owner_id {
             if values[owner].is_null() {
                 values[owner] = Value::text(author.user_id.as_str());
@@ -882,10 +918,24 @@ impl Org {
         for i in [s.created_date, s.last_modified_date, s.system_modstamp] {
             values[i] = Value::DateTime(author.now);
         }
-        let rec = Record::new(values);
+        let rec = self.record_from_slots(values);
         self.check_record(object, &rec)?;
-        self.put(object, &id, Some(Arc::new(rec)), author, undo);
+        self.put(object, id, Some(Arc::new(rec)), author, undo);
         Ok(id)
+    }
+
+    /// The slots a write builds its record in, one per field, all null.
+    fn take_slots(&mut self, fields: usize) -> Vec<Value> {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.resize(fields, Value::Null);
+        slots
+    }
+
+    /// The record built in `slots`, which are kept for the next write.
+    fn record_from_slots(&mut self, mut slots: Vec<Value>) -> Record {
+        let rec = Record::take(&mut slots);
+        self.slots = slots;
+        rec
     }
 
     pub fn live_record(&self, object: usize, id: &str) -> Result<Arc<Record>, RecordError> {
@@ -919,7 +969,8 @@ impl Org {
     ) -> Result<String, RecordError> {
         let current = self.live_record(object, id)?;
         let parsed = self.parse_fields(object, body, false, author)?;
-        self.update_parsed(object, current, parsed, author, undo)
+        let id = self.update_parsed(object, current, parsed, author, undo)?;
+        Ok(id.as_str().to_string())
     }
 
     /// Updates a live record (from `live_record`) with values `parse_inputs` has checked.
@@ -930,32 +981,30 @@ impl Org {
         parsed: Vec<(usize, Value)>,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let def = self.def(object).clone();
+        let mut values = self.take_slots(def.fields.len());
         // Only the fields the update leaves as they were are copied.
-        let mut kept = vec![true; def.fields.len()];
+        let mut given = Bits::for_fields(def.fields.len());
         for (i, _) in &parsed {
-            kept[*i] = false;
+            given.insert(*i);
         }
-        let values = kept
-            .iter()
-            .enumerate()
-            .map(|(i, keep)| {
-                if *keep {
-                    current.get(i).clone()
-                } else {
-                    Value::Null
-                }
-            })
-            .collect();
-        let mut values = Self::touched(&def, values, author);
+        for (i, v) in current.fields() {
+            if i < values.len() && !given.contains(i) {
+                values[i] = v.clone();
+            }
+        }
+        let s = def.system;
+        values[s.last_modified_by_id] = Value::text(author.user_id.as_str());
+        values[s.last_modified_date] = Value::DateTime(author.now);
+        values[s.system_modstamp] = Value::DateTime(author.now);
         for (i, v) in parsed {
             values[i] = v;
         }
-        let rec = Record::new(values);
+        let rec = self.record_from_slots(values);
         self.check_record(object, &rec)?;
-        let id = rec.id().to_string();
-        self.put(object, &id, Some(Arc::new(rec)), author, undo);
+        let id = rec.rid();
+        self.put(object, id, Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -980,7 +1029,7 @@ impl Org {
             object: def.name.clone(),
             deleted_date: author.now,
         });
-        self.put(object, &id, Some(Arc::new(rec)), author, undo);
+        self.put(object, Rid::new(&id), Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -1007,7 +1056,7 @@ impl Org {
         self.deleted_log.retain(|d| d.id != id);
         self.put(
             object,
-            &id,
+            Rid::new(&id),
             Some(Arc::new(rec)),
             author,
             &mut Undo::default(),
@@ -1033,7 +1082,7 @@ impl Org {
                 deleted_date: author.now,
             });
         }
-        self.put(object, &id, None, author, undo);
+        self.put(object, Rid::new(&id), None, author, undo);
         Ok(id)
     }
 

@@ -8,6 +8,7 @@
 use super::csv_in::Upload;
 use super::results::{Failure, Outcomes, Success};
 use super::{Operation, BATCH_RECORDS};
+use crate::ids::Rid;
 use crate::org::{Author, Input, Org, RecordError, Undo};
 use crate::value::{self, Value};
 
@@ -189,7 +190,7 @@ impl Processor {
                 Ok((id, created)) => self
                     .outcomes
                     .succeeded
-                    .push(Success::new(record, &id, created)),
+                    .push(Success::new(record, id, created)),
                 Err((id, e)) => {
                     failed += 1;
                     self.outcomes.failed.push(Failure {
@@ -212,15 +213,15 @@ impl Processor {
     /// The values of one row's cells: empty cells are left out, `#N/A` is
     /// null when updating (and left out when creating).
     fn inputs<'u>(
-        &self,
+        &'u self,
         upload: &'u Upload,
         row: usize,
         creating: bool,
-    ) -> Vec<(usize, Input<'u>)> {
+    ) -> impl Iterator<Item = (usize, Input<'u>)> + 'u {
         upload
             .row(row)
             .enumerate()
-            .filter(|(column, text)| {
+            .filter(move |(column, text)| {
                 !text.is_empty()
                     && !(creating && *text == NULL_CELL)
                     && !(creating && self.key_is_id && Some(*column) == self.key_column)
@@ -236,7 +237,6 @@ impl Processor {
                 };
                 (self.fields[column], input)
             })
-            .collect()
     }
 
     fn create(
@@ -246,7 +246,7 @@ impl Processor {
         row: usize,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let parsed = org.parse_inputs(self.object, self.inputs(upload, row, true), true)?;
         org.create_parsed(self.object, parsed, author, undo)
     }
@@ -259,7 +259,7 @@ impl Processor {
         row: usize,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let current = org.live_record(self.object, id).map_err(|e| by_id(e, id))?;
         let parsed = org.parse_inputs(self.object, self.inputs(upload, row, false), false)?;
         org.update_parsed(self.object, current, parsed, author, undo)
@@ -275,7 +275,7 @@ impl Processor {
         row: usize,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<(String, bool), (Option<String>, RecordError)> {
+    ) -> Result<(Rid, bool), (Option<String>, RecordError)> {
         let upload = &self.outcomes.uploads[upload];
         let key = self.key_column.map(|c| upload.cell(row, c));
         let object = self.object;
@@ -298,12 +298,12 @@ impl Processor {
                 .map_err(|e| (Some(id.to_string()), e)),
             (Operation::Delete, Some(id)) => org
                 .delete(object, id, author, undo)
-                .map(|id| (id, false))
+                .map(|id| (Rid::new(&id), false))
                 .map_err(|e| (Some(id.to_string()), by_id(e, id))),
             (Operation::HardDelete, Some(id)) => org
                 .live_record(object, id)
                 .and_then(|_| org.hard_delete(object, id, author, undo))
-                .map(|id| (id, false))
+                .map(|id| (Rid::new(&id), false))
                 .map_err(|e| (Some(id.to_string()), by_id(e, id))),
             (Operation::Upsert, Some("")) if self.key_is_id => self
                 .create(org, upload, row, author, undo)

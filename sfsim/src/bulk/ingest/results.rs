@@ -6,6 +6,7 @@
 
 use super::csv_in::Upload;
 use crate::bulk::results::{CsvFormat, CsvWriter, LineEnding};
+use crate::ids::Rid;
 
 /// Rows with every field quoted, as csv-core writes them with
 /// `QuoteStyle::Always` (quotes doubled, a row of no fields written `""`),
@@ -43,24 +44,21 @@ impl QuotedRows {
 /// A record written: its id and whether it was created.
 pub struct Success {
     pub record: u32,
-    id: [u8; 18],
+    id: Rid,
     created: bool,
 }
 
 impl Success {
-    pub fn new(record: usize, id: &str, created: bool) -> Success {
-        let mut bytes = [0u8; 18];
-        let n = id.len().min(18);
-        bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+    pub fn new(record: usize, id: Rid, created: bool) -> Success {
         Success {
             record: record as u32,
-            id: bytes,
+            id,
             created,
         }
     }
 
     pub fn id(&self) -> &str {
-        std::str::from_utf8(&self.id).unwrap_or_default()
+        self.id.as_str()
     }
 }
 
