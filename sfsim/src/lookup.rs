@@ -182,9 +182,8 @@ pub fn key(v: &Value) -> Option<Probe> {
         Value::Null => None,
         Value::Text(s) if s.len() <= 64 && s.is_ascii() => {
             let mut bytes = [0u8; 64];
-            for (to, from) in bytes.iter_mut().zip(s.bytes()) {
-                *to = from.to_ascii_lowercase();
-            }
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            bytes[..s.len()].make_ascii_lowercase();
             Some(Probe::Short {
                 len: s.len() as u8,
                 bytes,
