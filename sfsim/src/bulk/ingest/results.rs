@@ -163,7 +163,10 @@ impl Outcomes {
             Kind::Failed => self.failed.len(),
             Kind::Unprocessed => self.unprocessed.len(),
         };
-        let row_bytes = 48 + 12 * self.header.len();
+        // A row is its cells as uploaded, each quoted and delimited, and
+        // the two result columns: the whole file fits at once.
+        let cell_bytes: usize = self.uploads.iter().map(Upload::cell_bytes).sum();
+        let row_bytes = cell_bytes / self.total.max(1) + 3 * self.header.len() + 32;
         let mut w = CsvWriter::quoting(format, rows * row_bytes, csv_core::QuoteStyle::Necessary);
         // Salesforce quotes its own column names and echoes the uploaded ones.
         let own: &[&str] = match kind {
