@@ -201,6 +201,12 @@ pub struct FieldIndex {
 }
 
 impl FieldIndex {
+    /// Makes room for at least `keys` keys, so an index that one large job
+    /// fills is sized once instead of doubling its way there.
+    pub fn reserve_at_least(&mut self, keys: usize) {
+        self.map.reserve(keys.saturating_sub(self.map.len()));
+    }
+
     pub fn get(&self, key: &Probe) -> &[Rid] {
         self.map.get(key.as_bytes()).map_or(&[], Ids::as_slice)
     }

@@ -294,6 +294,15 @@ impl ObjectData {
         }
     }
 
+    /// Gives each index room for at least a job's `records` keys: a job
+    /// that fills an object sizes its indexes once, and one that updates
+    /// what is there does not grow them.
+    pub fn reserve_for(&mut self, records: usize) {
+        for (_, index) in self.lookup.iter_mut() {
+            index.reserve_at_least(records);
+        }
+    }
+
     /// Live records whose indexed field equals `value`, ignoring case.
     pub fn find(&self, field: usize, value: &Value) -> Vec<String> {
         let Some(key) = lookup::key(value) else {

@@ -155,6 +155,10 @@ impl Processor {
         })
     }
 
+    pub fn object(&self) -> usize {
+        self.object
+    }
+
     pub fn records(&self) -> usize {
         self.outcomes.total
     }

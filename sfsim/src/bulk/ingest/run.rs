@@ -5,7 +5,7 @@
 
 use super::process::{completion_order, Processor};
 use super::results::Outcomes;
-use super::Jobs;
+use super::{Jobs, Operation};
 use crate::org::Author;
 use crate::sim::Sim;
 use chrono::{DateTime, Utc};
@@ -45,6 +45,10 @@ pub fn run_due(sim: &Sim, jobs: &mut Jobs, now: DateTime<Utc>) {
         let outcomes = match prepared {
             Err((message, uploads)) => Outcomes::failed_job(message, uploads),
             Ok(mut processor) => {
+                if matches!(job.operation, Operation::Insert | Operation::Upsert) {
+                    let object = processor.object();
+                    sim.org.write().objects[object].reserve_for(processor.records());
+                }
                 for batch in completion_order(processor.batches()) {
                     let size = processor.batch_range(batch).len() as u64;
                     let batches_left = jobs
