@@ -3,6 +3,7 @@
 
 use crate::access::{FieldAccess, Login, EVERYTHING};
 use crate::clock::Clock;
+use crate::convert::{self, Converted};
 use crate::ids::{self, Rid};
 use crate::journal::{Journal, Written};
 use crate::lookup::{self, FieldIndex};
@@ -665,150 +666,73 @@ impl Org {
     /// Converts and checks the values a write gives fields already found
     /// with `writable_field`, in their order: the Id (refused on create,
     /// skipped on update), fields the author cannot write, values of the
-    /// wrong type or out of the field's range.
+    /// wrong type or out of the field's range, references to records that
+    /// are missing, deleted or of another object.
     pub fn parse_inputs<'a>(
         &self,
         object: usize,
         fields: impl IntoIterator<Item = (usize, Input<'a>)>,
         creating: bool,
     ) -> Result<Vec<(usize, Value)>, RecordError> {
-        let def = self.def(object);
-        let fields = fields.into_iter();
-        let (least, most) = fields.size_hint();
-        let mut out = Vec::with_capacity(most.unwrap_or(least));
-        let mut read_only = Vec::new();
-        for (index, input) in fields {
-            let field = &def.fields[index];
-            if index == def.system.id {
-                if creating {
-                    return Err(RecordError::new(
-                        "INVALID_FIELD",
-                        "cannot specify Id in an insert call",
-                        vec![],
-                    ));
-                }
-                continue;
-            }
-            if !(if creating {
-                field.createable
-            } else {
-                field.updateable
-            }) {
-                read_only.push(field.name.clone());
-                continue;
-            }
-            let value = match input {
-                Input::Json(json) => value::from_json(field, json)
-                    .map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?,
-                Input::Text { text, column } => value::from_text(field, text).map_err(|_| {
-                    RecordError::new(
-                        "INVALID_FIELD",
-                        format!(
-                            "Failed to deserialize field at col {column}. Due to, '{text}' is not a valid value for the type {}",
-                            value::xsd_type(field)
-                        ),
-                        vec![field.name.clone()],
-                    )
-                })?,
-                Input::Null => Value::Null,
-            };
-            self.check_value(field, &value)?;
-            out.push((index, value));
-        }
-        if !read_only.is_empty() {
-            return Err(RecordError::new(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!(
-                    "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
-                    read_only.join(", ")
-                ),
-                read_only,
-            ));
-        }
-        Ok(out)
+        let converted = convert::convert(self.def(object), fields, creating);
+        self.finish_inputs(object, converted)
     }
 
-    fn check_value(&self, field: &FieldDef, value: &Value) -> Result<(), RecordError> {
+    /// `parse_inputs` after `convert::convert`: the references are checked
+    /// against the org's records, in field order, before the error that
+    /// stopped the conversion (which came after them).
+    pub fn finish_inputs(
+        &self,
+        object: usize,
+        converted: Converted,
+    ) -> Result<Vec<(usize, Value)>, RecordError> {
+        let def = self.def(object);
+        for (index, value) in &converted.values {
+            let field = &def.fields[*index];
+            if field.ftype == FieldType::Reference {
+                self.check_reference(field, value)?;
+            }
+        }
+        converted.result()
+    }
+
+    fn check_reference(&self, field: &FieldDef, value: &Value) -> Result<(), RecordError> {
         let Value::Text(text) = value else {
             return Ok(());
         };
         let fields = || vec![field.name.clone()];
-        if field.ftype == FieldType::Reference {
-            let bad_type = || {
-                RecordError::new(
-                    "MALFORMED_ID",
-                    format!("{}: id value of incorrect type: {text}", field.label),
-                    fields(),
-                )
-            };
-            let id = ids::canonical(text).ok_or_else(bad_type)?;
-            let (object, rec) = self.record_by_id(&id).ok_or_else(|| {
-                RecordError::new(
-                    "INVALID_CROSS_REFERENCE_KEY",
-                    "invalid cross reference id",
-                    vec![],
-                )
-            })?;
-            if !field
-                .reference_to
-                .iter()
-                .any(|t| *t == self.def(object).name)
-            {
-                return Err(RecordError::new(
-                    "FIELD_INTEGRITY_EXCEPTION",
-                    format!("{}: id value of incorrect type: {text}", field.label),
-                    fields(),
-                ));
-            }
-            if rec.is_deleted(self.def(object)) {
-                return Err(RecordError::new(
-                    "ENTITY_IS_DELETED",
-                    "entity is deleted",
-                    fields(),
-                ));
-            }
-            return Ok(());
-        }
-        // No more bytes than the length allows means no more characters.
-        if field.ftype != FieldType::Base64
-            && text.len() > field.length as usize
-            && text.chars().count() > field.length as usize
+        let bad_type = || {
+            RecordError::new(
+                "MALFORMED_ID",
+                format!("{}: id value of incorrect type: {text}", field.label),
+                fields(),
+            )
+        };
+        let id = ids::canonical(text).ok_or_else(bad_type)?;
+        let (object, rec) = self.record_by_id(&id).ok_or_else(|| {
+            RecordError::new(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id",
+                vec![],
+            )
+        })?;
+        if !field
+            .reference_to
+            .iter()
+            .any(|t| *t == self.def(object).name)
         {
             return Err(RecordError::new(
-                "STRING_TOO_LONG",
-                format!(
-                    "{}: data value too large: {text} (max length={})",
-                    field.label, field.length
-                ),
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("{}: id value of incorrect type: {text}", field.label),
                 fields(),
             ));
         }
-        if field.ftype == FieldType::Email && !looks_like_email(text) {
+        if rec.is_deleted(self.def(object)) {
             return Err(RecordError::new(
-                "INVALID_EMAIL_ADDRESS",
-                format!("{}: invalid email address: {text}", field.label),
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
                 fields(),
             ));
-        }
-        if field.restricted_picklist {
-            let values: Vec<&str> = if field.ftype == FieldType::Multipicklist {
-                text.split(';').collect()
-            } else {
-                vec![&**text]
-            };
-            if let Some(bad) = values
-                .iter()
-                .find(|v| !field.picklist_values.iter().any(|p| p == *v))
-            {
-                return Err(RecordError::new(
-                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                    format!(
-                        "{}: bad value for restricted picklist field: {bad}",
-                        field.label
-                    ),
-                    fields(),
-                ));
-            }
         }
         Ok(())
     }
@@ -1145,19 +1069,6 @@ impl Org {
         data.reindex(None, Some(&rec));
         data.records.insert(Rid::new(&id), Arc::new(rec));
         id
-    }
-}
-
-fn looks_like_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s.contains(' ')
-        }
-        None => false,
     }
 }
 
