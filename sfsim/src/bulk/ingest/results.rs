@@ -92,10 +92,11 @@ pub enum Kind {
 }
 
 impl Outcomes {
-    pub fn new(header: Vec<String>, uploads: Vec<Upload>, total: usize) -> Outcomes {
+    /// Outcomes to be filled; the uploads are added when the job is done.
+    pub fn new(header: Vec<String>, total: usize) -> Outcomes {
         Outcomes {
             header,
-            uploads,
+            uploads: vec![],
             total,
             succeeded: Vec::with_capacity(total),
             failed: vec![],
