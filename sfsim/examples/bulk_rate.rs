@@ -11,6 +11,10 @@ use serde_json::{json, Value};
 use sfsim::server::{spawn, Options, Running};
 use std::time::Instant;
 
+// The simulator's own allocator, as the sfsim binary's: see its main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |flag: &str| {

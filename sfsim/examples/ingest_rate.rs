@@ -12,6 +12,10 @@ use serde_json::{json, Value};
 use sfsim::server::{spawn, Options, Running};
 use std::time::Instant;
 
+// The simulator's own allocator, as the sfsim binary's: see its main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PIECE_BYTES: usize = 20 << 20;
 
 fn csv_pieces(n: usize, round: usize) -> Vec<String> {

@@ -10,6 +10,10 @@ use serde::Deserialize;
 use sfsim::server::{spawn, Options, Running};
 use std::time::Instant;
 
+// The simulator's own allocator, as the sfsim binary's: see its main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {

@@ -8,6 +8,7 @@ pub mod access;
 pub mod auth;
 pub mod bulk;
 pub mod clock;
+pub mod convert;
 pub mod cursors;
 pub mod event_defs;
 pub mod faults;

@@ -2,27 +2,11 @@
 //! of each unique, external-id or duplicate-rule field: written once a
 //! record, so they hold ids inline and hash keys cheaply.
 
+use crate::ids::Rid;
 use crate::value::Value;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-
-/// A record id (always 18 characters) held without an allocation.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Rid([u8; 18]);
-
-impl Rid {
-    pub fn new(id: &str) -> Rid {
-        let mut bytes = [0u8; 18];
-        let n = id.len().min(18);
-        bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
-        Rid(bytes)
-    }
-
-    pub fn as_str(&self) -> &str {
-        let len = self.0.iter().position(|b| *b == 0).unwrap_or(18);
-        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
-    }
-}
 
 /// A multiply-rotate hash over eight bytes at a time: index keys are the
 /// simulator's own data, so there is no flooding to resist.
@@ -113,31 +97,38 @@ impl Ids {
     }
 }
 
-/// An index key: up to 22 bytes held inline, longer ones boxed.
-#[derive(Clone)]
+/// A stored index key: up to 22 bytes held inline, longer ones boxed.
 pub enum Key {
     Inline { len: u8, bytes: [u8; 22] },
-    Boxed(Box<str>),
+    Boxed(Box<[u8]>),
 }
 
 impl Key {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Key::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+    fn new(probe: &[u8]) -> Key {
+        if probe.len() <= 22 {
+            let mut bytes = [0u8; 22];
+            bytes[..probe.len()].copy_from_slice(probe);
+            Key::Inline {
+                len: probe.len() as u8,
+                bytes,
             }
-            Key::Boxed(s) => s,
+        } else {
+            Key::Boxed(probe.into())
         }
     }
 
-    fn owned(s: String) -> Key {
-        Key::Boxed(s.into_boxed_str())
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..*len as usize],
+            Key::Boxed(bytes) => bytes,
+        }
     }
 }
 
+// Compared and hashed as bytes, so a map of keys is looked up by a probe's bytes.
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -145,33 +136,61 @@ impl Eq for Key {}
 
 impl std::hash::Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
+        self.as_bytes().hash(state)
     }
 }
 
-impl std::borrow::Borrow<str> for Key {
-    fn borrow(&self) -> &str {
-        self.as_str()
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
+
+/// The key a value is looked up under, made without an allocation for
+/// ASCII text of up to 64 bytes (ids, names, codes, email addresses).
+pub enum Probe {
+    Short { len: u8, bytes: [u8; 64] },
+    Long(String),
+}
+
+impl Probe {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Probe::Short { len, bytes } => &bytes[..*len as usize],
+            Probe::Long(s) => s.as_bytes(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+// Text that is not ASCII can lower-case to ASCII (the Kelvin sign to `k`).
+impl PartialEq for Probe {
+    fn eq(&self, other: &Probe) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Probe {}
 
 /// The key a value is indexed under: text lower-cased, other values in
 /// their debug form; null is not indexed.
-pub fn key(v: &Value) -> Option<Key> {
+pub fn key(v: &Value) -> Option<Probe> {
     match v {
         Value::Null => None,
-        Value::Text(s) if s.len() <= 22 && s.is_ascii() => {
-            let mut bytes = [0u8; 22];
-            for (to, from) in bytes.iter_mut().zip(s.bytes()) {
-                *to = from.to_ascii_lowercase();
-            }
-            Some(Key::Inline {
+        Value::Text(s) if s.len() <= 64 && s.is_ascii() => {
+            let mut bytes = [0u8; 64];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            bytes[..s.len()].make_ascii_lowercase();
+            Some(Probe::Short {
                 len: s.len() as u8,
                 bytes,
             })
         }
-        Value::Text(s) => Some(Key::owned(s.to_lowercase())),
-        other => Some(Key::owned(format!("{other:?}"))),
+        Value::Text(s) => Some(Probe::Long(s.to_lowercase())),
+        other => Some(Probe::Long(format!("{other:?}"))),
     }
 }
 
@@ -182,30 +201,36 @@ pub struct FieldIndex {
 }
 
 impl FieldIndex {
-    pub fn get(&self, key: &Key) -> &[Rid] {
-        self.map.get(key.as_str()).map_or(&[], Ids::as_slice)
+    /// Makes room for at least `keys` keys, so an index that one large job
+    /// fills is sized once instead of doubling its way there.
+    pub fn reserve_at_least(&mut self, keys: usize) {
+        self.map.reserve(keys.saturating_sub(self.map.len()));
     }
 
-    pub fn add(&mut self, key: Key, id: Rid) {
-        match self.map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut ids) => ids.get_mut().push(id),
-            std::collections::hash_map::Entry::Vacant(slot) => {
+    pub fn get(&self, key: &Probe) -> &[Rid] {
+        self.map.get(key.as_bytes()).map_or(&[], Ids::as_slice)
+    }
+
+    pub fn add(&mut self, key: &Probe, id: Rid) {
+        match self.map.entry(Key::new(key.as_bytes())) {
+            Entry::Occupied(mut ids) => ids.get_mut().push(id),
+            Entry::Vacant(slot) => {
                 slot.insert(Ids::One(id));
             }
         }
     }
 
-    pub fn remove(&mut self, key: &Key, id: Rid) {
-        if let Some(ids) = self.map.get_mut(key.as_str()) {
+    pub fn remove(&mut self, key: &Probe, id: Rid) {
+        if let Some(ids) = self.map.get_mut(key.as_bytes()) {
             if ids.remove(id) {
-                self.map.remove(key.as_str());
+                self.map.remove(key.as_bytes());
             }
         }
     }
 
     /// Whether `id` is the only record holding `key`.
-    pub fn is_only(&self, key: &Key, id: Rid) -> bool {
-        matches!(self.map.get(key.as_str()), Some(Ids::One(only)) if *only == id)
+    pub fn is_only(&self, key: &Probe, id: Rid) -> bool {
+        matches!(self.map.get(key.as_bytes()), Some(Ids::One(only)) if *only == id)
     }
 }
 
@@ -223,7 +248,7 @@ mod tests {
         let mut index = FieldIndex::default();
         let k = key(&Value::text("K")).unwrap();
         for id in [a, b, c] {
-            index.add(k.clone(), id);
+            index.add(&k, id);
         }
         assert!(index.get(&k) == [a, b, c]);
         index.remove(&k, b);
@@ -236,9 +261,15 @@ mod tests {
         let text = |s: &str| key(&Value::text(s)).map(|k| k.as_str().to_string());
         assert_eq!(text("MiXed").as_deref(), Some("mixed"));
         assert_eq!(text("ÀB").as_deref(), Some("àb"));
-        let long = "A".repeat(30);
-        assert_eq!(text(&long), Some("a".repeat(30)));
+        let long = "A".repeat(70);
+        assert_eq!(text(&long), Some("a".repeat(70)));
+        for len in [22, 23, 64, 65] {
+            let k = key(&Value::text("K".repeat(len))).unwrap();
+            index.add(&k, a);
+            assert!(index.is_only(&k, a), "{len}");
+        }
         assert_eq!(key(&Value::Int(3)).unwrap().as_str(), "Int(3)");
+        assert!(key(&Value::text("\u{212A}")) == key(&Value::text("K")));
         assert!(key(&Value::Null).is_none());
     }
 }

@@ -3,9 +3,10 @@
 
 use crate::access::{FieldAccess, Login, EVERYTHING};
 use crate::clock::Clock;
-use crate::ids;
+use crate::convert::{self, Converted};
+use crate::ids::{self, Rid};
 use crate::journal::{Journal, Written};
-use crate::lookup::{self, FieldIndex, Rid};
+use crate::lookup::{self, FieldIndex};
 use crate::schema::{DeclaredUser, FieldDef, FieldType, Formula, ObjectDef, Schema};
 use crate::value::{self, Value};
 use chrono::{DateTime, Utc};
@@ -32,11 +33,34 @@ enum Bits {
 }
 
 impl Bits {
+    fn for_fields(fields: usize) -> Bits {
+        let words = fields.div_ceil(64);
+        if words <= 2 {
+            Bits::Inline([0; 2])
+        } else {
+            Bits::Heap(vec![0; words].into_boxed_slice())
+        }
+    }
+
     fn words(&self) -> &[u64] {
         match self {
             Bits::Inline(words) => words,
             Bits::Heap(words) => words,
         }
+    }
+
+    fn insert(&mut self, field: usize) {
+        let words = match self {
+            Bits::Inline(words) => &mut words[..],
+            Bits::Heap(words) => &mut words[..],
+        };
+        words[field / 64] |= 1 << (field % 64);
+    }
+
+    fn contains(&self, field: usize) -> bool {
+        self.words()
+            .get(field / 64)
+            .is_some_and(|w| w & (1 << (field % 64)) != 0)
     }
 }
 
@@ -44,28 +68,32 @@ static NULL: Value = Value::Null;
 
 impl Record {
     /// A record of every field's value, by field.
-    pub fn new(values: Vec<Value>) -> Record {
-        let words = values.len().div_ceil(64);
-        let mut set = if words <= 2 {
-            Bits::Inline([0; 2])
-        } else {
-            Bits::Heap(vec![0; words].into_boxed_slice())
-        };
-        let bits = match &mut set {
-            Bits::Inline(words) => &mut words[..],
-            Bits::Heap(words) => &mut words[..],
-        };
-        let mut kept = Vec::with_capacity(values.iter().filter(|v| !v.is_null()).count());
-        for (i, v) in values.into_iter().enumerate() {
+    pub fn new(mut values: Vec<Value>) -> Record {
+        Record::take(&mut values)
+    }
+
+    /// A record of the values in `slots` (one per field), taken out: every
+    /// slot is left null, ready for the next record.
+    pub fn take(slots: &mut [Value]) -> Record {
+        let mut set = Bits::for_fields(slots.len());
+        let mut kept = Vec::with_capacity(slots.iter().filter(|v| !v.is_null()).count());
+        for (i, v) in slots.iter_mut().enumerate() {
             if !v.is_null() {
-                bits[i / 64] |= 1 << (i % 64);
-                kept.push(v);
+                set.insert(i);
+                kept.push(std::mem::replace(v, Value::Null));
             }
         }
         Record {
             set,
             values: kept.into_boxed_slice(),
         }
+    }
+
+    /// The fields holding a value, with it, in field order.
+    pub fn fields(&self) -> impl Iterator<Item = (usize, &Value)> + '_ {
+        let words = self.set.words();
+        let fields = (0..words.len() * 64).filter(|i| words[i / 64] & (1 << (i % 64)) != 0);
+        fields.zip(self.values.iter())
     }
 
     /// A field's stored value; fields added after the record was written read as null.
@@ -89,6 +117,10 @@ impl Record {
 
     pub fn id(&self) -> &str {
         self.get(0).as_str().expect("every record has an Id")
+    }
+
+    pub fn rid(&self) -> Rid {
+        Rid::new(self.id())
     }
 
     pub fn is_deleted(&self, def: &ObjectDef) -> bool {
@@ -199,7 +231,7 @@ impl Undo {
 
 pub struct ObjectData {
     pub def: Arc<ObjectDef>,
-    pub records: BTreeMap<Box<str>, Arc<Record>>,
+    pub records: BTreeMap<Rid, Arc<Record>>,
     next_seq: u64,
     next_auto_number: u64,
     /// Live records by the lower-cased value of each unique, external-id or
@@ -249,17 +281,26 @@ impl ObjectData {
             if let (Some((o, ok)), Some((n, nk))) = (&old_key, &new_key) {
                 // A record alone under an unchanged key would be taken out
                 // and put back where it was.
-                let id = Rid::new(n.id());
-                if ok == nk && o.id() == n.id() && index.is_only(nk, id) {
+                let id = n.rid();
+                if ok == nk && o.rid() == id && index.is_only(nk, id) {
                     continue;
                 }
             }
             if let Some((r, k)) = &old_key {
-                index.remove(k, Rid::new(r.id()));
+                index.remove(k, r.rid());
             }
-            if let Some((r, k)) = new_key {
-                index.add(k, Rid::new(r.id()));
+            if let Some((r, k)) = &new_key {
+                index.add(k, r.rid());
             }
+        }
+    }
+
+    /// Gives each index room for at least a job's `records` keys: a job
+    /// that fills an object sizes its indexes once, and one that updates
+    /// what is there does not grow them.
+    pub fn reserve_for(&mut self, records: usize) {
+        for (_, index) in self.lookup.iter_mut() {
+            index.reserve_at_least(records);
         }
     }
 
@@ -287,18 +328,18 @@ impl ObjectData {
 
     /// The first live record other than `id` whose field `field` equals
     /// `value`, ignoring case, as `find` lists them.
-    pub fn find_other(&self, field: usize, value: &Value, id: &str) -> Option<String> {
+    pub fn find_other(&self, field: usize, value: &Value, id: Rid) -> Option<String> {
         let key = lookup::key(value)?;
         match self.field_index(field) {
             Some(index) => index
                 .get(&key)
                 .iter()
-                .find(|other| other.as_str() != id)
+                .find(|other| **other != id)
                 .map(|other| other.as_str().to_string()),
             None => self
                 .find(field, value)
                 .into_iter()
-                .find(|other| other != id),
+                .find(|other| *other != id.as_str()),
         }
     }
 
@@ -350,6 +391,9 @@ pub struct Org {
     pub clock: Arc<Clock>,
     /// Writes not yet committed.
     pub journal: Journal,
+    /// A slot per field for the record a write builds, all null between
+    /// writes: kept to save an allocation a write.
+    slots: Vec<Value>,
 }
 
 fn not_found() -> RecordError {
@@ -383,6 +427,7 @@ impl Org {
             schema_changed_at: now,
             clock: Arc::new(Clock::default()),
             journal: Journal::default(),
+            slots: Vec::new(),
         }
     }
 
@@ -423,8 +468,8 @@ impl Org {
 
     /// The record with this id (15 or 18 characters), deleted or not.
     pub fn record(&self, object: usize, id: &str) -> Option<&Arc<Record>> {
-        let id = ids::canonical(id)?;
-        self.objects[object].records.get(id.as_str())
+        let id = Rid::canonical(id)?;
+        self.objects[object].records.get(&id)
     }
 
     pub fn record_by_id(&self, id: &str) -> Option<(usize, &Arc<Record>)> {
@@ -522,11 +567,11 @@ impl Org {
     }
 
     /// Stores or removes a record, keeping the indexes right; answers what was there.
-    fn swap(&mut self, object: usize, id: &str, new: Option<Arc<Record>>) -> Option<Arc<Record>> {
+    fn swap(&mut self, object: usize, id: Rid, new: Option<Arc<Record>>) -> Option<Arc<Record>> {
         let data = &mut self.objects[object];
         let previous = match &new {
-            Some(rec) => data.records.insert(id.into(), rec.clone()),
-            None => data.records.remove(id),
+            Some(rec) => data.records.insert(id, rec.clone()),
+            None => data.records.remove(&id),
         };
         data.reindex(previous.as_deref(), new.as_deref());
         previous
@@ -536,7 +581,7 @@ impl Org {
     fn put(
         &mut self,
         object: usize,
-        id: &str,
+        id: Rid,
         new: Option<Arc<Record>>,
         author: &Author,
         undo: &mut Undo,
@@ -552,7 +597,7 @@ impl Org {
         let change = self.journal.record(written, previous.clone(), new);
         undo.entries.push(UndoEntry::Put {
             object,
-            id: Rid::new(id),
+            id,
             previous,
             change,
         });
@@ -568,7 +613,7 @@ impl Org {
                     previous,
                     change,
                 } => {
-                    self.swap(object, id.as_str(), previous);
+                    self.swap(object, id, previous);
                     undone.insert(change);
                 }
                 UndoEntry::DeletedLog(len) => self.deleted_log.truncate(len),
@@ -621,145 +666,73 @@ impl Org {
     /// Converts and checks the values a write gives fields already found
     /// with `writable_field`, in their order: the Id (refused on create,
     /// skipped on update), fields the author cannot write, values of the
-    /// wrong type or out of the field's range.
+    /// wrong type or out of the field's range, references to records that
+    /// are missing, deleted or of another object.
     pub fn parse_inputs<'a>(
         &self,
         object: usize,
         fields: impl IntoIterator<Item = (usize, Input<'a>)>,
         creating: bool,
     ) -> Result<Vec<(usize, Value)>, RecordError> {
-        let def = self.def(object);
-        let fields = fields.into_iter();
-        let mut out = Vec::with_capacity(fields.size_hint().0);
-        let mut read_only = Vec::new();
-        for (index, input) in fields {
-            let field = &def.fields[index];
-            if index == def.system.id {
-                if creating {
-                    return Err(RecordError::new(
-                        "INVALID_FIELD",
-                        "cannot specify Id in an insert call",
-                        vec![],
-                    ));
-                }
-                continue;
-            }
-            if !(if creating {
-                field.createable
-            } else {
-                field.updateable
-            }) {
-                read_only.push(field.name.clone());
-                continue;
-            }
-            let value = match input {
-                Input::Json(json) => value::from_json(field, json)
-                    .map_err(|e| RecordError::new("JSON_PARSER_ERROR", e.0, vec![]))?,
-                Input::Text { text, column } => value::from_text(field, text).map_err(|_| {
-                    RecordError::new(
-                        "INVALID_FIELD",
-                        format!(
-                            "Failed to deserialize field at col {column}. Due to, '{text}' is not a valid value for the type {}",
-                            value::xsd_type(field)
-                        ),
-                        vec![field.name.clone()],
-                    )
-                })?,
-                Input::Null => Value::Null,
-            };
-            self.check_value(field, &value)?;
-            out.push((index, value));
-        }
-        if !read_only.is_empty() {
-            return Err(RecordError::new(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!(
-                    "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
-                    read_only.join(", ")
-                ),
-                read_only,
-            ));
-        }
-        Ok(out)
+        let converted = convert::convert(self.def(object), fields, creating);
+        self.finish_inputs(object, converted)
     }
 
-    fn check_value(&self, field: &FieldDef, value: &Value) -> Result<(), RecordError> {
+    /// `parse_inputs` after `convert::convert`: the references are checked
+    /// against the org's records, in field order, before the error that
+    /// stopped the conversion (which came after them).
+    pub fn finish_inputs(
+        &self,
+        object: usize,
+        converted: Converted,
+    ) -> Result<Vec<(usize, Value)>, RecordError> {
+        let def = self.def(object);
+        for (index, value) in &converted.values {
+            let field = &def.fields[*index];
+            if field.ftype == FieldType::Reference {
+                self.check_reference(field, value)?;
+            }
+        }
+        converted.result()
+    }
+
+    fn check_reference(&self, field: &FieldDef, value: &Value) -> Result<(), RecordError> {
         let Value::Text(text) = value else {
             return Ok(());
         };
         let fields = || vec![field.name.clone()];
-        if field.ftype == FieldType::Reference {
-            let bad_type = || {
-                RecordError::new(
-                    "MALFORMED_ID",
-                    format!("{}: id value of incorrect type: {text}", field.label),
-                    fields(),
-                )
-            };
-            let id = ids::canonical(text).ok_or_else(bad_type)?;
-            let (object, rec) = self.record_by_id(&id).ok_or_else(|| {
-                RecordError::new(
-                    "INVALID_CROSS_REFERENCE_KEY",
-                    "invalid cross reference id",
-                    vec![],
-                )
-            })?;
-            if !field
-                .reference_to
-                .iter()
-                .any(|t| *t == self.def(object).name)
-            {
-                return Err(RecordError::new(
-                    "FIELD_INTEGRITY_EXCEPTION",
-                    format!("{}: id value of incorrect type: {text}", field.label),
-                    fields(),
-                ));
-            }
-            if rec.is_deleted(self.def(object)) {
-                return Err(RecordError::new(
-                    "ENTITY_IS_DELETED",
-                    "entity is deleted",
-                    fields(),
-                ));
-            }
-            return Ok(());
-        }
-        if field.ftype != FieldType::Base64 && text.chars().count() > field.length as usize {
+        let bad_type = || {
+            RecordError::new(
+                "MALFORMED_ID",
+                format!("{}: id value of incorrect type: {text}", field.label),
+                fields(),
+            )
+        };
+        let id = ids::canonical(text).ok_or_else(bad_type)?;
+        let (object, rec) = self.record_by_id(&id).ok_or_else(|| {
+            RecordError::new(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id",
+                vec![],
+            )
+        })?;
+        if !field
+            .reference_to
+            .iter()
+            .any(|t| *t == self.def(object).name)
+        {
             return Err(RecordError::new(
-                "STRING_TOO_LONG",
-                format!(
-                    "{}: data value too large: {text} (max length={})",
-                    field.label, field.length
-                ),
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("{}: id value of incorrect type: {text}", field.label),
                 fields(),
             ));
         }
-        if field.ftype == FieldType::Email && !looks_like_email(text) {
+        if rec.is_deleted(self.def(object)) {
             return Err(RecordError::new(
-                "INVALID_EMAIL_ADDRESS",
-                format!("{}: invalid email address: {text}", field.label),
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
                 fields(),
             ));
-        }
-        if field.restricted_picklist {
-            let values: Vec<&str> = if field.ftype == FieldType::Multipicklist {
-                text.split(';').collect()
-            } else {
-                vec![&**text]
-            };
-            if let Some(bad) = values
-                .iter()
-                .find(|v| !field.picklist_values.iter().any(|p| p == *v))
-            {
-                return Err(RecordError::new(
-                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                    format!(
-                        "{}: bad value for restricted picklist field: {bad}",
-                        field.label
-                    ),
-                    fields(),
-                ));
-            }
         }
         Ok(())
     }
@@ -783,8 +756,8 @@ impl Org {
                 missing,
             ));
         }
-        for rule in &def.validation_rules {
-            let Some(i) = def.field_index(&rule.field) else {
+        for (rule, field) in def.validation_rules_by_field() {
+            let Some(i) = field else {
                 continue;
             };
             if rec.get(i).as_f64().is_some_and(|v| v < rule.min) {
@@ -795,7 +768,7 @@ impl Org {
                 ));
             }
         }
-        let other = |field: usize| data.find_other(field, rec.get(field), rec.id());
+        let other = |field: usize| data.find_other(field, rec.get(field), rec.rid());
         for (i, f) in def.fields.iter().enumerate() {
             if f.unique {
                 if let Some(other) = other(i) {
@@ -810,16 +783,13 @@ impl Org {
                 }
             }
         }
-        if let Some(rule) = &def.duplicate_rule {
-            let first = rule.fields.first().and_then(|f| def.field_index(f));
-            if let Some(i) = first {
-                if other(i).is_some() {
-                    return Err(RecordError::new(
-                        "DUPLICATES_DETECTED",
-                        "You're creating a duplicate record. We recommend you use an existing record instead.",
-                        vec![],
-                    ));
-                }
+        if let Some(i) = def.duplicate_field() {
+            if other(i).is_some() {
+                return Err(RecordError::new(
+                    "DUPLICATES_DETECTED",
+                    "You're creating a duplicate record. We recommend you use an existing record instead.",
+                    vec![],
+                ));
             }
         }
         Ok(())
@@ -833,7 +803,8 @@ impl Org {
         undo: &mut Undo,
     ) -> Result<String, RecordError> {
         let parsed = self.parse_fields(object, body, true, author)?;
-        self.create_parsed(object, parsed, author, undo)
+        let id = self.create_parsed(object, parsed, author, undo)?;
+        Ok(id.as_str().to_string())
     }
 
     /// Creates a record from values `parse_inputs` has checked.
@@ -843,21 +814,21 @@ impl Org {
         parsed: Vec<(usize, Value)>,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let def = self.def(object).clone();
-        let mut values = vec![Value::Null; def.fields.len()];
+        let mut values = self.take_slots(def.fields.len());
         for (i, f) in def.fields.iter().enumerate() {
             if f.ftype == FieldType::Boolean {
                 values[i] = Value::Bool(false);
             } else if let (Some(d), true) = (&f.default_value, f.ftype == FieldType::Picklist) {
-                values[i] = Value::text(d.clone());
+                values[i] = Value::text(d.as_str());
             }
         }
         for (i, v) in parsed {
             values[i] = v;
         }
         let data = &mut self.objects[object];
-        let id = ids::generate(&def.key_prefix, data.next_seq);
+        let id = Rid::generate(&def.key_prefix, data.next_seq);
         data.next_seq += 1;
         for (i, f) in def.fields.iter().enumerate() {
             if let Some(format) = &f.auto_number {
@@ -868,7 +839,7 @@ impl Org {
             data.next_auto_number += 1;
         }
         let s = def.system;
-        values[s.id] = Value::text(id.clone());
+        values[s.id] = Value::text(id.as_str());
         if let Some(owner) = s.owner_id {
             if values[owner].is_null() {
                 values[owner] = Value::text(author.user_id.as_str());
@@ -880,10 +851,24 @@ impl Org {
         for i in [s.created_date, s.last_modified_date, s.system_modstamp] {
             values[i] = Value::DateTime(author.now);
         }
-        let rec = Record::new(values);
+        let rec = self.record_from_slots(values);
         self.check_record(object, &rec)?;
-        self.put(object, &id, Some(Arc::new(rec)), author, undo);
+        self.put(object, id, Some(Arc::new(rec)), author, undo);
         Ok(id)
+    }
+
+    /// The slots a write builds its record in, one per field, all null.
+    fn take_slots(&mut self, fields: usize) -> Vec<Value> {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.resize(fields, Value::Null);
+        slots
+    }
+
+    /// The record built in `slots`, which are kept for the next write.
+    fn record_from_slots(&mut self, mut slots: Vec<Value>) -> Record {
+        let rec = Record::take(&mut slots);
+        self.slots = slots;
+        rec
     }
 
     pub fn live_record(&self, object: usize, id: &str) -> Result<Arc<Record>, RecordError> {
@@ -917,7 +902,8 @@ impl Org {
     ) -> Result<String, RecordError> {
         let current = self.live_record(object, id)?;
         let parsed = self.parse_fields(object, body, false, author)?;
-        self.update_parsed(object, current, parsed, author, undo)
+        let id = self.update_parsed(object, current, parsed, author, undo)?;
+        Ok(id.as_str().to_string())
     }
 
     /// Updates a live record (from `live_record`) with values `parse_inputs` has checked.
@@ -928,32 +914,30 @@ impl Org {
         parsed: Vec<(usize, Value)>,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let def = self.def(object).clone();
+        let mut values = self.take_slots(def.fields.len());
         // Only the fields the update leaves as they were are copied.
-        let mut kept = vec![true; def.fields.len()];
+        let mut given = Bits::for_fields(def.fields.len());
         for (i, _) in &parsed {
-            kept[*i] = false;
+            given.insert(*i);
         }
-        let values = kept
-            .iter()
-            .enumerate()
-            .map(|(i, keep)| {
-                if *keep {
-                    current.get(i).clone()
-                } else {
-                    Value::Null
-                }
-            })
-            .collect();
-        let mut values = Self::touched(&def, values, author);
+        for (i, v) in current.fields() {
+            if i < values.len() && !given.contains(i) {
+                values[i] = v.clone();
+            }
+        }
+        let s = def.system;
+        values[s.last_modified_by_id] = Value::text(author.user_id.as_str());
+        values[s.last_modified_date] = Value::DateTime(author.now);
+        values[s.system_modstamp] = Value::DateTime(author.now);
         for (i, v) in parsed {
             values[i] = v;
         }
-        let rec = Record::new(values);
+        let rec = self.record_from_slots(values);
         self.check_record(object, &rec)?;
-        let id = rec.id().to_string();
-        self.put(object, &id, Some(Arc::new(rec)), author, undo);
+        let id = rec.rid();
+        self.put(object, id, Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -978,7 +962,7 @@ impl Org {
             object: def.name.clone(),
             deleted_date: author.now,
         });
-        self.put(object, &id, Some(Arc::new(rec)), author, undo);
+        self.put(object, Rid::new(&id), Some(Arc::new(rec)), author, undo);
         Ok(id)
     }
 
@@ -1005,7 +989,7 @@ impl Org {
         self.deleted_log.retain(|d| d.id != id);
         self.put(
             object,
-            &id,
+            Rid::new(&id),
             Some(Arc::new(rec)),
             author,
             &mut Undo::default(),
@@ -1031,7 +1015,7 @@ impl Org {
                 deleted_date: author.now,
             });
         }
-        self.put(object, &id, None, author, undo);
+        self.put(object, Rid::new(&id), None, author, undo);
         Ok(id)
     }
 
@@ -1083,21 +1067,8 @@ impl Org {
         }
         let rec = Record::new(values);
         data.reindex(None, Some(&rec));
-        data.records.insert(id.clone().into(), Arc::new(rec));
+        data.records.insert(Rid::new(&id), Arc::new(rec));
         id
-    }
-}
-
-fn looks_like_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s.contains(' ')
-        }
-        None => false,
     }
 }
 

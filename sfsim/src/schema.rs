@@ -293,6 +293,10 @@ pub struct ObjectDef {
     pub duplicate_rule: Option<DuplicateRule>,
     field_index: HashMap<String, usize>,
     relationship_index: HashMap<String, usize>,
+    /// The field each validation rule checks, and the duplicate rule's
+    /// first field, found once: every write checks them.
+    validation_fields: Vec<Option<usize>>,
+    duplicate_field: Option<usize>,
 }
 
 impl ObjectDef {
@@ -340,6 +344,30 @@ impl ObjectDef {
                     .map(|r| (r.to_ascii_lowercase(), i))
             })
             .collect();
+        self.validation_fields = self
+            .validation_rules
+            .iter()
+            .map(|rule| self.field_index(&rule.field))
+            .collect();
+        self.duplicate_field = self
+            .duplicate_rule
+            .as_ref()
+            .and_then(|rule| rule.fields.first())
+            .and_then(|f| self.field_index(f));
+    }
+
+    /// The validation rules with the field each checks, if it exists.
+    pub fn validation_rules_by_field(
+        &self,
+    ) -> impl Iterator<Item = (&ValidationRule, Option<usize>)> + '_ {
+        self.validation_rules
+            .iter()
+            .zip(self.validation_fields.iter().copied())
+    }
+
+    /// The field a duplicate rule matches records by (its first), if any.
+    pub fn duplicate_field(&self) -> Option<usize> {
+        self.duplicate_field
     }
 
     pub fn sobject_summary(&self, version: &str) -> serde_json::Value {
@@ -695,6 +723,8 @@ fn build_object(spec: ObjectSpec) -> ObjectDef {
         duplicate_rule: spec.duplicate_rule,
         field_index: HashMap::new(),
         relationship_index: HashMap::new(),
+        validation_fields: vec![],
+        duplicate_field: None,
     };
     def.reindex();
     def

@@ -194,7 +194,21 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     if s.len() != 10 {
         return None;
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+    // Plain `yyyy-MM-dd`, as nearly every date is written, read directly;
+    // chrono's parser (which also takes signs and spaces) does the rest.
+    match s.as_bytes() {
+        [y @ .., b'-', m1, m2, b'-', d1, d2]
+            if y.iter().chain([m1, m2, d1, d2]).all(u8::is_ascii_digit) =>
+        {
+            let number = |digits: &[u8]| {
+                digits
+                    .iter()
+                    .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+            };
+            NaiveDate::from_ymd_opt(number(y) as i32, number(&[*m1, *m2]), number(&[*d1, *d2]))
+        }
+        _ => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+    }
 }
 
 pub fn parse_time(s: &str) -> Option<NaiveTime> {
@@ -367,5 +381,17 @@ mod tests {
         );
         assert!(parse_date("2024-2-6").is_none());
         assert!(parse_date("2024-02-30").is_none());
+        assert_eq!(
+            parse_date("2024-02-29"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
+        // The plain form reads as chrono reads it.
+        for s in ["0000-01-01", "2023-02-29", "2024-13-01", "2024-00-10", "1999-12-31", "2024-1-011"] {
+            assert_eq!(
+                parse_date(s),
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+                "{s}"
+            );
+        }
     }
 }

@@ -111,7 +111,11 @@ fn header_only(mut event: Draft, kind: ChangeType) -> Draft {
 /// The change events of the committed changes, in commit order.
 pub fn drafts(p: &mut Publishing, changes: Vec<Change>) -> Vec<Draft> {
     let mut transactions: Vec<(u64, Vec<Change>)> = Vec::new();
-    for change in changes {
+    // Objects not selected make no events, so their changes are not grouped.
+    let selected = changes
+        .into_iter()
+        .filter(|c| p.selected.contains(&p.org.def(c.object).name));
+    for change in selected {
         match transactions
             .iter_mut()
             .find(|(t, _)| *t == change.transaction)

@@ -118,6 +118,11 @@ impl Upload {
         upload
     }
 
+    /// The bytes of every data cell together.
+    pub fn cell_bytes(&self) -> usize {
+        self.text.len()
+    }
+
     pub fn columns(&self) -> usize {
         self.header.len()
     }

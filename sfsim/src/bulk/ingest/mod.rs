@@ -6,6 +6,7 @@
 //! or Failed. Results are kept until the job is deleted or, once final, is
 //! seven days old.
 
+pub mod ahead;
 pub mod csv_in;
 pub mod process;
 pub mod results;

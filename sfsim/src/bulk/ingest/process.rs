@@ -5,29 +5,44 @@
 //! records, 200 records a transaction. Nothing is atomic: a failed record
 //! leaves the others written.
 
+use super::ahead::{Prepared, RowInputs};
 use super::csv_in::Upload;
 use super::results::{Failure, Outcomes, Success};
 use super::{Operation, BATCH_RECORDS};
+use crate::convert::{self, Converted};
+use crate::ids::Rid;
 use crate::org::{Author, Input, Org, RecordError, Undo};
+use crate::schema::ObjectDef;
 use crate::value::{self, Value};
+use std::sync::Arc;
 
 /// Records written in one transaction, as Salesforce chunks a batch.
 const TRANSACTION_RECORDS: usize = 200;
 /// A null in update and upsert CSV; an empty cell leaves the field as it is.
 const NULL_CELL: &str = "#N/A";
 
-/// A job whose header has been checked, ready to write its batches.
+/// A job whose header has been checked, ready to write its batches. It
+/// does not change while they are written, so batches can be converted
+/// ahead of their writes on another thread (see `ahead`).
 pub struct Processor {
     pub operation: Operation,
     object: usize,
+    /// The object's definition when the job started: values converted with
+    /// it are written only while it is still the object's.
+    def: Arc<ObjectDef>,
     /// The field each column writes.
     fields: Vec<usize>,
     /// The column holding the Id (update, delete) or upsert key.
     key_column: Option<usize>,
     key_is_id: bool,
+    /// Whether a row without `#N/A` converts the same for a create as for
+    /// an update (so an upsert converts it once).
+    same_for_both: bool,
+    header: Vec<String>,
+    uploads: Vec<Upload>,
     /// Where each upload's records start in the job's numbering.
     starts: Vec<usize>,
-    pub outcomes: Outcomes,
+    total: usize,
 }
 
 fn field_not_found(name: &str) -> String {
@@ -143,19 +158,46 @@ impl Processor {
             starts.push(total);
             total += u.rows;
         }
+        let key_is_id = key_field == Some(def.system.id);
+        // A create leaves out the Id as key and refuses any other Id
+        // column; an update skips every Id column.
+        let same_for_both = fields.iter().enumerate().all(|(column, f)| {
+            let field = &def.fields[*f];
+            let id_as_key = key_is_id && Some(column) == key_column;
+            (*f != def.system.id || id_as_key) && field.createable == field.updateable
+        });
         Ok(Processor {
             operation,
             object,
+            def: def.clone(),
             fields,
             key_column,
-            key_is_id: key_field == Some(def.system.id),
+            key_is_id,
+            same_for_both,
+            header,
+            uploads,
             starts,
-            outcomes: Outcomes::new(header, uploads, total),
+            total,
         })
     }
 
+    /// What the job's writes did, to be filled batch by batch.
+    pub fn outcomes(&self) -> Outcomes {
+        Outcomes::new(self.header.clone(), self.total)
+    }
+
+    /// The outcomes, with the uploads their results echo.
+    pub fn finish(self, mut outcomes: Outcomes) -> Outcomes {
+        outcomes.uploads = self.uploads;
+        outcomes
+    }
+
+    pub fn object(&self) -> usize {
+        self.object
+    }
+
     pub fn records(&self) -> usize {
-        self.outcomes.total
+        self.total
     }
 
     pub fn batches(&self) -> usize {
@@ -173,9 +215,22 @@ impl Processor {
         (upload, record - self.starts[upload])
     }
 
-    /// Writes one internal batch, each record on its own.
-    pub fn run_batch(&mut self, org: &mut Org, batch: usize, author: &Author, origin: &str) {
+    /// Writes one internal batch, each record on its own, with its rows'
+    /// values as `prepared` converted them if the object's definition is
+    /// still the one they were converted with.
+    pub fn run_batch(
+        &self,
+        outcomes: &mut Outcomes,
+        org: &mut Org,
+        batch: usize,
+        prepared: Option<Prepared>,
+        author: &Author,
+        origin: &str,
+    ) {
         let range = self.batch_range(batch);
+        let mut prepared = prepared
+            .filter(|p| Arc::ptr_eq(org.def(self.object), &self.def) && p.rows.len() == range.len())
+            .map(|p| p.rows.into_iter());
         let (mut processed, mut failed) = (0, 0);
         let mut undo = Undo::new(origin);
         for (n, record) in range.enumerate() {
@@ -183,16 +238,18 @@ impl Processor {
                 undo = Undo::new(origin);
             }
             let (upload, row) = self.locate(record);
-            let result = self.write(org, upload, row, author, &mut undo);
+            let row = Row {
+                upload: &self.uploads[upload],
+                row,
+                inputs: prepared.as_mut().and_then(Iterator::next).unwrap_or_default(),
+            };
+            let result = self.write(org, row, author, &mut undo);
             processed += 1;
             match result {
-                Ok((id, created)) => self
-                    .outcomes
-                    .succeeded
-                    .push(Success::new(record, &id, created)),
+                Ok((id, created)) => outcomes.succeeded.push(Success::new(record, id, created)),
                 Err((id, e)) => {
                     failed += 1;
-                    self.outcomes.failed.push(Failure {
+                    outcomes.failed.push(Failure {
                         record: record as u32,
                         id: id.map(String::into_boxed_str),
                         error: error_text(&e).into_boxed_str(),
@@ -200,27 +257,63 @@ impl Processor {
                 }
             }
         }
-        self.outcomes.batches.push((processed, failed));
+        outcomes.batches.push((processed, failed));
     }
 
     /// Marks batch `batch` unprocessed.
-    pub fn skip_batch(&mut self, batch: usize) {
+    pub fn skip_batch(&self, outcomes: &mut Outcomes, batch: usize) {
         let range = self.batch_range(batch);
-        self.outcomes.unprocessed.extend(range.map(|r| r as u32));
+        outcomes.unprocessed.extend(range.map(|r| r as u32));
+    }
+
+    /// Converts the values of batch `batch`'s rows, as its writes will
+    /// give them (a create's, an update's, or an upsert's both), with the
+    /// object's definition when the job started.
+    pub fn prepare(&self, batch: usize) -> Prepared {
+        let converting = |upload: &Upload, row, creating| {
+            convert::convert(&self.def, self.inputs(upload, row, creating), creating)
+        };
+        let rows = self
+            .batch_range(batch)
+            .map(|record| {
+                let (upload, row) = self.locate(record);
+                let upload = &self.uploads[upload];
+                match self.operation {
+                    Operation::Insert => RowInputs::Same(converting(upload, row, true)),
+                    Operation::Update => RowInputs::Same(converting(upload, row, false)),
+                    Operation::Upsert
+                        if self.same_for_both && !upload.row(row).any(|c| c == NULL_CELL) =>
+                    {
+                        RowInputs::Same(converting(upload, row, false))
+                    }
+                    Operation::Upsert => RowInputs::Split {
+                        creating: converting(upload, row, true),
+                        updating: converting(upload, row, false),
+                    },
+                    Operation::Delete | Operation::HardDelete => RowInputs::Missing,
+                }
+            })
+            .collect();
+        Prepared { rows }
+    }
+
+    /// Whether converting ahead saves the writes any work.
+    pub fn converts(&self) -> bool {
+        !matches!(self.operation, Operation::Delete | Operation::HardDelete)
     }
 
     /// The values of one row's cells: empty cells are left out, `#N/A` is
     /// null when updating (and left out when creating).
     fn inputs<'u>(
-        &self,
+        &'u self,
         upload: &'u Upload,
         row: usize,
         creating: bool,
-    ) -> Vec<(usize, Input<'u>)> {
+    ) -> impl Iterator<Item = (usize, Input<'u>)> + 'u {
         upload
             .row(row)
             .enumerate()
-            .filter(|(column, text)| {
+            .filter(move |(column, text)| {
                 !text.is_empty()
                     && !(creating && *text == NULL_CELL)
                     && !(creating && self.key_is_id && Some(*column) == self.key_column)
@@ -236,18 +329,31 @@ impl Processor {
                 };
                 (self.fields[column], input)
             })
-            .collect()
+    }
+
+    /// A row's values for a create or an update: as converted ahead, or
+    /// converted now.
+    fn parsed(
+        &self,
+        org: &Org,
+        row: Row,
+        creating: bool,
+    ) -> Result<Vec<(usize, Value)>, RecordError> {
+        let converted: Converted = row.inputs.take(creating).unwrap_or_else(|| {
+            let inputs = self.inputs(row.upload, row.row, creating);
+            convert::convert(org.def(self.object), inputs, creating)
+        });
+        org.finish_inputs(self.object, converted)
     }
 
     fn create(
         &self,
         org: &mut Org,
-        upload: &Upload,
-        row: usize,
+        row: Row,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
-        let parsed = org.parse_inputs(self.object, self.inputs(upload, row, true), true)?;
+    ) -> Result<Rid, RecordError> {
+        let parsed = self.parsed(org, row, true)?;
         org.create_parsed(self.object, parsed, author, undo)
     }
 
@@ -255,13 +361,12 @@ impl Processor {
         &self,
         org: &mut Org,
         id: &str,
-        upload: &Upload,
-        row: usize,
+        row: Row,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Rid, RecordError> {
         let current = org.live_record(self.object, id).map_err(|e| by_id(e, id))?;
-        let parsed = org.parse_inputs(self.object, self.inputs(upload, row, false), false)?;
+        let parsed = self.parsed(org, row, false)?;
         org.update_parsed(self.object, current, parsed, author, undo)
     }
 
@@ -271,17 +376,15 @@ impl Processor {
     fn write(
         &self,
         org: &mut Org,
-        upload: usize,
-        row: usize,
+        row: Row,
         author: &Author,
         undo: &mut Undo,
-    ) -> Result<(String, bool), (Option<String>, RecordError)> {
-        let upload = &self.outcomes.uploads[upload];
-        let key = self.key_column.map(|c| upload.cell(row, c));
+    ) -> Result<(Rid, bool), (Option<String>, RecordError)> {
+        let key = self.key_column.map(|c| row.upload.cell(row.row, c));
         let object = self.object;
         match (self.operation, key) {
             (Operation::Insert, _) | (_, None) => self
-                .create(org, upload, row, author, undo)
+                .create(org, row, author, undo)
                 .map(|id| (id, true))
                 .map_err(|e| (None, e)),
             (Operation::Update | Operation::Delete | Operation::HardDelete, Some("")) => Err((
@@ -293,24 +396,24 @@ impl Processor {
                 ),
             )),
             (Operation::Update, Some(id)) => self
-                .update(org, id, upload, row, author, undo)
+                .update(org, id, row, author, undo)
                 .map(|id| (id, false))
                 .map_err(|e| (Some(id.to_string()), e)),
             (Operation::Delete, Some(id)) => org
                 .delete(object, id, author, undo)
-                .map(|id| (id, false))
+                .map(|id| (Rid::new(&id), false))
                 .map_err(|e| (Some(id.to_string()), by_id(e, id))),
             (Operation::HardDelete, Some(id)) => org
                 .live_record(object, id)
                 .and_then(|_| org.hard_delete(object, id, author, undo))
-                .map(|id| (id, false))
+                .map(|id| (Rid::new(&id), false))
                 .map_err(|e| (Some(id.to_string()), by_id(e, id))),
             (Operation::Upsert, Some("")) if self.key_is_id => self
-                .create(org, upload, row, author, undo)
+                .create(org, row, author, undo)
                 .map(|id| (id, true))
                 .map_err(|e| (None, e)),
             (Operation::Upsert, Some(id)) if self.key_is_id => self
-                .update(org, id, upload, row, author, undo)
+                .update(org, id, row, author, undo)
                 .map(|id| (id, false))
                 .map_err(|e| (Some(id.to_string()), e)),
             (Operation::Upsert, Some(key)) => {
@@ -329,11 +432,11 @@ impl Processor {
                 let value = value::from_text(field, key).unwrap_or_else(|()| Value::text(key));
                 match org.objects[object].find_one(self.fields[column], &value) {
                     Ok(None) => self
-                        .create(org, upload, row, author, undo)
+                        .create(org, row, author, undo)
                         .map(|id| (id, true))
                         .map_err(|e| (None, e)),
                     Ok(Some(one)) => self
-                        .update(org, one.as_str(), upload, row, author, undo)
+                        .update(org, one.as_str(), row, author, undo)
                         .map(|id| (id, false))
                         .map_err(|e| (Some(one.as_str().to_string()), e)),
                     Err(()) => {
@@ -353,6 +456,13 @@ impl Processor {
             }
         }
     }
+}
+
+/// One row to write: its cells, and its values if converted ahead.
+struct Row<'u> {
+    upload: &'u Upload,
+    row: usize,
+    inputs: RowInputs,
 }
 
 #[cfg(test)]

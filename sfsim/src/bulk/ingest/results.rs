@@ -6,6 +6,7 @@
 
 use super::csv_in::Upload;
 use crate::bulk::results::{CsvFormat, CsvWriter, LineEnding};
+use crate::ids::Rid;
 
 /// Rows with every field quoted, as csv-core writes them with
 /// `QuoteStyle::Always` (quotes doubled, a row of no fields written `""`),
@@ -43,24 +44,21 @@ impl QuotedRows {
 /// A record written: its id and whether it was created.
 pub struct Success {
     pub record: u32,
-    id: [u8; 18],
+    id: Rid,
     created: bool,
 }
 
 impl Success {
-    pub fn new(record: usize, id: &str, created: bool) -> Success {
-        let mut bytes = [0u8; 18];
-        let n = id.len().min(18);
-        bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+    pub fn new(record: usize, id: Rid, created: bool) -> Success {
         Success {
             record: record as u32,
-            id: bytes,
+            id,
             created,
         }
     }
 
     pub fn id(&self) -> &str {
-        std::str::from_utf8(&self.id).unwrap_or_default()
+        self.id.as_str()
     }
 }
 
@@ -94,10 +92,11 @@ pub enum Kind {
 }
 
 impl Outcomes {
-    pub fn new(header: Vec<String>, uploads: Vec<Upload>, total: usize) -> Outcomes {
+    /// Outcomes to be filled; the uploads are added when the job is done.
+    pub fn new(header: Vec<String>, total: usize) -> Outcomes {
         Outcomes {
             header,
-            uploads,
+            uploads: vec![],
             total,
             succeeded: Vec::with_capacity(total),
             failed: vec![],
@@ -165,7 +164,10 @@ impl Outcomes {
             Kind::Failed => self.failed.len(),
             Kind::Unprocessed => self.unprocessed.len(),
         };
-        let row_bytes = 48 + 12 * self.header.len();
+        // A row is its cells as uploaded, each quoted and delimited, and
+        // the two result columns: the whole file fits at once.
+        let cell_bytes: usize = self.uploads.iter().map(Upload::cell_bytes).sum();
+        let row_bytes = cell_bytes / self.total.max(1) + 3 * self.header.len() + 32;
         let mut w = CsvWriter::quoting(format, rows * row_bytes, csv_core::QuoteStyle::Necessary);
         // Salesforce quotes its own column names and echoes the uploaded ones.
         let own: &[&str] = match kind {
