@@ -386,7 +386,14 @@ mod tests {
             NaiveDate::from_ymd_opt(2024, 2, 29)
         );
         // The plain form reads as chrono reads it.
-        for s in ["0000-01-01", "2023-02-29", "2024-13-01", "2024-00-10", "1999-12-31", "2024-1-011"] {
+        for s in [
+            "0000-01-01",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "1999-12-31",
+            "2024-1-011",
+        ] {
             assert_eq!(
                 parse_date(s),
                 NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),

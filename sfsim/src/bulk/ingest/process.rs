@@ -241,7 +241,10 @@ impl Processor {
             let row = Row {
                 upload: &self.uploads[upload],
                 row,
-                inputs: prepared.as_mut().and_then(Iterator::next).unwrap_or_default(),
+                inputs: prepared
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .unwrap_or_default(),
             };
             let result = self.write(org, row, author, &mut undo);
             processed += 1;
