@@ -4,7 +4,7 @@
 //! per mapping at a time, so a server that hangs delays only its own
 //! writes. What lands is settled in a transaction, and announced.
 
-use super::outbox::{self, Claimed};
+use super::sending::{self, Claimed};
 use crate::access;
 use crate::catalog;
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Writes claimed at once for one mapping: ten Collections calls (more
-/// for a backlog of like writes that goes through Bulk: `outbox::claim`).
+/// for a backlog of like writes that goes through Bulk: `sending::claim`).
 const BATCH: usize = 2000;
 
 /// How often the worker looks for writes whose back-off ended, besides
@@ -167,7 +167,7 @@ impl Deliveries {
         if !self.recovered {
             match in_transaction(|| {
                 if installed()? {
-                    outbox::recover(grace()).map(Some)
+                    sending::recover(grace()).map(Some)
                 } else {
                     Ok(None)
                 }
@@ -188,7 +188,7 @@ impl Deliveries {
             }
         }
         self.prune();
-        let ready = match in_transaction(outbox::ready) {
+        let ready = match in_transaction(sending::ready) {
             Ok(ready) => ready,
             Err(e) => {
                 warn(&format!("pg_salesforce: cannot list queued writes: {e}"));
@@ -239,7 +239,7 @@ impl Deliveries {
             } else {
                 (BATCH, bulk_from)
             };
-            let claimed = outbox::claim(server, owner, limit, bulk_from)?;
+            let claimed = sending::claim(server, owner, limit, bulk_from)?;
             Ok(Some((server_oid, refused, claimed, bulk_from)))
         });
         let (server_oid, refused, claimed, bulk_from) = match prepared {
@@ -319,7 +319,7 @@ impl Deliveries {
             }
         }
         if !d.conflicts.is_empty() {
-            if let Err(e) = in_transaction(|| outbox::record_conflicts(&d.conflicts)) {
+            if let Err(e) = in_transaction(|| sending::record_conflicts(&d.conflicts)) {
                 warn(&format!(
                     "pg_salesforce: cannot record the versions queued writes replaced: {e}"
                 ));
@@ -335,7 +335,7 @@ impl Deliveries {
                 .into_iter()
                 .map(|(id, o)| (id, self.attempts.remove(&id).unwrap_or(1), o)),
         );
-        match in_transaction(|| outbox::settle(&with_attempts, grace())) {
+        match in_transaction(|| sending::settle(&with_attempts, grace())) {
             Ok(unwritten) => self.unwritten.extend(unwritten),
             Err(e) => {
                 // Still `sending`: tried again at the next step, and if the
@@ -354,7 +354,7 @@ impl Deliveries {
             return;
         }
         let ids = std::mem::take(&mut self.unwritten);
-        match in_transaction(|| outbox::write_back(&ids, false)) {
+        match in_transaction(|| sending::write_back(&ids, false)) {
             Ok(again) => self.unwritten = again,
             Err(e) => {
                 warn(&format!(
@@ -371,7 +371,7 @@ impl Deliveries {
         }
         self.last_prune = Some(Instant::now());
         let retention = gucs::OUTBOX_RETENTION.get() as i64;
-        if let Err(e) = in_transaction(|| outbox::prune(retention)) {
+        if let Err(e) = in_transaction(|| sending::prune(retention)) {
             warn(&format!(
                 "pg_salesforce: cannot prune delivered writes: {e}"
             ));

@@ -9,6 +9,7 @@ mod api;
 pub mod capture;
 pub mod deliver;
 mod outbox;
+mod sending;
 pub mod wake;
 
 use crate::catalog;
