@@ -12,7 +12,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender}
 use std::time::Duration;
 
 /// How often a wait for the producer looks at PostgreSQL's interrupt flags.
-const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+pub(crate) const INTERRUPT_POLL: Duration = Duration::from_millis(100);
 
 /// Items from a producer thread, which makes the next while the backend
 /// handles the one before, and no more: memory stays bounded at two items,

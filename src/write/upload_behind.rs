@@ -6,16 +6,13 @@
 
 use crate::connection::interrupted;
 use crate::error::{remember_secrets, Error, Result};
-use crate::read_ahead::block_signals;
+use crate::read_ahead::{block_signals, INTERRUPT_POLL};
 use bytes::Bytes;
 use salesforce_core::client::session::Session;
 use salesforce_core::SalesforceError;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
-/// How often a wait for the uploading thread looks at PostgreSQL's
-/// interrupt flags.
-const INTERRUPT_POLL: Duration = Duration::from_millis(100);
 /// How long a part waits between tries to hand it over.
 const HAND_OVER_POLL: Duration = Duration::from_millis(1);
 

@@ -228,13 +228,7 @@ pub struct RowsByCells {
 impl RowsByCells {
     /// Where the uploaded cells of `page`'s rows start: they come last.
     pub fn first_cell(&self, page: &ResultsPage) -> Result<usize, SalesforceError> {
-        page.header.len().checked_sub(self.columns).ok_or_else(|| {
-            SalesforceError::BadResponse(format!(
-                "ingest results with {} columns for {} uploaded",
-                page.header.len(),
-                self.columns
-            ))
-        })
+        uploaded_cells_start(page, self.columns)
     }
 
     /// The row a result row stands for, taken so that another result with
@@ -246,6 +240,17 @@ impl RowsByCells {
             .get_mut(&row_hash(result.iter().skip(first_cell)))?;
         same.pop_front().map(|row| row as usize)
     }
+}
+
+/// Where the `columns` uploaded cells of a results page's rows start: they
+/// follow Salesforce's own columns.
+fn uploaded_cells_start(page: &ResultsPage, columns: usize) -> Result<usize, SalesforceError> {
+    page.header.len().checked_sub(columns).ok_or_else(|| {
+        SalesforceError::BadResponse(format!(
+            "ingest results with {} columns for {columns} uploaded",
+            page.header.len()
+        ))
+    })
 }
 
 /// How a job ended.
@@ -348,8 +353,7 @@ fn read_failed(
 ) -> Result<(u64, Option<Box<Rejection>>), SalesforceError> {
     let mut page = session.ingest_results(job, IngestResults::Failed)?;
     let error_at = column(&page, "sf__Error")?;
-    // The uploaded columns follow sf__Id and sf__Error.
-    let first_cell = page.header.len() - upload.header.len();
+    let first_cell = uploaded_cells_start(&page, upload.header.len())?;
     let mut by_hash: HashMap<u64, (String, Vec<String>)> = HashMap::new();
     let mut count = 0;
     while let Some(r) = page.next_record()? {
